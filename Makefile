@@ -1,0 +1,30 @@
+# kit — the README's commands. `make setup` is implied by the others.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.kit-setup-done
+SETUP_INPUTS := scripts/setup.sh pyproject.toml setup.py kit/engines/build.py kit/engines/sources.py \
+                $(wildcard kit/engines/*.c kit/engines/*.h)
+
+.PHONY: setup test report lab bench clean
+
+setup: $(STAMP)
+
+$(STAMP): $(SETUP_INPUTS)
+	bash scripts/setup.sh
+	touch $@
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+report: setup
+	$(VENV)/bin/kit report $(REPORT_ARGS)
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+bench: setup
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) build kit-scratch *.egg-info kit/engines/_native*.so kit/engines/*.o kit/engines/_native.c

@@ -1,0 +1,186 @@
+"""`kit doctor`: what works on this machine, found by doing it.
+
+Every engine and io_uring feature is probed with a real, tiny job through the
+same code path as a measurement (on a temporary directory kit creates and
+removes, or read-only on a file the user names), so "ok" means "kit ran it".
+"""
+import contextlib
+import glob
+import os
+import resource
+import shutil
+import tempfile
+
+from . import __version__
+from .errors import KitError
+
+PROBE_IOS = 64
+PROBE_SIZE = "1m"
+IO_URING_FEATURES = ("fixedbufs", "registerfiles", "sqthread_poll", "hipri")
+CAPS = {"CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
+
+
+def _probe(base, **options):
+    """(ok, why-not) for one tiny real job."""
+    from .job import Job
+    from .runner import run
+    try:
+        job = Job(number_ios=PROBE_IOS, rw="randread", bs="4k", **base, **options)
+        result = run(job, progress=False, machine=False)
+    except KitError as e:
+        return False, str(e)
+    if result.ios != PROBE_IOS:
+        return False, f"moved {result.ios} of {PROBE_IOS} I/Os"
+    return True, None
+
+
+def _engine_matrix(base):
+    from .job import ENGINES
+    engines, features = {}, {}
+    for engine in ENGINES:
+        depth = {} if engine in ("sync", "psync") else {"iodepth": 4}
+        ok, why = _probe(base, ioengine=engine, **depth)
+        ok_direct, why_direct = _probe(base, ioengine=engine, direct=True, **depth)
+        engines[engine] = {"buffered": ok, "buffered_reason": why,
+                           "direct": ok_direct, "direct_reason": why_direct}
+    for feature in IO_URING_FEATURES:
+        extra = {"direct": True} if feature == "hipri" else {}
+        ok, why = _probe(base, ioengine="io_uring", iodepth=4, **{feature: True}, **extra)
+        features[f"io_uring.{feature}"] = {"ok": ok, "reason": why}
+    return engines, features
+
+
+def _cap_eff():
+    with contextlib.suppress(OSError):
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    return 0
+
+
+def _sysctl(name):
+    with contextlib.suppress(OSError):
+        with open("/proc/sys/" + name.replace(".", "/")) as fh:
+            return fh.read().strip()
+    return None
+
+
+def privileges():
+    eff = _cap_eff()
+    memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return {
+        "root": os.geteuid() == 0,
+        **{cap.lower(): bool(eff >> bit & 1) for cap, bit in CAPS.items()},
+        "memlock_bytes": None if memlock == resource.RLIM_INFINITY else memlock,
+        "nofile": nofile,
+        "aio_nr": _sysctl("fs.aio-nr"), "aio_max_nr": _sysctl("fs.aio-max-nr"),
+        "io_uring_disabled": _sysctl("kernel.io_uring_disabled"),
+    }
+
+
+def tracing_status():
+    """What eBPF tracing needs here; the tracers issue refines this."""
+    try:
+        from .tracers import status
+        return status()
+    except ImportError:
+        pass
+    headers = glob.glob("/usr/src/linux-headers-*-common")
+    try:
+        import bcc  # noqa: F401
+        bcc_ok, bcc_why = True, None
+    except ImportError as e:
+        bcc_ok, bcc_why = False, f"bcc is not importable ({e}); install Debian's python3-bpfcc"
+    return {
+        "bcc": bcc_ok, "bcc_reason": bcc_why,
+        "tracefs": os.path.isdir("/sys/kernel/tracing/events") or os.path.isdir("/sys/kernel/debug/tracing/events"),
+        "kernel_headers": os.path.isdir(f"/lib/modules/{os.uname().release}/build"),
+        "generic_headers": sorted(headers),
+        "btf": os.path.exists("/sys/kernel/btf/vmlinux"),
+    }
+
+
+def capabilities(directory=None, filename=None):
+    from . import machine
+    from .engines import built_hash, liburing_version, stale_build
+    from .engines.sources import source_hash
+    from .target import scratch_directory
+    from .job import Job
+
+    made = None
+    if filename:
+        base = {"filename": filename}
+        target = filename
+    else:
+        root = scratch_directory(Job(directory=directory))
+        os.makedirs(root, exist_ok=True)
+        made = tempfile.mkdtemp(prefix=".kit-doctor-", dir=root)
+        base = {"directory": made, "size": PROBE_SIZE}
+        target = made
+    try:
+        fp = machine.fingerprint(target)
+        engines, features = _engine_matrix(base)
+    finally:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+    return {
+        "kit": __version__,
+        "build": {"built_hash": built_hash(), "source_hash": source_hash(), "stale": stale_build(),
+                  "liburing_headers": liburing_version()},
+        "target": fp.get("target"),
+        "machine": {k: fp.get(k) for k in ("name", "hostname", "kernel", "virtualization", "container", "cpu",
+                                            "memory", "versions")},
+        "engines": engines,
+        "features": features,
+        "privileges": privileges(),
+        "tracing": tracing_status(),
+    }
+
+
+def _mark(ok):
+    return "ok" if ok else "NO"
+
+
+def format_doctor(caps):
+    m = caps["machine"]
+    lines = [f"kit {caps['kit']} doctor — what works on this machine", ""]
+    lines.append(f"machine   {m['name']}: kernel {m['kernel']['release']} {m['kernel']['arch']}, "
+                 f"{m['cpu']['count']} CPUs ({m['cpu']['model']}), virtualization {m['virtualization']}")
+    t = caps.get("target") or {}
+    fs, dev = t.get("filesystem") or {}, t.get("device") or {}
+    where = f"{fs.get('type', '?')} on {fs.get('source', '?')}" if fs else "no filesystem"
+    if dev:
+        where += (f"; /dev/{dev.get('name')} ({dev.get('kind')}, {dev.get('driver')}), scheduler {dev.get('scheduler')}, "
+                  f"logical block {dev.get('logical_block_size')}, io_poll {dev.get('io_poll')}")
+    lines.append(f"target    {t.get('path')}: {where}")
+    lines.append("")
+    lines.append("engines   buffered  direct")
+    for name, e in caps["engines"].items():
+        lines.append(f"  {name:11s} {_mark(e['buffered']):8s}  {_mark(e['direct'])}")
+        for key in ("buffered_reason", "direct_reason"):
+            if e[key]:
+                lines.append(f"      {key.split('_')[0]}: {e[key]}")
+    lines.append("io_uring features")
+    for name, f in caps["features"].items():
+        lines.append(f"  {name.split('.', 1)[1]:14s} {_mark(f['ok'])}" + (f"  {f['reason']}" if f["reason"] else ""))
+    p = caps["privileges"]
+    lines.append("")
+    lines.append(f"privileges root={p['root']} CAP_BPF={p['cap_bpf']} CAP_PERFMON={p['cap_perfmon']} "
+                 f"CAP_SYS_ADMIN={p['cap_sys_admin']}; memlock "
+                 f"{'unlimited' if p['memlock_bytes'] is None else str(p['memlock_bytes'] // 1024) + ' KiB'}, "
+                 f"open files {p['nofile']}, aio slots {p['aio_nr']}/{p['aio_max_nr']}, "
+                 f"io_uring_disabled={p['io_uring_disabled']}")
+    tr = caps["tracing"]
+    lines.append("tracing   " + ", ".join(f"{k}={v}" for k, v in tr.items() if not k.endswith("reason")))
+    for k, v in tr.items():
+        if k.endswith("reason") and v:
+            lines.append(f"      {v}")
+    v = m["versions"]
+    lines.append(f"versions  liburing {v.get('liburing')} (headers {caps['build']['liburing_headers']}), "
+                 f"libaio {v.get('libaio')}, glibc {v.get('glibc')}, fio {v.get('fio')}, bcc {v.get('bcc')}, "
+                 f"python {v.get('python')}")
+    b = caps["build"]
+    lines.append(f"build     engines {b['built_hash']}" + (f" — {b['stale']}" if b["stale"] else " (current sources)"))
+    return "\n".join(lines)

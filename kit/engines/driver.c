@@ -1,0 +1,724 @@
+/*
+ * driver.c - the loop every engine runs inside.
+ *
+ * One call of kit_job_run() is one job thread: it sets the engine up, waits
+ * at the start barrier, keeps iodepth I/Os in flight until a limit is hit,
+ * drains, records its statistics and tears the engine down. Everything per
+ * I/O here is on the hot path: no allocation, no locks, at most one clock
+ * read per I/O plus one per submit and per reap batch (fio's budget too).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "verify.h"
+
+#define BUF_ALIGN 4096
+#define CLOCK_CHECK_EVERY 64   /* loop turns between clock reads with gtod_reduce */
+
+struct file_state {
+	uint64_t nblocks;
+	uint64_t next_seq;      /* sequential: next block */
+	uint64_t perm_pos;      /* random map: position in this pass */
+	uint64_t pass;
+	unsigned bits;          /* random map: blocks < 2^bits */
+	uint64_t mask;
+};
+
+struct driver {
+	struct kit_thread t;
+	const struct kit_engine *e;
+	struct file_state *files;
+	struct kit_io **free_ios;   /* stack of idle I/Os */
+	unsigned nfree;
+	struct kit_io **done;       /* reap() fills this */
+	struct kit_io **pending;    /* queued but not yet committed */
+	unsigned npending;
+	unsigned inflight;          /* submitted, not yet reaped */
+	unsigned depth;
+	int next_file;
+	uint64_t rng[4];            /* xoshiro256** */
+	uint64_t issued_ios;        /* measured interval only */
+	uint64_t issued_bytes;
+	uint64_t writes_since_fsync;
+	uint64_t now;               /* latest clock reading */
+	uint64_t ramp_end;          /* 0 once ramping is over */
+	uint64_t deadline;          /* 0: none */
+	struct rusage ru0;
+	unsigned loop_turns;
+	int stop_issuing;
+};
+
+/* ---- time ---------------------------------------------------------------- */
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static uint64_t tv_ns(const struct timeval *tv)
+{
+	return (uint64_t)tv->tv_sec * 1000000000ull + tv->tv_usec * 1000ull;
+}
+
+/* ---- histograms (fio's io_u_plat layout, stat.c) ------------------------- */
+
+unsigned kit_plat_val_to_idx(uint64_t val)
+{
+	unsigned msb, error_bits, base, offset, idx;
+
+	msb = val ? 63 - __builtin_clzll(val) : 0;
+	if (msb <= KIT_PLAT_BITS)
+		return (unsigned)val;
+	error_bits = msb - KIT_PLAT_BITS;
+	base = (error_bits + 1) << KIT_PLAT_BITS;
+	offset = (KIT_PLAT_VAL - 1) & (val >> error_bits);
+	idx = base + offset;
+	return idx < KIT_PLAT_NR ? idx : KIT_PLAT_NR - 1;
+}
+
+uint64_t kit_plat_idx_to_val(unsigned idx)
+{
+	unsigned error_bits;
+	uint64_t base, k;
+
+	if (idx < (KIT_PLAT_VAL << 1))
+		return idx;
+	error_bits = (idx >> KIT_PLAT_BITS) - 1;
+	base = 1ull << (error_bits + KIT_PLAT_BITS);
+	k = idx % KIT_PLAT_VAL;
+	return base + (uint64_t)((k + 0.5) * (double)(1ull << error_bits));
+}
+
+static void lat_reset(struct kit_lat *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->min = UINT64_MAX;
+}
+
+static inline void lat_add(struct kit_lat *l, uint64_t v)
+{
+	l->n++;
+	if (v < l->min)
+		l->min = v;
+	if (v > l->max)
+		l->max = v;
+	l->sum += (double)v;
+	l->sumsq += (double)v * (double)v;
+	l->hist[kit_plat_val_to_idx(v)]++;
+}
+
+static inline void depth_add(uint64_t *hist, unsigned depth, uint64_t n)
+{
+	hist[depth < KIT_DEPTH_MAX ? depth : KIT_DEPTH_MAX] += n;
+}
+
+static void stats_reset(struct kit_stats *s)
+{
+	int d;
+
+	for (d = 0; d < 2; d++) {
+		s->ddir[d].ios = s->ddir[d].bytes = 0;
+		lat_reset(&s->ddir[d].slat);
+		lat_reset(&s->ddir[d].clat);
+		lat_reset(&s->ddir[d].lat);
+	}
+	s->syncs = 0;
+	lat_reset(&s->sync_lat);
+	memset(s->depth_level, 0, sizeof(s->depth_level));
+	memset(s->depth_submit, 0, sizeof(s->depth_submit));
+	memset(s->depth_complete, 0, sizeof(s->depth_complete));
+	s->verified_bytes = 0;
+}
+
+/* ---- random numbers and offsets ------------------------------------------ */
+
+static uint64_t splitmix64(uint64_t *x)
+{
+	uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+static inline uint64_t rotl(uint64_t x, int k)
+{
+	return (x << k) | (x >> (64 - k));
+}
+
+static inline uint64_t rand64(struct driver *d)
+{
+	uint64_t *s = d->rng;
+	uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+
+	s[2] ^= s[0];
+	s[3] ^= s[1];
+	s[1] ^= s[2];
+	s[0] ^= s[3];
+	s[2] ^= t;
+	s[3] = rotl(s[3], 45);
+	return result;
+}
+
+/* A bijection on [0, 2^bits): xor with a key, then multiply-xorshift rounds
+ * (odd multipliers and right xorshifts are both invertible mod 2^bits). */
+static inline uint64_t mix_bits(uint64_t x, uint64_t key, unsigned bits,
+				uint64_t mask)
+{
+	unsigned shift = (bits + 1) / 2;
+
+	x = (x ^ key) & mask;
+	x = (x * 0xD6E8FEB86659FD93ull) & mask;
+	x ^= x >> shift;
+	x = (x * 0xBF58476D1CE4E5B9ull) & mask;
+	x ^= x >> shift;
+	x = (x * 0x94D049BB133111EBull) & mask;
+	x ^= x >> shift;
+	return x;
+}
+
+/* The random map: each pass visits every block of the file exactly once in a
+ * seeded order (cycle-walking the bijection down to [0, nblocks)), so a
+ * size-limited random job touches each block once, as fio's does. */
+static uint64_t next_random_block(struct driver *d, struct file_state *f)
+{
+	uint64_t key = d->t.p->seed * 0x9E3779B97F4A7C15ull + f->pass * 0xC2B2AE3D27D4EB4Full;
+	uint64_t x = f->perm_pos;
+
+	if (f->nblocks == 1)
+		x = 0;
+	else
+		do
+			x = mix_bits(x, key, f->bits, f->mask);
+		while (x >= f->nblocks);
+	if (++f->perm_pos == f->nblocks) {
+		f->perm_pos = 0;
+		f->pass++;
+	}
+	return x;
+}
+
+static void prepare_io(struct driver *d, struct kit_io *io)
+{
+	const struct kit_params *p = d->t.p;
+	struct file_state *f;
+	uint64_t block;
+
+	io->file = d->next_file;
+	if (++d->next_file == p->nfiles)
+		d->next_file = 0;
+	f = &d->files[io->file];
+	if (!p->random)
+		block = f->next_seq++ % f->nblocks;
+	else if (p->norandommap)
+		block = (uint64_t)(((unsigned __int128)rand64(d) * f->nblocks) >> 64);
+	else
+		block = next_random_block(d, f);
+	io->offset = block * p->bs;
+	io->len = p->bs;
+	if (p->rwmixread >= 100)
+		io->ddir = KIT_DDIR_READ;
+	else if (p->rwmixread <= 0)
+		io->ddir = KIT_DDIR_WRITE;
+	else
+		io->ddir = (int)(rand64(d) % 100) < p->rwmixread ? KIT_DDIR_READ : KIT_DDIR_WRITE;
+	if (io->ddir == KIT_DDIR_WRITE && p->verify)
+		kit_stamp_buffer(io->buf, io->len, io->offset, p->verify_seed);
+	io->result = 0;
+}
+
+/* ---- errors -------------------------------------------------------------- */
+
+int kit_fail(struct kit_thread *t, int err, const char *fmt, ...)
+{
+	struct kit_stats *s = t->s;
+	va_list ap;
+
+	if (s->error)
+		return err;
+	s->error = err ? err : -EIO;
+	s->error_kind = KIT_ERR_SETUP;
+	s->error_file = -1;
+	va_start(ap, fmt);
+	vsnprintf(s->error_msg, sizeof(s->error_msg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static void io_fail(struct driver *d, struct kit_io *io, int kind, int err,
+		    const char *msg)
+{
+	struct kit_stats *s = d->t.s;
+
+	d->stop_issuing = 1;
+	if (s->error)
+		return;
+	s->error = err;
+	s->error_kind = kind;
+	s->error_file = io->file;
+	s->error_offset = io->offset;
+	snprintf(s->error_msg, sizeof(s->error_msg), "%s", msg);
+}
+
+/* ---- the shared blocking I/O used by the sync engines and the pool ------- */
+
+void kit_io_pread_pwrite(struct kit_thread *t, struct kit_io *io)
+{
+	int fd = t->p->fds[io->file];
+	ssize_t r;
+
+	do {
+		if (io->ddir == KIT_DDIR_READ)
+			r = pread(fd, io->buf, io->len, (off_t)io->offset);
+		else
+			r = pwrite(fd, io->buf, io->len, (off_t)io->offset);
+	} while (r < 0 && errno == EINTR);
+	io->result = r < 0 ? -errno : r;
+}
+
+/* ---- barriers ------------------------------------------------------------ */
+
+static void futex_wait(int *word, int value, const struct timespec *timeout)
+{
+	syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, value, timeout, NULL, 0);
+}
+
+static void futex_wake_all(int *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void bump(int *word)
+{
+	__atomic_add_fetch(word, 1, __ATOMIC_SEQ_CST);
+	futex_wake_all(word);
+}
+
+/* Sleeps in the kernel (one context switch), never spins: the process-wide
+ * context switch count must not include the barrier. */
+static void wait_for_flag(int *word)
+{
+	while (!__atomic_load_n(word, __ATOMIC_ACQUIRE))
+		futex_wait(word, 0, NULL);
+}
+
+void kit_control_go(struct kit_control *ctl)
+{
+	__atomic_store_n(&ctl->go, 1, __ATOMIC_RELEASE);
+	futex_wake_all(&ctl->go);
+}
+
+void kit_control_release(struct kit_control *ctl)
+{
+	__atomic_store_n(&ctl->release, 1, __ATOMIC_RELEASE);
+	futex_wake_all(&ctl->release);
+}
+
+int kit_control_wait(int *word, int value, int timeout_ms)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	int cur;
+
+	while ((cur = __atomic_load_n(word, __ATOMIC_ACQUIRE)) < value) {
+		uint64_t now = now_ns();
+		struct timespec ts;
+
+		if (now >= deadline)
+			break;
+		ts.tv_sec = (deadline - now) / 1000000000ull;
+		ts.tv_nsec = (deadline - now) % 1000000000ull;
+		futex_wait(word, cur, &ts);
+	}
+	return __atomic_load_n(word, __ATOMIC_ACQUIRE);
+}
+
+/* ---- completion accounting ----------------------------------------------- */
+
+static void account_io(struct driver *d, struct kit_io *io, uint64_t t_done)
+{
+	const struct kit_params *p = d->t.p;
+	struct kit_stats *s = d->t.s;
+	struct kit_ddir_stats *ds = &s->ddir[io->ddir];
+	char msg[200];
+
+	if (io->result < 0) {
+		snprintf(msg, sizeof(msg), "%s failed: %s",
+			 io->ddir == KIT_DDIR_READ ? "read" : "write",
+			 strerror((int)-io->result));
+		io_fail(d, io, KIT_ERR_IO, (int)io->result, msg);
+		return;
+	}
+	if ((uint64_t)io->result != io->len) {
+		snprintf(msg, sizeof(msg), "short %s: %lld of %u bytes",
+			 io->ddir == KIT_DDIR_READ ? "read" : "write",
+			 (long long)io->result, io->len);
+		io_fail(d, io, KIT_ERR_SHORT, -EIO, msg);
+		return;
+	}
+	if (io->ddir == KIT_DDIR_READ && p->verify) {
+		struct kit_verify_report r = {0};
+
+		if (kit_verify_buffer(io->buf, io->len, io->offset, &r)) {
+			struct kit_io at = *io;
+
+			at.offset = r.bad_offset;
+			io_fail(d, &at, KIT_ERR_VERIFY, -EILSEQ, r.msg);
+			return;
+		}
+		s->verified_bytes += io->len;
+	}
+	ds->ios++;
+	ds->bytes += io->len;
+	s->progress_ios++;
+	s->progress_bytes += io->len;
+	if (p->gtod_reduce)
+		return;
+	if (d->e->sync) {
+		lat_add(&ds->clat, t_done - io->t_start);
+		lat_add(&ds->lat, t_done - io->t_start);
+	} else {
+		lat_add(&ds->slat, io->t_issue - io->t_start);
+		lat_add(&ds->clat, t_done - io->t_issue);
+		lat_add(&ds->lat, t_done - io->t_start);
+	}
+}
+
+static inline uint64_t clock_if_timed(struct driver *d)
+{
+	if (!d->t.p->gtod_reduce)
+		d->now = now_ns();
+	return d->now;
+}
+
+static int commit_pending(struct driver *d)
+{
+	struct kit_stats *s = d->t.s;
+	uint64_t t;
+	unsigned i, n = d->npending;
+	int r;
+
+	if (!n)
+		return 0;
+	r = d->e->commit(&d->t);
+	if (r < 0)
+		return kit_fail(&d->t, r, "%s: submitting %u I/Os", d->e->name, n);
+	t = clock_if_timed(d);
+	for (i = 0; i < n; i++)
+		d->pending[i]->t_issue = t;
+	d->inflight += n;
+	d->npending = 0;
+	depth_add(s->depth_submit, n, 1);
+	depth_add(s->depth_level, d->inflight, n);
+	return 0;
+}
+
+static int reap(struct driver *d, unsigned min)
+{
+	const struct kit_params *p = d->t.p;
+	unsigned max = p->iodepth_batch_complete_max;
+	uint64_t t;
+	int i, n;
+
+	if (max < min)
+		max = min;
+	if (max > d->inflight)
+		max = d->inflight;
+	n = d->e->reap(&d->t, min, max, d->done);
+	if (n < 0)
+		return kit_fail(&d->t, n, "%s: waiting for completions", d->e->name);
+	if (!n)
+		return 0;
+	t = clock_if_timed(d);
+	depth_add(d->t.s->depth_complete, (unsigned)n, 1);
+	for (i = 0; i < n; i++) {
+		account_io(d, d->done[i], t);
+		d->free_ios[d->nfree++] = d->done[i];
+	}
+	d->inflight -= (unsigned)n;
+	return 0;
+}
+
+/* ---- limits, ramp and fsync ---------------------------------------------- */
+
+static void rusage_thread(struct rusage *ru)
+{
+	getrusage(RUSAGE_THREAD, ru);
+}
+
+static void start_measuring(struct driver *d)
+{
+	/* like fio, I/O issued while ramping still counts toward size and
+	 * number_ios; only the statistics start afresh */
+	stats_reset(d->t.s);
+	rusage_thread(&d->ru0);
+	d->t.s->start_ns = d->now = now_ns();
+	if (d->t.p->runtime_ns)
+		d->deadline = d->t.s->start_ns + d->t.p->runtime_ns;
+}
+
+static int must_stop_issuing(struct driver *d)
+{
+	const struct kit_params *p = d->t.p;
+
+	if (d->stop_issuing)
+		return 1;
+	if (__atomic_load_n(&p->ctl->stop, __ATOMIC_RELAXED)) {
+		d->t.s->interrupted = 1;
+		return d->stop_issuing = 1;
+	}
+	if (p->gtod_reduce && (++d->loop_turns % CLOCK_CHECK_EVERY) == 0)
+		d->now = now_ns();
+	if (d->ramp_end) {
+		if (d->now < d->ramp_end)
+			return 0;
+		d->ramp_end = 0;
+		start_measuring(d);
+	}
+	if ((p->number_ios && d->issued_ios >= p->number_ios) ||
+	    (p->io_size && d->issued_bytes >= p->io_size) ||
+	    (d->deadline && d->now >= d->deadline))
+		d->stop_issuing = 1;
+	return d->stop_issuing;
+}
+
+static int drain(struct driver *d)
+{
+	int r = commit_pending(d);
+
+	while (!r && d->inflight)
+		r = reap(d, d->inflight);
+	return r;
+}
+
+static int do_fsync(struct driver *d, int file)
+{
+	uint64_t t0;
+	int r;
+
+	if ((r = drain(d)))
+		return r;
+	t0 = now_ns();
+	if (fsync(d->t.p->fds[file]) < 0) {
+		struct kit_io at = { .file = file, .offset = 0 };
+		char msg[120];
+
+		snprintf(msg, sizeof(msg), "fsync failed: %s", strerror(errno));
+		io_fail(d, &at, KIT_ERR_IO, -errno, msg);
+		return 0;
+	}
+	d->now = now_ns();
+	d->t.s->syncs++;
+	lat_add(&d->t.s->sync_lat, d->now - t0);
+	return 0;
+}
+
+/* ---- the loop ------------------------------------------------------------ */
+
+static int issue_one(struct driver *d)
+{
+	const struct kit_params *p = d->t.p;
+	struct kit_io *io = d->free_ios[--d->nfree];
+	int r;
+
+	prepare_io(d, io);
+	io->t_start = clock_if_timed(d);
+	d->issued_ios++;
+	d->issued_bytes += io->len;
+	r = d->e->queue(&d->t, io);
+	if (r < 0) {
+		d->free_ios[d->nfree++] = io;
+		return kit_fail(&d->t, r, "%s: queueing an I/O", d->e->name);
+	}
+	if (r == KIT_COMPLETED) {
+		/* as fio: a synchronous I/O is one submit and one reap of depth 1 */
+		depth_add(d->t.s->depth_level, 1, 1);
+		depth_add(d->t.s->depth_submit, 1, 1);
+		depth_add(d->t.s->depth_complete, 1, 1);
+		account_io(d, io, clock_if_timed(d));
+		d->free_ios[d->nfree++] = io;
+	} else if (d->e->commit) {
+		d->pending[d->npending++] = io;
+		if (d->npending >= p->iodepth_batch_submit)
+			r = commit_pending(d);
+	} else {
+		/* the engine started it inside queue(): issued now */
+		io->t_issue = clock_if_timed(d);
+		d->inflight++;
+		depth_add(d->t.s->depth_submit, 1, 1);
+		depth_add(d->t.s->depth_level, d->inflight, 1);
+		r = 0;
+	}
+	if (io->ddir == KIT_DDIR_WRITE && p->fsync_every &&
+	    ++d->writes_since_fsync >= p->fsync_every) {
+		d->writes_since_fsync = 0;
+		if (!r)
+			r = do_fsync(d, io->file);
+	}
+	return r < 0 ? r : 0;
+}
+
+static int run_loop(struct driver *d)
+{
+	const struct kit_params *p = d->t.p;
+	int r = 0;
+
+	for (;;) {
+		while (d->inflight + d->npending < d->depth && !must_stop_issuing(d))
+			if ((r = issue_one(d)) || d->t.s->error)
+				break;
+		if (r || d->t.s->error)
+			break;
+		if ((r = commit_pending(d)))
+			break;
+		if (!d->inflight) {
+			if (d->stop_issuing)
+				break;
+			continue;
+		}
+		if (d->stop_issuing) {
+			r = reap(d, 1);
+		} else {
+			unsigned min = p->iodepth_batch_complete_min;
+
+			/* the queue is full: at least one must come back */
+			if (min < 1)
+				min = 1;
+			if (min > d->inflight)
+				min = d->inflight;
+			r = reap(d, min);
+		}
+		if (r || d->t.s->error)
+			break;
+	}
+	/* in-flight I/O always comes back before teardown, even on error */
+	{
+		int r2 = drain(d);
+
+		if (!r)
+			r = r2;
+	}
+	return r;
+}
+
+/* ---- setup and teardown -------------------------------------------------- */
+
+static int driver_setup(struct driver *d, const struct kit_params *p,
+			struct kit_stats *s)
+{
+	uint64_t seed = p->seed ^ 0x6B69745F6B6974ull;
+	unsigned i;
+	int f;
+
+	d->t.p = p;
+	d->t.s = s;
+	d->e = kit_engine_get(p->engine);
+	if (!d->e)
+		return kit_fail(&d->t, -EINVAL, "no engine with index %d", p->engine);
+	d->depth = d->e->sync ? 1 : p->iodepth;
+	if (d->depth < 1 || d->depth > KIT_DEPTH_MAX)
+		return kit_fail(&d->t, -EINVAL, "iodepth %u out of range", d->depth);
+	for (i = 0; i < 4; i++)
+		d->rng[i] = splitmix64(&seed);
+
+	d->files = calloc(p->nfiles, sizeof(*d->files));
+	d->t.ios = calloc(d->depth, sizeof(*d->t.ios));
+	d->free_ios = calloc(d->depth, sizeof(*d->free_ios));
+	d->done = calloc(d->depth, sizeof(*d->done));
+	d->pending = calloc(d->depth, sizeof(*d->pending));
+	d->t.buf_stride = (p->bs + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
+	if (!d->files || !d->t.ios || !d->free_ios || !d->done || !d->pending ||
+	    posix_memalign((void **)&d->t.bufs, BUF_ALIGN, d->t.buf_stride * d->depth))
+		return kit_fail(&d->t, -ENOMEM, "allocating %u buffers of %u bytes",
+				d->depth, p->bs);
+	for (f = 0; f < p->nfiles; f++) {
+		struct file_state *fs = &d->files[f];
+
+		fs->nblocks = p->file_sizes[f] / p->bs;
+		if (!fs->nblocks)
+			return kit_fail(&d->t, -EINVAL, "file %d is smaller than bs", f);
+		while (fs->bits < 64 && (1ull << fs->bits) < fs->nblocks)
+			fs->bits++;
+		fs->mask = fs->bits >= 64 ? ~0ull : (1ull << fs->bits) - 1;
+	}
+	for (i = 0; i < d->depth; i++) {
+		struct kit_io *io = &d->t.ios[i];
+
+		io->index = (int)i;
+		io->buf = d->t.bufs + (size_t)i * d->t.buf_stride;
+		/* unverified writes carry a stamped pattern too, never zeroes
+		 * (which some devices and filesystems would shortcut) */
+		kit_stamp_buffer(io->buf, d->t.buf_stride, 0, p->verify_seed + i);
+		d->free_ios[d->nfree++] = io;
+	}
+	return d->e->setup(&d->t);
+}
+
+static void driver_free(struct driver *d)
+{
+	free(d->files);
+	free(d->t.ios);
+	free(d->free_ios);
+	free(d->done);
+	free(d->pending);
+	free(d->t.bufs);
+}
+
+int kit_job_run(const struct kit_params *p, struct kit_stats *s)
+{
+	struct driver d;
+	struct rusage ru1;
+	int r, set_up;
+
+	memset(&d, 0, sizeof(d));
+	memset(s, 0, sizeof(*s));
+	stats_reset(s);
+	s->tid = (int)syscall(SYS_gettid);
+	s->error_file = -1;
+
+	r = driver_setup(&d, p, s);
+	set_up = (r == 0);
+	bump(&p->ctl->ready);
+	wait_for_flag(&p->ctl->go);
+
+	if (set_up && !__atomic_load_n(&p->ctl->stop, __ATOMIC_RELAXED)) {
+		d.now = now_ns();
+		if (p->ramp_ns)
+			d.ramp_end = d.now + p->ramp_ns;
+		start_measuring(&d);
+		r = run_loop(&d);
+		s->end_ns = now_ns();
+		rusage_thread(&ru1);
+		s->utime_ns = tv_ns(&ru1.ru_utime) - tv_ns(&d.ru0.ru_utime);
+		s->stime_ns = tv_ns(&ru1.ru_stime) - tv_ns(&d.ru0.ru_stime);
+		s->nvcsw = ru1.ru_nvcsw - d.ru0.ru_nvcsw;
+		s->nivcsw = ru1.ru_nivcsw - d.ru0.ru_nivcsw;
+		s->minflt = ru1.ru_minflt - d.ru0.ru_minflt;
+		s->majflt = ru1.ru_majflt - d.ru0.ru_majflt;
+		if (__atomic_load_n(&p->ctl->stop, __ATOMIC_RELAXED))
+			s->interrupted = 1;
+	}
+	bump(&p->ctl->finished);
+	/* stay out of the way until Python has taken its process snapshot */
+	wait_for_flag(&p->ctl->release);
+
+	if (set_up)
+		d.e->teardown(&d.t);
+	driver_free(&d);
+	if (r < 0 && !s->error)
+		kit_fail(&d.t, r, "run failed");
+	return s->error;
+}

@@ -1,0 +1,68 @@
+/*
+ * engine.h - what an I/O engine implements and what the shared driver loop
+ * (driver.c) gives it. Modelled on fio's struct ioengine_ops: the driver
+ * owns offsets, timing, histograms, verification and limits; an engine only
+ * moves I/Os between the driver and one kernel interface.
+ */
+#ifndef KIT_ENGINE_H
+#define KIT_ENGINE_H
+
+#include <stddef.h>
+#include "kit.h"
+
+/* queue() return values (negative values are -errno) */
+#define KIT_QUEUED 0     /* accepted; the I/O completes later via reap() */
+#define KIT_COMPLETED 1  /* done already: io->result is set */
+
+struct kit_io {
+	uint64_t offset;
+	uint32_t len;
+	int file;               /* index into params->fds */
+	int ddir;               /* KIT_DDIR_* */
+	int index;              /* position in kit_thread.ios, stable */
+	char *buf;
+	uint64_t t_start;       /* when the driver began preparing it */
+	uint64_t t_issue;       /* when the submit call that carried it returned */
+	int64_t result;         /* bytes moved, or -errno; set by the engine */
+};
+
+struct kit_thread {
+	const struct kit_params *p;
+	struct kit_io *ios;     /* iodepth entries, buffers attached */
+	char *bufs;             /* one aligned allocation backing every buf */
+	size_t buf_stride;
+	void *engine_data;      /* owned by the engine: setup .. teardown */
+	struct kit_stats *s;
+};
+
+struct kit_engine {
+	const char *name;
+	int sync;               /* queue() finishes every I/O itself */
+	int (*setup)(struct kit_thread *t);
+	int (*queue)(struct kit_thread *t, struct kit_io *io);
+	int (*commit)(struct kit_thread *t);
+	/* Waits for at least min completions (min may be 0), returns how many
+	 * were stored in done[] (at most max), or -errno. */
+	int (*reap)(struct kit_thread *t, unsigned min, unsigned max,
+		    struct kit_io **done);
+	void (*teardown)(struct kit_thread *t);
+};
+
+/* Records a setup or kernel-interface failure with its context; returns err
+ * so engines can write `return kit_fail(t, -errno, "io_setup(%u)", n);`. */
+int kit_fail(struct kit_thread *t, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Blocking read or write of one I/O at its offset; sets io->result. */
+void kit_io_pread_pwrite(struct kit_thread *t, struct kit_io *io);
+
+extern const struct kit_engine kit_engine_sync;
+extern const struct kit_engine kit_engine_psync;
+extern const struct kit_engine kit_engine_threadpool;
+extern const struct kit_engine kit_engine_posixaio;
+extern const struct kit_engine kit_engine_libaio;
+extern const struct kit_engine kit_engine_io_uring;
+
+const struct kit_engine *kit_engine_get(int index);
+
+#endif

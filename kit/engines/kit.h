@@ -1,0 +1,171 @@
+/*
+ * kit.h - the interface between Python (cffi) and the C measuring loops.
+ *
+ * Everything between "cdef-begin" and "cdef-end" is also fed to cffi's cdef,
+ * so it stays plain C: no includes, no macros other than integer #defines.
+ * One struct kit_params and one struct kit_stats per job thread; one
+ * struct kit_control shared by all job threads of a run and by Python.
+ */
+#ifndef KIT_H
+#define KIT_H
+
+#include <stdint.h>
+
+/* cdef-begin */
+
+/* Latency histogram, bucket-compatible with fio's io_u_plat (stat.h):
+ * 64 sub-buckets per power of two, so a value is known within 1/128. */
+#define KIT_PLAT_BITS 6
+#define KIT_PLAT_VAL 64
+#define KIT_PLAT_GROUP_NR 29
+#define KIT_PLAT_NR 1856
+
+/* In-flight depth histograms count depths 0..KIT_DEPTH_MAX exactly. */
+#define KIT_DEPTH_MAX 4096
+#define KIT_DEPTH_NR 4097
+
+#define KIT_DDIR_READ 0
+#define KIT_DDIR_WRITE 1
+
+#define KIT_VERIFY_NONE 0
+#define KIT_VERIFY_CRC32C 1
+
+/* Verification stamps every KIT_VERIFY_UNIT bytes of a file, whatever bs. */
+#define KIT_VERIFY_UNIT 512
+
+/* Error classes reported in kit_stats.error_kind. */
+#define KIT_ERR_NONE 0
+#define KIT_ERR_SETUP 1
+#define KIT_ERR_IO 2
+#define KIT_ERR_SHORT 3
+#define KIT_ERR_VERIFY 4
+
+struct kit_control {
+	int go;           /* set by Python once every job thread is ready */
+	int stop;         /* set by Python to end the run early (Ctrl-C) */
+	int ready;        /* job threads done with setup (or failed it) */
+	int finished;     /* job threads done with their measured interval */
+	int release;      /* set by Python after its process-wide snapshot */
+	int nthreads;
+};
+
+struct kit_params {
+	int engine;                 /* index into the engine registry */
+	int nfiles;
+	const int *fds;             /* one open descriptor per file */
+	const uint64_t *file_sizes; /* usable bytes of each file */
+	uint32_t bs;
+	uint32_t iodepth;
+	int random;                 /* 0: sequential, 1: random offsets */
+	int norandommap;            /* 1: uniform offsets, blocks may repeat */
+	int rwmixread;              /* percent of I/Os that are reads */
+	uint64_t io_size;           /* stop after this many bytes; 0: no limit */
+	uint64_t number_ios;        /* stop after this many I/Os; 0: no limit */
+	uint64_t runtime_ns;        /* stop after this long; 0: no limit */
+	uint64_t ramp_ns;           /* run this long before measuring */
+	uint64_t seed;
+	uint32_t fsync_every;       /* fsync after every N writes; 0: never */
+	int verify;                 /* KIT_VERIFY_* */
+	uint64_t verify_seed;       /* stamped into the blocks this job writes */
+	int gtod_reduce;            /* 1: no per-I/O timestamps */
+	/* io_uring */
+	int fixedbufs;
+	int registerfiles;
+	int sqthread_poll;
+	int sqthread_poll_cpu;      /* -1: let the kernel place it */
+	int hipri;
+	uint32_t iodepth_batch_submit;
+	uint32_t iodepth_batch_complete_min;
+	uint32_t iodepth_batch_complete_max;
+	/* threadpool */
+	uint32_t threads;
+	struct kit_control *ctl;
+};
+
+struct kit_lat {
+	uint64_t n;
+	uint64_t min;
+	uint64_t max;
+	double sum;
+	double sumsq;
+	uint64_t hist[KIT_PLAT_NR];
+};
+
+struct kit_ddir_stats {
+	uint64_t ios;
+	uint64_t bytes;
+	struct kit_lat slat;
+	struct kit_lat clat;
+	struct kit_lat lat;
+};
+
+struct kit_stats {
+	struct kit_ddir_stats ddir[2];
+	uint64_t syncs;
+	struct kit_lat sync_lat;
+	/* how many I/Os were in flight right after each submission, how many
+	 * were submitted per submit call, how many were reaped per reap call */
+	uint64_t depth_level[KIT_DEPTH_NR];
+	uint64_t depth_submit[KIT_DEPTH_NR];
+	uint64_t depth_complete[KIT_DEPTH_NR];
+	uint64_t start_ns;          /* CLOCK_MONOTONIC, measured interval */
+	uint64_t end_ns;
+	int tid;
+	/* RUSAGE_THREAD deltas over the measured interval */
+	uint64_t utime_ns;
+	uint64_t stime_ns;
+	uint64_t nvcsw;
+	uint64_t nivcsw;
+	uint64_t minflt;
+	uint64_t majflt;
+	uint64_t verified_bytes;
+	uint64_t progress_ios;      /* completed, ramp included; read live */
+	uint64_t progress_bytes;
+	int interrupted;
+	uint32_t ring_flags;        /* io_uring: setup flags the kernel accepted */
+	/* first error; kit_strerror-style context in error_msg */
+	int error;                  /* negative errno, or -1 for verify/short */
+	int error_kind;             /* KIT_ERR_* */
+	int error_file;             /* index into fds, -1 if none */
+	uint64_t error_offset;
+	char error_msg[200];
+};
+
+struct kit_verify_report {
+	uint64_t checked_bytes;
+	int bad;                    /* 1 if a unit failed */
+	uint64_t bad_offset;        /* file offset of the first wrong byte */
+	char msg[200];
+};
+
+int kit_engine_count(void);
+const char *kit_engine_name(int index);
+int kit_engine_is_sync(int index);
+const char *kit_source_hash(void);
+const char *kit_liburing_version(void);
+
+/* Runs one job thread to completion; returns 0 or a negative errno. */
+int kit_job_run(const struct kit_params *p, struct kit_stats *s);
+
+/* Python's side of the start/finish barriers (block without the GIL). */
+void kit_control_go(struct kit_control *ctl);
+void kit_control_release(struct kit_control *ctl);
+int kit_control_wait(int *word, int value, int timeout_ms);
+
+/* Verification pattern: fill a file range, check a file range or buffer. */
+int kit_prefill(int fd, uint64_t offset, uint64_t len, uint64_t seed,
+		uint64_t *progress);
+int kit_verify_range(int fd, uint64_t offset, uint64_t len,
+		     struct kit_verify_report *r);
+int kit_verify_buffer(const void *buf, uint64_t len, uint64_t offset,
+		      struct kit_verify_report *r);
+void kit_stamp_buffer(void *buf, uint64_t len, uint64_t offset, uint64_t seed);
+uint32_t kit_crc32c(uint32_t crc, const void *buf, uint64_t len);
+
+/* Histogram helpers shared with Python so both sides agree on buckets. */
+unsigned kit_plat_val_to_idx(uint64_t val);
+uint64_t kit_plat_idx_to_val(unsigned idx);
+
+/* cdef-end */
+
+#endif

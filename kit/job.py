@@ -1,0 +1,322 @@
+"""The job model: fio's option names, fio's units, validated once.
+
+A Job is immutable and always valid: every constructor path (Python keywords,
+CLI strings, later fio job files) goes through the same parsers, and a bad
+value raises OptionError naming the option and what is allowed.
+"""
+import dataclasses
+import difflib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .errors import OptionError
+
+ENGINES = ("sync", "psync", "threadpool", "posixaio", "libaio", "io_uring")
+SYNC_ENGINES = ("sync", "psync")
+RW_MODES = ("read", "write", "randread", "randwrite", "rw", "randrw")
+VERIFY_MODES = ("", "crc32c")
+MAX_IODEPTH = 4096          # the C depth histograms count exactly up to here
+MAX_BS = 256 << 20
+DEFAULT_SIZE = 128 << 20
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)(i?b?)\s*$", re.I)
+_TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$", re.I)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+# ---- value parsers: each takes what a user may write, returns the canonical value
+
+def parse_size(option, value):
+    """fio sizes: 4096, 4k, 4K, 4KiB, 1m, 2g (powers of 1024, as fio's kb_base)."""
+    if isinstance(value, bool):
+        raise OptionError(option, f"must be a size like 4096, 4k, 1m, 2g (got {value!r})")
+    if isinstance(value, int):
+        n = value
+    else:
+        m = _SIZE_RE.match(str(value))
+        if not m:
+            raise OptionError(option, f"must be a size like 4096, 4k, 1m, 2g (got {value!r})")
+        n = int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    if n < 0:
+        raise OptionError(option, f"must not be negative (got {value!r})")
+    return n
+
+
+def parse_int(option, value, lo=None, hi=None):
+    if isinstance(value, bool):
+        raise OptionError(option, f"must be an integer (got {value!r})")
+    try:
+        n = int(str(value).strip(), 0) if not isinstance(value, int) else value
+    except ValueError:
+        raise OptionError(option, f"must be an integer (got {value!r})") from None
+    if lo is not None and n < lo or hi is not None and n > hi:
+        bounds = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+        raise OptionError(option, f"must be {bounds} (got {n})")
+    return n
+
+
+def parse_bool(option, value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise OptionError(option, f"must be 0 or 1 (got {value!r})")
+
+
+def parse_time(option, value):
+    """fio times: seconds by default, or with a unit: 500ms, 10s, 2m, 1h."""
+    if isinstance(value, bool):
+        raise OptionError(option, f"must be a time like 10, 10s, 500ms, 2m (got {value!r})")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        m = _TIME_RE.match(str(value))
+        if not m:
+            raise OptionError(option, f"must be a time like 10, 10s, 500ms, 2m (got {value!r})")
+        seconds = float(m.group(1)) * _TIME_UNITS[(m.group(2) or "s").lower()]
+    if seconds < 0:
+        raise OptionError(option, f"must not be negative (got {value!r})")
+    return seconds
+
+
+def parse_choice(option, value, choices):
+    text = str(value).strip()
+    if text not in choices:
+        allowed = ", ".join(c for c in choices if c) or "(none)"
+        raise OptionError(option, f"must be one of {allowed} (got {value!r})")
+    return text
+
+
+def _path(option, value):
+    if value is None:
+        return None
+    text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+    if not text or "\0" in text:
+        raise OptionError(option, f"must be a path (got {value!r})")
+    return text
+
+
+# ---- the options: name -> (parser, engines that accept it, one-line help)
+
+def _engine_only(*engines):
+    return engines
+
+
+OPTIONS = {
+    "name": (lambda o, v: str(v), None, "job name, as fio's [section] name"),
+    "ioengine": (lambda o, v: parse_choice(o, v, ENGINES), None, "I/O engine: " + ", ".join(ENGINES)),
+    "rw": (lambda o, v: parse_choice(o, v, RW_MODES), None, "read, write, randread, randwrite, rw, randrw"),
+    "bs": (lambda o, v: parse_size(o, v), None, "block size (4k, 1m, ...)"),
+    "iodepth": (lambda o, v: parse_int(o, v, 1, MAX_IODEPTH), None, "I/Os kept in flight per job (async engines)"),
+    "numjobs": (lambda o, v: parse_int(o, v, 1, 1024), None, "job threads running the workload at once"),
+    "nrfiles": (lambda o, v: parse_int(o, v, 1, 4096), None, "files per job, used round-robin"),
+    "size": (lambda o, v: parse_size(o, v), None, "bytes per job, split over its files (default 128m)"),
+    "filesize": (lambda o, v: None if v is None else parse_size(o, v), None, "bytes per file (default size/nrfiles)"),
+    "direct": (parse_bool, None, "1: O_DIRECT, bypass the page cache"),
+    "runtime": (parse_time, None, "stop after this long (seconds, or 500ms, 2m)"),
+    "time_based": (parse_bool, None, "1: keep going until runtime even after size bytes"),
+    "number_ios": (lambda o, v: parse_int(o, v, 0), None, "stop after this many I/Os per job"),
+    "ramp_time": (parse_time, None, "run this long before measuring"),
+    "randseed": (lambda o, v: parse_int(o, v, 0, 2**64 - 1), None, "seed of the offset generator (same seed, same offsets)"),
+    "rwmixread": (lambda o, v: parse_int(o, v, 0, 100), None, "percent reads for rw/randrw (default 50)"),
+    "norandommap": (parse_bool, None, "1: random offsets may repeat (default: each block once per pass)"),
+    "fsync": (lambda o, v: parse_int(o, v, 0), None, "fsync after every N writes"),
+    "verify": (lambda o, v: "" if v in (None, False, 0, "0", "none") else parse_choice(o, v, VERIFY_MODES), None,
+               "crc32c: stamp written blocks, check read blocks"),
+    "invalidate": (parse_bool, None, "1: drop the files' page cache first (fio's default; kit's is 0)"),
+    "pre_read": (parse_bool, None, "1: read the files once first so buffered reads hit the page cache"),
+    "gtod_reduce": (parse_bool, None, "1: no per-I/O timestamps (no latencies)"),
+    "directory": (_path, None, "where kit creates its files (default ./kit-scratch)"),
+    "filename": (_path, None, "an existing file or block device (':' separates several)"),
+    "fixedbufs": (parse_bool, ("io_uring",), "register the I/O buffers"),
+    "registerfiles": (parse_bool, ("io_uring",), "register the files"),
+    "sqthread_poll": (parse_bool, ("io_uring",), "a kernel thread polls the submission queue (SQPOLL)"),
+    "sqthread_poll_cpu": (lambda o, v: None if v is None else parse_int(o, v, 0, (os.cpu_count() or 1) - 1),
+                          ("io_uring",), "CPU of the SQPOLL thread"),
+    "hipri": (parse_bool, ("io_uring",), "poll for completions (IOPOLL; needs direct=1 and device poll queues)"),
+    "iodepth_batch_submit": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "I/Os per submit call (0: iodepth)"),
+    "iodepth_batch_complete_min": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "completions to wait for per reap"),
+    "iodepth_batch_complete_max": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "completions taken per reap (0: iodepth)"),
+    "threads": (lambda o, v: parse_int(o, v, 0, 4096), ("threadpool",), "worker threads (default iodepth)"),
+    "group_reporting": (parse_bool, None, "1: report one merged entry for all job threads"),
+    "allow_destructive": (parse_bool, None, "1: allow writes to files kit did not create and to block devices"),
+}
+
+ALIASES = {
+    "iodepth_batch": "iodepth_batch_submit",
+    "iodepth_batch_complete": "iodepth_batch_complete_min",
+    "engine": "ioengine",
+    "readwrite": "rw",
+    "blocksize": "bs",
+    "rwmixwrite": None,  # handled in from_options: rwmixread = 100 - value
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One workload, as fio would describe it. Strings are parsed ('4k')."""
+
+    name: str = "kit"
+    ioengine: str = "psync"
+    rw: str = "read"
+    bs: int = 4096
+    iodepth: int = 1
+    numjobs: int = 1
+    nrfiles: int = 1
+    size: int = DEFAULT_SIZE
+    filesize: Optional[int] = None
+    direct: bool = False
+    runtime: float = 0.0
+    time_based: bool = False
+    number_ios: int = 0
+    ramp_time: float = 0.0
+    randseed: int = 0
+    rwmixread: int = 50
+    norandommap: bool = False
+    fsync: int = 0
+    verify: str = ""
+    invalidate: bool = False
+    pre_read: bool = False
+    gtod_reduce: bool = False
+    directory: Optional[str] = None
+    filename: Optional[str] = None
+    fixedbufs: bool = False
+    registerfiles: bool = False
+    sqthread_poll: bool = False
+    sqthread_poll_cpu: Optional[int] = None
+    hipri: bool = False
+    iodepth_batch_submit: int = 1
+    iodepth_batch_complete_min: int = 1
+    iodepth_batch_complete_max: int = 0
+    threads: int = 0
+    group_reporting: bool = False
+    allow_destructive: bool = False
+    _given: frozenset = field(default=frozenset(), repr=False, compare=False)
+
+    def __post_init__(self):
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name != "_given"}
+        given = set(self._given)
+        for name, (parser, _engines, _help) in OPTIONS.items():
+            value = getattr(self, name)
+            if value != defaults[name] or type(value) is not type(defaults[name]):
+                given.add(name)
+            if value is not None:
+                object.__setattr__(self, name, parser(name, value))
+        object.__setattr__(self, "_given", frozenset(given))
+        self._check_together()
+
+    # -- cross-option rules; each message names the option to change
+
+    def _check_together(self):
+        for name, (_parser, engines, _help) in OPTIONS.items():
+            if engines and self.ioengine not in engines and name in self._given \
+                    and getattr(self, name) not in (False, 0, None):
+                raise OptionError(name, f"only ioengine={' or '.join(engines)} has it "
+                                        f"(ioengine is {self.ioengine})")
+        if self.bs < 1 or self.bs > MAX_BS:
+            raise OptionError("bs", f"must be from 1 to {MAX_BS >> 20}m (got {self.bs})")
+        if self.direct and self.bs % 512:
+            raise OptionError("bs", f"must be a multiple of 512 with direct=1 (got {self.bs})")
+        if self.verify and self.bs % 512:
+            raise OptionError("bs", f"must be a multiple of 512 with verify={self.verify} (got {self.bs})")
+        if self.size < 1 and not self.filename:
+            raise OptionError("size", "must be at least 1 byte")
+        if self.file_size < self.bs and not (self.filename and "size" not in self._given
+                                             and "filesize" not in self._given):
+            raise OptionError("size" if self.filesize is None else "filesize",
+                              f"each of the {self.nrfiles} file(s) needs at least bs={self.bs} bytes "
+                              f"(got {self.file_size})")
+        if self.time_based and not self.runtime:
+            raise OptionError("time_based", "needs runtime (e.g. --runtime=10)")
+        if self.hipri and not self.direct:
+            raise OptionError("hipri", "polled completions (IOPOLL) need direct=1")
+        if self.sqthread_poll_cpu is not None and not self.sqthread_poll:
+            raise OptionError("sqthread_poll_cpu", "needs sqthread_poll=1")
+        if self.filename:
+            names = self.filename.split(":")
+            if any(not n for n in names):
+                raise OptionError("filename", f"has an empty name in {self.filename!r}")
+            if "nrfiles" in self._given and self.nrfiles != len(names):
+                raise OptionError("nrfiles", f"is {self.nrfiles} but filename names {len(names)} file(s)")
+        if self.rw in ("rw", "randrw") and self.rwmixread in (0, 100):
+            pass  # allowed, as in fio: all reads or all writes through the mixed path
+
+    # -- derived values
+
+    @property
+    def is_sync_engine(self):
+        return self.ioengine in SYNC_ENGINES
+
+    @property
+    def is_random(self):
+        return self.rw.startswith("rand")
+
+    @property
+    def read_percent(self):
+        """Percent of I/Os that are reads (100 for read-only modes)."""
+        if self.rw in ("read", "randread"):
+            return 100
+        if self.rw in ("write", "randwrite"):
+            return 0
+        return self.rwmixread
+
+    @property
+    def writes(self):
+        return self.read_percent < 100
+
+    @property
+    def files_per_job(self):
+        return len(self.filename.split(":")) if self.filename else self.nrfiles
+
+    @property
+    def file_size(self):
+        """Bytes used of each file: filesize, or size split over the files."""
+        if self.filesize is not None:
+            return self.filesize
+        return self.size // self.files_per_job
+
+    @property
+    def effective_iodepth(self):
+        return 1 if self.is_sync_engine else self.iodepth
+
+    def given(self):
+        """The options set explicitly, with their values (for reports and fio)."""
+        return {name: getattr(self, name) for name in OPTIONS if name in self._given}
+
+    def to_dict(self):
+        return {name: getattr(self, name) for name in OPTIONS}
+
+    def replace(self, **changes):
+        merged = dict(self.given())
+        merged.update(changes)
+        return Job(**merged)
+
+    @classmethod
+    def from_options(cls, options):
+        """Builds a Job from name -> value pairs as a user wrote them (strings
+        welcome); unknown names get a 'did you mean' line."""
+        kwargs = {}
+        for raw_name, value in options.items():
+            name = raw_name.replace("-", "_")
+            if name == "rwmixwrite":
+                kwargs["rwmixread"] = 100 - parse_int("rwmixwrite", value, 0, 100)
+                continue
+            name = ALIASES.get(name, name)
+            if name not in OPTIONS:
+                close = difflib.get_close_matches(name, list(OPTIONS) + list(ALIASES), n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise OptionError(raw_name, f"is not a kit option{hint}; `kit run --help` lists them")
+            kwargs[name] = value
+        return cls(**kwargs)
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls.from_options({k: v for k, v in data.items() if v is not None})

@@ -1,0 +1,505 @@
+"""Results: one schema, fio-shaped.
+
+Where fio's JSON has a concept, the key and unit are fio's (jobs[].read.iops,
+bw_bytes, clat_ns.percentile["99.000000"], usr_cpu, ctx, iodepth_level, ...),
+so tools that read fio JSON read kit's. What fio lacks sits beside it: the
+"kit" object in each job entry (voluntary/involuntary switches, exact depth
+histograms), "total" (all job threads merged), "process" (the whole process,
+helper threads included), the job, the machine, trace summaries, raw bins.
+"""
+import copy
+import datetime
+import html
+import json
+import math
+import os
+import tempfile
+import time
+
+import numpy as np
+
+from . import __version__
+from . import hist
+
+SCHEMA = "kit-result/1"
+DDIRS = ("read", "write")
+_LAT_KINDS = ("slat_ns", "clat_ns", "lat_ns")
+_LEVEL_LABELS = ("1", "2", "4", "8", "16", "32", ">=64")
+_CALL_LABELS = ("0", "4", "8", "16", "32", "64", ">=64")
+_LAT_EDGES = (2, 4, 10, 20, 50, 100, 250, 500, 750, 1000)
+
+
+# ---- per-thread raw statistics -> fio-shaped entries ----------------------
+
+def empty_lat():
+    return {"n": 0, "min": 0, "max": 0, "sum": 0.0, "sumsq": 0.0,
+            "hist": np.zeros(hist.PLAT_NR, dtype=np.int64)}
+
+
+def merge_lat(parts):
+    out = empty_lat()
+    live = [p for p in parts if p["n"]]
+    if live:
+        out["n"] = sum(p["n"] for p in live)
+        out["min"] = min(p["min"] for p in live)
+        out["max"] = max(p["max"] for p in live)
+        out["sum"] = sum(p["sum"] for p in live)
+        out["sumsq"] = sum(p["sumsq"] for p in live)
+        out["hist"] = np.sum([p["hist"] for p in live], axis=0)
+    return out
+
+
+_SUMMED = ("utime_ns", "stime_ns", "nvcsw", "nivcsw", "minflt", "majflt", "verified_bytes",
+           "syncs")
+
+
+def merge_threads(threads):
+    """All job threads as one (fio's group_reporting): counts and histograms
+    add up; the interval runs from the first start to the last end."""
+    merged = {
+        "ddir": {d: {"ios": sum(t["ddir"][d]["ios"] for t in threads),
+                     "bytes": sum(t["ddir"][d]["bytes"] for t in threads),
+                     **{k: merge_lat([t["ddir"][d][k] for t in threads]) for k in ("slat", "clat", "lat")}}
+                 for d in DDIRS},
+        "sync_lat": merge_lat([t["sync_lat"] for t in threads]),
+        "start_ns": min(t["start_ns"] for t in threads),
+        "end_ns": max(t["end_ns"] for t in threads),
+        "tid": None,
+        "runtime_sum_ns": sum(t["end_ns"] - t["start_ns"] for t in threads),
+        "ring_flags": threads[0].get("ring_flags", 0),
+    }
+    for key in _SUMMED:
+        merged[key] = sum(t[key] for t in threads)
+    for key in ("depth_level", "depth_submit", "depth_complete"):
+        merged[key] = np.sum([t[key] for t in threads], axis=0)
+    return merged
+
+
+def lat_entry(lat, bins=True):
+    n = lat["n"]
+    if not n:
+        return {"min": 0, "max": 0, "mean": 0.0, "stddev": 0.0, "N": 0}
+    mean = lat["sum"] / n
+    var = (lat["sumsq"] - lat["sum"] * lat["sum"] / n) / (n - 1) if n > 1 else 0.0
+    entry = {"min": int(lat["min"]), "max": int(lat["max"]), "mean": mean,
+             "stddev": math.sqrt(max(var, 0.0)), "N": int(n),
+             "percentile": hist.percentiles(lat["hist"], n)}
+    if bins:
+        entry["bins"] = hist.to_bins(lat["hist"])
+    return entry
+
+
+def _ddir_entry(d, runtime_ns):
+    ios, nbytes = d["ios"], d["bytes"]
+    secs = runtime_ns / 1e9 if runtime_ns > 0 else 0.0
+    bw_bytes = int(nbytes / secs) if secs else 0
+    return {
+        "io_bytes": int(nbytes), "io_kbytes": int(nbytes) >> 10,
+        "bw_bytes": bw_bytes, "bw": bw_bytes // 1024,
+        "iops": ios / secs if secs else 0.0,
+        "runtime": int(round(runtime_ns / 1e6)) if ios else 0,
+        "total_ios": int(ios), "short_ios": 0, "drop_ios": 0,
+        "slat_ns": lat_entry(d["slat"]), "clat_ns": lat_entry(d["clat"]), "lat_ns": lat_entry(d["lat"]),
+    }
+
+
+def _pct_map(counts, total, labels, edges, floor):
+    """fio's stat_calc_dist: percent of total per bucket, nonzero < floor -> floor."""
+    out = {}
+    for label, (lo, hi) in zip(labels, edges):
+        c = int(np.sum(counts[lo:hi]))
+        pct = 100.0 * c / total if total else 0.0
+        out[label] = floor if (c and pct < floor) else pct
+    return out
+
+
+def _depth_maps(t):
+    level, submit, complete = t["depth_level"], t["depth_submit"], t["depth_complete"]
+    level_edges = ((0, 2), (2, 4), (4, 8), (8, 16), (16, 32), (32, 64), (64, len(level)))
+    call_edges = ((0, 1), (1, 5), (5, 9), (9, 17), (17, 33), (33, 65), (65, len(submit)))
+    return {
+        "iodepth_level": _pct_map(level, int(level.sum()), _LEVEL_LABELS, level_edges, 0.1),
+        "iodepth_submit": _pct_map(submit, int(submit.sum()), _CALL_LABELS, call_edges, 0.1),
+        "iodepth_complete": _pct_map(complete, int(complete.sum()), _CALL_LABELS, call_edges, 0.1),
+    }
+
+
+def _latency_maps(t):
+    """latency_ns/us/ms from clat, as fio (io_u_mark_latency), bucket values."""
+    counts = sum(t["ddir"][d]["clat"]["hist"] for d in DDIRS)
+    total = int(sum(t["ddir"][d]["clat"]["n"] for d in DDIRS))
+    vals = hist.BUCKET_VALUES
+    ns = {str(e): 0 for e in _LAT_EDGES}
+    us = {str(e): 0 for e in _LAT_EDGES}
+    ms = {**{str(e): 0 for e in _LAT_EDGES}, "2000": 0, ">=2000": 0}
+    for i in np.nonzero(counts)[0]:
+        v, c = int(vals[i]), int(counts[i])
+        for unit, scaled in ((ns, v), (us, v // 1000), (ms, v // 1000000)):
+            if unit is not ms and scaled >= 1000:
+                continue
+            if unit is not ns and scaled < 1:
+                break
+            key = next((str(e) for e in _LAT_EDGES if scaled < e), None)
+            if key is None:
+                key = "2000" if scaled < 2000 else ">=2000"
+            unit[key] += c
+            break
+
+    def pct(m):
+        return {k: (max(100.0 * c / total, 0.01) if c else 0.0) for k, c in m.items()} if total else \
+            {k: 0.0 for k in m}
+    return {"latency_ns": pct(ns), "latency_us": pct(us), "latency_ms": pct(ms)}
+
+
+def _exact(counts):
+    return {str(i): int(counts[i]) for i in np.nonzero(counts)[0]}
+
+
+def job_entry(t, name, options, error=0, runtime_sum_ns=None):
+    """One fio job object from raw thread statistics (or a merge of them)."""
+    runtime_ns = max(t["end_ns"] - t["start_ns"], 0)
+    cpu_base_ns = runtime_sum_ns if runtime_sum_ns else runtime_ns
+    entry = {
+        "jobname": name, "groupid": 0, "error": error, "eta": 0,
+        "elapsed": int(math.ceil(runtime_ns / 1e9)),
+        "job options": options,
+        "read": _ddir_entry(t["ddir"]["read"], runtime_ns),
+        "write": _ddir_entry(t["ddir"]["write"], runtime_ns),
+        "trim": _ddir_entry({"ios": 0, "bytes": 0, "slat": empty_lat(), "clat": empty_lat(),
+                             "lat": empty_lat()}, runtime_ns),
+        "sync": {"total_ios": int(t["syncs"]), "lat_ns": lat_entry(t["sync_lat"])},
+        "job_runtime": int(round(runtime_ns / 1e6)),
+        "usr_cpu": 100.0 * t["utime_ns"] / cpu_base_ns if cpu_base_ns else 0.0,
+        "sys_cpu": 100.0 * t["stime_ns"] / cpu_base_ns if cpu_base_ns else 0.0,
+        "ctx": int(t["nvcsw"] + t["nivcsw"]),
+        "majf": int(t["majflt"]), "minf": int(t["minflt"]),
+    }
+    entry.update(_depth_maps(t))
+    entry.update(_latency_maps(t))
+    entry["kit"] = {
+        "tid": t["tid"], "start_ns": int(t["start_ns"]), "end_ns": int(t["end_ns"]),
+        "runtime_ns": int(runtime_ns),
+        "ctx_voluntary": int(t["nvcsw"]), "ctx_involuntary": int(t["nivcsw"]),
+        "usr_ns": int(t["utime_ns"]), "sys_ns": int(t["stime_ns"]),
+        "verified_bytes": int(t["verified_bytes"]),
+        "iodepth_level_exact": _exact(t["depth_level"]),
+        "iodepth_submit_exact": _exact(t["depth_submit"]),
+        "iodepth_complete_exact": _exact(t["depth_complete"]),
+    }
+    if t.get("ring_flags"):
+        entry["kit"]["io_uring_setup_flags"] = int(t["ring_flags"])
+    return entry
+
+
+def option_strings(options):
+    """fio prints option values as the strings given; kit prints its parsed ones."""
+    def text(v):
+        if isinstance(v, bool):
+            return "1" if v else "0"
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        return str(v)
+    return {k: text(v) for k, v in options.items() if v is not None}
+
+
+# ---- the Result -----------------------------------------------------------
+
+class Result:
+    """A finished run: the fio-shaped dict plus convenient views."""
+
+    def __init__(self, data):
+        self.data = data
+
+    # -- construction
+
+    @classmethod
+    def from_run(cls, job, threads, process, targets, notes=(), error=None, interrupted=False,
+                 machine=None, trace=None, source_hash=None):
+        options = option_strings(job.given())
+        merged = merge_threads(threads)
+        merged_entry = job_entry(merged, job.name, options, runtime_sum_ns=merged["runtime_sum_ns"])
+        if job.group_reporting:
+            jobs = [merged_entry]
+        else:
+            jobs = [job_entry(t, job.name, options) for t in threads]
+        now = time.time()
+        data = {
+            "kit version": __version__,
+            "schema": SCHEMA,
+            "runner": "kit",
+            "timestamp": int(now),
+            "timestamp_ms": int(now * 1000),
+            "time": time.ctime(now),
+            "global options": options,
+            "jobs": jobs,
+            "total": merged_entry,
+            "process": process,
+            "job": job.to_dict(),
+            "label": job_label(job.to_dict()),
+            "source_hash": source_hash,
+            "targets": targets,
+            "machine": machine,
+            "traced": bool(trace),
+            "trace": trace,
+            "interrupted": bool(interrupted),
+            "error": error,
+            "notes": list(notes),
+        }
+        return cls(data)
+
+    @classmethod
+    def from_dict(cls, data):
+        if not isinstance(data, dict) or "jobs" not in data:
+            raise ValueError("not a kit result (no 'jobs')")
+        return cls(data)
+
+    @classmethod
+    def load(cls, path):
+        with open(path) as fh:
+            return cls.from_dict(json.load(fh))
+
+    def save(self, path, plus=True):
+        """Writes atomically: a reader never sees half a result."""
+        write_atomic(path, self.to_json(plus=plus))
+
+    # -- views
+
+    def to_dict(self):
+        return copy.deepcopy(self.data)
+
+    def to_json(self, plus=True, indent=2):
+        data = self.data if plus else _without_bins(self.data)
+        return json.dumps(data, indent=indent, default=_json_default) + "\n"
+
+    @property
+    def job(self):
+        from .job import Job
+        return Job.from_dict(self.data["job"])
+
+    @property
+    def total(self):
+        return self.data["total"]
+
+    @property
+    def iops(self):
+        return sum(self.total[d]["iops"] for d in DDIRS)
+
+    @property
+    def bw_bytes(self):
+        return sum(self.total[d]["bw_bytes"] for d in DDIRS)
+
+    @property
+    def ios(self):
+        return sum(self.total[d]["total_ios"] for d in DDIRS)
+
+    @property
+    def io_bytes(self):
+        return sum(self.total[d]["io_bytes"] for d in DDIRS)
+
+    def clat_percentile(self, p, ddir="read"):
+        return self.total[ddir]["clat_ns"].get("percentile", {}).get(hist.percentile_key(p))
+
+    def lat_histogram(self, kind="clat_ns", ddir="read"):
+        """Dense bucket counts (fio's io_u_plat layout) of the merged run."""
+        return hist.from_bins(self.total[ddir][kind].get("bins", {}))
+
+    def to_frame(self, per_job=False):
+        """Tidy rows: one per direction that moved data (per job thread with
+        per_job=True, else the run total)."""
+        import pandas as pd
+        rows = []
+        entries = [("all", self.total)]
+        if per_job:
+            entries = [(i, e) for i, e in enumerate(self.data["jobs"])]
+        for which, entry in entries:
+            for d in DDIRS:
+                if entry[d]["total_ios"] or (d == "read" and not self.ios):
+                    rows.append(self._row(which, entry, d))
+        return pd.DataFrame(rows)
+
+    def _row(self, which, entry, d):
+        job, proc, de = self.data["job"], self.data.get("process") or {}, entry[d]
+        pct = de["clat_ns"].get("percentile", {})
+        row = {
+            "runner": self.data.get("runner", "kit"),
+            "label": self.data.get("label") or job_label(job),
+            "machine": (self.data.get("machine") or {}).get("name"),
+            "ioengine": job["ioengine"], "rw": job["rw"], "bs": job["bs"],
+            "iodepth": job["iodepth"], "numjobs": job["numjobs"], "nrfiles": job["nrfiles"],
+            "direct": job["direct"], "job": which, "ddir": d,
+            "ios": de["total_ios"], "io_bytes": de["io_bytes"],
+            "runtime_s": entry["kit"]["runtime_ns"] / 1e9 if "kit" in entry else de["runtime"] / 1e3,
+            "iops": de["iops"], "bw_bytes": de["bw_bytes"],
+            "slat_mean_ns": de["slat_ns"]["mean"], "clat_mean_ns": de["clat_ns"]["mean"],
+            "lat_mean_ns": de["lat_ns"]["mean"],
+        }
+        for p in (50.0, 90.0, 99.0, 99.9, 99.99):
+            row[f"clat_p{p:g}_ns"] = pct.get(hist.percentile_key(p))
+        row.update({"usr_cpu": entry["usr_cpu"], "sys_cpu": entry["sys_cpu"], "ctx": entry["ctx"]})
+        kit = entry.get("kit", {})
+        row["ctx_voluntary"] = kit.get("ctx_voluntary")
+        row["ctx_involuntary"] = kit.get("ctx_involuntary")
+        row["process_ctx"] = proc.get("ctx")
+        row["process_usr_cpu"] = proc.get("usr_cpu")
+        row["process_sys_cpu"] = proc.get("sys_cpu")
+        for key in ("fixedbufs", "registerfiles", "sqthread_poll", "hipri"):
+            row[key] = job.get(key)
+        row["timestamp"] = self.data.get("timestamp")
+        return row
+
+    def summary(self):
+        return format_summary(self.data)
+
+    def __repr__(self):
+        return f"<kit.Result {self.data.get('label')} iops={self.iops:,.0f}>"
+
+    def _repr_html_(self):
+        return format_html(self.data)
+
+
+def job_label(job):
+    """Engine plus the features that change its behaviour: io_uring+fixedbufs."""
+    parts = [job["ioengine"]]
+    for key in ("fixedbufs", "registerfiles", "sqthread_poll", "hipri"):
+        if job.get(key):
+            parts.append(key)
+    return "+".join(parts)
+
+
+def _without_bins(data):
+    out = copy.deepcopy(data)
+    for entry in out["jobs"] + [out["total"]]:
+        for d in DDIRS + ("trim",):
+            for kind in _LAT_KINDS:
+                entry[d][kind].pop("bins", None)
+        entry["sync"]["lat_ns"].pop("bins", None)
+    return out
+
+
+def _json_default(o):
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_atomic(path, text):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".kit-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ---- human output ----------------------------------------------------------
+
+def human_count(x):
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return f"{x:.0f}"
+
+
+def human_bytes(x):
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(x) >= scale:
+            return f"{x / scale:.1f}".removesuffix(".0") + unit
+    return f"{x:.0f}B"
+
+
+def human_ns(ns):
+    if ns is None:
+        return "-"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g}{unit}"
+    return f"{ns:.0f}ns"
+
+
+def _headline(data):
+    job = data["job"]
+    text = (f"{data.get('label') or job['ioengine']} rw={job['rw']} bs={human_bytes(job['bs'])} "
+            f"iodepth={job['iodepth']} numjobs={job['numjobs']} nrfiles={job['nrfiles']} "
+            f"direct={int(job['direct'])}")
+    if data.get("runner", "kit") != "kit":
+        text += f" [runner={data['runner']}]"
+    return text
+
+
+def _ddir_rows(entry):
+    rows = []
+    for d in DDIRS:
+        de = entry[d]
+        if not de["total_ios"]:
+            continue
+        pct = de["clat_ns"].get("percentile", {})
+        rows.append((d, human_count(de["total_ios"]), human_count(de["iops"]),
+                     human_bytes(de["bw_bytes"]) + "/s",
+                     human_ns(pct.get("50.000000")), human_ns(pct.get("99.000000")),
+                     human_ns(pct.get("99.900000")), human_ns(de["lat_ns"]["mean"] or None)))
+    return rows
+
+
+def format_summary(data):
+    entry = data["total"]
+    lines = [_headline(data)]
+    header = ("", "ios", "IOPS", "bw", "clat p50", "p99", "p99.9", "lat mean")
+    rows = [header] + _ddir_rows(entry)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        lines.append("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    kit = entry.get("kit", {})
+    lines.append(f"  cpu (job threads, fio's view): usr {entry['usr_cpu']:.1f}% sys {entry['sys_cpu']:.1f}%  "
+                 f"ctx {entry['ctx']:,} (voluntary {kit.get('ctx_voluntary', 0):,}, "
+                 f"involuntary {kit.get('ctx_involuntary', 0):,})")
+    proc = data.get("process")
+    if proc:
+        lines.append(f"  cpu (whole process):           usr {proc['usr_cpu']:.1f}% sys {proc['sys_cpu']:.1f}%  "
+                     f"ctx {proc['ctx']:,} (voluntary {proc['ctx_voluntary']:,}, "
+                     f"involuntary {proc['ctx_involuntary']:,}), threads {proc.get('threads', '?')}")
+    levels = {k: v for k, v in entry["iodepth_level"].items() if v}
+    if levels:
+        lines.append("  iodepth: " + ", ".join(f"{k}={v:.1f}%" for k, v in levels.items()))
+    runtime = entry.get("kit", {}).get("runtime_ns", entry["job_runtime"] * 1e6) / 1e9
+    lines.append(f"  runtime {runtime:.2f}s over {len(data['jobs'])} job entr{'y' if len(data['jobs']) == 1 else 'ies'}"
+                 + ("  (interrupted)" if data.get("interrupted") else ""))
+    for t in data.get("targets") or []:
+        lines.append(f"  target: {t['path']} ({human_bytes(t['size'])}, "
+                     f"{'kit' if t.get('owned') else 'not kit'}'s {t['kind']})")
+    for note in data.get("notes") or []:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def format_html(data):
+    entry = data["total"]
+    esc = html.escape
+    cells = "".join(f"<th>{esc(h)}</th>" for h in ("", "ios", "IOPS", "bw", "clat p50", "p99", "p99.9", "lat mean"))
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in _ddir_rows(entry))
+    proc = data.get("process") or {}
+    kit = entry.get("kit", {})
+    extra = (f"<p>job threads: usr {entry['usr_cpu']:.1f}% sys {entry['sys_cpu']:.1f}% ctx {entry['ctx']:,} "
+             f"(vol {kit.get('ctx_voluntary', 0):,} / invol {kit.get('ctx_involuntary', 0):,})"
+             + (f"; whole process: usr {proc['usr_cpu']:.1f}% sys {proc['sys_cpu']:.1f}% ctx {proc['ctx']:,}"
+                if proc else "") + "</p>")
+    notes = "".join(f"<li>{esc(n)}</li>" for n in data.get("notes") or [])
+    return (f"<div class='kit-result'><b>{esc(_headline(data))}</b>"
+            f"<table><tr>{cells}</tr>{body}</table>{extra}"
+            + (f"<ul>{notes}</ul>" if notes else "") + "</div>")
+
+
+def utc_now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

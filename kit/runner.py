@@ -1,0 +1,441 @@
+"""Runs a Job: numjobs threads, each one call into the C driver.
+
+Python's part is orchestration only: plan and prepare the files, start the
+threads (cffi releases the GIL, so they really run in parallel), release them
+together, watch progress and Ctrl-C, take the process-wide snapshots at the
+barriers, and turn the C statistics into a Result.
+"""
+import contextlib
+import errno
+import os
+import resource
+import threading
+import time
+
+import numpy as np
+
+from . import target as targets
+from .engines import engine_index, native, stale_build
+from .errors import OptionError, RunError
+from .job import Job
+from .progress import bar
+from .results import DDIRS, Result
+
+POLL_MS = 200
+_ERR_SETUP, _ERR_IO, _ERR_SHORT, _ERR_VERIFY = 1, 2, 3, 4
+
+
+def run(job=None, *, progress=None, machine=True, **options):
+    """Runs a job and returns its Result. `kit.run(job)` or
+    `kit.run(ioengine="libaio", rw="randread")`. Raises OptionError for a
+    request that cannot be honoured, RunError (with .result when there is
+    one) when the run fails on this machine."""
+    if job is None:
+        job = Job(**options)
+    elif options:
+        job = job.replace(**options)
+    elif isinstance(job, dict):
+        job = Job.from_dict(job)
+    notes = _notes(job)
+    _check_capabilities(job)
+    plan = targets.plan(job)
+    targets.prepare(plan, progress=progress)
+    fds = targets.open_files(plan)
+    try:
+        outcome = _execute(job, plan, fds, progress)
+    finally:
+        targets.close_files(fds)
+    threads, process, interrupted = outcome
+    error = _first_error(job, plan, threads)
+    if job.verify and job.writes and not error and not interrupted:
+        error = _read_back(job, plan)
+    from .engines.sources import source_hash
+    result = Result.from_run(
+        job, threads, process, [f.to_dict() for f in plan.unique_files], notes=notes,
+        error=error, interrupted=interrupted, machine=_fingerprint(plan) if machine else None,
+        source_hash=source_hash())
+    if error:
+        exc = RunError(error["message"])
+        exc.result = result
+        raise exc
+    return result
+
+
+# ---- before the run ---------------------------------------------------------
+
+def _notes(job):
+    notes = []
+    if job.is_sync_engine and job.iodepth > 1:
+        notes.append(f"iodepth={job.iodepth} has no effect with ioengine={job.ioengine} "
+                     "(a synchronous engine has one I/O in flight)")
+    if job.sqthread_poll and not job.registerfiles:
+        notes.append("sqthread_poll implies registerfiles, as in fio")
+    if not job.direct and not job.invalidate and not job.writes:
+        notes.append("buffered reads with invalidate=0 (kit's default, fio's is 1): "
+                     "reads may be served from the page cache")
+    stale = stale_build()
+    if stale:
+        notes.append(stale)
+    return notes
+
+
+def _read_sysctl(name):
+    try:
+        with open("/proc/sys/" + name.replace(".", "/")) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def _check_capabilities(job):
+    """Features this kernel or device lacks, said before anything is written."""
+    if job.ioengine == "io_uring":
+        disabled = _read_sysctl("kernel.io_uring_disabled")
+        if disabled and disabled != "0":
+            raise RunError(f"ioengine=io_uring: io_uring is disabled on this kernel "
+                           f"(kernel.io_uring_disabled={disabled}); `sysctl -w kernel.io_uring_disabled=0` "
+                           "as root, or choose another ioengine")
+    if job.hipri:
+        for path in _hipri_paths(job):
+            why = _no_poll_queues(path)
+            if why:
+                raise RunError(f"hipri: polled completions (IOPOLL) cannot work on {path}: {why}. "
+                               "Run without hipri, or on an NVMe device with poll queues "
+                               "(nvme.poll_queues=N)")
+
+
+def _hipri_paths(job):
+    if job.filename:
+        base = job.directory or os.getcwd()
+        return [os.path.join(base, n) for n in job.filename.split(":")]
+    directory = targets.scratch_directory(job)
+    while not os.path.exists(directory):
+        directory = os.path.dirname(directory)
+    return [directory]
+
+
+def _no_poll_queues(path):
+    from .machine import describe_target
+    info = describe_target(path) or {}
+    dev = info.get("device")
+    if not dev:
+        fs = (info.get("filesystem") or {}).get("type", "this filesystem")
+        return f"it is on {fs}, which has no block device to poll"
+    if str(dev.get("io_poll")) != "1":
+        return (f"its device /dev/{dev.get('name')} ({dev.get('kind') or dev.get('driver') or 'unknown driver'}) "
+                f"has no poll queues (queue/io_poll={dev.get('io_poll')})")
+    return None
+
+
+# ---- the run ------------------------------------------------------------------
+
+def _params(ffi, job, j, fds, files, ctl, keep):
+    p = ffi.new("struct kit_params *")
+    fd_array = ffi.new("int[]", fds)
+    sizes = ffi.new("uint64_t[]", [f.size for f in files])
+    keep += [p, fd_array, sizes]
+    p.engine = engine_index(job.ioengine)
+    p.nfiles = len(fds)
+    p.fds = fd_array
+    p.file_sizes = sizes
+    p.bs = job.bs
+    p.iodepth = job.iodepth
+    p.random = int(job.is_random)
+    p.norandommap = int(job.norandommap)
+    p.rwmixread = job.read_percent
+    p.io_size = 0 if job.time_based else job.size if not job.filename else sum(f.size for f in files)
+    p.number_ios = job.number_ios
+    p.runtime_ns = int(job.runtime * 1e9)
+    p.ramp_ns = int(job.ramp_time * 1e9)
+    # distinct but reproducible offsets per job thread, as fio's per-job seeds
+    p.seed = (job.randseed * 0x9E3779B97F4A7C15 + j + 1) % (1 << 64)
+    p.fsync_every = job.fsync
+    p.verify = 1 if job.verify else 0
+    p.verify_seed = (int(time.time_ns()) ^ (j << 48)) % (1 << 64)
+    p.gtod_reduce = int(job.gtod_reduce)
+    p.fixedbufs = int(job.fixedbufs)
+    p.registerfiles = int(job.registerfiles or job.sqthread_poll)
+    p.sqthread_poll = int(job.sqthread_poll)
+    p.sqthread_poll_cpu = -1 if job.sqthread_poll_cpu is None else job.sqthread_poll_cpu
+    p.hipri = int(job.hipri)
+    p.iodepth_batch_submit = job.iodepth_batch_submit or job.iodepth
+    p.iodepth_batch_complete_min = job.iodepth_batch_complete_min
+    p.iodepth_batch_complete_max = job.iodepth_batch_complete_max or max(job.iodepth_batch_complete_min, 1)
+    p.threads = job.threads or job.iodepth
+    p.ctl = ctl
+    return p
+
+
+def _thread_counters(tid):
+    """usr/sys ns, voluntary and involuntary switches, faults of one thread."""
+    base = f"/proc/self/task/{tid}"
+    try:
+        with open(base + "/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open(base + "/status") as fh:
+            status = dict(line.split(":", 1) for line in fh if ":" in line)
+    except OSError:
+        return None
+    tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
+    return {"utime_ns": int(fields[11]) * tick_ns, "stime_ns": int(fields[12]) * tick_ns,
+            "nvcsw": int(status["voluntary_ctxt_switches"]), "nivcsw": int(status["nonvoluntary_ctxt_switches"]),
+            "minflt": int(fields[7]), "majflt": int(fields[9])}
+
+
+def _bystanders():
+    """Threads that do not work for the benchmark: every Python thread (the
+    main thread polls, Jupyter's threads chat) and libzmq's background ones."""
+    tids = {t.native_id for t in threading.enumerate() if t.native_id}
+    with contextlib.suppress(OSError):
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/comm") as fh:
+                if fh.read().startswith("ZMQbg"):
+                    tids.add(int(tid))
+    return tids
+
+
+def _self_counters():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"utime_ns": ru.ru_utime * 1e9, "stime_ns": ru.ru_stime * 1e9, "nvcsw": ru.ru_nvcsw,
+            "nivcsw": ru.ru_nivcsw, "minflt": ru.ru_minflt, "majflt": ru.ru_majflt}
+
+
+def _thread_count():
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
+class _Watch:
+    """What the main thread sees while the job threads run."""
+
+    def __init__(self):
+        self.peak_threads = 0
+        self.interrupts = 0
+
+
+def _execute(job, plan, fds, progress):
+    ffi, lib = native()
+    n = job.numjobs
+    keep = []
+    ctl = ffi.new("struct kit_control *")
+    ctl.nthreads = n
+    params = [_params(ffi, job, j, fds[j], plan.files[j], ctl, keep) for j in range(n)]
+    stats = [ffi.new("struct kit_stats *") for _ in range(n)]
+    workers = [threading.Thread(target=lib.kit_job_run, args=(params[j], stats[j]),
+                                name=f"kit-job-{j}", daemon=True) for j in range(n)]
+    watch = _Watch()
+    ready = ffi.addressof(ctl, "ready")
+    finished = ffi.addressof(ctl, "finished")
+    released = False
+
+    def stop():
+        ctl.stop = 1
+
+    try:
+        for w in workers:
+            w.start()
+        _wait_until(lib, ready, n, watch, stop)
+        if any(stats[j].error for j in range(n)):
+            stop()
+        bystanders = _bystanders() - {w.native_id for w in workers}
+        before = {tid: _thread_counters(tid) for tid in bystanders}
+        self0, t0 = _self_counters(), time.monotonic_ns()
+        lib.kit_control_go(ctl)
+        _watch_run(job, lib, finished, n, stats, watch, stop, progress)
+        self1, t1 = _self_counters(), time.monotonic_ns()
+        after = {tid: _thread_counters(tid) for tid in bystanders}
+        lib.kit_control_release(ctl)
+        released = True
+        for w in workers:
+            while w.is_alive():
+                w.join(0.2)
+    except KeyboardInterrupt:
+        # a second Ctrl-C while stopping: leave at once, the threads are daemons
+        if not released:
+            stop()
+            lib.kit_control_go(ctl)
+            lib.kit_control_release(ctl)
+        raise
+    process = _process_stats(self0, self1, before, after, t1 - t0, watch.peak_threads)
+    threads = [_extract(ffi, stats[j]) for j in range(n)]
+    interrupted = watch.interrupts > 0 or any(t["interrupted"] for t in threads)
+    return threads, process, interrupted
+
+
+def _wait_until(lib, word, n, watch, stop):
+    while True:
+        try:
+            if lib.kit_control_wait(word, n, POLL_MS) >= n:
+                return
+        except KeyboardInterrupt:
+            watch.interrupts += 1
+            stop()
+            if watch.interrupts > 1:
+                raise
+
+
+def _watch_run(job, lib, finished, n, stats, watch, stop, progress):
+    timed = bool(job.runtime) and (job.time_based or not job.size)
+    total = job.runtime + job.ramp_time if timed else \
+        (job.number_ios * n if job.number_ios else (job.size if not job.filename else 0) * n)
+    start = time.monotonic()
+    with bar(total=total, label=f"{job.ioengine} {job.rw}", unit="s" if timed else ("io" if job.number_ios else "B"),
+             enabled=progress) as b:
+        while True:
+            try:
+                done = lib.kit_control_wait(finished, n, POLL_MS) >= n
+            except KeyboardInterrupt:
+                watch.interrupts += 1
+                stop()
+                if watch.interrupts > 1:
+                    raise
+                continue
+            watch.peak_threads = max(watch.peak_threads, _thread_count())
+            ios = sum(stats[j].progress_ios for j in range(n))
+            elapsed = time.monotonic() - start
+            if timed:
+                now = min(elapsed, total)
+            elif job.number_ios:
+                now = ios
+            else:
+                now = sum(stats[j].progress_bytes for j in range(n))
+            b.update_to(now, IOPS=f"{ios / elapsed:,.0f}" if elapsed > 0 else "-")
+            if done:
+                return
+
+
+def _process_stats(self0, self1, before, after, wall_ns, peak_threads):
+    """The whole process minus the bystander threads: job threads, glibc
+    AIO helpers and pool workers (even those that exited) all count."""
+    delta = {k: self1[k] - self0[k] for k in self0}
+    for tid, b in before.items():
+        a = after.get(tid)
+        if a and b:
+            for k in delta:
+                delta[k] -= a[k] - b[k]
+    delta = {k: max(v, 0) for k, v in delta.items()}
+    return {
+        "usr_cpu": 100.0 * delta["utime_ns"] / wall_ns if wall_ns else 0.0,
+        "sys_cpu": 100.0 * delta["stime_ns"] / wall_ns if wall_ns else 0.0,
+        "ctx": int(delta["nvcsw"] + delta["nivcsw"]),
+        "ctx_voluntary": int(delta["nvcsw"]), "ctx_involuntary": int(delta["nivcsw"]),
+        "majf": int(delta["majflt"]), "minf": int(delta["minflt"]),
+        "usr_ns": int(delta["utime_ns"]), "sys_ns": int(delta["stime_ns"]),
+        "wall_ns": int(wall_ns), "threads": peak_threads,
+    }
+
+
+def _lat(ffi, lat):
+    return {"n": lat.n, "min": lat.min if lat.n else 0, "max": lat.max, "sum": lat.sum,
+            "sumsq": lat.sumsq,
+            "hist": np.frombuffer(ffi.buffer(lat.hist), dtype=np.uint64).astype(np.int64)}
+
+
+def _depth(ffi, arr):
+    return np.frombuffer(ffi.buffer(arr), dtype=np.uint64).astype(np.int64)
+
+
+def _extract(ffi, s):
+    """Copies one thread's C statistics into plain Python/numpy values."""
+    return {
+        "ddir": {d: {"ios": s.ddir[i].ios, "bytes": s.ddir[i].bytes,
+                     "slat": _lat(ffi, s.ddir[i].slat), "clat": _lat(ffi, s.ddir[i].clat),
+                     "lat": _lat(ffi, s.ddir[i].lat)} for i, d in enumerate(DDIRS)},
+        "syncs": s.syncs, "sync_lat": _lat(ffi, s.sync_lat),
+        "depth_level": _depth(ffi, s.depth_level), "depth_submit": _depth(ffi, s.depth_submit),
+        "depth_complete": _depth(ffi, s.depth_complete),
+        "start_ns": s.start_ns, "end_ns": s.end_ns, "tid": s.tid,
+        "utime_ns": s.utime_ns, "stime_ns": s.stime_ns, "nvcsw": s.nvcsw, "nivcsw": s.nivcsw,
+        "minflt": s.minflt, "majflt": s.majflt, "verified_bytes": s.verified_bytes,
+        "interrupted": bool(s.interrupted), "ring_flags": s.ring_flags,
+        "error": s.error, "error_kind": s.error_kind, "error_file": s.error_file,
+        "error_offset": s.error_offset, "error_msg": ffi.string(s.error_msg).decode(errors="replace"),
+    }
+
+
+# ---- after the run ----------------------------------------------------------
+
+def _first_error(job, plan, threads):
+    for j, t in enumerate(threads):
+        if not t["error"]:
+            continue
+        kind = t["error_kind"]
+        err = -t["error"]
+        if kind == _ERR_SETUP:
+            message = _explain_setup(job, err, t["error_msg"])
+            return {"kind": "setup", "errno": err, "message": message, "job": j}
+        path = plan.files[j][t["error_file"]].path if t["error_file"] >= 0 else None
+        message = f"{path}: {t['error_msg']} at offset {t['error_offset']}"
+        if kind == _ERR_IO:
+            message += _explain_io(job, err)
+        return {"kind": {_ERR_IO: "io", _ERR_SHORT: "short", _ERR_VERIFY: "verify"}.get(kind, "io"),
+                "errno": err, "message": message, "file": path, "offset": t["error_offset"], "job": j}
+    return None
+
+
+def _explain_setup(job, err, msg):
+    text = f"{msg}: {os.strerror(err)}"
+    if job.ioengine == "libaio" and err == errno.EAGAIN:
+        text += (f" — not enough AIO slots (fs.aio-nr={_read_sysctl('fs.aio-nr')} of "
+                 f"fs.aio-max-nr={_read_sysctl('fs.aio-max-nr')}; this job needs {job.iodepth * job.numjobs}); "
+                 "raise it with `sysctl -w fs.aio-max-nr=N`, or lower iodepth or numjobs")
+    elif job.ioengine == "io_uring" and err in (errno.ENOMEM, errno.ENOBUFS):
+        soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+        text += (f" — the locked-memory limit is too small for the ring"
+                 f"{' and registered buffers' if job.fixedbufs else ''} "
+                 f"(ulimit -l is {'unlimited' if soft < 0 else soft // 1024} KiB); raise it with `ulimit -l`")
+    elif job.ioengine == "io_uring" and err == errno.EPERM:
+        text += " — io_uring is not permitted for this user (kernel.io_uring_disabled, or a seccomp/container policy)"
+    elif job.ioengine == "io_uring" and err == errno.EINVAL and job.sqthread_poll_cpu is not None:
+        text += f" — sqthread_poll_cpu={job.sqthread_poll_cpu} is not an online CPU"
+    elif job.ioengine == "threadpool" and err == errno.EAGAIN:
+        text += " — cannot create more threads (ulimit -u, kernel.threads-max); lower threads or numjobs"
+    return text
+
+
+def _explain_io(job, err):
+    if err == errno.EOPNOTSUPP and job.hipri:
+        return " — hipri: the device does not support polled I/O (no poll queues)"
+    if err == errno.EINVAL and job.direct:
+        return " — direct I/O needs bs and offsets aligned to the device's logical block size"
+    if err == errno.ENOSPC:
+        return " — the filesystem is full"
+    return ""
+
+
+def _read_back(job, plan):
+    """fio's verify phase: after a write job, every written file is read back
+    whole and each unit's header and checksum checked."""
+    ffi, lib = native()
+    for f in plan.unique_files:
+        report = ffi.new("struct kit_verify_report *")
+        fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            r = lib.kit_verify_range(fd, 0, f.size, report)
+        finally:
+            os.close(fd)
+        if r < 0:
+            return {"kind": "verify", "errno": -r, "file": f.path, "offset": 0,
+                    "message": f"{f.path}: verify read-back failed: {os.strerror(-r)}"}
+        if report.bad:
+            msg = ffi.string(report.msg).decode()
+            return {"kind": "verify", "errno": errno.EILSEQ, "file": f.path, "offset": report.bad_offset,
+                    "message": f"{f.path}: {msg}"}
+    return None
+
+
+_MACHINE_CACHE = {}
+
+
+def _fingerprint(plan):
+    from . import machine
+    path = plan.unique_files[0].path if plan.unique_files else None
+    key = os.path.dirname(path) if path else None
+    if key not in _MACHINE_CACHE:
+        try:
+            _MACHINE_CACHE[key] = machine.fingerprint(path)
+        except Exception as e:  # a fingerprint must never cost a measurement
+            _MACHINE_CACHE[key] = {"error": f"{type(e).__name__}: {e}"}
+    return _MACHINE_CACHE[key]

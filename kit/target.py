@@ -1,0 +1,472 @@
+"""Where a job's I/O goes: kit's own scratch files, or what the user named.
+
+Two phases, so that bad input writes nothing:
+  plan(job)       decides the files of every job thread and checks every
+                  safety rule (ownership, mounted devices); no side effects.
+  prepare(plan)   creates, extends and pre-fills kit's files, invalidates or
+                  warms the page cache, as the job asks.
+
+Ownership: kit writes only to files it created. Each directory kit creates
+files in holds a manifest (.kit-files.json) naming them with their inode; a
+file is kit's only if the manifest says so and the inode still matches.
+"""
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import stat
+import threading
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .errors import OptionError, RunError
+
+SCRATCH_ENV = "KIT_SCRATCH"
+DEFAULT_SCRATCH = "kit-scratch"
+MANIFEST = ".kit-files.json"
+MANIFEST_LOCK = ".kit-files.lock"
+PREFILL_SEED = 0x6B6974  # "kit": the pattern a fresh file carries
+WARM_CHUNK = 1 << 20
+
+
+@dataclass
+class TargetFile:
+    path: str
+    size: int                   # bytes the job uses
+    kind: str                   # "file" or "block"
+    exists: bool
+    owned: bool                 # kit created it (manifest + same inode)
+    current_size: int = 0       # bytes on disk now (files)
+    rdev: Optional[tuple] = None  # (major, minor) of a block device
+
+    def to_dict(self):
+        return {"path": self.path, "kind": self.kind, "size": self.size, "owned": self.owned}
+
+
+@dataclass
+class Plan:
+    job: object
+    files: List[List[TargetFile]]   # per job thread
+    directory: Optional[str] = None  # kit's directory, created if missing
+    creates_directory: bool = False
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def unique_files(self):
+        seen, out = set(), []
+        for thread_files in self.files:
+            for f in thread_files:
+                if f.path not in seen:
+                    seen.add(f.path)
+                    out.append(f)
+        return out
+
+
+# ---- the manifest ---------------------------------------------------------
+
+def _manifest_path(directory):
+    return os.path.join(directory, MANIFEST)
+
+
+def read_manifest(directory):
+    try:
+        with open(_manifest_path(directory)) as fh:
+            data = json.load(fh)
+        return data.get("files", {}) if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+@contextlib.contextmanager
+def manifest_lock(directory):
+    """Serializes manifest updates between concurrent kit processes."""
+    fd = os.open(os.path.join(directory, MANIFEST_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def update_manifest(directory, changes):
+    """Merges {name: entry or None} into the manifest, atomically."""
+    with manifest_lock(directory):
+        files = read_manifest(directory)
+        for name, entry in changes.items():
+            if entry is None:
+                files.pop(name, None)
+            else:
+                files[name] = entry
+        tmp = _manifest_path(directory) + f".tmp{os.getpid()}.{threading.get_ident()}"
+        with open(tmp, "w") as fh:
+            json.dump({"schema": "kit-files/1", "files": files}, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, _manifest_path(directory))
+
+
+def is_owned(path, st=None):
+    directory, name = os.path.split(os.path.abspath(path))
+    entry = read_manifest(directory).get(name)
+    if not entry:
+        return False
+    try:
+        st = st or os.stat(path)
+    except OSError:
+        return False
+    return entry.get("ino") == st.st_ino and entry.get("dev") == st.st_dev
+
+
+def _pattern_intact(path):
+    directory, name = os.path.split(os.path.abspath(path))
+    return read_manifest(directory).get(name, {}).get("pattern") == "intact"
+
+
+# ---- block devices: is anything using it? ----------------------------------
+
+def _sysfs_dev(major, minor):
+    return f"/sys/dev/block/{major}:{minor}"
+
+
+def _dev_name(major, minor):
+    return os.path.basename(os.path.realpath(_sysfs_dev(major, minor)))
+
+
+def _mounted_devices():
+    """(major, minor) of every mounted filesystem, from mountinfo field 3."""
+    out = {}
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            parts = line.split()
+            major, minor = parts[2].split(":")
+            out.setdefault((int(major), int(minor)), parts[4])
+    return out
+
+
+def _swap_devices():
+    out = set()
+    try:
+        with open("/proc/swaps") as fh:
+            next(fh, None)
+            for line in fh:
+                path = line.split()[0]
+                with contextlib.suppress(OSError):
+                    st = os.stat(path)
+                    if stat.S_ISBLK(st.st_mode):
+                        out.add((os.major(st.st_rdev), os.minor(st.st_rdev)))
+    except OSError:
+        pass
+    return out
+
+
+def _partitions(major, minor):
+    base = _sysfs_dev(major, minor)
+    out = []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(base):
+            dev_file = os.path.join(base, entry, "dev")
+            if os.path.exists(os.path.join(base, entry, "partition")) and os.path.exists(dev_file):
+                with open(dev_file) as fh:
+                    ma, mi = fh.read().strip().split(":")
+                out.append((int(ma), int(mi)))
+    return out
+
+
+def device_in_use(major, minor):
+    """Why a block device must not be written, or None: mounted, swap, or held
+    (device-mapper, md, ...), for the device itself and each partition."""
+    mounted = _mounted_devices()
+    swaps = _swap_devices()
+    for dev in [(major, minor)] + _partitions(major, minor):
+        name = _dev_name(*dev)
+        if dev in mounted:
+            return f"/dev/{name} is mounted on {mounted[dev]}"
+        if dev in swaps:
+            return f"/dev/{name} is in use as swap"
+        holders = os.path.join(_sysfs_dev(*dev), "holders")
+        with contextlib.suppress(OSError):
+            held_by = sorted(os.listdir(holders))
+            if held_by:
+                return f"/dev/{name} is held by {', '.join(held_by)}"
+    return None
+
+
+def block_device_size(path):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+
+
+# ---- plan ------------------------------------------------------------------
+
+def scratch_directory(job):
+    return os.path.abspath(job.directory or os.environ.get(SCRATCH_ENV) or DEFAULT_SCRATCH)
+
+
+def _describe(path, want_size, job, option, parent_is_kits=False):
+    """A TargetFile for one path, checked against the job's needs."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(path) or "."
+        if parent_is_kits:  # kit's directory, checked (or to be created) by plan()
+            return TargetFile(path, want_size, "file", exists=False, owned=True)
+        if not os.path.isdir(parent):
+            raise OptionError(option, f"cannot create {path}: {parent} is not a directory")
+        if not os.access(parent, os.W_OK):
+            raise OptionError(option, f"cannot create {path}: {parent} is not writable")
+        return TargetFile(path, want_size, "file", exists=False, owned=True)
+    except OSError as e:
+        raise OptionError(option, f"cannot use {path}: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise OptionError(option, f"{path} is a directory (use --directory for that)")
+    if stat.S_ISBLK(st.st_mode):
+        rdev = (os.major(st.st_rdev), os.minor(st.st_rdev))
+        try:
+            dev_size = block_device_size(path)
+        except OSError as e:
+            raise OptionError(option, f"cannot open {path}: {e.strerror}") from None
+        size = want_size if want_size else dev_size
+        if size > dev_size:
+            raise OptionError("size", f"{path} has {dev_size} bytes, fewer than the {size} asked for")
+        return TargetFile(path, size, "block", exists=True, owned=False, current_size=dev_size, rdev=rdev)
+    if not stat.S_ISREG(st.st_mode):
+        raise OptionError(option, f"{path} is neither a regular file nor a block device")
+    owned = is_owned(path, st)
+    size = want_size if want_size else st.st_size
+    if size > st.st_size and not owned:
+        raise OptionError("size", f"{path} has {st.st_size} bytes, fewer than the {size} asked for, "
+                                  "and kit does not extend files it did not create")
+    return TargetFile(path, size, "file", exists=True, owned=owned, current_size=st.st_size)
+
+
+def plan(job):
+    """Decides every job thread's files and enforces the safety rules.
+    Raises OptionError (exit 2) before anything is created or written."""
+    if job.filename:
+        base = job.directory or os.getcwd()
+        explicit_size = "size" in job._given or "filesize" in job._given
+        want = job.file_size if explicit_size else 0
+        files = [_describe(os.path.join(base, name), want, job, "filename")
+                 for name in job.filename.split(":")]
+        per_thread = [files for _ in range(job.numjobs)]
+        p = Plan(job, per_thread)
+    else:
+        directory = scratch_directory(job)
+        creates = not os.path.exists(directory)
+        if creates:
+            parent = os.path.dirname(directory)
+            if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+                raise OptionError("directory", f"cannot create {directory}: {parent} is not a writable directory")
+        elif not os.path.isdir(directory):
+            raise OptionError("directory", f"{directory} is not a directory")
+        elif not os.access(directory, os.W_OK):
+            raise OptionError("directory", f"{directory} is not writable")
+        per_thread = []
+        for j in range(job.numjobs):
+            per_thread.append([
+                _describe(os.path.join(directory, f"{job.name}.{j}.{f}"), job.file_size, job, "directory",
+                          parent_is_kits=True)
+                for f in range(job.nrfiles)])
+        p = Plan(job, per_thread, directory=directory, creates_directory=creates)
+    _check_writes_allowed(job, p)
+    return p
+
+
+def _check_writes_allowed(job, p):
+    if not job.writes:
+        return
+    for f in p.unique_files:
+        if f.kind == "block":
+            if not job.allow_destructive:
+                raise OptionError("filename", f"{f.path} is a block device and rw={job.rw} writes to it, "
+                                              "destroying its data; add --allow-destructive if you mean it")
+            busy = device_in_use(*f.rdev)
+            if busy:
+                raise OptionError("filename", f"refusing to write to {f.path}: {busy} "
+                                              "(even with --allow-destructive)")
+        elif not f.owned and not job.allow_destructive:
+            raise OptionError("filename", f"{f.path} was not created by kit and rw={job.rw} writes to it; "
+                                          "add --allow-destructive to overwrite it")
+
+
+# ---- prepare ---------------------------------------------------------------
+
+def _prefill_file(native, f, progress_cell):
+    """Creates or extends one of kit's files with the verification pattern."""
+    ffi, lib = native
+    fd = os.open(f.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        st = os.fstat(fd)
+        start = 0 if not f.exists or not _pattern_intact(f.path) else min(st.st_size, f.size)
+        if f.size > start:
+            r = lib.kit_prefill(fd, start, f.size - start, PREFILL_SEED, progress_cell)
+            if r < 0:
+                raise RunError(f"pre-filling {f.path}: {os.strerror(-r)}")
+            os.fsync(fd)
+        st = os.fstat(fd)
+        return os.path.basename(f.path), {"ino": st.st_ino, "dev": st.st_dev,
+                                          "size": st.st_size, "pattern": "intact"}
+    finally:
+        os.close(fd)
+
+
+def _needs_fill(job, f):
+    if not f.owned:
+        return False
+    if not f.exists or f.current_size < f.size:
+        return True
+    # reads that verify need the pattern back after unverified writes
+    return bool(job.verify) and not _pattern_intact(f.path)
+
+
+def prepare(p, progress=None):
+    """Creates/extends kit's files, then invalidates or warms the cache."""
+    from .engines import native
+    job = p.job
+    if p.creates_directory:
+        os.makedirs(p.directory, exist_ok=True)
+    to_fill = [f for f in p.unique_files if _needs_fill(job, f)]
+    if to_fill:
+        ffi, lib = native()
+        cell = ffi.new("uint64_t *")
+        total = sum(f.size for f in to_fill)
+        results, errors = [], []
+
+        def work(f):
+            try:
+                results.append(_prefill_file((ffi, lib), f, cell))
+            except (OSError, RunError) as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(f,)) for f in to_fill]
+        for t in threads:
+            t.start()
+        _watch(threads, lambda: cell[0], total, "pre-fill", progress)
+        by_dir = {}
+        for f, (name, entry) in zip(to_fill, results):
+            by_dir.setdefault(os.path.dirname(f.path), {})[name] = entry
+        for directory, changes in by_dir.items():
+            update_manifest(directory, changes)
+        if errors:
+            e = errors[0]
+            raise e if isinstance(e, RunError) else RunError(f"pre-filling {e.filename}: {e.strerror}")
+        for f in to_fill:
+            f.exists, f.owned, f.current_size = True, True, max(f.current_size, f.size)
+    if job.writes and not job.verify:
+        # unverified writes leave bytes that are not the pattern
+        _mark_dirty([f for f in p.unique_files if f.owned])
+    if job.invalidate:
+        for f in p.unique_files:
+            _invalidate(f)
+    if job.pre_read:
+        _warm([f for f in p.unique_files], progress)
+
+
+def _mark_dirty(files):
+    by_dir = {}
+    for f in files:
+        directory, name = os.path.split(f.path)
+        entry = dict(read_manifest(directory).get(name, {}))
+        if entry:
+            entry["pattern"] = "dirty"
+            by_dir.setdefault(directory, {})[name] = entry
+    for directory, changes in by_dir.items():
+        update_manifest(directory, changes)
+
+
+def _invalidate(f):
+    fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        with contextlib.suppress(OSError):
+            os.fdatasync(fd)  # dirty pages would survive DONTNEED
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def _warm(files, progress):
+    total = sum(f.size for f in files)
+    done = [0]
+
+    def work():
+        buf = bytearray(WARM_CHUNK)
+        for f in files:
+            fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                off = 0
+                while off < f.size:
+                    n = os.preadv(fd, [memoryview(buf)[:min(WARM_CHUNK, f.size - off)]], off)
+                    if n <= 0:
+                        break
+                    off += n
+                    done[0] += n
+            finally:
+                os.close(fd)
+
+    t = threading.Thread(target=work)
+    t.start()
+    _watch([t], lambda: done[0], total, "pre-read", progress)
+
+
+def _watch(threads, done_bytes, total, label, progress):
+    from .progress import bar
+    with bar(total=total, label=label, unit="B", enabled=progress) as b:
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(0.1)
+                break
+            b.update_to(done_bytes())
+        b.update_to(done_bytes())
+
+
+# ---- open ------------------------------------------------------------------
+
+def open_flags(job, f):
+    flags = os.O_CLOEXEC | (os.O_RDWR if job.writes else os.O_RDONLY)
+    if job.direct:
+        flags |= os.O_DIRECT
+    if f.kind == "block" and job.writes:
+        flags |= os.O_EXCL  # the kernel refuses if the device is mounted or claimed
+    return flags
+
+
+def open_files(p):
+    """One descriptor per file per job thread (each thread its own, as
+    fio's jobs: the sync engine's file position is per descriptor)."""
+    job = p.job
+    opened = []
+    try:
+        for thread_files in p.files:
+            fds = []
+            opened.append(fds)
+            for f in thread_files:
+                try:
+                    fds.append(os.open(f.path, open_flags(job, f)))
+                except OSError as e:
+                    raise RunError(_open_error(job, f, e)) from None
+        return opened
+    except BaseException:
+        close_files(opened)
+        raise
+
+
+def _open_error(job, f, e):
+    if e.errno == errno.EINVAL and job.direct:
+        return f"direct: {f.path} cannot be opened with O_DIRECT (its filesystem does not support it); use direct=0"
+    if e.errno == errno.EBUSY:
+        return f"{f.path} is busy (mounted or claimed by another user); kit will not write to it"
+    if e.errno == errno.EMFILE:
+        return (f"too many open files opening {f.path}: numjobs x nrfiles needs more descriptors "
+                f"than `ulimit -n` allows; raise it or use fewer files")
+    return f"cannot open {f.path}: {e.strerror}"
+
+
+def close_files(opened):
+    for fds in opened:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
