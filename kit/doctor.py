@@ -120,7 +120,7 @@ def capabilities(directory=None, filename=None):
         base = {"directory": made, "size": PROBE_SIZE}
         target = made
     try:
-        fp = machine.fingerprint(target)
+        fp = machine.fingerprint(root if made else target)
         engines, features = _engine_matrix(base)
     finally:
         if made:

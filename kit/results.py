@@ -186,6 +186,8 @@ def job_entry(t, name, options, error=0, runtime_sum_ns=None):
         "iodepth_submit_exact": _exact(t["depth_submit"]),
         "iodepth_complete_exact": _exact(t["depth_complete"]),
     }
+    if t.get("verify_seed") is not None:
+        entry["kit"]["verify_seed"] = int(t["verify_seed"])
     if t.get("ring_flags"):
         entry["kit"]["io_uring_setup_flags"] = int(t["ring_flags"])
     return entry

@@ -5,6 +5,7 @@ threads (cffi releases the GIL, so they really run in parallel), release them
 together, watch progress and Ctrl-C, take the process-wide snapshots at the
 barriers, and turn the C statistics into a Result.
 """
+import collections
 import contextlib
 import errno
 import os
@@ -182,16 +183,30 @@ def _thread_counters(tid):
             "minflt": int(fields[7]), "majflt": int(fields[9])}
 
 
+# Threads first seen during a kit run (glibc's AIO helpers idle for a second
+# and are reused by the next run): never bystanders.
+_BORN_IN_RUNS = set()
+
+
+def _live_threads():
+    try:
+        return {int(t) for t in os.listdir("/proc/self/task")}
+    except OSError:
+        return set()
+
+
+def _comm(tid):
+    try:
+        with open(f"/proc/self/task/{tid}/comm") as fh:
+            return fh.read().strip()
+    except OSError:
+        return "?"
+
+
 def _bystanders():
-    """Threads that do not work for the benchmark: every Python thread (the
-    main thread polls, Jupyter's threads chat) and libzmq's background ones."""
-    tids = {t.native_id for t in threading.enumerate() if t.native_id}
-    with contextlib.suppress(OSError):
-        for tid in os.listdir("/proc/self/task"):
-            with contextlib.suppress(OSError), open(f"/proc/self/task/{tid}/comm") as fh:
-                if fh.read().startswith("ZMQbg"):
-                    tids.add(int(tid))
-    return tids
+    """Threads that were there before the run and do not work for it: the
+    Python main thread (it polls), Jupyter's and libzmq's threads, BLAS pools."""
+    return _live_threads() - _BORN_IN_RUNS
 
 
 def _self_counters():
@@ -200,19 +215,25 @@ def _self_counters():
             "nivcsw": ru.ru_nivcsw, "minflt": ru.ru_minflt, "majflt": ru.ru_majflt}
 
 
-def _thread_count():
-    try:
-        return len(os.listdir("/proc/self/task"))
-    except OSError:
-        return 0
-
-
 class _Watch:
     """What the main thread sees while the job threads run."""
 
     def __init__(self):
         self.peak_threads = 0
         self.interrupts = 0
+        self.seen = {}          # tid -> name, every thread seen while running
+
+    def look(self):
+        live = _live_threads()
+        self.peak_threads = max(self.peak_threads, len(live))
+        for tid in live - set(self.seen):
+            self.seen[tid] = _comm(tid)
+
+    def helpers(self, existing, job_tids):
+        """Threads born during the run: pool workers, glibc AIO helpers,
+        io_uring's iou-wrk/iou-sqp threads."""
+        return {tid: name for tid, name in self.seen.items()
+                if tid not in existing and tid not in job_tids}
 
 
 def _execute(job, plan, fds, progress):
@@ -233,13 +254,16 @@ def _execute(job, plan, fds, progress):
     def stop():
         ctl.stop = 1
 
+    # taken before the job threads exist, so that what they start during setup
+    # (pool workers, the SQPOLL thread) counts as working for the run
+    bystanders = _bystanders()
     try:
         for w in workers:
             w.start()
         _wait_until(lib, ready, n, watch, stop)
         if any(stats[j].error for j in range(n)):
             stop()
-        bystanders = _bystanders() - {w.native_id for w in workers}
+        job_tids = {w.native_id for w in workers}
         before = {tid: _thread_counters(tid) for tid in bystanders}
         self0, t0 = _self_counters(), time.monotonic_ns()
         lib.kit_control_go(ctl)
@@ -258,8 +282,12 @@ def _execute(job, plan, fds, progress):
             lib.kit_control_go(ctl)
             lib.kit_control_release(ctl)
         raise
-    process = _process_stats(self0, self1, before, after, t1 - t0, watch.peak_threads)
+    helpers = watch.helpers(bystanders | _BORN_IN_RUNS, job_tids)
+    _BORN_IN_RUNS.update(helpers)
+    process = _process_stats(self0, self1, before, after, t1 - t0, watch.peak_threads, helpers)
     threads = [_extract(ffi, stats[j]) for j in range(n)]
+    for j, t in enumerate(threads):
+        t["verify_seed"] = params[j].verify_seed if job.verify else None
     interrupted = watch.interrupts > 0 or any(t["interrupted"] for t in threads)
     return threads, process, interrupted
 
@@ -292,7 +320,7 @@ def _watch_run(job, lib, finished, n, stats, watch, stop, progress):
                 if watch.interrupts > 1:
                     raise
                 continue
-            watch.peak_threads = max(watch.peak_threads, _thread_count())
+            watch.look()
             ios = sum(stats[j].progress_ios for j in range(n))
             elapsed = time.monotonic() - start
             if timed:
@@ -306,7 +334,7 @@ def _watch_run(job, lib, finished, n, stats, watch, stop, progress):
                 return
 
 
-def _process_stats(self0, self1, before, after, wall_ns, peak_threads):
+def _process_stats(self0, self1, before, after, wall_ns, peak_threads, helpers):
     """The whole process minus the bystander threads: job threads, glibc
     AIO helpers and pool workers (even those that exited) all count."""
     delta = {k: self1[k] - self0[k] for k in self0}
@@ -324,7 +352,13 @@ def _process_stats(self0, self1, before, after, wall_ns, peak_threads):
         "majf": int(delta["majflt"]), "minf": int(delta["minflt"]),
         "usr_ns": int(delta["utime_ns"]), "sys_ns": int(delta["stime_ns"]),
         "wall_ns": int(wall_ns), "threads": peak_threads,
+        "helper_threads": dict(collections.Counter(_role_name(n) for n in helpers.values())),
     }
+
+
+def _role_name(comm):
+    """iou-wrk-1234 -> iou-wrk: one name per kind of helper."""
+    return comm.rstrip("0123456789").rstrip("-") or comm
 
 
 def _lat(ffi, lat):

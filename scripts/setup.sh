@@ -56,7 +56,7 @@ make_venv() {
 
 install_kit() {
     say "building the C engines and installing kit into $VENV"
-    "$VENV/bin/python" -m pip install -q --no-build-isolation -e '.[test]'
+    pip_quiet install -q --no-build-isolation -e '.[test]'
     "$VENV/bin/python" -c 'import kit.engines as e; e.native(); assert not e.stale_build(), e.stale_build()'
 }
 

@@ -16,6 +16,7 @@ struct uring {
 	struct io_uring ring;
 	struct io_uring_cqe **cqes;
 	struct iovec *iovecs;
+	unsigned queued;        /* SQEs prepared since the last submit */
 };
 
 static void uring_free(struct uring *u)
@@ -135,6 +136,7 @@ static int io_uring_queue_io(struct kit_thread *t, struct kit_io *io)
 	if (p->registerfiles)
 		sqe->flags |= IOSQE_FIXED_FILE;
 	sqe->user_data = (uint64_t)io->index;
+	u->queued++;
 	return KIT_QUEUED;
 }
 
@@ -142,13 +144,16 @@ static int io_uring_commit(struct kit_thread *t)
 {
 	struct uring *u = t->engine_data;
 
-	while (io_uring_sq_ready(&u->ring)) {
+	/* count what was handed over, not what the SQ still shows: with SQPOLL
+	 * the kernel thread drains the ring on its own schedule */
+	while (u->queued) {
 		int r = io_uring_submit(&u->ring);
 
 		if (r == -EINTR)
 			continue;
-		if (r < 0)
-			return r;
+		if (r <= 0)
+			return r < 0 ? r : -EAGAIN;
+		u->queued -= (unsigned)r < u->queued ? (unsigned)r : u->queued;
 	}
 	return 0;
 }
