@@ -67,6 +67,7 @@ def merge_threads(threads):
         "tid": None,
         "runtime_sum_ns": sum(t["end_ns"] - t["start_ns"] for t in threads),
         "ring_flags": threads[0].get("ring_flags", 0),
+        "clock": threads[0].get("clock"),
     }
     for key in _SUMMED:
         merged[key] = sum(t[key] for t in threads)
@@ -182,6 +183,7 @@ def job_entry(t, name, options, error=0, runtime_sum_ns=None):
         "ctx_voluntary": int(t["nvcsw"]), "ctx_involuntary": int(t["nivcsw"]),
         "usr_ns": int(t["utime_ns"]), "sys_ns": int(t["stime_ns"]),
         "verified_bytes": int(t["verified_bytes"]),
+        "clock": t.get("clock"),
         "iodepth_level_exact": _exact(t["depth_level"]),
         "iodepth_submit_exact": _exact(t["depth_submit"]),
         "iodepth_complete_exact": _exact(t["depth_complete"]),

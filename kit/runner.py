@@ -384,6 +384,7 @@ def _extract(ffi, s):
         "utime_ns": s.utime_ns, "stime_ns": s.stime_ns, "nvcsw": s.nvcsw, "nivcsw": s.nivcsw,
         "minflt": s.minflt, "majflt": s.majflt, "verified_bytes": s.verified_bytes,
         "interrupted": bool(s.interrupted), "ring_flags": s.ring_flags,
+        "clock": "tsc" if s.clock_tsc else "clock_gettime",
         "error": s.error, "error_kind": s.error_kind, "error_file": s.error_file,
         "error_offset": s.error_offset, "error_msg": ffi.string(s.error_msg).decode(errors="replace"),
     }
@@ -401,7 +402,9 @@ def _first_error(job, plan, threads):
             message = _explain_setup(job, err, t["error_msg"])
             return {"kind": "setup", "errno": err, "message": message, "job": j}
         path = plan.files[j][t["error_file"]].path if t["error_file"] >= 0 else None
-        message = f"{path}: {t['error_msg']} at offset {t['error_offset']}"
+        message = f"{path}: {t['error_msg']}"
+        if kind != _ERR_VERIFY:  # verify messages carry their offsets
+            message += f" at offset {t['error_offset']}"
         if kind == _ERR_IO:
             message += _explain_io(job, err)
         return {"kind": {_ERR_IO: "io", _ERR_SHORT: "short", _ERR_VERIFY: "verify"}.get(kind, "io"),

@@ -106,16 +106,27 @@ def update_manifest(directory, changes):
         os.replace(tmp, _manifest_path(directory))
 
 
+def file_identity(path, st=None):
+    """(dev, inode, birth time): inode numbers are reused at once by ext4, so a
+    file that replaced kit's would pass on the inode alone."""
+    from .engines import native
+    ffi, lib = native()
+    st = st or os.stat(path)
+    birth = ffi.new("int64_t *")
+    born = birth[0] if lib.kit_file_birth_ns(os.fsencode(path), birth) == 0 else None
+    return {"dev": st.st_dev, "ino": st.st_ino, "birth_ns": born}
+
+
 def is_owned(path, st=None):
     directory, name = os.path.split(os.path.abspath(path))
     entry = read_manifest(directory).get(name)
     if not entry:
         return False
     try:
-        st = st or os.stat(path)
+        ident = file_identity(path, st)
     except OSError:
         return False
-    return entry.get("ino") == st.st_ino and entry.get("dev") == st.st_dev
+    return all(entry.get(k) == v for k, v in ident.items())
 
 
 def _pattern_intact(path):
@@ -308,8 +319,8 @@ def _prefill_file(native, f, progress_cell):
                 raise RunError(f"pre-filling {f.path}: {os.strerror(-r)}")
             os.fsync(fd)
         st = os.fstat(fd)
-        return os.path.basename(f.path), {"ino": st.st_ino, "dev": st.st_dev,
-                                          "size": st.st_size, "pattern": "intact"}
+        return os.path.basename(f.path), {**file_identity(f.path, st), "size": st.st_size,
+                                          "pattern": "intact"}
     finally:
         os.close(fd)
 

@@ -123,6 +123,7 @@ struct kit_stats {
 	uint64_t progress_bytes;
 	int interrupted;
 	uint32_t ring_flags;        /* io_uring: setup flags the kernel accepted */
+	int clock_tsc;              /* 1: timestamps from the calibrated TSC */
 	/* first error; kit_strerror-style context in error_msg */
 	int error;                  /* negative errno, or -1 for verify/short */
 	int error_kind;             /* KIT_ERR_* */
@@ -161,6 +162,9 @@ int kit_verify_buffer(const void *buf, uint64_t len, uint64_t offset,
 		      struct kit_verify_report *r);
 void kit_stamp_buffer(void *buf, uint64_t len, uint64_t offset, uint64_t seed);
 uint32_t kit_crc32c(uint32_t crc, const void *buf, uint64_t len);
+
+/* Birth time of a file (statx), -EOPNOTSUPP where the filesystem has none. */
+int kit_file_birth_ns(const char *path, int64_t *birth_ns);
 
 /* Histogram helpers shared with Python so both sides agree on buckets. */
 unsigned kit_plat_val_to_idx(uint64_t val);

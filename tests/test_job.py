@@ -1,0 +1,76 @@
+"""The job model: fio's names and units, and one clear error per bad value."""
+import pytest
+
+from kit import Job, OptionError
+
+
+def test_fio_sizes_and_times():
+    job = Job(bs="4k", size="256M", filesize="1g", runtime="500ms", ramp_time="2m")
+    assert job.bs == 4096
+    assert job.size == 256 << 20
+    assert job.filesize == 1 << 30
+    assert job.runtime == 0.5
+    assert job.ramp_time == 120.0
+    assert Job(bs="16KiB").bs == 16384
+    assert Job(runtime=3).runtime == 3.0
+
+
+def test_defaults_are_fios_where_fio_has_them():
+    job = Job()
+    assert (job.ioengine, job.rw, job.bs, job.iodepth, job.numjobs, job.rwmixread) == \
+        ("psync", "read", 4096, 1, 1, 50)
+    assert job.iodepth_batch_submit == 1 and job.iodepth_batch_complete_min == 1
+    assert job.invalidate is False  # kit keeps the page cache unless asked
+
+
+def test_derived_values():
+    job = Job(rw="randrw", rwmixread=70, size="64m", nrfiles=4)
+    assert job.read_percent == 70 and job.writes and job.is_random
+    assert job.file_size == 16 << 20
+    assert Job(rw="randread").read_percent == 100
+    assert Job(rw="write").read_percent == 0
+    assert Job(ioengine="psync", iodepth=8).effective_iodepth == 1
+
+
+def test_from_options_accepts_strings_aliases_and_rwmixwrite():
+    job = Job.from_options({"ioengine": "io_uring", "iodepth": "8", "direct": "1", "time_based": "1",
+                            "runtime": "3", "iodepth_batch": "4", "rwmixwrite": "30", "rw": "randrw"})
+    assert job.iodepth == 8 and job.direct is True and job.time_based is True
+    assert job.iodepth_batch_submit == 4
+    assert job.rwmixread == 70
+
+
+@pytest.mark.parametrize("options, option, words", [
+    ({"bs": "4q"}, "bs", "size like"),
+    ({"bs": "0"}, "bs", "from 1"),
+    ({"iodepth": "0"}, "iodepth", "from 1 to 4096"),
+    ({"iodepth": "lots"}, "iodepth", "integer"),
+    ({"rw": "random"}, "rw", "one of read, write"),
+    ({"ioengine": "spdk"}, "ioengine", "one of sync, psync"),
+    ({"direct": "maybe"}, "direct", "0 or 1"),
+    ({"runtime": "soon"}, "runtime", "time like"),
+    ({"rwmixread": "120"}, "rwmixread", "from 0 to 100"),
+    ({"time_based": "1"}, "time_based", "needs runtime"),
+    ({"fixedbufs": "1"}, "fixedbufs", "only ioengine=io_uring"),
+    ({"threads": "4", "ioengine": "libaio"}, "threads", "only ioengine=threadpool"),
+    ({"hipri": "1", "ioengine": "io_uring"}, "hipri", "direct=1"),
+    ({"direct": "1", "bs": "1000"}, "bs", "multiple of 512"),
+    ({"verify": "md5"}, "verify", "crc32c"),
+    ({"size": "1k", "bs": "4k"}, "size", "at least bs"),
+    ({"blocksiz": "4k"}, "blocksiz", "did you mean"),
+    ({"sqthread_poll_cpu": "0", "ioengine": "io_uring"}, "sqthread_poll_cpu", "needs sqthread_poll"),
+])
+def test_bad_values_name_the_option(options, option, words):
+    with pytest.raises(OptionError) as e:
+        Job.from_options(options)
+    assert e.value.option == option
+    assert words in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+def test_replace_keeps_given_options():
+    job = Job(ioengine="libaio", iodepth=16, bs="8k")
+    other = job.replace(bs="16k")
+    assert (other.ioengine, other.iodepth, other.bs) == ("libaio", 16, 16384)
+    assert set(other.given()) >= {"ioengine", "iodepth", "bs"}
+    assert Job.from_dict(job.to_dict()) == job
