@@ -35,10 +35,10 @@ def _probe(base, **options):
 
 
 def _engine_matrix(base):
-    from .job import ENGINES
+    from .engines import registry
     engines, features = {}, {}
-    for engine in ENGINES:
-        depth = {} if engine in ("sync", "psync") else {"iodepth": 4}
+    for engine, info in registry().items():
+        depth = {} if info["sync"] else {"iodepth": 4}
         ok, why = _probe(base, ioengine=engine, **depth)
         ok_direct, why_direct = _probe(base, ioengine=engine, direct=True, **depth)
         engines[engine] = {"buffered": ok, "buffered_reason": why,

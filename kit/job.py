@@ -11,10 +11,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .engines import engine_names, registry
 from .errors import OptionError
 
-ENGINES = ("sync", "psync", "threadpool", "posixaio", "libaio", "io_uring")
-SYNC_ENGINES = ("sync", "psync")
 RW_MODES = ("read", "write", "randread", "randwrite", "rw", "randrw")
 VERIFY_MODES = ("", "crc32c")
 MAX_IODEPTH = 4096          # the C depth histograms count exactly up to here
@@ -106,13 +105,10 @@ def _path(option, value):
 
 # ---- the options: name -> (parser, engines that accept it, one-line help)
 
-def _engine_only(*engines):
-    return engines
-
-
 OPTIONS = {
     "name": (lambda o, v: str(v), None, "job name, as fio's [section] name"),
-    "ioengine": (lambda o, v: parse_choice(o, v, ENGINES), None, "I/O engine: " + ", ".join(ENGINES)),
+    "ioengine": (lambda o, v: parse_choice(o, v, engine_names()), None,
+                 "I/O engine: sync, psync, threadpool, posixaio, libaio, io_uring"),
     "rw": (lambda o, v: parse_choice(o, v, RW_MODES), None, "read, write, randread, randwrite, rw, randrw"),
     "bs": (lambda o, v: parse_size(o, v), None, "block size (4k, 1m, ...)"),
     "iodepth": (lambda o, v: parse_int(o, v, 1, MAX_IODEPTH), None, "I/Os kept in flight per job (async engines)"),
@@ -253,7 +249,7 @@ class Job:
 
     @property
     def is_sync_engine(self):
-        return self.ioengine in SYNC_ENGINES
+        return registry()[self.ioengine]["sync"]
 
     @property
     def is_random(self):

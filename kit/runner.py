@@ -91,11 +91,10 @@ def _read_sysctl(name):
 def _check_capabilities(job):
     """Features this kernel or device lacks, said before anything is written."""
     if job.ioengine == "io_uring":
-        disabled = _read_sysctl("kernel.io_uring_disabled")
-        if disabled and disabled != "0":
-            raise RunError(f"ioengine=io_uring: io_uring is disabled on this kernel "
-                           f"(kernel.io_uring_disabled={disabled}); `sysctl -w kernel.io_uring_disabled=0` "
-                           "as root, or choose another ioengine")
+        why = _io_uring_refused()
+        if why:
+            raise RunError(f"ioengine=io_uring: {why}; `sysctl -w kernel.io_uring_disabled=0` as root, "
+                           "or choose another ioengine")
     if job.hipri:
         for path in _hipri_paths(job):
             why = _no_poll_queues(path)
@@ -103,6 +102,22 @@ def _check_capabilities(job):
                 raise RunError(f"hipri: polled completions (IOPOLL) cannot work on {path}: {why}. "
                                "Run without hipri, or on an NVMe device with poll queues "
                                "(nvme.poll_queues=N)")
+
+
+def _io_uring_refused():
+    """kernel.io_uring_disabled: 2 refuses everyone, 1 all but CAP_SYS_ADMIN
+    and members of kernel.io_uring_group."""
+    disabled = _read_sysctl("kernel.io_uring_disabled")
+    if disabled == "2":
+        return "io_uring is disabled on this kernel (kernel.io_uring_disabled=2)"
+    if disabled == "1":
+        from .doctor import privileges
+        group = _read_sysctl("kernel.io_uring_group")
+        member = group not in (None, "-1") and int(group) in os.getgroups() + [os.getegid()]
+        if not privileges()["cap_sys_admin"] and not member:
+            return (f"io_uring is limited to CAP_SYS_ADMIN and group {group} on this kernel "
+                    "(kernel.io_uring_disabled=1)")
+    return None
 
 
 def _hipri_paths(job):

@@ -18,13 +18,20 @@ def native():
     return ffi, lib
 
 
-def engine_names():
+@functools.lru_cache(maxsize=None)
+def registry():
+    """{name: {"index": i, "sync": bool}} from the C engine list."""
     ffi, lib = native()
-    return [ffi.string(lib.kit_engine_name(i)).decode() for i in range(lib.kit_engine_count())]
+    return {ffi.string(lib.kit_engine_name(i)).decode(): {"index": i, "sync": bool(lib.kit_engine_is_sync(i))}
+            for i in range(lib.kit_engine_count())}
+
+
+def engine_names():
+    return tuple(registry())
 
 
 def engine_index(name):
-    return engine_names().index(name)
+    return registry()[name]["index"]
 
 
 def built_hash():

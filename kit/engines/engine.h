@@ -56,13 +56,6 @@ int kit_fail(struct kit_thread *t, int err, const char *fmt, ...)
 /* Blocking read or write of one I/O at its offset; sets io->result. */
 void kit_io_pread_pwrite(struct kit_thread *t, struct kit_io *io);
 
-extern const struct kit_engine kit_engine_sync;
-extern const struct kit_engine kit_engine_psync;
-extern const struct kit_engine kit_engine_threadpool;
-extern const struct kit_engine kit_engine_posixaio;
-extern const struct kit_engine kit_engine_libaio;
-extern const struct kit_engine kit_engine_io_uring;
-
 const struct kit_engine *kit_engine_get(int index);
 
 #endif

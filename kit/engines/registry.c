@@ -1,6 +1,6 @@
 /*
- * registry.c - the list of engines. Adding an engine: one C file exporting a
- * struct kit_engine, one extern line in engine.h, one line here.
+ * registry.c - the list of engines. Adding an engine: one C file defining a
+ * struct kit_engine, and its line here. Python reads names from this list.
  */
 #include "engine.h"
 
@@ -11,14 +11,20 @@
 #define KIT_LIBURING_VERSION "unknown"
 #endif
 
-static const struct kit_engine *const engines[] = {
-	&kit_engine_sync,
-	&kit_engine_psync,
-	&kit_engine_threadpool,
-	&kit_engine_posixaio,
-	&kit_engine_libaio,
-	&kit_engine_io_uring,
-};
+/* one line per engine, in the order `kit doctor` lists them */
+#define ENGINE_LIST(X) \
+	X(sync)        \
+	X(psync)       \
+	X(threadpool)  \
+	X(posixaio)    \
+	X(libaio)      \
+	X(io_uring)
+
+#define DECLARE(name) extern const struct kit_engine kit_engine_##name;
+#define ENTRY(name) &kit_engine_##name,
+ENGINE_LIST(DECLARE)
+
+static const struct kit_engine *const engines[] = { ENGINE_LIST(ENTRY) };
 
 #define NR_ENGINES ((int)(sizeof(engines) / sizeof(engines[0])))
 
