@@ -138,6 +138,8 @@ OPTIONS = {
     "sqthread_poll_cpu": (lambda o, v: None if v is None else parse_int(o, v, 0, (os.cpu_count() or 1) - 1),
                           ("io_uring",), "CPU of the SQPOLL thread"),
     "hipri": (parse_bool, ("io_uring",), "poll for completions (IOPOLL; needs direct=1 and device poll queues)"),
+    "force_async": (lambda o, v: parse_int(o, v, 0), ("io_uring",),
+                    "every Nth I/O skips the inline attempt and goes to io-wq (IOSQE_ASYNC)"),
     "iodepth_batch_submit": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "I/Os per submit call (0: iodepth)"),
     "iodepth_batch_complete_min": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "completions to wait for per reap"),
     "iodepth_batch_complete_max": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "completions taken per reap (0: iodepth)"),
@@ -189,6 +191,7 @@ class Job:
     sqthread_poll: bool = False
     sqthread_poll_cpu: Optional[int] = None
     hipri: bool = False
+    force_async: int = 0
     iodepth_batch_submit: int = 1
     iodepth_batch_complete_min: int = 1
     iodepth_batch_complete_max: int = 0

@@ -364,7 +364,7 @@ class Result:
 def job_label(job):
     """Engine plus the features that change its behaviour: io_uring+fixedbufs."""
     parts = [job["ioengine"]]
-    for key in ("fixedbufs", "registerfiles", "sqthread_poll", "hipri"):
+    for key in ("fixedbufs", "registerfiles", "sqthread_poll", "hipri", "force_async"):
         if job.get(key):
             parts.append(key)
     return "+".join(parts)

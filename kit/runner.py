@@ -174,6 +174,7 @@ def _params(ffi, job, j, fds, files, ctl, keep):
     p.sqthread_poll = int(job.sqthread_poll)
     p.sqthread_poll_cpu = -1 if job.sqthread_poll_cpu is None else job.sqthread_poll_cpu
     p.hipri = int(job.hipri)
+    p.force_async = job.force_async
     p.iodepth_batch_submit = job.iodepth_batch_submit or job.iodepth
     p.iodepth_batch_complete_min = job.iodepth_batch_complete_min
     p.iodepth_batch_complete_max = job.iodepth_batch_complete_max or max(job.iodepth_batch_complete_min, 1)

@@ -3,7 +3,8 @@
  * registerfiles -> io_uring_register_files + IOSQE_FIXED_FILE,
  * fixedbufs     -> io_uring_register_buffers + READ/WRITE_FIXED,
  * sqthread_poll -> IORING_SETUP_SQPOLL (a kernel thread consumes the SQ),
- * hipri         -> IORING_SETUP_IOPOLL (completions polled, no interrupts).
+ * hipri         -> IORING_SETUP_IOPOLL (completions polled, no interrupts),
+ * force_async=N -> IOSQE_ASYNC on every Nth SQE (punted to io-wq workers).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,6 +18,7 @@ struct uring {
 	struct io_uring_cqe **cqes;
 	struct iovec *iovecs;
 	unsigned queued;        /* SQEs prepared since the last submit */
+	uint64_t prepared;      /* all SQEs so far, for force_async */
 };
 
 static void uring_free(struct uring *u)
@@ -135,6 +137,9 @@ static int io_uring_queue_io(struct kit_thread *t, struct kit_io *io)
 	}
 	if (p->registerfiles)
 		sqe->flags |= IOSQE_FIXED_FILE;
+	/* fio's force_async: skip the inline attempt, go straight to io-wq */
+	if (p->force_async && ++u->prepared % p->force_async == 0)
+		sqe->flags |= IOSQE_ASYNC;
 	sqe->user_data = (uint64_t)io->index;
 	u->queued++;
 	return KIT_QUEUED;

@@ -74,6 +74,7 @@ struct kit_params {
 	int sqthread_poll;
 	int sqthread_poll_cpu;      /* -1: let the kernel place it */
 	int hipri;
+	uint32_t force_async;       /* every Nth SQE gets IOSQE_ASYNC (io-wq); 0: never */
 	uint32_t iodepth_batch_submit;
 	uint32_t iodepth_batch_complete_min;
 	uint32_t iodepth_batch_complete_max;
