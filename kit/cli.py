@@ -44,6 +44,11 @@ def _run_parser():
     p.add_argument("--output", dest="output", help="write the output to this file instead of stdout")
     p.add_argument("--progress", dest="progress", nargs="?", const="1", metavar="0|1",
                    help="progress bar (default: when stderr is a terminal)")
+    p.add_argument("--runner", dest="runner", default="kit", help="kit (default) or fio: who runs the job")
+    p.add_argument("--compare", dest="compare", help="fio: run with kit, then with fio, and compare")
+    p.add_argument("--strict", dest="strict", action="store_true",
+                   help="a fio job file option kit does not support is an error, not a warning")
+    p.add_argument("jobfile", nargs="?", help="a fio job file; command-line options apply to each of its jobs")
     return p
 
 
@@ -57,50 +62,137 @@ def _check_output_path(path):
         raise OptionError("output", f"{path} is a directory")
 
 
+NOT_JOB_OPTIONS = ("output_format", "output", "progress", "runner", "compare", "strict", "jobfile")
+
+
 def cmd_run(argv):
-    from .runner import run
     from .job import parse_bool
     parser = _run_parser()
     args, rest = parser.parse_known_args(argv)
     if rest:
         bad = rest[0].split("=", 1)[0]
-        known = [f"--{n}" for n in OPTIONS] + ["--output", "--output-format"]
+        known = [f"--{n}" for n in OPTIONS] + ["--output", "--output-format", "--runner", "--compare"]
         close = difflib.get_close_matches(bad, known, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise OptionError(bad, f"is not a kit run option{hint}; `kit run --help` lists them")
-    values = {k: v for k, v in vars(args).items()
-              if v is not None and k not in ("output_format", "output", "progress")}
+    values = {k: v for k, v in vars(args).items() if v is not None and k not in NOT_JOB_OPTIONS}
     if args.output_format not in OUTPUT_FORMATS:
         raise OptionError("output-format", f"must be one of {', '.join(OUTPUT_FORMATS)} "
                                            f"(got {args.output_format!r})")
+    if args.runner not in ("kit", "fio"):
+        raise OptionError("runner", f"must be kit or fio (got {args.runner!r})")
+    if args.compare not in (None, "fio"):
+        raise OptionError("compare", f"must be fio (got {args.compare!r})")
+    if args.compare and args.runner != "kit":
+        raise OptionError("compare", "compares kit with fio: leave --runner at kit")
     if args.output:
         _check_output_path(args.output)
     progress = None if args.progress is None else parse_bool("progress", args.progress)
-    job = Job.from_options(values)
-    try:
-        result = run(job, progress=progress)
-        failed = None
-    except RunError as e:
-        result = getattr(e, "result", None)
-        failed = e
-    if result is not None:
-        _emit(result, args.output_format, args.output)
+    groups = _job_groups(args, values)
+    if args.compare:
+        return _run_compare(groups, args, progress)
+    results, failed = _run_groups(groups, args.runner, progress)
+    if results:
+        _emit(results, args.output_format, args.output)
     if failed:
         raise failed
-    return EXIT_INTERRUPTED if result.data.get("interrupted") else EXIT_OK
+    return EXIT_INTERRUPTED if any(r.data.get("interrupted") for r in results) else EXIT_OK
 
 
-def _emit(result, output_format, output):
-    if output_format == "normal":
-        text = result.summary() + "\n"
+def _job_groups(args, values):
+    """[[Job, ...], ...]: one group per stonewall of a job file, else [[job]]."""
+    if not args.jobfile:
+        return [[Job.from_options(values)]]
+    from .fio import read_job_file
+    if not os.path.isfile(args.jobfile):
+        raise OptionError("jobfile", f"{args.jobfile} is not a file")
+    jobfile = read_job_file(args.jobfile, strict=args.strict)
+    for warning in jobfile.warnings:
+        print(f"kit run: warning: {warning}", file=sys.stderr)
+    overrides = Job.from_options(values).given() if values else {}
+    return [[job.replace(**overrides) for job in group] for group in jobfile.groups]
+
+
+def _run_groups(groups, runner, progress):
+    from .runner import run_together
+    from .fio import run_fio_together
+    results = []
+    for group in groups:
+        try:
+            if runner == "fio":
+                results += run_fio_together(group, progress=progress)
+            else:
+                results += run_together(group, progress=progress)
+        except RunError as e:
+            results += getattr(e, "results", None) or ([e.result] if getattr(e, "result", None) else [])
+            return results, e
+        if any(r.data.get("interrupted") for r in results):
+            break
+    return results, None
+
+
+def _run_compare(groups, args, progress):
+    from .fio import compare, format_compare, run_fio
+    from .runner import run
+    out = []
+    for job in (j for g in groups for j in g):
+        kit_result = run(job, progress=progress)
+        fio_result = run_fio(job, progress=progress)
+        out.append((kit_result, fio_result, compare(kit_result, fio_result)))
+    if args.output_format == "normal":
+        text = "\n\n".join(format_compare(rows, k) for k, _f, rows in out) + "\n"
     else:
-        text = result.to_json(plus=(output_format == "json+"))
+        import json
+        plus = args.output_format == "json+"
+        docs = [{"kit": json.loads(k.to_json(plus=plus)), "fio": json.loads(f.to_json(plus=plus)),
+                 "compare": [{"metric": m, "kit": a, "fio": b, "ratio": r} for m, a, b, r in rows]}
+                for k, f, rows in out]
+        text = json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n"
+    _write(text, args.output)
+    return EXIT_OK
+
+
+def _emit(results, output_format, output):
+    from .results import comparison, format_comparison
+    if output_format == "normal":
+        text = "\n\n".join(r.summary() for r in results) + "\n"
+        if len(results) > 1:
+            text += "\n" + format_comparison(comparison(results)) + "\n"
+    else:
+        plus = output_format == "json+"
+        if len(results) == 1:
+            text = results[0].to_json(plus=plus)
+        else:
+            import json
+            text = json.dumps([json.loads(r.to_json(plus=plus)) for r in results], indent=2) + "\n"
+    _write(text, output)
+
+
+def _write(text, output):
     if output:
         from .results import write_atomic
         write_atomic(output, text)
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
+
+
+def cmd_import(argv):
+    from .fio import from_fio_json
+    p = _Parser(prog="kit import", description="Read fio JSON output (json or json+) as kit results.")
+    p.add_argument("file", help="fio output, as written by --output-format=json or json+")
+    p.add_argument("--output-format", "--output_format", dest="output_format", default="normal",
+                   help="normal (a table) or json (kit's schema)")
+    p.add_argument("--output", help="write to this file instead of stdout")
+    args = p.parse_args(argv)
+    if args.output_format not in OUTPUT_FORMATS:
+        raise OptionError("output-format", f"must be one of {', '.join(OUTPUT_FORMATS)}")
+    if not os.path.isfile(args.file):
+        raise OptionError("file", f"{args.file} is not a file")
+    if args.output:
+        _check_output_path(args.output)
+    _emit(from_fio_json(args.file), args.output_format, args.output)
+    return EXIT_OK
 
 
 def cmd_doctor(argv):
@@ -127,8 +219,9 @@ def cmd_report(argv):
 
 
 COMMANDS = {
-    "run": (cmd_run, "run one job (fio options: --ioengine --rw --bs --iodepth --numjobs ...)"),
+    "run": (cmd_run, "run a job (fio options: --ioengine --rw --bs ...) or a fio job file"),
     "doctor": (cmd_doctor, "what works on this machine"),
+    "import": (cmd_import, "read fio JSON output as kit results"),
     "report": (cmd_report, "measure and publish HTML reports"),
 }
 

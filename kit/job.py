@@ -103,6 +103,13 @@ def _path(option, value):
     return text
 
 
+def _filename_format(option, value):
+    text = str(value)
+    if not text or "/" in text or "\0" in text or text in (".", ".."):
+        raise OptionError(option, f"must be a file name using $jobname, $jobnum, $filenum (got {value!r})")
+    return text
+
+
 # ---- the options: name -> (parser, engines that accept it, one-line help)
 
 OPTIONS = {
@@ -132,6 +139,8 @@ OPTIONS = {
     "gtod_reduce": (parse_bool, None, "1: no per-I/O timestamps (no latencies)"),
     "directory": (_path, None, "where kit creates its files (default ./kit-scratch)"),
     "filename": (_path, None, "an existing file or block device (':' separates several)"),
+    "filename_format": (lambda o, v: None if v is None else _filename_format(o, v), None,
+                        "names of kit's files: $jobname, $jobnum, $filenum (default $jobname.$jobnum.$filenum)"),
     "fixedbufs": (parse_bool, ("io_uring",), "register the I/O buffers"),
     "registerfiles": (parse_bool, ("io_uring",), "register the files"),
     "sqthread_poll": (parse_bool, ("io_uring",), "a kernel thread polls the submission queue (SQPOLL)"),
@@ -156,6 +165,15 @@ ALIASES = {
     "blocksize": "bs",
     "rwmixwrite": None,  # handled in from_options: rwmixread = 100 - value
 }
+
+
+def job_label(options):
+    """Engine plus the features that change its behaviour: io_uring+fixedbufs."""
+    parts = [options["ioengine"]]
+    for key in ("fixedbufs", "registerfiles", "sqthread_poll", "hipri", "force_async"):
+        if options.get(key):
+            parts.append(key)
+    return "+".join(parts)
 
 
 @dataclass(frozen=True)
@@ -186,6 +204,7 @@ class Job:
     gtod_reduce: bool = False
     directory: Optional[str] = None
     filename: Optional[str] = None
+    filename_format: Optional[str] = None
     fixedbufs: bool = False
     registerfiles: bool = False
     sqthread_poll: bool = False
@@ -210,6 +229,9 @@ class Job:
             if value is not None:
                 object.__setattr__(self, name, parser(name, value))
         object.__setattr__(self, "_given", frozenset(given))
+        if "filesize" in given and "size" not in given:
+            # fio: without size, a job's size is the sum of its files
+            object.__setattr__(self, "size", self.filesize * self.files_per_job)
         self._check_together()
 
     # -- cross-option rules; each message names the option to change
@@ -255,6 +277,10 @@ class Job:
         return registry()[self.ioengine]["sync"]
 
     @property
+    def label(self):
+        return job_label(self.to_dict())
+
+    @property
     def is_random(self):
         return self.rw.startswith("rand")
 
@@ -286,6 +312,11 @@ class Job:
     def effective_iodepth(self):
         return 1 if self.is_sync_engine else self.iodepth
 
+    def file_name(self, jobnum, filenum):
+        """The name of kit's file `filenum` of job thread `jobnum` (fio's rule)."""
+        fmt = self.filename_format or "$jobname.$jobnum.$filenum"
+        return fmt.replace("$jobname", self.name).replace("$jobnum", str(jobnum)).replace("$filenum", str(filenum))
+
     def given(self):
         """The options set explicitly, with their values (for reports and fio)."""
         return {name: getattr(self, name) for name in OPTIONS if name in self._given}
@@ -315,6 +346,22 @@ class Job:
                 raise OptionError(raw_name, f"is not a kit option{hint}; `kit run --help` lists them")
             kwargs[name] = value
         return cls(**kwargs)
+
+    @classmethod
+    def from_fio_file(cls, path, section=None, env=None, strict=False):
+        """The job of a fio job file (its only section, or the one named)."""
+        from .fio import read_job_file
+        jobs = read_job_file(path, env=env, strict=strict).jobs
+        if section is not None:
+            match = [j for j in jobs if j.name == section]
+            if not match:
+                raise OptionError("section", f"{path} has no [{section}] (it has "
+                                             f"{', '.join(j.name for j in jobs)})")
+            return match[0]
+        if len(jobs) != 1:
+            raise OptionError("section", f"{path} has {len(jobs)} jobs ({', '.join(j.name for j in jobs)}): "
+                                         "name one, or use kit.fio.read_job_file()")
+        return jobs[0]
 
     @classmethod
     def from_dict(cls, data):

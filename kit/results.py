@@ -20,6 +20,7 @@ import numpy as np
 
 from . import __version__
 from . import hist
+from .job import job_label
 
 SCHEMA = "kit-result/1"
 DDIRS = ("read", "write")
@@ -361,15 +362,6 @@ class Result:
         return format_html(self.data)
 
 
-def job_label(job):
-    """Engine plus the features that change its behaviour: io_uring+fixedbufs."""
-    parts = [job["ioengine"]]
-    for key in ("fixedbufs", "registerfiles", "sqthread_poll", "hipri", "force_async"):
-        if job.get(key):
-            parts.append(key)
-    return "+".join(parts)
-
-
 def _without_bins(data):
     out = copy.deepcopy(data)
     for entry in out["jobs"] + [out["total"]]:
@@ -466,23 +458,35 @@ def format_summary(data):
     for r in rows:
         lines.append("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
     kit = entry.get("kit", {})
+    split = (f" (voluntary {kit['ctx_voluntary']:,}, involuntary {kit['ctx_involuntary']:,})"
+             if kit.get("ctx_voluntary") is not None else "")
     lines.append(f"  cpu (job threads, fio's view): usr {entry['usr_cpu']:.1f}% sys {entry['sys_cpu']:.1f}%  "
-                 f"ctx {entry['ctx']:,} (voluntary {kit.get('ctx_voluntary', 0):,}, "
-                 f"involuntary {kit.get('ctx_involuntary', 0):,})")
+                 f"ctx {entry['ctx']:,}{split}")
     proc = data.get("process")
     if proc:
+        threads = f", threads {proc['threads']}" if proc.get("threads") else ""
+        helpers = proc.get("helper_threads") or {}
+        named = (", helpers " + ", ".join(f"{n} x{c}" for n, c in helpers.items())) if helpers else ""
         lines.append(f"  cpu (whole process):           usr {proc['usr_cpu']:.1f}% sys {proc['sys_cpu']:.1f}%  "
                      f"ctx {proc['ctx']:,} (voluntary {proc['ctx_voluntary']:,}, "
-                     f"involuntary {proc['ctx_involuntary']:,}), threads {proc.get('threads', '?')}")
+                     f"involuntary {proc['ctx_involuntary']:,}){threads}{named}")
     levels = {k: v for k, v in entry["iodepth_level"].items() if v}
     if levels:
         lines.append("  iodepth: " + ", ".join(f"{k}={v:.1f}%" for k, v in levels.items()))
     runtime = entry.get("kit", {}).get("runtime_ns", entry["job_runtime"] * 1e6) / 1e9
     lines.append(f"  runtime {runtime:.2f}s over {len(data['jobs'])} job entr{'y' if len(data['jobs']) == 1 else 'ies'}"
                  + ("  (interrupted)" if data.get("interrupted") else ""))
-    for t in data.get("targets") or []:
-        lines.append(f"  target: {t['path']} ({human_bytes(t['size'])}, "
-                     f"{'kit' if t.get('owned') else 'not kit'}'s {t['kind']})")
+    targets = data.get("targets") or []
+    if len(targets) > 2:
+        dirs = sorted({os.path.dirname(t["path"]) for t in targets})
+        sizes = sorted({t["size"] for t in targets})
+        owned = all(t.get("owned") for t in targets)
+        lines.append(f"  targets: {len(targets)} files in {', '.join(dirs)} "
+                     f"({'/'.join(human_bytes(s) for s in sizes)} each, {'kit' if owned else 'not all kit'}'s)")
+    else:
+        for t in targets:
+            lines.append(f"  target: {t['path']} ({human_bytes(t['size'])}, "
+                         f"{'kit' if t.get('owned') else 'not kit'}'s {t['kind']})")
     for note in data.get("notes") or []:
         lines.append(f"  note: {note}")
     return "\n".join(lines)
@@ -494,9 +498,7 @@ def format_html(data):
     cells = "".join(f"<th>{esc(h)}</th>" for h in ("", "ios", "IOPS", "bw", "clat p50", "p99", "p99.9", "lat mean"))
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in _ddir_rows(entry))
     proc = data.get("process") or {}
-    kit = entry.get("kit", {})
-    extra = (f"<p>job threads: usr {entry['usr_cpu']:.1f}% sys {entry['sys_cpu']:.1f}% ctx {entry['ctx']:,} "
-             f"(vol {kit.get('ctx_voluntary', 0):,} / invol {kit.get('ctx_involuntary', 0):,})"
+    extra = (f"<p>job threads: usr {entry['usr_cpu']:.1f}% sys {entry['sys_cpu']:.1f}% ctx {entry['ctx']:,}"
              + (f"; whole process: usr {proc['usr_cpu']:.1f}% sys {proc['sys_cpu']:.1f}% ctx {proc['ctx']:,}"
                 if proc else "") + "</p>")
     notes = "".join(f"<li>{esc(n)}</li>" for n in data.get("notes") or [])
@@ -507,3 +509,51 @@ def format_html(data):
 
 def utc_now_iso():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+# ---- several results side by side ------------------------------------------
+
+def comparison(results, reference="io_uring"):
+    """One row per result (a job file's sections, the seed's engines): IOPS,
+    context switches as fio counts them and for the whole process, and IOPS
+    +/- % against the reference label (the seed's tables use io_uring)."""
+    import pandas as pd
+    ref = next((r for r in results if r.data.get("label") == reference), None)
+    rows = []
+    for r in results:
+        entry = r.total
+        rows.append({
+            "job": (r.data.get("job") or {}).get("name") or entry.get("jobname"),
+            "label": r.data.get("label"),
+            "runner": r.data.get("runner", "kit"),
+            "iops": r.iops,
+            "bw_bytes": r.bw_bytes,
+            "clat_p99_ns": entry["read" if entry["read"]["total_ios"] else "write"]["clat_ns"]
+            .get("percentile", {}).get("99.000000"),
+            "ctx": entry["ctx"],
+            "process_ctx": (r.data.get("process") or {}).get("ctx"),
+            f"iops_vs_{reference}_pct": (100.0 * (r.iops / ref.iops - 1.0)) if ref and ref.iops else None,
+        })
+    return pd.DataFrame(rows)
+
+
+def format_comparison(frame):
+    ref_col = next((c for c in frame.columns if c.startswith("iops_vs_")), None)
+    header = ("job", "engine", "IOPS", "ctx (job threads)", "ctx (process)",
+              f"IOPS vs {ref_col[8:-4]}" if ref_col else "")
+    rows = [header]
+    for _, r in frame.iterrows():
+        pct = r[ref_col] if ref_col else None
+        rows.append((str(r["job"]), str(r["label"]), f"{r['iops']:,.0f}", f"{int(r['ctx']):,}",
+                     "-" if r["process_ctx"] is None or r["process_ctx"] != r["process_ctx"]
+                     else f"{int(r['process_ctx']):,}",
+                     "-" if pct is None or pct != pct else ("—" if abs(pct) < 1e-9 else f"{pct:+.1f}%")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in rows)
+
+
+def from_fio_json(path):
+    """fio 3.x json/json+ output (a path or the text) as kit Results."""
+    from .fio import from_fio_json as read
+    return read(path)

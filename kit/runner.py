@@ -26,40 +26,68 @@ POLL_MS = 200
 _ERR_SETUP, _ERR_IO, _ERR_SHORT, _ERR_VERIFY = 1, 2, 3, 4
 
 
-def run(job=None, *, progress=None, machine=True, **options):
+def run(job=None, *, runner="kit", progress=None, machine=True, trace=None, **options):
     """Runs a job and returns its Result. `kit.run(job)` or
-    `kit.run(ioengine="libaio", rw="randread")`. Raises OptionError for a
-    request that cannot be honoured, RunError (with .result when there is
-    one) when the run fails on this machine."""
-    if job is None:
-        job = Job(**options)
-    elif options:
-        job = job.replace(**options)
-    elif isinstance(job, dict):
+    `kit.run(ioengine="libaio", rw="randread")`; runner="fio" runs the same
+    job through fio. Raises OptionError for a request that cannot be honoured,
+    RunError (with .result when there is one) when the run fails here."""
+    job = as_job(job, options)
+    if runner == "fio":
+        from .fio import run_fio
+        return run_fio(job, progress=progress, machine=machine)
+    if runner != "kit":
+        raise OptionError("runner", f"must be kit or fio (got {runner!r})")
+    return run_together([job], progress=progress, machine=machine, trace=trace)[0]
+
+
+def as_job(job, options=None):
+    if isinstance(job, dict):
         job = Job.from_dict(job)
-    notes = _notes(job)
-    _check_capabilities(job)
-    plan = targets.plan(job)
-    targets.prepare(plan, progress=progress)
-    fds = targets.open_files(plan)
+    if job is None:
+        return Job(**(options or {}))
+    return job.replace(**options) if options else job
+
+
+def run_together(jobs, *, progress=None, machine=True, trace=None):
+    """Runs several jobs at the same time (fio's sections without stonewall),
+    all released by one barrier; returns one Result per job. The process-wide
+    figures are shared: they cannot be told apart."""
+    for job in jobs:
+        _check_capabilities(job)
+    plans = [targets.plan(job) for job in jobs]       # every check before any write
+    for plan in plans:
+        targets.prepare(plan, progress=progress)
+    opened = []
     try:
-        outcome = _execute(job, plan, fds, progress)
+        for plan in plans:
+            opened.append(targets.open_files(plan))
+        outcome = _execute(list(zip(jobs, plans, opened)), progress, trace)
     finally:
-        targets.close_files(fds)
-    threads, process, interrupted = outcome
-    error = _first_error(job, plan, threads)
-    if job.verify and job.writes and not error and not interrupted:
-        error = _read_back(job, plan)
+        for fds in opened:
+            targets.close_files(fds)
+    per_job, process, interrupted, trace_summary = outcome
     from .engines.sources import source_hash
-    result = Result.from_run(
-        job, threads, process, [f.to_dict() for f in plan.unique_files], notes=notes,
-        error=error, interrupted=interrupted, machine=_fingerprint(plan) if machine else None,
-        source_hash=source_hash())
-    if error:
-        exc = RunError(error["message"])
-        exc.result = result
+    results, first_error = [], None
+    for job, plan, threads in zip(jobs, plans, per_job):
+        error = _first_error(job, plan, threads)
+        if job.verify and job.writes and not error and not interrupted:
+            error = _read_back(job, plan)
+        notes = _notes(job)
+        if len(jobs) > 1:
+            notes.append(f"ran at the same time as {len(jobs) - 1} other job(s): "
+                         "the process figures cover them all")
+        results.append(Result.from_run(
+            job, threads, process, [f.to_dict() for f in plan.unique_files], notes=notes,
+            error=error, interrupted=interrupted, machine=_fingerprint(plan) if machine else None,
+            trace=trace_summary, source_hash=source_hash()))
+        first_error = first_error or error
+    if first_error:
+        exc = RunError(first_error["message"])
+        exc.result = results[0] if len(results) == 1 else next(
+            r for r in results if r.data["error"] is first_error)
+        exc.results = results
         raise exc
-    return result
+    return results
 
 
 # ---- before the run ---------------------------------------------------------
@@ -252,19 +280,22 @@ class _Watch:
                 if tid not in existing and tid not in job_tids}
 
 
-def _execute(job, plan, fds, progress):
+def _execute(units, progress, trace):
+    """units: (job, plan, fds) triples. Returns per-job thread statistics, the
+    process figures, whether it was interrupted, and the trace summary."""
     ffi, lib = native()
-    n = job.numjobs
     keep = []
     ctl = ffi.new("struct kit_control *")
-    ctl.nthreads = n
-    params = [_params(ffi, job, j, fds[j], plan.files[j], ctl, keep) for j in range(n)]
-    stats = [ffi.new("struct kit_stats *") for _ in range(n)]
-    workers = [threading.Thread(target=lib.kit_job_run, args=(params[j], stats[j]),
-                                name=f"kit-job-{j}", daemon=True) for j in range(n)]
+    slots = []                  # (unit index, params, stats) per job thread
+    for u, (job, plan, fds) in enumerate(units):
+        for j in range(job.numjobs):
+            slots.append((u, _params(ffi, job, j, fds[j], plan.files[j], ctl, keep),
+                          ffi.new("struct kit_stats *")))
+    n = ctl.nthreads = len(slots)
+    workers = [threading.Thread(target=lib.kit_job_run, args=(p, s), name=f"kit-job-{i}", daemon=True)
+               for i, (_u, p, s) in enumerate(slots)]
+    stats = [s for _u, _p, s in slots]
     watch = _Watch()
-    ready = ffi.addressof(ctl, "ready")
-    finished = ffi.addressof(ctl, "finished")
     released = False
 
     def stop():
@@ -273,17 +304,19 @@ def _execute(job, plan, fds, progress):
     # taken before the job threads exist, so that what they start during setup
     # (pool workers, the SQPOLL thread) counts as working for the run
     bystanders = _bystanders()
+    tracing = _start_trace(trace, units)
     try:
         for w in workers:
             w.start()
-        _wait_until(lib, ready, n, watch, stop)
-        if any(stats[j].error for j in range(n)):
+        _wait_until(lib, ffi.addressof(ctl, "ready"), n, watch, stop)
+        if any(s.error for s in stats):
             stop()
         job_tids = {w.native_id for w in workers}
         before = {tid: _thread_counters(tid) for tid in bystanders}
         self0, t0 = _self_counters(), time.monotonic_ns()
         lib.kit_control_go(ctl)
-        _watch_run(job, lib, finished, n, stats, watch, stop, progress)
+        _watch_run([job for job, _p, _f in units], lib, ffi.addressof(ctl, "finished"), n, stats,
+                   watch, stop, progress)
         self1, t1 = _self_counters(), time.monotonic_ns()
         after = {tid: _thread_counters(tid) for tid in bystanders}
         lib.kit_control_release(ctl)
@@ -298,14 +331,33 @@ def _execute(job, plan, fds, progress):
             lib.kit_control_go(ctl)
             lib.kit_control_release(ctl)
         raise
+    finally:
+        if tracing:
+            tracing.stop()
     helpers = watch.helpers(bystanders | _BORN_IN_RUNS, job_tids)
     _BORN_IN_RUNS.update(helpers)
     process = _process_stats(self0, self1, before, after, t1 - t0, watch.peak_threads, helpers)
-    threads = [_extract(ffi, stats[j]) for j in range(n)]
-    for j, t in enumerate(threads):
-        t["verify_seed"] = params[j].verify_seed if job.verify else None
-    interrupted = watch.interrupts > 0 or any(t["interrupted"] for t in threads)
-    return threads, process, interrupted
+    per_job = [[] for _ in units]
+    for (u, p, s) in slots:
+        t = _extract(ffi, s)
+        t["verify_seed"] = p.verify_seed if p.verify else None
+        per_job[u].append(t)
+    interrupted = watch.interrupts > 0 or any(t["interrupted"] for ts in per_job for t in ts)
+    trace_summary = tracing.summary(pid=os.getpid(), job_tids=sorted(job_tids)) if tracing else None
+    return per_job, process, interrupted, trace_summary
+
+
+def _start_trace(trace, units):
+    """trace: None, a list of tracer names, or a started kit.trace() (whose
+    owner stops it). Returns a Trace this run must stop, or None."""
+    if not trace:
+        return None
+    from .tracers import Trace
+    names = set(trace.split(",") if isinstance(trace, str) else trace)
+    devices = sorted({d for _job, plan, _fds in units for d in targets.disks_of(plan)})
+    t = Trace(block="block" in names, sched="sched" in names, uring="uring" in names, devices=devices)
+    t.start()
+    return t
 
 
 def _wait_until(lib, word, n, watch, stop):
@@ -320,13 +372,23 @@ def _wait_until(lib, word, n, watch, stop):
                 raise
 
 
-def _watch_run(job, lib, finished, n, stats, watch, stop, progress):
-    timed = bool(job.runtime) and (job.time_based or not job.size)
-    total = job.runtime + job.ramp_time if timed else \
-        (job.number_ios * n if job.number_ios else (job.size if not job.filename else 0) * n)
+def _progress_plan(jobs):
+    """What the bar counts: seconds when any job is time-bound, else bytes."""
+    timed = [j.runtime + j.ramp_time for j in jobs if j.runtime and (j.time_based or not j.size)]
+    if timed:
+        return "s", max(timed)
+    total = 0
+    for j in jobs:
+        per_thread = j.number_ios * j.bs if j.number_ios else (0 if j.filename else j.size)
+        total += per_thread * j.numjobs
+    return "B", total
+
+
+def _watch_run(jobs, lib, finished, n, stats, watch, stop, progress):
+    unit, total = _progress_plan(jobs)
+    label = jobs[0].label if len(jobs) == 1 else f"{len(jobs)} jobs"
     start = time.monotonic()
-    with bar(total=total, label=f"{job.ioengine} {job.rw}", unit="s" if timed else ("io" if job.number_ios else "B"),
-             enabled=progress) as b:
+    with bar(total=total, label=label, unit=unit, enabled=progress) as b:
         while True:
             try:
                 done = lib.kit_control_wait(finished, n, POLL_MS) >= n
@@ -337,14 +399,9 @@ def _watch_run(job, lib, finished, n, stats, watch, stop, progress):
                     raise
                 continue
             watch.look()
-            ios = sum(stats[j].progress_ios for j in range(n))
+            ios = sum(s.progress_ios for s in stats)
             elapsed = time.monotonic() - start
-            if timed:
-                now = min(elapsed, total)
-            elif job.number_ios:
-                now = ios
-            else:
-                now = sum(stats[j].progress_bytes for j in range(n))
+            now = min(elapsed, total) if unit == "s" else sum(s.progress_bytes for s in stats)
             b.update_to(now, IOPS=f"{ios / elapsed:,.0f}" if elapsed > 0 else "-")
             if done:
                 return

@@ -279,7 +279,7 @@ def plan(job):
         per_thread = []
         for j in range(job.numjobs):
             per_thread.append([
-                _describe(os.path.join(directory, f"{job.name}.{j}.{f}"), job.file_size, job, "directory",
+                _describe(os.path.join(directory, job.file_name(j, f)), job.file_size, job, "directory",
                           parent_is_kits=True)
                 for f in range(job.nrfiles)])
         p = Plan(job, per_thread, directory=directory, creates_directory=creates)
@@ -368,13 +368,18 @@ def prepare(p, progress=None):
         for f in to_fill:
             f.exists, f.owned, f.current_size = True, True, max(f.current_size, f.size)
     if job.writes and not job.verify:
-        # unverified writes leave bytes that are not the pattern
-        _mark_dirty([f for f in p.unique_files if f.owned])
+        mark_dirty(p)  # unverified writes leave bytes that are not the pattern
     if job.invalidate:
         for f in p.unique_files:
             _invalidate(f)
     if job.pre_read:
         _warm([f for f in p.unique_files], progress)
+
+
+def mark_dirty(p):
+    """kit's files of a plan no longer hold only kit's pattern (another tool
+    or unverified writes changed them)."""
+    _mark_dirty([f for f in p.unique_files if f.owned])
 
 
 def _mark_dirty(files):
@@ -432,6 +437,25 @@ def _watch(threads, done_bytes, total, label, progress):
                 break
             b.update_to(done_bytes())
         b.update_to(done_bytes())
+
+
+def disks_of(p):
+    """(major, minor) of the whole disks behind a plan's files: what the block
+    layer's tracepoints report requests against (a partition's I/O is the
+    disk's). Files on tmpfs and the like have none."""
+    out = set()
+    for f in p.unique_files:
+        path = f.path if os.path.exists(f.path) else os.path.dirname(f.path)
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            dev = st.st_rdev if stat.S_ISBLK(st.st_mode) else st.st_dev
+            sysfs = os.path.realpath(_sysfs_dev(os.major(dev), os.minor(dev)))
+            if os.path.exists(os.path.join(sysfs, "partition")):
+                sysfs = os.path.dirname(sysfs)
+            with open(os.path.join(sysfs, "dev")) as fh:
+                major, minor = fh.read().strip().split(":")
+            out.add((int(major), int(minor)))
+    return sorted(out)
 
 
 # ---- open ------------------------------------------------------------------
