@@ -2,17 +2,15 @@
 """kit's IOPS / fio's IOPS for the same job, measured side by side in one run.
 
 Absolute numbers on a shared VM are noise; ratios of runs interleaved in the
-same minute are not. Each (case, engine) is measured `--repeats` times,
+same minute are not. Both runners ramp for 0.5 s before measuring. Each (case, engine) is measured `--repeats` times,
 alternating kit and fio, and the medians are compared. Also prints what kit's
 per-I/O timestamps cost (gtod_reduce=1 vs 0, same engine, same file).
 
     .venv/bin/python bench/overhead.py [--runtime 2] [--repeats 3]
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -24,23 +22,19 @@ CASES = (
     ("direct,     4k randread, iodepth 8", dict(rw="randread", bs="4k", iodepth=8, direct=True)),
 )
 ENGINES = ("psync", "libaio", "io_uring", "posixaio", "threadpool")
-FIO_ENGINES = {"psync": "psync", "libaio": "libaio", "io_uring": "io_uring", "posixaio": "posixaio"}
+FIO_TWINS = ("psync", "libaio", "io_uring", "posixaio")      # threadpool has none
 TARGETS = {"page cache": 1.2, "direct": 0.97}
+# fio's first few hundred ms run slow (a 0.5 s run shows a third of its
+# steady IOPS): both runners ramp before measuring
+RAMP = 0.5
 
 
-def kit_iops(directory, runtime, options, **extra):
-    job = kit.Job(directory=directory, size="256m", runtime=runtime, time_based=True, **options, **extra)
-    return kit.run(job, progress=False, machine=False).iops
-
-
-def fio_iops(path, runtime, engine, options):
-    args = ["fio", "--name=bench", f"--filename={path}", "--size=256m", f"--ioengine={engine}",
-            f"--rw={options['rw']}", f"--bs={options['bs']}", f"--iodepth={options['iodepth']}",
-            f"--direct={int(options['direct'])}", f"--runtime={runtime}", "--time_based",
-            "--invalidate=0", "--output-format=json"]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    job = json.loads(out[out.index("{"):])["jobs"][0]
-    return job["read"]["iops"] + job["write"]["iops"]
+def iops(directory, runtime, options, runner="kit", **extra):
+    """One time-based run on kit's 256 MiB file, by kit or by fio (kit's fio
+    runner: same file, same options, fio's JSON read into kit's schema)."""
+    job = kit.Job(directory=directory, size="256m", runtime=runtime, ramp_time=RAMP, time_based=True,
+                  **options, **extra)
+    return kit.run(job, runner=runner, progress=False, machine=False).iops
 
 
 def main():
@@ -62,9 +56,9 @@ def main():
         for engine in ENGINES:
             kits, fios = [], []
             for _ in range(args.repeats):
-                kits.append(kit_iops(args.directory, args.runtime, options, ioengine=engine))
-                if engine in FIO_ENGINES:
-                    fios.append(fio_iops(path, args.runtime, FIO_ENGINES[engine], options))
+                kits.append(iops(args.directory, args.runtime, options, ioengine=engine))
+                if engine in FIO_TWINS:
+                    fios.append(iops(args.directory, args.runtime, options, runner="fio", ioengine=engine))
             k = statistics.median(kits)
             if fios:
                 f = statistics.median(fios)
@@ -79,8 +73,8 @@ def main():
     for engine, label, options in (("psync", *CASES[0]), ("io_uring", *CASES[1])):
         on, off = [], []
         for _ in range(args.repeats):
-            on.append(kit_iops(args.directory, args.runtime, options, ioengine=engine))
-            off.append(kit_iops(args.directory, args.runtime, options, ioengine=engine, gtod_reduce=True))
+            on.append(iops(args.directory, args.runtime, options, ioengine=engine))
+            off.append(iops(args.directory, args.runtime, options, ioengine=engine, gtod_reduce=True))
         print(f"{label:38s} {engine:10s} timing off / on = {statistics.median(off) / statistics.median(on):.3f}")
 
 
