@@ -212,17 +212,102 @@ def cmd_doctor(argv):
     return EXIT_OK
 
 
+def _store_args(p):
+    p.add_argument("--data", help="the results store (default ./data, or $KIT_DATA)")
+    p.add_argument("--reports", help="where HTML goes (default ./reports)")
+
+
 def cmd_report(argv):
-    print("kit report: not yet — per-machine HTML reports arrive with the reports issue (#5).\n"
-          "Until then: `kit run ...` measures and `kit doctor` shows what works here.")
+    from . import publish, suites
+    p = _Parser(prog="kit report", description="Measure this machine (the engines tables, a sweep, traced "
+                                               "anatomy, capabilities) into the store, then publish HTML.")
+    _store_args(p)
+    p.add_argument("--no-measure", action="store_true", help="only publish what the store holds")
+    p.add_argument("--quick", action="store_true", help="tiny jobs: seconds instead of minutes (tests)")
+    p.add_argument("--directory", help="where kit creates its scratch files (default ./kit-scratch)")
+    p.add_argument("--suites", default=",".join(suites.SUITES),
+                   help=f"what to measure, comma-separated from {', '.join(suites.SUITES)}")
+    p.add_argument("--sweep", help="the sweep file to measure (default: kit's engines sweep)")
+    p.add_argument("--progress", nargs="?", const="1", metavar="0|1")
+    args = p.parse_args(argv)
+    chosen = [s for s in args.suites.split(",") if s]
+    bad = [s for s in chosen if s not in suites.SUITES]
+    if bad:
+        raise OptionError("suites", f"{bad[0]!r} is not a suite (allowed: {', '.join(suites.SUITES)})")
+    if args.sweep and not os.path.isfile(args.sweep):
+        raise OptionError("sweep", f"{args.sweep} is not a file")
+    progress = _progress(args.progress)
+    sweep = None
+    if args.sweep:
+        from .sweep import load_spec
+        sweep = load_spec(args.sweep)
+    machine = None
+    if not args.no_measure:
+        if args.directory:
+            os.makedirs(args.directory, exist_ok=True)
+        machine = suites.measure(args.data, quick=args.quick, suites=chosen, directory=args.directory,
+                                 progress=progress, sweep=sweep)
+    written = publish.publish(args.data, args.reports, machines=[machine] if machine else None,
+                              progress=progress)
+    index = os.path.join(publish.reports_dir(args.reports), "index.html")
+    print(f"kit report: {len(written)} report(s) written; open {index}")
     return EXIT_OK
+
+
+def cmd_publish(argv):
+    from . import publish
+    p = _Parser(prog="kit publish", description="Rebuild reports/ from data/ without measuring.")
+    _store_args(p)
+    p.add_argument("--machine", action="append", help="only this machine (repeatable)")
+    p.add_argument("--progress", nargs="?", const="1", metavar="0|1")
+    args = p.parse_args(argv)
+    written = publish.publish(args.data, args.reports, machines=args.machine, progress=_progress(args.progress))
+    print(f"kit publish: {len(written)} report(s) written; open "
+          f"{os.path.join(publish.reports_dir(args.reports), 'index.html')}")
+    return EXIT_OK
+
+
+def cmd_sweep(argv):
+    from . import publish
+    from .sweep import load_spec, run_sweep
+    p = _Parser(prog="kit sweep", description="Run a grid of jobs described in YAML into the store "
+                                              "(resuming where it stopped), then publish.")
+    p.add_argument("file", help="the sweep file (see sweeps/engines.yml)")
+    _store_args(p)
+    p.add_argument("--directory", help="where kit creates its scratch files (default ./kit-scratch)")
+    p.add_argument("--no-publish", action="store_true", help="measure only")
+    p.add_argument("--progress", nargs="?", const="1", metavar="0|1")
+    args = p.parse_args(argv)
+    if not os.path.isfile(args.file):
+        raise OptionError("file", f"{args.file} is not a file")
+    sweep = load_spec(args.file)
+    if args.directory:
+        os.makedirs(args.directory, exist_ok=True)
+    outcome = run_sweep(sweep, data=args.data, progress=_progress(args.progress), directory=args.directory)
+    print(f"kit sweep {sweep.name}: {outcome['done']} run, {outcome['skipped']} already stored, "
+          f"{outcome['total']} points x repeats in all ({outcome['machine']})")
+    if outcome["interrupted"]:
+        print(f"kit sweep {sweep.name}: interrupted; run the same command again to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not args.no_publish:
+        written = publish.publish(args.data, args.reports, machines=[outcome["machine"]], notebooks=("sweep",),
+                                  progress=_progress(args.progress))
+        print(f"kit sweep: published {', '.join(written)}")
+    return EXIT_OK
+
+
+def _progress(value):
+    from .job import parse_bool
+    return None if value is None else parse_bool("progress", value)
 
 
 COMMANDS = {
     "run": (cmd_run, "run a job (fio options: --ioengine --rw --bs ...) or a fio job file"),
     "doctor": (cmd_doctor, "what works on this machine"),
     "import": (cmd_import, "read fio JSON output as kit results"),
-    "report": (cmd_report, "measure and publish HTML reports"),
+    "sweep": (cmd_sweep, "run a YAML grid of jobs into the store, then publish"),
+    "report": (cmd_report, "measure this machine into the store, then publish HTML reports"),
+    "publish": (cmd_publish, "rebuild the HTML reports from the store without measuring"),
 }
 
 

@@ -1,0 +1,200 @@
+"""What the notebooks share: parameter checks that stop with one line, the
+report header, and the tables and sentences computed from stored results.
+Everything here is plain pandas, testable outside a notebook."""
+import datetime
+import html
+import inspect
+import math
+import os
+import types
+
+import pandas as pd
+
+from . import __version__, store
+
+IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+
+class ParameterError(Exception):
+    """A bad notebook parameter: IPython shows this one line, no traceback."""
+
+    def _render_traceback_(self):
+        return [f"ParameterError: {self}"]
+
+
+def _kind(v):
+    if isinstance(v, tuple):
+        return " or ".join(repr(x) if not isinstance(x, type) else x.__name__ for x in v)
+    return v.__name__
+
+
+def parameters(namespace, **spec):
+    """Checks the notebook's parameters (papermill only warns about unknown
+    ones). spec: name -> a type, or a tuple of allowed types and values
+    (None allowed when listed). Raises ParameterError naming the first problem."""
+    unknown = sorted(n for n, v in namespace.items()
+                     if not n.startswith("_") and n not in spec and n not in IPYTHON_NAMES
+                     and not isinstance(v, (types.ModuleType, types.FunctionType, type))
+                     and not inspect.isbuiltin(v) and not callable(v))
+    if unknown:
+        raise ParameterError(f"unknown parameter {unknown[0]!r}; this notebook takes {', '.join(spec)}")
+    for name, allowed in spec.items():
+        value = namespace.get(name)
+        options = allowed if isinstance(allowed, tuple) else (allowed,)
+        types_ok = [t for t in options if isinstance(t, type)]
+        values_ok = [v for v in options if not isinstance(v, type)]
+        if isinstance(value, bool) and bool not in types_ok and value not in values_ok:
+            ok = False
+        else:
+            ok = value in values_ok or any(isinstance(value, t) for t in types_ok)
+        if not ok:
+            raise ParameterError(f"parameter {name}: must be {_kind(allowed)} (got {value!r})")
+
+
+def resolve_machine(machine, data_dir):
+    """The machine to report on: the one named, else this one."""
+    if machine:
+        return machine
+    from .machine import machine_name
+    return machine_name()
+
+
+def header(title, machine, data_dir, params=None):
+    """The report's first lines: machine, date, kit version, parameters."""
+    from IPython.display import HTML, display
+    info = store.load_machine(machine, data_dir).get("fingerprint") or {}
+    kernel = (info.get("kernel") or {}).get("release", "?")
+    cpu = (info.get("cpu") or {}).get("model", "?")
+    target = ((info.get("target") or {}).get("device") or {})
+    fs = ((info.get("target") or {}).get("filesystem") or {})
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rows = [("machine", machine), ("kernel", kernel), ("cpu", f"{cpu} x{(info.get('cpu') or {}).get('count', '?')}"),
+            ("device", f"/dev/{target.get('name', '?')} ({target.get('kind', '?')}, {target.get('scheduler', '?')}) "
+                       f"with {fs.get('type', '?')}" if target else fs.get("type", "?")),
+            ("published", now), ("kit", __version__)]
+    rows += [(f"parameter {k}", repr(v)) for k, v in (params or {}).items()]
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+                   f"{html.escape(str(v))}</td></tr>" for k, v in rows)
+    display(HTML(f"<table class='kit-header' title='{html.escape(title)}'>{body}</table>"))
+
+
+def note(text, missing=False):
+    """A visible remark; missing=True for 'this part is not available here'."""
+    from IPython.display import HTML, display
+    color = "#b35900" if missing else "#1f4e79"
+    display(HTML(f"<p style='border-left:4px solid {color};padding:4px 8px'>{html.escape(text)}</p>"))
+
+
+def markdown(text):
+    from IPython.display import Markdown, display
+    display(Markdown(text))
+
+
+# ---- engines: the seed's tables ----------------------------------------------
+
+def roles_ctx(result):
+    """Whole-system context switches by thread role, from the sched tracer."""
+    sched = ((result.data.get("trace") or {}).get("sched") or {})
+    roles = sched.get("roles") or {}
+    out = {f"ctx_{role}": v.get("voluntary", 0) + v.get("involuntary", 0) for role, v in roles.items()}
+    if sched.get("system"):
+        out["ctx_system"] = sched["system"].get("switches")
+    return out
+
+
+def seed_table(results, reference="io_uring"):
+    """The article's table: engine, IOPS, context switches three ways, IOPS
+    +/- % vs io_uring, in the sections' order."""
+    from .results import comparison
+    if not results:
+        return pd.DataFrame()
+    frame = comparison(results, reference=reference)
+    extra = pd.DataFrame([roles_ctx(r) for r in results])
+    return pd.concat([frame, extra], axis=1)
+
+
+def engines_text(table, scenario):
+    """What this machine shows, in a few sentences computed from the table."""
+    if table.empty:
+        return f"No {scenario} results."
+    best = table.loc[table["iops"].idxmax()]
+    worst = table.loc[table["iops"].idxmin()]
+    ref_col = next((c for c in table.columns if c.startswith("iops_vs_")), None)
+    parts = [f"With {scenario} I/O, **{best['job']}** ({best['label']}) is fastest at "
+             f"{best['iops']:,.0f} IOPS; **{worst['job']}** is slowest at {worst['iops']:,.0f} "
+             f"({100 * worst['iops'] / best['iops']:.0f} % of the fastest)."]
+    if ref_col:
+        ref = table[table["label"] == "io_uring"]
+        others = table[table["label"] != "io_uring"]
+        if not ref.empty and not others.empty:
+            ahead = others[others[ref_col] > 0]
+            if ahead.empty:
+                parts.append("No engine beats basic io_uring.")
+            else:
+                parts.append("Ahead of basic io_uring: " + ", ".join(
+                    f"{r['job']} ({r[ref_col]:+.1f} %)" for _, r in ahead.iterrows()) + ".")
+    pooled = table[table["process_ctx"].notna() & (table["ctx"] > 0)]
+    if not pooled.empty:
+        ratio = pooled["process_ctx"] / pooled["ctx"]
+        top = pooled.loc[ratio.idxmax()]
+        if ratio.max() > 1.5:
+            parts.append(f"{top['job']}'s process makes {ratio.max():.1f}x the context switches its job "
+                         "threads report (fio's figure): its helper threads do the blocking.")
+    return " ".join(parts)
+
+
+# ---- sweeps --------------------------------------------------------------------
+
+# two-sided 95 % Student t quantiles for n-1 degrees of freedom
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+        10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
+UNSTABLE_CV = 0.10      # pyperf warns when the stdev exceeds 10 % of the mean
+
+
+def t95(df):
+    if df <= 0:
+        return float("nan")
+    keys = sorted(_T95)
+    for k in keys:
+        if df <= k:
+            return _T95[k]
+    return 1.96
+
+
+def sweep_stats(frame, axes=("ioengine", "iodepth", "bs", "numjobs", "label")):
+    """Per point: mean and 95 % confidence half-width of IOPS and of the clat
+    percentiles over repeats, the coefficient of variation, and a flag where
+    run-to-run variation is high (pyperf's 10 % rule)."""
+    if frame.empty:
+        return frame
+    keys = [a for a in axes if a in frame.columns]
+    rows = []
+    for point, g in frame.groupby(keys, sort=True):
+        row = dict(zip(keys, point if isinstance(point, tuple) else (point,)))
+        n = len(g)
+        for col in ("iops", "clat_p50_ns", "clat_p99_ns", "bw_bytes"):
+            mean = g[col].mean()
+            sd = g[col].std(ddof=1) if n > 1 else float("nan")
+            row[col] = mean
+            row[f"{col}_ci95"] = t95(n - 1) * sd / math.sqrt(n) if n > 1 else float("nan")
+            if col == "iops":
+                row["iops_cv"] = sd / mean if mean and n > 1 else float("nan")
+        row["repeats"] = n
+        row["unstable"] = bool(row["iops_cv"] > UNSTABLE_CV) if n > 1 else False
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def unstable_text(stats):
+    bad = stats[stats["unstable"]]
+    if bad.empty:
+        return None
+    worst = bad.loc[bad["iops_cv"].idxmax()]
+    return (f"{len(bad)} of {len(stats)} points vary by more than {UNSTABLE_CV:.0%} between repeats "
+            f"(worst: {worst.get('label', worst.get('ioengine'))} iodepth={worst.get('iodepth')} "
+            f"bs={worst.get('bs')}, {worst['iops_cv']:.0%}): use more repeats or longer runtimes, "
+            "and keep the machine otherwise idle.")
+
+
+def data_exists(machine, data_dir):
+    return os.path.isdir(store.machine_dir(data_dir, machine))
