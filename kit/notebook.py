@@ -198,3 +198,72 @@ def unstable_text(stats):
 
 def data_exists(machine, data_dir):
     return os.path.isdir(store.machine_dir(data_dir, machine))
+
+
+# ---- anatomy: what the tracers saw ---------------------------------------------
+
+def _depth_mean(depth):
+    n = sum(depth.values())
+    return sum(int(k) * v for k, v in depth.items()) / n if n else None
+
+
+def anatomy_table(results):
+    """One row per traced workload: the engine's latency against the device's,
+    the device queue, every thread's switches by role, io_uring's events."""
+    rows = []
+    for r in results:
+        trace = r.data.get("trace") or {}
+        block = (trace.get("block") or {}).get("read") or {}
+        sched = trace.get("sched") or {}
+        uring = (trace.get("uring") or {}).get("process") or {}
+        read = r.total["read"]
+        clat = read["clat_ns"]["mean"] or None
+        dev_lat = (block.get("lat_ns") or {}).get("mean")
+        row = {
+            "workload": (r.data.get("tags") or {}).get("workload", r.data.get("label")),
+            "label": r.data.get("label"), "traced": bool(trace), "iops": r.iops,
+            "clat_mean_us": clat / 1000 if clat else None,
+            "clat_p99_us": (read["clat_ns"].get("percentile", {}).get("99.000000") or 0) / 1000 or None,
+            "device_lat_mean_us": dev_lat / 1000 if dev_lat else None,
+            "device_share": (dev_lat / clat) if dev_lat and clat else None,
+            "device_queue_mean_us": ((block.get("queue_ns") or {}).get("mean") or 0) / 1000 or None,
+            "device_depth_mean": _depth_mean(block.get("depth") or {}),
+            "requests_per_io": (block.get("requests", 0) / read["total_ios"]) if block and read["total_ios"] else None,
+            "ctx_job_threads": r.total["ctx"],
+            "ctx_process": (r.data.get("process") or {}).get("ctx"),
+        }
+        for role, entry in (sched.get("roles") or {}).items():
+            row[f"switches_{role}"] = entry.get("switches", 0)
+        for event in ("submit", "complete", "queue_async_work", "task_work_run", "local_work_run", "cqring_wait"):
+            if event in uring:
+                row[f"uring_{event}"] = uring[event]
+        row["lost_events"] = (trace.get("lost") or {}).get("total")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def anatomy_text(table):
+    if table.empty or not table["traced"].any():
+        return None
+    parts = []
+    t = table[table["device_share"].notna()]
+    if not t.empty:
+        low, high = t.loc[t["device_share"].idxmin()], t.loc[t["device_share"].idxmax()]
+        parts.append(f"The device accounts for {high['device_share']:.0%} of {high['workload']}'s completion "
+                     f"latency but only {low['device_share']:.0%} of {low['workload']}'s: the rest is spent "
+                     "above the block layer (queues, hand-offs, wake-ups).")
+    if "switches_helper" in table:
+        h = table.loc[table["switches_helper"].idxmax()]
+        if h["switches_helper"] > 0:
+            parts.append(f"{h['workload']}'s helper threads switched {h['switches_helper']:,.0f} times against "
+                         f"{h.get('switches_job', 0):,.0f} for its job thread.")
+    if "uring_queue_async_work" in table and table["uring_queue_async_work"].fillna(0).max() > 0:
+        p = table.loc[table["uring_queue_async_work"].fillna(0).idxmax()]
+        parts.append(f"{p['workload']} punted {p['uring_queue_async_work']:,.0f} of {p.get('uring_submit', 0):,.0f} "
+                     "requests to io-wq worker threads (iou-wrk).")
+    if "switches_io_uring_sqpoll" in table and table["switches_io_uring_sqpoll"].fillna(0).max() > 0:
+        s = table.loc[table["switches_io_uring_sqpoll"].fillna(0).idxmax()]
+        parts.append(f"In {s['workload']} the SQPOLL kernel thread (iou-sqp) switched "
+                     f"{s['switches_io_uring_sqpoll']:,.0f} times while the job thread submitted without "
+                     "system calls.")
+    return " ".join(parts) or None
