@@ -44,6 +44,7 @@ def _run_parser():
     p.add_argument("--output", dest="output", help="write the output to this file instead of stdout")
     p.add_argument("--progress", dest="progress", nargs="?", const="1", metavar="0|1",
                    help="progress bar (default: when stderr is a terminal)")
+    p.add_argument("--trace", dest="trace", help="eBPF tracers to attach: block,sched,uring (comma-separated)")
     p.add_argument("--runner", dest="runner", default="kit", help="kit (default) or fio: who runs the job")
     p.add_argument("--compare", dest="compare", help="fio: run with kit, then with fio, and compare")
     p.add_argument("--strict", dest="strict", action="store_true",
@@ -62,7 +63,7 @@ def _check_output_path(path):
         raise OptionError("output", f"{path} is a directory")
 
 
-NOT_JOB_OPTIONS = ("output_format", "output", "progress", "runner", "compare", "strict", "jobfile")
+NOT_JOB_OPTIONS = ("output_format", "output", "progress", "runner", "compare", "strict", "jobfile", "trace")
 
 
 def cmd_run(argv):
@@ -88,10 +89,14 @@ def cmd_run(argv):
     if args.output:
         _check_output_path(args.output)
     progress = None if args.progress is None else parse_bool("progress", args.progress)
+    trace = _tracers(args.trace)
+    if trace and args.runner != "kit":
+        raise OptionError("trace", "tracers attach to kit's runs: leave --runner at kit")
     groups = _job_groups(args, values)
     if args.compare:
         return _run_compare(groups, args, progress)
-    results, failed = _run_groups(groups, args.runner, progress)
+    trace = _trace_or_warn(trace)
+    results, failed = _run_groups(groups, args.runner, progress, trace)
     if results:
         _emit(results, args.output_format, args.output)
     if failed:
@@ -113,7 +118,33 @@ def _job_groups(args, values):
     return [[job.replace(**overrides) for job in group] for group in jobfile.groups]
 
 
-def _run_groups(groups, runner, progress):
+def _tracers(text):
+    from .tracers import TRACERS
+    if not text:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in names if t not in TRACERS]
+    if bad or not names:
+        raise OptionError("trace", f"must be a comma-separated list of {', '.join(TRACERS)} (got {text!r})")
+    return names
+
+
+def _trace_or_warn(trace):
+    """Tracing that cannot work here: one line, and the run goes on untraced
+    (the result says so) -- except under KIT_STRICT=1, where it is an error."""
+    if not trace:
+        return None
+    from .tracers import status
+    s = status()
+    if s["usable"]:
+        return trace
+    if os.environ.get("KIT_STRICT") == "1":
+        raise RunError(f"--trace: {s['reason']} (KIT_STRICT=1)")
+    print(f"kit run: warning: --trace: {s['reason']}; running untraced", file=sys.stderr)
+    return None
+
+
+def _run_groups(groups, runner, progress, trace=None):
     from .runner import run_together
     from .fio import run_fio_together
     results = []
@@ -122,7 +153,7 @@ def _run_groups(groups, runner, progress):
             if runner == "fio":
                 results += run_fio_together(group, progress=progress)
             else:
-                results += run_together(group, progress=progress)
+                results += run_together(group, progress=progress, trace=trace)
         except RunError as e:
             results += getattr(e, "results", None) or ([e.result] if getattr(e, "result", None) else [])
             return results, e
@@ -210,6 +241,55 @@ def cmd_doctor(argv):
     else:
         print(format_doctor(caps))
     return EXIT_OK
+
+
+def cmd_trace(argv):
+    """Traces whatever runs on the machine for a while, like bcc's tools."""
+    import time
+    from .results import format_trace
+    from .tracers import Trace
+    p = _Parser(prog="kit trace", description="Trace the whole machine (block layer, scheduler, io_uring) "
+                                              "for a while and print what happened.")
+    p.add_argument("--duration", default="10", help="how long (seconds, or 500ms, 1m)")
+    p.add_argument("--trace", default="block,sched,uring", help="block,sched,uring")
+    p.add_argument("--device", action="append", help="only this block device (repeatable; default: all)")
+    p.add_argument("--output-format", "--output_format", dest="output_format", default="normal",
+                   help="normal or json")
+    args = p.parse_args(argv)
+    from .job import parse_time
+    duration = parse_time("duration", args.duration)
+    if not duration:
+        raise OptionError("duration", "must be more than 0")
+    if args.output_format not in ("normal", "json"):
+        raise OptionError("output-format", "must be normal or json")
+    names = _tracers(args.trace)
+    devices = [_device_numbers(d) for d in args.device or []] or None
+    t = Trace(**{n: True for n in names}, devices=devices)
+    with t:
+        try:
+            time.sleep(duration)
+        except KeyboardInterrupt:
+            pass
+    summary = t.summary()
+    if args.output_format == "json":
+        import json
+        print(json.dumps(summary, indent=2))
+    else:
+        print(format_trace(summary))
+    return EXIT_OK
+
+
+def _device_numbers(path):
+    import stat
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise OptionError("device", f"{path}: {e.strerror}") from None
+    if not stat.S_ISBLK(st.st_mode):
+        raise OptionError("device", f"{path} is not a block device")
+    from .target import disks_of, Plan, TargetFile
+    disks = disks_of(Plan(None, [[TargetFile(path, 0, "block", True, False)]]))
+    return disks[0] if disks else (os.major(st.st_rdev), os.minor(st.st_rdev))
 
 
 def _store_args(p):
@@ -304,6 +384,7 @@ def _progress(value):
 COMMANDS = {
     "run": (cmd_run, "run a job (fio options: --ioengine --rw --bs ...) or a fio job file"),
     "doctor": (cmd_doctor, "what works on this machine"),
+    "trace": (cmd_trace, "trace the whole machine for a while (block, sched, io_uring)"),
     "import": (cmd_import, "read fio JSON output as kit results"),
     "sweep": (cmd_sweep, "run a YAML grid of jobs into the store, then publish"),
     "report": (cmd_report, "measure this machine into the store, then publish HTML reports"),

@@ -6,6 +6,7 @@ and plots embedded, so a report is one self-contained file. reports/index.html
 lists machines (newest first) against notebooks with relative links, so the
 folder can be served by any static web server.
 """
+import contextlib
 import datetime
 import html
 import os
@@ -19,6 +20,8 @@ from .progress import bar
 from .results import write_atomic
 
 KERNEL = "kit"
+# an inline empty icon: browsers would otherwise fetch /favicon.ico and log a 404
+NO_FAVICON = '<link rel="icon" href="data:,">'
 NOTEBOOKS = ("engines", "sweep", "anatomy", "machine")
 TITLES = {"engines": "Engines (the seed's tables)", "sweep": "Sweep", "anatomy": "Anatomy (traced)",
           "machine": "Machine and capabilities"}
@@ -54,6 +57,21 @@ def ensure_kernel():
     return KERNEL
 
 
+@contextlib.contextmanager
+def _kernel_stderr_quiet():
+    """The kernel inherits our stderr and fills it with ipykernel's transport
+    warnings; cell errors reach us as exceptions anyway."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def execute(notebook, parameters, cwd=None):
     """Runs one notebook with papermill; returns the executed notebook node.
     A failing cell becomes a RunError with the cell's one-line message."""
@@ -63,9 +81,11 @@ def execute(notebook, parameters, cwd=None):
         raise OptionError("notebook", f"{notebook}: no {path}")
     with tempfile.TemporaryDirectory(prefix="kit-nb-") as tmp:
         out = os.path.join(tmp, f"{notebook}.ipynb")
+        kernel = ensure_kernel()
         try:
-            return pm.execute_notebook(path, out, parameters=parameters, kernel_name=ensure_kernel(),
-                                       progress_bar=False, cwd=cwd or os.getcwd(), log_output=False)
+            with _kernel_stderr_quiet():
+                return pm.execute_notebook(path, out, parameters=parameters, kernel_name=kernel,
+                                           progress_bar=False, cwd=cwd or os.getcwd(), log_output=False)
         except pm.PapermillExecutionError as e:
             raise RunError(f"notebook {notebook}: {e.ename}: {e.evalue}") from None
 
@@ -75,7 +95,8 @@ def export_html(nb):
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _resources = exporter.from_notebook_node(nb)
     body = _MATHJAX_CONFIG.sub("", body)
-    return _REMOTE_SCRIPT.sub("", body)
+    body = _REMOTE_SCRIPT.sub("", body)
+    return body.replace("<head>", "<head>\n" + NO_FAVICON, 1)
 
 
 def report_names(machine, data=None):
@@ -144,7 +165,7 @@ def write_index(reports=None, data=None):
                     f"<td>{m['results']}</td><td>{links}</td></tr>")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>kit reports</title>
+<html lang="en"><head><meta charset="utf-8"><title>kit reports</title>{NO_FAVICON}
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; }} th, td {{ padding: 6px 12px; border-bottom: 1px solid #ddd; text-align: left; }}

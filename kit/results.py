@@ -77,6 +77,18 @@ def merge_threads(threads):
     return merged
 
 
+def device_share(block, merged):
+    """The block layer's mean latency over the engine's mean completion latency,
+    per direction: how much of what the job waited for was the device."""
+    out = {}
+    for d in DDIRS:
+        clat = merged["ddir"][d]["clat"]
+        dev = ((block.get(d) or {}).get("lat_ns") or {}).get("mean")
+        if dev and clat["n"]:
+            out[d] = dev / (clat["sum"] / clat["n"])
+    return out
+
+
 def lat_entry(lat, bins=True):
     n = lat["n"]
     if not n:
@@ -222,6 +234,9 @@ class Result:
                  machine=None, trace=None, source_hash=None):
         options = option_strings(job.given())
         merged = merge_threads(threads)
+        if trace and trace.get("block"):
+            trace = copy.deepcopy(trace)
+            trace["block"]["device_share"] = device_share(trace["block"], merged)
         merged_entry = job_entry(merged, job.name, options, runtime_sum_ns=merged["runtime_sum_ns"])
         if job.group_reporting:
             jobs = [merged_entry]
@@ -487,8 +502,44 @@ def format_summary(data):
         for t in targets:
             lines.append(f"  target: {t['path']} ({human_bytes(t['size'])}, "
                          f"{'kit' if t.get('owned') else 'not kit'}'s {t['kind']})")
+    if data.get("trace"):
+        lines.append("  " + format_trace(data["trace"]).replace("\n", "\n  "))
     for note in data.get("notes") or []:
         lines.append(f"  note: {note}")
+    return "\n".join(lines)
+
+
+def format_trace(t):
+    """A trace summary in a few lines (kit run --trace, kit trace)."""
+    lost = (t.get("lost") or {}).get("total", 0)
+    lines = [f"trace ({', '.join(t.get('tracers', []))}) over {t.get('duration_ns', 0) / 1e9:.2f}s"
+             + (f", {lost:,} events lost" if lost else "")]
+    block = t.get("block")
+    if block:
+        for op in ("read", "write"):
+            e = block.get(op)
+            if not e:
+                continue
+            lat, queue = e.get("lat_ns") or {}, e.get("queue_ns") or {}
+            depth = e.get("depth") or {}
+            n = sum(depth.values())
+            mean_depth = sum(int(k) * v for k, v in depth.items()) / n if n else 0
+            share = (block.get("device_share") or {}).get(op)
+            lines.append(f"  block {op}: {e['requests']:,} requests, {human_bytes(e['bytes'])}, device latency "
+                         f"mean {human_ns(lat.get('mean'))} p99 {human_ns((lat.get('percentile') or {}).get('99.000000'))}"
+                         f", queued {human_ns(queue.get('mean'))}, depth {mean_depth:.1f}"
+                         + (f", {share:.0%} of the engine's clat" if share else ""))
+    sched = t.get("sched")
+    if sched:
+        roles = ", ".join(f"{name} {v['switches']:,}" for name, v in (sched.get("roles") or {}).items()
+                          if v.get("switches"))
+        lines.append(f"  sched: {sched['system']['switches']:,} switches system-wide; by role: {roles or 'none'}")
+    uring = t.get("uring")
+    if uring:
+        events = uring.get("process") or uring.get("events") or {}
+        scope = "this process" if "process" in uring else "system"
+        shown = ", ".join(f"{k} {v:,}" for k, v in events.items() if v)
+        lines.append(f"  io_uring ({scope}): {shown or 'no events'}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,276 @@
+"""Notebooks under papermill, the store, sweeps that resume, and the published
+HTML opened in a real headless Chromium."""
+import functools
+import html.parser
+import http.server
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import KIT, REPO, require, run_kit
+from kit import publish, store
+from kit.errors import OptionError, RunError
+
+
+class _Tables(html.parser.HTMLParser):
+    """Every <table> of a page as rows of cell texts."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self._row, self._cell = [], None, None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self._row = []
+            self.tables[-1].append(self._row)
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def tables(path):
+    p = _Tables()
+    with open(path) as fh:
+        p.feed(fh.read())
+    return p.tables
+
+
+def table_with(path, header):
+    return next(t for t in tables(path) if t and header in t[0])
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    """`kit report --quick` once: every suite measured, every notebook published."""
+    root = tmp_path_factory.mktemp("report")
+    data, reports, scratch = root / "data", root / "reports", root / "scratch"
+    p = run_kit("report", "--quick", f"--data={data}", f"--reports={reports}", f"--directory={scratch}",
+                cwd=root, timeout=600)
+    assert p.returncode == 0, p.stderr
+    machine = store.machines(str(data))[0]["name"]
+    return {"data": str(data), "reports": str(reports), "machine": machine, "root": str(root),
+            "dir": os.path.join(str(reports), machine), "stdout": p.stdout}
+
+
+def test_report_writes_store_and_every_notebook(report):
+    names = sorted(os.listdir(report["dir"]))
+    assert names == ["anatomy.html", "engines.html", "machine.html", "sweep-engines-quick.html"]
+    folder = os.path.join(report["data"], report["machine"])
+    assert {"machine.json", "capabilities.json", "engines", "anatomy", "sweep-engines-quick"} <= set(os.listdir(folder))
+    with open(os.path.join(folder, "machine.json")) as fh:
+        assert json.load(fh)["version"] == store.MACHINE_VERSION
+    for r in store.load(report["machine"], data=report["data"]):
+        assert r.data["source_hash"] and r.data["machine"]["name"] == report["machine"]
+        assert r.data["tags"]["suite"] and r.ios > 0
+    for page in names:
+        text = open(os.path.join(report["dir"], page)).read()
+        assert "<script src=\"http" not in text            # self-contained
+        assert report["machine"] in text and "kit" in text
+
+
+def test_engines_report_has_both_tables_one_row_per_engine(report):
+    path = os.path.join(report["dir"], "engines.html")
+    found = [t for t in tables(path) if t and "IOPS" in t[0] and "engine" in t[0]]
+    assert len(found) == 2                                 # direct and buffered
+    for t in found:
+        header, rows = t[0], t[1:]
+        assert [r[0] for r in rows] == ["sync", "posix-aio", "linux-aio", "io_uring", "io_uring-enhanced",
+                                        "threadpool"]
+        iops = header.index("IOPS")
+        assert all(float(r[iops].replace(",", "")) > 0 for r in rows)
+        vs = header.index("IOPS vs io_uring %")
+        assert [r[vs] for r in rows if r[0] == "io_uring"] == ["+0.0"]
+    text = open(path).read()
+    assert text.count("data:image/png;base64") >= 2
+    assert "is fastest at" in text                          # the sentence computed from the data
+
+
+def test_sweep_report_has_points_and_curves(report):
+    path = os.path.join(report["dir"], "sweep-engines-quick.html")
+    stats = table_with(path, "iops_ci95")
+    # two engines x two depths x two block sizes, two repeats each
+    assert len(stats) - 1 == 8
+    assert all(r[stats[0].index("repeats")] == "2" for r in stats[1:])
+    assert open(path).read().count("data:image/png;base64") >= 2
+
+
+def test_anatomy_and_machine_reports(report):
+    anatomy = open(os.path.join(report["dir"], "anatomy.html")).read()
+    t = table_with(os.path.join(report["dir"], "anatomy.html"), "device share")
+    assert [r[0] for r in t[1:]] == ["sync", "psync", "threadpool", "posixaio", "libaio", "io_uring",
+                                     "io_uring-sqpoll", "io_uring-async"]
+    assert "Context switches of every thread, by role" in anatomy
+    roles = table_with(os.path.join(report["dir"], "anatomy.html"), "io_uring_sqpoll")
+    sqpoll = next(r for r in roles if r[0] == "io_uring-sqpoll")
+    assert int(sqpoll[roles[0].index("io_uring_sqpoll")].replace(",", "")) > 0   # iou-sqp was seen
+    assert anatomy.count("data:image/png;base64") >= 2
+    machine = os.path.join(report["dir"], "machine.html")
+    text = open(machine).read()
+    assert os.uname().release in text
+    caps = table_with(machine, "engine / feature")
+    assert {r[0] for r in caps[1:]} >= {"psync", "io_uring", "io_uring.fixedbufs", "io_uring.hipri"}
+
+
+def test_index_lists_machines_and_links(report):
+    index = os.path.join(report["reports"], "index.html")
+    rows = table_with(index, "machine")
+    assert rows[1][0] == report["machine"]
+    text = open(index).read()
+    for page in os.listdir(report["dir"]):
+        assert f'href="{report["machine"]}/{page}"' in text
+
+
+def test_another_machines_data_appears_in_the_index(report, tmp_path):
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(report["data"], data)
+    shutil.copytree(data / report["machine"], data / "lab-2")
+    fp = json.loads((data / "lab-2" / "machine.json").read_text())
+    fp["name"] = "lab-2"
+    (data / "lab-2" / "machine.json").write_text(json.dumps(fp))
+    index = publish.write_index(str(tmp_path / "reports"), str(data))
+    rows = table_with(index, "machine")
+    assert {r[0] for r in rows[1:]} == {report["machine"], "lab-2"}
+
+
+def test_notebook_parameters_are_checked(report):
+    with pytest.raises(RunError) as e:
+        publish.execute("machine", {"machine": report["machine"], "data_dir": report["data"], "bogus": 1})
+    assert "ParameterError: unknown parameter 'bogus'" in str(e.value)
+    assert "\n" not in str(e.value)
+    with pytest.raises(RunError, match="parameter quick: must be bool"):
+        publish.execute("engines", {"machine": report["machine"], "data_dir": report["data"], "quick": "yes"})
+
+
+def test_notebooks_use_kits_kernel():
+    from jupyter_client.kernelspec import KernelSpecManager
+    assert publish.ensure_kernel() == "kit"
+    spec = KernelSpecManager().get_kernel_spec("kit")
+    assert os.path.exists(spec.argv[0])
+    for name in publish.NOTEBOOKS:
+        with open(os.path.join(REPO, "notebooks", f"{name}.ipynb")) as fh:
+            nb = json.load(fh)
+        assert nb["metadata"]["kernelspec"]["name"] == "kit"
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+
+
+SWEEP = """
+name: resume
+base: {rw: randread, bs: 4k, size: 2m, runtime: 0.4, time_based: 1}
+grid:
+  ioengine: [psync, libaio]
+  iodepth: [1, 2, 4]
+repeats: 1
+"""
+
+
+def test_interrupted_sweep_resumes_without_duplicates(tmp_path):
+    spec = tmp_path / "resume.yml"
+    spec.write_text(SWEEP)
+    data = tmp_path / "data"
+    args = [KIT, "sweep", str(spec), f"--data={data}", f"--directory={tmp_path / 'scratch'}", "--no-publish"]
+    proc = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+
+    def stored():
+        return sorted(str(p.name) for p in data.glob("*/sweep-resume/*.json"))
+    while len(stored()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    first = stored()
+    assert proc.returncode == 130, err
+    assert 2 <= len(first) < 6
+    p = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"{len(first)} already stored" in p.stdout
+    final = stored()
+    assert len(final) == 6 and set(first) <= set(final)
+    points = set()
+    for path in data.glob("*/sweep-resume/*.json"):
+        tags = json.loads(path.read_text())["tags"]
+        points.add((tags["point"]["ioengine"], tags["point"]["iodepth"], tags["repeat"]))
+    assert points == {(e, d, 1) for e in ("psync", "libaio") for d in (1, 2, 4)}
+
+
+@pytest.mark.parametrize("text, words", [
+    ("name: x\ngrid: {iodepth: 4}\n", "grid.iodepth: must be a non-empty list"),
+    ("name: x\ngrid: {iodepth: [1]}\nrepeat: 3\n", "unknown key 'repeat'"),
+    ("name: x\ngrid: {iodepth: [1, 0]}\n", "iodepth: must be from 1"),
+    ("name: x\ngrid: {ioengine: [psync]}\nbase: {bs: huge}\n", "bs: must be a size"),
+    ("grid: {iodepth: [1]}\n", "name: must be a non-empty string"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_bad_sweep_files_are_one_line_and_write_nothing(tmp_path, text, words):
+    spec = tmp_path / "bad.yml"
+    spec.write_text(text)
+    p = run_kit("sweep", str(spec), "--no-publish", cwd=tmp_path)
+    assert p.returncode == 2
+    assert len(p.stderr.strip().splitlines()) == 1 and words in p.stderr, p.stderr
+    assert sorted(os.listdir(tmp_path)) == ["bad.yml"]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def _serve(root):
+    handler = functools.partial(_QuietHandler, directory=root)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_reports_render_in_headless_chromium(report, tmp_path):
+    require(os.path.exists("/usr/bin/chromium"), "chromium is not installed (Debian package chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "playwright (python) is not installed")
+    import numpy as np
+    from matplotlib import image
+    server = _serve(report["reports"])
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    errors, failed = [], []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+                "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                "--disable-background-networking", "--disable-component-update"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("requestfailed", lambda r: failed.append(r.url))
+            page.goto(f"{base}/index.html")
+            assert page.title() == "kit reports"
+            links = page.eval_on_selector_all("a", "els => els.map(e => e.getAttribute('href'))")
+            assert len(links) == 4
+            page.click(f"a[href='{report['machine']}/engines.html']")
+            page.wait_for_load_state("load")
+            assert page.url.endswith("/engines.html")
+            images = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth])")
+            assert len(images) >= 2 and all(done and width > 0 for done, width in images)
+            shot = tmp_path / "engines.png"
+            page.screenshot(path=str(shot), full_page=True)
+            browser.close()
+    finally:
+        server.shutdown()
+    assert errors == [] and failed == []
+    pixels = image.imread(str(shot))
+    assert pixels.shape[0] > 900 and pixels.std() > 0.05     # not a blank page
