@@ -11,4 +11,12 @@ from .job import Job  # noqa: E402
 from .results import Result  # noqa: E402
 from .runner import run  # noqa: E402
 
-__all__ = ["Job", "Result", "run", "KitError", "OptionError", "RunError", "__version__"]
+__all__ = ["Job", "Result", "run", "trace", "KitError", "OptionError", "RunError", "__version__"]
+
+
+def __getattr__(name):
+    # the tracers load on first use: `import kit` stays light without bcc
+    if name == "trace":
+        from .tracers import Trace
+        return Trace
+    raise AttributeError(f"module 'kit' has no attribute {name!r}")

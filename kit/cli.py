@@ -95,8 +95,11 @@ def cmd_run(argv):
     groups = _job_groups(args, values)
     if args.compare:
         return _run_compare(groups, args, progress)
-    trace = _trace_or_warn(trace)
+    trace, untraced = _trace_or_warn(trace)
     results, failed = _run_groups(groups, args.runner, progress, trace)
+    if untraced:
+        for r in results:
+            r.data["notes"].append(f"untraced: {untraced}")
     if results:
         _emit(results, args.output_format, args.output)
     if failed:
@@ -133,15 +136,15 @@ def _trace_or_warn(trace):
     """Tracing that cannot work here: one line, and the run goes on untraced
     (the result says so) -- except under KIT_STRICT=1, where it is an error."""
     if not trace:
-        return None
+        return None, None
     from .tracers import status
     s = status()
     if s["usable"]:
-        return trace
+        return trace, None
     if os.environ.get("KIT_STRICT") == "1":
         raise RunError(f"--trace: {s['reason']} (KIT_STRICT=1)")
     print(f"kit run: warning: --trace: {s['reason']}; running untraced", file=sys.stderr)
-    return None
+    return None, s["reason"]
 
 
 def _run_groups(groups, runner, progress, trace=None):

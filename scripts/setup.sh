@@ -14,7 +14,8 @@ say() { printf 'kit setup: %s\n' "$*" >&2; }
 
 # pip, minus the machine-wide find-links warnings that drown real messages
 pip_quiet() {
-    "$VENV/bin/python" -m pip "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip "$@" \
+        2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 }
 
 apt_packages() {
