@@ -218,6 +218,9 @@ def cmd_import(argv):
     p.add_argument("--output-format", "--output_format", dest="output_format", default="normal",
                    help="normal (a table) or json (kit's schema)")
     p.add_argument("--output", help="write to this file instead of stdout")
+    p.add_argument("--data", help="the results store (default ./data, or $KIT_DATA)")
+    p.add_argument("--machine", help="file the results under this machine (default: this one)")
+    p.add_argument("--no-store", action="store_true", help="only print, do not store")
     args = p.parse_args(argv)
     if args.output_format not in OUTPUT_FORMATS:
         raise OptionError("output-format", f"must be one of {', '.join(OUTPUT_FORMATS)}")
@@ -225,7 +228,16 @@ def cmd_import(argv):
         raise OptionError("file", f"{args.file} is not a file")
     if args.output:
         _check_output_path(args.output)
-    _emit(from_fio_json(args.file), args.output_format, args.output)
+    if args.machine:
+        from .store import safe_name
+        if safe_name(args.machine) != args.machine:
+            raise OptionError("machine", f"use letters, digits, '.', '_', '+' and '-' (got {args.machine!r})")
+    if args.no_store:
+        results = from_fio_json(args.file)
+    else:
+        from .fio import import_fio
+        results = import_fio(args.file, machine=args.machine, data=args.data)
+    _emit(results, args.output_format, args.output)
     return EXIT_OK
 
 

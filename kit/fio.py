@@ -402,6 +402,25 @@ def from_fio_json(path):
     return results_from_fio(parse_fio_json(text, source))
 
 
+def import_fio(path, machine=None, data=None):
+    """fio output into the store (suite "import"), as results of `machine`
+    (default: this one; another name files them under that machine)."""
+    from . import store
+    from .machine import fingerprint, machine_name
+    results = from_fio_json(path)
+    here = machine_name()
+    fp = fingerprint() if machine in (None, here) else {
+        "schema": "kit-machine/1", "name": store.safe_name(machine), "hostname": None,
+        "imported": True, "note": f"created by kit import of {os.path.basename(str(path))}"}
+    if store.load_machine(fp["name"], data).get("fingerprint") is None:
+        store.save_machine(fp, data)
+    for i, r in enumerate(results):
+        r.data["machine"] = fp
+        key = f"{r.data.get('timestamp', 0)}-{r.total.get('jobname') or 'fio'}-{i}"
+        store.save(r, "import", key, tags={"source": os.path.basename(str(path))}, data=data)
+    return results
+
+
 def _job_from_fio_options(options, name):
     """Best effort: a kit Job from fio's 'job options' strings; what kit does
     not know is listed in the notes."""

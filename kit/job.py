@@ -34,6 +34,8 @@ def parse_size(option, value):
         raise OptionError(option, f"must be a size like 4096, 4k, 1m, 2g (got {value!r})")
     if isinstance(value, int):
         n = value
+    elif str(value).strip().endswith("%"):
+        raise OptionError(option, f"fio's percentages ({value}) are not supported by kit: give bytes (4k, 1m, 2g)")
     else:
         m = _SIZE_RE.match(str(value))
         if not m:

@@ -199,10 +199,22 @@ def test_fio_json_with_leading_lines_imports(tmp_path):
 
 
 def test_import_cli(tmp_path):
+    from kit import store
     path = tmp_path / "out.json"
     path.write_text("garbage line\n" + _fio_json(tmp_path))
-    p = run_kit("import", str(path))
+    data = tmp_path / "data"
+    p = run_kit("import", str(path), f"--data={data}", "--machine=old-box")
     assert p.returncode == 0 and "[runner=fio]" in p.stdout
+    (stored,) = store.load("old-box", "import", str(data))
+    assert stored.data["runner"] == "fio" and stored.total["read"]["total_ios"] == 512
+    assert store.load_machine("old-box", str(data))["fingerprint"]["imported"] is True
+    frame = store.frame("old-box", data=str(data))
+    assert list(frame["runner"]) == ["fio"] and list(frame["suite"]) == ["import"]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    p = run_kit("import", str(path), "--no-store", cwd=elsewhere)
+    assert p.returncode == 0 and "[runner=fio]" in p.stdout
+    assert os.listdir(elsewhere) == []              # nothing stored
     broken = tmp_path / "broken.json"
     broken.write_text(_fio_json(tmp_path)[:200])
     p = run_kit("import", str(broken))

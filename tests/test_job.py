@@ -59,6 +59,7 @@ def test_from_options_accepts_strings_aliases_and_rwmixwrite():
     ({"size": "1k", "bs": "4k"}, "size", "at least bs"),
     ({"blocksiz": "4k"}, "blocksiz", "did you mean"),
     ({"sqthread_poll_cpu": "0", "ioengine": "io_uring"}, "sqthread_poll_cpu", "needs sqthread_poll"),
+    ({"size": "100%"}, "size", "percentages"),
 ])
 def test_bad_values_name_the_option(options, option, words):
     with pytest.raises(OptionError) as e:
