@@ -284,7 +284,27 @@ def plan(job):
                 for f in range(job.nrfiles)])
         p = Plan(job, per_thread, directory=directory, creates_directory=creates)
     _check_writes_allowed(job, p)
+    _check_space(p)
     return p
+
+
+def _check_space(p):
+    """The bytes kit would add to its files must fit beside what is free: a
+    size the disk cannot hold is bad input, refused before writing."""
+    need = {}
+    for f in p.unique_files:
+        if f.owned and f.kind == "file" and f.size > f.current_size:
+            parent = os.path.dirname(f.path)
+            while not os.path.exists(parent):
+                parent = os.path.dirname(parent)
+            dev = os.stat(parent).st_dev
+            need.setdefault(dev, [parent, 0])[1] += f.size - f.current_size
+    for parent, nbytes in need.values():
+        st = os.statvfs(parent)
+        free = st.f_bavail * st.f_frsize
+        if nbytes > free:
+            raise OptionError("size", f"kit's files need {nbytes:,} more bytes in {parent}, which has "
+                                      f"{free:,} free; use a smaller size or another --directory")
 
 
 def _check_writes_allowed(job, p):

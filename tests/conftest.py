@@ -77,3 +77,18 @@ def loopdev():
 def mounted_loopdev():
     with loop_device(fs="ext4") as (dev, mnt):
         yield dev, mnt
+
+
+# ---- counting generated cases (the fuzz tests report how many they tried)
+
+_CASES = {}
+
+
+def count_case(kind):
+    _CASES[kind] = _CASES.get(kind, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _CASES:
+        terminalreporter.write_line("fuzzed bad input, cases tried: "
+                                    + ", ".join(f"{k} {v}" for k, v in sorted(_CASES.items())))

@@ -63,6 +63,7 @@ def test_json_plus_has_bins(scratch):
     (["--output=/nonexistent/dir/x.json"], "--output"),
     (["--rw=write", "--filename=/etc/hostname"], "--filename"),
     (["--directory=/etc/hostname"], "--directory"),
+    (["--size=900t"], "--size"),
 ])
 def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, flag):
     before = sorted(os.listdir(tmp_path))
