@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .errors import OptionError, RunError
+from .safety import device_in_use, whole_disk
 
 SCRATCH_ENV = "KIT_SCRATCH"
 DEFAULT_SCRATCH = "kit-scratch"
@@ -134,74 +135,7 @@ def _pattern_intact(path):
     return read_manifest(directory).get(name, {}).get("pattern") == "intact"
 
 
-# ---- block devices: is anything using it? ----------------------------------
-
-def _sysfs_dev(major, minor):
-    return f"/sys/dev/block/{major}:{minor}"
-
-
-def _dev_name(major, minor):
-    return os.path.basename(os.path.realpath(_sysfs_dev(major, minor)))
-
-
-def _mounted_devices():
-    """(major, minor) of every mounted filesystem, from mountinfo field 3."""
-    out = {}
-    with open("/proc/self/mountinfo") as fh:
-        for line in fh:
-            parts = line.split()
-            major, minor = parts[2].split(":")
-            out.setdefault((int(major), int(minor)), parts[4])
-    return out
-
-
-def _swap_devices():
-    out = set()
-    try:
-        with open("/proc/swaps") as fh:
-            next(fh, None)
-            for line in fh:
-                path = line.split()[0]
-                with contextlib.suppress(OSError):
-                    st = os.stat(path)
-                    if stat.S_ISBLK(st.st_mode):
-                        out.add((os.major(st.st_rdev), os.minor(st.st_rdev)))
-    except OSError:
-        pass
-    return out
-
-
-def _partitions(major, minor):
-    base = _sysfs_dev(major, minor)
-    out = []
-    with contextlib.suppress(OSError):
-        for entry in os.listdir(base):
-            dev_file = os.path.join(base, entry, "dev")
-            if os.path.exists(os.path.join(base, entry, "partition")) and os.path.exists(dev_file):
-                with open(dev_file) as fh:
-                    ma, mi = fh.read().strip().split(":")
-                out.append((int(ma), int(mi)))
-    return out
-
-
-def device_in_use(major, minor):
-    """Why a block device must not be written, or None: mounted, swap, or held
-    (device-mapper, md, ...), for the device itself and each partition."""
-    mounted = _mounted_devices()
-    swaps = _swap_devices()
-    for dev in [(major, minor)] + _partitions(major, minor):
-        name = _dev_name(*dev)
-        if dev in mounted:
-            return f"/dev/{name} is mounted on {mounted[dev]}"
-        if dev in swaps:
-            return f"/dev/{name} is in use as swap"
-        holders = os.path.join(_sysfs_dev(*dev), "holders")
-        with contextlib.suppress(OSError):
-            held_by = sorted(os.listdir(holders))
-            if held_by:
-                return f"/dev/{name} is held by {', '.join(held_by)}"
-    return None
-
+# ---- block devices ---------------------------------------------------------------
 
 def block_device_size(path):
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -469,12 +403,9 @@ def disks_of(p):
         with contextlib.suppress(OSError):
             st = os.stat(path)
             dev = st.st_rdev if stat.S_ISBLK(st.st_mode) else st.st_dev
-            sysfs = os.path.realpath(_sysfs_dev(os.major(dev), os.minor(dev)))
-            if os.path.exists(os.path.join(sysfs, "partition")):
-                sysfs = os.path.dirname(sysfs)
-            with open(os.path.join(sysfs, "dev")) as fh:
-                major, minor = fh.read().strip().split(":")
-            out.add((int(major), int(minor)))
+            if os.major(dev) == 0:
+                continue            # tmpfs, overlay: no block device
+            out.add(whole_disk((os.major(dev), os.minor(dev))))
     return sorted(out)
 
 
