@@ -1,6 +1,7 @@
 """The `kit` command. fio's option names (`--bs=4k --iodepth=8`), one line
 and exit code 2 for bad input, exit code 1 when a valid run fails here."""
 import argparse
+import contextlib
 import difflib
 import os
 import sys
@@ -424,6 +425,7 @@ def main(argv=None):
         print(f"kit {__version__}")
         return EXIT_OK
     command = argv.pop(0)
+    _terminate_like_ctrl_c()
     if command not in COMMANDS:
         close = difflib.get_close_matches(command, list(COMMANDS), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
@@ -444,6 +446,18 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"kit {command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _terminate_like_ctrl_c():
+    """SIGTERM (a scheduler or `kill` ending a long sweep) takes Ctrl-C's path:
+    the run stops, in-flight I/O is reaped, tracers detach, the partial result
+    is printed marked interrupted."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    with contextlib.suppress(ValueError):       # not the main thread: leave it alone
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _flagged(e):

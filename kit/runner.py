@@ -72,7 +72,7 @@ def run_together(jobs, *, progress=None, machine=True, trace=None):
         error = _first_error(job, plan, threads)
         if job.verify and job.writes and not error and not interrupted:
             error = _read_back(job, plan)
-        notes = _notes(job)
+        notes = _notes(job) + _vanished(plan)
         if len(jobs) > 1:
             notes.append(f"ran at the same time as {len(jobs) - 1} other job(s): "
                          "the process figures cover them all")
@@ -105,6 +105,18 @@ def _notes(job):
     stale = stale_build()
     if stale:
         notes.append(stale)
+    return notes
+
+
+def _vanished(plan):
+    """Files deleted or replaced while the run had them open: the kernel kept
+    the open ones working, so the numbers stand, but say so."""
+    notes = []
+    for f in plan.unique_files:
+        try:
+            os.stat(f.path)
+        except FileNotFoundError:
+            notes.append(f"{f.path} was deleted during the run (its open descriptors kept working)")
     return notes
 
 

@@ -15,6 +15,7 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import stat
 import threading
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ MANIFEST = ".kit-files.json"
 MANIFEST_LOCK = ".kit-files.lock"
 PREFILL_SEED = 0x6B6974  # "kit": the pattern a fresh file carries
 WARM_CHUNK = 1 << 20
+FILL_THREADS = 4
 
 
 @dataclass
@@ -128,11 +130,6 @@ def is_owned(path, st=None):
     except OSError:
         return False
     return all(entry.get(k) == v for k, v in ident.items())
-
-
-def _pattern_intact(path):
-    directory, name = os.path.split(os.path.abspath(path))
-    return read_manifest(directory).get(name, {}).get("pattern") == "intact"
 
 
 # ---- block devices ---------------------------------------------------------------
@@ -260,21 +257,45 @@ def _check_writes_allowed(job, p):
 
 # ---- prepare ---------------------------------------------------------------
 
-def _prefill_file(native, f, progress_cell):
-    """Creates or extends one of kit's files with the verification pattern."""
+def _pattern(path):
+    directory, name = os.path.split(os.path.abspath(path))
+    return read_manifest(directory).get(name, {}).get("pattern")
+
+
+def _claim(files):
+    """Creates kit's files and records them as kit's before a byte is written
+    (pattern "filling"): a fill cut short by Ctrl-C leaves a file kit still
+    knows as its own, and the next run fills it again. Returns where each
+    fill starts (an intact file is only extended)."""
+    starts, by_dir = {}, {}
+    for f in files:
+        intact = f.exists and _pattern(f.path) == "intact"
+        fd = os.open(f.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
+        starts[f.path] = min(st.st_size, f.size) if intact else 0
+        directory, name = os.path.split(f.path)
+        by_dir.setdefault(directory, {})[name] = {**file_identity(f.path, st), "size": f.size,
+                                                  "pattern": "filling"}
+    for directory, changes in by_dir.items():
+        update_manifest(directory, changes)
+    return starts
+
+
+def _fill(native, f, start, progress_cell):
+    """Writes kit's pattern into [start, size) of one of kit's files."""
     ffi, lib = native
-    fd = os.open(f.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        st = os.fstat(fd)
-        start = 0 if not f.exists or not _pattern_intact(f.path) else min(st.st_size, f.size)
-        if f.size > start:
-            r = lib.kit_prefill(fd, start, f.size - start, PREFILL_SEED, progress_cell)
-            if r < 0:
-                raise RunError(f"pre-filling {f.path}: {os.strerror(-r)}")
-            os.fsync(fd)
-        st = os.fstat(fd)
-        return os.path.basename(f.path), {**file_identity(f.path, st), "size": st.st_size,
-                                          "pattern": "intact"}
+        fd = os.open(f.path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        raise RunError(f"pre-filling {f.path}: {_open_error(None, f, e)}") from None
+    try:
+        r = lib.kit_prefill(fd, start, f.size - start, PREFILL_SEED, progress_cell)
+        if r < 0:
+            raise RunError(f"pre-filling {f.path}: {os.strerror(-r)}")
+        os.fsync(fd)
     finally:
         os.close(fd)
 
@@ -284,8 +305,9 @@ def _needs_fill(job, f):
         return False
     if not f.exists or f.current_size < f.size:
         return True
-    # reads that verify need the pattern back after unverified writes
-    return bool(job.verify) and not _pattern_intact(f.path)
+    pattern = _pattern(f.path)
+    # an interrupted fill, or reads that verify after unverified writes
+    return pattern == "filling" or (bool(job.verify) and pattern != "intact")
 
 
 def prepare(p, progress=None):
@@ -298,27 +320,34 @@ def prepare(p, progress=None):
     if to_fill:
         ffi, lib = native()
         cell = ffi.new("uint64_t *")
-        total = sum(f.size for f in to_fill)
-        results, errors = [], []
+        starts = _claim(to_fill)
+        total = sum(f.size - starts[f.path] for f in to_fill)
+        errors, queue = [], list(to_fill)
 
-        def work(f):
-            try:
-                results.append(_prefill_file((ffi, lib), f, cell))
-            except (OSError, RunError) as e:
-                errors.append(e)
+        def work():
+            while queue and not errors:
+                f = queue.pop()
+                try:
+                    _fill((ffi, lib), f, starts[f.path], cell)
+                except (OSError, RunError) as e:
+                    errors.append(e)
 
-        threads = [threading.Thread(target=work, args=(f,)) for f in to_fill]
+        # a few daemons: enough to keep a disk busy, few descriptors, and a
+        # second Ctrl-C must not wait for a fill to finish
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(min(FILL_THREADS, len(to_fill)))]
         for t in threads:
             t.start()
         _watch(threads, lambda: cell[0], total, "pre-fill", progress)
-        by_dir = {}
-        for f, (name, entry) in zip(to_fill, results):
-            by_dir.setdefault(os.path.dirname(f.path), {})[name] = entry
-        for directory, changes in by_dir.items():
-            update_manifest(directory, changes)
         if errors:
             e = errors[0]
             raise e if isinstance(e, RunError) else RunError(f"pre-filling {e.filename}: {e.strerror}")
+        by_dir = {}
+        for f in to_fill:
+            directory, name = os.path.split(f.path)
+            entry = dict(read_manifest(directory).get(name, {}), pattern="intact")
+            by_dir.setdefault(directory, {})[name] = entry
+        for directory, changes in by_dir.items():
+            update_manifest(directory, changes)
         for f in to_fill:
             f.exists, f.owned, f.current_size = True, True, max(f.current_size, f.size)
     if job.writes and not job.verify:
@@ -377,7 +406,7 @@ def _warm(files, progress):
             finally:
                 os.close(fd)
 
-    t = threading.Thread(target=work)
+    t = threading.Thread(target=work, daemon=True)
     t.start()
     _watch([t], lambda: done[0], total, "pre-read", progress)
 
@@ -441,13 +470,14 @@ def open_files(p):
 
 
 def _open_error(job, f, e):
-    if e.errno == errno.EINVAL and job.direct:
+    if job and e.errno == errno.EINVAL and job.direct:
         return f"direct: {f.path} cannot be opened with O_DIRECT (its filesystem does not support it); use direct=0"
     if e.errno == errno.EBUSY:
         return f"{f.path} is busy (mounted or claimed by another user); kit will not write to it"
-    if e.errno == errno.EMFILE:
+    if e.errno in (errno.EMFILE, errno.ENFILE):
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         return (f"too many open files opening {f.path}: numjobs x nrfiles needs more descriptors "
-                f"than `ulimit -n` allows; raise it or use fewer files")
+                f"than `ulimit -n` ({soft}) allows; raise it or use fewer files")
     return f"cannot open {f.path}: {e.strerror}"
 
 
