@@ -98,6 +98,8 @@ def cmd_run(argv):
         return _run_compare(groups, args, progress)
     trace, untraced = _trace_or_warn(trace)
     results, failed = _run_groups(groups, args.runner, progress, trace)
+    # a job that could not even start has nothing to show but its error line
+    results = [r for r in results if (r.data.get("error") or {}).get("kind") != "setup"]
     if untraced:
         for r in results:
             r.data["notes"].append(f"untraced: {untraced}")

@@ -28,6 +28,7 @@ SCRATCH_ENV = "KIT_SCRATCH"
 DEFAULT_SCRATCH = "kit-scratch"
 MANIFEST = ".kit-files.json"
 MANIFEST_LOCK = ".kit-files.lock"
+FILL_LOCK = ".kit-fill.lock"
 PREFILL_SEED = 0x6B6974  # "kit": the pattern a fresh file carries
 WARM_CHUNK = 1 << 20
 FILL_THREADS = 4
@@ -87,6 +88,24 @@ def manifest_lock(directory):
     fd = os.open(os.path.join(directory, MANIFEST_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def fill_lock(directory, exclusive):
+    """Held exclusively while a kit process creates and fills files in a
+    directory, shared while one plans: a second kit waits, then finds the
+    files whole instead of half-made. A shared lock is only taken where kit
+    has locked before (planning writes nothing)."""
+    path = os.path.join(directory, FILL_LOCK)
+    if not exclusive and not os.path.exists(path):
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
     finally:
         os.close(fd)
@@ -208,11 +227,13 @@ def plan(job):
         elif not os.access(directory, os.W_OK):
             raise OptionError("directory", f"{directory} is not writable")
         per_thread = []
-        for j in range(job.numjobs):
-            per_thread.append([
-                _describe(os.path.join(directory, job.file_name(j, f)), job.file_size, job, "directory",
-                          parent_is_kits=True)
-                for f in range(job.nrfiles)])
+        # another kit may be filling these files right now: look once it is done
+        with fill_lock(directory, exclusive=False):
+            for j in range(job.numjobs):
+                per_thread.append([
+                    _describe(os.path.join(directory, job.file_name(j, f)), job.file_size, job, "directory",
+                              parent_is_kits=True)
+                    for f in range(job.nrfiles)])
         p = Plan(job, per_thread, directory=directory, creates_directory=creates)
     _check_writes_allowed(job, p)
     _check_space(p)
@@ -256,6 +277,43 @@ def _check_writes_allowed(job, p):
 
 
 # ---- prepare ---------------------------------------------------------------
+
+def _fill_all(to_fill, progress):
+    if not to_fill:
+        return
+    from .engines import native
+    ffi, lib = native()
+    cell = ffi.new("uint64_t *")
+    starts = _claim(to_fill)
+    total = sum(f.size - starts[f.path] for f in to_fill)
+    errors, queue = [], list(to_fill)
+
+    def work():
+        while queue and not errors:
+            f = queue.pop()
+            try:
+                _fill((ffi, lib), f, starts[f.path], cell)
+            except (OSError, RunError) as e:
+                errors.append(e)
+
+    # a few daemons: enough to keep a disk busy, few descriptors, and a
+    # second Ctrl-C must not wait for a fill to finish
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(FILL_THREADS, len(to_fill)))]
+    for t in threads:
+        t.start()
+    _watch(threads, lambda: cell[0], total, "pre-fill", progress)
+    if errors:
+        e = errors[0]
+        raise e if isinstance(e, RunError) else RunError(f"pre-filling {e.filename}: {e.strerror}")
+    changes = {}
+    for f in to_fill:
+        directory, name = os.path.split(f.path)
+        changes.setdefault(directory, {})[name] = dict(read_manifest(directory).get(name, {}), pattern="intact")
+    for directory, entries in changes.items():
+        update_manifest(directory, entries)
+    for f in to_fill:
+        f.exists, f.owned, f.current_size = True, True, max(f.current_size, f.size)
+
 
 def _pattern(path):
     directory, name = os.path.split(os.path.abspath(path))
@@ -310,46 +368,33 @@ def _needs_fill(job, f):
     return pattern == "filling" or (bool(job.verify) and pattern != "intact")
 
 
+def _refresh(f):
+    """A planned file's state now (another kit may have made it meanwhile)."""
+    try:
+        st = os.stat(f.path)
+    except FileNotFoundError:
+        f.exists, f.current_size = False, 0
+        return
+    f.exists, f.current_size = True, st.st_size
+    f.owned = is_owned(f.path, st)
+    if not f.owned:
+        raise RunError(f"{f.path} appeared while kit was planning and is not kit's; run again")
+
+
 def prepare(p, progress=None):
     """Creates/extends kit's files, then invalidates or warms the cache."""
-    from .engines import native
     job = p.job
     if p.creates_directory:
         os.makedirs(p.directory, exist_ok=True)
-    to_fill = [f for f in p.unique_files if _needs_fill(job, f)]
-    if to_fill:
-        ffi, lib = native()
-        cell = ffi.new("uint64_t *")
-        starts = _claim(to_fill)
-        total = sum(f.size - starts[f.path] for f in to_fill)
-        errors, queue = [], list(to_fill)
-
-        def work():
-            while queue and not errors:
-                f = queue.pop()
-                try:
-                    _fill((ffi, lib), f, starts[f.path], cell)
-                except (OSError, RunError) as e:
-                    errors.append(e)
-
-        # a few daemons: enough to keep a disk busy, few descriptors, and a
-        # second Ctrl-C must not wait for a fill to finish
-        threads = [threading.Thread(target=work, daemon=True) for _ in range(min(FILL_THREADS, len(to_fill)))]
-        for t in threads:
-            t.start()
-        _watch(threads, lambda: cell[0], total, "pre-fill", progress)
-        if errors:
-            e = errors[0]
-            raise e if isinstance(e, RunError) else RunError(f"pre-filling {e.filename}: {e.strerror}")
-        by_dir = {}
-        for f in to_fill:
-            directory, name = os.path.split(f.path)
-            entry = dict(read_manifest(directory).get(name, {}), pattern="intact")
-            by_dir.setdefault(directory, {})[name] = entry
-        for directory, changes in by_dir.items():
-            update_manifest(directory, changes)
-        for f in to_fill:
-            f.exists, f.owned, f.current_size = True, True, max(f.current_size, f.size)
+    by_dir = {}
+    for f in p.unique_files:
+        if f.owned:
+            by_dir.setdefault(os.path.dirname(f.path), []).append(f)
+    for directory, files in by_dir.items():
+        with fill_lock(directory, exclusive=True):
+            for f in files:
+                _refresh(f)
+            _fill_all([f for f in files if _needs_fill(job, f)], progress)
     if job.writes and not job.verify:
         mark_dirty(p)  # unverified writes leave bytes that are not the pattern
     if job.invalidate:

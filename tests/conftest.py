@@ -92,3 +92,14 @@ def pytest_terminal_summary(terminalreporter):
     if _CASES:
         terminalreporter.write_line("fuzzed bad input, cases tried: "
                                     + ", ".join(f"{k} {v}" for k, v in sorted(_CASES.items())))
+    for text in _FIGURES:
+        terminalreporter.write_line(text)
+
+
+_FIGURES = []
+
+
+def report_figure(text):
+    """A measured figure worth seeing in the test summary (leak checks)."""
+    _FIGURES.append(text)
+

@@ -122,6 +122,15 @@ static int io_uring_queue_io(struct kit_thread *t, struct kit_io *io)
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
 	int fd = p->registerfiles ? io->file : p->fds[io->file];
 
+	/* SQPOLL: the kernel thread can post an I/O's completion before it
+	 * moves the SQ head past it, so a reaped slot may not be free yet */
+	while (!sqe && p->sqthread_poll) {
+		int r = io_uring_sqring_wait(&u->ring);
+
+		if (r < 0 && r != -EINTR)
+			return r;
+		sqe = io_uring_get_sqe(&u->ring);
+	}
 	if (!sqe)
 		return -EBUSY;
 	if (p->fixedbufs) {
