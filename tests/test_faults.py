@@ -188,3 +188,42 @@ def test_locked_memory_too_small_for_registered_buffers(scratch):
     assert p.returncode == 1, p.stderr
     line = p.stderr.strip().splitlines()[-1]
     assert "registering 64 buffers" in line and "ulimit -l is 64 KiB" in line and "raise it" in line
+
+
+@pytest.mark.parametrize("engine", ["io_uring", "libaio", "posixaio", "threadpool"])
+def test_interrupted_run_tears_everything_down(scratch, engine):
+    """Ctrl-C in the middle: in-flight I/O reaped, rings, AIO contexts and
+    worker threads gone, the partial result marked interrupted."""
+    from test_endurance import settle, snapshot
+    kit.run(kit.Job(ioengine=engine, iodepth=16, rw="randread", size="8m", number_ios=64, direct=True,
+                    directory=scratch), progress=False, machine=False)
+    settle()
+    before = snapshot()
+    timer = _later(0.5, lambda: signal.raise_signal(signal.SIGINT))
+    start = time.monotonic()
+    r = kit.run(kit.Job(ioengine=engine, iodepth=16, rw="randread", size="8m", direct=True, runtime=30,
+                        time_based=True, directory=scratch), progress=False, machine=False)
+    timer.join()
+    assert time.monotonic() - start < 1.5
+    assert r.data["interrupted"] is True and r.ios > 0
+    issued_levels = r.total["kit"]["iodepth_level_exact"]
+    assert r.ios == r.total["read"]["clat_ns"]["N"] and issued_levels    # every issued I/O came back
+    settle()
+    after = snapshot()
+    for key in ("fds", "io_uring", "threads", "aio_contexts"):
+        assert after[key] == before[key], (key, before, after)
+
+
+def test_interrupt_during_a_long_prefill_exits_at_once(scratch):
+    proc = subprocess.Popen([KIT, "run", "--size=4g", f"--directory={scratch}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    path = os.path.join(scratch, "kit.0.0")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not os.path.exists(path) or os.path.getsize(path) < 32 << 20):
+        time.sleep(0.01)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert time.monotonic() - sent < 1.0
+    assert proc.returncode == 130 and "interrupted" in err
+    assert os.path.getsize(path) < 4 << 30
