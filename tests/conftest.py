@@ -38,6 +38,18 @@ def run_kit(*args, cwd=None, timeout=120, env=None):
                           timeout=timeout, env=env)
 
 
+def interrupt_kit(args, signum, after):
+    """Starts `kit ARGS`, sends signum after `after` seconds; returns (seconds
+    from the signal to the exit, exit code, stdout, stderr)."""
+    import time
+    proc = subprocess.Popen([KIT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    sent = time.monotonic()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=30)
+    return time.monotonic() - sent, proc.returncode, out, err
+
+
 @contextlib.contextmanager
 def loop_device(size_mb=64, fs=None):
     """A loop device over a file in /dev/shm: a real block device (through the

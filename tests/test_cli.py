@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import KIT, run_kit
+from conftest import interrupt_kit, run_kit
 
 
 def test_run_prints_a_table(scratch):
@@ -107,15 +107,10 @@ def test_verify_failure_exits_1_naming_file_and_offset(scratch):
 
 
 def test_sigint_stops_a_run_and_keeps_the_partial_result(scratch):
-    proc = subprocess.Popen([KIT, "run", "--rw=randread", "--size=4M", "--runtime=60", "--time_based",
-                             "--output-format=json", f"--directory={scratch}"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
-    sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=20)
-    assert time.monotonic() - sent < 2
-    assert proc.returncode == 130, err
+    took, code, out, err = interrupt_kit(["run", "--rw=randread", "--size=4M", "--runtime=60", "--time_based",
+                                          "--output-format=json", f"--directory={scratch}"], signal.SIGINT, 1.5)
+    assert took < 2
+    assert code == 130, err
     data = json.loads(out)
     assert data["interrupted"] is True
     assert data["total"]["read"]["total_ios"] > 0

@@ -10,26 +10,8 @@ import uuid
 
 import pytest
 
-try:
-    from kit import machine
-except ImportError:  # kit/__init__ grew imports that are broken right now
-    import importlib.util
-    _spec = importlib.util.spec_from_file_location(
-        "kit_machine", os.path.join(os.path.dirname(__file__), "..", "kit", "machine.py"))
-    machine = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(machine)
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STRICT = os.environ.get("KIT_STRICT") == "1"
-
-
-def require(condition, why):
-    """Skip when this machine cannot run the test; fail instead under KIT_STRICT=1."""
-    if condition:
-        return
-    if STRICT:
-        pytest.fail(f"KIT_STRICT=1 and {why}")
-    pytest.skip(why)
+from conftest import REPO, STRICT, require
+from kit import machine
 
 
 def sysfs(path):
