@@ -5,7 +5,6 @@ same code path as a measurement (on a temporary directory kit creates and
 removes, or read-only on a file the user names), so "ok" means "kit ran it".
 """
 import contextlib
-import glob
 import os
 import resource
 import shutil
@@ -81,25 +80,8 @@ def privileges():
 
 
 def tracing_status():
-    """What eBPF tracing needs here; the tracers issue refines this."""
-    try:
-        from .tracers import status
-        return status()
-    except ImportError:
-        pass
-    headers = glob.glob("/usr/src/linux-headers-*-common")
-    try:
-        import bcc  # noqa: F401
-        bcc_ok, bcc_why = True, None
-    except ImportError as e:
-        bcc_ok, bcc_why = False, f"bcc is not importable ({e}); install Debian's python3-bpfcc"
-    return {
-        "bcc": bcc_ok, "bcc_reason": bcc_why,
-        "tracefs": os.path.isdir("/sys/kernel/tracing/events") or os.path.isdir("/sys/kernel/debug/tracing/events"),
-        "kernel_headers": os.path.isdir(f"/lib/modules/{os.uname().release}/build"),
-        "generic_headers": sorted(headers),
-        "btf": os.path.exists("/sys/kernel/btf/vmlinux"),
-    }
+    from .tracers import status
+    return status()
 
 
 def capabilities(directory=None, filename=None):
@@ -173,10 +155,12 @@ def format_doctor(caps):
                  f"open files {p['nofile']}, aio slots {p['aio_nr']}/{p['aio_max_nr']}, "
                  f"io_uring_disabled={p['io_uring_disabled']}")
     tr = caps["tracing"]
-    lines.append("tracing   " + ", ".join(f"{k}={v}" for k, v in tr.items() if not k.endswith("reason")))
-    for k, v in tr.items():
-        if k.endswith("reason") and v:
-            lines.append(f"      {v}")
+    points = ", ".join(k for k, ok in (tr.get("tracepoints") or {}).items() if ok) or "none"
+    if tr.get("usable"):
+        lines.append(f"tracing   ok: bcc {tr.get('bcc_version')}, headers {tr.get('headers')}, "
+                     f"tracefs {'mounted' if tr.get('tracefs') else 'mounted when tracing'}; tracepoints: {points}")
+    else:
+        lines.append(f"tracing   NO: {tr.get('reason')}")
     v = m["versions"]
     lines.append(f"versions  liburing {v.get('liburing')} (headers {caps['build']['liburing_headers']}), "
                  f"libaio {v.get('libaio')}, glibc {v.get('glibc')}, fio {v.get('fio')}, bcc {v.get('bcc')}, "

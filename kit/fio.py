@@ -25,7 +25,7 @@ from . import hist
 from . import target as targets
 from .errors import OptionError, RunError
 from .job import OPTIONS, Job, job_label, parse_size
-from .results import DDIRS, SCHEMA, Result, lat_entry, option_strings
+from .results import DDIRS, SCHEMA, Result
 
 # kit engine -> fio ioengine (threadpool has no twin in fio)
 FIO_ENGINES = {"sync": "sync", "psync": "psync", "posixaio": "posixaio", "libaio": "libaio",

@@ -6,7 +6,6 @@ together, watch progress and Ctrl-C, take the process-wide snapshots at the
 barriers, and turn the C statistics into a Result.
 """
 import collections
-import contextlib
 import errno
 import os
 import resource

@@ -18,7 +18,7 @@ from .machine import fingerprint
 from .progress import bar
 from .runner import run
 from .seed import seed_jobs
-from .sweep import Sweep, from_dict, load_spec, run_sweep
+from .sweep import Sweep, load_spec, run_sweep
 
 SUITES = ("machine", "engines", "sweep", "anatomy")
 DEFAULT_SWEEP = os.path.join(os.path.dirname(__file__), "sweeps", "engines.yml")

@@ -96,4 +96,4 @@ def test_two_kit_processes_share_one_store(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
     index = (tmp_path / "reports" / "index.html").read_text()
-    assert f"<td>24</td>" in index
+    assert "<td>24</td>" in index

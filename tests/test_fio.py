@@ -1,5 +1,4 @@
 """fio interop: job files both ways, fio as a runner in kit's schema, fio JSON in."""
-import json
 import os
 import shutil
 

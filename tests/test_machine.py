@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from conftest import REPO, STRICT, require
+from conftest import REPO, require
 from kit import machine
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import KIT, REPO, require, run_kit
 from kit import publish, store
-from kit.errors import OptionError, RunError
+from kit.errors import RunError
 
 
 class _Tables(html.parser.HTMLParser):
@@ -243,7 +243,6 @@ def test_reports_render_in_headless_chromium(report, tmp_path):
         from playwright.sync_api import sync_playwright
     except ImportError:
         require(False, "playwright (python) is not installed")
-    import numpy as np
     from matplotlib import image
     server = _serve(report["reports"])
     base = f"http://127.0.0.1:{server.server_address[1]}"

@@ -5,11 +5,10 @@ kernel can build them; a fake sysfs where it cannot (no partition tables,
 no device-mapper here)."""
 import os
 import subprocess
-import uuid
 
 import pytest
 
-from conftest import loop_device, require, run_kit
+from conftest import run_kit
 from kit import safety
 
 
