@@ -16,7 +16,6 @@ from .errors import KitError
 PROBE_IOS = 64
 PROBE_SIZE = "1m"
 IO_URING_FEATURES = ("fixedbufs", "registerfiles", "sqthread_poll", "hipri")
-CAPS = {"CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 
 
 def _probe(base, **options):
@@ -49,15 +48,6 @@ def _engine_matrix(base):
     return engines, features
 
 
-def _cap_eff():
-    with contextlib.suppress(OSError):
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    return 0
-
-
 def _sysctl(name):
     with contextlib.suppress(OSError):
         with open("/proc/sys/" + name.replace(".", "/")) as fh:
@@ -66,12 +56,13 @@ def _sysctl(name):
 
 
 def privileges():
-    eff = _cap_eff()
+    from .tracers._bpf import capabilities
+    caps = capabilities()
     memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return {
         "root": os.geteuid() == 0,
-        **{cap.lower(): bool(eff >> bit & 1) for cap, bit in CAPS.items()},
+        **{cap.lower(): on for cap, on in caps.items()},
         "memlock_bytes": None if memlock == resource.RLIM_INFINITY else memlock,
         "nofile": nofile,
         "aio_nr": _sysctl("fs.aio-nr"), "aio_max_nr": _sysctl("fs.aio-max-nr"),

@@ -323,6 +323,7 @@ def _execute(units, progress, trace):
         if any(s.error for s in stats):
             stop()
         job_tids = {w.native_id for w in workers}
+        _note_run_in_traces(job_tids)
         before = {tid: _thread_counters(tid) for tid in bystanders}
         self0, t0 = _self_counters(), time.monotonic_ns()
         lib.kit_control_go(ctl)
@@ -358,14 +359,23 @@ def _execute(units, progress, trace):
     return per_job, process, interrupted, trace_summary
 
 
+def _note_run_in_traces(job_tids):
+    import sys
+    tracers = sys.modules.get("kit.tracers")     # loaded only if someone traces
+    for t in (tracers.ACTIVE if tracers else ()):
+        t.note_run(os.getpid(), job_tids)
+
+
 def _start_trace(trace, units):
-    """trace: None, a list of tracer names, or a started kit.trace() (whose
-    owner stops it). Returns a Trace this run must stop, or None."""
+    """trace: None or tracer names. Returns the Trace this run must stop."""
     if not trace:
         return None
     from .tracers import Trace
     names = set(trace.split(",") if isinstance(trace, str) else trace)
     devices = sorted({d for _job, plan, _fds in units for d in targets.disks_of(plan)})
+    if not devices and names != {"block"}:
+        # files on tmpfs and the like: the job has no block device to watch
+        names.discard("block")
     t = Trace(block="block" in names, sched="sched" in names, uring="uring" in names, devices=devices)
     t.start()
     return t

@@ -1,0 +1,399 @@
+"""What every tracer shares: getting bcc to compile here, one BPF program for
+all selected tracers, fio's bucket function in BPF C, and lost-event counts.
+
+bcc compiles C against kernel headers at run time. Where the running kernel
+has none (this project's 6.18 VMs), Debian's generic headers work for our
+programs because they read tracepoint arguments only (`args->field`, whose
+layout bcc takes from the running kernel's tracefs format files), never
+kernel structs, whose layout would silently be the headers' and not the
+kernel's.
+"""
+import contextlib
+import ctypes
+import glob
+import os
+import platform
+import re
+import sys
+import tempfile
+
+from ..errors import KitError
+
+TRACEFS = "/sys/kernel/tracing"
+DEBUGFS_TRACING = "/sys/kernel/debug/tracing"   # bcc prefers it when it exists
+CAPS = {"CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
+
+# Why an event could not be recorded, one slot each in the `lost` BPF array.
+# Each tracer's C refers to these as LOST_<NAME> (generated below).
+LOST_REASONS = (
+    "block_request_slot_busy",  # a request's slot held another request in flight: not timed
+    "block_counts_full",     # block_counts map full: a (device, op) not counted
+    "block_hist_full",       # block_hist map full: a latency sample dropped
+    "block_inflight_full",   # block_inflight map full: a device's depth not tracked
+    "sched_threads_full",    # sched_threads map full: a thread's switches not counted
+    "sched_offcpu_full",     # sched_offcpu map full: an off-CPU sample dropped
+)
+
+
+class TraceUnavailable(KitError):
+    """Tracing cannot start on this machine; the message says what is missing."""
+
+
+# The part of the program every tracer uses. Must match kit/hist.py and
+# plat_val_to_idx in kit/engines/driver.c bucket for bucket.
+COMMON_TEXT = r"""
+#define PLAT_BITS 6
+#define PLAT_VAL (1 << PLAT_BITS)
+#define PLAT_NR (29 * PLAT_VAL)
+
+/* The most significant bit set (0 for 0 and 1). BPF has no clz, so it is
+   found by halving: a fixed number of steps the verifier accepts. */
+static __always_inline u32 msb64(u64 x)
+{
+    u32 msb = 0;
+
+    if (x >> 32) { x >>= 32; msb += 32; }
+    if (x >> 16) { x >>= 16; msb += 16; }
+    if (x >> 8)  { x >>= 8;  msb += 8; }
+    if (x >> 4)  { x >>= 4;  msb += 4; }
+    if (x >> 2)  { x >>= 2;  msb += 2; }
+    if (x >> 1)  { msb += 1; }
+    return msb;
+}
+
+/* fio's io_u_plat bucket of a value in ns (plat_val_to_idx): exact below
+   128, then 64 sub-buckets per power of two, the last bucket open-ended */
+static __always_inline u32 plat_idx(u64 val)
+{
+    u32 msb = msb64(val), error_bits, idx;
+
+    if (msb <= PLAT_BITS)
+        return (u32)val;
+    error_bits = msb - PLAT_BITS;
+    idx = ((error_bits + 1) << PLAT_BITS) + ((PLAT_VAL - 1) & (u32)(val >> error_bits));
+    return idx < PLAT_NR ? idx : PLAT_NR - 1;
+}
+
+/* events a tracer saw but could not record, by reason (LOST_* slots) */
+BPF_ARRAY(lost, u64, LOST_SLOTS);
+
+static __always_inline void count_lost(u32 reason)
+{
+    u64 *n = lost.lookup(&reason);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+}
+"""
+
+
+def lost_defines():
+    lines = [f"#define LOST_{name.upper()} {i}" for i, name in enumerate(LOST_REASONS)]
+    lines.append(f"#define LOST_SLOTS {len(LOST_REASONS)}")
+    return "\n".join(lines) + "\n"
+
+
+# ---- the environment ------------------------------------------------------
+
+def tracefs_dir():
+    """The tracefs bcc will use (it prefers debugfs's), or None if unmounted."""
+    for path in (DEBUGFS_TRACING, TRACEFS):
+        if os.path.isdir(os.path.join(path, "events")):
+            return path
+    return None
+
+
+def ensure_tracefs():
+    """Mounts tracefs at /sys/kernel/tracing if nothing provides it. Must
+    happen before bcc is first used: it picks its tracefs path once."""
+    if tracefs_dir():
+        return
+    if os.geteuid() != 0:
+        raise TraceUnavailable(f"tracefs is not mounted and only root can mount it: "
+                               f"mount -t tracefs tracefs {TRACEFS}")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"tracefs", TRACEFS.encode(), b"tracefs", 0, None) != 0:
+        err = ctypes.get_errno()
+        raise TraceUnavailable(f"cannot mount tracefs at {TRACEFS}: {os.strerror(err)}")
+
+
+def capabilities():
+    eff = 0
+    with contextlib.suppress(OSError):
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    eff = int(line.split()[1], 16)
+    return {cap: bool(eff >> bit & 1) for cap, bit in CAPS.items()}
+
+
+def privileged():
+    caps = capabilities()
+    return os.geteuid() == 0 or caps["CAP_SYS_ADMIN"] or (caps["CAP_BPF"] and caps["CAP_PERFMON"])
+
+
+def _version_key(path):
+    return tuple(int(n) for n in re.findall(r"\d+", os.path.basename(path)))
+
+
+_ARCH = {"x86_64": ("x86", "amd64"), "aarch64": ("arm64", "arm64")}
+
+
+def _generic_headers():
+    """The newest Debian-style split headers (<ver>-common + <ver>-<flavour>)
+    that have this architecture's generated headers: (common, build) or None."""
+    karch, debarch = _ARCH.get(platform.machine(), (platform.machine(), platform.machine()))
+    for common in sorted(glob.glob("/usr/src/linux-headers-*-common"), key=_version_key, reverse=True):
+        if not os.path.exists(os.path.join(common, "include/linux/kconfig.h")):
+            continue
+        prefix = common[:-len("-common")]
+        builds = [b for b in glob.glob(prefix + "-*")
+                  if b != common and os.path.isdir(os.path.join(b, "arch", karch, "include/generated"))
+                  and os.path.exists(os.path.join(b, "include/generated/uapi/linux/version.h"))]
+        if builds:
+            # the plain flavour (-amd64) before -cloud-amd64, -rt-amd64
+            builds.sort(key=lambda b: (not b.endswith("-" + debarch) or "-cloud-" in b or "-rt-" in b, b))
+            return common, builds[0]
+    return None
+
+
+def headers():
+    """How bcc will get kernel headers: ("kernel", None) when the running
+    kernel provides them (/lib/modules/<release>/build, or CONFIG_IKHEADERS),
+    ("generic:<common dir>", (common, build)) for distro headers of another
+    version, (None, None) when there are none."""
+    release = os.uname().release
+    if os.path.isdir(f"/lib/modules/{release}/build") or os.path.exists("/sys/kernel/kheaders.tar.xz"):
+        return "kernel", None
+    found = _generic_headers()
+    if found:
+        return f"generic:{found[0]}", found
+    return None, None
+
+
+def header_cflags(found):
+    """-I flags for the generated headers, which live in the flavour
+    directory while BCC_KERNEL_SOURCE names the -common one."""
+    common, build = found
+    karch = _ARCH.get(platform.machine(), (platform.machine(),))[0]
+    return [f"-I{build}/arch/{karch}/include/generated",
+            f"-I{build}/arch/{karch}/include/generated/uapi",
+            f"-I{build}/include",                    # generated/autoconf.h
+            f"-I{build}/include/generated/uapi"]     # linux/version.h
+
+
+def import_bcc():
+    """bcc's module, or None. Debian's python3-bpfcc (PyPI's `bcc` is another project)."""
+    try:
+        import bcc
+    except Exception:   # ImportError, or OSError when libbcc.so is missing
+        return None
+    return bcc if hasattr(bcc, "BPF") else None
+
+
+def bcc_version(bcc):
+    with contextlib.suppress(Exception):
+        return bcc.__version__
+    return None
+
+
+def tracepoint_exists(category, event):
+    """From tracefs when mounted; else from the kernel's symbol table, which
+    lists one __traceiter_<event> per tracepoint (and needs no root)."""
+    base = tracefs_dir()
+    if base:
+        return os.path.isdir(os.path.join(base, "events", category, event))
+    return event in _traceiters()
+
+
+_TRACEITERS = None
+
+
+def _traceiters():
+    global _TRACEITERS
+    if _TRACEITERS is None:
+        names = set()
+        with contextlib.suppress(OSError):
+            with open("/proc/kallsyms") as fh:
+                for line in fh:
+                    i = line.find("__traceiter_")
+                    if i >= 0:
+                        names.add(line[i + len("__traceiter_"):].split()[0])
+        _TRACEITERS = names
+    return _TRACEITERS
+
+
+# ---- one program for all tracers --------------------------------------------
+
+@contextlib.contextmanager
+def _stderr_to(lines):
+    """Collects what libbcc/clang print on fd 2 (compile errors) instead of
+    spraying it over the user's terminal; appends it to `lines`. The file
+    stays in /tmp only if LLVM kills the process (it exit()s on some errors)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd, path = tempfile.mkstemp(prefix="kit-bcc-", suffix=".log")
+    os.dup2(fd, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        with os.fdopen(fd, "rb") as fh:
+            fh.seek(0)
+            lines.extend(fh.read().decode(errors="replace").splitlines())
+        os.unlink(path)
+
+
+def _first_error(lines):
+    """The line that says why: clang's first error, or the verifier's verdict
+    (the line before its "processed N insns" summary)."""
+    for line in lines:
+        if "error:" in line:
+            return line.split("error:", 1)[1].strip()
+    for before, line in zip(lines, lines[1:]):
+        if line.startswith("processed ") and " insns" in line:
+            return "verifier: " + before.strip()
+    return next((line.strip() for line in lines if line.strip()), "")
+
+
+def prepare():
+    """Checks and arranges everything bcc needs; returns (bcc, cflags,
+    kernel_source) or raises TraceUnavailable with one line."""
+    bcc = import_bcc()
+    if bcc is None:
+        raise TraceUnavailable("tracing needs bcc: install Debian's python3-bpfcc and make it importable "
+                               "here (`make setup` links it into kit's virtualenv)")
+    if not privileged():
+        raise TraceUnavailable("tracing needs root (or CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)")
+    ensure_tracefs()
+    kind, found = headers()
+    if kind is None:
+        raise TraceUnavailable(f"tracing needs kernel headers, and there are none for {os.uname().release} "
+                               "nor generic ones in /usr/src: apt-get install linux-headers-amd64")
+    if found:
+        return bcc, header_cflags(found), found[0]
+    return bcc, [], None
+
+
+def load(text, bcc, cflags, kernel_source):
+    """Compiles and loads the program; bcc attaches every TRACEPOINT_PROBE
+    as part of loading."""
+    messages = []
+    saved = os.environ.get("BCC_KERNEL_SOURCE")
+    if kernel_source:
+        os.environ["BCC_KERNEL_SOURCE"] = kernel_source   # read by libbcc inside BPF()
+    try:
+        with _stderr_to(messages):
+            bpf = bcc.BPF(text=text.encode(), cflags=cflags)
+    except Exception as e:
+        why = _first_error(messages) or str(e).splitlines()[0]
+        raise TraceUnavailable(f"the tracers' BPF program could not be loaded: {why}") from None
+    finally:
+        if kernel_source:
+            if saved is None:
+                os.environ.pop("BCC_KERNEL_SOURCE", None)
+            else:
+                os.environ["BCC_KERNEL_SOURCE"] = saved
+    return bpf
+
+
+def detach(bpf):
+    """Stops the events; the maps stay readable until close(). Closing a
+    tracepoint's perf event waits for RCU grace periods (tens of ms), so they
+    are closed in parallel rather than one after the other as bcc's
+    detach_tracepoint() would: 0.45 s instead of 0.9 s for the 12 of a full
+    trace here (the kernel serializes part of the work)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from bcc.libbcc import lib
+    attached = list(bpf.tracepoint_fds.items())
+    if attached:
+        with ThreadPoolExecutor(len(attached)) as pool:    # ctypes releases the GIL
+            list(pool.map(lambda item: lib.bpf_close_perf_event_fd(item[1]), attached))
+    for tp, _fd in attached:
+        del bpf.tracepoint_fds[tp]
+
+
+def close(bpf):
+    """Closes programs and maps, and drops bcc's atexit hook, which would
+    otherwise keep every BPF object of the process alive."""
+    import atexit
+    try:
+        bpf.cleanup()
+    finally:
+        atexit.unregister(bpf.cleanup)
+
+
+def recursion_misses(bpf):
+    """Per tracepoint: runs the kernel skipped because another BPF program was
+    already running on that CPU (e.g. a completion IRQ landing in a tracer)."""
+    out = {}
+    for fn in bpf.funcs.values():
+        name = fn.name.decode() if isinstance(fn.name, bytes) else fn.name
+        event = name.rsplit("__", 1)[-1]
+        with contextlib.suppress(OSError, ValueError):
+            with open(f"/proc/self/fdinfo/{fn.fd}") as fh:
+                for line in fh:
+                    if line.startswith("recursion_misses:"):
+                        out[event] = int(line.split(":", 1)[1])
+    return out
+
+
+def read_lost(bpf):
+    table = bpf[b"lost"]
+    return {name: int(table[ctypes.c_int(i)].value) for i, name in enumerate(LOST_REASONS)}
+
+
+def items(table, convert):
+    """All entries of a hash map as [(convert(key), convert(value))], read
+    with the kernel's batch lookup (one syscall per chunk), else key by key.
+    (bcc 0.26's own items_lookup_batch passes one variable as both the batch
+    cursor and the count, so it is not used.)"""
+    try:
+        return _batch_items(table, convert)
+    except Exception:
+        return [(convert(k), convert(v)) for k, v in table.items()]
+
+
+def _batch_items(table, convert, chunk=4096):
+    import errno
+    from bcc.libbcc import lib
+    keys, values = (table.Key * chunk)(), (table.Leaf * chunk)()
+    cursor_in, cursor_out = ctypes.c_uint32(0), ctypes.c_uint32(0)
+    out, first = [], True
+    while True:
+        count = ctypes.c_uint32(chunk)
+        res = lib.bpf_lookup_batch(table.map_fd, None if first else ctypes.byref(cursor_in),
+                                   ctypes.byref(cursor_out), ctypes.addressof(keys),
+                                   ctypes.addressof(values), ctypes.byref(count))
+        err = ctypes.get_errno()
+        out.extend((convert(keys[i]), convert(values[i])) for i in range(count.value))
+        if res != 0:
+            if err == errno.ENOENT:     # the end of the map
+                return out
+            raise OSError(err, os.strerror(err))
+        cursor_in.value, first = cursor_out.value, False
+
+
+def plain(c):
+    """A ctypes key or value as plain Python: int, dict of fields, or list
+    (one element per CPU for per-CPU maps)."""
+    if isinstance(c, ctypes.Structure):
+        return {f: plain(getattr(c, f)) for f, _ in c._fields_ if not f.startswith("pad")}
+    if isinstance(c, ctypes.Array):
+        if c._type_ is ctypes.c_char:
+            return bytes(c).split(b"\0", 1)[0].decode(errors="replace")
+        return [plain(x) for x in c]
+    if isinstance(c, bytes):
+        return c.split(b"\0", 1)[0].decode(errors="replace")
+    return int(c.value) if hasattr(c, "value") else c
+
+
+def percpu_sum(values):
+    """A per-CPU value (from plain(): one element per CPU) summed: ints, or
+    dicts field by field (array fields element by element)."""
+    first = values[0]
+    if isinstance(first, dict):
+        return {f: percpu_sum([v[f] for v in values]) for f in first}
+    if isinstance(first, list):
+        return [percpu_sum(column) for column in zip(*values)]
+    return sum(values)

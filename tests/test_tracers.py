@@ -1,0 +1,365 @@
+"""The eBPF tracers against the real kernel: real BPF programs, real loop
+devices, real engines. Each test checks what the tracers say against an
+independent witness where there is one: the kernel's own counters
+(/sys/block/<dev>/stat, /proc/stat ctxt), kit's getrusage figures, the
+number of I/Os the job did."""
+import ctypes
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+import pytest
+
+import kit
+from kit import hist
+from kit.tracers import Trace, TraceUnavailable, _bpf, status
+from conftest import loop_device, report_figure, require
+
+N = 2000
+
+
+@pytest.fixture(scope="module")
+def tracing():
+    st = status()
+    require(st["usable"], f"tracing is not usable here: {st['reason']}")
+    return st
+
+
+def major_minor(path):
+    st = os.stat(path)
+    return os.major(st.st_rdev), os.minor(st.st_rdev)
+
+
+def job_tids(result):
+    return [j["kit"]["tid"] for j in result.to_dict()["jobs"]]
+
+
+def traced(job, devices=None, **tracers):
+    """Runs job under a trace; returns (result, summary, trace)."""
+    with Trace(devices=devices, **tracers) as t:
+        r = kit.run(job, progress=False, machine=False)
+    return r, t.summary(pid=os.getpid(), job_tids=job_tids(r)), t
+
+
+def settle():
+    """Let udev finish probing a new loop device, so its reads are not ours."""
+    if shutil.which("udevadm"):
+        subprocess.run(["udevadm", "settle", "--timeout=5"], capture_output=True)
+
+
+def disk_stat(dev):
+    """/sys/block/<dev>/stat: reads completed, read sectors, writes completed."""
+    with open(f"/sys/block/{os.path.basename(dev)}/stat") as fh:
+        f = [int(x) for x in fh.read().split()]
+    return {"reads": f[0], "read_sectors": f[2], "writes": f[4]}
+
+
+# ---- without privileges ---------------------------------------------------------
+
+def test_status_never_raises_and_explains():
+    st = status()
+    assert set(st) >= {"bcc", "bcc_version", "tracefs", "headers", "root", "cap_bpf", "tracepoints",
+                       "usable", "reason"}
+    assert set(st["tracepoints"]) == {"block", "sched", "uring"}
+    if st["usable"]:
+        assert st["reason"] is None
+    else:
+        assert st["reason"] and "\n" not in st["reason"]
+
+
+@pytest.mark.parametrize("missing, says", [
+    ("bcc", "python3-bpfcc"),
+    ("privileges", "root"),
+    ("headers", "kernel headers"),
+])
+def test_cannot_start_says_what_is_missing_in_one_line(monkeypatch, missing, says):
+    if missing == "bcc":
+        monkeypatch.setattr(_bpf, "import_bcc", lambda: None)
+    elif missing == "privileges":
+        monkeypatch.setattr(_bpf, "import_bcc", lambda: object())
+        monkeypatch.setattr(_bpf, "privileged", lambda: False)
+    else:
+        monkeypatch.setattr(_bpf, "import_bcc", lambda: object())
+        monkeypatch.setattr(_bpf, "privileged", lambda: True)
+        monkeypatch.setattr(_bpf, "ensure_tracefs", lambda: None)
+        monkeypatch.setattr(_bpf, "headers", lambda: (None, None))
+    t = Trace(sched=True)
+    with pytest.raises(TraceUnavailable) as e:
+        t.start()
+    assert isinstance(e.value, kit.KitError)
+    assert says in str(e.value) and "\n" not in str(e.value)
+    t.stop()                                 # nothing started: a no-op
+    assert not t.running
+
+
+def test_nothing_to_trace_is_an_option_error():
+    with pytest.raises(kit.OptionError):
+        Trace()
+
+
+def test_bpf_bucket_function_is_the_engines():
+    """The BPF C plat_idx (shift-based msb, no clz) gives the same bucket as
+    the engines' plat_val_to_idx for every power of two and its neighbours
+    and for random values. Compiled with the host compiler: the arithmetic is
+    the same 64-bit C on both sides."""
+    require(shutil.which("cc") is not None, "no C compiler")
+    from kit.engines import native
+    _ffi, lib = native()
+    start = _bpf.COMMON_TEXT.index("static __always_inline u32 msb64")
+    end = _bpf.COMMON_TEXT.index("/* events a tracer saw")
+    src = ("typedef unsigned long long u64; typedef unsigned int u32;\n#define __always_inline inline\n"
+           "#define PLAT_BITS 6\n#define PLAT_VAL (1 << PLAT_BITS)\n#define PLAT_NR (29 * PLAT_VAL)\n"
+           + _bpf.COMMON_TEXT[start:end].replace("static __always_inline u32 plat_idx", "u32 plat_idx"))
+    with tempfile.TemporaryDirectory() as d:
+        with open(f"{d}/p.c", "w") as fh:
+            fh.write(src)
+        subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", f"{d}/p.so", f"{d}/p.c"], check=True)
+        bpf_idx = ctypes.CDLL(f"{d}/p.so").plat_idx
+        bpf_idx.restype, bpf_idx.argtypes = ctypes.c_uint32, [ctypes.c_uint64]
+        values = list(range(0, 1024))
+        for b in range(64):
+            values += [(1 << b) - 1, 1 << b, (1 << b) + 1]
+        values += [int(v) for v in np.random.default_rng(1).integers(0, 2**63, 20000, dtype=np.uint64)]
+        values = [v % 2**64 for v in values]
+        bad = [v for v in values if bpf_idx(v) != lib.kit_plat_val_to_idx(v)]
+    assert not bad, f"BPF bucket differs for {bad[:5]}"
+
+
+# ---- block --------------------------------------------------------------------
+
+def test_block_counts_the_jobs_requests_on_a_loop_device(tracing, loopdev):
+    """N direct 4k reads are N block read requests of 4096 bytes on that
+    device, as the kernel's own disk statistics count them; every completion
+    is in the latency histogram, and the device's latency fits inside the
+    engine's clat (a pread's issue -> complete happens within the syscall)."""
+    settle()
+    mm = major_minor(loopdev)
+    name = os.path.basename(loopdev)
+    job = kit.Job(filename=loopdev, rw="randread", direct=True, bs="4k", number_ios=N, ioengine="psync")
+    before = disk_stat(loopdev)
+    r, s, t = traced(job, devices=[mm], block=True)
+    after = disk_stat(loopdev)
+    kernel_reads = after["reads"] - before["reads"]
+
+    assert list(s["block"]["devices"]) == [name]           # the filter kept other disks out
+    reads = s["block"]["devices"][name]["ops"]["read"]
+    misses = sum(s["lost"]["recursion_misses"].values())
+    tolerance = 8                                            # the kernel's own reads (udev, partition scan)
+    report_figure(f"tracers block: {N} psync direct 4k reads -> {reads['requests']} requests, "
+                  f"{reads['completed']} completions, /sys/block stat {kernel_reads}, lost {s['lost']['total']}, "
+                  f"device lat mean {reads['lat_ns']['mean']:.0f} ns vs clat mean "
+                  f"{r.to_dict()['jobs'][0]['read']['clat_ns']['mean']:.0f} ns")
+    assert N <= reads["requests"] <= N + tolerance
+    assert N <= reads["sizes"]["4096"] <= N + tolerance    # "4096": requests of 4096..8191 bytes
+    assert reads["bytes"] >= N * 4096
+    assert reads["bytes"] - N * 4096 <= tolerance * 128 * 1024
+    assert abs(reads["completed"] - kernel_reads) <= misses
+    # every completion the trace saw is either timed (in the histogram) or unmatched
+    timed = sum(reads["lat_ns"]["bins"].values())
+    assert timed == reads["lat_ns"]["N"] == reads["completed"] - reads["unmatched_completions"]
+    assert timed >= reads["requests"] - misses
+    assert reads["depth"].get("1", 0) >= N - tolerance     # psync: one request in flight
+    clat = r.to_dict()["jobs"][0]["read"]["clat_ns"]
+    assert 0 < reads["lat_ns"]["mean"] < clat["mean"]
+    assert reads["lat_ns"]["percentile"]["50.000000"] <= clat["percentile"]["50.000000"]
+    # the same numbers as tidy frames
+    f = t.frames()
+    ops = f["block_ops"].set_index(["device", "op"])
+    assert ops.loc[(name, "read"), "requests"] == reads["requests"]
+    lat = f["block_latency"]
+    assert lat[(lat.device == name) & (lat.op == "read") & (lat.kind == "lat")]["count"].sum() == timed
+    assert set(hist.BUCKET_VALUES[:]).issuperset(lat["bucket_ns"])
+    json.dumps(s)
+
+
+# ---- sched --------------------------------------------------------------------
+
+def _roles(s):
+    return s["sched"]["roles"]
+
+
+def _switches(role):
+    return role["voluntary"] + role["involuntary"]
+
+
+def test_sched_sees_what_getrusage_sees_and_the_whole_machine(tracing, scratch):
+    """The job thread's voluntary/involuntary switches agree with kit's
+    RUSAGE_THREAD figures, and the machine's switches with /proc/stat ctxt."""
+    job = kit.Job(directory=scratch, size="16m", ioengine="threadpool", rw="randread", bs="4k",
+                  iodepth=4, number_ios=N, pre_read=True)
+
+    def ctxt():
+        with open("/proc/stat") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("ctxt "))
+    with Trace(sched=True) as t:
+        c0 = ctxt()
+        r = kit.run(job, progress=False, machine=False)
+        c1 = ctxt()
+    s = t.summary(pid=os.getpid(), job_tids=job_tids(r))
+    jr = r.to_dict()["jobs"][0]["kit"]
+    job = _roles(s)["job"]
+    machine = s["sched"]["system"]["switches"]
+    report_figure(f"tracers sched: job thread vol/invol {job['voluntary']}/{job['involuntary']} "
+                  f"(getrusage {jr['ctx_voluntary']}/{jr['ctx_involuntary']}); machine {machine} "
+                  f"switches in the trace, /proc/stat ctxt {c1 - c0} in the run")
+    assert job["threads"] == 1
+    # the trace also sees the thread's start and end, outside getrusage's window
+    assert jr["ctx_voluntary"] <= job["voluntary"] <= jr["ctx_voluntary"] + 20
+    assert jr["ctx_involuntary"] <= job["involuntary"] <= jr["ctx_involuntary"] + 20
+    assert machine >= c1 - c0 > 0
+    assert machine <= (c1 - c0) * 1.2 + 2000
+    assert job["oncpu_ns"] > 0 and job["offcpu"]["N"] > 0
+    frames = t.frames(pid=os.getpid(), job_tids=job_tids(r))
+    threads = frames["sched_threads"]
+    assert (threads[threads.role == "job"]["tid"] == job_tids(r)[0]).all()
+    assert set(frames["sched_roles"]["role"]) == {"job", "helper", "io_uring_wq", "io_uring_sqpoll",
+                                                  "kworker", "other"}
+    json.dumps(s)
+
+
+@pytest.mark.parametrize("engine, factor", [
+    # glibc serializes requests on one fd: one helper does every pread (and
+    # blocks in each), while the job thread sleeps in aio_suspend for most
+    # completions, so it switches almost as often: seen here, for 2000 I/Os,
+    # helper 2000-4400 switches, job thread 1300-3200. Not "far more".
+    ("posixaio", 0.8),
+    # iodepth workers each block in pread; the job thread sleeps only when it
+    # has to wait for a completion: seen helpers 4300-5300, job 900-1000
+    ("threadpool", 3.0),
+])
+def test_sched_shows_the_helper_threads_doing_the_io(tracing, loopdev, engine, factor):
+    job = kit.Job(filename=loopdev, ioengine=engine, rw="randread", bs="4k", iodepth=8, direct=True,
+                  number_ios=N)
+    r, s, _t = traced(job, devices=[major_minor(loopdev)], sched=True)
+    roles = _roles(s)
+    helper, own = roles["helper"], roles["job"]
+    report_figure(f"tracers sched {engine}: {N} direct reads; helper threads {helper['threads']} switches "
+                  f"{_switches(helper)} (vol {helper['voluntary']}), job thread {_switches(own)}, "
+                  f"kworkers {_switches(roles['kworker'])}, machine {s['sched']['system']['switches']}")
+    assert helper["threads"] >= 1
+    assert helper["voluntary"] >= 0.9 * N        # each direct read blocks in a helper
+    assert _switches(helper) >= factor * _switches(own)
+    assert roles["io_uring_wq"]["threads"] == 0 and roles["io_uring_sqpoll"]["threads"] == 0
+
+
+def test_sched_hot_cache_psync_job_thread_barely_switches(tracing, scratch):
+    n = 20000
+    job = kit.Job(directory=scratch, size="16m", ioengine="psync", rw="randread", bs="4k", number_ios=n,
+                  pre_read=True)
+    r, s, _t = traced(job, sched=True)
+    own = _roles(s)["job"]
+    report_figure(f"tracers sched psync hot cache: {n} reads, job thread switches {_switches(own)}")
+    assert own["threads"] == 1
+    assert _switches(own) <= max(20, n // 500)
+
+
+# ---- io_uring ---------------------------------------------------------------------
+
+def test_uring_force_async_punts_every_io_to_io_wq(tracing, loopdev):
+    job = kit.Job(filename=loopdev, ioengine="io_uring", rw="randread", bs="4k", iodepth=8, direct=True,
+                  number_ios=N, force_async=1)
+    r, s, _t = traced(job, devices=[major_minor(loopdev)], sched=True, uring=True)
+    mine = s["uring"]["process"]
+    wq = _roles(s)["io_uring_wq"]
+    report_figure(f"tracers uring force_async=1: {N} I/Os -> submit {mine['submit']}, io-wq punts "
+                  f"{mine['queue_async_work']}, complete {mine['complete']}; iou-wrk threads {wq['threads']} "
+                  f"switches {_switches(wq)}")
+    assert mine["submit"] == N and mine["complete"] == N
+    assert mine["queue_async_work"] == N           # IOSQE_ASYNC: every SQE goes to io-wq
+    assert wq["threads"] >= 1 and _switches(wq) > 0
+    assert "iou-wrk" in wq["comms"]
+
+
+def test_uring_cold_buffered_reads_do_not_punt(tracing):
+    """Buffered reads that miss the page cache: on this 6.18 kernel, ext4
+    reads them asynchronously (FMODE_BUF_RASYNC: the page-cache wait queue
+    completes them through task work, local_work_run with DEFER_TASKRUN) and
+    io_uring never hands them to io-wq, although they go to the device (old
+    kernels, before 5.9, punted every one). Seen: 0 punts, ~N block reads."""
+    with loop_device(256, fs="ext4") as (dev, mnt):
+        kit.run(kit.Job(directory=mnt, size="64m", rw="read", bs="1m"), progress=False, machine=False)
+        job = kit.Job(directory=mnt, size="64m", ioengine="io_uring", rw="randread", bs="4k", iodepth=8,
+                      number_ios=N, invalidate=True)
+        r, s, _t = traced(job, devices=[major_minor(dev)], block=True, uring=True)
+    mine = s["uring"]["process"]
+    reads = s["block"]["devices"][os.path.basename(dev)]["ops"]["read"]
+    report_figure(f"tracers uring cold buffered randread on ext4: {N} I/Os -> io-wq punts "
+                  f"{mine['queue_async_work']}, block reads {reads['requests']}, local_work_run "
+                  f"{mine.get('local_work_run')}")
+    assert mine["submit"] == N
+    assert reads["requests"] >= 0.9 * N           # the cache was cold: the reads reached the device
+    assert mine["queue_async_work"] == 0
+
+
+def test_uring_sqpoll_thread_is_on_cpu(tracing, loopdev):
+    job = kit.Job(filename=loopdev, ioengine="io_uring", rw="randread", bs="4k", iodepth=8, direct=True,
+                  number_ios=N, sqthread_poll=True)
+    r, s, _t = traced(job, devices=[major_minor(loopdev)], sched=True, uring=True)
+    sqp = _roles(s)["io_uring_sqpoll"]
+    runtime_ns = r.to_dict()["jobs"][0]["kit"]["runtime_ns"]
+    report_figure(f"tracers uring sqpoll: iou-sqp threads {sqp['threads']}, on CPU {sqp['oncpu_ns'] / 1e6:.1f} ms "
+                  f"during a {runtime_ns / 1e6:.1f} ms job; submits {s['uring']['process']['submit']}")
+    assert sqp["threads"] == 1
+    assert sqp["oncpu_ns"] >= 0.5 * runtime_ns      # it polls the SQ for the whole run
+    assert s["uring"]["process"]["submit"] >= N
+
+
+# ---- clean detach -----------------------------------------------------------------
+
+def _bpf_objects():
+    """Ids of the BPF programs and maps loaded on the machine, with their
+    names (no bpftool here: libbpf through ctypes)."""
+    lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    out = {}
+    for kind, name_offset in (("prog", 64), ("map", 24)):
+        next_id = getattr(lib, f"bpf_{kind}_get_next_id")
+        fd_by_id = getattr(lib, f"bpf_{kind}_get_fd_by_id")
+        cur = ctypes.c_uint32(0)
+        while next_id(cur, ctypes.byref(cur)) == 0:
+            fd = fd_by_id(cur)
+            if fd < 0:
+                continue
+            buf = ctypes.create_string_buffer(256)
+            size = ctypes.c_uint32(256)
+            lib.bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(size))
+            os.close(fd)
+            out[(kind, cur.value)] = buf.raw[name_offset:name_offset + 16].split(b"\0")[0].decode()
+    return out
+
+
+def _fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_tracers_detach_cleanly(tracing, scratch):
+    """50 traced runs leave no BPF program or map loaded and no fd open."""
+    job = kit.Job(directory=scratch, size="4m", ioengine="io_uring", rw="randread", bs="4k", number_ios=64,
+                  pre_read=True)
+    traced(job, block=True, sched=True, uring=True)       # warm up: libbcc's own one-time state
+    fds = _fds()
+    before = _bpf_objects()
+    t0 = time.monotonic()
+    for i in range(50):
+        with Trace(block=True, sched=True, uring=True) as t:
+            if i == 0:      # the lister does see ours while they are loaded
+                ours = {k: v for k, v in _bpf_objects().items() if k not in before}
+                assert {"sched_threads", "block_requests", "uring_counts", "lost"} <= set(ours.values())
+                assert sum(kind == "prog" for kind, _id in ours) == len(t._bpf.funcs)
+            kit.run(job, progress=False, machine=False)
+        assert not t.running
+    elapsed = time.monotonic() - t0
+    # the kernel frees a map after an RCU grace period once its last program is gone
+    deadline = time.monotonic() + 5
+    while True:
+        left = {k: v for k, v in _bpf_objects().items() if k not in before}
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    report_figure(f"tracers detach: 50 traced runs in {elapsed:.1f} s ({len(ours)} BPF objects each); "
+                  f"left loaded {len(left)}, fds {fds} -> {_fds()}")
+    assert not left, f"BPF objects left loaded: {sorted(left.values())[:10]}"
+    assert _fds() == fds
