@@ -115,11 +115,14 @@ def _job_groups(args, values):
     if not args.jobfile:
         return [[Job.from_options(values)]]
     from .fio import read_job_file
+    if args.jobfile.startswith("-"):
+        # argparse takes "--x=a b" (a space inside) for a positional argument
+        raise OptionError(args.jobfile.split("=", 1)[0], "is not a kit run option; `kit run --help` lists them")
     if not os.path.isfile(args.jobfile):
         raise OptionError("jobfile", f"{args.jobfile} is not a file")
     jobfile = read_job_file(args.jobfile, strict=args.strict)
     for warning in jobfile.warnings:
-        print(f"kit run: warning: {warning}", file=sys.stderr)
+        print(f"kit run: warning: {one_line(warning)}", file=sys.stderr)
     overrides = Job.from_options(values).given() if values else {}
     return [[job.replace(**overrides) for job in group] for group in jobfile.groups]
 
@@ -437,13 +440,10 @@ def main(argv=None):
     try:
         return COMMANDS[command][0](argv)
     except OptionError as e:
-        print(f"kit {command}: error: {_flagged(e)}", file=sys.stderr)
+        print(f"kit {command}: error: {one_line(_flagged(e))}", file=sys.stderr)
         return EXIT_USAGE
-    except RunError as e:
-        print(f"kit {command}: failed: {e}", file=sys.stderr)
-        return EXIT_FAILED
     except KitError as e:
-        print(f"kit {command}: failed: {e}", file=sys.stderr)
+        print(f"kit {command}: failed: {one_line(str(e))}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"kit {command}: interrupted", file=sys.stderr)
@@ -460,6 +460,12 @@ def _terminate_like_ctrl_c():
         raise KeyboardInterrupt
     with contextlib.suppress(ValueError):       # not the main thread: leave it alone
         signal.signal(signal.SIGTERM, handler)
+
+
+def one_line(text):
+    """Control characters a user typed (or a file held) shown escaped, so an
+    error stays one line whatever it quotes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _flagged(e):

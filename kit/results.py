@@ -364,6 +364,12 @@ class Result:
         row["process_sys_cpu"] = proc.get("sys_cpu")
         for key in ("fixedbufs", "registerfiles", "sqthread_poll", "hipri"):
             row[key] = job.get(key)
+        sched = ((self.data.get("trace") or {}).get("sched") or {})
+        if sched:
+            # the tracer's view: every thread on the machine during the run
+            row["trace_ctx_system"] = (sched.get("system") or {}).get("switches")
+            for role, entry in (sched.get("roles") or {}).items():
+                row[f"trace_ctx_{role}"] = entry.get("switches")
         row["timestamp"] = self.data.get("timestamp")
         return row
 

@@ -65,6 +65,7 @@ def measure_engines(data=None, quick=False, directory=None, progress=None):
             result = run(job, progress=False, trace=["sched"] if traced else None)
             store.save(result, "engines", f"{scenario}-{job.name}",
                        tags={"scenario": scenario, "section": job.name}, data=data)
+            _stop_if_interrupted(result)
             b.update_to(i)
     return len(planned)
 
@@ -105,8 +106,16 @@ def measure_anatomy(data=None, quick=False, directory=None, progress=None):
             if not traced:
                 result.data["notes"].append(f"untraced: {why}")
             store.save(result, "anatomy", name, tags={"workload": name}, data=data)
+            _stop_if_interrupted(result)
             b.update_to(i)
     return len(ANATOMY)
+
+
+def _stop_if_interrupted(result):
+    """Ctrl-C stopped this run (it is stored, marked interrupted): stop the
+    suite too, as Ctrl-C stops everything else."""
+    if result.data.get("interrupted"):
+        raise KeyboardInterrupt
 
 
 def measure(data=None, quick=False, suites=SUITES, directory=None, progress=None, sweep=None):
@@ -118,7 +127,8 @@ def measure(data=None, quick=False, suites=SUITES, directory=None, progress=None
         elif suite == "engines":
             measure_engines(data, quick, directory, progress)
         elif suite == "sweep":
-            measure_sweep(data, quick, directory, progress, spec=sweep)
+            if measure_sweep(data, quick, directory, progress, spec=sweep)["interrupted"]:
+                raise KeyboardInterrupt
         elif suite == "anatomy":
             measure_anatomy(data, quick, directory, progress)
     return name

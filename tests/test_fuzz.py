@@ -15,7 +15,7 @@ from kit.fio import read_job_file
 from kit.job import OPTIONS, Job
 from kit.sweep import from_dict
 
-SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=int(os.environ.get("KIT_FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=list(HealthCheck))
 VALUE_OPTIONS = [n for n in OPTIONS if n not in ("name", "directory", "filename", "allow_destructive")]
 junk = st.text(alphabet=string.printable, max_size=12)
 

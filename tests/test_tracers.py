@@ -363,3 +363,56 @@ def test_tracers_detach_cleanly(tracing, scratch):
                   f"left loaded {len(left)}, fds {fds} -> {_fds()}")
     assert not left, f"BPF objects left loaded: {sorted(left.values())[:10]}"
     assert _fds() == fds
+
+
+# ---- the command line and the Result ----------------------------------------------
+
+def _without_bpf_capabilities(*args, strict):
+    from conftest import KIT
+    env = dict(os.environ, KIT_STRICT="1" if strict else "0")
+    drop = "-bpf,-perfmon,-sys_admin"
+    return subprocess.run(["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", KIT, *args],
+                          capture_output=True, text=True, env=env)
+
+
+def test_trace_without_privileges_runs_untraced_or_fails_strict(scratch):
+    require(os.geteuid() == 0, "dropping capabilities needs root")
+    args = ("run", "--trace=sched", "--size=1M", f"--directory={scratch}", "--output-format=json")
+    p = _without_bpf_capabilities(*args, strict=False)
+    assert p.returncode == 0, p.stderr
+    (line,) = p.stderr.strip().splitlines()
+    assert "--trace: tracing needs" in line and "running untraced" in line
+    data = json.loads(p.stdout)
+    assert data["traced"] is False and any(n.startswith("untraced: tracing needs") for n in data["notes"])
+    p = _without_bpf_capabilities(*args, strict=True)
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1 and "KIT_STRICT=1" in p.stderr
+
+
+def test_kit_trace_watches_the_whole_machine(tracing, loopdev):
+    from conftest import run_kit
+    # someone else's I/O: dd reading the device over and over
+    load = subprocess.Popen(["sh", "-c", f"while :; do dd if={loopdev} of=/dev/null bs=4k iflag=direct; done"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        p = run_kit("trace", "--duration=1", "--trace=block,sched", f"--device={loopdev}", "--output-format=json")
+    finally:
+        os.killpg(load.pid, 9)
+        load.wait()
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert s["tracers"] == ["block", "sched"] and s["devices"] == ["%d:%d" % major_minor(loopdev)]
+    assert s["block"]["read"]["requests"] > 1000
+    assert set(s["block"]["read"]["sizes"]) == {"4096"}
+    assert s["sched"]["system"]["switches"] > 1000
+    assert run_kit("trace", "--duration=0").returncode == 2
+
+
+def test_traced_result_has_roles_as_first_class_numbers(tracing, scratch):
+    r = kit.run(kit.Job(ioengine="threadpool", iodepth=4, rw="randread", size="4m", direct=True,
+                        number_ios=2000, directory=scratch), progress=False, trace=["sched", "block"])
+    row = r.to_frame().iloc[0]
+    assert row["trace_ctx_system"] >= row["trace_ctx_job"] + row["trace_ctx_helper"]
+    assert row["trace_ctx_helper"] > row["trace_ctx_job"]
+    share = r.data["trace"]["block"]["device_share"]["read"]
+    assert 0 < share < 1
+    assert "device latency" in r.summary() and "by role" in r.summary()
