@@ -4,7 +4,6 @@ Every engine and io_uring feature is probed with a real, tiny job through the
 same code path as a measurement (on a temporary directory kit creates and
 removes, or read-only on a file the user names), so "ok" means "kit ran it".
 """
-import contextlib
 import os
 import resource
 import shutil
@@ -48,14 +47,8 @@ def _engine_matrix(base):
     return engines, features
 
 
-def _sysctl(name):
-    with contextlib.suppress(OSError):
-        with open("/proc/sys/" + name.replace(".", "/")) as fh:
-            return fh.read().strip()
-    return None
-
-
 def privileges():
+    from .machine import read_sysctl
     from .tracers._bpf import capabilities
     caps = capabilities()
     memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
@@ -65,8 +58,8 @@ def privileges():
         **{cap.lower(): on for cap, on in caps.items()},
         "memlock_bytes": None if memlock == resource.RLIM_INFINITY else memlock,
         "nofile": nofile,
-        "aio_nr": _sysctl("fs.aio-nr"), "aio_max_nr": _sysctl("fs.aio-max-nr"),
-        "io_uring_disabled": _sysctl("kernel.io_uring_disabled"),
+        "aio_nr": read_sysctl("fs.aio-nr"), "aio_max_nr": read_sysctl("fs.aio-max-nr"),
+        "io_uring_disabled": read_sysctl("kernel.io_uring_disabled"),
     }
 
 

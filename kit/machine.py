@@ -57,6 +57,11 @@ def _read_text(path: str) -> str | None:
         return None
 
 
+def read_sysctl(name: str) -> str | None:
+    """A sysctl's value by its dotted name (fs.aio-max-nr), or None."""
+    return _read_text(f"{PROC}/sys/" + name.replace(".", "/"))
+
+
 def _read_value(path: str) -> int | str | None:
     """A sysfs attribute as int when it is one ("-1" included), else text."""
     text = _read_text(path)

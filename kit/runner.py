@@ -18,6 +18,7 @@ from . import target as targets
 from .engines import engine_index, native, stale_build
 from .errors import OptionError, RunError
 from .job import Job
+from .machine import read_sysctl
 from .progress import bar
 from .results import DDIRS, Result
 
@@ -119,14 +120,6 @@ def _vanished(plan):
     return notes
 
 
-def _read_sysctl(name):
-    try:
-        with open("/proc/sys/" + name.replace(".", "/")) as fh:
-            return fh.read().strip()
-    except OSError:
-        return None
-
-
 def _check_capabilities(job):
     """Features this kernel or device lacks, said before anything is written."""
     if job.ioengine == "io_uring":
@@ -146,12 +139,12 @@ def _check_capabilities(job):
 def _io_uring_refused():
     """kernel.io_uring_disabled: 2 refuses everyone, 1 all but CAP_SYS_ADMIN
     and members of kernel.io_uring_group."""
-    disabled = _read_sysctl("kernel.io_uring_disabled")
+    disabled = read_sysctl("kernel.io_uring_disabled")
     if disabled == "2":
         return "io_uring is disabled on this kernel (kernel.io_uring_disabled=2)"
     if disabled == "1":
         from .doctor import privileges
-        group = _read_sysctl("kernel.io_uring_group")
+        group = read_sysctl("kernel.io_uring_group")
         member = group not in (None, "-1") and int(group) in os.getgroups() + [os.getegid()]
         if not privileges()["cap_sys_admin"] and not member:
             return (f"io_uring is limited to CAP_SYS_ADMIN and group {group} on this kernel "
@@ -509,8 +502,8 @@ def _first_error(job, plan, threads):
 def _explain_setup(job, err, msg):
     text = f"{msg}: {os.strerror(err)}"
     if job.ioengine == "libaio" and err == errno.EAGAIN:
-        text += (f" — not enough AIO slots (fs.aio-nr={_read_sysctl('fs.aio-nr')} of "
-                 f"fs.aio-max-nr={_read_sysctl('fs.aio-max-nr')}; this job needs {job.iodepth * job.numjobs}); "
+        text += (f" — not enough AIO slots (fs.aio-nr={read_sysctl('fs.aio-nr')} of "
+                 f"fs.aio-max-nr={read_sysctl('fs.aio-max-nr')}; this job needs {job.iodepth * job.numjobs}); "
                  "raise it with `sysctl -w fs.aio-max-nr=N`, or lower iodepth or numjobs")
     elif job.ioengine == "io_uring" and err in (errno.ENOMEM, errno.ENOBUFS):
         soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
