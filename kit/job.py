@@ -153,7 +153,7 @@ OPTIONS = {
                     "every Nth I/O skips the inline attempt and goes to io-wq (IOSQE_ASYNC)"),
     "iodepth_batch_submit": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "I/Os per submit call (0: iodepth)"),
     "iodepth_batch_complete_min": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "completions to wait for per reap"),
-    "iodepth_batch_complete_max": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "completions taken per reap (0: iodepth)"),
+    "iodepth_batch_complete_max": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "completions taken per reap at most (0: as many as complete_min, fio's default)"),
     "threads": (lambda o, v: parse_int(o, v, 0, 4096), ("threadpool",), "worker threads (default iodepth)"),
     "group_reporting": (parse_bool, None, "1: report one merged entry for all job threads"),
     "allow_destructive": (parse_bool, None, "1: allow writes to files kit did not create and to block devices"),
