@@ -227,7 +227,8 @@ def anatomy_table(results):
             "device_lat_mean_us": dev_lat / 1000 if dev_lat else None,
             "device_share": (dev_lat / clat) if dev_lat and clat else None,
             "device_queue_mean_us": ((block.get("queue_ns") or {}).get("mean") or 0) / 1000 or None,
-            "device_depth_mean": _depth_mean(block.get("depth") or {}),
+            "device_depth_mean": None if (trace.get("block") or {}).get("depth_unreliable")
+            else _depth_mean(block.get("depth") or {}),
             "requests_per_io": (block.get("requests", 0) / read["total_ios"]) if block and read["total_ios"] else None,
             "ctx_job_threads": r.total["ctx"],
             "ctx_process": (r.data.get("process") or {}).get("ctx"),
@@ -263,7 +264,11 @@ def anatomy_text(table):
                      "requests to io-wq worker threads (iou-wrk).")
     if "switches_io_uring_sqpoll" in table and table["switches_io_uring_sqpoll"].fillna(0).max() > 0:
         s = table.loc[table["switches_io_uring_sqpoll"].fillna(0).idxmax()]
-        parts.append(f"In {s['workload']} the SQPOLL kernel thread (iou-sqp) switched "
-                     f"{s['switches_io_uring_sqpoll']:,.0f} times while the job thread submitted without "
-                     "system calls.")
+        parts.append(f"In {s['workload']} a kernel thread (iou-sqp) polls the submission queue: it switched "
+                     f"only {s['switches_io_uring_sqpoll']:,.0f} times during the run.")
+    unreliable = table["device_depth_mean"].isna() & table["traced"]
+    if unreliable.any():
+        parts.append(f"The device depth of {', '.join(table.loc[unreliable, 'workload'])} is not shown: "
+                     "completions were missed while another BPF program ran on the same CPU, which makes "
+                     "the in-flight count drift.")
     return " ".join(parts) or None

@@ -531,9 +531,10 @@ def format_trace(t):
             n = sum(depth.values())
             mean_depth = sum(int(k) * v for k, v in depth.items()) / n if n else 0
             share = (block.get("device_share") or {}).get(op)
+            depth_text = "n/a (completions missed)" if block.get("depth_unreliable") else f"{mean_depth:.1f}"
             lines.append(f"  block {op}: {e['requests']:,} requests, {human_bytes(e['bytes'])}, device latency "
                          f"mean {human_ns(lat.get('mean'))} p99 {human_ns((lat.get('percentile') or {}).get('99.000000'))}"
-                         f", queued {human_ns(queue.get('mean'))}, depth {mean_depth:.1f}"
+                         f", queued {human_ns(queue.get('mean'))}, depth {depth_text}"
                          + (f", {share:.0%} of the engine's clat" if share else ""))
     sched = t.get("sched")
     if sched:

@@ -273,3 +273,22 @@ def test_reports_render_in_headless_chromium(report, tmp_path):
     assert errors == [] and failed == []
     pixels = image.imread(str(shot))
     assert pixels.shape[0] > 900 and pixels.std() > 0.05     # not a blank page
+
+
+def test_anatomy_hides_a_drifting_device_depth(scratch):
+    """A missed completion leaves its request 'in flight' for good: such a
+    trace's depth is not shown, and the text says why."""
+    import kit
+    from kit import notebook
+    r = kit.run(kit.Job(rw="randread", size="1m", number_ios=100, directory=scratch), progress=False, machine=False)
+    block = {"read": {"requests": 100, "bytes": 409600, "lat_ns": {"mean": 40000.0}, "queue_ns": {"mean": 0},
+                      "depth": {"1": 60, "2": 40}}}
+    r.data["trace"] = {"block": dict(block), "sched": {"roles": {}}, "lost": {"total": 0}}
+    r.data["tags"] = {"workload": "good"}
+    good = notebook.anatomy_table([r])
+    assert good.loc[0, "device_depth_mean"] == 1.4
+    r.data["trace"]["block"]["depth_unreliable"] = "3 completions were missed"
+    r.data["tags"] = {"workload": "drifting"}
+    bad = notebook.anatomy_table([r])
+    assert bad.loc[0, "device_depth_mean"] is None or bad["device_depth_mean"].isna().all()
+    assert "device depth of drifting is not shown" in notebook.anatomy_text(bad)

@@ -161,6 +161,12 @@ class Trace:
                "lost": lost}
         if "block" in self._raw:
             out["block"] = block.summary(self._raw["block"])
+            missed = lost["recursion_misses"].get("block_rq_complete", 0)
+            if missed:
+                # a missed completion leaves its request "in flight" for good
+                out["block"]["depth_unreliable"] = (
+                    f"{missed} completions were missed (another BPF program was running on that CPU): "
+                    "the in-flight depth drifts upward from there")
         if "sched" in self._raw:
             out["sched"] = sched.summary(self._raw["sched"], pid, job_tids)
         if "uring" in self._raw:
