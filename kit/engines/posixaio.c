@@ -87,7 +87,12 @@ static int posixaio_reap(struct kit_thread *t, unsigned min, unsigned max,
 			 struct kit_io **done)
 {
 	struct paio *pa = t->engine_data;
-	unsigned n = collect(t, max, done), i;
+	unsigned n, i;
+
+	/* like fio's posixaio: every finished request is taken (max is ignored),
+	 * or each extra completion would cost another aio_error scan */
+	max = t->p->iodepth;
+	n = collect(t, max, done);
 
 	while (n < min) {
 		for (i = 0; i < pa->n; i++)
