@@ -4,19 +4,25 @@
     r = kit.run(kit.Job(ioengine="libaio", rw="randread", bs="4k", iodepth=16))
     r.to_frame()
 """
+import importlib
+
 __version__ = "0.1.0"
 
-from .errors import KitError, OptionError, RunError  # noqa: E402
-from .job import Job  # noqa: E402
-from .results import Result  # noqa: E402
-from .runner import run  # noqa: E402
+# Loaded on first use, so that `kit` (the command) starts in milliseconds and
+# `import kit` stays light without bcc, numpy or the compiled engines.
+_PUBLIC = {"Job": "job", "Result": "results", "run": "runner", "KitError": "errors",
+           "OptionError": "errors", "RunError": "errors"}
 
 __all__ = ["Job", "Result", "run", "trace", "KitError", "OptionError", "RunError", "__version__"]
 
 
 def __getattr__(name):
-    # the tracers load on first use: `import kit` stays light without bcc
     if name == "trace":
         from .tracers import Trace
         return Trace
-    raise AttributeError(f"module 'kit' has no attribute {name!r}")
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)
+    try:
+        return importlib.import_module(f".{name}", __name__)     # kit.target, kit.fio, ...
+    except ModuleNotFoundError:
+        raise AttributeError(f"module 'kit' has no attribute {name!r}") from None

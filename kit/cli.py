@@ -4,11 +4,14 @@ import argparse
 import contextlib
 import difflib
 import os
+import signal
 import sys
 
 from . import __version__
 from .errors import KitError, OptionError, RunError
+from .files import output_kind, write_output
 from .job import ALIASES, OPTIONS, Job
+from .runner import check
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 BOOL_OPTIONS = {name for name, (parser, _e, _h) in OPTIONS.items()
@@ -54,16 +57,6 @@ def _run_parser():
     return p
 
 
-def _check_output_path(path):
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise OptionError("output", f"{parent} is not a directory")
-    if not os.access(parent, os.W_OK):
-        raise OptionError("output", f"{parent} is not writable")
-    if os.path.isdir(path):
-        raise OptionError("output", f"{path} is a directory")
-
-
 NOT_JOB_OPTIONS = ("output_format", "output", "progress", "runner", "compare", "strict", "jobfile", "trace")
 
 
@@ -88,12 +81,17 @@ def cmd_run(argv):
     if args.compare and args.runner != "kit":
         raise OptionError("compare", "compares kit with fio: leave --runner at kit")
     if args.output:
-        _check_output_path(args.output)
+        output_kind(args.output)
     progress = None if args.progress is None else parse_bool("progress", args.progress)
     trace = _tracers(args.trace)
     if trace and args.runner != "kit":
         raise OptionError("trace", "tracers attach to kit's runs: leave --runner at kit")
     groups = _job_groups(args, values)
+    # every group of a job file is checked before the first one runs
+    runners = ("kit", "fio") if args.compare else (args.runner,)
+    for job in (j for g in groups for j in g):
+        for runner in runners:
+            check(job, runner)
     if args.compare:
         return _run_compare(groups, args, progress)
     trace, untraced = _trace_or_warn(trace)
@@ -118,8 +116,6 @@ def _job_groups(args, values):
     if args.jobfile.startswith("-"):
         # argparse takes "--x=a b" (a space inside) for a positional argument
         raise OptionError(args.jobfile.split("=", 1)[0], "is not a kit run option; `kit run --help` lists them")
-    if not os.path.isfile(args.jobfile):
-        raise OptionError("jobfile", f"{args.jobfile} is not a file")
     jobfile = read_job_file(args.jobfile, strict=args.strict)
     for warning in jobfile.warnings:
         print(f"kit run: warning: {one_line(warning)}", file=sys.stderr)
@@ -193,6 +189,10 @@ def _run_compare(groups, args, progress):
 
 
 def _emit(results, output_format, output):
+    _write(_render(results, output_format), output)
+
+
+def _render(results, output_format):
     from .results import comparison, format_comparison
     if output_format == "normal":
         text = "\n\n".join(r.summary() for r in results) + "\n"
@@ -205,13 +205,12 @@ def _emit(results, output_format, output):
         else:
             import json
             text = json.dumps([json.loads(r.to_json(plus=plus)) for r in results], indent=2) + "\n"
-    _write(text, output)
+    return text
 
 
 def _write(text, output):
     if output:
-        from .results import write_atomic
-        write_atomic(output, text)
+        write_output(output, text)
     else:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -230,20 +229,21 @@ def cmd_import(argv):
     args = p.parse_args(argv)
     if args.output_format not in OUTPUT_FORMATS:
         raise OptionError("output-format", f"must be one of {', '.join(OUTPUT_FORMATS)}")
-    if not os.path.isfile(args.file):
-        raise OptionError("file", f"{args.file} is not a file")
     if args.output:
-        _check_output_path(args.output)
+        output_kind(args.output)
     if args.machine:
         from .store import safe_name
         if safe_name(args.machine) != args.machine:
             raise OptionError("machine", f"use letters, digits, '.', '_', '+' and '-' (got {args.machine!r})")
-    if args.no_store:
-        results = from_fio_json(args.file)
-    else:
-        from .fio import import_fio
-        results = import_fio(args.file, machine=args.machine, data=args.data)
-    _emit(results, args.output_format, args.output)
+    if not args.no_store:
+        _check_places(args)
+    results = from_fio_json(args.file)       # read and checked whole before anything is stored
+    text = _render(results, args.output_format)
+    if not args.no_store:
+        from .store import import_fio
+        if not any(import_fio(results, args.file, machine=args.machine, data=args.data)):
+            print(f"kit import: {args.file} is already in the store; nothing stored again", file=sys.stderr)
+    _write(text, args.output)
     return EXIT_OK
 
 
@@ -301,21 +301,35 @@ def cmd_trace(argv):
 
 
 def _device_numbers(path):
+    """The whole disk behind a block device path (the block tracepoints
+    report requests against the disk, not the partition)."""
     import stat
+    from .host import whole_disk
     try:
         st = os.stat(path)
     except OSError as e:
         raise OptionError("device", f"{path}: {e.strerror}") from None
     if not stat.S_ISBLK(st.st_mode):
         raise OptionError("device", f"{path} is not a block device")
-    from .target import disks_of, Plan, TargetFile
-    disks = disks_of(Plan(None, [[TargetFile(path, 0, "block", True, False)]]))
-    return disks[0] if disks else (os.major(st.st_rdev), os.minor(st.st_rdev))
+    return whole_disk((os.major(st.st_rdev), os.minor(st.st_rdev)))
 
 
 def _store_args(p):
     p.add_argument("--data", help="the results store (default ./data, or $KIT_DATA)")
     p.add_argument("--reports", help="where HTML goes (default ./reports)")
+
+
+def _check_places(args):
+    """The directories a command will write, checked before it writes any."""
+    from . import publish, store
+    from .files import check_output_directory
+    from .target import check_directory
+    if getattr(args, "directory", None):
+        check_directory(args.directory)
+    if hasattr(args, "data"):
+        check_output_directory(store.data_dir(args.data), "data")
+    if hasattr(args, "reports"):
+        check_output_directory(publish.reports_dir(args.reports), "reports")
 
 
 def cmd_report(argv):
@@ -335,17 +349,14 @@ def cmd_report(argv):
     bad = [s for s in chosen if s not in suites.SUITES]
     if bad:
         raise OptionError("suites", f"{bad[0]!r} is not a suite (allowed: {', '.join(suites.SUITES)})")
-    if args.sweep and not os.path.isfile(args.sweep):
-        raise OptionError("sweep", f"{args.sweep} is not a file")
     progress = _progress(args.progress)
     sweep = None
     if args.sweep:
         from .sweep import load_spec
         sweep = load_spec(args.sweep)
+    _check_places(args)
     machine = None
     if not args.no_measure:
-        if args.directory:
-            os.makedirs(args.directory, exist_ok=True)
         machine = suites.measure(args.data, quick=args.quick, suites=chosen, directory=args.directory,
                                  progress=progress, sweep=sweep)
     written = publish.publish(args.data, args.reports, machines=[machine] if machine else None,
@@ -362,6 +373,7 @@ def cmd_publish(argv):
     p.add_argument("--machine", action="append", help="only this machine (repeatable)")
     p.add_argument("--progress", nargs="?", const="1", metavar="0|1")
     args = p.parse_args(argv)
+    _check_places(args)
     written = publish.publish(args.data, args.reports, machines=args.machine, progress=_progress(args.progress))
     print(f"kit publish: {len(written)} report(s) written; open "
           f"{os.path.join(publish.reports_dir(args.reports), 'index.html')}")
@@ -379,11 +391,8 @@ def cmd_sweep(argv):
     p.add_argument("--no-publish", action="store_true", help="measure only")
     p.add_argument("--progress", nargs="?", const="1", metavar="0|1")
     args = p.parse_args(argv)
-    if not os.path.isfile(args.file):
-        raise OptionError("file", f"{args.file} is not a file")
     sweep = load_spec(args.file)
-    if args.directory:
-        os.makedirs(args.directory, exist_ok=True)
+    _check_places(args)
     outcome = run_sweep(sweep, data=args.data, progress=_progress(args.progress), directory=args.directory)
     print(f"kit sweep {sweep.name}: {outcome['done']} run, {outcome['skipped']} already stored, "
           f"{outcome['total']} points x repeats in all ({outcome['machine']})")
@@ -430,7 +439,7 @@ def main(argv=None):
         print(f"kit {__version__}")
         return EXIT_OK
     command = argv.pop(0)
-    _terminate_like_ctrl_c()
+    _stop_like_ctrl_c()
     if command not in COMMANDS:
         close = difflib.get_close_matches(command, list(COMMANDS), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
@@ -450,16 +459,15 @@ def main(argv=None):
         return EXIT_INTERRUPTED
 
 
-def _terminate_like_ctrl_c():
-    """SIGTERM (a scheduler or `kill` ending a long sweep) takes Ctrl-C's path:
-    the run stops, in-flight I/O is reaped, tracers detach, the partial result
-    is printed marked interrupted."""
-    import signal
-
+def _stop_like_ctrl_c():
+    """From here on, Ctrl-C and SIGTERM (a scheduler or `kill` ending a long
+    sweep) stop what runs: in-flight I/O is reaped, tracers detach, the
+    partial result is printed marked interrupted."""
     def handler(signum, frame):
         raise KeyboardInterrupt
     with contextlib.suppress(ValueError):       # not the main thread: leave it alone
         signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def one_line(text):

@@ -48,7 +48,7 @@ def _engine_matrix(base):
 
 
 def privileges():
-    from .machine import read_sysctl
+    from .host import read_sysctl
     from .tracers._bpf import capabilities
     caps = capabilities()
     memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]

@@ -14,18 +14,21 @@ import operator
 import os
 import re
 import shutil
+import signal
+import stat
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import List
 
-from . import __version__
+from . import __version__, explain
 from . import hist
 from . import target as targets
 from .errors import OptionError, RunError
-from .job import OPTIONS, Job, job_label, parse_size
-from .results import DDIRS, SCHEMA, Result
+from .machine import fingerprint_for
+from .job import OPTIONS, Job, job_label, parse_size, split_filenames
+from .results import DDIRS, SCHEMA, Result, fio_document_problem
 
 # kit engine -> fio ioengine (threadpool has no twin in fio)
 FIO_ENGINES = {"sync": "sync", "psync": "psync", "posixaio": "posixaio", "libaio": "libaio",
@@ -73,16 +76,39 @@ def _time_text(seconds):
     return f"{int(ms)}ms" if float(ms).is_integer() else f"{int(round(seconds * 1e6))}us"
 
 
-def fio_options(job, include=None):
+PATH_OPTIONS = ("directory", "filename", "filename_format")
+# What fio would read back differently: a newline or other control character
+# starts a new option, '$' substitutes, ';' and '#' start comments, and
+# spaces at either end are stripped.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f$;#]|^\s|\s$")
+_FORMAT_TOKENS = re.compile(r"\$(jobname|jobnum|filenum)")
+
+
+def _fio_value(name, text):
+    """A value as it must appear in a fio job file, or OptionError when fio
+    could not read it back as exactly what kit checked."""
+    probe = _FORMAT_TOKENS.sub("", text) if name == "filename_format" else text
+    if _UNSAFE.search(probe) or (name == "directory" and ":" in text):
+        raise OptionError(name, f"{text!r} cannot be written to a fio job file so that fio reads it "
+                                "back unchanged (control characters, '$', ';', '#', spaces at either end"
+                                + (", ':'" if name == "directory" else "") + " are not allowed)")
+    if name == "filename":
+        return ":".join(n.replace(":", "\\:") for n in split_filenames(text))
+    return text
+
+
+def fio_options(job, include=None, paths=True):
     """The job as fio options (name -> value text, None for a bare flag):
-    every option set on the job, plus what keeps fio's behaviour kit's."""
+    every option set on the job, plus what keeps fio's behaviour kit's.
+    paths=False leaves out where the files are (the fio runner names them
+    itself)."""
     if job.ioengine not in FIO_ENGINES:
         raise OptionError("ioengine", f"{job.ioengine} has no fio twin: fio cannot run it (use runner=kit)")
     given = job.given()
     out = {"ioengine": FIO_ENGINES[job.ioengine], "rw": job.rw, "bs": _size_text(job.bs)}
     names = [n for n in OPTIONS if n in given or n in (include or ())]
     for name in names:
-        if name in ("name", "ioengine", "rw", "bs") or name in KIT_ONLY:
+        if name in ("name", "ioengine", "rw", "bs") or name in KIT_ONLY or (not paths and name in PATH_OPTIONS):
             continue
         value = getattr(job, name)
         if name in FLAG_OPTIONS:
@@ -98,7 +124,7 @@ def fio_options(job, include=None):
         elif isinstance(value, bool):
             text = "1" if value else "0"
         else:
-            text = str(value)
+            text = _fio_value(name, str(value))
         out["iodepth_batch" if name == "iodepth_batch_submit" else name] = text
     # kit's behaviour, said out loud so fio does the same
     out["thread"] = None
@@ -108,12 +134,19 @@ def fio_options(job, include=None):
     return out
 
 
-def fio_section(job, name=None, extra=()):
-    lines = [f"[{name or job.name}]"]
-    for key, value in fio_options(job).items():
+def _section(name, options, extra=()):
+    lines = [f"[{name}]"]
+    for key, value in options.items():
         lines.append(key if value is None else f"{key}={value}")
     lines.extend(extra)
     return "\n".join(lines) + "\n"
+
+
+def fio_section(job, name=None, extra=()):
+    name = name or job.name
+    if _UNSAFE.search(name):
+        raise OptionError("name", f"{name!r} cannot be a fio [section] name")
+    return _section(name, fio_options(job), extra)
 
 
 def to_fio_file(jobs, groups=None):
@@ -128,6 +161,28 @@ def to_fio_file(jobs, groups=None):
     for i, job in enumerate(jobs):
         text.append(fio_section(job, extra=["stonewall"] if i in starts else ()))
     return "\n".join(text)
+
+
+def runner_job_file(jobs, plans, prepared):
+    """The job file the fio runner hands fio, and the descriptors fio must
+    inherit. Every file is named /proc/self/fd/N, a descriptor kit opened
+    and checked: fio opens that very inode whatever the path says by then,
+    and nothing the user typed is ever parsed by fio. One section per kit
+    job thread (fio's numjobs clones would share one file list), named
+    kit.<job>.<thread>; kit merges them back."""
+    sections, fds = [], set()
+    for u, (job, plan) in enumerate(zip(jobs, plans)):
+        options = {k: v for k, v in fio_options(job, paths=False).items()
+                   if k not in ("numjobs", "nrfiles", "group_reporting")}
+        for j, files in enumerate(plan.files):
+            names = []
+            for f in files:
+                fd = prepared.fd(f)
+                fds.add(fd)
+                names.append(f"/proc/self/fd/{fd}")
+            sections.append(_section(f"kit.{u}.{j}", {**options, "filename": ":".join(names),
+                                                      "nrfiles": str(len(names))}))
+    return "\n".join(sections), sorted(fds)
 
 
 # ---- fio job files -> Jobs ---------------------------------------------------
@@ -150,24 +205,47 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, as
 _SUFFIXED = re.compile(r"(\d+)\s*([kmgtp])(?:i?b)?\b", re.I)
 
 
+ARITH_LIMIT = 1 << 64        # no option holds more; beyond it fio's own parser overflows
+MAX_EXPRESSION = 256
+
+
 def _arith(text, where):
-    """fio's arithmetic in parentheses: + - * / % ** on numbers (k/m/g allowed)."""
-    expr = _SUFFIXED.sub(lambda m: str(parse_size("value", m.group(0))), text)
+    """fio's arithmetic in parentheses: + - * / % ** on numbers (k/m/g
+    allowed). Every step stays within 64 bits, so no input can make kit
+    compute for long or overflow later."""
+    if len(text) > MAX_EXPRESSION:
+        raise OptionError(None, f"{where}: expression longer than {MAX_EXPRESSION} characters")
+    try:
+        expr = _SUFFIXED.sub(lambda m: str(parse_size("value", m.group(0))), text)
+    except OptionError:
+        raise OptionError(None, f"{where}: a number in {text[:40]!r} is out of range") from None
+
+    def bounded(value):
+        if isinstance(value, float) and not math.isfinite(value) or abs(value) > ARITH_LIMIT:
+            raise OverflowError
+        return value
 
     def ev(node):
         if isinstance(node, ast.Expression):
             return ev(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-            return node.value
+        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            return bounded(node.value)
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](ev(node.left), ev(node.right))
+            left, right = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Pow) and abs(left) > 1 and abs(right) > 64:
+                raise OverflowError     # 2**64 is the most any option can hold
+            return bounded(_OPS[type(node.op)](left, right))
         if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
-            return _OPS[type(node.op)](ev(node.operand))
+            return bounded(_OPS[type(node.op)](ev(node.operand)))
         raise ValueError
     try:
         value = ev(ast.parse(expr, mode="eval"))
-    except (SyntaxError, ValueError, ZeroDivisionError, TypeError):
-        raise OptionError(None, f"{where}: cannot evaluate {text!r}") from None
+    except OverflowError:
+        raise OptionError(None, f"{where}: {text[:40]!r} is beyond 64 bits") from None
+    except (SyntaxError, ValueError, ZeroDivisionError, TypeError, RecursionError, MemoryError):
+        raise OptionError(None, f"{where}: cannot evaluate {text[:40]!r}") from None
+    if isinstance(value, complex):
+        raise OptionError(None, f"{where}: cannot evaluate {text[:40]!r}")
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
@@ -186,20 +264,57 @@ def _substitute(value, env, where):
     return value
 
 
-def _sections(path, seen=None):
-    """(section, [(key, value or None, line-ref)]) in order, includes followed."""
-    seen = seen or set()
-    real = os.path.realpath(path)
-    if real in seen:
-        raise OptionError(None, f"{path}: includes itself")
-    seen.add(real)
+MAX_JOB_FILE = 1 << 20      # bytes: job files are small; /dev/zero is not one
+MAX_INCLUDE_DEPTH = 16
+MAX_INCLUDED_FILES = 256
+
+
+def read_text_file(path, what="job file", limit=MAX_JOB_FILE):
+    """A small text file's content (a regular file or a pipe), or one line
+    saying why not; never reads more than limit bytes."""
     try:
-        with open(path) as fh:
-            lines = fh.read().splitlines()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as e:
         raise OptionError(None, f"{path}: {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise OptionError(None, f"{path}: not a {what} (not a regular file)")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise OptionError(None, f"{path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise OptionError(None, f"{path}: larger than {limit >> 10} KiB, too large for a {what}")
+    data = b"".join(chunks)
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise OptionError(None, f"{path}: not a text file") from None
+        raise OptionError(None, f"{path}: not a text file (not UTF-8)") from None
+    if "\0" in text:
+        raise OptionError(None, f"{path}: not a text file (it holds NUL bytes)")
+    return text
+
+
+def _sections(path, seen=None, depth=0):
+    """(section, [(key, value or None, line-ref)]) in order, includes followed."""
+    seen = seen if seen is not None else set()
+    real = os.path.realpath(path)
+    if real in seen:
+        raise OptionError(None, f"{path}: included twice (or includes itself)")
+    if depth > MAX_INCLUDE_DEPTH or len(seen) >= MAX_INCLUDED_FILES:
+        raise OptionError(None, f"{path}: includes nested deeper than {MAX_INCLUDE_DEPTH} or more than "
+                                f"{MAX_INCLUDED_FILES} files")
+    seen.add(real)
+    lines = read_text_file(path).splitlines()
     out, current = [], None
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
@@ -208,7 +323,7 @@ def _sections(path, seen=None):
             continue
         if line.startswith("include "):
             inc = os.path.join(os.path.dirname(path), line.split(None, 1)[1].strip())
-            out.extend(_sections(inc, seen))
+            out.extend(_sections(inc, seen, depth + 1))
             current = out[-1] if out else None
             continue
         if line.startswith("["):
@@ -244,12 +359,13 @@ def read_job_file(path, env=None, strict=False):
                 continue
             if key in NO_EFFECT:
                 if key == "randrepeat" and text in ("0", "false"):
-                    _unsupported(warnings, strict, where, key, "kit's offsets are always repeatable")
+                    _unsupported(warnings, strict, where,
+                                 f"fio option '{key}={text}' cannot be honoured: kit's offsets are always repeatable")
                 if key == "kb_base" and text != "1024":
-                    raise OptionError(key, f"{where}: kit supports only kb_base=1024")
+                    raise OptionError(None, f"{where}: kb_base: kit supports only kb_base=1024")
                 continue
             if key not in FIO_TO_KIT:
-                _unsupported(warnings, strict, where, key, "not supported by kit")
+                _unsupported(warnings, strict, where, f"fio option '{key}' is not supported by kit")
                 continue
             if key == "name":
                 values["name"] = text
@@ -264,7 +380,8 @@ def read_job_file(path, env=None, strict=False):
         try:
             job = Job.from_options(merged)
         except OptionError as e:
-            raise OptionError(e.option, f"{e.problem} (in [{name}] of {os.path.basename(path)})") from None
+            label = f"{e.option}: " if e.option else ""
+            raise OptionError(None, f"{os.path.basename(path)} [{name}]: {label}{e.problem}") from None
         if not groups or "stonewall" in ordering or "wait_for_previous" in ordering:
             if groups:
                 group_id += 1
@@ -279,11 +396,11 @@ def read_job_file(path, env=None, strict=False):
     return JobFile(path, groups, warnings, group_ids)
 
 
-def _unsupported(warnings, strict, where, key, why):
-    message = f"{where}: fio option '{key}' is {why}; ignored"
+def _unsupported(warnings, strict, where, what):
+    """One warning per fio option kit does not honour; an error with --strict."""
     if strict:
-        raise OptionError(key, f"{where}: fio option is {why} (--strict)")
-    warnings.append(message)
+        raise OptionError(None, f"{where}: {what} (--strict)")
+    warnings.append(f"{where}: {what}; ignored")
 
 
 # ---- fio as a runner -------------------------------------------------------------
@@ -295,47 +412,78 @@ def fio_binary():
     return path
 
 
+def check_runnable(job):
+    """What fio cannot run as kit means it, refused before any write."""
+    fio_binary()
+    fio_options(job, paths=False)
+    if job.verify and not job.writes:
+        raise OptionError("verify", "fio checks its own format, not kit's pattern; verify reads with runner=kit")
+
+
 def run_fio(job, progress=None, machine=True):
     return run_fio_together([job], progress=progress, machine=machine)[0]
 
 
 def run_fio_together(jobs, progress=None, machine=True):
-    """Runs jobs at the same time in one fio process, on the files kit plans
-    and prepares (same names, same safety checks, same pre-fill)."""
+    """Runs jobs at the same time in one fio process, on the files kit
+    planned, checked, prepared and holds open (see runner_job_file)."""
     fio = fio_binary()
     for job in jobs:
-        fio_options(job)        # refuses what fio cannot run, before any write
-        if job.verify and not job.writes:
-            raise OptionError("verify", "fio checks its own format, not kit's pattern; "
-                                        "verify reads with runner=kit")
+        check_runnable(job)
     plans = [targets.plan(job) for job in jobs]
-    for plan in plans:
-        targets.prepare(plan, progress=progress)
-        if plan.job.writes:
-            targets.mark_dirty(plan)    # fio writes its own bytes, not kit's pattern
-    sections = []
-    for job, plan in zip(jobs, plans):
-        placed = job
-        if plan.directory and not job.filename:
-            placed = job.replace(directory=plan.directory)
-        sections.append(fio_section(placed))
+    with targets.prepare(plans, progress=progress) as prepared:
+        text, fds = runner_job_file(jobs, plans, prepared)
+        outcome = _run_fio_process(fio, text, fds)
+    output, stderr, usage, wall, returncode, interrupted = outcome
+    data = None
+    if output.strip():
+        try:
+            data = parse_fio_json(output, source="fio output")
+        except OptionError:
+            data = None
+    if data is None:
+        if interrupted:
+            raise KeyboardInterrupt
+        raise RunError(f"fio failed: {_fio_reason(stderr, returncode)}")
+    results = results_from_fio(data, jobs=jobs, process=_process_from_wait4(usage, wall), plans=plans,
+                               machine=fingerprint_for(plans[0].unique_files[0].path) if machine else None,
+                               notes=[f"fio stderr: {l}" for l in stderr.splitlines() if l.strip()][:5])
+    for r in results:
+        r.data["interrupted"] = interrupted
+    failed = next((r for r in results if r.data["error"]), None)
+    if failed and not interrupted:
+        exc = RunError(failed.data["error"]["message"])
+        exc.result, exc.results = failed, results
+        raise exc
+    if returncode != 0 and not interrupted:
+        raise RunError(f"fio failed: {_fio_reason(stderr, returncode)}")
+    return results
+
+
+def _run_fio_process(fio, jobfile_text, fds):
+    """Runs fio on the job text, passing it the descriptors; Ctrl-C (or
+    SIGTERM) asks fio to stop as fio's own Ctrl-C does, so what it measured
+    until then is kept. Returns (output, stderr, rusage, wall ns, exit code,
+    interrupted)."""
+    interrupted = False
     with tempfile.TemporaryDirectory(prefix="kit-fio-") as tmp:
         jobfile = os.path.join(tmp, "job.fio")
         output = os.path.join(tmp, "out.json")
         with open(jobfile, "w") as fh:
-            fh.write("\n".join(sections))
+            fh.write(jobfile_text)
         with open(os.path.join(tmp, "stderr"), "w+") as err:
             start = time.monotonic_ns()
             proc = subprocess.Popen([fio, "--output-format=json+", f"--output={output}", jobfile],
-                                    stdout=subprocess.DEVNULL, stderr=err)
-            try:
-                _pid, status, usage = os.wait4(proc.pid, 0)
-            except KeyboardInterrupt:
-                proc.terminate()
-                proc.wait()
-                raise
+                                    stdout=err, stderr=err, pass_fds=fds, start_new_session=True)
+            while True:
+                try:
+                    _pid, status, usage = os.wait4(proc.pid, 0)
+                    break
+                except KeyboardInterrupt:
+                    # first: fio's own stop (it reaps, then writes its output); again: at once
+                    proc.send_signal(signal.SIGKILL if interrupted else signal.SIGINT)
+                    interrupted = True
             wall = time.monotonic_ns() - start
-            proc.returncode = os.waitstatus_to_exitcode(status)
             err.seek(0)
             stderr = err.read().strip()
         try:
@@ -343,20 +491,14 @@ def run_fio_together(jobs, progress=None, machine=True):
                 text = fh.read()
         except OSError:
             text = ""
-    if proc.returncode != 0 or not text.strip():
-        first = next((l for l in stderr.splitlines() if l.strip()), f"exit status {proc.returncode}")
-        raise RunError(f"fio failed: {first}")
-    data = parse_fio_json(text, source="fio output")
-    process = _process_from_wait4(usage, wall)
-    results = results_from_fio(data, jobs=jobs, process=process, plans=plans,
-                               machine=_machine(plans[0]) if machine else None,
-                               notes=[f"fio stderr: {l}" for l in stderr.splitlines() if l.strip()][:5])
-    return results
+    return text, stderr, usage, wall, os.waitstatus_to_exitcode(status), interrupted
 
 
-def _machine(plan):
-    from .runner import _fingerprint
-    return _fingerprint(plan)
+def _fio_reason(stderr, returncode):
+    """The line of fio's that says why, else its exit status."""
+    lines = [l.strip() for l in stderr.splitlines() if l.strip()]
+    telling = [l for l in lines if "err" in l.lower() or l.startswith("fio:")]
+    return (telling or lines or [f"exit status {returncode}"])[0]
 
 
 def _process_from_wait4(ru, wall_ns):
@@ -384,41 +526,24 @@ def parse_fio_json(text, source="input"):
             from None
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), list) or not data["jobs"]:
         raise OptionError(None, f"{source}: JSON without fio's 'jobs' list")
+    problem = fio_document_problem(data)
+    if problem:
+        raise OptionError(None, f"{source}: not fio output as kit reads it: {problem}")
     return data
+
+
+MAX_FIO_OUTPUT = 256 << 20
 
 
 def from_fio_json(path):
     """fio 3.x json / json+ output (file path or text) -> list of kit Results,
     one per fio job (sections; numjobs threads of one section are one Result)."""
     if isinstance(path, (str, os.PathLike)) and os.path.exists(path):
-        try:
-            with open(path) as fh:
-                text = fh.read()
-        except (OSError, UnicodeDecodeError) as e:
-            raise OptionError(None, f"{path}: cannot read ({e})") from None
+        text = read_text_file(path, what="fio output", limit=MAX_FIO_OUTPUT)
         source = str(path)
     else:
         text, source = str(path), "input"
     return results_from_fio(parse_fio_json(text, source))
-
-
-def import_fio(path, machine=None, data=None):
-    """fio output into the store (suite "import"), as results of `machine`
-    (default: this one; another name files them under that machine)."""
-    from . import store
-    from .machine import fingerprint, machine_name
-    results = from_fio_json(path)
-    here = machine_name()
-    fp = fingerprint() if machine in (None, here) else {
-        "schema": "kit-machine/1", "name": store.safe_name(machine), "hostname": None,
-        "imported": True, "note": f"created by kit import of {os.path.basename(str(path))}"}
-    if store.load_machine(fp["name"], data).get("fingerprint") is None:
-        store.save_machine(fp, data)
-    for i, r in enumerate(results):
-        r.data["machine"] = fp
-        key = f"{r.data.get('timestamp', 0)}-{r.total.get('jobname') or 'fio'}-{i}"
-        store.save(r, "import", key, tags={"source": os.path.basename(str(path))}, data=data)
-    return results
 
 
 def _job_from_fio_options(options, name):
@@ -439,19 +564,34 @@ def _job_from_fio_options(options, name):
         return None, notes + [f"cannot express the fio job as a kit Job: {e}"]
 
 
+def _runner_groups(entries, jobs):
+    """The fio runner's sections kit.<job>.<thread>, back to kit's jobs."""
+    grouped = [[] for _ in jobs]
+    for e in entries:
+        m = re.fullmatch(r"kit\.(\d+)\.(\d+)", str(e.get("jobname")))
+        if not m or int(m.group(1)) >= len(jobs):
+            raise RunError(f"fio output has a job kit did not write: {e.get('jobname')!r}")
+        e["jobname"] = jobs[int(m.group(1))].name
+        grouped[int(m.group(1))].append(e)
+    return [((job.name, 0), group) for job, group in zip(jobs, grouped)]
+
+
 def results_from_fio(data, jobs=None, process=None, plans=None, machine=None, notes=()):
     entries = data["jobs"]
-    order, grouped = [], {}
-    for e in entries:
-        key = (e.get("jobname"), e.get("groupid", 0))
-        if key not in grouped:
-            order.append(key)
-            grouped[key] = []
-        grouped[key].append(e)
+    if jobs is not None:
+        groups = _runner_groups(entries, jobs)
+    else:
+        order, grouped = [], {}
+        for e in entries:
+            key = (e.get("jobname"), e.get("groupid", 0))
+            if key not in grouped:
+                order.append(key)
+                grouped[key] = []
+            grouped[key].append(e)
+        groups = [(key, grouped[key]) for key in order]
     global_opts = data.get("global options", {})
     results = []
-    for i, key in enumerate(order):
-        group = grouped[key]
+    for i, (key, group) in enumerate(groups):
         job_notes = list(notes)
         if jobs is not None:
             job = jobs[i]
@@ -459,9 +599,11 @@ def results_from_fio(data, jobs=None, process=None, plans=None, machine=None, no
             opts = {**global_opts, **group[0].get("job options", {})}
             job, more = _job_from_fio_options(opts, key[0] or "fio")
             job_notes += more
-        if len(order) > 1 and process:
+        if len(groups) > 1 and process:
             job_notes.append("ran in one fio process with other jobs: the process figures cover them all")
         total = merge_fio_entries(group)
+        if job is not None and job.group_reporting:
+            group = [total]
         jd = job.to_dict() if job else None
         result = {
             "kit version": __version__, "schema": SCHEMA, "runner": "fio",
@@ -473,19 +615,20 @@ def results_from_fio(data, jobs=None, process=None, plans=None, machine=None, no
             "source_hash": None,
             "targets": [f.to_dict() for f in plans[i].unique_files] if plans else None,
             "machine": machine, "traced": False, "trace": None,
-            "interrupted": False, "error": _fio_error(group), "notes": job_notes,
+            "interrupted": False, "error": _fio_error(group, job), "notes": job_notes,
         }
         results.append(Result(result))
     return results
 
 
-def _fio_error(group):
+def _fio_error(group, job):
     bad = [e for e in group if e.get("error")]
     if not bad:
         return None
     err = bad[0]["error"]
+    hint = (explain.setup_hint(job, err) or explain.io_hint(job, err)) if job is not None and err > 0 else ""
     return {"kind": "io", "errno": err, "message": f"fio job {bad[0].get('jobname')}: error {err} "
-                                                   f"({os.strerror(err) if err > 0 else 'unknown'})"}
+                                                   f"({os.strerror(err) if err > 0 else 'unknown'}){hint}"}
 
 
 def _merge_lat(parts):

@@ -19,6 +19,10 @@ VERIFY_MODES = ("", "crc32c")
 MAX_IODEPTH = 4096          # the C depth histograms count exactly up to here
 MAX_BS = 256 << 20
 DEFAULT_SIZE = 128 << 20
+MAX_SIZE = 1 << 60          # 1024p: beyond any device, and far from 64-bit overflow
+MAX_SECONDS = 10 * 365 * 86400
+UINT32_MAX = (1 << 32) - 1
+INT64_MAX = (1 << 63) - 1
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)(i?b?)\s*$", re.I)
 _TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$", re.I)
@@ -43,7 +47,15 @@ def parse_size(option, value):
         n = int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
     if n < 0:
         raise OptionError(option, f"must not be negative (got {value!r})")
+    if n > MAX_SIZE:
+        raise OptionError(option, f"must be at most 1024p (got {_short(value)})")
     return n
+
+
+def _short(value):
+    """A value as quoted in an error line, cut when it is huge."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def parse_int(option, value, lo=None, hi=None):
@@ -52,10 +64,11 @@ def parse_int(option, value, lo=None, hi=None):
     try:
         n = int(str(value).strip(), 0) if not isinstance(value, int) else value
     except ValueError:
-        raise OptionError(option, f"must be an integer (got {value!r})") from None
-    if lo is not None and n < lo or hi is not None and n > hi:
-        bounds = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
-        raise OptionError(option, f"must be {bounds} (got {n})")
+        raise OptionError(option, f"must be an integer (got {_short(value)})") from None
+    hi = INT64_MAX if hi is None else hi
+    if lo is not None and n < lo or n > hi:
+        bounds = f"from {lo} to {hi}" if lo is not None else f"at most {hi}"
+        raise OptionError(option, f"must be {bounds} (got {_short(n)})")
     return n
 
 
@@ -85,6 +98,8 @@ def parse_time(option, value):
         seconds = float(m.group(1)) * _TIME_UNITS[(m.group(2) or "s").lower()]
     if seconds < 0:
         raise OptionError(option, f"must not be negative (got {value!r})")
+    if not seconds <= MAX_SECONDS:
+        raise OptionError(option, f"must be at most {MAX_SECONDS // 86400}d (got {_short(value)})")
     return seconds
 
 
@@ -105,17 +120,47 @@ def _path(option, value):
     return text
 
 
+def _job_name(option, value):
+    """A job's name becomes part of file names and of fio's [section]
+    headers: no '/', no NUL, no control characters, no brackets."""
+    text = str(value)
+    if not text or len(text.encode()) > 200 or any(c in text for c in "/[]") \
+            or not text.isprintable() or text in (".", ".."):
+        raise OptionError(option, f"must be a name of up to 200 bytes without '/', '[', ']' or control "
+                                  f"characters (got {_short(value)})")
+    return text
+
+
+def split_filenames(text):
+    """fio's filename list: names separated by ':', a '\\:' is a colon
+    inside a name (fio's escape)."""
+    names, current, i = [], [], 0
+    while i < len(text):
+        if text.startswith("\\:", i):
+            current.append(":")
+            i += 2
+        elif text[i] == ":":
+            names.append("".join(current))
+            current = []
+            i += 1
+        else:
+            current.append(text[i])
+            i += 1
+    names.append("".join(current))
+    return names
+
+
 def _filename_format(option, value):
     text = str(value)
-    if not text or "/" in text or "\0" in text or text in (".", ".."):
-        raise OptionError(option, f"must be a file name using $jobname, $jobnum, $filenum (got {value!r})")
+    if not text or "/" in text or not text.isprintable() or text in (".", ".."):
+        raise OptionError(option, f"must be a file name using $jobname, $jobnum, $filenum (got {_short(value)})")
     return text
 
 
 # ---- the options: name -> (parser, engines that accept it, one-line help)
 
 OPTIONS = {
-    "name": (lambda o, v: str(v), None, "job name, as fio's [section] name"),
+    "name": (_job_name, None, "job name, as fio's [section] name"),
     "ioengine": (lambda o, v: parse_choice(o, v, engine_names()), None,
                  "I/O engine: sync, psync, threadpool, posixaio, libaio, io_uring"),
     "rw": (lambda o, v: parse_choice(o, v, RW_MODES), None, "read, write, randread, randwrite, rw, randrw"),
@@ -128,12 +173,12 @@ OPTIONS = {
     "direct": (parse_bool, None, "1: O_DIRECT, bypass the page cache"),
     "runtime": (parse_time, None, "stop after this long (seconds, or 500ms, 2m)"),
     "time_based": (parse_bool, None, "1: keep going until runtime even after size bytes"),
-    "number_ios": (lambda o, v: parse_int(o, v, 0), None, "stop after this many I/Os per job"),
+    "number_ios": (lambda o, v: parse_int(o, v, 0, INT64_MAX), None, "stop after this many I/Os per job"),
     "ramp_time": (parse_time, None, "run this long before measuring"),
     "randseed": (lambda o, v: parse_int(o, v, 0, 2**64 - 1), None, "seed of the offset generator (same seed, same offsets)"),
     "rwmixread": (lambda o, v: parse_int(o, v, 0, 100), None, "percent reads for rw/randrw (default 50)"),
     "norandommap": (parse_bool, None, "1: random offsets may repeat (default: each block once per pass)"),
-    "fsync": (lambda o, v: parse_int(o, v, 0), None, "fsync after every N writes"),
+    "fsync": (lambda o, v: parse_int(o, v, 0, UINT32_MAX), None, "fsync after every N writes"),
     "verify": (lambda o, v: "" if v in (None, False, 0, "0", "none") else parse_choice(o, v, VERIFY_MODES), None,
                "crc32c: stamp written blocks, check read blocks"),
     "invalidate": (parse_bool, None, "1: drop the files' page cache first (fio's default; kit's is 0)"),
@@ -149,7 +194,7 @@ OPTIONS = {
     "sqthread_poll_cpu": (lambda o, v: None if v is None else parse_int(o, v, 0, (os.cpu_count() or 1) - 1),
                           ("io_uring",), "CPU of the SQPOLL thread"),
     "hipri": (parse_bool, ("io_uring",), "poll for completions (IOPOLL; needs direct=1 and device poll queues)"),
-    "force_async": (lambda o, v: parse_int(o, v, 0), ("io_uring",),
+    "force_async": (lambda o, v: parse_int(o, v, 0, UINT32_MAX), ("io_uring",),
                     "every Nth I/O skips the inline attempt and goes to io-wq (IOSQE_ASYNC)"),
     "iodepth_batch_submit": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "I/Os per submit call (0: iodepth)"),
     "iodepth_batch_complete_min": (lambda o, v: parse_int(o, v, 0, MAX_IODEPTH), None, "completions to wait for per reap"),
@@ -264,7 +309,7 @@ class Job:
         if self.sqthread_poll_cpu is not None and not self.sqthread_poll:
             raise OptionError("sqthread_poll_cpu", "needs sqthread_poll=1")
         if self.filename:
-            names = self.filename.split(":")
+            names = split_filenames(self.filename)
             if any(not n for n in names):
                 raise OptionError("filename", f"has an empty name in {self.filename!r}")
             if "nrfiles" in self._given and self.nrfiles != len(names):
@@ -301,7 +346,7 @@ class Job:
 
     @property
     def files_per_job(self):
-        return len(self.filename.split(":")) if self.filename else self.nrfiles
+        return len(split_filenames(self.filename)) if self.filename else self.nrfiles
 
     @property
     def file_size(self):

@@ -16,11 +16,10 @@ import socket
 import stat
 import subprocess
 
+from . import host
+
 SCHEMA = "kit-machine/1"
 
-# Roots of the kernel's pseudo filesystems; tests point them at fake trees.
-SYSFS = "/sys"
-PROC = "/proc"
 
 COMMAND_TIMEOUT_S = 1.0
 SECTOR_BYTES = 512  # sysfs "size" is always in 512-byte sectors
@@ -48,37 +47,6 @@ DMI_HYPERVISORS = (("kvm", "kvm"), ("qemu", "qemu"), ("vmware", "vmware"),
 
 
 # ---------------------------------------------------------------- helpers
-
-def _read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read().strip()
-    except OSError:
-        return None
-
-
-def read_sysctl(name: str) -> str | None:
-    """A sysctl's value by its dotted name (fs.aio-max-nr), or None."""
-    return _read_text(f"{PROC}/sys/" + name.replace(".", "/"))
-
-
-def _read_value(path: str) -> int | str | None:
-    """A sysfs attribute as int when it is one ("-1" included), else text."""
-    text = _read_text(path)
-    if text is None:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        return text
-
-
-def _list_dir(path: str) -> list[str] | None:
-    try:
-        return sorted(os.listdir(path))
-    except OSError:
-        return None
-
 
 def _selected(choices: str | None) -> str | None:
     """The [bracketed] word of "none [mq-deadline] kyber"; sysfs marks the
@@ -132,7 +100,7 @@ def _driver(disk_path: str) -> str | None:
 
 def describe_device(major: int, minor: int) -> dict | None:
     """The block device MAJ:MIN as sysfs shows it, or None if there is none."""
-    sys_path = os.path.realpath(f"{SYSFS}/dev/block/{int(major)}:{int(minor)}")
+    sys_path = os.path.realpath(f"{host.SYSFS}/dev/block/{int(major)}:{int(minor)}")
     if not os.path.isdir(sys_path):
         return None
     name = os.path.basename(sys_path)
@@ -141,8 +109,8 @@ def describe_device(major: int, minor: int) -> dict | None:
     disk_path = os.path.dirname(sys_path) if is_partition else sys_path
     queue = os.path.join(disk_path, "queue")
     driver = _driver(disk_path)
-    size = _read_value(os.path.join(sys_path, "size"))
-    mq_entries = _list_dir(os.path.join(disk_path, "mq"))
+    size = host.read_value(os.path.join(sys_path, "size"))
+    mq_entries = host.list_dir(os.path.join(disk_path, "mq"))
 
     kind = _device_kind(disk_path, os.path.basename(disk_path), driver)
 
@@ -151,79 +119,27 @@ def describe_device(major: int, minor: int) -> dict | None:
         "partition": is_partition,
         "disk": os.path.basename(disk_path) if is_partition else None,
         "kind": kind, "driver": driver,
-        "model": _read_text(os.path.join(disk_path, "device/model")),
-        "vendor": _read_text(os.path.join(disk_path, "device/vendor")),
+        "model": host.read_text(os.path.join(disk_path, "device/model")),
+        "vendor": host.read_text(os.path.join(disk_path, "device/vendor")),
         "size_bytes": size * SECTOR_BYTES if isinstance(size, int) else None,
-        "scheduler": _selected(_read_text(os.path.join(queue, "scheduler"))),
+        "scheduler": _selected(host.read_text(os.path.join(queue, "scheduler"))),
     }
     for attr in QUEUE_ATTRS:
-        info[attr] = _read_value(os.path.join(queue, attr))
+        info[attr] = host.read_value(os.path.join(queue, attr))
     # mq/ holds one numbered directory per hardware queue (blk-mq only).
     info["nr_hw_queues"] = sum(e.isdigit() for e in mq_entries) if mq_entries is not None else None
-    info["holders"] = _list_dir(os.path.join(sys_path, "holders"))
+    info["holders"] = host.list_dir(os.path.join(sys_path, "holders"))
     # An empty backing_file means a detached loop device.
-    info["backing_file"] = _read_text(os.path.join(disk_path, "loop/backing_file")) or None
+    info["backing_file"] = host.read_text(os.path.join(disk_path, "loop/backing_file")) or None
     info["dm"] = None if kind != "dm" else {
-        "name": _read_text(os.path.join(disk_path, "dm/name")),
-        "uuid": _read_text(os.path.join(disk_path, "dm/uuid")),
-        "slaves": _list_dir(os.path.join(disk_path, "slaves")),
+        "name": host.read_text(os.path.join(disk_path, "dm/name")),
+        "uuid": host.read_text(os.path.join(disk_path, "dm/uuid")),
+        "slaves": host.list_dir(os.path.join(disk_path, "slaves")),
     }
     return info
 
 
 # ---------------------------------------------------------------- targets
-
-def _unescape(field: str) -> str:
-    # mountinfo writes space, tab, newline and backslash as \ooo octal.
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def _parse_mountinfo(text: str) -> list[dict]:
-    """Mounts from /proc/self/mountinfo text; see proc(5) for the fields.
-
-    Optional fields ("shared:1", ...) sit between the options and a lone "-",
-    so the fields after the separator are counted from it, not from the start.
-    """
-    mounts = []
-    for line in text.splitlines():
-        fields = line.split(" ")
-        sep = fields.index("-", 6) if "-" in fields[6:] else len(fields)
-        if len(fields) < sep + 4:
-            continue
-        mounts.append({
-            "dev": fields[2], "type": fields[sep + 1],
-            "mount_point": _unescape(fields[4]), "source": _unescape(fields[sep + 2]),
-            "options": fields[5], "super_options": fields[sep + 3],
-        })
-    return mounts
-
-
-def _is_under(path: str, mount_point: str) -> bool:
-    return mount_point == "/" or path == mount_point or path.startswith(mount_point + "/")
-
-
-def _find_mount(dev: int, path: str | None) -> dict | None:
-    """The mount whose device is `dev` (and, given a path, that holds it).
-
-    Matching the device number instead of path strings handles stacked
-    mounts (two tmpfs on /dev/shm: only the top one has the file's st_dev)
-    and bind mounts (one device, several mount points: take the deepest
-    one that contains the path)."""
-    text = _read_text(f"{PROC}/self/mountinfo")
-    if text is None:
-        return None
-    wanted = f"{os.major(dev)}:{os.minor(dev)}"
-    candidates = [m for m in _parse_mountinfo(text) if m["dev"] == wanted]
-    if path is not None:
-        containing = [m for m in candidates if _is_under(path, m["mount_point"])]
-        if containing:
-            candidates = [max(containing, key=lambda m: len(m["mount_point"]))]
-    if not candidates:
-        return None
-    found = dict(candidates[-1])  # later lines are mounted on top of earlier ones
-    del found["dev"]
-    return found
-
 
 def _source_block_device(filesystem: dict | None) -> int | None:
     """st_rdev of a mount's source when it is a block device.
@@ -253,11 +169,11 @@ def describe_target(path) -> dict:
     if stat.S_ISBLK(st.st_mode):
         kind = "block"
         own_number = device_number = st.st_rdev
-        filesystem = _find_mount(own_number, None)  # None when unmounted
+        filesystem = host.find_mount(own_number, None)  # None when unmounted
     else:
         kind = "file"
         own_number = device_number = st.st_dev
-        filesystem = _find_mount(own_number, existing)
+        filesystem = host.find_mount(own_number, existing)
         if os.major(own_number) == 0:  # anonymous: tmpfs, overlay, btrfs
             device_number = _source_block_device(filesystem)
 
@@ -274,7 +190,7 @@ def describe_target(path) -> dict:
 # ---------------------------------------------------------------- machine
 
 def _cpuinfo_first_block() -> dict:
-    text = _read_text(f"{PROC}/cpuinfo") or ""
+    text = host.read_text(f"{host.PROC}/cpuinfo") or ""
     fields = {}
     for line in text.split("\n\n")[0].splitlines():
         key, sep, value = line.partition(":")
@@ -289,7 +205,7 @@ def _virtualization() -> str | None:
     detected = _run(["systemd-detect-virt", "--vm"])
     if detected:
         return detected
-    dmi = " ".join(_read_text(f"{SYSFS}/class/dmi/id/{f}") or ""
+    dmi = " ".join(host.read_text(f"{host.SYSFS}/class/dmi/id/{f}") or ""
                    for f in ("product_name", "sys_vendor")).lower()
     for needle, hypervisor in DMI_HYPERVISORS:
         if needle in dmi:
@@ -314,17 +230,17 @@ def _cpu() -> dict:
     cpuinfo = _cpuinfo_first_block()
     model = (cpuinfo.get("model name") or cpuinfo.get("Processor")
              or cpuinfo.get("cpu model") or cpuinfo.get("cpu") or platform.processor() or None)
-    cpu_dirs = glob.glob(f"{SYSFS}/devices/system/cpu/cpu[0-9]*")
+    cpu_dirs = glob.glob(f"{host.SYSFS}/devices/system/cpu/cpu[0-9]*")
 
     packages, cores = set(), set()
     for cpu_dir in cpu_dirs:
-        package = _read_text(f"{cpu_dir}/topology/physical_package_id")
-        core = _read_text(f"{cpu_dir}/topology/core_id")
+        package = host.read_text(f"{cpu_dir}/topology/physical_package_id")
+        core = host.read_text(f"{cpu_dir}/topology/core_id")
         if package is not None and core is not None:
             packages.add(package)
             cores.add((package, core))
 
-    governors = {_read_text(f"{d}/cpufreq/scaling_governor") for d in cpu_dirs} - {None}
+    governors = {host.read_text(f"{d}/cpufreq/scaling_governor") for d in cpu_dirs} - {None}
     if not governors:
         governor = "none"  # no cpufreq: typical of VMs, where the host decides
     elif len(governors) == 1:
@@ -332,35 +248,35 @@ def _cpu() -> dict:
     else:
         governor = sorted(governors)
 
-    vulnerabilities = f"{SYSFS}/devices/system/cpu/vulnerabilities"
+    vulnerabilities = f"{host.SYSFS}/devices/system/cpu/vulnerabilities"
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = None
     return {
         "model": model, "count": os.cpu_count(),
-        "online": _read_text(f"{SYSFS}/devices/system/cpu/online"), "usable": usable,
+        "online": host.read_text(f"{host.SYSFS}/devices/system/cpu/online"), "usable": usable,
         "sockets": len(packages) or None, "cores": len(cores) or None,
         "governor": governor,
-        "smt": _read_text(f"{SYSFS}/devices/system/cpu/smt/control"),
-        "mitigations": {name: _read_text(os.path.join(vulnerabilities, name))
-                        for name in _list_dir(vulnerabilities) or []},
+        "smt": host.read_text(f"{host.SYSFS}/devices/system/cpu/smt/control"),
+        "mitigations": {name: host.read_text(os.path.join(vulnerabilities, name))
+                        for name in host.list_dir(vulnerabilities) or []},
     }
 
 
 def _memory() -> dict:
-    meminfo = _read_text(f"{PROC}/meminfo") or ""
+    meminfo = host.read_text(f"{host.PROC}/meminfo") or ""
     total = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.MULTILINE)
     hugepages = {}
-    for pool in glob.glob(f"{SYSFS}/kernel/mm/hugepages/hugepages-*"):
-        count = _read_value(f"{pool}/nr_hugepages")
+    for pool in glob.glob(f"{host.SYSFS}/kernel/mm/hugepages/hugepages-*"):
+        count = host.read_value(f"{pool}/nr_hugepages")
         if isinstance(count, int) and count > 0:
             hugepages[os.path.basename(pool)[len("hugepages-"):]] = count
     return {
         "total_bytes": int(total.group(1)) * 1024 if total else None,
         "hugepages": hugepages or None,
         "transparent_hugepage": _selected(
-            _read_text(f"{SYSFS}/kernel/mm/transparent_hugepage/enabled")),
+            host.read_text(f"{host.SYSFS}/kernel/mm/transparent_hugepage/enabled")),
     }
 
 
@@ -421,7 +337,7 @@ def fingerprint(target=None) -> dict:
         "collected_at": datetime.datetime.now(datetime.timezone.utc)
                                          .isoformat(timespec="seconds"),
         "kernel": {"release": uname.release, "version": uname.version,
-                   "arch": uname.machine, "cmdline": _read_text(f"{PROC}/cmdline")},
+                   "arch": uname.machine, "cmdline": host.read_text(f"{host.PROC}/cmdline")},
         "virtualization": _virtualization(),
         "container": _container(),
         "cpu": _cpu(),
@@ -429,3 +345,19 @@ def fingerprint(target=None) -> dict:
         "versions": _versions(uname.release),
         "target": describe_target(target) if target is not None else None,
     }
+
+
+_FINGERPRINTS = {}
+
+
+def fingerprint_for(path):
+    """The fingerprint of a run's machine and target (cached per directory:
+    runs in one place share it). Never raises: a fingerprint must never cost
+    a measurement."""
+    key = os.path.dirname(path) if path else None
+    if key not in _FINGERPRINTS:
+        try:
+            _FINGERPRINTS[key] = fingerprint(path)
+        except Exception as e:
+            _FINGERPRINTS[key] = {"error": f"{type(e).__name__}: {e}"}
+    return _FINGERPRINTS[key]

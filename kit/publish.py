@@ -17,7 +17,7 @@ import tempfile
 from . import __version__, store
 from .errors import OptionError, RunError
 from .progress import bar
-from .results import write_atomic
+from .files import write_atomic
 
 KERNEL = "kit"
 # an inline empty icon: browsers would otherwise fetch /favicon.ico and log a 404

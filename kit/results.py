@@ -13,14 +13,15 @@ import html
 import json
 import math
 import os
-import tempfile
 import time
 
 import numpy as np
 
 from . import __version__
 from . import hist
-from .job import job_label
+from .files import write_atomic
+from .errors import OptionError
+from .job import job_label, parse_size
 
 SCHEMA = "kit-result/1"
 DDIRS = ("read", "write")
@@ -219,6 +220,97 @@ def option_strings(options):
     return {k: text(v) for k, v in options.items() if v is not None}
 
 
+# ---- reading: fio's documents and kit's own ----------------------------------
+_NUMBER = (int, float)
+_DDIR_FIELDS = ("io_bytes", "total_ios", "runtime", "iops", "bw_bytes")
+_LAT_FIELDS = ("N", "min", "max", "mean")
+
+
+def _is(value, kinds):
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def _map_problem(value, where, values=_NUMBER):
+    if not isinstance(value, dict):
+        return f"{where} is not an object"
+    bad = next((k for k, v in value.items() if not _is(v, values)), None)
+    return f"{where}[{bad!r}] is not a number" if bad is not None else None
+
+
+def fio_document_problem(data):
+    """What in a fio JSON document kit cannot read, or None: every field kit
+    uses has fio's type, so nothing fails later, after it was stored."""
+    for i, e in enumerate(data["jobs"]):
+        where = f"jobs[{i}]"
+        if not isinstance(e, dict):
+            return f"{where} is not an object"
+        if not isinstance(e.get("jobname"), str):
+            return f"{where}.jobname is not a string"
+        for key, kinds in (("error", int), ("job_runtime", _NUMBER), ("usr_cpu", _NUMBER),
+                           ("sys_cpu", _NUMBER), ("ctx", int), ("majf", int), ("minf", int)):
+            if not _is(e.get(key), kinds):
+                return f"{where}.{key} is missing or not a number"
+        if "groupid" in e and not _is(e["groupid"], int):
+            return f"{where}.groupid is not a number"
+        if "job options" in e and _map_problem(e["job options"], f"{where}['job options']", str):
+            return _map_problem(e["job options"], f"{where}['job options']", str)
+        for key in ("iodepth_level", "iodepth_submit", "iodepth_complete", "latency_ns", "latency_us",
+                    "latency_ms"):
+            if _map_problem(e.get(key), f"{where}.{key}"):
+                return _map_problem(e.get(key), f"{where}.{key}")
+        for d in ("read", "write", "trim"):
+            if d not in e and d == "trim":
+                continue
+            de = e.get(d)
+            if not isinstance(de, dict):
+                return f"{where}.{d} is not an object"
+            for key in _DDIR_FIELDS:
+                if not _is(de.get(key), _NUMBER):
+                    return f"{where}.{d}.{key} is missing or not a number"
+            for kind in ("slat_ns", "clat_ns", "lat_ns"):
+                lat = de.get(kind)
+                if not isinstance(lat, dict) or not all(_is(lat.get(k), _NUMBER) for k in _LAT_FIELDS):
+                    return f"{where}.{d}.{kind} lacks N, min, max or mean"
+                for extra, kinds in (("percentile", _NUMBER), ("bins", int)):
+                    if extra in lat and _map_problem(lat[extra], f"{where}.{d}.{kind}.{extra}", kinds):
+                        return _map_problem(lat[extra], f"{where}.{d}.{kind}.{extra}", kinds)
+                if "bins" in lat and not all(k.isdigit() for k in lat["bins"]):
+                    return f"{where}.{d}.{kind}.bins has keys that are not latencies"
+        if "sync" in e:
+            sync = e["sync"]
+            if not isinstance(sync, dict) or not _is(sync.get("total_ios", 0), int):
+                return f"{where}.sync is not fio's"
+    return None
+
+
+_JOB_FIELDS = ("ioengine", "rw", "bs", "iodepth", "numjobs", "nrfiles", "direct")
+
+
+def result_problem(data):
+    """What makes a stored document not a result this kit can read, or None."""
+    if not isinstance(data, dict):
+        return "not a kit result (not a JSON object)"
+    schema = data.get("schema")
+    name, _, version = str(schema).partition("/")
+    if name != SCHEMA.split("/")[0] or not version.isdigit():
+        return f"not a kit result (schema {schema!r})"
+    if int(version) > int(SCHEMA.split("/")[1]):
+        return f"written by a newer kit ({schema}; this kit reads up to {SCHEMA})"
+    if not isinstance(data.get("jobs"), list) or not data["jobs"] or not isinstance(data.get("total"), dict):
+        return "not a kit result (no jobs or total)"
+    problem = fio_document_problem({"jobs": data["jobs"] + [data["total"]]})
+    if problem:
+        return problem.replace(f"jobs[{len(data['jobs'])}]", "total")
+    job = data.get("job")
+    if job is not None and (not isinstance(job, dict) or any(k not in job for k in _JOB_FIELDS)):
+        return "its job is not a kit job"
+    for key, kinds in (("process", dict), ("machine", dict), ("trace", dict), ("error", dict),
+                       ("notes", list), ("tags", dict)):
+        if data.get(key) is not None and not isinstance(data[key], kinds):
+            return f"its {key} is not {'a list' if kinds is list else 'an object'}"
+    return None
+
+
 # ---- the Result -----------------------------------------------------------
 
 class Result:
@@ -269,14 +361,19 @@ class Result:
 
     @classmethod
     def from_dict(cls, data):
-        if not isinstance(data, dict) or "jobs" not in data:
-            raise ValueError("not a kit result (no 'jobs')")
+        problem = result_problem(data)
+        if problem:
+            raise ValueError(problem)
         return cls(data)
 
     @classmethod
     def load(cls, path):
         with open(path) as fh:
-            return cls.from_dict(json.load(fh))
+            try:
+                data = json.load(fh)
+            except ValueError as e:
+                raise ValueError(f"not readable JSON ({e})") from None
+        return cls.from_dict(data)
 
     def save(self, path, plus=True):
         """Writes atomically: a reader never sees half a result."""
@@ -338,11 +435,11 @@ class Result:
         return pd.DataFrame(rows)
 
     def _row(self, which, entry, d):
-        job, proc, de = self.data["job"], self.data.get("process") or {}, entry[d]
+        job, proc, de = job_fields(self.data), self.data.get("process") or {}, entry[d]
         pct = de["clat_ns"].get("percentile", {})
         row = {
             "runner": self.data.get("runner", "kit"),
-            "label": self.data.get("label") or job_label(job),
+            "label": self.data.get("label") or job.get("ioengine"),
             "machine": (self.data.get("machine") or {}).get("name"),
             "ioengine": job["ioengine"], "rw": job["rw"], "bs": job["bs"],
             "iodepth": job["iodepth"], "numjobs": job["numjobs"], "nrfiles": job["nrfiles"],
@@ -403,24 +500,6 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_atomic(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kit-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 # ---- human output ----------------------------------------------------------
 
 def human_count(x):
@@ -446,9 +525,27 @@ def human_ns(ns):
     return f"{ns:.0f}ns"
 
 
+def job_fields(data):
+    """The job's main options: kit's job, or for fio output kit cannot
+    express as a Job (trim, say) fio's own job options, as written."""
+    if data.get("job"):
+        return data["job"]
+    opts = {**(data.get("global options") or {}), **(data["jobs"][0].get("job options") or {})}
+
+    def number(key, default):
+        try:
+            return parse_size(key, opts.get(key, default))
+        except OptionError:
+            return opts.get(key)
+    return {"ioengine": opts.get("ioengine", "?"), "rw": opts.get("rw", opts.get("readwrite", "?")),
+            "bs": number("bs", 4096), "iodepth": number("iodepth", 1), "numjobs": number("numjobs", 1),
+            "nrfiles": number("nrfiles", 1), "direct": opts.get("direct", "0") in ("1", "true")}
+
+
 def _headline(data):
-    job = data["job"]
-    text = (f"{data.get('label') or job['ioengine']} rw={job['rw']} bs={human_bytes(job['bs'])} "
+    job = job_fields(data)
+    bs = human_bytes(job["bs"]) if isinstance(job["bs"], int) else job["bs"]
+    text = (f"{data.get('label') or job['ioengine']} rw={job['rw']} bs={bs} "
             f"iodepth={job['iodepth']} numjobs={job['numjobs']} nrfiles={job['nrfiles']} "
             f"direct={int(job['direct'])}")
     if data.get("runner", "kit") != "kit":
@@ -458,9 +555,9 @@ def _headline(data):
 
 def _ddir_rows(entry):
     rows = []
-    for d in DDIRS:
-        de = entry[d]
-        if not de["total_ios"]:
+    for d in DDIRS + ("trim",):
+        de = entry.get(d)
+        if not de or not de["total_ios"]:
             continue
         pct = de["clat_ns"].get("percentile", {})
         rows.append((d, human_count(de["total_ios"]), human_count(de["iops"]),

@@ -6,7 +6,6 @@ together, watch progress and Ctrl-C, take the process-wide snapshots at the
 barriers, and turn the C statistics into a Result.
 """
 import collections
-import errno
 import os
 import resource
 import threading
@@ -14,11 +13,12 @@ import time
 
 import numpy as np
 
-from . import target as targets
+from . import explain, target as targets
 from .engines import engine_index, native, stale_build
 from .errors import OptionError, RunError
-from .job import Job
-from .machine import read_sysctl
+from .job import Job, split_filenames
+from .host import read_sysctl
+from .machine import fingerprint_for
 from .progress import bar
 from .results import DDIRS, Result
 
@@ -40,6 +40,19 @@ def run(job=None, *, runner="kit", progress=None, machine=True, trace=None, **op
     return run_together([job], progress=progress, machine=machine, trace=trace)[0]
 
 
+def check(job, runner="kit"):
+    """Everything that can refuse a job before it runs: the runner can run
+    it, this kernel has what it needs, and its files pass every safety rule.
+    Writes nothing. Raises OptionError (bad input) or RunError."""
+    if runner == "fio":
+        from .fio import check_runnable
+        check_runnable(job)
+    elif runner != "kit":
+        raise OptionError("runner", f"must be kit or fio (got {runner!r})")
+    _check_capabilities(job)
+    targets.plan(job)
+
+
 def as_job(job, options=None):
     if isinstance(job, dict):
         job = Job.from_dict(job)
@@ -55,30 +68,34 @@ def run_together(jobs, *, progress=None, machine=True, trace=None):
     for job in jobs:
         _check_capabilities(job)
     plans = [targets.plan(job) for job in jobs]       # every check before any write
-    for plan in plans:
-        targets.prepare(plan, progress=progress)
-    opened = []
-    try:
-        for plan in plans:
-            opened.append(targets.open_files(plan))
-        outcome = _execute(list(zip(jobs, plans, opened)), progress, trace)
-    finally:
-        for fds in opened:
-            targets.close_files(fds)
-    per_job, process, interrupted, trace_summary = outcome
+    with targets.prepare(plans, progress=progress) as prepared:
+        opened = []
+        try:
+            for plan in plans:
+                opened.append(prepared.open_for(plan))
+            outcome = _execute(list(zip(jobs, plans, opened)), progress, trace, prepared.disks())
+        finally:
+            for fds in opened:
+                targets.close_files(fds)
+        per_job, process, interrupted, trace_summary = outcome
+        errors = []
+        for job, plan, threads in zip(jobs, plans, per_job):
+            error = _first_error(job, plan, threads)
+            if job.verify and job.writes and not error and not interrupted:
+                error = targets.read_back(prepared, plan)
+            prepared.finish(plan, error, complete=not interrupted)
+            errors.append(error)
+        changed = prepared.changed_paths()
     from .engines.sources import source_hash
     results, first_error = [], None
-    for job, plan, threads in zip(jobs, plans, per_job):
-        error = _first_error(job, plan, threads)
-        if job.verify and job.writes and not error and not interrupted:
-            error = _read_back(job, plan)
-        notes = _notes(job) + _vanished(plan)
+    for job, plan, threads, error in zip(jobs, plans, per_job, errors):
+        notes = _notes(job) + [changed[f.path] for f in plan.unique_files if f.path in changed]
         if len(jobs) > 1:
             notes.append(f"ran at the same time as {len(jobs) - 1} other job(s): "
                          "the process figures cover them all")
         results.append(Result.from_run(
             job, threads, process, [f.to_dict() for f in plan.unique_files], notes=notes,
-            error=error, interrupted=interrupted, machine=_fingerprint(plan) if machine else None,
+            error=error, interrupted=interrupted, machine=fingerprint_for(plan.unique_files[0].path) if machine else None,
             trace=trace_summary, source_hash=source_hash()))
         first_error = first_error or error
     if first_error:
@@ -105,18 +122,6 @@ def _notes(job):
     stale = stale_build()
     if stale:
         notes.append(stale)
-    return notes
-
-
-def _vanished(plan):
-    """Files deleted or replaced while the run had them open: the kernel kept
-    the open ones working, so the numbers stand, but say so."""
-    notes = []
-    for f in plan.unique_files:
-        try:
-            os.stat(f.path)
-        except FileNotFoundError:
-            notes.append(f"{f.path} was deleted during the run (its open descriptors kept working)")
     return notes
 
 
@@ -155,7 +160,7 @@ def _io_uring_refused():
 def _hipri_paths(job):
     if job.filename:
         base = job.directory or os.getcwd()
-        return [os.path.join(base, n) for n in job.filename.split(":")]
+        return [os.path.join(base, n) for n in split_filenames(job.filename)]
     directory = targets.scratch_directory(job)
     while not os.path.exists(directory):
         directory = os.path.dirname(directory)
@@ -284,7 +289,7 @@ class _Watch:
                 if tid not in existing and tid not in job_tids}
 
 
-def _execute(units, progress, trace):
+def _execute(units, progress, trace, devices):
     """units: (job, plan, fds) triples. Returns per-job thread statistics, the
     process figures, whether it was interrupted, and the trace summary."""
     ffi, lib = native()
@@ -308,7 +313,7 @@ def _execute(units, progress, trace):
     # taken before the job threads exist, so that what they start during setup
     # (pool workers, the SQPOLL thread) counts as working for the run
     bystanders = _bystanders()
-    tracing = _start_trace(trace, units)
+    tracing = _start_trace(trace, devices)
     try:
         for w in workers:
             w.start()
@@ -359,13 +364,13 @@ def _note_run_in_traces(job_tids):
         t.note_run(os.getpid(), job_tids)
 
 
-def _start_trace(trace, units):
-    """trace: None or tracer names. Returns the Trace this run must stop."""
+def _start_trace(trace, devices):
+    """trace: None or tracer names; devices: the run's disks. Returns the
+    Trace this run must stop."""
     if not trace:
         return None
     from .tracers import Trace
     names = set(trace.split(",") if isinstance(trace, str) else trace)
-    devices = sorted({d for _job, plan, _fds in units for d in targets.disks_of(plan)})
     if not devices and names != {"block"}:
         # files on tmpfs and the like: the job has no block device to watch
         names.discard("block")
@@ -486,80 +491,14 @@ def _first_error(job, plan, threads):
         kind = t["error_kind"]
         err = -t["error"]
         if kind == _ERR_SETUP:
-            message = _explain_setup(job, err, t["error_msg"])
+            message = f"{t['error_msg']}: {os.strerror(err)}{explain.setup_hint(job, err)}"
             return {"kind": "setup", "errno": err, "message": message, "job": j}
         path = plan.files[j][t["error_file"]].path if t["error_file"] >= 0 else None
         message = f"{path}: {t['error_msg']}"
         if kind != _ERR_VERIFY:  # verify messages carry their offsets
             message += f" at offset {t['error_offset']}"
         if kind == _ERR_IO:
-            message += _explain_io(job, err)
+            message += explain.io_hint(job, err)
         return {"kind": {_ERR_IO: "io", _ERR_SHORT: "short", _ERR_VERIFY: "verify"}.get(kind, "io"),
                 "errno": err, "message": message, "file": path, "offset": t["error_offset"], "job": j}
     return None
-
-
-def _explain_setup(job, err, msg):
-    text = f"{msg}: {os.strerror(err)}"
-    if job.ioengine == "libaio" and err == errno.EAGAIN:
-        text += (f" — not enough AIO slots (fs.aio-nr={read_sysctl('fs.aio-nr')} of "
-                 f"fs.aio-max-nr={read_sysctl('fs.aio-max-nr')}; this job needs {job.iodepth * job.numjobs}); "
-                 "raise it with `sysctl -w fs.aio-max-nr=N`, or lower iodepth or numjobs")
-    elif job.ioengine == "io_uring" and err in (errno.ENOMEM, errno.ENOBUFS):
-        soft, _hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-        text += (f" — the locked-memory limit is too small for the ring"
-                 f"{' and registered buffers' if job.fixedbufs else ''} "
-                 f"(ulimit -l is {'unlimited' if soft < 0 else soft // 1024} KiB); raise it with `ulimit -l`")
-    elif job.ioengine == "io_uring" and err == errno.EPERM:
-        text += " — io_uring is not permitted for this user (kernel.io_uring_disabled, or a seccomp/container policy)"
-    elif job.ioengine == "io_uring" and err == errno.EINVAL and job.sqthread_poll_cpu is not None:
-        text += f" — sqthread_poll_cpu={job.sqthread_poll_cpu} is not an online CPU"
-    elif job.ioengine == "threadpool" and err == errno.EAGAIN:
-        text += " — cannot create more threads (ulimit -u, kernel.threads-max); lower threads or numjobs"
-    return text
-
-
-def _explain_io(job, err):
-    if err == errno.EOPNOTSUPP and job.hipri:
-        return " — hipri: the device does not support polled I/O (no poll queues)"
-    if err == errno.EINVAL and job.direct:
-        return " — direct I/O needs bs and offsets aligned to the device's logical block size"
-    if err == errno.ENOSPC:
-        return " — the filesystem is full"
-    return ""
-
-
-def _read_back(job, plan):
-    """fio's verify phase: after a write job, every written file is read back
-    whole and each unit's header and checksum checked."""
-    ffi, lib = native()
-    for f in plan.unique_files:
-        report = ffi.new("struct kit_verify_report *")
-        fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            r = lib.kit_verify_range(fd, 0, f.size, report)
-        finally:
-            os.close(fd)
-        if r < 0:
-            return {"kind": "verify", "errno": -r, "file": f.path, "offset": 0,
-                    "message": f"{f.path}: verify read-back failed: {os.strerror(-r)}"}
-        if report.bad:
-            msg = ffi.string(report.msg).decode()
-            return {"kind": "verify", "errno": errno.EILSEQ, "file": f.path, "offset": report.bad_offset,
-                    "message": f"{f.path}: {msg}"}
-    return None
-
-
-_MACHINE_CACHE = {}
-
-
-def _fingerprint(plan):
-    from . import machine
-    path = plan.unique_files[0].path if plan.unique_files else None
-    key = os.path.dirname(path) if path else None
-    if key not in _MACHINE_CACHE:
-        try:
-            _MACHINE_CACHE[key] = machine.fingerprint(path)
-        except Exception as e:  # a fingerprint must never cost a measurement
-            _MACHINE_CACHE[key] = {"error": f"{type(e).__name__}: {e}"}
-    return _MACHINE_CACHE[key]

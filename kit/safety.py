@@ -1,159 +1,110 @@
-"""Is a block device safe to write? Never when it, one of its partitions, or
-anything it passes writes to is mounted, used as swap, or held by another
-device. Answered from the kernel's own tables — sysfs and mountinfo, by
-device number — never from path strings, so /dev/disk/by-* aliases,
-symlinks, loop devices over a mounted device and device-mapper stacks all
-resolve to what they really are.
-
-SYSFS and PROC are module constants so tests can point them at fake trees for
-layouts this kernel cannot build (partitions, device-mapper).
+"""Is a block device, or a regular file, safe to write? Never when it, one of
+its partitions, or anything it passes writes to is mounted, used as swap, or
+held by another device; never when a file is the image behind a loop device
+in use. Answered from the kernel's own tables by device and inode number
+(sysfs, mountinfo, LOOP_GET_STATUS64), never from path strings, so
+/dev/disk/by-* aliases, symlinks, hard links, deleted or oddly named loop
+images and device-mapper stacks all resolve to what they really are. What
+cannot be resolved is refused.
 """
-import contextlib
 import os
 import stat
 
-SYSFS = "/sys"
-PROC = "/proc"
-
-
-def _dev_dir(dev):
-    return f"{SYSFS}/dev/block/{dev[0]}:{dev[1]}"
-
-
-def _read(path):
-    try:
-        with open(path) as fh:
-            return fh.read().strip()
-    except OSError:
-        return None
-
-
-def _parse_dev(text):
-    major, minor = text.split(":")
-    return int(major), int(minor)
-
-
-def dev_name(dev):
-    real = os.path.realpath(_dev_dir(dev))
-    return os.path.basename(real) if os.path.exists(real) else f"{dev[0]}:{dev[1]}"
-
-
-def _mounted():
-    """(major, minor) -> mount point, from mountinfo's third field."""
-    out = {}
-    with contextlib.suppress(OSError), open(f"{PROC}/self/mountinfo") as fh:
-        for line in fh:
-            parts = line.split()
-            if len(parts) > 4:
-                out.setdefault(_parse_dev(parts[2]), parts[4].replace("\\040", " "))
-    return out
-
-
-def _swaps():
-    out = set()
-    with contextlib.suppress(OSError), open(f"{PROC}/swaps") as fh:
-        next(fh, None)
-        for line in fh:
-            with contextlib.suppress(OSError, IndexError):
-                st = os.stat(line.split()[0])
-                if stat.S_ISBLK(st.st_mode):
-                    out.add((os.major(st.st_rdev), os.minor(st.st_rdev)))
-    return out
-
-
-def _children(dev, kind):
-    """Devices listed in a sysfs subfolder: 'holders' or 'slaves'."""
-    out = []
-    folder = os.path.join(_dev_dir(dev), kind)
-    with contextlib.suppress(OSError):
-        for name in sorted(os.listdir(folder)):
-            text = _read(os.path.join(folder, name, "dev"))
-            if text:
-                out.append((name, _parse_dev(text)))
-    return out
-
-
-def partitions(dev):
-    out = []
-    base = _dev_dir(dev)
-    with contextlib.suppress(OSError):
-        for entry in sorted(os.listdir(base)):
-            text = _read(os.path.join(base, entry, "dev"))
-            if text and os.path.exists(os.path.join(base, entry, "partition")):
-                out.append(_parse_dev(text))
-    return out
-
-
-def _loop_backing(dev):
-    return _read(os.path.join(_dev_dir(dev), "loop", "backing_file"))
-
-
-def _loops_over(path, besides):
-    """Other loop devices backed by the same file (by inode)."""
-    out = []
-    try:
-        target = os.stat(path)
-    except OSError:
-        return out
-    with contextlib.suppress(OSError):
-        for name in os.listdir(f"{SYSFS}/block"):
-            backing = _read(f"{SYSFS}/block/{name}/loop/backing_file")
-            text = _read(f"{SYSFS}/block/{name}/dev")
-            if not backing or not text or _parse_dev(text) == besides:
-                continue
-            with contextlib.suppress(OSError):
-                st = os.stat(backing)
-                if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
-                    out.append(_parse_dev(text))
-    return out
+from . import host
 
 
 def device_in_use(major, minor):
     """Why writing this block device would harm something, or None."""
-    return _in_use((major, minor), _mounted(), _swaps(), set(), via=None)
+    return _in_use((major, minor), host.mounted_devices(), host.swapped_devices()[0], set(), via=None)
 
 
-def _in_use(dev, mounted, swaps, seen, via):
+def images_in_use():
+    """What writing a regular file must not touch: {(st_dev, st_ino): why} of
+    active swap files and of the images of loop devices in use, and under
+    None the reason why some loop device in use could not be resolved."""
+    out = {ident: "it is in use as swap" for ident in host.swapped_devices()[1]}
+    mounted, swaps = host.mounted_devices(), host.swapped_devices()[0]
+    for loop in host.loop_devices():
+        why = _in_use(loop, mounted, swaps, set(), via=None, follow_backing=False)
+        if not why:
+            continue            # an unused loop device: writing its image harms no one else
+        try:
+            backing = host.loop_backing(loop)
+        except host.Unresolved as e:
+            out.setdefault(None, f"/dev/{host.dev_name(loop)} is in use ({why}) and kit cannot tell "
+                                 f"whether this file is its image ({e})")
+            continue
+        if backing and not backing["rdev"]:
+            out.setdefault((backing["dev"], backing["ino"]),
+                           f"it is the image of /dev/{host.dev_name(loop)}, and {why}")
+    return out
+
+
+def file_in_use(st, images=None):
+    """Why writing this regular file (its os.stat result) would harm
+    something, or None. images: images_in_use(), when checking many files."""
+    images = images_in_use() if images is None else images
+    return images.get((st.st_dev, st.st_ino)) or images.get(None)
+
+
+def _in_use(dev, mounted, swaps, seen, via, follow_backing=True):
     if dev in seen:
         return None
     seen.add(dev)
-    name = dev_name(dev)
-    for d in [dev] + partitions(dev):
-        part = dev_name(d)
+    name = host.dev_name(dev)
+    for d in [dev] + host.partitions(dev):
+        part = host.dev_name(d)
         if d in mounted:
             return f"/dev/{part} is mounted on {mounted[d]}"
         if d in swaps:
             return f"/dev/{part} is in use as swap"
-        held = [h for h, hdev in _children(d, "holders") if hdev != via]
+        held = [h for h, hdev in host.children(d, "holders") if hdev != via]
         if held:
             return f"/dev/{part} is held by {', '.join(held)}"
-    # what this device writes through to: a loop device's backing device or
-    # file, device-mapper's and md's slaves
-    backing = _loop_backing(dev)
-    if backing:
-        with contextlib.suppress(OSError):
-            st = os.stat(backing)
-            if stat.S_ISBLK(st.st_mode):
-                why = _in_use((os.major(st.st_rdev), os.minor(st.st_rdev)), mounted, swaps, seen, via=dev)
-                if why:
-                    return f"/dev/{name} is a loop device over {backing}, and {why}"
-            elif stat.S_ISREG(st.st_mode):
-                for other in _loops_over(backing, dev):
-                    why = _in_use(other, mounted, swaps, seen, via=None)
-                    if why:
-                        return f"/dev/{name} shares its backing file {backing} with /dev/{dev_name(other)}, and {why}"
-    for slave_name, slave in _children(dev, "slaves"):
+    if follow_backing:
+        why = _loop_in_use(dev, name, mounted, swaps, seen)
+        if why:
+            return why
+    # what this device writes through to: device-mapper's and md's slaves
+    for slave_name, slave in host.children(dev, "slaves"):
         why = _in_use(slave, mounted, swaps, seen, via=dev)
         if why:
             return f"/dev/{name} is built on /dev/{slave_name}, and {why}"
     return None
 
 
-def whole_disk(dev):
-    """The disk a partition belongs to (block tracepoints report the disk)."""
-    real = os.path.realpath(_dev_dir(dev))
-    if os.path.exists(os.path.join(real, "partition")):
-        text = _read(os.path.join(os.path.dirname(real), "dev"))
-        if text:
-            return _parse_dev(text)
-    return dev
+def _loop_in_use(dev, name, mounted, swaps, seen):
+    """A loop device writes through to its backing device, or to its image,
+    which other loop devices may share."""
+    try:
+        backing = host.loop_backing(dev)
+    except host.Unresolved as e:
+        return f"kit cannot tell what /dev/{name} (a loop device) writes to: {e}"
+    if backing is None:
+        return None
+    if backing["rdev"]:
+        why = _in_use(backing["rdev"], mounted, swaps, seen, via=dev)
+        if why:
+            return f"/dev/{name} is a loop device over /dev/{host.dev_name(backing['rdev'])}, and {why}"
+        return None
+    for other in host.loop_devices():
+        if other == dev or other in seen:
+            continue
+        try:
+            theirs = host.loop_backing(other)
+        except host.Unresolved as e:
+            return f"kit cannot tell whether /dev/{host.dev_name(other)} shares the image of /dev/{name}: {e}"
+        if theirs and (theirs["dev"], theirs["ino"]) == (backing["dev"], backing["ino"]):
+            why = _in_use(other, mounted, swaps, seen, via=None)
+            if why:
+                return f"/dev/{name} shares its image with /dev/{host.dev_name(other)}, and {why}"
+    return None
+
+
+def block_device_number(path):
+    """(major, minor) of a block device path, or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.major(st.st_rdev), os.minor(st.st_rdev)) if stat.S_ISBLK(st.st_mode) else None

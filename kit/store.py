@@ -9,13 +9,16 @@ and a result's name is its key, so a resumed sweep finds what it already has
 and two processes writing different keys never clobber each other. Another
 machine's folder dropped in beside these is just another machine.
 """
+import hashlib
 import json
 import os
 import re
+import sys
 import uuid
 
 from .errors import OptionError
-from .results import Result, write_atomic
+from .files import write_atomic, write_new
+from .results import Result
 
 DATA_ENV = "KIT_DATA"
 MACHINE_FILE = "machine.json"
@@ -29,11 +32,22 @@ def data_dir(path=None):
 
 
 def safe_name(text):
-    """A key or suite as a file name: readable, no separators."""
+    """A suite or machine as a file name: readable, no separators."""
     name = _SAFE.sub("_", str(text)).strip("._")
     if not name:
         raise OptionError(None, f"{text!r} cannot be used as a name in the store")
     return name[:180]
+
+
+def key_file_name(key):
+    """A result key as a file name, one to one: kept as it is when it is
+    already a safe name, else made safe and suffixed with a digest of the
+    exact key ("a b" and "a_b" never share a file)."""
+    key = str(key)
+    safe = _SAFE.sub("_", key).strip("._")[:100]
+    if safe == key:
+        return key
+    return f"{safe}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def machine_dir(data, machine):
@@ -52,16 +66,17 @@ def save_machine(fingerprint, data=None, capabilities=None):
 
 
 def result_path(machine, suite, key, data=None):
-    return os.path.join(machine_dir(data, machine), safe_name(suite), safe_name(key) + ".json")
+    return os.path.join(machine_dir(data, machine), safe_name(suite), key_file_name(key) + ".json")
 
 
 def has(machine, suite, key, data=None):
     return os.path.exists(result_path(machine, suite, key, data))
 
 
-def save(result, suite, key=None, tags=None, data=None):
+def save(result, suite, key=None, tags=None, data=None, replace=True):
     """Stores a result under its machine (from its fingerprint) and returns
-    the path. Without a key, a unique one (time + label + random) is made."""
+    the path. Without a key, a unique one (time + label + random) is made.
+    replace=False never overwrites: it returns None when the key is taken."""
     machine = (result.data.get("machine") or {}).get("name")
     if not machine:
         from .machine import fingerprint
@@ -74,7 +89,10 @@ def save(result, suite, key=None, tags=None, data=None):
         save_machine(result.data["machine"], data)
     path = result_path(machine, suite, key, data)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    result.save(path)
+    if replace:
+        result.save(path)
+    elif not write_new(path, result.to_json()):
+        return None
     return path
 
 
@@ -89,10 +107,8 @@ def machines(data=None):
         path = os.path.join(folder, MACHINE_FILE)
         if not os.path.isfile(path):
             continue
-        try:
-            with open(path) as fh:
-                fingerprint = json.load(fh)
-        except (OSError, ValueError):
+        fingerprint = read_machine_file(path)
+        if fingerprint is None:
             continue
         files = list(_result_files(folder))
         newest = max((os.path.getmtime(f) for f in files), default=os.path.getmtime(path))
@@ -113,8 +129,41 @@ def _result_files(folder, suite=None):
                 yield os.path.join(path, f)
 
 
+def warn(path, why):
+    """A stored file kit cannot read is skipped, and said so, naming it."""
+    print(f"kit: warning: skipping {path}: {why}", file=sys.stderr, flush=True)
+
+
+def read_machine_file(path, quiet=False):
+    """A machine.json as a dict, or None (with a warning) when it is not one
+    kit can read: damaged, not an object, or from a newer kit."""
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        why = f"not readable JSON ({e})"
+    else:
+        version = data.get("version") if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            why = "not a kit machine file (not a JSON object)"
+        elif not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            why = "not a kit machine file (no version)"
+        elif version > MACHINE_VERSION:
+            why = f"written by a newer kit (machine file version {version}; this kit reads up to {MACHINE_VERSION})"
+        elif not isinstance(data.get("name"), str):
+            why = "not a kit machine file (no name)"
+        else:
+            return data
+    if not quiet:
+        warn(path, why)
+    return None
+
+
 def load(machine, suite=None, data=None):
-    """The stored Results of a machine (one suite, or all)."""
+    """The stored Results of a machine (one suite, or all). A file that is
+    not a result this kit can read is skipped with a warning naming it."""
     folder = machine_dir(data, machine)
     if not os.path.isdir(folder):
         return []
@@ -122,21 +171,45 @@ def load(machine, suite=None, data=None):
     for path in _result_files(folder, suite):
         try:
             out.append(Result.load(path))
-        except (OSError, ValueError):
-            continue  # a foreign or damaged file is not a result
+        except OSError as e:
+            warn(path, e.strerror)
+        except ValueError as e:
+            warn(path, str(e))
     return out
 
 
 def load_machine(machine, data=None):
     folder = machine_dir(data, machine)
-    out = {}
-    for name, key in ((MACHINE_FILE, "fingerprint"), (CAPABILITIES_FILE, "capabilities")):
-        try:
-            with open(os.path.join(folder, name)) as fh:
-                out[key] = json.load(fh)
-        except (OSError, ValueError):
-            out[key] = None
+    out = {"fingerprint": read_machine_file(os.path.join(folder, MACHINE_FILE))}
+    try:
+        with open(os.path.join(folder, CAPABILITIES_FILE)) as fh:
+            caps = json.load(fh)
+        out["capabilities"] = caps if isinstance(caps, dict) else None
+    except (OSError, ValueError):
+        out["capabilities"] = None
     return out
+
+
+def import_fio(results, source, machine=None, data=None):
+    """fio results (fio.from_fio_json, already read and checked whole) into
+    the store, suite "import", as results of `machine` (default: this one;
+    another name files them under that machine). Importing the same file
+    again stores nothing twice. Returns the paths written."""
+    from .machine import fingerprint, machine_name
+    here = machine_name()
+    fp = fingerprint() if machine in (None, here) else {
+        "schema": "kit-machine/1", "name": safe_name(machine), "hostname": None,
+        "imported": True, "note": f"created by kit import of {os.path.basename(str(source))}"}
+    if load_machine(fp["name"], data).get("fingerprint") is None:
+        save_machine(fp, data)
+    paths = []
+    for i, r in enumerate(results):
+        r.data["machine"] = fp
+        digest = hashlib.sha256(json.dumps(r.data["jobs"], sort_keys=True).encode()).hexdigest()[:12]
+        key = f"{r.data.get('timestamp', 0)}-{r.total.get('jobname') or 'fio'}-{i}-{digest}"
+        paths.append(save(r, "import", key, tags={"source": os.path.basename(str(source))}, data=data,
+                          replace=False))
+    return paths
 
 
 def frame(machine, suite=None, data=None, per_job=False):

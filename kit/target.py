@@ -1,14 +1,27 @@
 """Where a job's I/O goes: kit's own scratch files, or what the user named.
 
-Two phases, so that bad input writes nothing:
-  plan(job)       decides the files of every job thread and checks every
-                  safety rule (ownership, mounted devices); no side effects.
-  prepare(plan)   creates, extends and pre-fills kit's files, invalidates or
-                  warms the page cache, as the job asks.
+Three steps, so that bad input writes nothing and kit writes only what it
+checked:
+  plan(job)        decides the files of every job thread and checks every
+                   safety rule (ownership, links, devices in use, free
+                   space); no side effects.
+  prepare(plans)   opens every file once -- kit's own are created with
+                   O_CREAT|O_EXCL|O_NOFOLLOW inside the directory it was
+                   given -- checks the open descriptor against the plan and
+                   the manifest (device, inode, birth time), locks it for the
+                   run, pre-fills it, and returns a Prepared.
+  Prepared         every later use goes through those descriptors: job
+                   threads and fio re-open them through /proc/self/fd (the
+                   same inode, whatever happens to the path meanwhile).
 
-Ownership: kit writes only to files it created. Each directory kit creates
-files in holds a manifest (.kit-files.json) naming them with their inode; a
-file is kit's only if the manifest says so and the inode still matches.
+Ownership: each directory kit creates files in holds a manifest
+(.kit-files.json) naming them with their device, inode and birth time; a
+file is kit's only if the manifest says so and all three still match. The
+manifest also says whether a file holds kit's pattern ("intact", with the
+ctime it had then), is being filled, or was written with other bytes.
+
+Two kits on one file: a run holds a lock on each of its files for its whole
+length, shared when it only reads, exclusive when it writes or fills.
 """
 import contextlib
 import errno
@@ -17,32 +30,37 @@ import json
 import os
 import resource
 import stat
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import List, Optional
 
+from . import host
 from .errors import OptionError, RunError
-from .safety import device_in_use, whole_disk
+from .job import split_filenames
+from .safety import device_in_use, file_in_use, images_in_use
 
 SCRATCH_ENV = "KIT_SCRATCH"
 DEFAULT_SCRATCH = "kit-scratch"
 MANIFEST = ".kit-files.json"
-MANIFEST_LOCK = ".kit-files.lock"
-FILL_LOCK = ".kit-fill.lock"
+MANIFEST_SCHEMA = "kit-files/1"
+PATTERNS = ("filling", "intact", "dirty")
 PREFILL_SEED = 0x6B6974  # "kit": the pattern a fresh file carries
 WARM_CHUNK = 1 << 20
 FILL_THREADS = 4
+PREPARE_ATTEMPTS = 5
 
 
 @dataclass
 class TargetFile:
-    path: str
+    path: str                   # absolute for kit's files; as given for the user's
     size: int                   # bytes the job uses
     kind: str                   # "file" or "block"
     exists: bool
-    owned: bool                 # kit created it (manifest + same inode)
+    owned: bool                 # kit's (manifest + same identity), or kit will create it
     current_size: int = 0       # bytes on disk now (files)
     rdev: Optional[tuple] = None  # (major, minor) of a block device
+    ident: Optional[tuple] = None  # (st_dev, st_ino) when planned
 
     def to_dict(self):
         return {"path": self.path, "kind": self.kind, "size": self.size, "owned": self.owned}
@@ -54,7 +72,7 @@ class Plan:
     files: List[List[TargetFile]]   # per job thread
     directory: Optional[str] = None  # kit's directory, created if missing
     creates_directory: bool = False
-    notes: List[str] = field(default_factory=list)
+    directory_ident: Optional[tuple] = None
 
     @property
     def unique_files(self):
@@ -69,96 +87,167 @@ class Plan:
 
 # ---- the manifest ---------------------------------------------------------
 
-def _manifest_path(directory):
-    return os.path.join(directory, MANIFEST)
+def _damaged(where, why):
+    return OptionError("directory", f"{where}: kit's manifest is damaged ({why}); remove it to start "
+                                    "over (the files it named are then not kit's)")
+
+
+def _parse_manifest(text, where):
+    """{name: entry}, every entry checked: a manifest kit cannot read is
+    never guessed at."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise _damaged(where, f"not JSON: {e}") from None
+    if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
+        raise _damaged(where, f"not a {MANIFEST_SCHEMA} document")
+    files = data.get("files")
+    if not isinstance(files, dict):
+        raise _damaged(where, "'files' is not a mapping")
+    for name, entry in files.items():
+        ok = (isinstance(entry, dict) and "/" not in name and name not in ("", ".", "..")
+              and all(isinstance(entry.get(k), int) and not isinstance(entry.get(k), bool)
+                      for k in ("dev", "ino"))
+              and isinstance(entry.get("birth_ns"), (int, type(None)))
+              and entry.get("pattern", "filling") in PATTERNS
+              and isinstance(entry.get("size", 0), int) and isinstance(entry.get("ctime_ns", 0), int))
+        if not ok:
+            raise _damaged(where, f"entry {name!r} is malformed")
+    return files
 
 
 def read_manifest(directory):
+    """kit's files in a directory, by name ({} when it has no manifest)."""
+    path = os.path.join(directory, MANIFEST)
     try:
-        with open(_manifest_path(directory)) as fh:
-            data = json.load(fh)
-        return data.get("files", {}) if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
         return {}
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _damaged(path, "it is a symbolic link") from None
+        raise OptionError("directory", f"cannot read {path}: {e.strerror}") from None
+    return _parse_manifest(_read_fd(fd, path), path)
 
 
-@contextlib.contextmanager
-def manifest_lock(directory):
-    """Serializes manifest updates between concurrent kit processes."""
-    fd = os.open(os.path.join(directory, MANIFEST_LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+def _read_manifest_at(dirfd, directory):
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        fd = os.open(MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise _damaged(os.path.join(directory, MANIFEST), e.strerror) from None
+    return _parse_manifest(_read_fd(fd, directory), os.path.join(directory, MANIFEST))
+
+
+def _read_fd(fd, where):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _damaged(where, "not a regular file")
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > 64 << 20:
+                raise _damaged(where, "larger than 64 MiB")
+        return b"".join(chunks).decode("utf-8", errors="replace")
     finally:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def fill_lock(directory, exclusive):
-    """Held exclusively while a kit process creates and fills files in a
-    directory, shared while one plans: a second kit waits, then finds the
-    files whole instead of half-made. A shared lock is only taken where kit
-    has locked before (planning writes nothing)."""
-    path = os.path.join(directory, FILL_LOCK)
-    if not exclusive and not os.path.exists(path):
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+def _write_manifest_at(dirfd, files, directory):
+    """Replaces the manifest atomically; the caller holds the directory lock."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        _replace_at(dirfd, MANIFEST, json.dumps({"schema": MANIFEST_SCHEMA, "files": files}, indent=1,
+                                                sort_keys=True).encode())
+    except OSError as e:
+        raise RunError(f"updating kit's manifest {os.path.join(directory, MANIFEST)}: {e.strerror}") from None
+
+
+def _replace_at(dirfd, name, data):
+    tmp = f"{name}.tmp{os.getpid()}.{threading.get_ident()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp, dir_fd=dirfd)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                 dir_fd=dirfd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
+        os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dirfd)
+        raise
+
+
+@contextlib.contextmanager
+def _directory_lock(dirfd):
+    """Serializes manifest changes between kit processes (a lock on the
+    directory itself: nothing to create, so read-only mounts work too)."""
+    fcntl.flock(dirfd, fcntl.LOCK_EX)
+    try:
         yield
     finally:
-        os.close(fd)
+        fcntl.flock(dirfd, fcntl.LOCK_UN)
 
 
-def update_manifest(directory, changes):
-    """Merges {name: entry or None} into the manifest, atomically."""
-    with manifest_lock(directory):
-        files = read_manifest(directory)
-        for name, entry in changes.items():
-            if entry is None:
-                files.pop(name, None)
-            else:
-                files[name] = entry
-        tmp = _manifest_path(directory) + f".tmp{os.getpid()}.{threading.get_ident()}"
-        with open(tmp, "w") as fh:
-            json.dump({"schema": "kit-files/1", "files": files}, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, _manifest_path(directory))
+def _birth_ns(dirfd, path, flags):
+    from .engines import native
+    ffi, lib = native()
+    cell = ffi.new("int64_t *")
+    return cell[0] if lib.kit_file_birth_ns(dirfd, os.fsencode(path), flags, cell) == 0 else None
 
 
-def file_identity(path, st=None):
+def _identity_of_fd(fd, st):
     """(dev, inode, birth time): inode numbers are reused at once by ext4, so a
     file that replaced kit's would pass on the inode alone."""
     from .engines import native
-    ffi, lib = native()
-    st = st or os.stat(path)
-    birth = ffi.new("int64_t *")
-    born = birth[0] if lib.kit_file_birth_ns(os.fsencode(path), birth) == 0 else None
-    return {"dev": st.st_dev, "ino": st.st_ino, "birth_ns": born}
+    _ffi, lib = native()
+    return {"dev": st.st_dev, "ino": st.st_ino, "birth_ns": _birth_ns(fd, "", lib.KIT_AT_EMPTY_PATH)}
 
 
-def is_owned(path, st=None):
-    directory, name = os.path.split(os.path.abspath(path))
-    entry = read_manifest(directory).get(name)
-    if not entry:
+def _matches(entry, ident):
+    return bool(entry) and all(entry.get(k) == v for k, v in ident.items())
+
+
+def _owned(entry, path, st):
+    """Whether the regular file at path (st: its lstat) is the one entry names."""
+    from .engines import native
+    _ffi, lib = native()
+    if not entry or not stat.S_ISREG(st.st_mode) or not _matches(entry, {"dev": st.st_dev, "ino": st.st_ino}):
         return False
+    return entry.get("birth_ns") == _birth_ns(lib.KIT_AT_FDCWD, path, lib.KIT_AT_SYMLINK_NOFOLLOW)
+
+
+def is_owned(path):
+    """Whether the file at path (not followed if a link) is kit's."""
+    directory, name = os.path.split(os.path.abspath(path))
     try:
-        ident = file_identity(path, st)
+        return _owned(read_manifest(directory).get(name), path, os.lstat(path))
     except OSError:
         return False
-    return all(entry.get(k) == v for k, v in ident.items())
 
 
-# ---- block devices ---------------------------------------------------------------
-
-def block_device_size(path):
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return os.lseek(fd, 0, os.SEEK_END)
-    finally:
-        os.close(fd)
+def _fill_start(entry, st, size, verify):
+    """Where a fill of one of kit's files must start, or None if it needs
+    none. The pattern is trusted only while the file's ctime is the one kit
+    recorded: a file another program wrote is refilled, not blamed."""
+    trusted = entry.get("pattern") == "intact" and entry.get("ctime_ns") == st.st_ctime_ns
+    if entry.get("pattern") == "filling":
+        return 0
+    if trusted:
+        return st.st_size if st.st_size < size else None
+    if verify or st.st_size < size:
+        return 0
+    return None
 
 
 # ---- plan ------------------------------------------------------------------
@@ -167,41 +256,124 @@ def scratch_directory(job):
     return os.path.abspath(job.directory or os.environ.get(SCRATCH_ENV) or DEFAULT_SCRATCH)
 
 
-def _describe(path, want_size, job, option, parent_is_kits=False):
-    """A TargetFile for one path, checked against the job's needs."""
+def _no_data_here(path, option):
+    """Pseudo filesystems (proc, sysfs, devtmpfs...) hold no data files."""
+    fstype = host.pseudo_filesystem(path)
+    if fstype:
+        where = host.nearest_existing(path)
+        raise OptionError(option, f"{path}: {where} is on {fstype}, which holds the kernel's files, not data; "
+                                  "kit creates nothing there" + (" (no such device)" if fstype == "devtmpfs"
+                                                                  else ""))
+
+
+def _check_name(directory, name):
+    if not name or "/" in name or name in (".", "..") or not name.isprintable():
+        raise OptionError("filename_format", f"gives the file name {name!r}, which kit cannot use "
+                                             "(no '/', '.', '..' or control characters)")
+    if len(os.fsencode(name)) > 255:
+        raise OptionError("name", f"gives the file name {name[:40]!r}..., longer than 255 bytes")
+    return os.path.join(directory, name)
+
+
+def _describe_kits(path, size, manifest):
+    """One of kit's files in its own directory."""
     try:
-        st = os.stat(path)
+        st = os.lstat(path)
     except FileNotFoundError:
+        return TargetFile(path, size, "file", exists=False, owned=True)
+    except OSError as e:
+        raise OptionError("directory", f"cannot use {path}: {e.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise OptionError("directory", f"{path} is a symbolic link; kit never follows links in its "
+                                       "directory: remove it, or use another --directory")
+    if not stat.S_ISREG(st.st_mode):
+        raise OptionError("directory", f"{path} is in kit's directory but is not a regular file: "
+                                       "remove it, or use another --directory")
+    if not _owned(manifest.get(os.path.basename(path)), path, st):
+        raise OptionError("directory", f"{path} is in kit's directory but was not created by kit (or was "
+                                       "replaced since): remove it, or use another --directory")
+    if st.st_nlink > 1:
+        raise OptionError("directory", f"{path} has {st.st_nlink} hard links: another name shares its data, "
+                                       "so kit will not use it; remove the other links or the file")
+    return TargetFile(path, size, "file", exists=True, owned=True, current_size=st.st_size,
+                      ident=(st.st_dev, st.st_ino))
+
+
+def _describe_named(path, want_size, option="filename"):
+    """A file or block device the user named."""
+    try:
+        lst = os.lstat(path)
+    except FileNotFoundError:
+        lst = None
+    except OSError as e:
+        raise OptionError(option, f"cannot use {path}: {e.strerror}") from None
+    if lst is None:
         parent = os.path.dirname(path) or "."
-        if parent_is_kits:  # kit's directory, checked (or to be created) by plan()
-            return TargetFile(path, want_size, "file", exists=False, owned=True)
+        _no_data_here(path, option)
         if not os.path.isdir(parent):
             raise OptionError(option, f"cannot create {path}: {parent} is not a directory")
         if not os.access(parent, os.W_OK):
             raise OptionError(option, f"cannot create {path}: {parent} is not writable")
         return TargetFile(path, want_size, "file", exists=False, owned=True)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise OptionError(option, f"{path} is a symbolic link to {os.readlink(path)}, which does not "
+                                  "exist; kit does not create files through links") from None
     except OSError as e:
         raise OptionError(option, f"cannot use {path}: {e.strerror}") from None
+    ident = (st.st_dev, st.st_ino)
     if stat.S_ISDIR(st.st_mode):
         raise OptionError(option, f"{path} is a directory (use --directory for that)")
     if stat.S_ISBLK(st.st_mode):
         rdev = (os.major(st.st_rdev), os.minor(st.st_rdev))
         try:
-            dev_size = block_device_size(path)
+            dev_size = _block_device_size(path)
         except OSError as e:
             raise OptionError(option, f"cannot open {path}: {e.strerror}") from None
         size = want_size if want_size else dev_size
         if size > dev_size:
             raise OptionError("size", f"{path} has {dev_size} bytes, fewer than the {size} asked for")
-        return TargetFile(path, size, "block", exists=True, owned=False, current_size=dev_size, rdev=rdev)
+        return TargetFile(path, size, "block", exists=True, owned=False, current_size=dev_size, rdev=rdev,
+                          ident=ident)
     if not stat.S_ISREG(st.st_mode):
         raise OptionError(option, f"{path} is neither a regular file nor a block device")
-    owned = is_owned(path, st)
+    owned = is_owned(path) and st.st_nlink == 1
     size = want_size if want_size else st.st_size
     if size > st.st_size and not owned:
         raise OptionError("size", f"{path} has {st.st_size} bytes, fewer than the {size} asked for, "
                                   "and kit does not extend files it did not create")
-    return TargetFile(path, size, "file", exists=True, owned=owned, current_size=st.st_size)
+    return TargetFile(path, size, "file", exists=True, owned=owned, current_size=st.st_size, ident=ident)
+
+
+def _block_device_size(path):
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+
+
+def _check_directory(directory, must_write):
+    _no_data_here(directory, "directory")
+    if not os.path.exists(directory):
+        parent = host.nearest_existing(os.path.dirname(directory))
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            raise OptionError("directory", f"cannot create {directory}: {parent} is not a writable directory")
+        return None
+    if not os.path.isdir(directory):
+        raise OptionError("directory", f"{directory} is not a directory")
+    if must_write and not os.access(directory, os.W_OK):
+        raise OptionError("directory", f"{directory} is not writable")
+    st = os.stat(directory)
+    return st.st_dev, st.st_ino
+
+
+def check_directory(directory):
+    """A --directory given to a command that will create kit's files there."""
+    directory = os.path.abspath(directory)
+    _no_data_here(directory, "directory")
+    _check_directory(directory, must_write=True)
 
 
 def plan(job):
@@ -209,35 +381,46 @@ def plan(job):
     Raises OptionError (exit 2) before anything is created or written."""
     if job.filename:
         base = job.directory or os.getcwd()
-        explicit_size = "size" in job._given or "filesize" in job._given
+        explicit_size = "size" in job.given() or "filesize" in job.given()
         want = job.file_size if explicit_size else 0
-        files = [_describe(os.path.join(base, name), want, job, "filename")
-                 for name in job.filename.split(":")]
-        per_thread = [files for _ in range(job.numjobs)]
-        p = Plan(job, per_thread)
+        files = [_describe_named(os.path.join(base, name), want) for name in split_filenames(job.filename)]
+        p = Plan(job, [files for _ in range(job.numjobs)])
     else:
         directory = scratch_directory(job)
-        creates = not os.path.exists(directory)
-        if creates:
-            parent = os.path.dirname(directory)
-            if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-                raise OptionError("directory", f"cannot create {directory}: {parent} is not a writable directory")
-        elif not os.path.isdir(directory):
-            raise OptionError("directory", f"{directory} is not a directory")
-        elif not os.access(directory, os.W_OK):
-            raise OptionError("directory", f"{directory} is not writable")
-        per_thread = []
-        # another kit may be filling these files right now: look once it is done
-        with fill_lock(directory, exclusive=False):
-            for j in range(job.numjobs):
-                per_thread.append([
-                    _describe(os.path.join(directory, job.file_name(j, f)), job.file_size, job, "directory",
-                              parent_is_kits=True)
-                    for f in range(job.nrfiles)])
-        p = Plan(job, per_thread, directory=directory, creates_directory=creates)
+        _no_data_here(directory, "directory")
+        names = [[_check_name(directory, job.file_name(j, f)) for f in range(job.nrfiles)]
+                 for j in range(job.numjobs)]
+        # another kit may be creating files here: look while it cannot
+        with _shared_directory_lock(directory):
+            manifest = read_manifest(directory) if os.path.isdir(directory) else {}
+            per_thread = [[_describe_kits(path, job.file_size, manifest) for path in thread] for thread in names]
+            p = Plan(job, per_thread, directory=directory, creates_directory=not os.path.isdir(directory))
+            fills = [f for f in p.unique_files if _planned_fill(f, manifest, job)]
+        p.directory_ident = _check_directory(directory, job.writes or bool(fills))
     _check_writes_allowed(job, p)
     _check_space(p)
     return p
+
+
+@contextlib.contextmanager
+def _shared_directory_lock(directory):
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        yield                   # not there (yet): nothing to look at
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _planned_fill(f, manifest, job):
+    if not f.exists:
+        return True
+    st = os.lstat(f.path)
+    return _fill_start(manifest.get(os.path.basename(f.path), {}), st, f.size, bool(job.verify)) is not None
 
 
 def _check_space(p):
@@ -246,9 +429,7 @@ def _check_space(p):
     need = {}
     for f in p.unique_files:
         if f.owned and f.kind == "file" and f.size > f.current_size:
-            parent = os.path.dirname(f.path)
-            while not os.path.exists(parent):
-                parent = os.path.dirname(parent)
+            parent = host.nearest_existing(os.path.dirname(f.path))
             dev = os.stat(parent).st_dev
             need.setdefault(dev, [parent, 0])[1] += f.size - f.current_size
     for parent, nbytes in need.values():
@@ -260,8 +441,17 @@ def _check_space(p):
 
 
 def _check_writes_allowed(job, p):
+    images = None
+    for f in p.unique_files:
+        if f.owned and f.exists and not job.writes:
+            # kit may pre-fill its own file even for a read job
+            images = images if images is not None else images_in_use()
+            busy = file_in_use(os.stat(f.path), images)
+            if busy:
+                raise OptionError("filename", f"refusing to write to {f.path}: {busy}")
     if not job.writes:
         return
+    images = images if images is not None else images_in_use()
     for f in p.unique_files:
         if f.kind == "block":
             if not job.allow_destructive:
@@ -271,185 +461,445 @@ def _check_writes_allowed(job, p):
             if busy:
                 raise OptionError("filename", f"refusing to write to {f.path}: {busy} "
                                               "(even with --allow-destructive)")
-        elif not f.owned and not job.allow_destructive:
+            continue
+        if not f.owned and not job.allow_destructive:
             raise OptionError("filename", f"{f.path} was not created by kit and rw={job.rw} writes to it; "
                                           "add --allow-destructive to overwrite it")
+        if f.exists:
+            busy = file_in_use(os.stat(f.path), images)
+            if busy:
+                raise OptionError("filename", f"refusing to write to {f.path}: {busy} "
+                                              "(even with --allow-destructive)")
+
+
+def check_writable(st, path, images=None):
+    """The same rule, on a descriptor kit has opened (its fstat)."""
+    if stat.S_ISBLK(st.st_mode):
+        busy = device_in_use(os.major(st.st_rdev), os.minor(st.st_rdev))
+    else:
+        busy = file_in_use(st, images)
+    if busy:
+        raise RunError(f"refusing to write to {path}: {busy}; nothing was written")
 
 
 # ---- prepare ---------------------------------------------------------------
 
+@dataclass
+class Handle:
+    """One file of a run, opened once."""
+    fd: int
+    path: str
+    kind: str
+    owned: bool
+    ident: tuple                    # (st_dev, st_ino)
+    writes: bool = False            # the run writes it
+    size: int = 0                   # the most any job of the run uses
+    verify: bool = False            # a job of the run checks its pattern
+    dirfd: Optional[int] = None     # its directory, for kit's files
+    directory: Optional[str] = None
+
+    @property
+    def name(self):
+        return os.path.basename(self.path)
+
+
+@dataclass
+class Prepared:
+    """The files of a run, opened once, checked, locked and pre-filled. Use
+    it as a context manager: leaving it closes everything (and so unlocks)."""
+    handles: dict = field(default_factory=dict)     # path -> Handle
+    dirfds: dict = field(default_factory=dict)      # directory -> fd
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def unique(self):
+        seen, out = set(), []
+        for h in self.handles.values():
+            if h.ident not in seen:
+                seen.add(h.ident)
+                out.append(h)
+        return out
+
+    def fd(self, f):
+        return self.handles[f.path].fd
+
+    def open_for(self, plan):
+        """One descriptor per file per job thread (each thread its own, as
+        fio's jobs: the sync engine's file position is per descriptor),
+        re-opened through /proc/self/fd with the job's flags."""
+        opened = []
+        try:
+            for thread_files in plan.files:
+                fds = []
+                opened.append(fds)
+                for f in thread_files:
+                    fds.append(self.reopen(f, job_flags(plan.job, f)))
+            return opened
+        except BaseException:
+            close_files(opened)
+            raise
+
+    def reopen(self, f, flags):
+        h = self.handles[f.path]
+        try:
+            fd = os.open(f"/proc/self/fd/{h.fd}", flags | os.O_CLOEXEC)
+        except OSError as e:
+            raise RunError(_open_error(flags, f, e)) from None
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino) != h.ident:      # /proc/self/fd is the inode itself; never expected
+            os.close(fd)
+            raise RunError(f"{f.path}: re-opening kit's descriptor gave another file")
+        return fd
+
+    def changed_paths(self):
+        """{path: note} of files deleted or replaced while kit had them open."""
+        notes = {}
+        for path, h in self.handles.items():
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                notes[path] = f"{path} was deleted during the run (its open descriptors kept working)"
+                continue
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) != h.ident:
+                notes[path] = (f"{path} was replaced during the run; kit used the file it had checked, "
+                               "and did not touch the new one")
+        return notes
+
+    def disks(self):
+        """(major, minor) of the whole disks behind the files: what the block
+        layer's tracepoints report requests against. tmpfs and the like have none."""
+        out = set()
+        for h in self.unique():
+            st = os.fstat(h.fd)
+            dev = st.st_rdev if stat.S_ISBLK(st.st_mode) else st.st_dev
+            if os.major(dev):
+                out.add(host.whole_disk((os.major(dev), os.minor(dev))))
+        return sorted(out)
+
+    def finish(self, plan, error, complete=True):
+        """After a run: kit's files it wrote hold the pattern again only if
+        the run checked them (a verified write job's read-back); files a
+        verify found wrong are refilled next time, not blamed again."""
+        job = plan.job
+        if error and error.get("kind") == "verify":
+            pattern = "dirty"
+        elif job.writes and job.verify and not error and complete:
+            pattern = "intact"
+        else:
+            return
+        _set_patterns([self.handles[f.path] for f in plan.unique_files if self.handles[f.path].owned], pattern)
+
+    def close(self):
+        for h in self.handles.values():
+            with contextlib.suppress(OSError):
+                os.close(h.fd)
+        for fd in self.dirfds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.handles.clear()
+        self.dirfds.clear()
+
+
+def job_flags(job, f):
+    flags = os.O_RDWR if job.writes else os.O_RDONLY
+    if job.direct:
+        flags |= os.O_DIRECT
+    return flags
+
+
+def prepare(plans, progress=None):
+    """Opens, checks, locks and pre-fills the files of plans that run
+    together; then invalidates or warms the page cache as they ask."""
+    plans = [plans] if isinstance(plans, Plan) else list(plans)
+    prepared = Prepared()
+    try:
+        _open_all(prepared, plans)
+        _fill_and_lock(prepared, progress)
+        for p in plans:
+            for f in p.unique_files:
+                h = prepared.handles[f.path]
+                if p.job.invalidate:
+                    _invalidate(h.fd)
+            if p.job.pre_read:
+                _warm([(prepared.handles[f.path].fd, f.size) for f in p.unique_files], progress)
+        return prepared
+    except BaseException:
+        prepared.close()
+        raise
+
+
+def _open_all(prepared, plans):
+    wanted = {}                         # path -> (TargetFile, writes, size, verify)
+    for p in plans:
+        for f in p.unique_files:
+            _f, w, size, v = wanted.get(f.path, (f, False, 0, False))
+            wanted[f.path] = (f, w or p.job.writes, max(size, f.size), v or bool(p.job.verify))
+        if p.directory and p.directory not in prepared.dirfds:
+            prepared.dirfds[p.directory] = _open_directory(p.directory, p.creates_directory, p.directory_ident)
+    owned = [w for w in wanted.values() if w[0].owned]
+    by_dir = {}
+    for w in owned:
+        by_dir.setdefault(os.path.dirname(w[0].path), []).append(w)
+    for directory, items in by_dir.items():
+        if directory not in prepared.dirfds:
+            prepared.dirfds[directory] = _open_directory(directory, False, None)
+        dirfd = prepared.dirfds[directory]
+        with _directory_lock(dirfd):
+            manifest = _read_manifest_at(dirfd, directory)
+            claims = {}
+            for f, writes, size, verify in items:
+                h = _open_owned(dirfd, directory, f, manifest, claims)
+                h.writes, h.size, h.verify = writes, size, verify
+                _add(prepared, h)
+            if claims:
+                _write_manifest_at(dirfd, {**manifest, **claims}, directory)
+    for f, writes, size, verify in wanted.values():
+        if not f.owned:
+            h = _open_named(f, writes, plans)
+            h.size, h.verify = size, verify
+            _add(prepared, h)
+
+
+def _add(prepared, h):
+    """Two paths to one inode share one descriptor (and one lock)."""
+    for other in prepared.handles.values():
+        if other.ident == h.ident:
+            os.close(h.fd)
+            other.writes, other.size = other.writes or h.writes, max(other.size, h.size)
+            other.verify = other.verify or h.verify
+            prepared.handles[h.path] = other
+            return
+    prepared.handles[h.path] = h
+
+
+def _open_directory(directory, create, ident):
+    """kit's directory, opened once. Created by kit when planned so, with its
+    last component never followed as a link."""
+    parent, name = os.path.split(directory)
+    if create:
+        os.makedirs(parent, exist_ok=True)
+    try:
+        pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise RunError(f"cannot open {parent}: {e.strerror}") from None
+    try:
+        if create:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(name, 0o755, dir_fd=pfd)
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | (os.O_NOFOLLOW if create else 0)
+        try:
+            fd = os.open(name, flags, dir_fd=pfd)
+        except OSError as e:
+            raise RunError(f"cannot open {directory}: {e.strerror} (was it replaced since kit checked "
+                           "it?); nothing was written") from None
+    finally:
+        os.close(pfd)
+    st = os.fstat(fd)
+    if ident is not None and (st.st_dev, st.st_ino) != ident:
+        os.close(fd)
+        raise RunError(f"{directory} was replaced since kit checked it; nothing was written; run again")
+    return fd
+
+
+def _open_owned(dirfd, directory, f, manifest, claims):
+    """One of kit's files: created here with O_EXCL|O_NOFOLLOW, or opened
+    without following links and matched against the manifest."""
+    name = os.path.basename(f.path)
+    base = os.O_CLOEXEC | os.O_NOFOLLOW
+    fd = None
+    if not f.exists:
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_EXCL | base, 0o644, dir_fd=dirfd)
+        except FileExistsError:
+            fd = None                   # another kit made it meanwhile: it must be kit's, checked below
+        except OSError as e:
+            raise RunError(_open_error(0, f, e, "create")) from None
+        if fd is not None:
+            st = os.fstat(fd)
+            claims[name] = {**_identity_of_fd(fd, st), "size": f.size, "pattern": "filling"}
+            return Handle(fd, f.path, "file", True, (st.st_dev, st.st_ino), dirfd=dirfd, directory=directory)
+    try:
+        fd = os.open(name, os.O_RDWR | base, dir_fd=dirfd)
+    except OSError as e:
+        if e.errno in (errno.EROFS, errno.EACCES, errno.ETXTBSY):
+            try:
+                fd = os.open(name, os.O_RDONLY | base, dir_fd=dirfd)
+            except OSError as e2:
+                e = e2
+        if fd is None:
+            raise RunError(_open_error(0, f, e)) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or not _matches(manifest.get(name), _identity_of_fd(fd, st)):
+        os.close(fd)
+        raise RunError(f"{f.path} changed since kit checked it (replaced or moved) and is not kit's; "
+                       "nothing was written; run again")
+    if st.st_nlink > 1:
+        os.close(fd)
+        raise RunError(f"{f.path} has {st.st_nlink} hard links now: another name shares its data; "
+                       "nothing was written")
+    return Handle(fd, f.path, "file", True, (st.st_dev, st.st_ino), dirfd=dirfd, directory=directory)
+
+
+def _open_named(f, writes, plans):
+    """A file or block device the user named: opened as named, and it must
+    still be the one planned."""
+    flags = os.O_CLOEXEC | (os.O_RDWR if writes else os.O_RDONLY)
+    if f.kind == "block" and writes:
+        flags |= os.O_EXCL      # the kernel refuses if the device is mounted or claimed
+    try:
+        fd = os.open(f.path, flags)
+    except OSError as e:
+        raise RunError(_open_error(flags, f, e)) from None
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) != f.ident:
+        os.close(fd)
+        raise RunError(f"{f.path} changed since kit checked it (replaced or moved); nothing was written; "
+                       "run again")
+    return Handle(fd, f.path, f.kind, False, (st.st_dev, st.st_ino), writes=writes)
+
+
+def _set_patterns(handles, pattern):
+    """Records what kit's files hold now, one manifest update per directory."""
+    by_dir = {}
+    for h in handles:
+        by_dir.setdefault(h.dirfd, (h.directory, []))[1].append(h)
+    for dirfd, (directory, hs) in by_dir.items():
+        _set_pattern(dirfd, directory, hs, pattern)
+
+
+def _set_pattern(dirfd, directory, handles, pattern):
+    with _directory_lock(dirfd):
+        manifest = _read_manifest_at(dirfd, directory)
+        for h in handles:
+            entry = manifest.get(h.name)
+            st = os.fstat(h.fd)
+            if not _matches(entry, {"dev": st.st_dev, "ino": st.st_ino}):
+                continue                # no longer kit's name for this file: leave the entry alone
+            manifest[h.name] = {**entry, "pattern": pattern, "size": st.st_size, "ctime_ns": st.st_ctime_ns}
+        _write_manifest_at(dirfd, manifest, directory)
+
+
+def _fills(handles):
+    """[(handle, start)] of kit's files that need filling, by the manifests
+    as they are now (each read once)."""
+    manifests, out = {}, []
+    for h in handles:
+        if not h.owned:
+            continue
+        if h.dirfd not in manifests:
+            manifests[h.dirfd] = _read_manifest_at(h.dirfd, h.directory)
+        start = _fill_start(manifests[h.dirfd].get(h.name) or {}, os.fstat(h.fd), h.size, h.verify)
+        if start is not None:
+            out.append((h, start))
+    return out
+
+
+def _lock(handles, exclusive_if):
+    """flock each file, in one global order (no two kits can deadlock);
+    says once when it waits for another kit."""
+    for h in sorted(handles, key=lambda h: h.ident):
+        mode = fcntl.LOCK_EX if exclusive_if(h) else fcntl.LOCK_SH
+        try:
+            fcntl.flock(h.fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"kit: waiting for another kit process using {h.path}", file=sys.stderr, flush=True)
+            fcntl.flock(h.fd, mode)
+
+
+def _unlock(handles):
+    for h in handles:
+        fcntl.flock(h.fd, fcntl.LOCK_UN)
+
+
+def _fill_and_lock(prepared, progress):
+    """Fills what needs it (exclusive locks), then takes the run's locks:
+    exclusive on files it writes, shared on files it only reads. A file
+    changed between the two is filled again."""
+    handles = prepared.unique()
+    images = images_in_use()
+    for h in handles:
+        if h.writes or h.owned:     # kit's own files may be pre-filled
+            check_writable(os.fstat(h.fd), h.path, images)
+    for _attempt in range(PREPARE_ATTEMPTS):
+        if _fills(handles):
+            owned = [h for h in handles if h.owned]
+            _lock(owned, lambda h: True)
+            try:
+                to_fill = _fills(owned)
+                _set_patterns([h for h, _start in to_fill], "filling")  # a fill cut short is redone
+                _fill_all(to_fill, progress)
+                _set_patterns([h for h, _start in to_fill], "intact")
+            finally:
+                _unlock(owned)
+        _lock(handles, lambda h: h.writes)
+        if not _fills(handles):
+            break
+        _unlock(handles)
+    else:
+        raise RunError("kit's files keep changing while it prepares them (another program is writing "
+                       "them?); nothing was measured")
+    _set_patterns([h for h in handles if h.writes and h.owned], "dirty")  # until a verified run says otherwise
+
+
 def _fill_all(to_fill, progress):
+    """Writes kit's pattern into [start, size) of each (handle, start)."""
     if not to_fill:
         return
     from .engines import native
     ffi, lib = native()
     cell = ffi.new("uint64_t *")
-    starts = _claim(to_fill)
-    total = sum(f.size - starts[f.path] for f in to_fill)
+    total = sum(h.size - start for h, start in to_fill)
     errors, queue = [], list(to_fill)
 
     def work():
         while queue and not errors:
-            f = queue.pop()
+            h, start = queue.pop()
+            r = lib.kit_prefill(h.fd, start, h.size - start, PREFILL_SEED, cell)
+            if r < 0:
+                errors.append(RunError(f"pre-filling {h.path}: {os.strerror(-r)}"))
+                continue
             try:
-                _fill((ffi, lib), f, starts[f.path], cell)
-            except (OSError, RunError) as e:
-                errors.append(e)
+                os.fsync(h.fd)
+            except OSError as e:
+                errors.append(RunError(f"pre-filling {h.path}: {e.strerror}"))
 
-    # a few daemons: enough to keep a disk busy, few descriptors, and a
-    # second Ctrl-C must not wait for a fill to finish
+    # a few daemons: enough to keep a disk busy, and a second Ctrl-C must
+    # not wait for a fill to finish
     threads = [threading.Thread(target=work, daemon=True) for _ in range(min(FILL_THREADS, len(to_fill)))]
     for t in threads:
         t.start()
     _watch(threads, lambda: cell[0], total, "pre-fill", progress)
     if errors:
-        e = errors[0]
-        raise e if isinstance(e, RunError) else RunError(f"pre-filling {e.filename}: {e.strerror}")
-    changes = {}
-    for f in to_fill:
-        directory, name = os.path.split(f.path)
-        changes.setdefault(directory, {})[name] = dict(read_manifest(directory).get(name, {}), pattern="intact")
-    for directory, entries in changes.items():
-        update_manifest(directory, entries)
-    for f in to_fill:
-        f.exists, f.owned, f.current_size = True, True, max(f.current_size, f.size)
+        raise errors[0]
 
 
-def _pattern(path):
-    directory, name = os.path.split(os.path.abspath(path))
-    return read_manifest(directory).get(name, {}).get("pattern")
-
-
-def _claim(files):
-    """Creates kit's files and records them as kit's before a byte is written
-    (pattern "filling"): a fill cut short by Ctrl-C leaves a file kit still
-    knows as its own, and the next run fills it again. Returns where each
-    fill starts (an intact file is only extended)."""
-    starts, by_dir = {}, {}
-    for f in files:
-        intact = f.exists and _pattern(f.path) == "intact"
-        fd = os.open(f.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            st = os.fstat(fd)
-        finally:
-            os.close(fd)
-        starts[f.path] = min(st.st_size, f.size) if intact else 0
-        directory, name = os.path.split(f.path)
-        by_dir.setdefault(directory, {})[name] = {**file_identity(f.path, st), "size": f.size,
-                                                  "pattern": "filling"}
-    for directory, changes in by_dir.items():
-        update_manifest(directory, changes)
-    return starts
-
-
-def _fill(native, f, start, progress_cell):
-    """Writes kit's pattern into [start, size) of one of kit's files."""
-    ffi, lib = native
-    try:
-        fd = os.open(f.path, os.O_RDWR | os.O_CLOEXEC)
-    except OSError as e:
-        raise RunError(f"pre-filling {f.path}: {_open_error(None, f, e)}") from None
-    try:
-        r = lib.kit_prefill(fd, start, f.size - start, PREFILL_SEED, progress_cell)
-        if r < 0:
-            raise RunError(f"pre-filling {f.path}: {os.strerror(-r)}")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _needs_fill(job, f):
-    if not f.owned:
-        return False
-    if not f.exists or f.current_size < f.size:
-        return True
-    pattern = _pattern(f.path)
-    # an interrupted fill, or reads that verify after unverified writes
-    return pattern == "filling" or (bool(job.verify) and pattern != "intact")
-
-
-def _refresh(f):
-    """A planned file's state now (another kit may have made it meanwhile)."""
-    try:
-        st = os.stat(f.path)
-    except FileNotFoundError:
-        f.exists, f.current_size = False, 0
-        return
-    f.exists, f.current_size = True, st.st_size
-    f.owned = is_owned(f.path, st)
-    if not f.owned:
-        raise RunError(f"{f.path} appeared while kit was planning and is not kit's; run again")
-
-
-def prepare(p, progress=None):
-    """Creates/extends kit's files, then invalidates or warms the cache."""
-    job = p.job
-    if p.creates_directory:
-        os.makedirs(p.directory, exist_ok=True)
-    by_dir = {}
-    for f in p.unique_files:
-        if f.owned:
-            by_dir.setdefault(os.path.dirname(f.path), []).append(f)
-    for directory, files in by_dir.items():
-        with fill_lock(directory, exclusive=True):
-            for f in files:
-                _refresh(f)
-            _fill_all([f for f in files if _needs_fill(job, f)], progress)
-    if job.writes and not job.verify:
-        mark_dirty(p)  # unverified writes leave bytes that are not the pattern
-    if job.invalidate:
-        for f in p.unique_files:
-            _invalidate(f)
-    if job.pre_read:
-        _warm([f for f in p.unique_files], progress)
-
-
-def mark_dirty(p):
-    """kit's files of a plan no longer hold only kit's pattern (another tool
-    or unverified writes changed them)."""
-    _mark_dirty([f for f in p.unique_files if f.owned])
-
-
-def _mark_dirty(files):
-    by_dir = {}
-    for f in files:
-        directory, name = os.path.split(f.path)
-        entry = dict(read_manifest(directory).get(name, {}))
-        if entry:
-            entry["pattern"] = "dirty"
-            by_dir.setdefault(directory, {})[name] = entry
-    for directory, changes in by_dir.items():
-        update_manifest(directory, changes)
-
-
-def _invalidate(f):
-    fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        with contextlib.suppress(OSError):
-            os.fdatasync(fd)  # dirty pages would survive DONTNEED
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-    finally:
-        os.close(fd)
+def _invalidate(fd):
+    with contextlib.suppress(OSError):
+        os.fdatasync(fd)  # dirty pages would survive DONTNEED
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
 def _warm(files, progress):
-    total = sum(f.size for f in files)
+    """Reads (fd, size) pairs once, so buffered reads hit the page cache."""
+    total = sum(size for _fd, size in files)
     done = [0]
 
     def work():
         buf = bytearray(WARM_CHUNK)
-        for f in files:
-            fd = os.open(f.path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                off = 0
-                while off < f.size:
-                    n = os.preadv(fd, [memoryview(buf)[:min(WARM_CHUNK, f.size - off)]], off)
-                    if n <= 0:
-                        break
-                    off += n
-                    done[0] += n
-            finally:
-                os.close(fd)
+        for fd, size in files:
+            off = 0
+            while off < size:
+                n = os.preadv(fd, [memoryview(buf)[:min(WARM_CHUNK, size - off)]], off)
+                if n <= 0:
+                    break
+                off += n
+                done[0] += n
 
     t = threading.Thread(target=work, daemon=True)
     t.start()
@@ -467,63 +917,19 @@ def _watch(threads, done_bytes, total, label, progress):
         b.update_to(done_bytes())
 
 
-def disks_of(p):
-    """(major, minor) of the whole disks behind a plan's files: what the block
-    layer's tracepoints report requests against (a partition's I/O is the
-    disk's). Files on tmpfs and the like have none."""
-    out = set()
-    for f in p.unique_files:
-        path = f.path if os.path.exists(f.path) else os.path.dirname(f.path)
-        with contextlib.suppress(OSError):
-            st = os.stat(path)
-            dev = st.st_rdev if stat.S_ISBLK(st.st_mode) else st.st_dev
-            if os.major(dev) == 0:
-                continue            # tmpfs, overlay: no block device
-            out.add(whole_disk((os.major(dev), os.minor(dev))))
-    return sorted(out)
-
-
-# ---- open ------------------------------------------------------------------
-
-def open_flags(job, f):
-    flags = os.O_CLOEXEC | (os.O_RDWR if job.writes else os.O_RDONLY)
-    if job.direct:
-        flags |= os.O_DIRECT
-    if f.kind == "block" and job.writes:
-        flags |= os.O_EXCL  # the kernel refuses if the device is mounted or claimed
-    return flags
-
-
-def open_files(p):
-    """One descriptor per file per job thread (each thread its own, as
-    fio's jobs: the sync engine's file position is per descriptor)."""
-    job = p.job
-    opened = []
-    try:
-        for thread_files in p.files:
-            fds = []
-            opened.append(fds)
-            for f in thread_files:
-                try:
-                    fds.append(os.open(f.path, open_flags(job, f)))
-                except OSError as e:
-                    raise RunError(_open_error(job, f, e)) from None
-        return opened
-    except BaseException:
-        close_files(opened)
-        raise
-
-
-def _open_error(job, f, e):
-    if job and e.errno == errno.EINVAL and job.direct:
+def _open_error(flags, f, e, verb="open"):
+    if e.errno == errno.EINVAL and flags & os.O_DIRECT:
         return f"direct: {f.path} cannot be opened with O_DIRECT (its filesystem does not support it); use direct=0"
     if e.errno == errno.EBUSY:
         return f"{f.path} is busy (mounted or claimed by another user); kit will not write to it"
     if e.errno in (errno.EMFILE, errno.ENFILE):
         soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        return (f"too many open files opening {f.path}: numjobs x nrfiles needs more descriptors "
+        doing = {"open": "opening", "create": "creating"}[verb]
+        return (f"too many open files ({doing} {f.path}): numjobs x nrfiles needs more descriptors "
                 f"than `ulimit -n` ({soft}) allows; raise it or use fewer files")
-    return f"cannot open {f.path}: {e.strerror}"
+    if e.errno == errno.ELOOP:
+        return f"cannot {verb} {f.path}: it is now a symbolic link; nothing was written"
+    return f"cannot {verb} {f.path}: {e.strerror}"
 
 
 def close_files(opened):
@@ -531,3 +937,21 @@ def close_files(opened):
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+def read_back(prepared, plan):
+    """fio's verify phase: after a write job, every written file is read back
+    whole through kit's descriptor and each unit's header and checksum checked.
+    Returns an error dict, or None."""
+    from .engines import native
+    ffi, lib = native()
+    for f in plan.unique_files:
+        report = ffi.new("struct kit_verify_report *")
+        r = lib.kit_verify_range(prepared.fd(f), 0, f.size, report)
+        if r < 0:
+            return {"kind": "verify", "errno": -r, "file": f.path, "offset": 0,
+                    "message": f"{f.path}: verify read-back failed: {os.strerror(-r)}"}
+        if report.bad:
+            return {"kind": "verify", "errno": errno.EILSEQ, "file": f.path, "offset": report.bad_offset,
+                    "message": f"{f.path}: {ffi.string(report.msg).decode()}"}
+    return None

@@ -111,18 +111,17 @@ def test_disk_filling_up_during_the_prefill(small_tmpfs):
             os.close(fd)
     # the hog writes as soon as kit has planned (3 MiB free then) and starts filling
     from kit import target
-    real_claim = target._claim
+    real_fill = target._fill_all
 
-    def claim_then_hog(files):
-        starts = real_claim(files)
+    def hog_then_fill(to_fill, progress):
         fill_disk()
-        return starts
-    target._claim = claim_then_hog
+        return real_fill(to_fill, progress)
+    target._fill_all = hog_then_fill
     try:
         with pytest.raises(kit.RunError, match=r"pre-filling .*kit\.0\.0: No space left on device"):
             kit.run(kit.Job(size="3m", directory=os.path.join(small_tmpfs, "kit")), progress=False, machine=False)
     finally:
-        target._claim = real_claim
+        target._fill_all = real_fill
     os.unlink(hog)
     r = kit.run(kit.Job(size="3m", verify="crc32c", directory=os.path.join(small_tmpfs, "kit")),
                 progress=False, machine=False)

@@ -109,7 +109,7 @@ def test_job_file_errors_name_the_place(tmp_path):
     bad.write_text("[global]\nbs=4k\n[j]\nrw=sideways\n")
     with pytest.raises(OptionError) as e:
         read_job_file(str(bad))
-    assert e.value.option == "rw" and "[j]" in str(e.value)
+    assert "bad.fio [j]: rw: must be one of" in str(e.value)
     bad.write_text("bs=4k\n[j]\n")
     with pytest.raises(OptionError, match="before any"):
         read_job_file(str(bad))
@@ -148,7 +148,13 @@ def test_kit_and_fio_runners_agree(scratch):
     assert f.data["job"] == k.data["job"] and f.data["fio version"].startswith("fio-")
     assert set(k.total) >= set(f.total) - {"latency_depth", "latency_target", "latency_percentile",
                                            "latency_window"}
-    assert 1 / 1.5 < k.iops / f.iops < 1.5
+    # IOPS: a 2048-I/O run lasts ~40 ms, where the same fio run varies 2x here;
+    # compare half-second runs, interleaved, the faster of two each (the host
+    # caches blocks on first touch, so first runs are slower)
+    timed = job.replace(runtime=0.5, time_based=True)
+    runs = [kit.run(timed, runner=runner, progress=False) for runner in ("kit", "fio", "kit", "fio")]
+    best_kit, best_fio = max(runs[0].iops, runs[2].iops), max(runs[1].iops, runs[3].iops)
+    assert 1 / 1.5 < best_kit / best_fio < 1.5
     # fio read kit's pre-filled file: kit's manifest still calls it intact
     assert kit.target.read_manifest(scratch)["kit.0.0"]["pattern"] == "intact"
 

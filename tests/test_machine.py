@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from conftest import REPO, require
-from kit import machine
+from kit import host, machine
 
 
 def sysfs(path):
@@ -107,14 +107,14 @@ def test_fingerprint_with_target_is_json_and_fast(vda):
 
 
 def test_missing_sysfs_and_proc_give_none_not_exceptions(monkeypatch, tmp_path):
-    monkeypatch.setattr(machine, "SYSFS", str(tmp_path))
-    monkeypatch.setattr(machine, "PROC", str(tmp_path))
+    monkeypatch.setattr(host, "SYSFS", str(tmp_path))
+    monkeypatch.setattr(host, "PROC", str(tmp_path))
     fp = machine.fingerprint(REPO)
     assert fp["memory"]["total_bytes"] is None
     assert fp["cpu"]["mitigations"] == {}
     assert fp["target"]["filesystem"] is None and fp["target"]["device"] is None
     assert machine.describe_device(254, 0) is None
-    assert machine._read_text(str(tmp_path / "absent")) is None
+    assert host.read_text(str(tmp_path / "absent")) is None
     assert machine._run(["kit-no-such-command-anywhere"]) is None
 
 
@@ -193,7 +193,7 @@ def test_symlink_to_loop_device_resolves_to_it(loop_device, tmp_path):
 def test_mountinfo_optional_fields_and_escapes():
     line = ("36 35 98:0 / /mnt/my\\040disk rw,noatime master:1 shared:7 - ext3 "
             "/dev/root rw,errors=continue")
-    (mount,) = machine._parse_mountinfo(line)
+    (mount,) = host.parse_mountinfo(line)
     assert mount == {"dev": "98:0", "type": "ext3", "mount_point": "/mnt/my disk",
                      "source": "/dev/root", "options": "rw,noatime",
                      "super_options": "rw,errors=continue"}
@@ -226,7 +226,7 @@ def test_partition_and_dm_from_fake_sysfs(monkeypatch, tmp_path):
     (tmp_path / "dev/block").mkdir(parents=True)
     os.symlink(f"../../{disk}/vda1", tmp_path / "dev/block/254:1")
     os.symlink("../../devices/virtual/block/dm-0", tmp_path / "dev/block/253:0")
-    monkeypatch.setattr(machine, "SYSFS", str(tmp_path))
+    monkeypatch.setattr(host, "SYSFS", str(tmp_path))
 
     part = machine.describe_device(254, 1)
     assert part["name"] == "vda1" and part["partition"] is True and part["disk"] == "vda"

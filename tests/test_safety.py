@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from conftest import run_kit
-from kit import safety
+from kit import host, safety
 
 
 def _losetup(backing):
@@ -36,7 +36,7 @@ def test_loop_device_sharing_a_mounted_image_is_refused(mounted_loopdev):
     try:
         p = run_kit("run", "--rw=randwrite", f"--filename={twin}", "--size=1M", "--allow-destructive")
         assert p.returncode == 2, p.stderr
-        assert "shares its backing file" in p.stderr and "is mounted on" in p.stderr
+        assert f"{twin} shares its image with {dev}" in p.stderr and "is mounted on" in p.stderr
     finally:
         subprocess.run(["losetup", "-d", twin], capture_output=True)
 
@@ -96,15 +96,15 @@ def fake(tmp_path, monkeypatch):
                  "23 1 8:33 / /srv/my\\040logs rw,relatime - xfs /dev/sdc1 rw\n")
     with open(os.path.join(proc, "swaps"), "w") as fh:
         fh.write("Filename Type Size Used Priority\n")
-    monkeypatch.setattr(safety, "SYSFS", sys_root)
-    monkeypatch.setattr(safety, "PROC", proc)
+    monkeypatch.setattr(host, "SYSFS", sys_root)
+    monkeypatch.setattr(host, "PROC", proc)
 
 
 def test_fake_disk_with_a_mounted_partition(fake):
     assert safety.device_in_use(8, 0) == "/dev/sda2 is mounted on /srv/data"
     assert safety.device_in_use(8, 1) is None            # a sibling partition is not the mounted one
     assert safety.device_in_use(8, 2) == "/dev/sda2 is mounted on /srv/data"
-    assert safety.whole_disk((8, 2)) == (8, 0)
+    assert host.whole_disk((8, 2)) == (8, 0)
 
 
 def test_fake_device_mapper_stack(fake):

@@ -9,11 +9,14 @@
 
 #include "kit.h"
 
-int kit_file_birth_ns(const char *path, int64_t *birth_ns)
+_Static_assert(KIT_AT_FDCWD == AT_FDCWD && KIT_AT_EMPTY_PATH == AT_EMPTY_PATH &&
+	       KIT_AT_SYMLINK_NOFOLLOW == AT_SYMLINK_NOFOLLOW, "statx flags");
+
+int kit_file_birth_ns(int dirfd, const char *path, int flags, int64_t *birth_ns)
 {
 	struct statx stx;
 
-	if (statx(AT_FDCWD, path, 0, STATX_BTIME | STATX_INO, &stx) < 0)
+	if (statx(dirfd, path, flags, STATX_BTIME | STATX_INO, &stx) < 0)
 		return -errno;
 	if (!(stx.stx_mask & STATX_BTIME))
 		return -EOPNOTSUPP;

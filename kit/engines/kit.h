@@ -164,8 +164,13 @@ int kit_verify_buffer(const void *buf, uint64_t len, uint64_t offset,
 void kit_stamp_buffer(void *buf, uint64_t len, uint64_t offset, uint64_t seed);
 uint32_t kit_crc32c(uint32_t crc, const void *buf, uint64_t len);
 
-/* Birth time of a file (statx), -EOPNOTSUPP where the filesystem has none. */
-int kit_file_birth_ns(const char *path, int64_t *birth_ns);
+/* Birth time of the file at (dirfd, path) with statx flags (with path "" and
+ * KIT_AT_EMPTY_PATH: of the open descriptor dirfd itself); -EOPNOTSUPP where
+ * the filesystem keeps none. */
+#define KIT_AT_FDCWD -100
+#define KIT_AT_SYMLINK_NOFOLLOW 256
+#define KIT_AT_EMPTY_PATH 4096
+int kit_file_birth_ns(int dirfd, const char *path, int flags, int64_t *birth_ns);
 
 /* Histogram helpers shared with Python so both sides agree on buckets. */
 unsigned kit_plat_val_to_idx(uint64_t val);

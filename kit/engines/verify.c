@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,18 +126,87 @@ void kit_stamp_buffer(void *buf, uint64_t len, uint64_t offset, uint64_t seed)
 		stamp_unit(p + i, offset + i, seed);
 }
 
-/* Finds the first byte that differs from what the header's seed implies. */
-static uint64_t first_bad_byte(const unsigned char *unit, uint64_t seed,
-			       uint64_t offset)
+/* Payload words (of the 60 after the header) that match (offset, seed). */
+static unsigned agreeing_words(const unsigned char *unit, uint64_t offset, uint64_t seed)
 {
-	unsigned char want[KIT_VERIFY_UNIT];
+	uint64_t state = offset ^ seed, w;
+	unsigned agree = 0;
 	size_t i;
 
-	fill_payload(want, offset, seed);
-	for (i = sizeof(struct kit_unit_header); i < KIT_VERIFY_UNIT; i++)
+	for (i = sizeof(struct kit_unit_header); i < KIT_VERIFY_UNIT; i += 8) {
+		w = splitmix_next(&state);
+		agree += memcmp(unit + i, &w, 8) == 0;
+	}
+	return agree;
+}
+
+#define PAYLOAD_WORDS ((KIT_VERIFY_UNIT - sizeof(struct kit_unit_header)) / 8)
+
+/* The seed a damaged unit was written with: its header's when the payload
+ * agrees with it, else the one a single changed byte of the seed field
+ * gives. Returns 0 when no seed explains the payload. */
+static int writer_seed(const unsigned char *unit, uint64_t offset, uint64_t *seed)
+{
+	struct kit_unit_header h;
+	unsigned b, v;
+
+	memcpy(&h, unit, sizeof(h));
+	if (agreeing_words(unit, offset, h.seed) * 2 >= PAYLOAD_WORDS) {
+		*seed = h.seed;
+		return 1;
+	}
+	for (b = 0; b < 8; b++)
+		for (v = 0; v < 256; v++) {
+			uint64_t s = (h.seed & ~(0xffull << (8 * b))) | ((uint64_t)v << (8 * b));
+
+			if (agreeing_words(unit, offset, s) * 2 >= PAYLOAD_WORDS) {
+				*seed = s;
+				return 1;
+			}
+		}
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int report(struct kit_verify_report *r, uint64_t at, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->bad = 1;
+	r->bad_offset = at;
+	va_start(ap, fmt);
+	vsnprintf(r->msg, sizeof(r->msg), fmt, ap);
+	va_end(ap);
+	return 1;
+}
+
+/* A unit whose magic or checksum is wrong: rebuilt from its offset and its
+ * writer's seed, the first byte that differs is named exactly, header bytes
+ * included. */
+static int report_damage(const unsigned char *unit, uint64_t at, struct kit_verify_report *r)
+{
+	unsigned char want[KIT_VERIFY_UNIT];
+	uint64_t seed;
+	size_t i;
+
+	if (!writer_seed(unit, at, &seed)) {
+		struct kit_unit_header h;
+
+		memcpy(&h, unit, sizeof(h));
+		if (h.magic != KIT_VERIFY_MAGIC)
+			return report(r, at, "verify: no kit data in the unit at offset %llu "
+				      "(not written by kit, or overwritten)", (unsigned long long)at);
+		return report(r, at, "verify: crc32c mismatch in the unit at offset %llu: "
+			      "its payload matches no seed (overwritten)", (unsigned long long)at);
+	}
+	stamp_unit(want, at, seed);
+	for (i = 0; i < KIT_VERIFY_UNIT; i++)
 		if (want[i] != unit[i])
-			return i;
-	return offsetof(struct kit_unit_header, crc);
+			break;
+	if (i == KIT_VERIFY_UNIT)	/* cannot happen: the unit failed a check */
+		i = offsetof(struct kit_unit_header, crc);
+	return report(r, at + i, "verify: wrong byte at offset %llu (in the unit at offset %llu)",
+		      (unsigned long long)(at + i), (unsigned long long)at);
 }
 
 int kit_verify_buffer(const void *buf, uint64_t len, uint64_t offset,
@@ -151,35 +221,13 @@ int kit_verify_buffer(const void *buf, uint64_t len, uint64_t offset,
 		uint64_t at = offset + i;
 
 		memcpy(&h, unit, sizeof(h));
-		if (h.magic != KIT_VERIFY_MAGIC) {
-			r->bad = 1;
-			r->bad_offset = at;
-			snprintf(r->msg, sizeof(r->msg),
-				 "verify: no kit header in the %u-byte unit at offset %llu "
-				 "(not written by kit, or overwritten)",
-				 KIT_VERIFY_UNIT, (unsigned long long)at);
-			return 1;
-		}
-		if (h.offset != at) {
-			r->bad = 1;
-			r->bad_offset = at;
-			snprintf(r->msg, sizeof(r->msg),
-				 "verify: the unit at offset %llu holds the data of offset %llu "
-				 "(misplaced write or read)",
-				 (unsigned long long)at, (unsigned long long)h.offset);
-			return 1;
-		}
-		if (unit_crc(unit) != h.crc) {
-			uint64_t b = first_bad_byte(unit, h.seed, at);
-
-			r->bad = 1;
-			r->bad_offset = at + b;
-			snprintf(r->msg, sizeof(r->msg),
-				 "verify: crc32c mismatch in the unit at offset %llu, "
-				 "first wrong byte at offset %llu",
-				 (unsigned long long)at, (unsigned long long)(at + b));
-			return 1;
-		}
+		if (h.magic != KIT_VERIFY_MAGIC || unit_crc(unit) != h.crc)
+			return report_damage(unit, at, r);
+		/* whole and checksummed, but another offset's: a misplaced write */
+		if (h.offset != at)
+			return report(r, at, "verify: the unit at offset %llu holds the data of offset %llu "
+				      "(misplaced write or read)", (unsigned long long)at,
+				      (unsigned long long)h.offset);
 		r->checked_bytes += KIT_VERIFY_UNIT;
 	}
 	return 0;

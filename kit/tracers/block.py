@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from .. import hist
+from .. import hist, host
 
 NAME = "block"
 EVENTS = ("block_rq_insert", "block_rq_issue", "block_rq_complete", "block_rq_requeue")
@@ -276,19 +276,6 @@ def kernel_dev(major, minor):
     return (major << 20) | minor
 
 
-def whole_disk(major, minor):
-    """A partition's disk: requests are traced on the disk."""
-    base = f"/sys/dev/block/{major}:{minor}"
-    if os.path.exists(base + "/partition"):
-        try:
-            with open(base + "/../dev") as fh:
-                ma, mi = fh.read().split(":")
-                return int(ma), int(mi)
-        except (OSError, ValueError):
-            pass
-    return major, minor
-
-
 def device_name(dev):
     """kernel dev_t -> "loop0" (or "7:0" when sysfs does not know it)."""
     numbers = f"{dev >> 20}:{dev & 0xfffff}"
@@ -302,7 +289,7 @@ def bpf_text(devices, events):
     """The C for this trace: only the tracepoints this kernel has, and the
     device filter compiled in (cheaper than a map lookup per event)."""
     if devices:
-        tests = " || ".join(f"dev == {kernel_dev(*whole_disk(ma, mi)):#x}" for ma, mi in devices)
+        tests = " || ".join(f"dev == {kernel_dev(*host.whole_disk((ma, mi))):#x}" for ma, mi in devices)
         filt = f"if (!({tests})) return 0;"
     else:
         filt = ""

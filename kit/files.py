@@ -1,0 +1,122 @@
+"""Writing kit's own output: results, reports, the files a user names with
+--output. Whole or not at all (temporary file + rename), and never into
+something that is not a place for output: a directory, a device, the
+kernel's pseudo filesystems."""
+import contextlib
+import os
+import stat
+import sys
+import tempfile
+
+from . import host
+from .errors import OptionError
+
+# terminals (tty, console, pts) and /dev/null: character devices that take text
+_TEXT_DEVICES = {1: {3}, 4: None, 5: {0, 1}, **{m: None for m in range(136, 144)}}
+_STANDARD = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/1": 1, "/dev/fd/2": 2,
+             "/proc/self/fd/1": 1, "/proc/self/fd/2": 2}
+
+
+def write_atomic(path, text):
+    """A reader sees the old file or the new one, never half of it."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".kit-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_new(path, text):
+    """Like write_atomic, but never replaces a file that is already there:
+    returns False (and writes nothing) when path exists."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".kit-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def output_kind(path, option="output"):
+    """How --output=path will be written, checked before anything runs:
+    "stdout"/"stderr", "stream" (a pipe, socket, terminal or /dev/null,
+    written through) or "file" (created or replaced whole, through a
+    symbolic link to its target). OptionError for anything else."""
+    if path in _STANDARD:
+        return {1: "stdout", 2: "stderr"}[_STANDARD[path]]
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            raise OptionError(option, f"{path} is a symbolic link to {os.readlink(path)}, which does not "
+                                      "exist") from None
+        st = None
+    except OSError as e:
+        raise OptionError(option, f"cannot use {path}: {e.strerror}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise OptionError(option, f"{path} is a directory")
+    if st is not None and (stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode)):
+        return "stream"
+    if st is not None and stat.S_ISCHR(st.st_mode):
+        major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        if major in _TEXT_DEVICES and (_TEXT_DEVICES[major] is None or minor in _TEXT_DEVICES[major]):
+            return "stream"
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise OptionError(option, f"{path} is a device; kit writes output only to files, pipes, "
+                                  "terminals and /dev/null")
+    real = os.path.realpath(path)
+    fstype = host.pseudo_filesystem(real)
+    if fstype:
+        raise OptionError(option, f"{path} is on {fstype}, which holds the kernel's files; kit writes no "
+                                  "output there")
+    parent = os.path.dirname(real)
+    if not os.path.isdir(parent):
+        raise OptionError(option, f"{parent} is not a directory")
+    if not os.access(parent, os.W_OK):
+        raise OptionError(option, f"{parent} is not writable")
+    return "file"
+
+
+def check_output_directory(path, option):
+    """A directory kit will create (if needed) and write into."""
+    fstype = host.pseudo_filesystem(path)
+    if fstype:
+        raise OptionError(option, f"{path} is on {fstype}, which holds the kernel's files; kit writes nothing "
+                                  "there")
+    existing = host.nearest_existing(path)
+    if not os.path.isdir(existing):
+        raise OptionError(option, f"{existing} is not a directory")
+    if not os.access(existing, os.W_OK):
+        raise OptionError(option, f"{existing} is not writable")
+
+
+def write_output(path, text, option="output"):
+    """Writes text where --output=path said (see output_kind)."""
+    kind = output_kind(path, option)
+    if kind in ("stdout", "stderr"):
+        stream = sys.stdout if kind == "stdout" else sys.stderr
+        stream.write(text)
+        stream.flush()
+    elif kind == "stream":
+        with open(path, "w") as fh:
+            fh.write(text)
+    else:
+        write_atomic(os.path.realpath(path), text)

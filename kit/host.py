@@ -1,0 +1,282 @@
+"""Facts about this host, read from the kernel's own tables: sysfs, /proc,
+sysctls, mountinfo and loop devices. Every reader is best-effort (a missing
+file gives None) and knows nothing about jobs or results; machine.py and
+safety.py build on it.
+
+SYSFS and PROC are module constants so tests can point them at fake trees for
+layouts this kernel cannot build (partitions, device-mapper).
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import stat
+import struct
+
+SYSFS = "/sys"
+PROC = "/proc"
+
+# Filesystems that hold the kernel's views, not data: kit never creates files
+# there (a mistyped /dev/sdb1 must not become a regular file in /dev).
+PSEUDO_FILESYSTEMS = frozenset({
+    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs",
+    "bpf", "configfs", "pstore", "efivarfs", "fusectl", "mqueue", "binfmt_misc", "autofs",
+    "rpc_pipefs", "nsfs", "hugetlbfs", "selinuxfs",
+})
+
+# <linux/loop.h>: LOOP_GET_STATUS64 fills a struct loop_info64
+LOOP_GET_STATUS64 = 0x4C05
+_LOOP_INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
+
+
+# ---- files ---------------------------------------------------------------
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def read_value(path: str) -> int | str | None:
+    """A sysfs attribute as int when it is one ("-1" included), else text."""
+    text = read_text(path)
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def list_dir(path: str) -> list[str] | None:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return None
+
+
+def read_sysctl(name: str) -> str | None:
+    """A sysctl's value by its dotted name (fs.aio-max-nr), or None."""
+    return read_text(f"{PROC}/sys/" + name.replace(".", "/"))
+
+
+# ---- mounts --------------------------------------------------------------
+
+def unescape(field: str) -> str:
+    # mountinfo and /proc/swaps write space, tab, newline and backslash as \ooo
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_mountinfo(text: str) -> list[dict]:
+    """Mounts from /proc/self/mountinfo text; see proc(5) for the fields.
+
+    Optional fields ("shared:1", ...) sit between the options and a lone "-",
+    so the fields after the separator are counted from it, not from the start.
+    """
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 7:
+            continue
+        sep = fields.index("-", 6) if "-" in fields[6:] else len(fields)
+        if len(fields) < sep + 4:
+            continue
+        mounts.append({
+            "dev": fields[2], "type": fields[sep + 1],
+            "mount_point": unescape(fields[4]), "source": unescape(fields[sep + 2]),
+            "options": fields[5], "super_options": fields[sep + 3],
+        })
+    return mounts
+
+
+def mounts() -> list[dict]:
+    return parse_mountinfo(read_text(f"{PROC}/self/mountinfo") or "")
+
+
+def parse_dev(text: str) -> tuple[int, int]:
+    major, minor = text.split(":")
+    return int(major), int(minor)
+
+
+def mounted_devices() -> dict:
+    """(major, minor) -> the first mount point of that device."""
+    out = {}
+    for m in mounts():
+        with contextlib.suppress(ValueError):
+            out.setdefault(parse_dev(m["dev"]), m["mount_point"])
+    return out
+
+
+def _is_under(path: str, mount_point: str) -> bool:
+    return mount_point == "/" or path == mount_point or path.startswith(mount_point + "/")
+
+
+def find_mount(dev: int, path: str | None) -> dict | None:
+    """The mount whose device is `dev` (and, given a path, that holds it).
+
+    Matching the device number instead of path strings handles stacked
+    mounts (two tmpfs on /dev/shm: only the top one has the file's st_dev)
+    and bind mounts (one device, several mount points: take the deepest
+    one that contains the path)."""
+    wanted = f"{os.major(dev)}:{os.minor(dev)}"
+    candidates = [m for m in mounts() if m["dev"] == wanted]
+    if path is not None:
+        containing = [m for m in candidates if _is_under(path, m["mount_point"])]
+        if containing:
+            candidates = [max(containing, key=lambda m: len(m["mount_point"]))]
+    if not candidates:
+        return None
+    found = dict(candidates[-1])  # later lines are mounted on top of earlier ones
+    del found["dev"]
+    return found
+
+
+def nearest_existing(path: str) -> str:
+    """The path itself, or its closest ancestor that exists."""
+    path = os.path.abspath(path)
+    while not os.path.lexists(path) and path != "/":
+        path = os.path.dirname(path)
+    return path
+
+
+def filesystem_type(path: str) -> str | None:
+    """The type of the filesystem that holds `path` (or would hold it)."""
+    existing = nearest_existing(path)
+    try:
+        st = os.stat(existing)
+    except OSError:
+        return None
+    found = find_mount(st.st_dev, os.path.realpath(existing))
+    return found["type"] if found else None
+
+
+def pseudo_filesystem(path: str) -> str | None:
+    """The pseudo filesystem (proc, sysfs, devtmpfs, ...) `path` is on, or None."""
+    fstype = filesystem_type(path)
+    return fstype if fstype in PSEUDO_FILESYSTEMS else None
+
+
+# ---- block devices ---------------------------------------------------------
+
+def dev_dir(dev: tuple[int, int]) -> str:
+    return f"{SYSFS}/dev/block/{dev[0]}:{dev[1]}"
+
+
+def dev_name(dev: tuple[int, int]) -> str:
+    real = os.path.realpath(dev_dir(dev))
+    return os.path.basename(real) if os.path.exists(real) else f"{dev[0]}:{dev[1]}"
+
+
+def children(dev: tuple[int, int], kind: str) -> list[tuple[str, tuple[int, int]]]:
+    """Devices listed in a sysfs subfolder: 'holders' or 'slaves'."""
+    out = []
+    folder = os.path.join(dev_dir(dev), kind)
+    for name in list_dir(folder) or []:
+        text = read_text(os.path.join(folder, name, "dev"))
+        if text:
+            out.append((name, parse_dev(text)))
+    return out
+
+
+def partitions(dev: tuple[int, int]) -> list[tuple[int, int]]:
+    out = []
+    base = dev_dir(dev)
+    for entry in list_dir(base) or []:
+        text = read_text(os.path.join(base, entry, "dev"))
+        if text and os.path.exists(os.path.join(base, entry, "partition")):
+            out.append(parse_dev(text))
+    return out
+
+
+def whole_disk(dev: tuple[int, int]) -> tuple[int, int]:
+    """The disk a partition belongs to (block tracepoints report the disk)."""
+    real = os.path.realpath(dev_dir(dev))
+    if os.path.exists(os.path.join(real, "partition")):
+        text = read_text(os.path.join(os.path.dirname(real), "dev"))
+        if text:
+            return parse_dev(text)
+    return dev
+
+
+def swapped_devices() -> tuple[set, set]:
+    """What /proc/swaps lists: ({(major, minor)} of swap devices,
+    {(st_dev, st_ino)} of swap files). Names that no longer resolve are
+    skipped: the kernel refuses writes to an active swap file itself."""
+    devices, files = set(), set()
+    text = read_text(f"{PROC}/swaps") or ""
+    for line in text.splitlines()[1:]:
+        name = unescape(line.split()[0]) if line.split() else ""
+        with contextlib.suppress(OSError):
+            st = os.stat(name)
+            if stat.S_ISBLK(st.st_mode):
+                devices.add((os.major(st.st_rdev), os.minor(st.st_rdev)))
+            else:
+                files.add((st.st_dev, st.st_ino))
+    return devices, files
+
+
+# ---- loop devices --------------------------------------------------------
+
+class Unresolved(Exception):
+    """A loop device whose backing file kit cannot identify."""
+
+
+def is_loop(dev: tuple[int, int]) -> bool:
+    return os.path.isdir(os.path.join(dev_dir(dev), "loop"))
+
+
+def loop_devices() -> list[tuple[int, int]]:
+    """Every attached loop device."""
+    out = []
+    for name in list_dir(f"{SYSFS}/block") or []:
+        if os.path.isdir(f"{SYSFS}/block/{name}/loop"):
+            text = read_text(f"{SYSFS}/block/{name}/dev")
+            if text:
+                out.append(parse_dev(text))
+    return out
+
+
+def _device_node(dev: tuple[int, int]) -> str | None:
+    """A /dev node of the block device, checked by its device number."""
+    for path in (f"/dev/block/{dev[0]}:{dev[1]}", f"/dev/{dev_name(dev)}"):
+        with contextlib.suppress(OSError):
+            st = os.stat(path)
+            if stat.S_ISBLK(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == dev:
+                return path
+    return None
+
+
+def loop_backing(dev: tuple[int, int]) -> dict | None:
+    """What a loop device reads and writes: {"dev", "ino"} of its backing
+    file, and "rdev" (major, minor) when that file is a block device. None
+    when the device is not an attached loop device.
+
+    Asked of the kernel (LOOP_GET_STATUS64), never read from sysfs's
+    backing_file: that is a display string, cut at trailing spaces and
+    suffixed " (deleted)" once the name is gone. Raises Unresolved when the
+    kernel cannot be asked."""
+    if not is_loop(dev):
+        return None
+    node = _device_node(dev)
+    if node is None:
+        raise Unresolved(f"/dev/{dev_name(dev)} has no device node kit can open")
+    try:
+        fd = os.open(node, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        raise Unresolved(f"cannot open {node}: {e.strerror}") from None
+    try:
+        raw = fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(_LOOP_INFO64.size))
+    except OSError as e:
+        if e.errno == 6:            # ENXIO: detached since sysfs was read
+            return None
+        raise Unresolved(f"cannot ask {node} for its backing file: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    lo_device, lo_inode, lo_rdevice = _LOOP_INFO64.unpack(raw)[:3]
+    # the kernel encodes dev_t the way glibc's makedev does (new_encode_dev)
+    rdev = (os.major(lo_rdevice), os.minor(lo_rdevice)) if lo_rdevice else None
+    return {"dev": lo_device, "ino": lo_inode, "rdev": rdev}
