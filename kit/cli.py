@@ -10,6 +10,7 @@ import sys
 from . import __version__
 from .errors import KitError, OptionError, RunError
 from .files import output_kind, write_output
+from .results import printable
 from .job import ALIASES, OPTIONS, Job
 from .runner import check
 
@@ -118,7 +119,7 @@ def _job_groups(args, values):
         raise OptionError(args.jobfile.split("=", 1)[0], "is not a kit run option; `kit run --help` lists them")
     jobfile = read_job_file(args.jobfile, strict=args.strict)
     for warning in jobfile.warnings:
-        print(f"kit run: warning: {one_line(warning)}", file=sys.stderr)
+        print(f"kit run: warning: {printable(warning)}", file=sys.stderr)
     overrides = Job.from_options(values).given() if values else {}
     return [[job.replace(**overrides) for job in group] for group in jobfile.groups]
 
@@ -449,10 +450,10 @@ def main(argv=None):
     try:
         return COMMANDS[command][0](argv)
     except OptionError as e:
-        print(f"kit {command}: error: {one_line(_flagged(e))}", file=sys.stderr)
+        print(f"kit {command}: error: {printable(_flagged(e))}", file=sys.stderr)
         return EXIT_USAGE
     except KitError as e:
-        print(f"kit {command}: failed: {one_line(str(e))}", file=sys.stderr)
+        print(f"kit {command}: failed: {printable(str(e))}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"kit {command}: interrupted", file=sys.stderr)
@@ -468,12 +469,6 @@ def _stop_like_ctrl_c():
     with contextlib.suppress(ValueError):       # not the main thread: leave it alone
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def one_line(text):
-    """Control characters a user typed (or a file held) shown escaped, so an
-    error stays one line whatever it quotes."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _flagged(e):

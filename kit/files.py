@@ -17,6 +17,41 @@ _STANDARD = {"/dev/stdout": 1, "/dev/stderr": 2, "/dev/fd/1": 1, "/dev/fd/2": 2,
              "/proc/self/fd/1": 1, "/proc/self/fd/2": 2}
 
 
+def read_text_file(path, what, limit):
+    """A small text file's content (a regular file or a pipe), or one line
+    saying why not; never reads more than limit bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as e:
+        raise OptionError(None, f"{path}: {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+            raise OptionError(None, f"{path}: not a {what} (not a regular file)")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise OptionError(None, f"{path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise OptionError(None, f"{path}: larger than {limit >> 10} KiB, too large for a {what}")
+    data = b"".join(chunks)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise OptionError(None, f"{path}: not a text file (not UTF-8)") from None
+    if "\0" in text:
+        raise OptionError(None, f"{path}: not a text file (it holds NUL bytes)")
+    return text
+
+
 def write_atomic(path, text):
     """A reader sees the old file or the new one, never half of it."""
     directory = os.path.dirname(os.path.abspath(path))

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import stat
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from . import __version__, explain
 from . import hist
 from . import target as targets
 from .errors import OptionError, RunError
+from .files import read_text_file
 from .machine import fingerprint_for
 from .job import OPTIONS, Job, job_label, parse_size, split_filenames
 from .results import DDIRS, SCHEMA, Result, fio_document_problem
@@ -269,41 +269,6 @@ MAX_INCLUDE_DEPTH = 16
 MAX_INCLUDED_FILES = 256
 
 
-def read_text_file(path, what="job file", limit=MAX_JOB_FILE):
-    """A small text file's content (a regular file or a pipe), or one line
-    saying why not; never reads more than limit bytes."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError as e:
-        raise OptionError(None, f"{path}: {e.strerror}") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
-            raise OptionError(None, f"{path}: not a {what} (not a regular file)")
-        os.set_blocking(fd, True)
-        chunks, size = [], 0
-        while size <= limit:
-            chunk = os.read(fd, min(1 << 16, limit + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as e:
-        raise OptionError(None, f"{path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
-    if size > limit:
-        raise OptionError(None, f"{path}: larger than {limit >> 10} KiB, too large for a {what}")
-    data = b"".join(chunks)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise OptionError(None, f"{path}: not a text file (not UTF-8)") from None
-    if "\0" in text:
-        raise OptionError(None, f"{path}: not a text file (it holds NUL bytes)")
-    return text
-
-
 def _sections(path, seen=None, depth=0):
     """(section, [(key, value or None, line-ref)]) in order, includes followed."""
     seen = seen if seen is not None else set()
@@ -314,7 +279,7 @@ def _sections(path, seen=None, depth=0):
         raise OptionError(None, f"{path}: includes nested deeper than {MAX_INCLUDE_DEPTH} or more than "
                                 f"{MAX_INCLUDED_FILES} files")
     seen.add(real)
-    lines = read_text_file(path).splitlines()
+    lines = read_text_file(path, "job file", MAX_JOB_FILE).splitlines()
     out, current = [], None
     for number, raw in enumerate(lines, 1):
         line = raw.strip()

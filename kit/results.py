@@ -502,6 +502,12 @@ def _json_default(o):
 
 # ---- human output ----------------------------------------------------------
 
+def printable(text):
+    """Control characters a user typed (or a file held) shown escaped, so a
+    line stays one line whatever it quotes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 def human_count(x):
     for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(x) >= scale:
@@ -596,19 +602,19 @@ def format_summary(data):
                  + ("  (interrupted)" if data.get("interrupted") else ""))
     targets = data.get("targets") or []
     if len(targets) > 2:
-        dirs = sorted({os.path.dirname(t["path"]) for t in targets})
+        dirs = sorted({printable(os.path.dirname(t["path"])) for t in targets})
         sizes = sorted({t["size"] for t in targets})
         owned = all(t.get("owned") for t in targets)
         lines.append(f"  targets: {len(targets)} files in {', '.join(dirs)} "
                      f"({'/'.join(human_bytes(s) for s in sizes)} each, {'kit' if owned else 'not all kit'}'s)")
     else:
         for t in targets:
-            lines.append(f"  target: {t['path']} ({human_bytes(t['size'])}, "
+            lines.append(f"  target: {printable(t['path'])} ({human_bytes(t['size'])}, "
                          f"{'kit' if t.get('owned') else 'not kit'}'s {t['kind']})")
     if data.get("trace"):
         lines.append("  " + format_trace(data["trace"]).replace("\n", "\n  "))
     for note in data.get("notes") or []:
-        lines.append(f"  note: {note}")
+        lines.append(f"  note: {printable(note)}")
     return "\n".join(lines)
 
 

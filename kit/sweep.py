@@ -12,18 +12,26 @@ Every point's Job is built (and so validated) before anything runs. Each
 result is stored as it finishes under a key made of the point and repeat, so
 an interrupted sweep keeps what finished and a second run skips it.
 """
+import hashlib
 import itertools
+import json
+import math
 import os
+import re
 
 import yaml
 
 from . import store
 from .errors import OptionError
+from .files import read_text_file
 from .job import Job
 from .progress import bar
+from .tracers import TRACERS
 
 SPEC_KEYS = ("name", "description", "base", "grid", "repeats", "trace", "runner")
-TRACERS = ("block", "sched", "uring")
+MAX_SPEC_BYTES = 1 << 20
+MAX_POINTS = 10_000             # points in a grid, counted before it is expanded
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 
 
 class Sweep:
@@ -55,8 +63,12 @@ class Sweep:
         return out
 
     @staticmethod
-    def key(point, repeat):
-        return ",".join(f"{k}={v}" for k, v in point.items()) + f"-r{repeat}"
+    def key(point, repeat, job):
+        """A stored result's key: its point and repeat as people read them,
+        and a digest of the whole job, so a sweep that shares a name (and a
+        store) with another never takes the other's results for its own."""
+        digest = hashlib.sha256(json.dumps(job.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+        return ",".join(f"{k}={v}" for k, v in point.items()) + f"-{digest[:10]}-r{repeat}"
 
     def to_dict(self):
         return {"name": self.name, "description": self.description, "base": self.base, "grid": self.grid,
@@ -70,15 +82,21 @@ def _fail(where, problem):
 def load_spec(path):
     """Reads and checks a sweep file; one line naming the key on any problem."""
     where = os.path.basename(path)
+    text = read_text_file(path, "sweep file", MAX_SPEC_BYTES)
     try:
-        with open(path) as fh:
-            spec = yaml.safe_load(fh)
-    except OSError as e:
-        raise OptionError(None, f"{path}: {e.strerror}") from None
+        # anchors and aliases first: a few hundred bytes of them expand to
+        # billions of values ("billion laughs"), and a sweep needs none
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise OptionError(None, f"{where}: YAML anchors and aliases (& and *) are not allowed "
+                                        "in a sweep file")
+        spec = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         raise OptionError(None, f"{where}: not valid YAML{at}") from None
+    except RecursionError:
+        raise OptionError(None, f"{where}: nested too deeply") from None
     return from_dict(spec, where, source=path)
 
 
@@ -89,19 +107,29 @@ def from_dict(spec, where="sweep", source=None):
     if unknown:
         _fail(where, f"unknown key {unknown[0]!r} (allowed: {', '.join(SPEC_KEYS)})")
     name = spec.get("name")
-    if not isinstance(name, str) or not name.strip():
-        _fail(where, "name: must be a non-empty string")
+    if not isinstance(name, str) or not _NAME.fullmatch(name.strip()):
+        _fail(where, "name: must be up to 100 letters, digits, '.', '_', '+' or '-' (it names the "
+                     "store's folder)")
     grid = spec.get("grid")
     if not isinstance(grid, dict) or not grid:
         _fail(where, "grid: must map job options to lists of values")
     for option, values in grid.items():
+        if not isinstance(option, str):
+            _fail(where, f"grid: {option!r} is not an option name")
         if not isinstance(values, list) or not values:
             _fail(where, f"grid.{option}: must be a non-empty list of values")
-        if any(isinstance(v, (dict, list)) for v in values):
+        if any(isinstance(v, (dict, list)) or v is None for v in values):
             _fail(where, f"grid.{option}: values must be plain (numbers or strings)")
+        if len(set(map(str, values))) != len(values):
+            _fail(where, f"grid.{option}: lists a value twice")
+    points = math.prod(len(v) for v in grid.values())
+    if points > MAX_POINTS:
+        _fail(where, f"grid: {points:,} points; a sweep may have at most {MAX_POINTS:,}")
     base = spec.get("base") or {}
-    if not isinstance(base, dict):
+    if not isinstance(base, dict) or not all(isinstance(k, str) for k in base):
         _fail(where, "base: must map job options to values")
+    if not isinstance(spec.get("description") or "", str):
+        _fail(where, "description: must be text")
     repeats = spec.get("repeats", 1)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 100:
         _fail(where, "repeats: must be an integer from 1 to 100")
@@ -122,13 +150,20 @@ def run_sweep(sweep, data=None, progress=None, directory=None, machine=True):
     """Runs the points not yet in the store; returns counts. Ctrl-C stops
     after the running point, which is not stored (the next run redoes it)."""
     from .machine import fingerprint
-    from .runner import run
+    from .runner import check, run
+    jobs = sweep.jobs(directory)
+    for point, job in jobs:         # every point is checked before the first runs or anything is written
+        try:
+            check(job, sweep.runner)
+        except OptionError as e:
+            where = ", ".join(f"{k}={v}" for k, v in point.items())
+            raise OptionError(e.option, f"{e.problem} (sweep {sweep.name}, point {where})") from None
     fp = fingerprint(directory or os.getcwd())
     store.save_machine(fp, data)
     todo, skipped = [], 0
-    for point, job in sweep.jobs(directory):
+    for point, job in jobs:
         for r in range(1, sweep.repeats + 1):
-            key = sweep.key(point, r)
+            key = sweep.key(point, r, job)
             if store.has(fp["name"], sweep.suite, key, data):
                 skipped += 1
             else:
@@ -142,9 +177,12 @@ def run_sweep(sweep, data=None, progress=None, directory=None, machine=True):
             if result.data.get("interrupted"):
                 interrupted = True
                 break
-            store.save(result, sweep.suite, key, tags={"sweep": sweep.name, "point": point, "repeat": repeat},
-                       data=data)
-            done += 1
+            saved = store.save(result, sweep.suite, key, data=data, replace=False,
+                               tags={"sweep": sweep.name, "point": point, "repeat": repeat})
+            if saved:
+                done += 1
+            else:
+                skipped += 1    # another kit stored this point meanwhile: its result stands
             b.update_to(done)
     return {"machine": fp["name"], "suite": sweep.suite, "total": skipped + len(todo), "done": done,
             "skipped": skipped, "interrupted": interrupted}

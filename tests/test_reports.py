@@ -213,7 +213,7 @@ def test_interrupted_sweep_resumes_without_duplicates(tmp_path):
     ("name: x\ngrid: {iodepth: [1]}\nrepeat: 3\n", "unknown key 'repeat'"),
     ("name: x\ngrid: {iodepth: [1, 0]}\n", "iodepth: must be from 1"),
     ("name: x\ngrid: {ioengine: [psync]}\nbase: {bs: huge}\n", "bs: must be a size"),
-    ("grid: {iodepth: [1]}\n", "name: must be a non-empty string"),
+    ("grid: {iodepth: [1]}\n", "name: must be up to 100 letters"),
     ("name: [unclosed\n", "not valid YAML"),
 ])
 def test_bad_sweep_files_are_one_line_and_write_nothing(tmp_path, text, words):
