@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.kit-setup-done
-SETUP_INPUTS := scripts/setup.sh pyproject.toml setup.py kit/engines/build.py kit/engines/sources.py \
+SETUP_INPUTS := scripts/setup.sh scripts/kit-launcher.c pyproject.toml setup.py kit/engines/build.py kit/engines/sources.py \
                 $(wildcard kit/engines/*.c kit/engines/*.h)
 
 .PHONY: setup test report lab bench clean

@@ -1,9 +1,16 @@
-"""The `kit` executable's entry point: it takes Ctrl-C and SIGTERM before
-anything else is imported, so that a signal while kit starts ends it with
-one line and exit code 130 (never a traceback, never killed outright), then
-hands over to kit.cli, which makes them stop a run cleanly."""
+"""The `kit` executable's entry point. Ctrl-C and SIGTERM are taken before
+anything else is imported, so a signal while kit starts ends it with one
+line and exit code 130 (never a traceback, never killed outright); kit.cli
+then makes them stop a run cleanly.
+
+scripts/kit-launcher.c (the installed `kit`) blocks both signals before it
+starts Python, and run_as_command() lets them in once the handlers below
+are set: even a signal in the first millisecond is taken here."""
 import os
 import signal
+import sys
+
+_STOP = {signal.SIGINT, signal.SIGTERM}
 
 
 def _stopped_while_starting(signum, frame):
@@ -11,10 +18,17 @@ def _stopped_while_starting(signum, frame):
     os._exit(130)       # nothing has started: nothing to stop or clean up
 
 
-for _signum in (signal.SIGINT, signal.SIGTERM):
+for _signum in _STOP:
     signal.signal(_signum, _stopped_while_starting)
 
 
 def main():
     from .cli import main as cli_main
     return cli_main()
+
+
+def run_as_command():
+    """The launcher's way in: sys.argv is ["-c", args...]."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP)     # a signal that came early is taken now
+    sys.argv[0] = "kit"
+    sys.exit(main())

@@ -399,6 +399,7 @@ def run_fio_together(jobs, progress=None, machine=True):
     with targets.prepare(plans, progress=progress) as prepared:
         text, fds = runner_job_file(jobs, plans, prepared)
         outcome = _run_fio_process(fio, text, fds)
+        changed = prepared.changed_paths()
     output, stderr, usage, wall, returncode, interrupted = outcome
     data = None
     if output.strip():
@@ -413,8 +414,9 @@ def run_fio_together(jobs, progress=None, machine=True):
     results = results_from_fio(data, jobs=jobs, process=_process_from_wait4(usage, wall), plans=plans,
                                machine=fingerprint_for(plans[0].unique_files[0].path) if machine else None,
                                notes=[f"fio stderr: {l}" for l in stderr.splitlines() if l.strip()][:5])
-    for r in results:
+    for r, plan in zip(results, plans):
         r.data["interrupted"] = interrupted
+        r.data["notes"] += [changed[f.path] for f in plan.unique_files if f.path in changed]
     failed = next((r for r in results if r.data["error"]), None)
     if failed and not interrupted:
         exc = RunError(failed.data["error"]["message"])

@@ -73,6 +73,18 @@ link_bcc() {
     fi
 }
 
+install_launcher() {
+    # the `kit` command: a few lines of C that block Ctrl-C and SIGTERM while
+    # Python starts (scripts/kit-launcher.c); replaces pip's console script
+    local python header
+    python="$(cd "$VENV/bin" && pwd)/python"
+    header=$(mktemp -d)
+    printf '#define KIT_PYTHON "%s"\n' "$(printf '%s' "$python" | sed 's/[\\"]/\\&/g')" > "$header/kit-python.h"
+    gcc -O2 -Wall -Wextra -include "$header/kit-python.h" -o "$VENV/bin/kit.new" scripts/kit-launcher.c
+    rm -rf "$header"
+    mv -f "$VENV/bin/kit.new" "$VENV/bin/kit"
+}
+
 register_kernel() {
     "$VENV/bin/python" -m ipykernel install --sys-prefix --name kit --display-name "kit (.venv)" >/dev/null
 }
@@ -80,6 +92,7 @@ register_kernel() {
 install_system_packages
 make_venv
 install_kit
+install_launcher
 link_bcc
 register_kernel
 say "ready: $VENV/bin/kit"

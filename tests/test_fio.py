@@ -3,9 +3,10 @@ import os
 import shutil
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import kit
-from conftest import REPO, require, run_kit
+from conftest import REPO, count_case, require, run_kit
 from kit import Job, OptionError
 from kit.fio import from_fio_json, read_job_file, to_fio_file
 from kit.seed import seed_jobs
@@ -253,3 +254,92 @@ def test_seed_table_shape(scratch):
         assert float(row[2].replace(",", "")) > 0, row
         if name != "io_uring":
             assert row[-1].endswith("%")
+
+
+# ---- fio reads back exactly what kit wrote (generated Jobs) -------------------
+
+def _showcmd(path):
+    """fio's own reading of a job file: [(section, {option: value})]."""
+    import subprocess
+    p = subprocess.run(["fio", "--showcmd", str(path)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    line = p.stdout.strip()
+    assert line.startswith("fio ")
+    sections = []
+    for token in line[len("fio "):].split(" --"):
+        key, sep, value = token.lstrip("-").partition("=")
+        if key == "name":
+            sections.append((value, {}))
+        else:
+            sections[-1][1][key] = value if sep else None
+    return sections
+
+
+hostile_text = st.lists(st.sampled_from(list("abcdefgh") * 6 + list(":\\$;# \n\t[]=/.-_") + ["${HOME}", "$ncpus", "\\:"]),
+                        min_size=1, max_size=8).map("".join)
+
+
+@settings(max_examples=int(os.environ.get("KIT_FUZZ_EXAMPLES", "300")) // 6, deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(name=hostile_text, directory=hostile_text, filename=hostile_text, bs=st.sampled_from(["4k", "8k", "1m"]),
+       iodepth=st.integers(1, 64), numjobs=st.integers(1, 3), nrfiles=st.integers(1, 3),
+       engine=st.sampled_from(["psync", "libaio", "io_uring", "posixaio", "sync"]),
+       rw=st.sampled_from(["read", "randread", "write", "randrw"]), fixed=st.booleans())
+def test_fio_reads_back_exactly_what_kit_wrote(tmp_path_factory, name, directory, filename, bs, iodepth, numjobs,
+                                               nrfiles, engine, rw, fixed):
+    """Hostile names and paths: the runner's job file names only kit's
+    descriptors, and the exported job file is either refused or read by fio
+    option for option as kit wrote it (no substitution, no comment, no new
+    option, no split file name)."""
+    from kit import target
+    from kit.fio import fio_options, runner_job_file
+    tmp = tmp_path_factory.mktemp("fio")
+    options = dict(ioengine=engine, rw=rw, bs=bs, iodepth=iodepth, numjobs=numjobs, nrfiles=nrfiles, size="4m",
+                   fixedbufs=fixed and engine == "io_uring")
+    # 1. exported: refused, or read back unchanged
+    candidates = []
+    for make in (lambda: Job(name=name, directory=str(tmp / directory), **options),
+                 lambda: Job(name="n", filename=filename, **options)):
+        try:
+            candidates.append(make())
+        except OptionError:
+            pass
+    for j in candidates:
+        if " -" in (j.directory or "") + (j.filename or "") + j.name:
+            continue
+        try:
+            text = to_fio_file(j)
+        except OptionError as e:
+            assert "cannot be" in str(e)
+            count_case("fio export refused")
+            continue
+        count_case("fio export read back")
+        path = tmp / "export.fio"
+        path.write_text(text)
+        ((section, read),) = _showcmd(path)
+        assert section == j.name
+        assert read == {k: v for k, v in fio_options(j).items()}
+    # 2. the runner's: only /proc/self/fd/N of the descriptors kit checked
+    try:
+        job = Job(name=name, directory=str(tmp / "scratch"), **options)
+    except OptionError:
+        job = Job(directory=str(tmp / "scratch"), **options)
+    plan = target.plan(job)
+    with target.prepare([plan]) as prepared:
+        text, fds = runner_job_file([job], [plan], prepared)
+        path = tmp / "runner.fio"
+        path.write_text(text)
+        sections = _showcmd(path)
+        assert [s for s, _ in sections] == [f"kit.0.{j}" for j in range(numjobs)]
+        want = {k: v for k, v in fio_options(job, paths=False).items() if k not in ("numjobs", "nrfiles",
+                                                                                  "group_reporting")}
+        for (section, read), files in zip(sections, plan.files):
+            names = read.pop("filename").split(":")
+            assert read.pop("nrfiles") == str(len(files))
+            assert read == want
+            assert names == [f"/proc/self/fd/{prepared.fd(f)}" for f in files]
+            for fd_path, f in zip(names, files):
+                st, planned = os.stat(fd_path), os.lstat(f.path)
+                assert (st.st_dev, st.st_ino) == (planned.st_dev, planned.st_ino)
+        assert sorted(fds) == sorted({prepared.fd(f) for t in plan.files for f in t})
+    count_case("fio runner job files")

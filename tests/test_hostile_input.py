@@ -1,0 +1,311 @@
+"""Hostile input and faults: each gets exit code 2 (bad input) or 1 (a fault
+here) with one line, never a traceback or a hang, and bad input writes
+nothing at all -- no scratch files, no data/, no machine.json, no output."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import KIT, require, run_kit
+
+
+def _one_line(p, code, *words):
+    assert p.returncode == code, (p.returncode, p.stdout[-300:], p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert lines and "Traceback" not in p.stderr, p.stderr
+    for w in words:
+        assert w in lines[-1], (w, p.stderr)
+    return lines
+
+
+def _refused(p, *words):
+    lines = _one_line(p, 2, *words)
+    assert len(lines) == 1, p.stderr
+
+
+# ---- numbers -----------------------------------------------------------------
+
+@pytest.mark.parametrize("arg, words", [
+    ("--runtime=99999999999999d", "--runtime: must be at most 3650d"),
+    ("--ramp_time=99999999999999d", "--ramp_time: must be at most"),
+    ("--number_ios=" + "9" * 24, "--number_ios: must be from 0 to"),
+    ("--fsync=" + "9" * 24, "--fsync: must be from 0 to 4294967295"),
+    ("--size=99999999p", "--size: must be at most 1024p"),
+    ("--randseed=" + "9" * 30, "--randseed: must be from 0 to"),
+])
+def test_numbers_that_overflow(tmp_path, arg, words):
+    _refused(run_kit("run", "--rw=write", arg, cwd=tmp_path), words)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("line, words", [
+    ("runtime=(10**30)", "beyond 64 bits"),
+    ("size=(10**400)", "beyond 64 bits"),
+    ("size=(9**9**9)", "beyond 64 bits"),
+    ("size=(2**63)", "size: must be at most 1024p"),
+    ("size=(" + "(" * 300 + "1" + ")" * 300 + ")", "expression longer than 256 characters"),
+    ("size=(" + "(" * 120 + "1" + ")" * 120 + ")", "size: each of the 1 file(s) needs at least bs"),
+    ("iodepth=(1/0)", "cannot evaluate"),
+])
+def test_job_file_arithmetic_is_bounded(tmp_path, line, words):
+    (tmp_path / "j.fio").write_text(f"[j]\nrw=write\n{line}\n")
+    start = time.monotonic()
+    _refused(run_kit("run", "j.fio", cwd=tmp_path), words)
+    assert time.monotonic() - start < 10
+    assert os.listdir(tmp_path) == ["j.fio"]
+
+
+def test_includes_that_exhaust(tmp_path):
+    (tmp_path / "zero.fio").write_text("include /dev/zero\n[j]\nsize=1m\n")
+    _refused(run_kit("run", "zero.fio", cwd=tmp_path), "/dev/zero: not a job file")
+    for i in range(1200):
+        (tmp_path / f"i{i}.fio").write_text(f"include i{i + 1}.fio\n")
+    (tmp_path / "i1200.fio").write_text("[j]\nsize=1m\n")
+    _refused(run_kit("run", "i0.fio", cwd=tmp_path), "includes nested deeper than 16")
+    (tmp_path / "big.fio").write_bytes(b"; x\n" * (300 << 10))
+    _refused(run_kit("run", "big.fio", cwd=tmp_path), "too large for a job file")
+    (tmp_path / "nul.fio").write_bytes(b"[j\0k]\nsize=1m\n")
+    _refused(run_kit("run", "nul.fio", cwd=tmp_path), "not a text file")
+    assert not (tmp_path / "kit-scratch").exists()
+
+
+def test_job_names_with_nul_or_control_characters():
+    import kit
+    for name in ("a\0b", "a\nb", "x/y", ".."):
+        with pytest.raises(kit.OptionError, match="name: must be a name"):
+            kit.Job(name=name)
+
+
+def test_sigterm_while_starting_exits_130_in_one_line(tmp_path):
+    for delay in (0.005, 0.01, 0.03, 0.06, 0.1, 0.2):
+        proc = subprocess.Popen([KIT, "run", "--rw=read", "--size=4m", "--runtime=30", "--time_based"],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, (delay, proc.returncode, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) <= 2, err
+
+
+# ---- everything is checked before the first group runs ------------------------
+
+def test_a_bad_later_group_writes_nothing(tmp_path, loopdev):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"v" * 4096)
+    for second in (f"filename={loopdev}\nrw=write\n",             # a device, no --allow-destructive
+                   f"filename={victim}\nrw=write\n",               # a file kit did not create
+                   "filename=/proc/kit-nope\nrw=write\n"):         # a pseudo filesystem
+        (tmp_path / "j.fio").write_text(f"[first]\nrw=write\nsize=1m\n\n[second]\nstonewall\nsize=1m\n{second}")
+        p = run_kit("run", "j.fio", cwd=tmp_path)
+        _refused(p)
+        assert sorted(os.listdir(tmp_path)) == ["j.fio", "victim"]
+    assert victim.read_bytes() == b"v" * 4096
+
+
+# ---- sweep files ------------------------------------------------------------
+
+BILLION_LAUGHS = """name: lol
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+grid: {bs: *f}
+"""
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe garbage", "not a text file"),
+    (BILLION_LAUGHS.encode(), "anchors and aliases"),
+    (("name: big\ngrid:\n" + "".join(f"  {o}: [{', '.join(str(v) for v in range(1, 21))}]\n"
+                                       for o in ("iodepth", "numjobs", "nrfiles", "rwmixread", "fsync",
+                                                 "force_async", "iodepth_batch_submit", "randseed"))).encode(),
+     "25,600,000,000 points"),
+    (b"name: x\ngrid: {iodepth: [1]}\nbase: {filename: /proc/kit-nope, rw: write}\n", "proc"),
+])
+def test_sweep_files_that_hang_or_exhaust(tmp_path, content, words):
+    (tmp_path / "s.yml").write_bytes(content)
+    start = time.monotonic()
+    _refused(run_kit("sweep", "s.yml", "--no-publish", cwd=tmp_path), words)
+    assert time.monotonic() - start < 20
+    assert os.listdir(tmp_path) == ["s.yml"]
+
+
+def test_a_bad_sweep_point_writes_nothing(tmp_path, loopdev):
+    (tmp_path / "s.yml").write_text(f"name: x\nbase: {{size: 1m, rw: write}}\n"
+                                    f"grid: {{filename: [a.dat, {loopdev}]}}\n")
+    _refused(run_kit("sweep", "s.yml", "--no-publish", cwd=tmp_path), "block device", "point filename=")
+    assert os.listdir(tmp_path) == ["s.yml"]
+
+
+def test_sweep_points_whose_names_collide_each_keep_their_result(tmp_path):
+    (tmp_path / "s.yml").write_text("name: collide\nbase: {size: 64k, rw: read}\n"
+                                    "grid: {name: ['a b', 'a_b', 'a:b', '" + "x" * 120 + "1', '"
+                                    + "x" * 120 + "2']}\n")
+    p = run_kit("sweep", "s.yml", "--no-publish", f"--directory={tmp_path / 'scratch'}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "5 run, 0 already stored" in p.stdout
+    stored = list((tmp_path / "data").glob("*/sweep-collide/*.json"))
+    assert len(stored) == 5
+    names = {json.loads(f.read_text())["job"]["name"] for f in stored}
+    assert names == {"a b", "a_b", "a:b", "x" * 120 + "1", "x" * 120 + "2"}
+    # a second sweep of the same name but another job never takes these for its own
+    (tmp_path / "t.yml").write_text("name: collide\nbase: {size: 128k, rw: read}\ngrid: {name: ['a b']}\n")
+    p = run_kit("sweep", "t.yml", "--no-publish", f"--directory={tmp_path / 'scratch'}", cwd=tmp_path)
+    assert p.returncode == 0 and "1 run, 0 already stored" in p.stdout, p.stdout + p.stderr
+    assert len(list((tmp_path / "data").glob("*/sweep-collide/*.json"))) == 6
+
+
+# ---- kit import: check first, then store -------------------------------------
+
+@pytest.mark.parametrize("doc, words", [
+    ('{"jobs":[{}]}', "jobs[0].jobname"),
+    ('{"jobs":[1]}', "jobs[0] is not an object"),
+    ('{"jobs":[{"jobname":"x","read":5}]}', "missing or not a number"),
+    ('{"jobs":5}', "'jobs' list"),
+    ("[]", "not fio JSON output"),
+    ('{"jobs":[{"jobname":"x"', "broken fio JSON"),
+])
+def test_import_of_what_is_not_fio_output(tmp_path, doc, words):
+    (tmp_path / "x.json").write_text(doc)
+    _refused(run_kit("import", "x.json", cwd=tmp_path), words)
+    assert os.listdir(tmp_path) == ["x.json"]
+
+
+def test_import_of_a_fio_trim_job(tmp_path, loopdev):
+    import shutil
+    require(shutil.which("fio") is not None, "fio is not installed")
+    out = tmp_path / "trim.json"
+    subprocess.run(["fio", "--name=t", "--rw=randtrim", f"--filename={loopdev}", "--size=4m",
+                    "--output-format=json+", f"--output={out}"], check=True, capture_output=True)
+    p = run_kit("import", str(out), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "rw=randtrim" in p.stdout and "trim" in p.stdout
+    assert len(list((tmp_path / "data").glob("*/import/*.json"))) == 1
+    p = run_kit("import", str(out), cwd=tmp_path)          # again: nothing stored twice
+    assert p.returncode == 0 and "already in the store" in p.stderr
+    assert len(list((tmp_path / "data").glob("*/import/*.json"))) == 1
+
+
+# ---- the store: files kit cannot read are named and skipped -------------------
+
+def test_store_skips_damaged_and_foreign_files(tmp_path):
+    from kit import store
+    from kit.results import Result
+    data = tmp_path / "data"
+    folder = data / "m1" / "engines"
+    folder.mkdir(parents=True)
+    (data / "m1" / "machine.json").write_text(json.dumps({"version": 1, "name": "m1"}))
+    good = {"schema": "kit-result/1"}
+    bad = {"truncated.json": '{"schema": "kit-result/1", "jobs": [', "jobs5.json": '{"jobs": 5}',
+           "list.json": "[]", "future.json": json.dumps({**good, "schema": "kit-result/9", "jobs": [{}]})}
+    for name, text in bad.items():
+        (folder / name).write_text(text)
+    (data / "m2").mkdir()
+    (data / "m2" / "machine.json").write_text(json.dumps({"version": 7, "name": "m2"}))
+    (data / "m3").mkdir()
+    (data / "m3" / "machine.json").write_text("[1, 2]")
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert store.load("m1", data=str(data)) == []
+        assert [m["name"] for m in store.machines(str(data))] == ["m1"]
+    text = err.getvalue()
+    for name in bad:
+        assert f"skipping {folder / name}" in text, text
+    assert "written by a newer kit (kit-result/9" in text
+    assert "written by a newer kit (machine file version 7" in text and "m3/machine.json" in text
+    with pytest.raises(ValueError, match="not a kit result"):
+        Result.from_dict({"jobs": 5})
+
+
+def test_a_damaged_manifest_stops_kit_with_one_line(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / ".kit-files.json").write_text('{"schema": "kit-files/1", "files": [1]}')
+    _refused(run_kit("run", "--rw=read", "--size=1m", f"--directory={scratch}"), "kit's manifest is damaged")
+    (scratch / ".kit-files.json").write_text('{"schema": "kit-files/1", "files": {"kit.0.0": {"dev": "x"}}}')
+    _refused(run_kit("run", "--rw=read", "--size=1m", f"--directory={scratch}"), "entry 'kit.0.0' is malformed")
+    assert sorted(os.listdir(scratch)) == [".kit-files.json"]
+
+
+# ---- faults -------------------------------------------------------------------
+
+def test_verify_read_back_after_the_directory_was_removed(tmp_path):
+    """kit reads back through the descriptors it wrote with: the files being
+    unlinked (or replaced by a FIFO) under it changes nothing."""
+    import threading
+    import kit
+    scratch = tmp_path / "scratch"
+
+    def vandalize():
+        time.sleep(0.4)
+        path = scratch / "kit.0.0"
+        os.unlink(path)
+        os.mkfifo(path)
+
+    t = threading.Thread(target=vandalize)
+    t.start()
+    r = kit.run(kit.Job(rw="randwrite", size="16m", verify="crc32c", runtime=0.8, time_based=True,
+                        directory=str(scratch)), progress=False, machine=False)
+    t.join()
+    assert r.data["error"] is None and r.total["write"]["total_ios"] > 0
+    assert any("was replaced during the run" in n for n in r.data["notes"]), r.data["notes"]
+
+
+def test_read_only_directory_of_intact_files(tmp_path):
+    require(os.geteuid() == 0, "bind mounts need root")
+    scratch = tmp_path / "scratch"
+    import kit
+    kit.run(kit.Job(rw="write", size="1m", verify="crc32c", directory=str(scratch)), progress=False, machine=False)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "--bind", "-o", "ro", str(scratch), str(ro)], check=True)
+    try:
+        p = run_kit("run", "--rw=randread", "--size=1m", "--verify=crc32c", f"--directory={ro}")
+        assert p.returncode == 0, p.stderr
+        _refused(run_kit("run", "--rw=write", "--size=1m", f"--directory={ro}"), "is not writable")
+        _refused(run_kit("run", "--rw=read", "--size=2m", f"--directory={ro}"), "is not writable")
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+
+
+def test_fio_failure_says_why(tmp_path):
+    import shutil
+    require(shutil.which("fio") is not None, "fio is not installed")
+    require(os.geteuid() == 0, "changing fs.aio-max-nr needs root")
+    with open("/proc/sys/fs/aio-max-nr") as fh:
+        saved = fh.read().strip()
+    with open("/proc/sys/fs/aio-nr") as fh:
+        in_use = int(fh.read())
+    with open("/proc/sys/fs/aio-max-nr", "w") as fh:
+        fh.write(str(in_use + 4))
+    try:
+        p = run_kit("run", "--runner=fio", "--ioengine=libaio", "--iodepth=64", "--rw=randread", "--size=1m",
+                    cwd=tmp_path)
+    finally:
+        with open("/proc/sys/fs/aio-max-nr", "w") as fh:
+            fh.write(saved)
+    _one_line(p, 1, "error 11 (Resource temporarily unavailable)", "not enough AIO slots", "fs.aio-max-nr")
+
+
+def test_interrupted_fio_runner_keeps_the_partial_result(tmp_path):
+    import shutil
+    require(shutil.which("fio") is not None, "fio is not installed")
+    proc = subprocess.Popen([KIT, "run", "--runner=fio", "--rw=randread", "--size=8m", "--runtime=30",
+                             "--time_based", "--output-format=json"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - sent < 5
+    assert proc.returncode == 130, err
+    data = json.loads(out)
+    assert data["interrupted"] is True and data["runner"] == "fio"
+    assert data["total"]["read"]["total_ios"] > 0

@@ -1,0 +1,376 @@
+"""The victims suite: every way kit was once made to write what it did not
+own, with a victim -- a file, a mounted filesystem, a device -- whose bytes
+and mtime must come out unchanged. Each case names the path it attacks."""
+import contextlib
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+
+import kit
+from conftest import KIT, loop_device, require, run_kit
+from kit import OptionError, RunError
+
+
+class Victim:
+    """A file whose content and times are recorded, to be found unchanged."""
+
+    def __init__(self, path, size=1 << 20):
+        self.path = str(path)
+        if not os.path.exists(self.path):
+            with open(self.path, "wb") as fh:
+                fh.write(os.urandom(size))
+        self.before = self.state()
+
+    def state(self):
+        st = os.stat(self.path)
+        with open(self.path, "rb") as fh:
+            digest = hashlib.sha256(fh.read()).hexdigest()
+        return digest, st.st_mtime_ns, st.st_size
+
+    def unchanged(self):
+        return self.state() == self.before
+
+
+def _losetup(backing):
+    return subprocess.run(["losetup", "-f", "--show", backing], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _detach(dev):
+    subprocess.run(["losetup", "-d", dev], capture_output=True)
+
+
+def _device_digest(dev, nbytes=4 << 20):
+    with open(dev, "rb") as fh:
+        return hashlib.sha256(fh.read(nbytes)).hexdigest()
+
+
+def _refused(p, *words):
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+# ---- 1. fio's job file means exactly what kit checked ---------------------
+
+@pytest.mark.parametrize("name, fio_would_write", [
+    ("own\nfilename=victim", "victim"),      # a newline would add an option
+    ("$ncpus", str(os.cpu_count())),           # fio would substitute it
+    ("a\\:b", None),                           # fio's escape: one file named a:b, as kit reads it too
+])
+def test_fio_runner_writes_only_the_file_kit_checked(tmp_path, name, fio_would_write):
+    require(shutil.which("fio") is not None, "fio is not installed")
+    victims = [Victim(tmp_path / "victim"), Victim(tmp_path / str(os.cpu_count()))]
+    p = run_kit("run", "--runner=fio", "--rw=write", "--size=1m", f"--filename={name}", cwd=tmp_path)
+    if name == "a\\:b":
+        assert p.returncode == 0, p.stderr
+        assert os.path.getsize(tmp_path / "a:b") == 1 << 20          # the colon is part of the name
+    else:
+        assert p.returncode == 0, p.stderr
+        assert os.path.getsize(tmp_path / name) == 1 << 20           # the literal name, nothing else
+    assert all(v.unchanged() for v in victims)
+    # and a colon-named file kit did not create is refused like any other
+    own = Victim(tmp_path / "x:y")
+    _refused(run_kit("run", "--runner=fio", "--rw=write", "--size=1m", "--filename=x\\:y", cwd=tmp_path),
+             "was not created by kit")
+    assert own.unchanged()
+
+
+def test_fio_job_file_export_refuses_what_fio_would_reread(tmp_path):
+    from kit.fio import to_fio_file
+    for job in (kit.Job(filename="a;b"), kit.Job(filename="$ncpus"), kit.Job(directory="/tmp/x#y"),
+                kit.Job(filename=" lead"), kit.Job(directory="a:b")):
+        with pytest.raises(OptionError, match="cannot be written to a fio job file"):
+            to_fio_file(job)
+
+
+# ---- 2. time of check, time of use -----------------------------------------
+
+def _swap_during_prefill(directory, victim, runner):
+    """kit.0.0 exists and is kit's; kit.0.1 must be filled (512 MiB). While
+    it fills, a victim is renamed over kit.0.0."""
+    kit.run(kit.Job(rw="read", size="1m", directory=directory), progress=False, machine=False)
+    args = ["run", "--rw=write", "--nrfiles=2", "--filesize=512m", "--number_ios=64", "--bs=64k",
+            f"--directory={directory}", f"--runner={runner}", "--output-format=json"]
+    proc = subprocess.Popen([KIT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    second = os.path.join(directory, "kit.0.1")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not os.path.exists(second) or os.path.getsize(second) < 8 << 20):
+        time.sleep(0.005)
+    assert os.path.getsize(second) < 512 << 20, "the fill ended before the swap: make it bigger"
+    os.rename(victim.path, os.path.join(directory, "kit.0.0"))
+    victim.path = os.path.join(directory, "kit.0.0")
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("runner", ["kit", "fio"])
+def test_file_swapped_in_after_the_check_is_not_written(scratch, tmp_path, runner):
+    if runner == "fio":
+        require(shutil.which("fio") is not None, "fio is not installed")
+    victim = Victim(tmp_path / "precious", size=1 << 20)
+    code, out, err = _swap_during_prefill(scratch, victim, runner)
+    assert code == 0, err
+    assert victim.unchanged()
+    import json
+    notes = json.loads(out)["notes"]
+    assert any("kit.0.0 was replaced during the run; kit used the file it had checked" in n for n in notes), notes
+    # the swapped-in file is not kit's: the next write run refuses it
+    _refused(run_kit("run", "--rw=write", "--size=1m", f"--directory={scratch}"), "was not created by kit")
+    assert victim.unchanged()
+
+
+def test_file_swapped_between_plan_and_open_is_refused(scratch, tmp_path, monkeypatch):
+    """The swap lands after kit planned, before it opened: the descriptor's
+    inode and birth time are not the manifest's, and nothing is written."""
+    from kit import target
+    kit.run(kit.Job(rw="read", size="1m", directory=scratch), progress=False, machine=False)
+    victim = Victim(tmp_path / "precious")
+    real_open_all = target._open_all
+
+    def swap_then_open(prepared, plans):
+        os.rename(victim.path, os.path.join(scratch, "kit.0.0"))
+        victim.path = os.path.join(scratch, "kit.0.0")
+        return real_open_all(prepared, plans)
+    monkeypatch.setattr(target, "_open_all", swap_then_open)
+    with pytest.raises(RunError, match="changed since kit checked it"):
+        kit.run(kit.Job(rw="write", size="1m", directory=scratch), progress=False, machine=False)
+    assert victim.unchanged()
+
+
+def test_directory_swapped_for_a_link_is_refused(tmp_path, monkeypatch):
+    from kit import target
+    scratch = tmp_path / "scratch"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real_open_all = target._open_all
+
+    def swap_then_open(prepared, plans):
+        os.symlink(elsewhere, scratch)      # kit planned to create scratch itself
+        return real_open_all(prepared, plans)
+    monkeypatch.setattr(target, "_open_all", swap_then_open)
+    with pytest.raises(RunError):
+        kit.run(kit.Job(rw="write", size="1m", directory=str(scratch)), progress=False, machine=False)
+    assert os.listdir(elsewhere) == []
+
+
+# ---- 3. loop devices whose image cannot be read back from sysfs ------------
+
+@contextlib.contextmanager
+def _mounted_image(name):
+    """An ext4 image in /dev/shm named `name`, on a loop device, mounted, with
+    a victim file inside; yields (image path, loop device, victim)."""
+    require(os.geteuid() == 0, "loop devices need root")
+    image = f"/dev/shm/{name}"
+    with open(image, "wb") as fh:
+        fh.truncate(64 << 20)
+    dev = _losetup(image)
+    mnt = f"/dev/shm/kit-victim-mnt-{uuid.uuid4().hex[:8]}"
+    os.mkdir(mnt)
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True, capture_output=True)
+        subprocess.run(["mount", dev, mnt], check=True, capture_output=True)
+        victim = Victim(os.path.join(mnt, "data"), size=256 << 10)
+        subprocess.run(["sync"], check=True)
+        yield image, dev, victim
+    finally:
+        subprocess.run(["umount", mnt], capture_output=True)
+        os.rmdir(mnt)
+        _detach(dev)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(image)
+
+
+@pytest.mark.parametrize("image_name, how", [
+    (f"kit-img-{uuid.uuid4().hex[:6]}", "deleted"),
+    (f"kit-img-{uuid.uuid4().hex[:6]} ", "trailing space"),
+    (f"kit-img-{uuid.uuid4().hex[:6]}", "plain"),
+])
+def test_second_loop_over_a_mounted_image_is_refused(image_name, how):
+    with _mounted_image(image_name) as (image, dev, victim):
+        twin = _losetup(image)
+        try:
+            if how == "deleted":
+                os.unlink(image)            # sysfs now says "... (deleted)"
+            before = _device_digest(twin)
+            p = run_kit("run", "--rw=write", f"--filename={twin}", "--size=1M", "--allow-destructive")
+            _refused(p, f"{twin} shares its image with {dev}", "is mounted on")
+            assert _device_digest(twin) == before
+            assert victim.unchanged()
+        finally:
+            _detach(twin)
+
+
+def test_image_of_a_mounted_loop_device_is_not_written(tmp_path):
+    with _mounted_image(f"kit-img-{uuid.uuid4().hex[:6]}") as (image, dev, victim):
+        link = f"{image}.hardlink"
+        os.link(image, link)
+        try:
+            for path in (image, link):
+                st = os.stat(image)
+                before = (_device_digest(path), st.st_mtime_ns)
+                p = run_kit("run", "--rw=write", f"--filename={path}", "--size=1M", "--allow-destructive")
+                _refused(p, f"it is the image of {dev}", "is mounted on")
+                assert (_device_digest(path), os.stat(image).st_mtime_ns) == before
+            assert victim.unchanged()
+        finally:
+            os.unlink(link)
+
+
+def test_kits_own_file_attached_and_mounted_is_not_filled_or_written(tmp_path):
+    require(os.geteuid() == 0, "loop devices need root")
+    scratch = str(tmp_path / "scratch")
+    kit.run(kit.Job(rw="write", size="64m", directory=scratch), progress=False, machine=False)
+    path = os.path.join(scratch, "kit.0.0")
+    dev = _losetup(path)
+    mnt = str(tmp_path / "mnt")
+    os.mkdir(mnt)
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True, capture_output=True)
+        subprocess.run(["mount", dev, mnt], check=True, capture_output=True)
+        victim = Victim(os.path.join(mnt, "data"), size=64 << 10)
+        subprocess.run(["sync"], check=True)
+        for args in (["--rw=write"], ["--rw=read", "--verify=crc32c"]):      # a write, and a refill
+            p = run_kit("run", *args, "--size=64m", f"--directory={scratch}")
+            _refused(p, f"it is the image of {dev}", "is mounted on")
+        assert victim.unchanged()
+    finally:
+        subprocess.run(["umount", mnt], capture_output=True)
+        _detach(dev)
+
+
+# ---- 4. paths that lead outside ---------------------------------------------
+
+def test_dangling_symlink_given_as_filename(tmp_path):
+    target = tmp_path / "elsewhere" / "created"
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(target)
+    p = run_kit("run", "--rw=write", "--size=1m", "--filename=link", cwd=tmp_path)
+    _refused(p, "is a symbolic link to", "which does not exist")
+    assert not target.exists()
+
+
+def test_links_inside_kits_directory(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    dangling = tmp_path / "made-elsewhere"
+    (scratch / "kit.0.0").symlink_to(dangling)
+    _refused(run_kit("run", "--rw=read", "--size=1m", f"--directory={scratch}"), "is a symbolic link")
+    assert not dangling.exists()
+    # a link to a victim, or a hard link of one, is not kit's either
+    victim = Victim(tmp_path / "precious")
+    (scratch / "kit.0.0").unlink()
+    (scratch / "kit.0.0").symlink_to(victim.path)
+    _refused(run_kit("run", "--rw=write", "--size=1m", f"--directory={scratch}"), "is a symbolic link")
+    (scratch / "kit.0.0").unlink()
+    os.link(victim.path, scratch / "kit.0.0")
+    for rw in ("write", "read"):
+        _refused(run_kit("run", f"--rw={rw}", "--size=1m", f"--directory={scratch}"), "was not created by kit")
+    assert victim.unchanged()
+
+
+def test_a_hard_link_to_kits_file_stops_kit_writing_it(scratch, tmp_path):
+    kit.run(kit.Job(rw="write", size="1m", directory=scratch), progress=False, machine=False)
+    os.link(os.path.join(scratch, "kit.0.0"), tmp_path / "someone-elses-name")
+    victim = Victim(tmp_path / "someone-elses-name")
+    _refused(run_kit("run", "--rw=write", "--size=1m", f"--directory={scratch}"), "2 hard links")
+    assert victim.unchanged()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--name=../esc"], "--name: must be a name"),
+    (["--name=a/b"], "--name: must be a name"),
+    (["--filename_format=../$jobname"], "--filename_format"),
+    (["--filename=/dev/kit-no-such-device-p2"], "devtmpfs"),
+    (["--directory=/proc/kit"], "proc"),
+    (["--directory=/sys/kernel/kit"], "sysfs"),
+])
+def test_paths_outside_are_refused(tmp_path, args, words):
+    before = set(os.listdir("/dev"))
+    p = run_kit("run", "--rw=write", "--size=1m", *args, cwd=tmp_path)
+    _refused(p, words)
+    assert os.listdir(tmp_path) == []
+    assert set(os.listdir("/dev")) == before
+
+
+def test_job_file_section_with_a_slash(tmp_path):
+    (tmp_path / "j.fio").write_text("[a/b]\nrw=write\nsize=1m\n")
+    _refused(run_kit("run", "j.fio", cwd=tmp_path), "[a/b]", "name: must be a name")
+    assert os.listdir(tmp_path) == ["j.fio"]
+
+
+# ---- --output: through what the user named, never into a device ------------
+
+def test_output_goes_through_links_pipes_and_stdout(scratch, tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    (tmp_path / "link.json").symlink_to(real)
+    p = run_kit("run", "--rw=read", "--size=1m", "--output-format=json", f"--output={tmp_path / 'link.json'}",
+                f"--directory={scratch}")
+    assert p.returncode == 0, p.stderr
+    assert os.path.islink(tmp_path / "link.json") and real.read_text().startswith("{")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = {}
+    reader = threading.Thread(target=lambda: got.setdefault("text", open(fifo).read()))
+    reader.start()
+    p = run_kit("run", "--rw=read", "--size=1m", "--output-format=json", f"--output={fifo}",
+                f"--directory={scratch}")
+    reader.join(10)
+    assert p.returncode == 0, p.stderr
+    assert got["text"].startswith("{") and os.path.exists(fifo) and not os.path.isfile(fifo)
+    p = run_kit("run", "--rw=read", "--size=1m", "--output-format=json", "--output=/dev/stdout",
+                f"--directory={scratch}")
+    assert p.returncode == 0 and p.stdout.startswith("{"), p.stderr
+    assert os.path.exists("/dev/stdout")
+
+
+def test_output_into_a_device_or_proc_is_refused(tmp_path, loopdev):
+    before = _device_digest(loopdev)
+    for target, words in ((loopdev, "is a device"), ("/proc/kit-out.json", "proc"),
+                          ("/sys/kernel/kit.json", "sysfs")):
+        p = run_kit("run", "--rw=read", "--size=1m", "--output-format=json", f"--output={target}", cwd=tmp_path)
+        _refused(p, "--output", words)
+        assert os.listdir(tmp_path) == []
+    assert _device_digest(loopdev) == before
+
+
+# ---- 5. two kits on one directory -------------------------------------------
+
+def test_a_verifier_waits_for_a_writer_and_finds_the_pattern(scratch):
+    kit.run(kit.Job(rw="write", size="16m", verify="crc32c", directory=scratch), progress=False, machine=False)
+    writer = subprocess.Popen([KIT, "run", "--rw=randwrite", "--size=16m", "--runtime=2", "--time_based",
+                               f"--directory={scratch}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+    time.sleep(0.7)
+    start = time.monotonic()
+    p = run_kit("run", "--rw=randread", "--size=16m", "--verify=crc32c", f"--directory={scratch}")
+    waited = time.monotonic() - start
+    writer.communicate(timeout=30)
+    assert writer.returncode == 0
+    assert p.returncode == 0, p.stderr              # it waited, then refilled what the writer left
+    assert "waiting for another kit process" in p.stderr and waited > 0.8
+    from kit.target import read_manifest
+    assert read_manifest(scratch)["kit.0.0"]["pattern"] == "intact"
+    for _ in range(2):                              # and later verify runs keep passing
+        assert run_kit("run", "--rw=randread", "--size=16m", "--verify=crc32c",
+                       f"--directory={scratch}").returncode == 0
+
+
+def test_a_kit_file_changed_by_another_program_is_refilled_not_blamed(scratch):
+    kit.run(kit.Job(rw="read", size="1m", directory=scratch), progress=False, machine=False)
+    with open(os.path.join(scratch, "kit.0.0"), "r+b") as fh:
+        fh.seek(300_000)
+        fh.write(b"\xff")
+    r = kit.run(kit.Job(rw="randread", size="1m", verify="crc32c", directory=scratch), progress=False,
+                machine=False)
+    assert r.data["error"] is None and r.total["kit"]["verified_bytes"] == 1 << 20
