@@ -128,6 +128,8 @@ def publish(data=None, reports=None, machines=None, progress=None, notebooks=Non
         if missing:
             raise OptionError("machine", f"{missing[0]} has no machine.json in {data}")
         known = [k for k in known if k["name"] in machines]
+    for m in known:
+        store.load(m["name"], data=data)     # says here, once, which stored files the reports will skip
     work = [(m["name"], nb, params, name) for m in known for nb, params, name in report_names(m["name"], data)
             if not notebooks or nb in notebooks]
     written = []
@@ -149,7 +151,7 @@ def write_index(reports=None, data=None):
     reports = reports_dir(reports)
     os.makedirs(reports, exist_ok=True)
     rows = []
-    for m in store.machines(data):
+    for m in store.machines(data, quiet=True):
         folder = os.path.join(reports, store.safe_name(m["name"]))
         pages = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".html")) if os.path.isdir(folder) else []
         fp = m["fingerprint"]

@@ -96,7 +96,7 @@ def save(result, suite, key=None, tags=None, data=None, replace=True):
     return path
 
 
-def machines(data=None):
+def machines(data=None, quiet=False):
     """Every machine folder with a machine.json, newest results first."""
     root = data_dir(data)
     out = []
@@ -107,7 +107,7 @@ def machines(data=None):
         path = os.path.join(folder, MACHINE_FILE)
         if not os.path.isfile(path):
             continue
-        fingerprint = read_machine_file(path)
+        fingerprint = read_machine_file(path, quiet=quiet)
         if fingerprint is None:
             continue
         files = list(_result_files(folder))

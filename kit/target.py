@@ -443,8 +443,9 @@ def _check_space(p):
 def _check_writes_allowed(job, p):
     images = None
     for f in p.unique_files:
-        if f.owned and f.exists and not job.writes:
-            # kit may pre-fill its own file even for a read job
+        if f.owned and f.exists and not job.writes and _planned_fill(
+                f, read_manifest(os.path.dirname(f.path)), job):
+            # kit pre-fills its own file even for a read job
             images = images if images is not None else images_in_use()
             busy = file_in_use(os.stat(f.path), images)
             if busy:
@@ -824,7 +825,7 @@ def _fill_and_lock(prepared, progress):
     handles = prepared.unique()
     images = images_in_use()
     for h in handles:
-        if h.writes or h.owned:     # kit's own files may be pre-filled
+        if h.writes:
             check_writable(os.fstat(h.fd), h.path, images)
     for _attempt in range(PREPARE_ATTEMPTS):
         if _fills(handles):
@@ -832,6 +833,8 @@ def _fill_and_lock(prepared, progress):
             _lock(owned, lambda h: True)
             try:
                 to_fill = _fills(owned)
+                for h, _start in to_fill:
+                    check_writable(os.fstat(h.fd), h.path, images)
                 _set_patterns([h for h, _start in to_fill], "filling")  # a fill cut short is redone
                 _fill_all(to_fill, progress)
                 _set_patterns([h for h, _start in to_fill], "intact")
