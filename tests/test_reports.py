@@ -292,3 +292,32 @@ def test_anatomy_hides_a_drifting_device_depth(scratch):
     bad = notebook.anatomy_table([r])
     assert bad.loc[0, "device_depth_mean"] is None or bad["device_depth_mean"].isna().all()
     assert "device depth of drifting is not shown" in notebook.anatomy_text(bad)
+
+
+def test_publish_names_and_skips_what_it_cannot_read(report, tmp_path, capfd):
+    """Damaged results, results of another schema or a newer kit, and machine
+    files that are not kit's: each named once in a warning and skipped; the
+    reports of what is readable are still published."""
+    import shutil
+    data = tmp_path / "data"
+    shutil.copytree(report["data"], data)
+    engines = data / report["machine"] / "engines"
+    good = next(engines.glob("*.json"))
+    (engines / "truncated.json").write_text(good.read_text()[:500])
+    (engines / "future.json").write_text(good.read_text().replace('"kit-result/1"', '"kit-result/9"'))
+    (engines / "list.json").write_text("[]")
+    (data / "newer").mkdir()
+    (data / "newer" / "machine.json").write_text(json.dumps({"version": 99, "name": "newer"}))
+    (data / "listed").mkdir()
+    (data / "listed" / "machine.json").write_text("[]")
+    written = publish.publish(str(data), str(tmp_path / "reports"), notebooks=("engines",))
+    err = capfd.readouterr().err
+    for bad in ("truncated.json", "future.json", "list.json"):
+        assert err.count(f"skipping {engines / bad}") == 1, err
+    assert "written by a newer kit (kit-result/9" in err and "machine file version 99" in err
+    assert err.count(str(data / "listed" / "machine.json")) == 1
+    assert [os.path.basename(p) for p in written] == ["engines.html"]
+    found = [t for t in tables(written[0]) if t and "IOPS" in t[0] and "engine" in t[0]]
+    assert len(found) == 2 and len(found[0]) == 7          # every engine still there, nothing doubled
+    rows = table_with(os.path.join(tmp_path, "reports", "index.html"), "machine")
+    assert {r[0] for r in rows[1:]} == {report["machine"]}
