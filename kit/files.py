@@ -54,24 +54,18 @@ def read_text_file(path, what, limit):
 
 def write_atomic(path, text):
     """A reader sees the old file or the new one, never half of it."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kit-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    _publish(path, text, replace=True)
 
 
 def write_new(path, text):
     """Like write_atomic, but never replaces a file that is already there:
     returns False (and writes nothing) when path exists."""
+    return _publish(path, text, replace=False)
+
+
+def _publish(path, text, replace):
+    """Writes a whole temporary file beside path, then renames it over path
+    (replace) or links it there only if path is free."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".kit-", suffix=".tmp", dir=directory)
     try:
@@ -80,6 +74,9 @@ def write_new(path, text):
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
+        if replace:
+            os.replace(tmp, path)
+            return True
         try:
             os.link(tmp, path)
         except FileExistsError:

@@ -166,13 +166,10 @@ def test_directory_swapped_for_a_link_is_refused(tmp_path, monkeypatch):
 # ---- 3. loop devices whose image cannot be read back from sysfs ------------
 
 @contextlib.contextmanager
-def _mounted_image(name):
-    """An ext4 image in /dev/shm named `name`, on a loop device, mounted, with
-    a victim file inside; yields (image path, loop device, victim)."""
+def _mounted(image):
+    """The file `image` on a loop device, formatted ext4 and mounted, with a
+    victim file inside; yields (loop device, victim)."""
     require(os.geteuid() == 0, "loop devices need root")
-    image = f"/dev/shm/{name}"
-    with open(image, "wb") as fh:
-        fh.truncate(64 << 20)
     dev = _losetup(image)
     mnt = f"/dev/shm/kit-victim-mnt-{uuid.uuid4().hex[:8]}"
     os.mkdir(mnt)
@@ -181,11 +178,24 @@ def _mounted_image(name):
         subprocess.run(["mount", dev, mnt], check=True, capture_output=True)
         victim = Victim(os.path.join(mnt, "data"), size=256 << 10)
         subprocess.run(["sync"], check=True)
-        yield image, dev, victim
+        yield dev, victim
     finally:
         subprocess.run(["umount", mnt], capture_output=True)
         os.rmdir(mnt)
         _detach(dev)
+
+
+@contextlib.contextmanager
+def _mounted_image(name):
+    """A new 64 MiB image in /dev/shm named `name`, mounted (see _mounted);
+    yields (image path, loop device, victim)."""
+    image = f"/dev/shm/{name}"
+    with open(image, "wb") as fh:
+        fh.truncate(64 << 20)
+    try:
+        with _mounted(image) as (dev, victim):
+            yield image, dev, victim
+    finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(image)
 
@@ -227,25 +237,13 @@ def test_image_of_a_mounted_loop_device_is_not_written(tmp_path):
 
 
 def test_kits_own_file_attached_and_mounted_is_not_filled_or_written(tmp_path):
-    require(os.geteuid() == 0, "loop devices need root")
     scratch = str(tmp_path / "scratch")
     kit.run(kit.Job(rw="write", size="64m", directory=scratch), progress=False, machine=False)
-    path = os.path.join(scratch, "kit.0.0")
-    dev = _losetup(path)
-    mnt = str(tmp_path / "mnt")
-    os.mkdir(mnt)
-    try:
-        subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True, capture_output=True)
-        subprocess.run(["mount", dev, mnt], check=True, capture_output=True)
-        victim = Victim(os.path.join(mnt, "data"), size=64 << 10)
-        subprocess.run(["sync"], check=True)
+    with _mounted(os.path.join(scratch, "kit.0.0")) as (dev, victim):
         for args in (["--rw=write"], ["--rw=read", "--verify=crc32c"]):      # a write, and a refill
             p = run_kit("run", *args, "--size=64m", f"--directory={scratch}")
             _refused(p, f"it is the image of {dev}", "is mounted on")
         assert victim.unchanged()
-    finally:
-        subprocess.run(["umount", mnt], capture_output=True)
-        _detach(dev)
 
 
 # ---- 4. paths that lead outside ---------------------------------------------
