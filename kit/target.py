@@ -597,7 +597,7 @@ class Prepared:
         _set_patterns([self.handles[f.path] for f in plan.unique_files if self.handles[f.path].owned], pattern)
 
     def close(self):
-        for h in self.handles.values():
+        for h in self.unique():         # two paths may share one descriptor: closed once
             with contextlib.suppress(OSError):
                 os.close(h.fd)
         for fd in self.dirfds.values():
