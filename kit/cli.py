@@ -3,16 +3,17 @@ and exit code 2 for bad input, exit code 1 when a valid run fails here."""
 import argparse
 import contextlib
 import difflib
+import errno
 import os
 import signal
 import sys
 
 from . import __version__
 from .errors import KitError, OptionError, RunError
-from .files import output_kind, write_output
+from .files import Output, write_stream
 from .results import printable
 from .job import ALIASES, OPTIONS, Job
-from .runner import check
+from .runner import check_all
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 BOOL_OPTIONS = {name for name, (parser, _e, _h) in OPTIONS.items()
@@ -20,11 +21,21 @@ BOOL_OPTIONS = {name for name, (parser, _e, _h) in OPTIONS.items()
 OUTPUT_FORMATS = ("normal", "json", "json+")
 
 
+class _HelpShown(Exception):
+    """argparse printed --help: the command is done."""
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse, but an error is one line and an OptionError, never usage + exit."""
+    """argparse, but an error is one line and an OptionError, never usage +
+    exit, and --help returns to main() instead of leaving Python at once."""
 
     def error(self, message):
         raise OptionError(None, message)
+
+    def exit(self, status=0, message=None):
+        if message:
+            _stderr(message.rstrip())
+        raise _HelpShown(status)
 
 
 def _run_parser():
@@ -81,20 +92,18 @@ def cmd_run(argv):
         raise OptionError("compare", f"must be fio (got {args.compare!r})")
     if args.compare and args.runner != "kit":
         raise OptionError("compare", "compares kit with fio: leave --runner at kit")
-    if args.output:
-        output_kind(args.output)
     progress = None if args.progress is None else parse_bool("progress", args.progress)
     trace = _tracers(args.trace)
     if trace and args.runner != "kit":
         raise OptionError("trace", "tracers attach to kit's runs: leave --runner at kit")
-    groups = _job_groups(args, values)
+    groups, warnings = _job_groups(args, values)
     # every group of a job file is checked before the first one runs
-    runners = ("kit", "fio") if args.compare else (args.runner,)
-    for job in (j for g in groups for j in g):
-        for runner in runners:
-            check(job, runner)
+    check_all([j for g in groups for j in g], ("kit", "fio") if args.compare else (args.runner,))
+    output = Output(args.output) if args.output else None
+    for warning in warnings:        # only once the job is known to be good: bad input stays one line
+        print(f"kit run: warning: {printable(warning)}", file=sys.stderr)
     if args.compare:
-        return _run_compare(groups, args, progress)
+        return _run_compare(groups, args, progress, output)
     trace, untraced = _trace_or_warn(trace)
     results, failed = _run_groups(groups, args.runner, progress, trace)
     # a job that could not even start has nothing to show but its error line
@@ -103,25 +112,27 @@ def cmd_run(argv):
         for r in results:
             r.data["notes"].append(f"untraced: {untraced}")
     if results:
-        _emit(results, args.output_format, args.output)
+        _write(_render(results, args.output_format), output)
     if failed:
         raise failed
-    return EXIT_INTERRUPTED if any(r.data.get("interrupted") for r in results) else EXIT_OK
+    if any(r.data.get("interrupted") for r in results):
+        print("kit run: interrupted; the result above is partial (marked interrupted)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
 
 
 def _job_groups(args, values):
-    """[[Job, ...], ...]: one group per stonewall of a job file, else [[job]]."""
+    """([[Job, ...], ...], warnings): one group per stonewall of a job file,
+    else [[job]]."""
     if not args.jobfile:
-        return [[Job.from_options(values)]]
+        return [[Job.from_options(values)]], []
     from .fio import read_job_file
     if args.jobfile.startswith("-"):
         # argparse takes "--x=a b" (a space inside) for a positional argument
         raise OptionError(args.jobfile.split("=", 1)[0], "is not a kit run option; `kit run --help` lists them")
     jobfile = read_job_file(args.jobfile, strict=args.strict)
-    for warning in jobfile.warnings:
-        print(f"kit run: warning: {printable(warning)}", file=sys.stderr)
     overrides = Job.from_options(values).given() if values else {}
-    return [[job.replace(**overrides) for job in group] for group in jobfile.groups]
+    return [[job.replace(**overrides) for job in group] for group in jobfile.groups], jobfile.warnings
 
 
 def _tracers(text):
@@ -168,7 +179,7 @@ def _run_groups(groups, runner, progress, trace=None):
     return results, None
 
 
-def _run_compare(groups, args, progress):
+def _run_compare(groups, args, progress, output):
     from .fio import compare, format_compare, run_fio
     from .runner import run
     out = []
@@ -185,12 +196,8 @@ def _run_compare(groups, args, progress):
                  "compare": [{"metric": m, "kit": a, "fio": b, "ratio": r} for m, a, b, r in rows]}
                 for k, f, rows in out]
         text = json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n"
-    _write(text, args.output)
+    _write(text, output)
     return EXIT_OK
-
-
-def _emit(results, output_format, output):
-    _write(_render(results, output_format), output)
 
 
 def _render(results, output_format):
@@ -210,11 +217,29 @@ def _render(results, output_format):
 
 
 def _write(text, output):
+    """To --output (an Output) or to stdout; a closed or full stdout is one
+    line (exit 1), never a traceback."""
     if output:
-        write_output(output, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        output.write(text)
+        return
+    try:
+        write_stream(sys.stdout, text)
+    except OSError as e:
+        raise RunError(f"cannot write the output to stdout: {_stdout_error(e)}") from None
+
+
+def _stdout_error(e):
+    _silence_stdout()
+    return "it is closed (broken pipe)" if e.errno == errno.EPIPE else e.strerror
+
+
+def _silence_stdout():
+    """After stdout failed, point it at /dev/null, so Python's own flush at
+    exit does not fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def cmd_import(argv):
@@ -230,21 +255,20 @@ def cmd_import(argv):
     args = p.parse_args(argv)
     if args.output_format not in OUTPUT_FORMATS:
         raise OptionError("output-format", f"must be one of {', '.join(OUTPUT_FORMATS)}")
-    if args.output:
-        output_kind(args.output)
+    output = Output(args.output) if args.output else None
     if args.machine:
         from .store import safe_name
         if safe_name(args.machine) != args.machine:
             raise OptionError("machine", f"use letters, digits, '.', '_', '+' and '-' (got {args.machine!r})")
     if not args.no_store:
-        _check_places(args)
+        _check_places(args, suites=("import",))
     results = from_fio_json(args.file)       # read and checked whole before anything is stored
     text = _render(results, args.output_format)
     if not args.no_store:
         from .store import import_fio
         if not any(import_fio(results, args.file, machine=args.machine, data=args.data)):
             print(f"kit import: {args.file} is already in the store; nothing stored again", file=sys.stderr)
-    _write(text, args.output)
+    _write(text, output)
     return EXIT_OK
 
 
@@ -259,9 +283,9 @@ def cmd_doctor(argv):
     caps = capabilities(directory=args.directory, filename=args.filename)
     if args.json:
         import json
-        print(json.dumps(caps, indent=2))
+        _write(json.dumps(caps, indent=2) + "\n", None)
     else:
-        print(format_doctor(caps))
+        _write(format_doctor(caps) + "\n", None)
     return EXIT_OK
 
 
@@ -295,9 +319,9 @@ def cmd_trace(argv):
     summary = t.summary()
     if args.output_format == "json":
         import json
-        print(json.dumps(summary, indent=2))
+        _write(json.dumps(summary, indent=2) + "\n", None)
     else:
-        print(format_trace(summary))
+        _write(format_trace(summary) + "\n", None)
     return EXIT_OK
 
 
@@ -320,15 +344,16 @@ def _store_args(p):
     p.add_argument("--reports", help="where HTML goes (default ./reports)")
 
 
-def _check_places(args):
+def _check_places(args, suites=(), writes_store=True):
     """The directories a command will write, checked before it writes any."""
     from . import publish, store
     from .files import check_output_directory
+    from .machine import machine_name
     from .target import check_directory
     if getattr(args, "directory", None):
         check_directory(args.directory)
-    if hasattr(args, "data"):
-        check_output_directory(store.data_dir(args.data), "data")
+    if writes_store and hasattr(args, "data"):
+        store.check_writable(getattr(args, "machine", None) or machine_name(), args.data, suites)
     if hasattr(args, "reports"):
         check_output_directory(publish.reports_dir(args.reports), "reports")
 
@@ -355,7 +380,8 @@ def cmd_report(argv):
     if args.sweep:
         from .sweep import load_spec
         sweep = load_spec(args.sweep)
-    _check_places(args)
+    _check_places(args, suites=[s for s in chosen if s in ("engines", "anatomy")],
+                  writes_store=not args.no_measure)
     machine = None
     if not args.no_measure:
         machine = suites.measure(args.data, quick=args.quick, suites=chosen, directory=args.directory,
@@ -363,7 +389,7 @@ def cmd_report(argv):
     written = publish.publish(args.data, args.reports, machines=[machine] if machine else None,
                               progress=progress)
     index = os.path.join(publish.reports_dir(args.reports), "index.html")
-    print(f"kit report: {len(written)} report(s) written; open {index}")
+    _write(f"kit report: {len(written)} report(s) written; open {index}\n", None)
     return EXIT_OK
 
 
@@ -374,10 +400,10 @@ def cmd_publish(argv):
     p.add_argument("--machine", action="append", help="only this machine (repeatable)")
     p.add_argument("--progress", nargs="?", const="1", metavar="0|1")
     args = p.parse_args(argv)
-    _check_places(args)
+    _check_places(args, writes_store=False)
     written = publish.publish(args.data, args.reports, machines=args.machine, progress=_progress(args.progress))
-    print(f"kit publish: {len(written)} report(s) written; open "
-          f"{os.path.join(publish.reports_dir(args.reports), 'index.html')}")
+    _write(f"kit publish: {len(written)} report(s) written; open "
+           f"{os.path.join(publish.reports_dir(args.reports), 'index.html')}\n", None)
     return EXIT_OK
 
 
@@ -388,22 +414,25 @@ def cmd_sweep(argv):
                                               "(resuming where it stopped), then publish.")
     p.add_argument("file", help="the sweep file (see sweeps/engines.yml)")
     _store_args(p)
+    p.add_argument("--allow-destructive", "--allow_destructive", dest="allow_destructive", action="store_true",
+                   help="allow the sweep's jobs to write files kit did not create and unmounted block devices")
     p.add_argument("--directory", help="where kit creates its scratch files (default ./kit-scratch)")
     p.add_argument("--no-publish", action="store_true", help="measure only")
     p.add_argument("--progress", nargs="?", const="1", metavar="0|1")
     args = p.parse_args(argv)
     sweep = load_spec(args.file)
-    _check_places(args)
-    outcome = run_sweep(sweep, data=args.data, progress=_progress(args.progress), directory=args.directory)
-    print(f"kit sweep {sweep.name}: {outcome['done']} run, {outcome['skipped']} already stored, "
-          f"{outcome['total']} points x repeats in all ({outcome['machine']})")
+    _check_places(args, suites=(sweep.suite,))
+    outcome = run_sweep(sweep, data=args.data, progress=_progress(args.progress), directory=args.directory,
+                        allow_destructive=bool(args.allow_destructive))
+    _write(f"kit sweep {sweep.name}: {outcome['done']} run, {outcome['skipped']} already stored, "
+           f"{outcome['total']} points x repeats in all ({outcome['machine']})\n", None)
     if outcome["interrupted"]:
         print(f"kit sweep {sweep.name}: interrupted; run the same command again to finish", file=sys.stderr)
         return EXIT_INTERRUPTED
     if not args.no_publish:
         written = publish.publish(args.data, args.reports, machines=[outcome["machine"]], notebooks=("sweep",),
                                   progress=_progress(args.progress))
-        print(f"kit sweep: published {', '.join(written)}")
+        _write(f"kit sweep: published {', '.join(written)}\n", None)
     return EXIT_OK
 
 
@@ -433,12 +462,16 @@ def usage():
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(usage())
-        return EXIT_OK if argv else EXIT_USAGE
-    if argv[0] in ("--version", "version"):
-        print(f"kit {__version__}")
-        return EXIT_OK
+    try:
+        if not argv or argv[0] in ("-h", "--help", "help"):
+            write_stream(sys.stdout, usage() + "\n")
+            return EXIT_OK if argv else EXIT_USAGE
+        if argv[0] in ("--version", "version"):
+            write_stream(sys.stdout, f"kit {__version__}\n")
+            return EXIT_OK
+    except OSError as e:
+        _stderr(f"kit: failed: cannot write to stdout: {_stdout_error(e)}")
+        return EXIT_FAILED
     command = argv.pop(0)
     _stop_like_ctrl_c()
     if command not in COMMANDS:
@@ -448,16 +481,32 @@ def main(argv=None):
               file=sys.stderr)
         return EXIT_USAGE
     try:
-        return COMMANDS[command][0](argv)
+        code = COMMANDS[command][0](argv)
+    except _HelpShown as shown:
+        code = shown.args[0]
     except OptionError as e:
-        print(f"kit {command}: error: {printable(_flagged(e))}", file=sys.stderr)
+        _stderr(f"kit {command}: error: {printable(_flagged(e))}")
         return EXIT_USAGE
     except KitError as e:
-        print(f"kit {command}: failed: {printable(str(e))}", file=sys.stderr)
+        _stderr(f"kit {command}: failed: {printable(str(e))}")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print(f"kit {command}: interrupted", file=sys.stderr)
+        _stderr(f"kit {command}: interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError as e:        # argparse's --help into a closed pipe
+        _stderr(f"kit {command}: failed: cannot write to stdout: {_stdout_error(e)}")
+        return EXIT_FAILED
+    try:
+        write_stream(sys.stdout, "")    # what argparse's --help left buffered
+    except OSError as e:
+        _stderr(f"kit {command}: failed: cannot write to stdout: {_stdout_error(e)}")
+        return EXIT_FAILED
+    return code
+
+
+def _stderr(line):
+    with contextlib.suppress(OSError, AttributeError):
+        write_stream(sys.stderr, line + "\n")
 
 
 def _stop_like_ctrl_c():

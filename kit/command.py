@@ -23,8 +23,18 @@ for _signum in _STOP:
 
 
 def main():
+    """Runs the command; a signal that comes once it has finished (while
+    Python shuts down, which puts back the default: death by signal) is
+    ignored: the work is done and said."""
     from .cli import main as cli_main
-    return cli_main()
+    try:
+        code = cli_main()
+    except KeyboardInterrupt:           # between the command's end and here
+        os.write(2, b"kit: interrupted\n")
+        code = 130
+    for signum in _STOP:        # ignored, not blocked: any thread may be the one a signal reaches
+        signal.signal(signum, signal.SIG_IGN)
+    return code
 
 
 def run_as_command():

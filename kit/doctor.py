@@ -10,7 +10,7 @@ import shutil
 import tempfile
 
 from . import __version__
-from .errors import KitError
+from .errors import KitError, OptionError
 
 PROBE_IOS = 64
 PROBE_SIZE = "1m"
@@ -75,12 +75,17 @@ def capabilities(directory=None, filename=None):
     from .target import scratch_directory
     from .job import Job
 
+    from .target import check_directory
     made = None
     if filename:
+        if not os.path.exists(filename):
+            raise OptionError("filename", f"{filename} does not exist; doctor probes an existing file or "
+                                          "block device, read-only")
         base = {"filename": filename}
         target = filename
     else:
         root = scratch_directory(Job(directory=directory))
+        check_directory(root)
         os.makedirs(root, exist_ok=True)
         made = tempfile.mkdtemp(prefix=".kit-doctor-", dir=root)
         base = {"directory": made, "size": PROBE_SIZE}

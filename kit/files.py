@@ -3,13 +3,14 @@
 something that is not a place for output: a directory, a device, the
 kernel's pseudo filesystems."""
 import contextlib
+import errno
 import os
 import stat
 import sys
 import tempfile
 
 from . import host
-from .errors import OptionError
+from .errors import OptionError, RunError
 
 # terminals (tty, console, pts) and /dev/null: character devices that take text
 _TEXT_DEVICES = {1: {3}, 4: None, 5: {0, 1}, **{m: None for m in range(136, 144)}}
@@ -52,6 +53,33 @@ def read_text_file(path, what, limit):
     return text
 
 
+def read_json(path, limit=256 << 20):
+    """A JSON document kit stored (a result, a machine file). Raises
+    ValueError saying why not: not a regular file (a FIFO would hang the
+    reader), too large, not JSON, nested beyond reason."""
+    import json
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        raise ValueError(e.strerror) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"larger than {limit >> 20} MiB")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            raw = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("not readable JSON (nested too deeply)") from None
+    except ValueError as e:
+        raise ValueError(f"not readable JSON ({e})") from None
+
+
 def write_atomic(path, text):
     """A reader sees the old file or the new one, never half of it."""
     _publish(path, text, replace=True)
@@ -87,11 +115,59 @@ def _publish(path, text, replace):
             os.unlink(tmp)
 
 
-def output_kind(path, option="output"):
-    """How --output=path will be written, checked before anything runs:
-    "stdout"/"stderr", "stream" (a pipe, socket, terminal or /dev/null,
-    written through) or "file" (created or replaced whole, through a
-    symbolic link to its target). OptionError for anything else."""
+class Output:
+    """Where --output=path goes, checked (and for a pipe or a terminal,
+    opened) before anything runs, so a reader that is not there, or a
+    terminal kit cannot open, is bad input rather than a lost result.
+
+    kind: "stdout"/"stderr"; "stream" (a pipe, socket, terminal or
+    /dev/null, written through); or "file" (created or replaced whole,
+    through a symbolic link to its target)."""
+
+    def __init__(self, path, option="output"):
+        self.path, self.option, self.fd = path, option, None
+        self.kind = _output_kind(path, option)
+        if self.kind == "stream":
+            try:
+                self.fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+            except OSError as e:
+                why = "no process is reading it" if e.errno == errno.ENXIO and stat.S_ISFIFO(
+                    os.stat(path).st_mode) else e.strerror
+                raise OptionError(option, f"cannot write to {path}: {why}") from None
+            os.set_blocking(self.fd, True)
+
+    def write(self, text):
+        """Writes text; a failure (a full disk, a closed pipe) is one line."""
+        try:
+            if self.kind in ("stdout", "stderr"):
+                write_stream(sys.stdout if self.kind == "stdout" else sys.stderr, text)
+            elif self.kind == "stream":
+                view = memoryview(text.encode())
+                while view:
+                    view = view[os.write(self.fd, view):]
+            else:
+                write_atomic(os.path.realpath(self.path), text)
+        except OSError as e:
+            raise RunError(f"--{self.option}: cannot write {self.path}: {e.strerror}") from None
+        finally:
+            self.close()
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def write_stream(stream, text):
+    """Writes to stdout or stderr; a closed one raises OSError (EPIPE or
+    EBADF), never AttributeError."""
+    if stream is None:
+        raise OSError(errno.EBADF, "it is closed")
+    stream.write(text)
+    stream.flush()
+
+
+def _output_kind(path, option):
     if path in _STANDARD:
         return {1: "stdout", 2: "stderr"}[_STANDARD[path]]
     try:
@@ -138,17 +214,3 @@ def check_output_directory(path, option):
         raise OptionError(option, f"{existing} is not a directory")
     if not os.access(existing, os.W_OK):
         raise OptionError(option, f"{existing} is not writable")
-
-
-def write_output(path, text, option="output"):
-    """Writes text where --output=path said (see output_kind)."""
-    kind = output_kind(path, option)
-    if kind in ("stdout", "stderr"):
-        stream = sys.stdout if kind == "stdout" else sys.stderr
-        stream.write(text)
-        stream.flush()
-    elif kind == "stream":
-        with open(path, "w") as fh:
-            fh.write(text)
-    else:
-        write_atomic(os.path.realpath(path), text)

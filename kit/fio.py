@@ -41,7 +41,7 @@ FIO_TO_KIT.update({
     "iodepth_batch_complete": "iodepth_batch_complete_min", "rwmixwrite": "rwmixwrite",
     "invalidate_cache": "invalidate",
     # kit's own, accepted in job files for jobs only kit runs
-    "threads": "threads", "allow_destructive": "allow_destructive",
+    "threads": "threads",
 })
 # accepted because kit already behaves this way
 NO_EFFECT = {"thread": "kit always runs jobs as threads", "description": "",
@@ -329,6 +329,9 @@ def read_job_file(path, env=None, strict=False):
                 if key == "kb_base" and text != "1024":
                     raise OptionError(None, f"{where}: kb_base: kit supports only kb_base=1024")
                 continue
+            if key == "allow_destructive":
+                raise OptionError(None, f"{where}: allow_destructive: only --allow-destructive on kit's command "
+                                        "line allows writing what kit did not create, not a job file")
             if key not in FIO_TO_KIT:
                 _unsupported(warnings, strict, where, f"fio option '{key}' is not supported by kit")
                 continue
@@ -399,6 +402,8 @@ def run_fio_together(jobs, progress=None, machine=True):
     with targets.prepare(plans, progress=progress) as prepared:
         text, fds = runner_job_file(jobs, plans, prepared)
         outcome = _run_fio_process(fio, text, fds)
+        for plan in plans:
+            prepared.finish(plan)           # fio wrote its own bytes, not kit's pattern
         changed = prepared.changed_paths()
     output, stderr, usage, wall, returncode, interrupted = outcome
     data = None
@@ -488,6 +493,8 @@ def parse_fio_json(text, source="input"):
         raise OptionError(None, f"{source}: not fio JSON output (no JSON object found)")
     try:
         data = json.loads(text[start:])
+    except RecursionError:
+        raise OptionError(None, f"{source}: broken fio JSON (nested too deeply)") from None
     except json.JSONDecodeError as e:
         raise OptionError(None, f"{source}: broken fio JSON ({e.msg} at line {e.lineno} column {e.colno})") \
             from None

@@ -240,7 +240,7 @@ def loop_devices() -> list[tuple[int, int]]:
     return out
 
 
-def _device_node(dev: tuple[int, int]) -> str | None:
+def device_node(dev: tuple[int, int]) -> str | None:
     """A /dev node of the block device, checked by its device number."""
     for path in (f"/dev/block/{dev[0]}:{dev[1]}", f"/dev/{dev_name(dev)}"):
         with contextlib.suppress(OSError):
@@ -255,17 +255,19 @@ def loop_backing(dev: tuple[int, int]) -> dict | None:
     file, and "rdev" (major, minor) when that file is a block device. None
     when the device is not an attached loop device.
 
-    Asked of the kernel (LOOP_GET_STATUS64), never read from sysfs's
-    backing_file: that is a display string, cut at trailing spaces and
-    suffixed " (deleted)" once the name is gone. Raises Unresolved when the
-    kernel cannot be asked."""
+    Asked of the kernel (LOOP_GET_STATUS64). Only when kit may not open the
+    device (not root) is sysfs's backing_file used, and only when it names an
+    existing file: it is a display string, suffixed " (deleted)" once the
+    name is gone. Raises Unresolved when neither can say."""
     if not is_loop(dev):
         return None
-    node = _device_node(dev)
+    node = device_node(dev)
     if node is None:
         raise Unresolved(f"/dev/{dev_name(dev)} has no device node kit can open")
     try:
         fd = os.open(node, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except PermissionError:
+        return _loop_backing_from_sysfs(dev)
     except OSError as e:
         raise Unresolved(f"cannot open {node}: {e.strerror}") from None
     try:
@@ -280,3 +282,20 @@ def loop_backing(dev: tuple[int, int]) -> dict | None:
     # the kernel encodes dev_t the way glibc's makedev does (new_encode_dev)
     rdev = (os.major(lo_rdevice), os.minor(lo_rdevice)) if lo_rdevice else None
     return {"dev": lo_device, "ino": lo_inode, "rdev": rdev}
+
+
+def _loop_backing_from_sysfs(dev: tuple[int, int]) -> dict:
+    try:
+        with open(os.path.join(dev_dir(dev), "loop", "backing_file"), encoding="utf-8",
+                  errors="surrogateescape") as fh:
+            name = fh.read().removesuffix("\n")     # a name may end in spaces: keep them
+    except OSError as e:
+        raise Unresolved(f"cannot read its backing file from sysfs: {e.strerror}") from None
+    if not name or name.endswith(" (deleted)"):
+        raise Unresolved(f"its image {name!r} is deleted, and kit may not ask the device itself")
+    try:
+        st = os.stat(name)
+    except OSError as e:
+        raise Unresolved(f"its image {name!r}: {e.strerror}, and kit may not ask the device itself") from None
+    rdev = (os.major(st.st_rdev), os.minor(st.st_rdev)) if stat.S_ISBLK(st.st_mode) else None
+    return {"dev": st.st_dev, "ino": st.st_ino, "rdev": rdev}

@@ -43,7 +43,9 @@ def parse_size(option, value):
     else:
         m = _SIZE_RE.match(str(value))
         if not m:
-            raise OptionError(option, f"must be a size like 4096, 4k, 1m, 2g (got {value!r})")
+            raise OptionError(option, f"must be a size like 4096, 4k, 1m, 2g (got {_short(value)})")
+        if len(m.group(1)) > 30:
+            raise OptionError(option, f"must be at most 1024p (got {_short(value)})")
         n = int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
     if n < 0:
         raise OptionError(option, f"must not be negative (got {value!r})")
@@ -62,7 +64,10 @@ def parse_int(option, value, lo=None, hi=None):
     if isinstance(value, bool):
         raise OptionError(option, f"must be an integer (got {value!r})")
     try:
-        n = int(str(value).strip(), 0) if not isinstance(value, int) else value
+        text = str(value).strip()
+        if not isinstance(value, int) and len(text) > 40:
+            raise ValueError
+        n = int(text, 0) if not isinstance(value, int) else value
     except ValueError:
         raise OptionError(option, f"must be an integer (got {_short(value)})") from None
     hi = INT64_MAX if hi is None else hi
@@ -212,6 +217,15 @@ ALIASES = {
     "blocksize": "bs",
     "rwmixwrite": None,  # handled in from_options: rwmixread = 100 - value
 }
+
+
+def canonical_option(name):
+    """The option a name stands for: aliases and '-' spellings resolved
+    (rwmixwrite is rwmixread said the other way round)."""
+    name = str(name).replace("-", "_")
+    if name == "rwmixwrite":
+        return "rwmixread"
+    return ALIASES.get(name, name) or name
 
 
 def job_label(options):
@@ -379,9 +393,14 @@ class Job:
     @classmethod
     def from_options(cls, options):
         """Builds a Job from name -> value pairs as a user wrote them (strings
-        welcome); unknown names get a 'did you mean' line."""
-        kwargs = {}
+        welcome); unknown names get a 'did you mean' line, and one option
+        given under two names (bs and blocksize) is refused."""
+        kwargs, seen = {}, {}
         for raw_name, value in options.items():
+            canonical = canonical_option(raw_name)
+            if canonical in seen:
+                raise OptionError(raw_name, f"is the same option as {seen[canonical]}; give it once")
+            seen[canonical] = raw_name
             name = raw_name.replace("-", "_")
             if name == "rwmixwrite":
                 kwargs["rwmixread"] = 100 - parse_int("rwmixwrite", value, 0, 100)

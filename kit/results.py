@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from . import hist
-from .files import write_atomic
+from .files import read_json, write_atomic
 from .errors import OptionError
 from .job import job_label, parse_size
 
@@ -223,11 +223,17 @@ def option_strings(options):
 # ---- reading: fio's documents and kit's own ----------------------------------
 _NUMBER = (int, float)
 _DDIR_FIELDS = ("io_bytes", "total_ios", "runtime", "iops", "bw_bytes")
-_LAT_FIELDS = ("N", "min", "max", "mean")
+_LAT_FIELDS = ("N", "min", "max", "mean", "stddev")
 
 
 def _is(value, kinds):
-    return isinstance(value, kinds) and not isinstance(value, bool)
+    """value has one of fio's number types, and is a number a machine wrote:
+    no booleans, no NaN or infinity, no integer beyond 64 bits."""
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return not isinstance(value, int) or abs(value) < 1 << 64
 
 
 def _map_problem(value, where, values=_NUMBER):
@@ -240,6 +246,11 @@ def _map_problem(value, where, values=_NUMBER):
 def fio_document_problem(data):
     """What in a fio JSON document kit cannot read, or None: every field kit
     uses has fio's type, so nothing fails later, after it was stored."""
+    if "global options" in data and _map_problem(data["global options"], "'global options'", str):
+        return _map_problem(data["global options"], "'global options'", str)
+    for key in ("timestamp", "timestamp_ms"):
+        if key in data and not _is(data[key], int):
+            return f"{key} is not a number"
     for i, e in enumerate(data["jobs"]):
         where = f"jobs[{i}]"
         if not isinstance(e, dict):
@@ -252,6 +263,8 @@ def fio_document_problem(data):
                 return f"{where}.{key} is missing or not a number"
         if "groupid" in e and not _is(e["groupid"], int):
             return f"{where}.groupid is not a number"
+        if "kit" in e and not isinstance(e["kit"], dict):
+            return f"{where}.kit is not an object"
         if "job options" in e and _map_problem(e["job options"], f"{where}['job options']", str):
             return _map_problem(e["job options"], f"{where}['job options']", str)
         for key in ("iodepth_level", "iodepth_submit", "iodepth_complete", "latency_ns", "latency_us",
@@ -267,10 +280,13 @@ def fio_document_problem(data):
             for key in _DDIR_FIELDS:
                 if not _is(de.get(key), _NUMBER):
                     return f"{where}.{d}.{key} is missing or not a number"
+            for key in ("short_ios", "drop_ios"):
+                if key in de and not _is(de[key], int):
+                    return f"{where}.{d}.{key} is not a number"
             for kind in ("slat_ns", "clat_ns", "lat_ns"):
                 lat = de.get(kind)
                 if not isinstance(lat, dict) or not all(_is(lat.get(k), _NUMBER) for k in _LAT_FIELDS):
-                    return f"{where}.{d}.{kind} lacks N, min, max or mean"
+                    return f"{where}.{d}.{kind} lacks N, min, max, mean or stddev"
                 for extra, kinds in (("percentile", _NUMBER), ("bins", int)):
                     if extra in lat and _map_problem(lat[extra], f"{where}.{d}.{kind}.{extra}", kinds):
                         return _map_problem(lat[extra], f"{where}.{d}.{kind}.{extra}", kinds)
@@ -280,6 +296,10 @@ def fio_document_problem(data):
             sync = e["sync"]
             if not isinstance(sync, dict) or not _is(sync.get("total_ios", 0), int):
                 return f"{where}.sync is not fio's"
+            lat = sync.get("lat_ns")
+            if lat is not None and (not isinstance(lat, dict) or not all(_is(lat.get(k), _NUMBER)
+                                                                         for k in _LAT_FIELDS)):
+                return f"{where}.sync.lat_ns lacks N, min, max, mean or stddev"
     return None
 
 
@@ -368,12 +388,7 @@ class Result:
 
     @classmethod
     def load(cls, path):
-        with open(path) as fh:
-            try:
-                data = json.load(fh)
-            except ValueError as e:
-                raise ValueError(f"not readable JSON ({e})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_json(path))
 
     def save(self, path, plus=True):
         """Writes atomically: a reader never sees half a result."""

@@ -43,14 +43,23 @@ def run(job=None, *, runner="kit", progress=None, machine=True, trace=None, **op
 def check(job, runner="kit"):
     """Everything that can refuse a job before it runs: the runner can run
     it, this kernel has what it needs, and its files pass every safety rule.
-    Writes nothing. Raises OptionError (bad input) or RunError."""
+    Writes nothing. Raises OptionError (bad input) or RunError. Returns the
+    job's plan."""
     if runner == "fio":
         from .fio import check_runnable
         check_runnable(job)
     elif runner != "kit":
         raise OptionError("runner", f"must be kit or fio (got {runner!r})")
     _check_capabilities(job)
-    targets.plan(job)
+    return targets.plan(job)
+
+
+def check_all(jobs, runners=("kit",)):
+    """check() for every job of a job file or a sweep (by each runner that
+    will run it), and their files together must fit the free space."""
+    runners = (runners,) if isinstance(runners, str) else runners
+    plans = [check(job, runner) for job in jobs for runner in runners]
+    targets.check_space(plans)
 
 
 def as_job(job, options=None):
@@ -83,7 +92,7 @@ def run_together(jobs, *, progress=None, machine=True, trace=None):
             error = _first_error(job, plan, threads)
             if job.verify and job.writes and not error and not interrupted:
                 error = targets.read_back(prepared, plan)
-            prepared.finish(plan, error, complete=not interrupted)
+            prepared.finish(plan, error, verified=bool(job.verify) and not interrupted)
             errors.append(error)
         changed = prepared.changed_paths()
     from .engines.sources import source_hash

@@ -1,110 +1,165 @@
-"""Is a block device, or a regular file, safe to write? Never when it, one of
-its partitions, or anything it passes writes to is mounted, used as swap, or
-held by another device; never when a file is the image behind a loop device
-in use. Answered from the kernel's own tables by device and inode number
-(sysfs, mountinfo, LOOP_GET_STATUS64), never from path strings, so
-/dev/disk/by-* aliases, symlinks, hard links, deleted or oddly named loop
-images and device-mapper stacks all resolve to what they really are. What
+"""Is a block device, or a regular file, safe to write? Never when anything
+that reads or writes through it is in use, and never when what it writes
+through to is.
+
+Storage stacks form a graph kit walks by device and inode numbers, asked of
+the kernel (sysfs, mountinfo, LOOP_GET_STATUS64), never from path strings:
+
+  up    the users of a device or file: mounts, swap, devices built on it
+        (sysfs holders: device-mapper, md), loop devices over it -- and
+        theirs, as far as they go (a loop over a loop over kit's file);
+  down  what writing a device writes to: a loop device's image or backing
+        device, device-mapper's and md's slaves -- and their other users.
+
+A device counts as in use when it, or one of its partitions, is mounted (in
+this mount namespace), swapped on, held, or refuses an exclusive open (the
+kernel's own claim: mounts in any namespace, swap, md, device-mapper). What
 cannot be resolved is refused.
 """
+import contextlib
+import errno
 import os
 import stat
 
 from . import host
 
 
-def device_in_use(major, minor):
-    """Why writing this block device would harm something, or None."""
-    return _in_use((major, minor), host.mounted_devices(), host.swapped_devices()[0], set(), via=None)
+class _Graph:
+    """One look at the machine's storage stack, for one question."""
+
+    def __init__(self, holding=None):
+        self.mounted = host.mounted_devices()
+        self.swap_devices, self.swap_files = host.swapped_devices()
+        self.holding = holding          # a device kit itself holds open with O_EXCL
+        self.loops, self.unresolved = {}, {}
+        for loop in host.loop_devices():
+            try:
+                backing = host.loop_backing(loop)
+            except host.Unresolved as e:
+                self.unresolved[loop] = str(e)
+                continue
+            if backing:
+                self.loops[loop] = backing
+
+    def loops_over(self, node):
+        """Loop devices whose image or backing device is node."""
+        kind, ident = node
+        out = []
+        for loop, b in self.loops.items():
+            if (kind == "dev" and b["rdev"] == ident) or (kind == "file" and not b["rdev"]
+                                                           and (b["dev"], b["ino"]) == ident):
+                out.append(loop)
+        return out
+
+    def claimed(self, dev):
+        """The kernel's own answer: an exclusive open fails while a mount (in
+        any namespace), swap, md or device-mapper holds the device."""
+        if self.holding and host.whole_disk(dev) in (self.holding, host.whole_disk(self.holding)):
+            return False        # kit's own claim (a disk's claim covers its partitions)
+        node = host.device_node(dev)
+        if node is None:
+            return False
+        try:
+            fd = os.open(node, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC | os.O_NONBLOCK)
+        except OSError as e:
+            return e.errno == errno.EBUSY
+        os.close(fd)
+        return False
+
+    def used(self, node, via, seen):
+        """Why something on or above the device node (other than `via`,
+        where we came from) is in use, or None."""
+        if node in seen:
+            return None
+        seen.add(node)
+        users = []
+        for d in [node[1]] + host.partitions(node[1]):
+            name = host.dev_name(d)
+            if d in self.mounted:
+                return f"/dev/{name} is mounted on {self.mounted[d]}"
+            if d in self.swap_devices:
+                return f"/dev/{name} is in use as swap"
+            held = [h for h, hdev in host.children(d, "holders") if ("dev", hdev) != via]
+            if held:
+                return f"/dev/{name} is held by {', '.join(held)}"
+            if self.claimed(d):
+                return f"/dev/{name} is in use (the kernel refuses an exclusive open: mounted in another " \
+                       "mount namespace, or claimed)"
+            users += [(loop, d) for loop in self.loops_over(("dev", d))]
+        for loop, under in users:
+            why = ("dev", loop) != via and self.used(("dev", loop), via=None, seen=seen)
+            if why:
+                return f"/dev/{host.dev_name(loop)} is a loop device over /dev/{host.dev_name(under)}, and {why}"
+        for loop, why in self.unresolved.items():
+            if ("dev", loop) != via and self.used(("dev", loop), via=None, seen=seen):
+                return f"/dev/{host.dev_name(loop)} is in use and kit cannot tell what it is over ({why})"
+        return None
+
+    def below(self, dev, seen):
+        """What writing dev writes to, and why that is in use, or None."""
+        if ("down", dev) in seen:
+            return None
+        seen.add(("down", dev))
+        name = host.dev_name(dev)
+        if host.is_loop(dev):
+            if dev in self.unresolved:
+                return f"kit cannot tell what /dev/{name} (a loop device) writes to: {self.unresolved[dev]}"
+            b = self.loops.get(dev)
+            if b and b["rdev"]:
+                why = self.used(("dev", b["rdev"]), via=("dev", dev), seen=set()) or self.below(b["rdev"], seen)
+                if why:
+                    return f"/dev/{name} is a loop device over /dev/{host.dev_name(b['rdev'])}, and {why}"
+            elif b:
+                image = ("file", (b["dev"], b["ino"]))
+                if image[1] in self.swap_files:
+                    return f"/dev/{name} is a loop device over a swap file"
+                for other in self.loops_over(image):
+                    why = other != dev and self.used(("dev", other), via=None, seen=set())
+                    if why:
+                        return f"/dev/{name} shares its image with /dev/{host.dev_name(other)}, and {why}"
+        for slave_name, slave in host.children(dev, "slaves"):
+            why = self.used(("dev", slave), via=("dev", dev), seen=set()) or self.below(slave, seen)
+            if why:
+                return f"/dev/{name} is built on /dev/{slave_name}, and {why}"
+        return None
+
+
+def device_in_use(major, minor, holding=False):
+    """Why writing this block device would harm something, or None.
+    holding: kit already holds it open with O_EXCL (so that claim is kit's)."""
+    dev = (major, minor)
+    graph = _Graph(holding=dev if holding else None)
+    return graph.used(("dev", dev), via=None, seen=set()) or graph.below(dev, set())
 
 
 def images_in_use():
-    """What writing a regular file must not touch: {(st_dev, st_ino): why} of
-    active swap files and of the images of loop devices in use, and under
-    None the reason why some loop device in use could not be resolved."""
-    out = {ident: "it is in use as swap" for ident in host.swapped_devices()[1]}
-    mounted, swaps = host.mounted_devices(), host.swapped_devices()[0]
-    for loop in host.loop_devices():
-        why = _in_use(loop, mounted, swaps, set(), via=None, follow_backing=False)
-        if not why:
-            continue            # an unused loop device: writing its image harms no one else
-        try:
-            backing = host.loop_backing(loop)
-        except host.Unresolved as e:
-            out.setdefault(None, f"/dev/{host.dev_name(loop)} is in use ({why}) and kit cannot tell "
-                                 f"whether this file is its image ({e})")
-            continue
-        if backing and not backing["rdev"]:
-            out.setdefault((backing["dev"], backing["ino"]),
-                           f"it is the image of /dev/{host.dev_name(loop)}, and {why}")
-    return out
+    """A view of the storage stack for checking many regular files at once."""
+    return _Graph()
 
 
 def file_in_use(st, images=None):
     """Why writing this regular file (its os.stat result) would harm
-    something, or None. images: images_in_use(), when checking many files."""
-    images = images_in_use() if images is None else images
-    return images.get((st.st_dev, st.st_ino)) or images.get(None)
-
-
-def _in_use(dev, mounted, swaps, seen, via, follow_backing=True):
-    if dev in seen:
-        return None
-    seen.add(dev)
-    name = host.dev_name(dev)
-    for d in [dev] + host.partitions(dev):
-        part = host.dev_name(d)
-        if d in mounted:
-            return f"/dev/{part} is mounted on {mounted[d]}"
-        if d in swaps:
-            return f"/dev/{part} is in use as swap"
-        held = [h for h, hdev in host.children(d, "holders") if hdev != via]
-        if held:
-            return f"/dev/{part} is held by {', '.join(held)}"
-    if follow_backing:
-        why = _loop_in_use(dev, name, mounted, swaps, seen)
+    something, or None: it is an active swap file, or the image of a loop
+    device in use, directly or through loop devices stacked on it.
+    images: images_in_use(), when checking many files."""
+    graph = images if images is not None else _Graph()
+    node = ("file", (st.st_dev, st.st_ino))
+    if node[1] in graph.swap_files:
+        return "it is in use as swap"
+    for loop in graph.loops_over(node):
+        why = graph.used(("dev", loop), via=None, seen=set())
         if why:
-            return why
-    # what this device writes through to: device-mapper's and md's slaves
-    for slave_name, slave in host.children(dev, "slaves"):
-        why = _in_use(slave, mounted, swaps, seen, via=dev)
-        if why:
-            return f"/dev/{name} is built on /dev/{slave_name}, and {why}"
-    return None
-
-
-def _loop_in_use(dev, name, mounted, swaps, seen):
-    """A loop device writes through to its backing device, or to its image,
-    which other loop devices may share."""
-    try:
-        backing = host.loop_backing(dev)
-    except host.Unresolved as e:
-        return f"kit cannot tell what /dev/{name} (a loop device) writes to: {e}"
-    if backing is None:
-        return None
-    if backing["rdev"]:
-        why = _in_use(backing["rdev"], mounted, swaps, seen, via=dev)
-        if why:
-            return f"/dev/{name} is a loop device over /dev/{host.dev_name(backing['rdev'])}, and {why}"
-        return None
-    for other in host.loop_devices():
-        if other == dev or other in seen:
-            continue
-        try:
-            theirs = host.loop_backing(other)
-        except host.Unresolved as e:
-            return f"kit cannot tell whether /dev/{host.dev_name(other)} shares the image of /dev/{name}: {e}"
-        if theirs and (theirs["dev"], theirs["ino"]) == (backing["dev"], backing["ino"]):
-            why = _in_use(other, mounted, swaps, seen, via=None)
-            if why:
-                return f"/dev/{name} shares its image with /dev/{host.dev_name(other)}, and {why}"
+            return f"it is the image of /dev/{host.dev_name(loop)}, and {why}"
+    for loop, why in graph.unresolved.items():
+        if graph.used(("dev", loop), via=None, seen=set()):
+            return f"/dev/{host.dev_name(loop)} is in use and kit cannot tell whether this file is its image ({why})"
     return None
 
 
 def block_device_number(path):
     """(major, minor) of a block device path, or None."""
-    try:
+    with contextlib.suppress(OSError):
         st = os.stat(path)
-    except OSError:
-        return None
-    return (os.major(st.st_rdev), os.minor(st.st_rdev)) if stat.S_ISBLK(st.st_mode) else None
+        if stat.S_ISBLK(st.st_mode):
+            return os.major(st.st_rdev), os.minor(st.st_rdev)
+    return None

@@ -16,8 +16,8 @@ import re
 import sys
 import uuid
 
-from .errors import OptionError
-from .files import write_atomic, write_new
+from .errors import OptionError, RunError
+from .files import read_json, write_atomic, write_new
 from .results import Result
 
 DATA_ENV = "KIT_DATA"
@@ -54,14 +54,49 @@ def machine_dir(data, machine):
     return os.path.join(data_dir(data), safe_name(machine))
 
 
+def check_writable(machine, data=None, suites=()):
+    """What a command will write for a machine, checked before it measures:
+    the store's folders are folders kit can write into (not files, not
+    links kit did not make), and a machine.json already there is one this
+    kit can read -- a damaged one, or one from a newer kit, is never
+    replaced. OptionError naming the place otherwise."""
+    from .files import check_output_directory
+    root = data_dir(data)
+    check_output_directory(root, "data")
+    folder = machine_dir(data, machine)
+    for path in [folder] + [os.path.join(folder, safe_name(s)) for s in suites]:
+        if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+            raise OptionError("data", f"{path} is not a folder kit made (a file or a link); move it away")
+    machine_file = os.path.join(folder, MACHINE_FILE)
+    if os.path.lexists(machine_file):
+        if not os.path.isfile(machine_file) or os.path.islink(machine_file):
+            raise OptionError("data", f"{machine_file} is not a regular file; move it away")
+        _data, why = _machine_file(machine_file)
+        if why:
+            raise OptionError("data", f"{machine_file}: {why}; kit will not replace it (move it away)")
+
+
+def _writing(path, action):
+    """Runs action(); an OSError names the store's path in one line."""
+    try:
+        return action()
+    except OSError as e:
+        raise RunError(f"cannot write {path}: {e.strerror}") from None
+
+
 def save_machine(fingerprint, data=None, capabilities=None):
-    """Writes machine.json (and capabilities.json) for the fingerprint's machine."""
+    """Writes machine.json (and capabilities.json) for the fingerprint's
+    machine; never over one this kit cannot read (damaged, or newer)."""
     folder = machine_dir(data, fingerprint["name"])
-    os.makedirs(folder, exist_ok=True)
-    write_atomic(os.path.join(folder, MACHINE_FILE),
-                 json.dumps({"version": MACHINE_VERSION, **fingerprint}, indent=2) + "\n")
+    path = os.path.join(folder, MACHINE_FILE)
+    if os.path.lexists(path) and read_machine_file(path, quiet=True) is None:
+        raise RunError(f"{path} is not a machine file this kit can read; kit will not replace it (move it away)")
+    _writing(folder, lambda: os.makedirs(folder, exist_ok=True))
+    _writing(path, lambda: write_atomic(path, json.dumps({"version": MACHINE_VERSION, **fingerprint},
+                                                          indent=2) + "\n"))
     if capabilities is not None:
-        write_atomic(os.path.join(folder, CAPABILITIES_FILE), json.dumps(capabilities, indent=2) + "\n")
+        caps = os.path.join(folder, CAPABILITIES_FILE)
+        _writing(caps, lambda: write_atomic(caps, json.dumps(capabilities, indent=2) + "\n"))
     return folder
 
 
@@ -88,10 +123,10 @@ def save(result, suite, key=None, tags=None, data=None, replace=True):
     if not os.path.exists(os.path.join(folder, MACHINE_FILE)):
         save_machine(result.data["machine"], data)
     path = result_path(machine, suite, key, data)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    _writing(os.path.dirname(path), lambda: os.makedirs(os.path.dirname(path), exist_ok=True))
     if replace:
-        result.save(path)
-    elif not write_new(path, result.to_json()):
+        _writing(path, lambda: result.save(path))
+    elif not _writing(path, lambda: write_new(path, result.to_json())):
         return None
     return path
 
@@ -137,28 +172,30 @@ def warn(path, why):
 def read_machine_file(path, quiet=False):
     """A machine.json as a dict, or None (with a warning) when it is not one
     kit can read: damaged, not an object, or from a newer kit."""
-    try:
-        with open(path) as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return None
-    except (OSError, ValueError) as e:
-        why = f"not readable JSON ({e})"
-    else:
-        version = data.get("version") if isinstance(data, dict) else None
-        if not isinstance(data, dict):
-            why = "not a kit machine file (not a JSON object)"
-        elif not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            why = "not a kit machine file (no version)"
-        elif version > MACHINE_VERSION:
-            why = f"written by a newer kit (machine file version {version}; this kit reads up to {MACHINE_VERSION})"
-        elif not isinstance(data.get("name"), str):
-            why = "not a kit machine file (no name)"
-        else:
-            return data
-    if not quiet:
+    data, why = _machine_file(path)
+    if why and not quiet:
         warn(path, why)
-    return None
+    return data
+
+
+def _machine_file(path):
+    """(fingerprint, None) or (None, why not)."""
+    try:
+        data = read_json(path, limit=16 << 20)
+    except ValueError as e:
+        return None, str(e)
+    version = data.get("version") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None, "not a kit machine file (not a JSON object)"
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return None, "not a kit machine file (no version)"
+    if version > MACHINE_VERSION:
+        return None, f"written by a newer kit (machine file version {version}; this kit reads up to {MACHINE_VERSION})"
+    if not isinstance(data.get("name"), str):
+        return None, "not a kit machine file (no name)"
+    return data, None
 
 
 def load(machine, suite=None, data=None):
@@ -171,8 +208,6 @@ def load(machine, suite=None, data=None):
     for path in _result_files(folder, suite):
         try:
             out.append(Result.load(path))
-        except OSError as e:
-            warn(path, e.strerror)
         except ValueError as e:
             warn(path, str(e))
     return out
@@ -182,10 +217,9 @@ def load_machine(machine, data=None):
     folder = machine_dir(data, machine)
     out = {"fingerprint": read_machine_file(os.path.join(folder, MACHINE_FILE))}
     try:
-        with open(os.path.join(folder, CAPABILITIES_FILE)) as fh:
-            caps = json.load(fh)
+        caps = read_json(os.path.join(folder, CAPABILITIES_FILE), limit=16 << 20)
         out["capabilities"] = caps if isinstance(caps, dict) else None
-    except (OSError, ValueError):
+    except ValueError:
         out["capabilities"] = None
     return out
 

@@ -48,11 +48,14 @@ class Sweep:
         names = list(self.grid)
         return [dict(zip(names, values)) for values in itertools.product(*(self.grid[n] for n in names))]
 
-    def jobs(self, directory=None):
-        """[(point, Job)], every one validated; an error names the point."""
+    def jobs(self, directory=None, allow_destructive=False):
+        """[(point, Job)], every one validated; an error names the point.
+        allow_destructive comes from the command line, never the file."""
         out = []
         for point in self.points():
             options = {**self.base, **point}
+            if allow_destructive:
+                options["allow_destructive"] = True
             if directory and "directory" not in options and "filename" not in options:
                 options["directory"] = directory
             try:
@@ -83,6 +86,8 @@ def load_spec(path):
     """Reads and checks a sweep file; one line naming the key on any problem."""
     where = os.path.basename(path)
     text = read_text_file(path, "sweep file", MAX_SPEC_BYTES)
+    if _bracket_depth(text) > MAX_NESTING:
+        raise OptionError(None, f"{where}: nested deeper than {MAX_NESTING} levels")
     try:
         # anchors and aliases first: a few hundred bytes of them expand to
         # billions of values ("billion laughs"), and a sweep needs none
@@ -90,6 +95,7 @@ def load_spec(path):
             if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
                 raise OptionError(None, f"{where}: YAML anchors and aliases (& and *) are not allowed "
                                         "in a sweep file")
+        _no_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), where)
         spec = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -97,7 +103,43 @@ def load_spec(path):
         raise OptionError(None, f"{where}: not valid YAML{at}") from None
     except RecursionError:
         raise OptionError(None, f"{where}: nested too deeply") from None
+    except OptionError:
+        raise
+    except ValueError:                  # an integer of thousands of digits
+        raise OptionError(None, f"{where}: holds a number too long to read") from None
     return from_dict(spec, where, source=path)
+
+
+MAX_NESTING = 32
+
+
+def _no_duplicate_keys(node, where):
+    """YAML keeps the last of two equal keys without a word; a sweep file
+    that says a thing twice is refused instead."""
+    if isinstance(node, yaml.MappingNode):
+        keys = [k.value for k, _v in node.value if isinstance(k, yaml.ScalarNode)]
+        twice = next((k for k in keys if keys.count(k) > 1), None)
+        if twice is not None:
+            raise OptionError(None, f"{where}: {twice!r} is given twice (line {node.start_mark.line + 1})")
+        for _k, v in node.value:
+            _no_duplicate_keys(v, where)
+    elif isinstance(node, yaml.SequenceNode):
+        for v in node.value:
+            _no_duplicate_keys(v, where)
+
+
+def _bracket_depth(text):
+    """How deep [ and { nest (quotes ignored: an overestimate is harmless).
+    YAML's parser takes milliseconds per level, so a megabyte of brackets
+    would take it half an hour to refuse."""
+    depth = deepest = 0
+    for c in text:
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def from_dict(spec, where="sweep", source=None):
@@ -128,6 +170,15 @@ def from_dict(spec, where="sweep", source=None):
     base = spec.get("base") or {}
     if not isinstance(base, dict) or not all(isinstance(k, str) for k in base):
         _fail(where, "base: must map job options to values")
+    given = [k.replace("-", "_") for k in list(base) + list(grid)]
+    if "allow_destructive" in given:
+        _fail(where, "allow_destructive: only `kit sweep --allow-destructive` allows writing what kit did not "
+                     "create, not a sweep file")
+    from .job import canonical_option
+    names = [canonical_option(k) for k in given]
+    twice = next((k for k in set(names) if names.count(k) > 1), None)
+    if twice:
+        _fail(where, f"{twice} is given twice (in base and grid, or under two names); give it once")
     if not isinstance(spec.get("description") or "", str):
         _fail(where, "description: must be text")
     repeats = spec.get("repeats", 1)
@@ -146,18 +197,21 @@ def from_dict(spec, where="sweep", source=None):
     return sweep
 
 
-def run_sweep(sweep, data=None, progress=None, directory=None, machine=True):
+def run_sweep(sweep, data=None, progress=None, directory=None, machine=True, allow_destructive=False):
     """Runs the points not yet in the store; returns counts. Ctrl-C stops
     after the running point, which is not stored (the next run redoes it)."""
     from .machine import fingerprint
     from .runner import check, run
-    jobs = sweep.jobs(directory)
+    from .target import check_space
+    jobs = sweep.jobs(directory, allow_destructive)
+    plans = []
     for point, job in jobs:         # every point is checked before the first runs or anything is written
         try:
-            check(job, sweep.runner)
+            plans.append(check(job, sweep.runner))
         except OptionError as e:
             where = ", ".join(f"{k}={v}" for k, v in point.items())
             raise OptionError(e.option, f"{e.problem} (sweep {sweep.name}, point {where})") from None
+    check_space(plans)              # and all their files together fit the disk
     fp = fingerprint(directory or os.getcwd())
     store.save_machine(fp, data)
     todo, skipped = [], 0

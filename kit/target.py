@@ -30,6 +30,7 @@ import json
 import os
 import resource
 import stat
+import struct
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ PREFILL_SEED = 0x6B6974  # "kit": the pattern a fresh file carries
 WARM_CHUNK = 1 << 20
 FILL_THREADS = 4
 PREPARE_ATTEMPTS = 5
+DESCRIPTOR_SLACK = 64       # Python, the engines' rings and eventfds, tracers
 
 
 @dataclass
@@ -97,6 +99,8 @@ def _parse_manifest(text, where):
     never guessed at."""
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise _damaged(where, "nested too deeply") from None
     except ValueError as e:
         raise _damaged(where, f"not JSON: {e}") from None
     if not isinstance(data, dict) or data.get("schema") != MANIFEST_SCHEMA:
@@ -109,6 +113,7 @@ def _parse_manifest(text, where):
               and all(isinstance(entry.get(k), int) and not isinstance(entry.get(k), bool)
                       for k in ("dev", "ino"))
               and isinstance(entry.get("birth_ns"), (int, type(None)))
+              and isinstance(entry.get("generation"), (int, type(None)))
               and entry.get("pattern", "filling") in PATTERNS
               and isinstance(entry.get("size", 0), int) and isinstance(entry.get("ctime_ns", 0), int))
         if not ok:
@@ -199,32 +204,57 @@ def _directory_lock(dirfd):
         fcntl.flock(dirfd, fcntl.LOCK_UN)
 
 
-def _birth_ns(dirfd, path, flags):
-    from .engines import native
-    ffi, lib = native()
-    cell = ffi.new("int64_t *")
-    return cell[0] if lib.kit_file_birth_ns(dirfd, os.fsencode(path), flags, cell) == 0 else None
+# FS_IOC_GETVERSION: the inode's generation, new each time an inode number is
+# reused (what NFS file handles rely on); ext2/3/4, XFS and btrfs keep one
+FS_IOC_GETVERSION = 0x80087601
 
 
 def _identity_of_fd(fd, st):
-    """(dev, inode, birth time): inode numbers are reused at once by ext4, so a
-    file that replaced kit's would pass on the inode alone."""
+    """What tells kit's file from another that took over its inode number
+    (ext4 reuses freed inodes at once): the birth time and the inode
+    generation, where the filesystem keeps them."""
     from .engines import native
-    _ffi, lib = native()
-    return {"dev": st.st_dev, "ino": st.st_ino, "birth_ns": _birth_ns(fd, "", lib.KIT_AT_EMPTY_PATH)}
+    ffi, lib = native()
+    cell = ffi.new("int64_t *")
+    born = cell[0] if lib.kit_file_birth_ns(fd, b"", lib.KIT_AT_EMPTY_PATH, cell) == 0 else None
+    try:
+        generation = struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETVERSION, bytes(8))[:4])[0]
+    except OSError:
+        generation = None
+    return {"dev": st.st_dev, "ino": st.st_ino, "birth_ns": born, "generation": generation}
 
 
-def _matches(entry, ident):
-    return bool(entry) and all(entry.get(k) == v for k, v in ident.items())
+def _same_inode(entry, st):
+    return bool(entry) and (entry.get("dev"), entry.get("ino")) == (st.st_dev, st.st_ino)
+
+
+def _is_kits(entry, ident, st):
+    """Whether the file kit opened (its identity and fstat) is the one the
+    manifest entry names. Where the filesystem keeps neither birth times nor
+    generations, only the ctime kit last recorded can tell: a file someone
+    else wrote or put there is then not kit's."""
+    if not _same_inode(entry, st) or entry.get("birth_ns") != ident["birth_ns"]:
+        return False
+    if "generation" in entry and entry["generation"] != ident["generation"]:
+        return False
+    if entry.get("birth_ns") is None and entry.get("generation") is None:
+        return entry.get("ctime_ns") == st.st_ctime_ns
+    return True
 
 
 def _owned(entry, path, st):
     """Whether the regular file at path (st: its lstat) is the one entry names."""
-    from .engines import native
-    _ffi, lib = native()
-    if not entry or not stat.S_ISREG(st.st_mode) or not _matches(entry, {"dev": st.st_dev, "ino": st.st_ino}):
+    if not entry or not stat.S_ISREG(st.st_mode) or not _same_inode(entry, st):
         return False
-    return entry.get("birth_ns") == _birth_ns(lib.KIT_AT_FDCWD, path, lib.KIT_AT_SYMLINK_NOFOLLOW)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fst = os.fstat(fd)
+        return _same_inode(entry, fst) and _is_kits(entry, _identity_of_fd(fd, fst), fst)
+    finally:
+        os.close(fd)
 
 
 def is_owned(path):
@@ -260,16 +290,21 @@ def _no_data_here(path, option):
     """Pseudo filesystems (proc, sysfs, devtmpfs...) hold no data files."""
     fstype = host.pseudo_filesystem(path)
     if fstype:
-        where = host.nearest_existing(path)
-        raise OptionError(option, f"{path}: {where} is on {fstype}, which holds the kernel's files, not data; "
-                                  "kit creates nothing there" + (" (no such device)" if fstype == "devtmpfs"
-                                                                  else ""))
+        missing = "; there is no such device" if fstype == "devtmpfs" and not os.path.lexists(path) else ""
+        raise OptionError(option, f"{path} is on {fstype}, which holds the kernel's files, not data; kit "
+                                  f"neither creates nor uses files there{missing}")
+
+
+KIT_PRIVATE = ".kit-"          # the manifest and kit's temporary files
 
 
 def _check_name(directory, name):
     if not name or "/" in name or name in (".", "..") or not name.isprintable():
         raise OptionError("filename_format", f"gives the file name {name!r}, which kit cannot use "
                                              "(no '/', '.', '..' or control characters)")
+    if name.startswith(KIT_PRIVATE):
+        raise OptionError("name", f"gives the file name {name!r}; names beginning with {KIT_PRIVATE!r} are "
+                                  "kit's own bookkeeping")
     if len(os.fsencode(name)) > 255:
         raise OptionError("name", f"gives the file name {name[:40]!r}..., longer than 255 bytes")
     return os.path.join(directory, name)
@@ -307,9 +342,13 @@ def _describe_named(path, want_size, option="filename"):
         lst = None
     except OSError as e:
         raise OptionError(option, f"cannot use {path}: {e.strerror}") from None
+    if os.path.basename(path).startswith(KIT_PRIVATE):
+        raise OptionError(option, f"{path}: names beginning with {KIT_PRIVATE!r} are kit's own bookkeeping")
     if lst is None:
         parent = os.path.dirname(path) or "."
         _no_data_here(path, option)
+        if not want_size:
+            raise OptionError("size", f"{path} does not exist: give --size (or --filesize) for kit to create it")
         if not os.path.isdir(parent):
             raise OptionError(option, f"cannot create {path}: {parent} is not a directory")
         if not os.access(parent, os.W_OK):
@@ -325,6 +364,8 @@ def _describe_named(path, want_size, option="filename"):
     ident = (st.st_dev, st.st_ino)
     if stat.S_ISDIR(st.st_mode):
         raise OptionError(option, f"{path} is a directory (use --directory for that)")
+    if stat.S_ISREG(st.st_mode):
+        _no_data_here(os.path.realpath(path), option)     # /proc and /sys files are the kernel's
     if stat.S_ISBLK(st.st_mode):
         rdev = (os.major(st.st_rdev), os.minor(st.st_rdev))
         try:
@@ -376,9 +417,23 @@ def check_directory(directory):
     _check_directory(directory, must_write=True)
 
 
+def _check_descriptors(job):
+    """Every file is open once for kit and once per job thread using it: a
+    job that needs more descriptors than `ulimit -n` allows is refused
+    before a file is made (and before planning millions of them)."""
+    threads = job.numjobs * job.files_per_job
+    needed = threads + (job.files_per_job if job.filename else threads) + DESCRIPTOR_SLACK
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and needed > soft:
+        raise OptionError("nrfiles", f"numjobs x files = {threads:,} open files need about {needed:,} "
+                                     f"descriptors, more than `ulimit -n` ({soft:,}) allows; raise it or use "
+                                     "fewer jobs or files")
+
+
 def plan(job):
     """Decides every job thread's files and enforces the safety rules.
     Raises OptionError (exit 2) before anything is created or written."""
+    _check_descriptors(job)
     if job.filename:
         base = job.directory or os.getcwd()
         explicit_size = "size" in job.given() or "filesize" in job.given()
@@ -398,7 +453,7 @@ def plan(job):
             fills = [f for f in p.unique_files if _planned_fill(f, manifest, job)]
         p.directory_ident = _check_directory(directory, job.writes or bool(fills))
     _check_writes_allowed(job, p)
-    _check_space(p)
+    _check_space(p.unique_files)
     return p
 
 
@@ -423,11 +478,22 @@ def _planned_fill(f, manifest, job):
     return _fill_start(manifest.get(os.path.basename(f.path), {}), st, f.size, bool(job.verify)) is not None
 
 
-def _check_space(p):
-    """The bytes kit would add to its files must fit beside what is free: a
-    size the disk cannot hold is bad input, refused before writing."""
+def check_space(plans):
+    """The bytes kit would add to its files, for every plan of a run, a job
+    file or a sweep together (each file counted once, at its largest), must
+    fit beside what is free: a size the disks cannot hold is bad input,
+    refused before writing."""
+    largest = {}
+    for p in plans:
+        for f in p.unique_files:
+            if f.path not in largest or f.size > largest[f.path].size:
+                largest[f.path] = f
+    _check_space(list(largest.values()))
+
+
+def _check_space(files):
     need = {}
-    for f in p.unique_files:
+    for f in files:
         if f.owned and f.kind == "file" and f.size > f.current_size:
             parent = host.nearest_existing(os.path.dirname(f.path))
             dev = os.stat(parent).st_dev
@@ -474,9 +540,10 @@ def _check_writes_allowed(job, p):
 
 
 def check_writable(st, path, images=None):
-    """The same rule, on a descriptor kit has opened (its fstat)."""
+    """The same rule, on a descriptor kit has opened for writing (its fstat;
+    a block device kit holds with O_EXCL)."""
     if stat.S_ISBLK(st.st_mode):
-        busy = device_in_use(os.major(st.st_rdev), os.minor(st.st_rdev))
+        busy = device_in_use(os.major(st.st_rdev), os.minor(st.st_rdev), holding=True)
     else:
         busy = file_in_use(st, images)
     if busy:
@@ -583,15 +650,18 @@ class Prepared:
                 out.add(host.whole_disk((os.major(dev), os.minor(dev))))
         return sorted(out)
 
-    def finish(self, plan, error, complete=True):
-        """After a run: kit's files it wrote hold the pattern again only if
-        the run checked them (a verified write job's read-back); files a
-        verify found wrong are refilled next time, not blamed again."""
+    def finish(self, plan, error=None, verified=False):
+        """After a run, what kit's files hold: the pattern again only when
+        the run wrote them and checked every unit (a verified write job's
+        read-back, not interrupted); "dirty" after any other write, or when a
+        verify found them wrong (refilled next time, not blamed again). The
+        ctime is recorded either way: it is what proves a file kit's where
+        the filesystem keeps no birth times."""
         job = plan.job
         if error and error.get("kind") == "verify":
             pattern = "dirty"
-        elif job.writes and job.verify and not error and complete:
-            pattern = "intact"
+        elif job.writes:
+            pattern = "intact" if verified and not error else "dirty"
         else:
             return
         _set_patterns([self.handles[f.path] for f in plan.unique_files if self.handles[f.path].owned], pattern)
@@ -654,12 +724,16 @@ def _open_all(prepared, plans):
         with _directory_lock(dirfd):
             manifest = _read_manifest_at(dirfd, directory)
             claims = {}
-            for f, writes, size, verify in items:
-                h = _open_owned(dirfd, directory, f, manifest, claims)
-                h.writes, h.size, h.verify = writes, size, verify
-                _add(prepared, h)
-            if claims:
-                _write_manifest_at(dirfd, {**manifest, **claims}, directory)
+            try:
+                for f, writes, size, verify in items:
+                    h = _open_owned(dirfd, directory, f, manifest, claims)
+                    h.writes, h.size, h.verify = writes, size, verify
+                    _add(prepared, h)
+            finally:
+                # what was created is kit's even when a later file failed or
+                # Ctrl-C came: recorded as "filling", it is filled next time
+                if claims:
+                    _write_manifest_at(dirfd, {**manifest, **claims}, directory)
     for f, writes, size, verify in wanted.values():
         if not f.owned:
             h = _open_named(f, writes, plans)
@@ -736,7 +810,7 @@ def _open_owned(dirfd, directory, f, manifest, claims):
         if fd is None:
             raise RunError(_open_error(0, f, e)) from None
     st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or not _matches(manifest.get(name), _identity_of_fd(fd, st)):
+    if not stat.S_ISREG(st.st_mode) or not _is_kits(manifest.get(name), _identity_of_fd(fd, st), st):
         os.close(fd)
         raise RunError(f"{f.path} changed since kit checked it (replaced or moved) and is not kit's; "
                        "nothing was written; run again")
@@ -780,7 +854,7 @@ def _set_pattern(dirfd, directory, handles, pattern):
         for h in handles:
             entry = manifest.get(h.name)
             st = os.fstat(h.fd)
-            if not _matches(entry, {"dev": st.st_dev, "ino": st.st_ino}):
+            if not _same_inode(entry, st):
                 continue                # no longer kit's name for this file: leave the entry alone
             manifest[h.name] = {**entry, "pattern": pattern, "size": st.st_size, "ctime_ns": st.st_ctime_ns}
         _write_manifest_at(dirfd, manifest, directory)

@@ -309,3 +309,245 @@ def test_interrupted_fio_runner_keeps_the_partial_result(tmp_path):
     data = json.loads(out)
     assert data["interrupted"] is True and data["runner"] == "fio"
     assert data["total"]["read"]["total_ios"] > 0
+
+
+# ---- second round: what a hostile review found ---------------------------------
+
+def test_allow_destructive_only_from_the_command_line(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"v" * 65536)
+    (tmp_path / "d.fio").write_text(f"[a]\nfilename={victim}\nrw=write\nallow_destructive=1\nsize=64k\n")
+    _refused(run_kit("run", "d.fio", cwd=tmp_path), "allow_destructive: only --allow-destructive")
+    (tmp_path / "s.yml").write_text(f"name: d\nbase: {{filename: {victim}, rw: write, size: 64k, "
+                                    "allow_destructive: 1}\ngrid: {bs: [4k]}\n")
+    _refused(run_kit("sweep", "s.yml", "--no-publish", cwd=tmp_path), "only `kit sweep --allow-destructive`")
+    assert victim.read_bytes() == b"v" * 65536
+    (tmp_path / "s.yml").write_text(f"name: d\nbase: {{filename: {victim}, rw: write, size: 64k}}\n"
+                                    "grid: {bs: [4k]}\n")
+    p = run_kit("sweep", "s.yml", "--no-publish", "--allow-destructive", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert victim.read_bytes() != b"v" * 65536
+
+
+@pytest.fixture
+def tmpfs10(tmp_path):
+    require(os.geteuid() == 0, "mounting a tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=10m", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
+@pytest.mark.parametrize("how", ["together", "stonewall", "sweep"])
+def test_free_space_counts_every_job_of_the_run(tmpfs10, how):
+    if how == "sweep":
+        (tmpfs10 / "s.yml").write_text("name: fit\nbase: {size: 6m, rw: read}\ngrid: {name: [a, b]}\n")
+        p = run_kit("sweep", "s.yml", "--no-publish", cwd=tmpfs10)
+    else:
+        wall = "stonewall\n" if how == "stonewall" else ""
+        (tmpfs10 / "j.fio").write_text(f"[global]\nsize=6m\nrw=read\n[a]\n[b]\n{wall}")
+        p = run_kit("run", "j.fio", cwd=tmpfs10)
+    _refused(p, "kit's files need 12,582,912 more bytes")
+    assert sorted(os.listdir(tmpfs10)) == [("s.yml" if how == "sweep" else "j.fio")]
+
+
+def test_a_filename_that_does_not_exist_needs_a_size(tmp_path):
+    _refused(run_kit("run", "--filename=other/newfile", "--size=1m", cwd=tmp_path), "is not a directory")
+    (tmp_path / "other").mkdir()
+    _refused(run_kit("run", "--filename=other/newfile", cwd=tmp_path), "does not exist: give --size")
+    assert os.listdir(tmp_path / "other") == []
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--filename=nothere"], "does not exist"),
+    (["--directory=/dev/kit-doctor-test"], "devtmpfs"),
+    (["--directory=/proc/x"], "proc"),
+    (["--directory=afile/sub"], "is not a writable directory"),
+])
+def test_doctor_checks_where_it_probes(tmp_path, args, words):
+    (tmp_path / "afile").write_text("x")
+    before = set(os.listdir("/dev"))
+    _refused(run_kit("doctor", *args, cwd=tmp_path), words)
+    assert sorted(os.listdir(tmp_path)) == ["afile"] and set(os.listdir("/dev")) == before
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--filename=/sys/kernel/mm/transparent_hugepage/enabled", "--rw=write", "--allow-destructive",
+      "--size=4k"], "sysfs"),
+    (["--filename=/sys/kernel/mm/transparent_hugepage/enabled", "--rw=read", "--size=4k"], "sysfs"),
+    (["--filename=/proc/self/status", "--rw=read", "--size=4k"], "proc"),
+    (["--name=.kit-files.json", "--filename_format=$jobname"], "kit's own bookkeeping"),
+    (["--filename=.kit-files.json", "--size=4k"], "kit's own bookkeeping"),
+    (["--size=" + "1" * 5000], "--size: must be at most 1024p"),
+    (["--bs=" + "9" * 5000 + "k"], "--bs: must be at most 1024p"),
+])
+def test_more_paths_and_numbers_refused(tmp_path, args, words):
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
+        thp = fh.read()
+    _refused(run_kit("run", *args, cwd=tmp_path), words)
+    assert os.listdir(tmp_path) == []
+    with open("/sys/kernel/mm/transparent_hugepage/enabled") as fh:
+        assert fh.read() == thp
+
+
+def test_one_line_even_with_warnings(tmp_path):
+    (tmp_path / "j.fio").write_text("[j]\nzonemode=none\nexec_prerun=ls\nfilename=/proc/kit-x\nrw=write\n"
+                                    "size=1m\n")
+    _refused(run_kit("run", "j.fio", cwd=tmp_path), "proc")
+
+
+DEEP = "[" * 200000
+
+
+@pytest.mark.parametrize("doc, words", [
+    ('{"jobs":' + DEEP, "nested too deeply"),
+    (json.dumps({"jobs": [{"jobname": "x", "error": 10 ** 30}]}), "jobs[0].error"),
+    ('{"global options": [1], "jobs": [{"jobname": "x"}]}', "'global options' is not an object"),
+    ('{"jobs": [{"jobname": "x", "read": {"io_bytes": NaN}}]}', "is missing or not a number"),
+])
+def test_import_of_documents_built_to_crash(tmp_path, doc, words):
+    (tmp_path / "x.json").write_text(doc)
+    _refused(run_kit("import", "x.json", cwd=tmp_path), words)
+    assert os.listdir(tmp_path) == ["x.json"]
+
+
+def _fio_doc(tmp_path):
+    import shutil
+    require(shutil.which("fio") is not None, "fio is not installed")
+    out = tmp_path / "fio.json"
+    target = tmp_path / "t.dat"
+    target.write_bytes(b"\0" * (1 << 20))
+    subprocess.run(["fio", "--name=a", "--numjobs=2", f"--filename={target}", "--size=1m", "--rw=read",
+                    "--output-format=json", f"--output={out}"], check=True, capture_output=True)
+    target.unlink()
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda d: d["jobs"][0]["read"]["clat_ns"].pop("stddev"), "lacks N, min, max, mean or stddev"),
+    (lambda d: d["jobs"][1].__setitem__("kit", "x"), "jobs[1].kit is not an object"),
+    (lambda d: d["jobs"][1]["read"].__setitem__("short_ios", "3"), "short_ios is not a number"),
+    (lambda d: d["jobs"][1]["sync"].__setitem__("lat_ns", 5), "sync.lat_ns lacks"),
+])
+def test_import_of_damaged_fio_output(tmp_path, damage, words):
+    doc = _fio_doc(tmp_path)
+    damage(doc)
+    (tmp_path / "x.json").write_text(json.dumps(doc))
+    _refused(run_kit("import", "x.json", cwd=tmp_path), words)
+    assert sorted(os.listdir(tmp_path)) == ["fio.json", "x.json"]
+
+
+def test_a_store_that_is_not_what_kit_made(tmp_path):
+    from kit.machine import machine_name
+    doc = _fio_doc(tmp_path)
+    (tmp_path / "x.json").write_text(json.dumps(doc))
+    name = machine_name()
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / name).write_text("a file where a folder goes")
+    _refused(run_kit("import", "x.json", cwd=tmp_path), "is not a folder kit made")
+    (data / name).unlink()
+    (data / name).mkdir()
+    (data / name / "import").write_text("a file")
+    _refused(run_kit("import", "x.json", cwd=tmp_path), "is not a folder kit made")
+    (data / name / "import").unlink()
+    (data / name / "machine.json").mkdir()
+    _refused(run_kit("import", "x.json", cwd=tmp_path), "is not a regular file")
+    (data / name / "machine.json").rmdir()
+    for text, words in ((json.dumps({"version": 9, "name": name}), "newer kit"), ("{", "not readable JSON")):
+        (data / name / "machine.json").write_text(text)
+        _refused(run_kit("import", "x.json", cwd=tmp_path), "kit will not replace it", words)
+        assert (data / name / "machine.json").read_text() == text
+    (data / name / "machine.json").unlink()
+    os.mkfifo(data / name / "machine.json")
+    p = run_kit("import", "x.json", cwd=tmp_path, timeout=20)         # never hangs on a FIFO
+    _refused(p, "is not a regular file")
+    (data / name / "machine.json").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (data / name).rmdir()
+    (data / name).symlink_to(elsewhere)
+    _refused(run_kit("import", "x.json", cwd=tmp_path), "is not a folder kit made")
+    assert os.listdir(elsewhere) == []
+
+
+def test_store_reads_never_hang_on_a_fifo(tmp_path):
+    from kit import store
+    folder = tmp_path / "data" / "m" / "sweep-x"
+    folder.mkdir(parents=True)
+    (tmp_path / "data" / "m" / "machine.json").write_text(json.dumps({"version": 1, "name": "m"}))
+    os.mkfifo(folder / "zz.json")
+    (folder / "deep.json").write_text("[" * 100000)
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert store.load("m", data=str(tmp_path / "data")) == []
+    assert "zz.json: not a regular file" in err.getvalue()
+    assert "deep.json: not readable JSON (nested too deeply)" in err.getvalue()
+
+
+def test_stdout_closed_full_or_gone(tmp_path):
+    scratch = f"--directory={tmp_path / 's'}"
+    for redirect, words in (("> /dev/full", "No space left on device"), (">&-", "it is closed"),
+                            ("| (exec 0<&-; sleep 1)", "broken pipe")):
+        p = subprocess.run(f"{KIT} run --size=1m --rw=read --runtime=0.3 --time_based {scratch} {redirect}; "
+                           f"echo rc=$? >&2", shell=True, capture_output=True, text=True)
+        lines = p.stderr.strip().splitlines()
+        assert "Traceback" not in p.stderr and "Exception ignored" not in p.stderr, p.stderr
+        assert words in lines[0], (redirect, p.stderr)
+        if "|" not in redirect:
+            assert lines[-1] == "rc=1", p.stderr
+    p = subprocess.run(f"{KIT} run --help > /dev/full", shell=True, capture_output=True, text=True)
+    assert p.returncode == 1 and "No space left" in p.stderr and "Exception" not in p.stderr
+
+
+def test_output_that_cannot_be_written(tmp_path, tmpfs10):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    _refused(run_kit("run", "--rw=read", "--size=1m", f"--output={fifo}", cwd=tmp_path),
+             "no process is reading it")
+    assert time.monotonic() - start < 10
+    p = subprocess.run(["setsid", KIT, "run", "--rw=read", "--size=1m", "--output=/dev/tty"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    _refused(p, "--output", "/dev/tty")
+    hog = tmpfs10 / "hog"
+    with open(hog, "wb") as fh:
+        with pytest.raises(OSError):
+            fh.write(b"x" * (11 << 20))
+    p = run_kit("run", "--rw=read", "--size=1m", "--output-format=json", f"--output={tmpfs10 / 'out.json'}",
+                f"--directory={tmp_path / 's'}")
+    _one_line(p, 1, "--output: cannot write", "No space left on device")
+
+
+def test_sweep_files_that_say_a_thing_twice_or_nest_deep(tmp_path):
+    for text, words in (("name: x\nname: y\ngrid: {bs: [4k]}\n", "'name' is given twice"),
+                        ("name: x\ngrid: {bs: [4k], blocksize: [8k]}\n", "bs is given twice"),
+                        ("name: x\nbase: {iodepth: 2}\ngrid: {iodepth: [4]}\n", "iodepth is given twice"),
+                        ("name: x\ngrid: {bs: " + "[" * 20000 + "]" * 20000 + "}\n", "nested deeper than 32"),
+                        ("name: x\ngrid: {size: [" + "1" * 5000 + "]}\n", "a number too long")):
+        (tmp_path / "s.yml").write_text(text)
+        start = time.monotonic()
+        _refused(run_kit("sweep", "s.yml", "--no-publish", cwd=tmp_path), words)
+        assert time.monotonic() - start < 10
+        assert os.listdir(tmp_path) == ["s.yml"]
+
+
+def test_sigterm_at_any_moment_never_kills_kit_outright(tmp_path):
+    import random
+    seen = {}
+    for i in range(24):
+        proc = subprocess.Popen([KIT, "run", "--size=8m", "--runtime=0.3", "--time_based",
+                                 f"--directory={tmp_path / 's'}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        time.sleep(random.uniform(0.0, 1.2))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode in (0, 130), (proc.returncode, err)
+        assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
+        seen[proc.returncode] = seen.get(proc.returncode, 0) + 1
+    assert seen.get(130), seen

@@ -372,3 +372,102 @@ def test_a_kit_file_changed_by_another_program_is_refilled_not_blamed(scratch):
     r = kit.run(kit.Job(rw="randread", size="1m", verify="crc32c", directory=scratch), progress=False,
                 machine=False)
     assert r.data["error"] is None and r.total["kit"]["verified_bytes"] == 1 << 20
+
+
+def test_loops_stacked_on_a_mounted_loop_are_followed(tmp_path):
+    """kit's own file -> loop A -> loop B, B formatted and mounted: neither
+    the file (no --allow-destructive needed: it is kit's) nor A may be written."""
+    require(os.geteuid() == 0, "loop devices need root")
+    scratch = str(tmp_path / "scratch")
+    kit.run(kit.Job(rw="write", size="32m", directory=scratch), progress=False, machine=False)
+    image = os.path.join(scratch, "kit.0.0")
+    lower = _losetup(image)
+    try:
+        with _mounted(lower) as (upper, victim):
+            for args in (["--rw=write", "--size=32m", f"--directory={scratch}"],
+                         ["--rw=write", "--size=1m", f"--filename={image}", "--allow-destructive"],
+                         ["--rw=write", "--size=1m", f"--filename={lower}", "--allow-destructive"]):
+                p = run_kit("run", *args)
+                _refused(p, f"{upper} is a loop device over {lower}", "is mounted on")
+            assert victim.unchanged()
+    finally:
+        _detach(lower)
+
+
+def test_a_loop_mounted_in_another_mount_namespace_counts_as_in_use(tmp_path):
+    """Not in this namespace's mountinfo: the kernel's claim on the device
+    still says it is in use."""
+    require(os.geteuid() == 0 and shutil.which("unshare") is not None, "unshare needs root")
+    image = tmp_path / "img"
+    with open(image, "wb") as fh:
+        fh.truncate(32 << 20)
+    dev = _losetup(str(image))
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    holder = None
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True, capture_output=True)
+        holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                                   f"mount {dev} {mnt} && echo mounted && sleep 60"], stdout=subprocess.PIPE,
+                                  text=True)
+        assert holder.stdout.readline().strip() == "mounted"
+        before = _device_digest(str(image))
+        p = run_kit("run", "--rw=write", "--size=1m", f"--filename={image}", "--allow-destructive")
+        _refused(p, f"it is the image of {dev}", "the kernel refuses an exclusive open")
+        assert _device_digest(str(image)) == before
+    finally:
+        if holder:
+            holder.kill()
+            holder.wait()
+        _detach(dev)
+
+
+def test_inode_reused_on_a_filesystem_without_birth_times(tmp_path):
+    """ext4 with 128-byte inodes keeps no birth time, and reuses a freed inode
+    at once: the inode generation tells kit's file from the one copied in."""
+    require(os.geteuid() == 0, "loop devices need root")
+    image = tmp_path / "small-inodes.img"
+    with open(image, "wb") as fh:
+        fh.truncate(64 << 20)
+    dev = _losetup(str(image))
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    try:
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-I", "128", dev], check=True, capture_output=True)
+        subprocess.run(["mount", dev, str(mnt)], check=True, capture_output=True)
+        scratch = str(mnt / "kit-scratch")
+        assert run_kit("run", "--rw=write", "--size=1m", f"--directory={scratch}").returncode == 0
+        from kit.target import read_manifest
+        assert read_manifest(scratch)["kit.0.0"]["birth_ns"] is None      # really no birth time here
+        path = os.path.join(scratch, "kit.0.0")
+        inode = os.stat(path).st_ino
+        os.unlink(path)
+        victim = Victim(tmp_path / "important")
+        shutil.copyfile(victim.path, path)
+        assert os.stat(path).st_ino == inode                                # the same inode number
+        victim.path = path
+        victim.before = victim.state()
+        _refused(run_kit("run", "--rw=write", "--size=1m", f"--directory={scratch}"), "was not created by kit")
+        assert victim.unchanged()
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+        _detach(dev)
+
+
+def test_without_birth_time_or_generation_the_recorded_ctime_decides(scratch, tmp_path, monkeypatch):
+    """A filesystem that keeps neither (none on this machine: simulated by
+    hiding both): kit records the ctime after each of its own runs, so its
+    file stays its own, and a file that took over the inode does not."""
+    from kit import target
+    real = target._identity_of_fd
+    monkeypatch.setattr(target, "_identity_of_fd",
+                        lambda fd, st: {**real(fd, st), "birth_ns": None, "generation": None})
+    for rw in ("write", "randwrite", "read"):
+        kit.run(kit.Job(rw=rw, size="1m", directory=scratch), progress=False, machine=False)
+    path = os.path.join(scratch, "kit.0.0")
+    with open(path, "r+b") as fh:              # someone else writes into it in place
+        fh.write(b"not kit's")
+    victim = Victim(path)
+    with pytest.raises(OptionError, match="was not created by kit"):
+        kit.run(kit.Job(rw="write", size="1m", directory=scratch), progress=False, machine=False)
+    assert victim.unchanged()
