@@ -10,10 +10,10 @@ import sys
 
 from . import __version__
 from .errors import KitError, OptionError, RunError
-from .files import Output, write_stream
+from .files import Output, say, write_stream
 from .results import printable
 from .job import ALIASES, OPTIONS, Job
-from .runner import check_all
+from .runner import check_all, tracer_names
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 BOOL_OPTIONS = {name for name, (parser, _e, _h) in OPTIONS.items()
@@ -93,15 +93,15 @@ def cmd_run(argv):
     if args.compare and args.runner != "kit":
         raise OptionError("compare", "compares kit with fio: leave --runner at kit")
     progress = None if args.progress is None else parse_bool("progress", args.progress)
-    trace = _tracers(args.trace)
+    trace = tracer_names(args.trace)
     if trace and args.runner != "kit":
         raise OptionError("trace", "tracers attach to kit's runs: leave --runner at kit")
     groups, warnings = _job_groups(args, values)
     # every group of a job file is checked before the first one runs
     check_all([j for g in groups for j in g], ("kit", "fio") if args.compare else (args.runner,))
-    output = Output(args.output) if args.output else None
+    output = _output(args.output)
     for warning in warnings:        # only once the job is known to be good: bad input stays one line
-        print(f"kit run: warning: {printable(warning)}", file=sys.stderr)
+        _stderr(f"kit run: warning: {printable(warning)}")
     if args.compare:
         return _run_compare(groups, args, progress, output)
     trace, untraced = _trace_or_warn(trace)
@@ -116,7 +116,7 @@ def cmd_run(argv):
     if failed:
         raise failed
     if any(r.data.get("interrupted") for r in results):
-        print("kit run: interrupted; the result above is partial (marked interrupted)", file=sys.stderr)
+        _stderr("kit run: interrupted; the result above is partial (marked interrupted)")
         return EXIT_INTERRUPTED
     return EXIT_OK
 
@@ -135,17 +135,6 @@ def _job_groups(args, values):
     return [[job.replace(**overrides) for job in group] for group in jobfile.groups], jobfile.warnings
 
 
-def _tracers(text):
-    from .tracers import TRACERS
-    if not text:
-        return None
-    names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [t for t in names if t not in TRACERS]
-    if bad or not names:
-        raise OptionError("trace", f"must be a comma-separated list of {', '.join(TRACERS)} (got {text!r})")
-    return names
-
-
 def _trace_or_warn(trace):
     """Tracing that cannot work here: one line, and the run goes on untraced
     (the result says so) -- except under KIT_STRICT=1, where it is an error."""
@@ -157,7 +146,7 @@ def _trace_or_warn(trace):
         return trace, None
     if os.environ.get("KIT_STRICT") == "1":
         raise RunError(f"--trace: {s['reason']} (KIT_STRICT=1)")
-    print(f"kit run: warning: --trace: {s['reason']}; running untraced", file=sys.stderr)
+    _stderr(f"kit run: warning: --trace: {s['reason']}; running untraced")
     return None, s["reason"]
 
 
@@ -182,11 +171,21 @@ def _run_groups(groups, runner, progress, trace=None):
 def _run_compare(groups, args, progress, output):
     from .fio import compare, format_compare, run_fio
     from .runner import run
-    out = []
+    out, interrupted = [], None
     for job in (j for g in groups for j in g):
         kit_result = run(job, progress=progress)
+        if kit_result.data.get("interrupted"):
+            interrupted = kit_result           # fio is not started: Ctrl-C stops the comparison
+            break
         fio_result = run_fio(job, progress=progress)
         out.append((kit_result, fio_result, compare(kit_result, fio_result)))
+        if fio_result.data.get("interrupted"):
+            interrupted = fio_result
+            break
+    if interrupted is not None and not out:
+        _write(_render([interrupted], args.output_format), output)
+        _stderr("kit run: interrupted before fio ran; the result above is kit's, partial")
+        return EXIT_INTERRUPTED
     if args.output_format == "normal":
         text = "\n\n".join(format_compare(rows, k) for k, _f, rows in out) + "\n"
     else:
@@ -197,6 +196,9 @@ def _run_compare(groups, args, progress, output):
                 for k, f, rows in out]
         text = json.dumps(docs[0] if len(docs) == 1 else docs, indent=2) + "\n"
     _write(text, output)
+    if interrupted is not None:
+        _stderr("kit run: interrupted; the comparison above is partial (marked interrupted)")
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
@@ -214,6 +216,14 @@ def _render(results, output_format):
             import json
             text = json.dumps([json.loads(r.to_json(plus=plus)) for r in results], indent=2) + "\n"
     return text
+
+
+def _output(path):
+    """--output, checked before anything runs (see files.Output)."""
+    if not path:
+        return None
+    from .safety import file_in_use
+    return Output(path, in_use=file_in_use)
 
 
 def _write(text, output):
@@ -255,7 +265,7 @@ def cmd_import(argv):
     args = p.parse_args(argv)
     if args.output_format not in OUTPUT_FORMATS:
         raise OptionError("output-format", f"must be one of {', '.join(OUTPUT_FORMATS)}")
-    output = Output(args.output) if args.output else None
+    output = _output(args.output)
     if args.machine:
         from .store import safe_name
         if safe_name(args.machine) != args.machine:
@@ -267,7 +277,7 @@ def cmd_import(argv):
     if not args.no_store:
         from .store import import_fio
         if not any(import_fio(results, args.file, machine=args.machine, data=args.data)):
-            print(f"kit import: {args.file} is already in the store; nothing stored again", file=sys.stderr)
+            _stderr(f"kit import: {args.file} is already in the store; nothing stored again")
     _write(text, output)
     return EXIT_OK
 
@@ -308,7 +318,7 @@ def cmd_trace(argv):
         raise OptionError("duration", "must be more than 0")
     if args.output_format not in ("normal", "json"):
         raise OptionError("output-format", "must be normal or json")
-    names = _tracers(args.trace)
+    names = tracer_names(args.trace)
     devices = [_device_numbers(d) for d in args.device or []] or None
     t = Trace(**{n: True for n in names}, devices=devices)
     with t:
@@ -427,7 +437,7 @@ def cmd_sweep(argv):
     _write(f"kit sweep {sweep.name}: {outcome['done']} run, {outcome['skipped']} already stored, "
            f"{outcome['total']} points x repeats in all ({outcome['machine']})\n", None)
     if outcome["interrupted"]:
-        print(f"kit sweep {sweep.name}: interrupted; run the same command again to finish", file=sys.stderr)
+        _stderr(f"kit sweep {sweep.name}: interrupted; run the same command again to finish")
         return EXIT_INTERRUPTED
     if not args.no_publish:
         written = publish.publish(args.data, args.reports, machines=[outcome["machine"]], notebooks=("sweep",),
@@ -477,8 +487,7 @@ def main(argv=None):
     if command not in COMMANDS:
         close = difflib.get_close_matches(command, list(COMMANDS), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        print(f"kit: error: {command!r} is not a kit command{hint}; commands: {', '.join(COMMANDS)}",
-              file=sys.stderr)
+        _stderr(f"kit: error: {command!r} is not a kit command{hint}; commands: {', '.join(COMMANDS)}")
         return EXIT_USAGE
     try:
         code = COMMANDS[command][0](argv)
@@ -505,8 +514,7 @@ def main(argv=None):
 
 
 def _stderr(line):
-    with contextlib.suppress(OSError, AttributeError):
-        write_stream(sys.stderr, line + "\n")
+    say(line)
 
 
 def _stop_like_ctrl_c():

@@ -26,6 +26,8 @@ def _probe(base, **options):
         result = run(job, progress=False, machine=False)
     except KitError as e:
         return False, str(e)
+    if result.data.get("interrupted"):
+        raise KeyboardInterrupt         # Ctrl-C during a probe stops doctor, as it stops a run
     if result.ios != PROBE_IOS:
         return False, f"moved {result.ios} of {PROBE_IOS} I/Os"
     return True, None

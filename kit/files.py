@@ -124,9 +124,15 @@ class Output:
     /dev/null, written through); or "file" (created or replaced whole,
     through a symbolic link to its target)."""
 
-    def __init__(self, path, option="output"):
+    def __init__(self, path, option="output", in_use=None):
+        """in_use(stat, path): why replacing an existing file would harm
+        something (the image of a mounted loop device, a swap file), or None."""
         self.path, self.option, self.fd = path, option, None
         self.kind = _output_kind(path, option)
+        if self.kind == "file" and in_use and os.path.exists(path):
+            why = in_use(os.stat(path), path)
+            if why:
+                raise OptionError(option, f"refusing to replace {path}: {why}")
         if self.kind == "stream":
             try:
                 self.fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
@@ -167,6 +173,13 @@ def write_stream(stream, text):
     stream.flush()
 
 
+def say(line):
+    """One line to stderr, if there is one (a closed stderr is not an
+    error, and its lines must never land in stdout's JSON)."""
+    with contextlib.suppress(OSError, ValueError):
+        write_stream(sys.stderr, line + "\n")
+
+
 def _output_kind(path, option):
     if path in _STANDARD:
         return {1: "stdout", 2: "stderr"}[_STANDARD[path]]
@@ -200,6 +213,8 @@ def _output_kind(path, option):
         raise OptionError(option, f"{parent} is not a directory")
     if not os.access(parent, os.W_OK):
         raise OptionError(option, f"{parent} is not writable")
+    if st is None and path.endswith("/"):
+        raise OptionError(option, f"{path} names a directory that does not exist; give a file name")
     return "file"
 
 

@@ -28,7 +28,7 @@ from .errors import OptionError, RunError
 from .files import read_text_file
 from .machine import fingerprint_for
 from .job import OPTIONS, Job, job_label, parse_size, split_filenames
-from .results import DDIRS, SCHEMA, Result, fio_document_problem
+from .results import DDIRS, SCHEMA, Result, fio_document_problem, result_problem
 
 # kit engine -> fio ioengine (threadpool has no twin in fio)
 FIO_ENGINES = {"sync": "sync", "psync": "psync", "posixaio": "posixaio", "libaio": "libaio",
@@ -445,8 +445,11 @@ def _run_fio_process(fio, jobfile_text, fds):
             fh.write(jobfile_text)
         with open(os.path.join(tmp, "stderr"), "w+") as err:
             start = time.monotonic_ns()
-            proc = subprocess.Popen([fio, "--output-format=json+", f"--output={output}", jobfile],
-                                    stdout=err, stderr=err, pass_fds=fds, start_new_session=True)
+            try:
+                proc = subprocess.Popen([fio, "--output-format=json+", f"--output={output}", jobfile],
+                                        stdout=err, stderr=err, pass_fds=fds, start_new_session=True)
+            except OSError as e:
+                raise RunError(f"runner=fio: cannot start fio: {e.strerror}") from None
             while True:
                 try:
                     _pid, status, usage = os.wait4(proc.pid, 0)
@@ -517,7 +520,12 @@ def from_fio_json(path):
         source = str(path)
     else:
         text, source = str(path), "input"
-    return results_from_fio(parse_fio_json(text, source))
+    results = results_from_fio(parse_fio_json(text, source))
+    for r in results:           # what kit made of it must be a result kit can read back
+        problem = result_problem(r.data)
+        if problem:
+            raise OptionError(None, f"{source}: not fio output as kit reads it: {problem}")
+    return results
 
 
 def _job_from_fio_options(options, name):
@@ -600,9 +608,10 @@ def _fio_error(group, job):
     if not bad:
         return None
     err = bad[0]["error"]
-    hint = (explain.setup_hint(job, err) or explain.io_hint(job, err)) if job is not None and err > 0 else ""
+    known = 0 < err < 4096
+    hint = (explain.setup_hint(job, err) or explain.io_hint(job, err)) if job is not None and known else ""
     return {"kind": "io", "errno": err, "message": f"fio job {bad[0].get('jobname')}: error {err} "
-                                                   f"({os.strerror(err) if err > 0 else 'unknown'}){hint}"}
+                                                   f"({os.strerror(err) if known else 'unknown'}){hint}"}
 
 
 def _merge_lat(parts):

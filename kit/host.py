@@ -9,11 +9,13 @@ layouts this kernel cannot build (partitions, device-mapper).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import stat
 import struct
+import tempfile
 
 SYSFS = "/sys"
 PROC = "/proc"
@@ -135,6 +137,61 @@ def find_mount(dev: int, path: str | None) -> dict | None:
     return found
 
 
+def _split_options(text: str) -> list[str]:
+    """Mount options split on commas that are not escaped ('\\,')."""
+    return [p.replace("\\,", ",") for p in re.split(r"(?<!\\),", text)]
+
+
+def overlay_mount(st_dev: int) -> dict | None:
+    """The overlayfs mount whose files carry this st_dev, or None."""
+    wanted = f"{os.major(st_dev)}:{os.minor(st_dev)}"
+    found = [m for m in mounts() if m["dev"] == wanted and m["type"] == "overlay"]
+    return found[-1] if found else None
+
+
+def real_identities(path: str, st) -> set:
+    """{(st_dev, st_ino)} a regular file is known by: its own and, through
+    overlayfs (stacked ones too), the upper layer's file, which is what the
+    kernel writes -- a loop device set up on either name writes the same
+    bytes."""
+    out = {(st.st_dev, st.st_ino)}
+    real = os.path.realpath(path)
+    for _ in range(8):
+        m = overlay_mount(st.st_dev)
+        if not m:
+            break
+        upper = next((o.split("=", 1)[1] for o in _split_options(m["super_options"])
+                      if o.startswith("upperdir=")), None)
+        if not upper or not (real == m["mount_point"] or real.startswith(m["mount_point"].rstrip("/") + "/")):
+            break
+        candidate = os.path.join(upper, os.path.relpath(real, m["mount_point"]))
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            break               # only in a lower layer: writing it copies it up, the lower one stays
+        out.add((st.st_dev, st.st_ino))
+        real = os.path.realpath(candidate)
+    return out
+
+
+def mounted_files() -> dict:
+    """{(st_dev, st_ino): mount point} of filesystems mounted straight from a
+    regular file, with no loop device between (EROFS can)."""
+    out = {}
+    for m in mounts():
+        source = m["source"]
+        if not source.startswith("/"):
+            continue
+        try:
+            st = os.stat(source)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode):
+            for ident in real_identities(source, st):
+                out.setdefault(ident, m["mount_point"])
+    return out
+
+
 def nearest_existing(path: str) -> str:
     """The path itself, or its closest ancestor that exists."""
     path = os.path.abspath(path)
@@ -215,7 +272,7 @@ def swapped_devices() -> tuple[set, set]:
             if stat.S_ISBLK(st.st_mode):
                 devices.add((os.major(st.st_rdev), os.minor(st.st_rdev)))
             else:
-                files.add((st.st_dev, st.st_ino))
+                files |= real_identities(name, st)
     return devices, files
 
 
@@ -250,6 +307,36 @@ def device_node(dev: tuple[int, int]) -> str | None:
     return None
 
 
+def open_device(dev: tuple[int, int], flags: int) -> int:
+    """An open descriptor of the block device: through its /dev node, or
+    where /dev lacks one (a container's minimal /dev), through a private
+    node kit makes for the moment (root only, on a filesystem that allows
+    device nodes). OSError when neither can be opened."""
+    node = device_node(dev)
+    if node is not None:
+        return os.open(node, flags | os.O_CLOEXEC)
+    failure = OSError(errno.ENOENT, f"/dev has no node for {dev[0]}:{dev[1]}")
+    for base in (os.environ.get("TMPDIR"), "/tmp", "/var/tmp", "/run"):
+        if not base or not os.path.isdir(base):
+            continue
+        try:
+            folder = tempfile.mkdtemp(prefix=".kit-node-", dir=base)
+        except OSError:
+            continue
+        path = os.path.join(folder, "dev")
+        try:
+            os.mknod(path, 0o600 | stat.S_IFBLK, os.makedev(*dev))
+            return os.open(path, flags | os.O_CLOEXEC)
+        except OSError as e:
+            failure = e
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+    raise failure
+
+
 def loop_backing(dev: tuple[int, int]) -> dict | None:
     """What a loop device reads and writes: {"dev", "ino"} of its backing
     file, and "rdev" (major, minor) when that file is a block device. None
@@ -261,27 +348,44 @@ def loop_backing(dev: tuple[int, int]) -> dict | None:
     name is gone. Raises Unresolved when neither can say."""
     if not is_loop(dev):
         return None
-    node = device_node(dev)
-    if node is None:
-        raise Unresolved(f"/dev/{dev_name(dev)} has no device node kit can open")
     try:
-        fd = os.open(node, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        fd = open_device(dev, os.O_RDONLY | os.O_NONBLOCK)
     except PermissionError:
         return _loop_backing_from_sysfs(dev)
     except OSError as e:
-        raise Unresolved(f"cannot open {node}: {e.strerror}") from None
+        raise Unresolved(f"cannot open /dev/{dev_name(dev)}: {e.strerror}") from None
     try:
         raw = fcntl.ioctl(fd, LOOP_GET_STATUS64, bytes(_LOOP_INFO64.size))
     except OSError as e:
         if e.errno == 6:            # ENXIO: detached since sysfs was read
             return None
-        raise Unresolved(f"cannot ask {node} for its backing file: {e.strerror}") from None
+        raise Unresolved(f"cannot ask /dev/{dev_name(dev)} for its backing file: {e.strerror}") from None
     finally:
         os.close(fd)
     lo_device, lo_inode, lo_rdevice = _LOOP_INFO64.unpack(raw)[:3]
     # the kernel encodes dev_t the way glibc's makedev does (new_encode_dev)
     rdev = (os.major(lo_rdevice), os.minor(lo_rdevice)) if lo_rdevice else None
-    return {"dev": lo_device, "ino": lo_inode, "rdev": rdev}
+    return {"dev": lo_device, "ino": lo_inode, "rdev": rdev,
+            "idents": _backing_identities(dev, (lo_device, lo_inode)) if not rdev else set()}
+
+
+def _backing_identities(dev, ident):
+    """The identities of a loop device's image: its own, and where it lies on
+    overlayfs, its upper layer's (found through sysfs's name for it, trusted
+    only when that name still leads to the same inode)."""
+    out = {ident}
+    if not overlay_mount(ident[0]):
+        return out
+    try:
+        with open(os.path.join(dev_dir(dev), "loop", "backing_file"), encoding="utf-8",
+                  errors="surrogateescape") as fh:
+            name = fh.read().removesuffix("\n")
+        st = os.stat(name)
+    except OSError:
+        return out
+    if (st.st_dev, st.st_ino) == ident:
+        out |= real_identities(name, st)
+    return out
 
 
 def _loop_backing_from_sysfs(dev: tuple[int, int]) -> dict:
@@ -298,4 +402,5 @@ def _loop_backing_from_sysfs(dev: tuple[int, int]) -> dict:
     except OSError as e:
         raise Unresolved(f"its image {name!r}: {e.strerror}, and kit may not ask the device itself") from None
     rdev = (os.major(st.st_rdev), os.minor(st.st_rdev)) if stat.S_ISBLK(st.st_mode) else None
-    return {"dev": st.st_dev, "ino": st.st_ino, "rdev": rdev}
+    return {"dev": st.st_dev, "ino": st.st_ino, "rdev": rdev,
+            "idents": real_identities(name, st) if not rdev else set()}

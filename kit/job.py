@@ -24,6 +24,7 @@ MAX_SECONDS = 10 * 365 * 86400
 UINT32_MAX = (1 << 32) - 1
 INT64_MAX = (1 << 63) - 1
 
+_INT_RE = re.compile(r"^[+-]?(0x[0-9a-f]{1,16}|[0-9]{1,40})$", re.I)    # fio's: decimal or 0x hex
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)(i?b?)\s*$", re.I)
 _TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$", re.I)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
@@ -65,9 +66,9 @@ def parse_int(option, value, lo=None, hi=None):
         raise OptionError(option, f"must be an integer (got {value!r})")
     try:
         text = str(value).strip()
-        if not isinstance(value, int) and len(text) > 40:
+        if not isinstance(value, int) and not _INT_RE.match(text):
             raise ValueError
-        n = int(text, 0) if not isinstance(value, int) else value
+        n = value if isinstance(value, int) else int(text, 16 if "x" in text.lower() else 10)
     except ValueError:
         raise OptionError(option, f"must be an integer (got {_short(value)})") from None
     hi = INT64_MAX if hi is None else hi
@@ -119,9 +120,12 @@ def parse_choice(option, value, choices):
 def _path(option, value):
     if value is None:
         return None
-    text = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+    if isinstance(value, (str, bytes, os.PathLike)):
+        text = os.fsdecode(value)
+    else:
+        raise OptionError(option, f"must be a path (got {_short(value)})")
     if not text or "\0" in text:
-        raise OptionError(option, f"must be a path (got {value!r})")
+        raise OptionError(option, f"must be a path (got {_short(value)})")
     return text
 
 
@@ -289,6 +293,8 @@ class Job:
                 given.add(name)
             if value is not None:
                 object.__setattr__(self, name, parser(name, value))
+            elif defaults[name] is not None:
+                raise OptionError(name, "must have a value (got none)")
         object.__setattr__(self, "_given", frozenset(given))
         if "filesize" in given and "size" not in given:
             # fio: without size, a job's size is the sum of its files

@@ -29,7 +29,7 @@ class _Bar:
 @contextlib.contextmanager
 def bar(total, label, unit="", enabled=None):
     """enabled: True, False, or None for 'when someone is watching'."""
-    if enabled is False or (enabled is None and not interactive()) or not total:
+    if enabled is False or (enabled is None and not interactive()) or not total or sys.stderr is None:
         yield _Quiet()
         return
     from tqdm.auto import tqdm

@@ -224,6 +224,8 @@ def option_strings(options):
 _NUMBER = (int, float)
 _DDIR_FIELDS = ("io_bytes", "total_ios", "runtime", "iops", "bw_bytes")
 _LAT_FIELDS = ("N", "min", "max", "mean", "stddev")
+_KIT_NUMBERS = ("runtime_ns", "start_ns", "end_ns", "threads", "ctx_voluntary", "ctx_involuntary", "usr_ns",
+                "sys_ns", "verified_bytes")
 
 
 def _is(value, kinds):
@@ -232,8 +234,8 @@ def _is(value, kinds):
     if not isinstance(value, kinds) or isinstance(value, bool):
         return False
     if isinstance(value, float):
-        return math.isfinite(value)
-    return not isinstance(value, int) or abs(value) < 1 << 64
+        return math.isfinite(value) and abs(value) < 1e30     # squares and sums stay finite
+    return not isinstance(value, int) or abs(value) < 1 << 63
 
 
 def _map_problem(value, where, values=_NUMBER):
@@ -261,10 +263,15 @@ def fio_document_problem(data):
                            ("sys_cpu", _NUMBER), ("ctx", int), ("majf", int), ("minf", int)):
             if not _is(e.get(key), kinds):
                 return f"{where}.{key} is missing or not a number"
+        if not 0 <= e["error"] < 4096:
+            return f"{where}.error is not an errno"
         if "groupid" in e and not _is(e["groupid"], int):
             return f"{where}.groupid is not a number"
         if "kit" in e and not isinstance(e["kit"], dict):
             return f"{where}.kit is not an object"
+        for key in _KIT_NUMBERS:
+            if key in e.get("kit", {}) and not _is(e["kit"][key], _NUMBER):
+                return f"{where}.kit.{key} is not a number"
         if "job options" in e and _map_problem(e["job options"], f"{where}['job options']", str):
             return _map_problem(e["job options"], f"{where}['job options']", str)
         for key in ("iodepth_level", "iodepth_submit", "iodepth_complete", "latency_ns", "latency_us",

@@ -32,12 +32,28 @@ def run(job=None, *, runner="kit", progress=None, machine=True, trace=None, **op
     job through fio. Raises OptionError for a request that cannot be honoured,
     RunError (with .result when there is one) when the run fails here."""
     job = as_job(job, options)
+    trace = tracer_names(trace)
     if runner == "fio":
+        if trace:
+            raise OptionError("trace", "tracers attach to kit's runs: use runner='kit'")
         from .fio import run_fio
         return run_fio(job, progress=progress, machine=machine)
     if runner != "kit":
         raise OptionError("runner", f"must be kit or fio (got {runner!r})")
     return run_together([job], progress=progress, machine=machine, trace=trace)[0]
+
+
+def tracer_names(trace):
+    """trace= as given (None, "block,sched" or a list) -> a list of known
+    tracer names, or OptionError naming what is not one."""
+    if not trace:
+        return None
+    from .tracers import TRACERS
+    names = [t.strip() for t in (trace.split(",") if isinstance(trace, str) else trace)]
+    bad = [t for t in names if t not in TRACERS]
+    if bad or not names:
+        raise OptionError("trace", f"must be a comma-separated list of {', '.join(TRACERS)} (got {trace!r})")
+    return names
 
 
 def check(job, runner="kit"):
@@ -168,8 +184,7 @@ def _io_uring_refused():
 
 def _hipri_paths(job):
     if job.filename:
-        base = job.directory or os.getcwd()
-        return [os.path.join(base, n) for n in split_filenames(job.filename)]
+        return [os.path.join(targets.named_base(job), n) for n in split_filenames(job.filename)]
     directory = targets.scratch_directory(job)
     while not os.path.exists(directory):
         directory = os.path.dirname(directory)
@@ -324,8 +339,7 @@ def _execute(units, progress, trace, devices):
     bystanders = _bystanders()
     tracing = _start_trace(trace, devices)
     try:
-        for w in workers:
-            w.start()
+        _start_all(workers, lambda: (stop(), lib.kit_control_go(ctl), lib.kit_control_release(ctl)))
         _wait_until(lib, ffi.addressof(ctl, "ready"), n, watch, stop)
         if any(s.error for s in stats):
             stop()
@@ -364,6 +378,20 @@ def _execute(units, progress, trace, devices):
     interrupted = watch.interrupts > 0 or any(t["interrupted"] for ts in per_job for t in ts)
     trace_summary = tracing.summary(pid=os.getpid(), job_tids=sorted(job_tids)) if tracing else None
     return per_job, process, interrupted, trace_summary
+
+
+def _start_all(workers, release):
+    """Starts the job threads; if the system refuses one (a thread limit),
+    the started ones are released to exit and the run fails in one line."""
+    for i, w in enumerate(workers):
+        try:
+            w.start()
+        except RuntimeError as e:
+            release()
+            for started in workers[:i]:
+                started.join()
+            raise RunError(f"cannot start job thread {i + 1} of {len(workers)} ({e}): the limit on threads "
+                           "(ulimit -u, a pids cgroup, kernel.threads-max) is too low; lower numjobs") from None
 
 
 def _note_run_in_traces(job_tids):

@@ -29,6 +29,7 @@ class _Graph:
 
     def __init__(self, holding=None):
         self.mounted = host.mounted_devices()
+        self.mounted_files = host.mounted_files()
         self.swap_devices, self.swap_files = host.swapped_devices()
         self.holding = holding          # a device kit itself holds open with O_EXCL
         self.loops, self.unresolved = {}, {}
@@ -42,27 +43,36 @@ class _Graph:
                 self.loops[loop] = backing
 
     def loops_over(self, node):
-        """Loop devices whose image or backing device is node."""
+        """Loop devices whose image or backing device is node: ("dev",
+        (major, minor)) or ("file", {identities})."""
         kind, ident = node
         out = []
         for loop, b in self.loops.items():
             if (kind == "dev" and b["rdev"] == ident) or (kind == "file" and not b["rdev"]
-                                                           and (b["dev"], b["ino"]) == ident):
+                                                           and b["idents"] & ident):
                 out.append(loop)
         return out
 
+    def file_users(self, idents):
+        """Why a file known by these identities is in use, or None: swap, a
+        filesystem mounted straight from it, a loop device over it in use."""
+        if idents & self.swap_files:
+            return "it is in use as swap"
+        mounted = next((self.mounted_files[i] for i in idents if i in self.mounted_files), None)
+        if mounted:
+            return f"a filesystem is mounted from it on {mounted}"
+        return None
+
     def claimed(self, dev):
         """The kernel's own answer: an exclusive open fails while a mount (in
-        any namespace), swap, md or device-mapper holds the device."""
+        any namespace), swap, md or device-mapper holds the device. None when
+        kit cannot ask (no node it may open)."""
         if self.holding and host.whole_disk(dev) in (self.holding, host.whole_disk(self.holding)):
             return False        # kit's own claim (a disk's claim covers its partitions)
-        node = host.device_node(dev)
-        if node is None:
-            return False
         try:
-            fd = os.open(node, os.O_RDONLY | os.O_EXCL | os.O_CLOEXEC | os.O_NONBLOCK)
+            fd = host.open_device(dev, os.O_RDONLY | os.O_EXCL | os.O_NONBLOCK)
         except OSError as e:
-            return e.errno == errno.EBUSY
+            return True if e.errno == errno.EBUSY else None
         os.close(fd)
         return False
 
@@ -73,7 +83,8 @@ class _Graph:
             return None
         seen.add(node)
         users = []
-        for d in [node[1]] + host.partitions(node[1]):
+        devices = [node[1]] + host.partitions(node[1])
+        for d in devices:
             name = host.dev_name(d)
             if d in self.mounted:
                 return f"/dev/{name} is mounted on {self.mounted[d]}"
@@ -82,10 +93,14 @@ class _Graph:
             held = [h for h, hdev in host.children(d, "holders") if ("dev", hdev) != via]
             if held:
                 return f"/dev/{name} is held by {', '.join(held)}"
-            if self.claimed(d):
-                return f"/dev/{name} is in use (the kernel refuses an exclusive open: mounted in another " \
-                       "mount namespace, or claimed)"
             users += [(loop, d) for loop in self.loops_over(("dev", d))]
+        for d in devices:
+            claimed = self.claimed(d)
+            if claimed:
+                return f"/dev/{host.dev_name(d)} is in use (the kernel refuses an exclusive open: mounted in " \
+                       "another mount namespace, or claimed)"
+            if claimed is None:
+                return f"kit cannot open /dev/{host.dev_name(d)} to tell whether it is in use"
         for loop, under in users:
             why = ("dev", loop) != via and self.used(("dev", loop), via=None, seen=seen)
             if why:
@@ -110,9 +125,10 @@ class _Graph:
                 if why:
                     return f"/dev/{name} is a loop device over /dev/{host.dev_name(b['rdev'])}, and {why}"
             elif b:
-                image = ("file", (b["dev"], b["ino"]))
-                if image[1] in self.swap_files:
-                    return f"/dev/{name} is a loop device over a swap file"
+                image = ("file", b["idents"])
+                why = self.file_users(b["idents"])
+                if why:
+                    return f"/dev/{name} is a loop device over an image, and {why}"
                 for other in self.loops_over(image):
                     why = other != dev and self.used(("dev", other), via=None, seen=set())
                     if why:
@@ -137,15 +153,18 @@ def images_in_use():
     return _Graph()
 
 
-def file_in_use(st, images=None):
-    """Why writing this regular file (its os.stat result) would harm
-    something, or None: it is an active swap file, or the image of a loop
-    device in use, directly or through loop devices stacked on it.
+def file_in_use(st, path, images=None):
+    """Why writing this regular file (its os.stat result, and a path to it)
+    would harm something, or None: it is an active swap file, a filesystem
+    is mounted from it, or it is the image of a loop device in use, directly
+    or through loop devices stacked on it -- under any name: through
+    overlayfs the upper layer's file counts as the same file.
     images: images_in_use(), when checking many files."""
     graph = images if images is not None else _Graph()
-    node = ("file", (st.st_dev, st.st_ino))
-    if node[1] in graph.swap_files:
-        return "it is in use as swap"
+    node = ("file", host.real_identities(path, st))
+    why = graph.file_users(node[1])
+    if why:
+        return why
     for loop in graph.loops_over(node):
         why = graph.used(("dev", loop), via=None, seen=set())
         if why:

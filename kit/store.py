@@ -13,11 +13,10 @@ import hashlib
 import json
 import os
 import re
-import sys
 import uuid
 
 from .errors import OptionError, RunError
-from .files import read_json, write_atomic, write_new
+from .files import read_json, say, write_atomic, write_new
 from .results import Result
 
 DATA_ENV = "KIT_DATA"
@@ -166,7 +165,7 @@ def _result_files(folder, suite=None):
 
 def warn(path, why):
     """A stored file kit cannot read is skipped, and said so, naming it."""
-    print(f"kit: warning: skipping {path}: {why}", file=sys.stderr, flush=True)
+    say(f"kit: warning: skipping {path}: {why}")
 
 
 def read_machine_file(path, quiet=False):

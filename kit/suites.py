@@ -16,7 +16,8 @@ from .errors import KitError
 from .job import Job
 from .machine import fingerprint
 from .progress import bar
-from .runner import run
+from .runner import check as check_job, run
+from .target import check_space
 from .seed import seed_jobs
 from .sweep import Sweep, load_spec, run_sweep
 
@@ -50,16 +51,19 @@ def measure_machine(data=None, directory=None):
     return fp["name"]
 
 
+def engines_jobs(quick=False, directory=None):
+    """[(scenario, Job)] of both seed tables."""
+    scale = dict(jobs_per_cpu=1, filesize="1m", runtime=0.3) if quick else \
+        dict(jobs_per_cpu=2, filesize="16m", runtime=3, ramp_time=0.5)
+    return [(scenario, job) for scenario, direct in (("direct", True), ("buffered", False))
+            for job in seed_jobs(direct=direct, threadpool=True, directory=directory, **scale)]
+
+
 def measure_engines(data=None, quick=False, directory=None, progress=None):
     """Both seed tables; traced by the sched tracer when tracing works, so the
     tables can show every thread's switches, not only the job threads'."""
-    scale = dict(jobs_per_cpu=1, filesize="1m", runtime=0.3) if quick else \
-        dict(jobs_per_cpu=2, filesize="16m", runtime=3, ramp_time=0.5)
     traced, _why = tracing_usable()
-    planned = []
-    for scenario, direct in (("direct", True), ("buffered", False)):
-        for job in seed_jobs(direct=direct, threadpool=True, directory=directory, **scale):
-            planned.append((scenario, job))
+    planned = engines_jobs(quick, directory)
     with bar(total=len(planned), label="engines", unit="job", enabled=progress) as b:
         for i, (scenario, job) in enumerate(planned, 1):
             result = run(job, progress=False, trace=["sched"] if traced else None)
@@ -71,8 +75,11 @@ def measure_engines(data=None, quick=False, directory=None, progress=None):
 
 
 def quick_sweep(sweep):
-    """The same sweep, two values per axis, tiny jobs."""
-    base = {**sweep.base, "runtime": 0.2, "size": "4m"}
+    """The same sweep, two values per axis, tiny jobs (kit's own files made
+    small; a file or device the sweep names is left as it says)."""
+    base = {**sweep.base, "runtime": 0.2}
+    if "filename" not in base and "filename" not in sweep.grid:
+        base["size"] = "4m"
     base.pop("ramp_time", None)
     grid = {k: v[:2] for k, v in sweep.grid.items()}
     # its own name: quick points must never stand in for real ones on resume
@@ -80,23 +87,29 @@ def quick_sweep(sweep):
                  sweep.source)
 
 
-def measure_sweep(data=None, quick=False, directory=None, progress=None, spec=None):
+def sweep_for(quick=False, spec=None):
     sweep = load_spec(spec or DEFAULT_SWEEP) if not isinstance(spec, Sweep) else spec
-    if quick:
-        sweep = quick_sweep(sweep)
-    return run_sweep(sweep, data=data, progress=progress, directory=directory)
+    return quick_sweep(sweep) if quick else sweep
+
+
+def measure_sweep(data=None, quick=False, directory=None, progress=None, spec=None):
+    return run_sweep(sweep_for(quick, spec), data=data, progress=progress, directory=directory)
+
+
+def anatomy_jobs(quick=False, directory=None):
+    """[(workload, Job)]: one direct 4 KiB random-read workload per engine."""
+    common = dict(rw="randread", bs="4k", iodepth=8, direct=True, time_based=True, name="anatomy",
+                  size="4m" if quick else "64m", runtime=0.3 if quick else 2)
+    if directory:
+        common["directory"] = directory
+    return [(name, Job(**common, **extra)) for name, extra in ANATOMY]
 
 
 def measure_anatomy(data=None, quick=False, directory=None, progress=None):
     """One direct 4 KiB random-read workload per engine, every tracer on."""
     traced, why = tracing_usable()
-    common = dict(rw="randread", bs="4k", iodepth=8, direct=True, time_based=True, name="anatomy",
-                  size="4m" if quick else "64m", runtime=0.3 if quick else 2)
-    if directory:
-        common["directory"] = directory
     with bar(total=len(ANATOMY), label="anatomy", unit="job", enabled=progress) as b:
-        for i, (name, extra) in enumerate(ANATOMY, 1):
-            job = Job(**common, **extra)
+        for i, (name, job) in enumerate(anatomy_jobs(quick, directory), 1):
             try:
                 result = run(job, progress=False, trace=["block", "sched", "uring"] if traced else None)
             except KitError as e:
@@ -118,8 +131,23 @@ def _stop_if_interrupted(result):
         raise KeyboardInterrupt
 
 
+def check(quick=False, suites=SUITES, directory=None, sweep=None):
+    """Every job of the suites asked for, checked together before the first
+    runs or anything is stored: options, targets, free space, descriptors."""
+    jobs = []
+    if "engines" in suites:
+        jobs += [(job, "kit") for _scenario, job in engines_jobs(quick, directory)]
+    if "anatomy" in suites:
+        jobs += [(job, "kit") for _name, job in anatomy_jobs(quick, directory)]
+    if "sweep" in suites:
+        chosen = sweep_for(quick, sweep)
+        jobs += [(job, chosen.runner) for _point, job in chosen.jobs(directory)]
+    check_space([check_job(job, runner) for job, runner in jobs])
+
+
 def measure(data=None, quick=False, suites=SUITES, directory=None, progress=None, sweep=None):
     """Runs the suites asked for, in order; returns the machine's name."""
+    check(quick, suites, directory, sweep)
     name = fingerprint(directory or os.getcwd())["name"]
     for suite in suites:
         if suite == "machine":

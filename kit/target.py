@@ -31,13 +31,14 @@ import os
 import resource
 import stat
 import struct
-import sys
 import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional
 
 from . import host
 from .errors import OptionError, RunError
+from .files import say
 from .job import split_filenames
 from .safety import device_in_use, file_in_use, images_in_use
 
@@ -114,6 +115,7 @@ def _parse_manifest(text, where):
                       for k in ("dev", "ino"))
               and isinstance(entry.get("birth_ns"), (int, type(None)))
               and isinstance(entry.get("generation"), (int, type(None)))
+              and isinstance(entry.get("token"), (str, type(None)))
               and entry.get("pattern", "filling") in PATTERNS
               and isinstance(entry.get("size", 0), int) and isinstance(entry.get("ctime_ns", 0), int))
         if not ok:
@@ -204,6 +206,7 @@ def _directory_lock(dirfd):
         fcntl.flock(dirfd, fcntl.LOCK_UN)
 
 
+TOKEN_XATTR = "user.kit.file"
 # FS_IOC_GETVERSION: the inode's generation, new each time an inode number is
 # reused (what NFS file handles rely on); ext2/3/4, XFS and btrfs keep one
 FS_IOC_GETVERSION = 0x80087601
@@ -221,7 +224,23 @@ def _identity_of_fd(fd, st):
         generation = struct.unpack("i", fcntl.ioctl(fd, FS_IOC_GETVERSION, bytes(8))[:4])[0]
     except OSError:
         generation = None
-    return {"dev": st.st_dev, "ino": st.st_ino, "birth_ns": born, "generation": generation}
+    try:
+        token = os.getxattr(fd, TOKEN_XATTR).decode("ascii", "replace")
+    except OSError:
+        token = None
+    return {"dev": st.st_dev, "ino": st.st_ino, "birth_ns": born, "generation": generation, "token": token}
+
+
+def _stamp(fd):
+    """Marks a file kit just created with a random token of its own (an
+    extended attribute, kept through overlayfs), where the filesystem allows
+    it: the token names the file whatever becomes of its inode number."""
+    token = uuid.uuid4().hex
+    try:
+        os.setxattr(fd, TOKEN_XATTR, token.encode())
+    except OSError:
+        return None
+    return token
 
 
 def _same_inode(entry, st):
@@ -235,9 +254,10 @@ def _is_kits(entry, ident, st):
     else wrote or put there is then not kit's."""
     if not _same_inode(entry, st) or entry.get("birth_ns") != ident["birth_ns"]:
         return False
-    if "generation" in entry and entry["generation"] != ident["generation"]:
-        return False
-    if entry.get("birth_ns") is None and entry.get("generation") is None:
+    for key in ("generation", "token"):     # newer manifests only
+        if entry.get(key) is not None and entry[key] != ident[key]:
+            return False
+    if all(entry.get(k) is None for k in ("birth_ns", "generation", "token")):
         return entry.get("ctime_ns") == st.st_ctime_ns
     return True
 
@@ -281,6 +301,12 @@ def _fill_start(entry, st, size, verify):
 
 
 # ---- plan ------------------------------------------------------------------
+
+def named_base(job):
+    """Where --filename names are relative to: --directory, else the working
+    directory; absolute, but not normalized ('..' is the kernel's to follow)."""
+    return os.path.join(os.getcwd(), job.directory or "")
+
 
 def scratch_directory(job):
     return os.path.abspath(job.directory or os.environ.get(SCRATCH_ENV) or DEFAULT_SCRATCH)
@@ -435,7 +461,7 @@ def plan(job):
     Raises OptionError (exit 2) before anything is created or written."""
     _check_descriptors(job)
     if job.filename:
-        base = job.directory or os.getcwd()
+        base = named_base(job)
         explicit_size = "size" in job.given() or "filesize" in job.given()
         want = job.file_size if explicit_size else 0
         files = [_describe_named(os.path.join(base, name), want) for name in split_filenames(job.filename)]
@@ -500,6 +526,8 @@ def _check_space(files):
             need.setdefault(dev, [parent, 0])[1] += f.size - f.current_size
     for parent, nbytes in need.values():
         st = os.statvfs(parent)
+        if st.f_blocks == 0:
+            continue            # ramfs and the like keep no count: nothing to check against
         free = st.f_bavail * st.f_frsize
         if nbytes > free:
             raise OptionError("size", f"kit's files need {nbytes:,} more bytes in {parent}, which has "
@@ -513,7 +541,7 @@ def _check_writes_allowed(job, p):
                 f, read_manifest(os.path.dirname(f.path)), job):
             # kit pre-fills its own file even for a read job
             images = images if images is not None else images_in_use()
-            busy = file_in_use(os.stat(f.path), images)
+            busy = file_in_use(os.stat(f.path), f.path, images)
             if busy:
                 raise OptionError("filename", f"refusing to write to {f.path}: {busy}")
     if not job.writes:
@@ -533,19 +561,20 @@ def _check_writes_allowed(job, p):
             raise OptionError("filename", f"{f.path} was not created by kit and rw={job.rw} writes to it; "
                                           "add --allow-destructive to overwrite it")
         if f.exists:
-            busy = file_in_use(os.stat(f.path), images)
+            busy = file_in_use(os.stat(f.path), f.path, images)
             if busy:
                 raise OptionError("filename", f"refusing to write to {f.path}: {busy} "
                                               "(even with --allow-destructive)")
 
 
-def check_writable(st, path, images=None):
-    """The same rule, on a descriptor kit has opened for writing (its fstat;
-    a block device kit holds with O_EXCL)."""
+def check_writable(fd, path, images=None):
+    """The same rule, on a descriptor kit has opened for writing (a block
+    device kit holds with O_EXCL); its name is the kernel's, not the path's."""
+    st = os.fstat(fd)
     if stat.S_ISBLK(st.st_mode):
         busy = device_in_use(os.major(st.st_rdev), os.minor(st.st_rdev), holding=True)
     else:
-        busy = file_in_use(st, images)
+        busy = file_in_use(st, f"/proc/self/fd/{fd}", images)
     if busy:
         raise RunError(f"refusing to write to {path}: {busy}; nothing was written")
 
@@ -797,6 +826,7 @@ def _open_owned(dirfd, directory, f, manifest, claims):
             raise RunError(_open_error(0, f, e, "create")) from None
         if fd is not None:
             st = os.fstat(fd)
+            _stamp(fd)
             claims[name] = {**_identity_of_fd(fd, st), "size": f.size, "pattern": "filling"}
             return Handle(fd, f.path, "file", True, (st.st_dev, st.st_ino), dirfd=dirfd, directory=directory)
     try:
@@ -883,7 +913,7 @@ def _lock(handles, exclusive_if):
         try:
             fcntl.flock(h.fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"kit: waiting for another kit process using {h.path}", file=sys.stderr, flush=True)
+            say(f"kit: waiting for another kit process using {h.path}")
             fcntl.flock(h.fd, mode)
 
 
@@ -900,7 +930,7 @@ def _fill_and_lock(prepared, progress):
     images = images_in_use()
     for h in handles:
         if h.writes:
-            check_writable(os.fstat(h.fd), h.path, images)
+            check_writable(h.fd, h.path, images)
     for _attempt in range(PREPARE_ATTEMPTS):
         if _fills(handles):
             owned = [h for h in handles if h.owned]
@@ -908,7 +938,7 @@ def _fill_and_lock(prepared, progress):
             try:
                 to_fill = _fills(owned)
                 for h, _start in to_fill:
-                    check_writable(os.fstat(h.fd), h.path, images)
+                    check_writable(h.fd, h.path, images)
                 _set_patterns([h for h, _start in to_fill], "filling")  # a fill cut short is redone
                 _fill_all(to_fill, progress)
                 _set_patterns([h for h, _start in to_fill], "intact")
@@ -948,9 +978,7 @@ def _fill_all(to_fill, progress):
 
     # a few daemons: enough to keep a disk busy, and a second Ctrl-C must
     # not wait for a fill to finish
-    threads = [threading.Thread(target=work, daemon=True) for _ in range(min(FILL_THREADS, len(to_fill)))]
-    for t in threads:
-        t.start()
+    threads = _start_threads(work, min(FILL_THREADS, len(to_fill)))
     _watch(threads, lambda: cell[0], total, "pre-fill", progress)
     if errors:
         raise errors[0]
@@ -978,9 +1006,23 @@ def _warm(files, progress):
                 off += n
                 done[0] += n
 
-    t = threading.Thread(target=work, daemon=True)
-    t.start()
-    _watch([t], lambda: done[0], total, "pre-read", progress)
+    _watch(_start_threads(work, 1), lambda: done[0], total, "pre-read", progress)
+
+
+def _start_threads(work, count):
+    """Up to count daemon threads running work (a second Ctrl-C must not
+    wait for them); where the system refuses threads, work runs here."""
+    threads = []
+    for _ in range(count):
+        t = threading.Thread(target=work, daemon=True)
+        try:
+            t.start()
+        except RuntimeError:
+            break
+        threads.append(t)
+    if not threads:
+        work()
+    return threads
 
 
 def _watch(threads, done_bytes, total, label, progress):

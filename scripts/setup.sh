@@ -22,10 +22,11 @@ apt_packages() {
     local arch
     arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
     # engines: liburing, libaio; reference runner: fio; tracers: bcc + the
-    # distro's generic kernel headers; report browser test: chromium
+    # distro's generic kernel headers; report browser test: chromium; the
+    # victims suite's filesystem mounted straight from a file: erofs-utils
     echo liburing-dev libaio-dev pkg-config gcc fio \
          bpfcc-tools python3-bpfcc "linux-headers-$arch" \
-         chromium
+         chromium erofs-utils
     # Debian's own python needs these to make a venv and build cffi modules
     case "$PYTHON" in /usr/bin/*) echo python3-venv python3-dev ;; esac
 }

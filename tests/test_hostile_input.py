@@ -551,3 +551,133 @@ def test_sigterm_at_any_moment_never_kills_kit_outright(tmp_path):
         assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err
         seen[proc.returncode] = seen.get(proc.returncode, 0) + 1
     assert seen.get(130), seen
+
+
+# ---- third round --------------------------------------------------------------
+
+def test_report_checks_every_suite_before_it_writes(tmpfs10, tmp_path):
+    p = run_kit("report", "--quick", f"--directory={tmpfs10 / 'ks'}", f"--data={tmp_path / 'data'}",
+                f"--reports={tmp_path / 'reports'}", "--suites=engines,anatomy", timeout=120)
+    _refused(p, "kit's files need")
+    (tmp_path / "bad.yml").write_text("name: bad\nbase: {filename: nowhere/x, rw: read}\ngrid: {bs: [4k]}\n")
+    for quick in (["--quick"], []):
+        p = run_kit("report", *quick, f"--directory={tmp_path / 'ks'}", f"--data={tmp_path / 'data'}",
+                    f"--reports={tmp_path / 'reports'}", "--suites=machine,sweep", f"--sweep={tmp_path / 'bad.yml'}",
+                    cwd=tmp_path, timeout=120)
+        _refused(p, "nowhere/x")
+    assert sorted(os.listdir(tmp_path)) == ["bad.yml", "small"] and os.listdir(tmpfs10) == []
+
+
+def test_options_without_a_value(tmp_path):
+    import kit
+    (tmp_path / "s.yml").write_text("name: n\nbase: {rw: null, size: 64k}\ngrid: {iodepth: [1]}\n")
+    _refused(run_kit("sweep", "s.yml", "--no-publish", cwd=tmp_path), "rw: must have a value")
+    for options in (dict(rw=None), dict(ioengine=None), dict(runtime=None), dict(bs=None)):
+        with pytest.raises(kit.OptionError, match="must have a value"):
+            kit.run(size="64k", directory=str(tmp_path / "d"), **options)
+    with pytest.raises(kit.OptionError, match="trace"):
+        kit.run(size="64k", directory=str(tmp_path / "d"), runner="fio", trace=["block"])
+    with pytest.raises(kit.OptionError, match="trace: must be"):
+        kit.run(size="64k", directory=str(tmp_path / "d"), trace=["bogus"])
+    assert os.listdir(tmp_path) == ["s.yml"]
+
+
+@pytest.mark.parametrize("args, ok", [
+    (["--numjobs=1_0"], False), (["--iodepth=0x10", "--ioengine=libaio"], True), (["--output=newdir/"], False),
+])
+def test_integers_and_output_names(tmp_path, args, ok):
+    p = run_kit("run", "--size=64k", f"--directory={tmp_path / 's'}", *args, cwd=tmp_path)
+    if ok:
+        assert p.returncode == 0, p.stderr
+    else:
+        _refused(p)
+        assert os.listdir(tmp_path) == []
+
+
+def test_relative_directory_with_a_filename_and_ramfs(tmp_path):
+    (tmp_path / "d").mkdir()
+    p = run_kit("run", "--directory=d", "--filename=newf", "--size=64k", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert os.path.getsize(tmp_path / "d" / "newf") == 64 << 10
+    require(os.geteuid() == 0, "mounting ramfs needs root")
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    subprocess.run(["mount", "-t", "ramfs", "ramfs", str(ram)], check=True)
+    try:
+        p = run_kit("run", "--size=1m", f"--directory={ram / 'ks'}")      # ramfs counts no free space
+        assert p.returncode == 0, p.stderr
+    finally:
+        subprocess.run(["umount", str(ram)], check=True)
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda d: d["jobs"][0].__setitem__("error", 2 ** 31), "jobs[0].error"),
+    (lambda d: d["jobs"][1]["read"]["clat_ns"].__setitem__("mean", 1e200), "clat_ns lacks"),
+    (lambda d: [j.__setitem__("usr_cpu", 1e308) for j in d["jobs"]], "usr_cpu"),
+    (lambda d: d["jobs"][1].__setitem__("kit", {"runtime_ns": "x"}), "kit.runtime_ns is not a number"),
+])
+def test_import_of_numbers_that_overflow_later(tmp_path, damage, words):
+    doc = _fio_doc(tmp_path)
+    damage(doc)
+    (tmp_path / "x.json").write_text(json.dumps(doc))
+    _refused(run_kit("import", "x.json", cwd=tmp_path), words)
+    assert sorted(os.listdir(tmp_path)) == ["fio.json", "x.json"]
+
+
+def test_too_few_threads_is_one_line(tmp_path):
+    """A pids cgroup (root is exempt from ulimit -u) that lets kit start but
+    not start 16 job threads."""
+    import uuid
+    pids = "/sys/fs/cgroup/pids" if os.path.isdir("/sys/fs/cgroup/pids") else "/sys/fs/cgroup"
+    require(os.geteuid() == 0 and os.path.exists(os.path.join(pids, "cgroup.procs")), "a pids cgroup needs root")
+    group = os.path.join(pids, f"kit-test-{uuid.uuid4().hex[:8]}")
+    os.mkdir(group)
+    try:
+        with open(os.path.join(group, "pids.max"), "w") as fh:
+            fh.write("6")
+        p = subprocess.run(["sh", "-c", f"echo $$ > {group}/cgroup.procs; exec {KIT} run --numjobs=16 --size=64k "
+                                        f"--directory={tmp_path / 's'}"], capture_output=True, text=True, timeout=60)
+    finally:
+        time.sleep(0.2)
+        os.rmdir(group)
+    _one_line(p, 1, "cannot start job thread", "lower numjobs")
+
+
+def test_ctrl_c_stops_a_comparison(tmp_path):
+    import shutil
+    require(shutil.which("fio") is not None, "fio is not installed")
+    for delay in (1.0, 4.5):           # during kit's run, then during fio's
+        proc = subprocess.Popen([KIT, "run", "--size=4m", "--runtime=3", "--time_based", "--compare=fio",
+                                 f"--directory={tmp_path / 's'}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        time.sleep(delay)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert time.monotonic() - sent < 2.5, delay
+        assert proc.returncode == 130, (delay, err)
+        assert "interrupted" in err and "Traceback" not in err
+
+
+def test_closed_stderr_keeps_stdout_json_clean(tmp_path):
+    (tmp_path / "j.fio").write_text("[j]\nrw=read\nsize=64k\nzonemode=none\n")
+    p = subprocess.run(f"{KIT} run j.fio --output-format=json --directory={tmp_path / 's'} 2>&-", shell=True,
+                       cwd=tmp_path, capture_output=True, text=True)
+    assert p.returncode == 0
+    assert json.loads(p.stdout)["jobs"]
+
+
+def test_ctrl_c_stops_doctor(tmp_path, monkeypatch):
+    """A probe that Ctrl-C cuts short is not a finding: doctor stops."""
+    import threading
+    from kit import doctor, runner
+    real_run = runner.run
+    # each probe made long (time-based), so that the signal lands in one
+    monkeypatch.setattr(runner, "run", lambda job, **kw: real_run(job.replace(runtime=30, time_based=True, number_ios=0), **kw))
+    timer = threading.Timer(1.0, lambda: signal.raise_signal(signal.SIGINT))
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        doctor.capabilities(directory=str(tmp_path / "s"))
+    timer.join()
+    assert time.monotonic() - start < 5

@@ -98,6 +98,8 @@ def fake(tmp_path, monkeypatch):
         fh.write("Filename Type Size Used Priority\n")
     monkeypatch.setattr(host, "SYSFS", sys_root)
     monkeypatch.setattr(host, "PROC", proc)
+    # these devices do not exist: the kernel cannot be asked for its claims
+    monkeypatch.setattr(safety._Graph, "claimed", lambda self, dev: False)
 
 
 def test_fake_disk_with_a_mounted_partition(fake):

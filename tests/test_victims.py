@@ -454,14 +454,15 @@ def test_inode_reused_on_a_filesystem_without_birth_times(tmp_path):
         _detach(dev)
 
 
-def test_without_birth_time_or_generation_the_recorded_ctime_decides(scratch, tmp_path, monkeypatch):
-    """A filesystem that keeps neither (none on this machine: simulated by
-    hiding both): kit records the ctime after each of its own runs, so its
-    file stays its own, and a file that took over the inode does not."""
+def test_without_birth_time_generation_or_xattrs_the_recorded_ctime_decides(scratch, tmp_path, monkeypatch):
+    """A filesystem that keeps neither, nor extended attributes (none on
+    this machine: simulated by hiding all three): kit records the ctime after
+    each of its own runs, so its file stays its own, and a file that took
+    over the inode does not."""
     from kit import target
     real = target._identity_of_fd
     monkeypatch.setattr(target, "_identity_of_fd",
-                        lambda fd, st: {**real(fd, st), "birth_ns": None, "generation": None})
+                        lambda fd, st: {**real(fd, st), "birth_ns": None, "generation": None, "token": None})
     for rw in ("write", "randwrite", "read"):
         kit.run(kit.Job(rw=rw, size="1m", directory=scratch), progress=False, machine=False)
     path = os.path.join(scratch, "kit.0.0")
@@ -471,3 +472,105 @@ def test_without_birth_time_or_generation_the_recorded_ctime_decides(scratch, tm
     with pytest.raises(OptionError, match="was not created by kit"):
         kit.run(kit.Job(rw="write", size="1m", directory=scratch), progress=False, machine=False)
     assert victim.unchanged()
+
+
+def test_a_filesystem_mounted_straight_from_a_file(tmp_path):
+    """EROFS mounts an image file with no loop device between: the image, and
+    a loop device over it, are refused (mountinfo names the file)."""
+    require(os.geteuid() == 0 and shutil.which("mkfs.erofs") is not None, "mkfs.erofs (erofs-utils) and root")
+    src, mnt = tmp_path / "src", tmp_path / "mnt"
+    src.mkdir()
+    mnt.mkdir()
+    (src / "data").write_bytes(os.urandom(8192))
+    image = str(tmp_path / "erofs.img")
+    subprocess.run(["mkfs.erofs", "--quiet", image, str(src)], check=True, capture_output=True)
+    _mount_file(image, str(mnt), "erofs")
+    try:
+        before = _device_digest(image, 1 << 20)
+        p = run_kit("run", "--rw=write", "--size=4k", f"--filename={image}", "--allow-destructive")
+        _refused(p, f"a filesystem is mounted from it on {mnt}")
+        loop = _losetup(image)
+        try:
+            p = run_kit("run", "--rw=write", "--size=4k", f"--filename={loop}", "--allow-destructive")
+            _refused(p, f"{loop} is a loop device over an image, and a filesystem is mounted from it")
+        finally:
+            _detach(loop)
+        assert _device_digest(image, 1 << 20) == before
+        assert (mnt / "data").read_bytes() == (src / "data").read_bytes()
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def _mount_file(source, target, fstype):
+    """fsopen/fsconfig/fsmount: mounts a filesystem from a regular file
+    without a loop device (mount(8) would make one)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def call(number, *args):
+        r = libc.syscall(number, *args)
+        if r < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        return r
+    fs = call(430, fstype.encode(), 1)                              # fsopen, FSOPEN_CLOEXEC
+    call(431, fs, 1, b"source", source.encode(), 0)                 # fsconfig SET_STRING
+    call(431, fs, 6, None, None, 0)                                 # fsconfig CMD_CREATE
+    mount = call(432, fs, 1, 0)                                     # fsmount
+    call(429, mount, b"", -100, target.encode(), 4)                 # move_mount F_EMPTY_PATH
+    os.close(mount)
+    os.close(fs)
+
+
+def test_overlayfs_names_of_one_image(tmp_path):
+    """Through overlayfs a file has another device and inode than its upper
+    layer's file, which is what the kernel writes: a loop device on either
+    name guards both."""
+    require(os.geteuid() == 0, "overlay mounts need root")
+    for d in ("lower", "upper", "work", "merged"):
+        (tmp_path / d).mkdir()
+    merged, upper = tmp_path / "merged", tmp_path / "upper"
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={tmp_path / 'lower'},upperdir={upper},workdir={tmp_path / 'work'}", str(merged)],
+                   check=True)
+    try:
+        for attach, write in ((upper / "a.img", merged / "a.img"), (merged / "b.img", upper / "b.img")):
+            with open(attach, "wb") as fh:
+                fh.truncate(32 << 20)
+            with _mounted(str(attach)) as (dev, victim):
+                before = _device_digest(str(write))
+                p = run_kit("run", "--rw=write", "--size=1m", f"--filename={write}", "--allow-destructive")
+                _refused(p, f"it is the image of {dev}", "is mounted on")
+                assert _device_digest(str(write)) == before and victim.unchanged()
+        # kit's own file in the overlay, attached through the upper name and mounted
+        kit.run(kit.Job(rw="write", size="32m", directory=str(merged / "ks")), progress=False, machine=False)
+        with _mounted(str(upper / "ks" / "kit.0.0")) as (dev, victim):
+            _refused(run_kit("run", "--rw=randwrite", "--size=32m", f"--directory={merged / 'ks'}"),
+                     f"it is the image of {dev}")
+            assert victim.unchanged()
+        # a file put where kit's was, in the overlay: not kit's (its token is gone)
+        path = merged / "ks" / "kit.0.0"
+        os.unlink(path)
+        victim = Victim(path, size=64 << 10)
+        _refused(run_kit("run", "--rw=write", "--size=64k", f"--directory={merged / 'ks'}"), "not created by kit")
+        assert victim.unchanged()
+    finally:
+        subprocess.run(["umount", str(merged)], capture_output=True)
+
+
+def test_a_loop_device_without_a_node_in_kits_dev(tmp_path):
+    """In a container-like mount namespace whose /dev has no loop nodes, the
+    image of a loop device mounted outside is still refused: kit makes a
+    private node to ask the kernel, or refuses when it cannot."""
+    require(os.geteuid() == 0 and shutil.which("unshare") is not None, "unshare needs root")
+    image = tmp_path / "img"
+    with open(image, "wb") as fh:
+        fh.truncate(32 << 20)
+    with _mounted(str(image)) as (dev, victim):
+        before = _device_digest(str(image))
+        script = (f"mount -t tmpfs none /dev && mknod -m 666 /dev/null c 1 3 && "
+                  f"{KIT} run --rw=write --size=1m --filename={image} --allow-destructive")
+        p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                           capture_output=True, text=True, timeout=120)
+        _refused(p, "refusing to write")
+        assert _device_digest(str(image)) == before and victim.unchanged()
