@@ -142,22 +142,33 @@ def _split_options(text: str) -> list[str]:
     return [p.replace("\\,", ",") for p in re.split(r"(?<!\\),", text)]
 
 
+def overlay_mounts() -> dict:
+    """{st_dev: the overlayfs mount whose files carry it}."""
+    out = {}
+    for m in mounts():
+        if m["type"] == "overlay":
+            with contextlib.suppress(ValueError):
+                out[os.makedev(*parse_dev(m["dev"]))] = m
+    return out
+
+
 def overlay_mount(st_dev: int) -> dict | None:
     """The overlayfs mount whose files carry this st_dev, or None."""
-    wanted = f"{os.major(st_dev)}:{os.minor(st_dev)}"
-    found = [m for m in mounts() if m["dev"] == wanted and m["type"] == "overlay"]
-    return found[-1] if found else None
+    return overlay_mounts().get(st_dev)
 
 
-def real_identities(path: str, st) -> set:
+def real_identities(path: str, st, overlays: dict | None = None) -> set:
     """{(st_dev, st_ino)} a regular file is known by: its own and, through
     overlayfs (stacked ones too), the upper layer's file, which is what the
     kernel writes -- a loop device set up on either name writes the same
     bytes."""
     out = {(st.st_dev, st.st_ino)}
+    overlays = overlay_mounts() if overlays is None else overlays
+    if st.st_dev not in overlays:
+        return out
     real = os.path.realpath(path)
     for _ in range(8):
-        m = overlay_mount(st.st_dev)
+        m = overlays.get(st.st_dev)
         if not m:
             break
         upper = next((o.split("=", 1)[1] for o in _split_options(m["super_options"])

@@ -30,6 +30,7 @@ class _Graph:
     def __init__(self, holding=None):
         self.mounted = host.mounted_devices()
         self.mounted_files = host.mounted_files()
+        self.overlays = host.overlay_mounts()
         self.swap_devices, self.swap_files = host.swapped_devices()
         self.holding = holding          # a device kit itself holds open with O_EXCL
         self.loops, self.unresolved = {}, {}
@@ -161,7 +162,7 @@ def file_in_use(st, path, images=None):
     overlayfs the upper layer's file counts as the same file.
     images: images_in_use(), when checking many files."""
     graph = images if images is not None else _Graph()
-    node = ("file", host.real_identities(path, st))
+    node = ("file", host.real_identities(path, st, graph.overlays))
     why = graph.file_users(node[1])
     if why:
         return why
