@@ -79,6 +79,18 @@ def loop_device(size_mb=64, fs=None):
         os.unlink(image)
 
 
+@contextlib.contextmanager
+def small_tmpfs(mnt, size):
+    """A tmpfs of `size` mounted on the new directory mnt: a disk that fills up."""
+    require(os.geteuid() == 0, "mounting a tmpfs needs root")
+    os.mkdir(mnt)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+
+
 @pytest.fixture
 def loopdev():
     with loop_device() as (dev, _mnt):

@@ -12,7 +12,7 @@ import time
 import pytest
 
 import kit
-from conftest import KIT, interrupt_kit, require, run_kit
+from conftest import KIT, interrupt_kit, require, run_kit, small_tmpfs
 
 
 def _later(seconds, action):
@@ -75,16 +75,10 @@ def test_a_file_deleted_mid_run(scratch):
     assert r.ios == 10 and os.path.exists(path)
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    require(os.geteuid() == 0, "mounting a tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], check=True)
-    try:
+@pytest.fixture(name="small_tmpfs")
+def small_tmpfs_4m(tmp_path):
+    with small_tmpfs(tmp_path / "small", "4m") as mnt:
         yield str(mnt)
-    finally:
-        subprocess.run(["umount", str(mnt)], check=True)
 
 
 def test_disk_full_is_refused_before_writing(small_tmpfs):

@@ -5,7 +5,6 @@ import contextlib
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import threading
 import time
@@ -14,7 +13,7 @@ import uuid
 import pytest
 
 import kit
-from conftest import KIT, loop_device, require, run_kit
+from conftest import KIT, require, run_kit
 from kit import OptionError, RunError
 
 
@@ -45,6 +44,16 @@ def _losetup(backing):
 
 def _detach(dev):
     subprocess.run(["losetup", "-d", dev], capture_output=True)
+
+
+def _attached_image(image, megabytes):
+    """A new sparse image on a loop device, and an empty mount point beside
+    it: (image, device, mount point)."""
+    with open(image, "wb") as fh:
+        fh.truncate(megabytes << 20)
+    mnt = image.parent / f"{image.name}.mnt"
+    mnt.mkdir()
+    return image, _losetup(str(image)), mnt
 
 
 def _device_digest(dev, nbytes=4 << 20):
@@ -398,12 +407,7 @@ def test_a_loop_mounted_in_another_mount_namespace_counts_as_in_use(tmp_path):
     """Not in this namespace's mountinfo: the kernel's claim on the device
     still says it is in use."""
     require(os.geteuid() == 0 and shutil.which("unshare") is not None, "unshare needs root")
-    image = tmp_path / "img"
-    with open(image, "wb") as fh:
-        fh.truncate(32 << 20)
-    dev = _losetup(str(image))
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
+    image, dev, mnt = _attached_image(tmp_path / "img", 32)
     holder = None
     try:
         subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True, capture_output=True)
@@ -426,12 +430,7 @@ def test_inode_reused_on_a_filesystem_without_birth_times(tmp_path):
     """ext4 with 128-byte inodes keeps no birth time, and reuses a freed inode
     at once: the inode generation tells kit's file from the one copied in."""
     require(os.geteuid() == 0, "loop devices need root")
-    image = tmp_path / "small-inodes.img"
-    with open(image, "wb") as fh:
-        fh.truncate(64 << 20)
-    dev = _losetup(str(image))
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
+    image, dev, mnt = _attached_image(tmp_path / "small-inodes.img", 64)
     try:
         subprocess.run(["mkfs.ext4", "-q", "-F", "-I", "128", dev], check=True, capture_output=True)
         subprocess.run(["mount", dev, str(mnt)], check=True, capture_output=True)
