@@ -765,7 +765,7 @@ def _open_all(prepared, plans):
                     _write_manifest_at(dirfd, {**manifest, **claims}, directory)
     for f, writes, size, verify in wanted.values():
         if not f.owned:
-            h = _open_named(f, writes, plans)
+            h = _open_named(f, writes)
             h.size, h.verify = size, verify
             _add(prepared, h)
 
@@ -786,9 +786,9 @@ def _open_directory(directory, create, ident):
     """kit's directory, opened once. Created by kit when planned so, with its
     last component never followed as a link."""
     parent, name = os.path.split(directory)
-    if create:
-        os.makedirs(parent, exist_ok=True)
     try:
+        if create:
+            os.makedirs(parent, exist_ok=True)
         pfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise RunError(f"cannot open {parent}: {e.strerror}") from None
@@ -851,7 +851,7 @@ def _open_owned(dirfd, directory, f, manifest, claims):
     return Handle(fd, f.path, "file", True, (st.st_dev, st.st_ino), dirfd=dirfd, directory=directory)
 
 
-def _open_named(f, writes, plans):
+def _open_named(f, writes):
     """A file or block device the user named: opened as named, and it must
     still be the one planned."""
     flags = os.O_CLOEXEC | (os.O_RDWR if writes else os.O_RDONLY)
