@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 # Loaded on first use, so that `kit` (the command) starts in milliseconds and
 # `import kit` stays light without bcc, numpy or the compiled engines.
-_PUBLIC = {"Job": "job", "Result": "results", "run": "runner", "KitError": "errors",
+_PUBLIC = {"Job": "job", "Result": "results", "run": "api", "KitError": "errors",
            "OptionError": "errors", "RunError": "errors"}
 
 __all__ = ["Job", "Result", "run", "trace", "KitError", "OptionError", "RunError", "__version__"]

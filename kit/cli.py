@@ -13,11 +13,11 @@ from .errors import KitError, OptionError, RunError
 from .files import Output, say, write_stream
 from .results import printable
 from .job import ALIASES, OPTIONS, Job
-from .runner import check_all, tracer_names
+from .options import parse_bool, parse_time
+from .api import check_all, runner_choice, tracer_names
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-BOOL_OPTIONS = {name for name, (parser, _e, _h) in OPTIONS.items()
-                if getattr(parser, "__name__", "") == "parse_bool"}
+BOOL_OPTIONS = {name for name, option in OPTIONS.items() if option.kind == "bool"}
 OUTPUT_FORMATS = ("normal", "json", "json+")
 
 
@@ -41,7 +41,8 @@ class _Parser(argparse.ArgumentParser):
 def _run_parser():
     p = _Parser(prog="kit run", description="Run one job with kit's engines. Options are fio's.",
                 allow_abbrev=False)
-    for name, (_parser, engines, help_text) in OPTIONS.items():
+    for name, option in OPTIONS.items():
+        engines, help_text = option.engines, option.help
         if name == "allow_destructive":
             continue
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
@@ -73,7 +74,6 @@ NOT_JOB_OPTIONS = ("output_format", "output", "progress", "runner", "compare", "
 
 
 def cmd_run(argv):
-    from .job import parse_bool
     parser = _run_parser()
     args, rest = parser.parse_known_args(argv)
     if rest:
@@ -86,8 +86,7 @@ def cmd_run(argv):
     if args.output_format not in OUTPUT_FORMATS:
         raise OptionError("output-format", f"must be one of {', '.join(OUTPUT_FORMATS)} "
                                            f"(got {args.output_format!r})")
-    if args.runner not in ("kit", "fio"):
-        raise OptionError("runner", f"must be kit or fio (got {args.runner!r})")
+    runner_choice(args.runner)
     if args.compare not in (None, "fio"):
         raise OptionError("compare", f"must be fio (got {args.compare!r})")
     if args.compare and args.runner != "kit":
@@ -151,15 +150,11 @@ def _trace_or_warn(trace):
 
 
 def _run_groups(groups, runner, progress, trace=None):
-    from .runner import run_together
-    from .fio import run_fio_together
+    from .api import run_together
     results = []
     for group in groups:
         try:
-            if runner == "fio":
-                results += run_fio_together(group, progress=progress)
-            else:
-                results += run_together(group, progress=progress, trace=trace)
+            results += run_together(group, runner=runner, progress=progress, trace=trace)
         except RunError as e:
             results += getattr(e, "results", None) or ([e.result] if getattr(e, "result", None) else [])
             return results, e
@@ -169,15 +164,15 @@ def _run_groups(groups, runner, progress, trace=None):
 
 
 def _run_compare(groups, args, progress, output):
-    from .fio import compare, format_compare, run_fio
-    from .runner import run
+    from .api import run
+    from .fio import compare, format_compare
     out, interrupted = [], None
     for job in (j for g in groups for j in g):
         kit_result = run(job, progress=progress)
         if kit_result.data.get("interrupted"):
             interrupted = kit_result           # fio is not started: Ctrl-C stops the comparison
             break
-        fio_result = run_fio(job, progress=progress)
+        fio_result = run(job, runner="fio", progress=progress)
         out.append((kit_result, fio_result, compare(kit_result, fio_result)))
         if fio_result.data.get("interrupted"):
             interrupted = fio_result
@@ -253,7 +248,7 @@ def _silence_stdout():
 
 
 def cmd_import(argv):
-    from .fio import from_fio_json
+    from .results import from_fio_json
     p = _Parser(prog="kit import", description="Read fio JSON output (json or json+) as kit results.")
     p.add_argument("file", help="fio output, as written by --output-format=json or json+")
     p.add_argument("--output-format", "--output_format", dest="output_format", default="normal",
@@ -312,7 +307,6 @@ def cmd_trace(argv):
     p.add_argument("--output-format", "--output_format", dest="output_format", default="normal",
                    help="normal or json")
     args = p.parse_args(argv)
-    from .job import parse_time
     duration = parse_time("duration", args.duration)
     if not duration:
         raise OptionError("duration", "must be more than 0")
@@ -447,7 +441,6 @@ def cmd_sweep(argv):
 
 
 def _progress(value):
-    from .job import parse_bool
     return None if value is None else parse_bool("progress", value)
 
 

@@ -14,13 +14,12 @@ from .errors import KitError, OptionError
 
 PROBE_IOS = 64
 PROBE_SIZE = "1m"
-IO_URING_FEATURES = ("fixedbufs", "registerfiles", "sqthread_poll", "hipri")
 
 
 def _probe(base, **options):
     """(ok, why-not) for one tiny real job."""
     from .job import Job
-    from .runner import run
+    from .api import run
     try:
         job = Job(number_ios=PROBE_IOS, rw="randread", bs="4k", **base, **options)
         result = run(job, progress=False, machine=False)
@@ -35,6 +34,7 @@ def _probe(base, **options):
 
 def _engine_matrix(base):
     from .engines import registry
+    from .job import OPTIONS
     engines, features = {}, {}
     for engine, info in registry().items():
         depth = {} if info["sync"] else {"iodepth": 4}
@@ -42,16 +42,18 @@ def _engine_matrix(base):
         ok_direct, why_direct = _probe(base, ioengine=engine, direct=True, **depth)
         engines[engine] = {"buffered": ok, "buffered_reason": why,
                            "direct": ok_direct, "direct_reason": why_direct}
-    for feature in IO_URING_FEATURES:
-        extra = {"direct": True} if feature == "hipri" else {}
-        ok, why = _probe(base, ioengine="io_uring", iodepth=4, **{feature: True}, **extra)
-        features[f"io_uring.{feature}"] = {"ok": ok, "reason": why}
+    for name, option in OPTIONS.items():     # each engine's features, as they declare them
+        if option.probe is None:
+            continue
+        for engine in option.engines:
+            depth = {} if registry()[engine]["sync"] else {"iodepth": 4}
+            ok, why = _probe(base, ioengine=engine, **depth, **{name: True}, **option.probe)
+            features[f"{engine}.{name}"] = {"ok": ok, "reason": why}
     return engines, features
 
 
 def privileges():
-    from .host import read_sysctl
-    from .tracers._bpf import capabilities
+    from .host import capabilities, read_sysctl
     caps = capabilities()
     memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]

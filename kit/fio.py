@@ -8,7 +8,6 @@ file generated from those Jobs, on the files kit planned, prepared and
 guarded, so both runners measure the same bytes under the same safety rules.
 """
 import ast
-import json
 import math
 import operator
 import os
@@ -21,37 +20,17 @@ import time
 from dataclasses import dataclass, field
 from typing import List
 
-from . import __version__, explain
+from . import __version__
 from . import hist
 from . import target as targets
 from .errors import OptionError, RunError
 from .files import read_text_file
 from .machine import fingerprint_for
-from .job import OPTIONS, Job, job_label, parse_size, split_filenames
-from .results import DDIRS, SCHEMA, Result, fio_document_problem, result_problem
+from .engines import fio_twin
+from .job import FIO_TO_KIT, NO_EFFECT, OPTIONS, ORDERING, Job
+from .options import parse_size, split_filenames
+from .results import parse_fio_json, results_from_fio
 
-# kit engine -> fio ioengine (threadpool has no twin in fio)
-FIO_ENGINES = {"sync": "sync", "psync": "psync", "posixaio": "posixaio", "libaio": "libaio",
-               "io_uring": "io_uring"}
-
-# fio options kit reads from job files -> kit option (same name unless shown)
-FIO_TO_KIT = {name: name for name in OPTIONS if name not in ("allow_destructive", "threads")}
-FIO_TO_KIT.update({
-    "readwrite": "rw", "blocksize": "bs", "timeout": "runtime", "iodepth_batch": "iodepth_batch_submit",
-    "iodepth_batch_complete": "iodepth_batch_complete_min", "rwmixwrite": "rwmixwrite",
-    "invalidate_cache": "invalidate",
-    # kit's own, accepted in job files for jobs only kit runs
-    "threads": "threads",
-})
-# accepted because kit already behaves this way
-NO_EFFECT = {"thread": "kit always runs jobs as threads", "description": "",
-             "randrepeat": "kit's offsets are always repeatable", "kb_base": "sizes are powers of 1024",
-             "clocksource": "kit picks its clock (the result says which)"}
-ORDERING = ("stonewall", "wait_for_previous", "new_group")
-# fio's set-type options: written as a bare word when on, left out when off
-FLAG_OPTIONS = {"time_based", "fixedbufs", "registerfiles", "sqthread_poll", "hipri", "group_reporting",
-                "norandommap"}
-KIT_ONLY = {"allow_destructive", "threads"}
 
 def env_defaults():
     """Defaults for the KIT_* variables the shipped job files use, scaled to
@@ -102,35 +81,39 @@ def fio_options(job, include=None, paths=True):
     every option set on the job, plus what keeps fio's behaviour kit's.
     paths=False leaves out where the files are (the fio runner names them
     itself)."""
-    if job.ioengine not in FIO_ENGINES:
+    twin = fio_twin(job.ioengine)
+    if twin is None:
         raise OptionError("ioengine", f"{job.ioengine} has no fio twin: fio cannot run it (use runner=kit)")
     given = job.given()
-    out = {"ioengine": FIO_ENGINES[job.ioengine], "rw": job.rw, "bs": _size_text(job.bs)}
-    names = [n for n in OPTIONS if n in given or n in (include or ())]
-    for name in names:
-        if name in ("name", "ioengine", "rw", "bs") or name in KIT_ONLY or (not paths and name in PATH_OPTIONS):
+    out = {"ioengine": twin, "rw": job.rw, "bs": _size_text(job.bs)}
+    for name, option in OPTIONS.items():
+        if name not in given and name not in (include or ()):
+            continue
+        if name in ("name", "ioengine", "rw", "bs") or option.fio is None \
+                or (not paths and name in PATH_OPTIONS):
             continue
         value = getattr(job, name)
-        if name in FLAG_OPTIONS:
+        if option.flag:
             if value:
-                out[name] = None
+                out[option.fio_name] = None
             continue
         if value is None or value == "":
             continue
-        if name in ("size", "filesize"):
+        if option.kind == "size":
             text = _size_text(value)
-        elif name in ("runtime", "ramp_time"):
+        elif option.kind == "time":
             text = _time_text(value)
         elif isinstance(value, bool):
             text = "1" if value else "0"
         else:
             text = _fio_value(name, str(value))
-        out["iodepth_batch" if name == "iodepth_batch_submit" else name] = text
+        out[option.fio_name] = text
     # kit's behaviour, said out loud so fio does the same
     out["thread"] = None
     out.setdefault("invalidate", "1" if job.invalidate else "0")
-    if job.sqthread_poll:
-        out["registerfiles"] = None
+    for name, option in OPTIONS.items():       # what kit's engines imply, fio says (sqthread_poll: registerfiles)
+        if getattr(job, name):
+            out.update({OPTIONS[implied].fio_name: None for implied in option.implies})
     return out
 
 
@@ -364,6 +347,20 @@ def read_job_file(path, env=None, strict=False):
     return JobFile(path, groups, warnings, group_ids)
 
 
+def read_job(path, section=None, env=None, strict=False):
+    """The Job of a fio job file: its only job, or the section named."""
+    jobs = read_job_file(path, env=env, strict=strict).jobs
+    if section is not None:
+        match = [j for j in jobs if j.name == section]
+        if not match:
+            raise OptionError("section", f"{path} has no [{section}] (it has {', '.join(j.name for j in jobs)})")
+        return match[0]
+    if len(jobs) != 1:
+        raise OptionError("section", f"{path} has {len(jobs)} jobs ({', '.join(j.name for j in jobs)}): "
+                                     "name one, or use kit.fio.read_job_file()")
+    return jobs[0]
+
+
 def _unsupported(warnings, strict, where, what):
     """One warning per fio option kit does not honour; an error with --strict."""
     if strict:
@@ -380,25 +377,22 @@ def fio_binary():
     return path
 
 
-def check_runnable(job):
-    """What fio cannot run as kit means it, refused before any write."""
+def check_job(job):
+    """What the fio runner can refuse a job for before any write: fio cannot
+    run it as kit means it, or its files break a safety rule. Returns the
+    job's plan."""
     fio_binary()
     fio_options(job, paths=False)
     if job.verify and not job.writes:
         raise OptionError("verify", "fio checks its own format, not kit's pattern; verify reads with runner=kit")
-
-
-def run_fio(job, progress=None, machine=True):
-    return run_fio_together([job], progress=progress, machine=machine)[0]
+    return targets.plan(job)
 
 
 def run_fio_together(jobs, progress=None, machine=True):
     """Runs jobs at the same time in one fio process, on the files kit
     planned, checked, prepared and holds open (see runner_job_file)."""
     fio = fio_binary()
-    for job in jobs:
-        check_runnable(job)
-    plans = [targets.plan(job) for job in jobs]
+    plans = [check_job(job) for job in jobs]
     with targets.prepare(plans, progress=progress) as prepared:
         text, fds = runner_job_file(jobs, plans, prepared)
         outcome = _run_fio_process(fio, text, fds)
@@ -416,7 +410,8 @@ def run_fio_together(jobs, progress=None, machine=True):
         if interrupted:
             raise KeyboardInterrupt
         raise RunError(f"fio failed: {_fio_reason(stderr, returncode)}")
-    results = results_from_fio(data, jobs=jobs, process=_process_from_wait4(usage, wall), plans=plans,
+    results = results_from_fio(data, jobs=jobs, groups=_runner_groups(data["jobs"], jobs),
+                               process=_process_from_wait4(usage, wall), plans=plans,
                                machine=fingerprint_for(plans[0].unique_files[0].path) if machine else None,
                                notes=[f"fio stderr: {l}" for l in stderr.splitlines() if l.strip()][:5])
     for r, plan in zip(results, plans):
@@ -430,6 +425,18 @@ def run_fio_together(jobs, progress=None, machine=True):
     if returncode != 0 and not interrupted:
         raise RunError(f"fio failed: {_fio_reason(stderr, returncode)}")
     return results
+
+
+def _runner_groups(entries, jobs):
+    """The fio runner's sections kit.<job>.<thread>, back to kit's jobs."""
+    grouped = [[] for _ in jobs]
+    for e in entries:
+        m = re.fullmatch(r"kit\.(\d+)\.(\d+)", str(e.get("jobname")))
+        if not m or int(m.group(1)) >= len(jobs):
+            raise RunError(f"fio output has a job kit did not write: {e.get('jobname')!r}")
+        e["jobname"] = jobs[int(m.group(1))].name
+        grouped[int(m.group(1))].append(e)
+    return [((job.name, 0), group) for job, group in zip(jobs, grouped)]
 
 
 def _run_fio_process(fio, jobfile_text, fds):
@@ -485,210 +492,6 @@ def _process_from_wait4(ru, wall_ns):
             "ctx_involuntary": int(ru.ru_nivcsw), "majf": int(ru.ru_majflt), "minf": int(ru.ru_minflt),
             "usr_ns": int(usr), "sys_ns": int(sys_), "wall_ns": int(wall_ns), "threads": None,
             "helper_threads": {}, "scope": "the fio process, from wait4 (set-up and layout included)"}
-
-
-# ---- fio JSON -> Results -----------------------------------------------------------
-
-def parse_fio_json(text, source="input"):
-    """fio's JSON, after any lines fio printed before it. One clear line if not."""
-    start = text.find("\n{") + 1 if not text.lstrip().startswith("{") else text.index("{")
-    if not text.strip() or (start == 0 and not text.lstrip().startswith("{")):
-        raise OptionError(None, f"{source}: not fio JSON output (no JSON object found)")
-    try:
-        data = json.loads(text[start:])
-    except RecursionError:
-        raise OptionError(None, f"{source}: broken fio JSON (nested too deeply)") from None
-    except json.JSONDecodeError as e:
-        raise OptionError(None, f"{source}: broken fio JSON ({e.msg} at line {e.lineno} column {e.colno})") \
-            from None
-    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list) or not data["jobs"]:
-        raise OptionError(None, f"{source}: JSON without fio's 'jobs' list")
-    problem = fio_document_problem(data)
-    if problem:
-        raise OptionError(None, f"{source}: not fio output as kit reads it: {problem}")
-    return data
-
-
-MAX_FIO_OUTPUT = 256 << 20
-
-
-def from_fio_json(path):
-    """fio 3.x json / json+ output (file path or text) -> list of kit Results,
-    one per fio job (sections; numjobs threads of one section are one Result)."""
-    if isinstance(path, (str, os.PathLike)) and os.path.exists(path):
-        text = read_text_file(path, what="fio output", limit=MAX_FIO_OUTPUT)
-        source = str(path)
-    else:
-        text, source = str(path), "input"
-    results = results_from_fio(parse_fio_json(text, source))
-    for r in results:           # what kit made of it must be a result kit can read back
-        problem = result_problem(r.data)
-        if problem:
-            raise OptionError(None, f"{source}: not fio output as kit reads it: {problem}")
-    return results
-
-
-def _job_from_fio_options(options, name):
-    """Best effort: a kit Job from fio's 'job options' strings; what kit does
-    not know is listed in the notes."""
-    values, notes = {}, []
-    for key, value in options.items():
-        key = key.replace("-", "_")
-        if key in ORDERING or key in NO_EFFECT:
-            continue
-        if key in FIO_TO_KIT and key not in ("name",):
-            values[FIO_TO_KIT[key]] = "1" if value in (None, "") else value
-        elif key != "name":
-            notes.append(f"fio option {key}={value} has no kit equivalent")
-    try:
-        return Job.from_options({"name": name, **values}), notes
-    except OptionError as e:
-        return None, notes + [f"cannot express the fio job as a kit Job: {e}"]
-
-
-def _runner_groups(entries, jobs):
-    """The fio runner's sections kit.<job>.<thread>, back to kit's jobs."""
-    grouped = [[] for _ in jobs]
-    for e in entries:
-        m = re.fullmatch(r"kit\.(\d+)\.(\d+)", str(e.get("jobname")))
-        if not m or int(m.group(1)) >= len(jobs):
-            raise RunError(f"fio output has a job kit did not write: {e.get('jobname')!r}")
-        e["jobname"] = jobs[int(m.group(1))].name
-        grouped[int(m.group(1))].append(e)
-    return [((job.name, 0), group) for job, group in zip(jobs, grouped)]
-
-
-def results_from_fio(data, jobs=None, process=None, plans=None, machine=None, notes=()):
-    entries = data["jobs"]
-    if jobs is not None:
-        groups = _runner_groups(entries, jobs)
-    else:
-        order, grouped = [], {}
-        for e in entries:
-            key = (e.get("jobname"), e.get("groupid", 0))
-            if key not in grouped:
-                order.append(key)
-                grouped[key] = []
-            grouped[key].append(e)
-        groups = [(key, grouped[key]) for key in order]
-    global_opts = data.get("global options", {})
-    results = []
-    for i, (key, group) in enumerate(groups):
-        job_notes = list(notes)
-        if jobs is not None:
-            job = jobs[i]
-        else:
-            opts = {**global_opts, **group[0].get("job options", {})}
-            job, more = _job_from_fio_options(opts, key[0] or "fio")
-            job_notes += more
-        if len(groups) > 1 and process:
-            job_notes.append("ran in one fio process with other jobs: the process figures cover them all")
-        total = merge_fio_entries(group)
-        if job is not None and job.group_reporting:
-            group = [total]
-        jd = job.to_dict() if job else None
-        result = {
-            "kit version": __version__, "schema": SCHEMA, "runner": "fio",
-            "fio version": data.get("fio version"),
-            "timestamp": data.get("timestamp", int(time.time())),
-            "timestamp_ms": data.get("timestamp_ms"), "time": data.get("time"),
-            "global options": global_opts, "jobs": group, "total": total, "process": process,
-            "job": jd, "label": job_label(jd) if jd else group[0].get("job options", {}).get("ioengine", "fio"),
-            "source_hash": None,
-            "targets": [f.to_dict() for f in plans[i].unique_files] if plans else None,
-            "machine": machine, "traced": False, "trace": None,
-            "interrupted": False, "error": _fio_error(group, job), "notes": job_notes,
-        }
-        results.append(Result(result))
-    return results
-
-
-def _fio_error(group, job):
-    bad = [e for e in group if e.get("error")]
-    if not bad:
-        return None
-    err = bad[0]["error"]
-    known = 0 < err < 4096
-    hint = (explain.setup_hint(job, err) or explain.io_hint(job, err)) if job is not None and known else ""
-    return {"kind": "io", "errno": err, "message": f"fio job {bad[0].get('jobname')}: error {err} "
-                                                   f"({os.strerror(err) if known else 'unknown'}){hint}"}
-
-
-def _merge_lat(parts):
-    live = [p for p in parts if p.get("N")]
-    if not live:
-        return {"min": 0, "max": 0, "mean": 0.0, "stddev": 0.0, "N": 0}
-    n = sum(p["N"] for p in live)
-    mean = sum(p["mean"] * p["N"] for p in live) / n
-    # sum of squares from each part's mean and sample stddev
-    sumsq = sum((p["N"] - 1) * p["stddev"] ** 2 + p["N"] * p["mean"] ** 2 for p in live)
-    var = (sumsq - n * mean * mean) / (n - 1) if n > 1 else 0.0
-    out = {"min": min(p["min"] for p in live), "max": max(p["max"] for p in live), "mean": mean,
-           "stddev": math.sqrt(max(var, 0.0)), "N": n}
-    if all("bins" in p for p in live):
-        counts = sum(hist.from_bins(p["bins"]) for p in live)
-        out["percentile"] = hist.percentiles(counts, n)
-        out["bins"] = hist.to_bins(counts)
-    elif len(live) == 1 and "percentile" in live[0]:
-        out["percentile"] = live[0]["percentile"]
-    return out
-
-
-def _weighted(maps, weights):
-    total = sum(weights)
-    keys = list(maps[0]) if maps else []
-    return {k: (sum(m.get(k, 0.0) * w for m, w in zip(maps, weights)) / total if total else 0.0) for k in keys}
-
-
-def merge_fio_entries(entries):
-    """fio job entries (numjobs threads of one section) merged like fio's
-    group_reporting; percentiles come from the merged json+ bins."""
-    if len(entries) == 1:
-        merged = json.loads(json.dumps(entries[0]))
-    else:
-        merged = {"jobname": entries[0].get("jobname"), "groupid": entries[0].get("groupid", 0),
-                  "error": max(e.get("error", 0) for e in entries), "job options": entries[0].get("job options", {})}
-        runtime_ms = max(e.get("job_runtime", 0) for e in entries)
-        for d in DDIRS + ("trim",):
-            parts = [e[d] for e in entries if d in e]
-            if not parts:
-                continue
-            io_bytes = sum(p["io_bytes"] for p in parts)
-            ios = sum(p["total_ios"] for p in parts)
-            rt = max(p["runtime"] for p in parts)
-            merged[d] = {"io_bytes": io_bytes, "io_kbytes": io_bytes >> 10,
-                         "bw_bytes": int(io_bytes * 1000 / rt) if rt else 0,
-                         "bw": int(io_bytes * 1000 / rt) // 1024 if rt else 0,
-                         "iops": ios * 1000.0 / rt if rt else 0.0, "runtime": rt, "total_ios": ios,
-                         "short_ios": sum(p.get("short_ios", 0) for p in parts),
-                         "drop_ios": sum(p.get("drop_ios", 0) for p in parts)}
-            for kind in ("slat_ns", "clat_ns", "lat_ns"):
-                merged[d][kind] = _merge_lat([p[kind] for p in parts if kind in p])
-        syncs = [e["sync"] for e in entries if "sync" in e]
-        if syncs:
-            merged["sync"] = {"total_ios": sum(s.get("total_ios", 0) for s in syncs),
-                              "lat_ns": _merge_lat([s["lat_ns"] for s in syncs if "lat_ns" in s])}
-        runtimes = [e.get("job_runtime", 0) for e in entries]
-        busy = sum(runtimes)
-        merged["job_runtime"] = runtime_ms
-        for cpu in ("usr_cpu", "sys_cpu"):
-            # fio's group: summed CPU time over summed job runtime
-            merged[cpu] = sum(e.get(cpu, 0.0) * r for e, r in zip(entries, runtimes)) / busy if busy else 0.0
-        for k in ("ctx", "majf", "minf"):
-            merged[k] = sum(e.get(k, 0) for e in entries)
-        weights = [sum(e[d]["total_ios"] for d in DDIRS if d in e) for e in entries]
-        for k in ("iodepth_level", "iodepth_submit", "iodepth_complete", "latency_ns", "latency_us",
-                  "latency_ms"):
-            maps = [e[k] for e in entries if k in e]
-            if maps:
-                merged[k] = _weighted(maps, weights[:len(maps)])
-    # the wall interval: fio's per-direction runtime (job_runtime is summed
-    # over threads under group_reporting)
-    rt_ns = max((merged[d].get("runtime", 0) for d in DDIRS if d in merged), default=0) * 1_000_000
-    rt_ns = rt_ns or merged.get("job_runtime", 0) * 1_000_000
-    merged.setdefault("kit", {})
-    merged["kit"].update({"runtime_ns": rt_ns, "threads": len(entries)})
-    return merged
 
 
 # ---- side by side ------------------------------------------------------------------

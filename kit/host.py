@@ -66,6 +66,22 @@ def read_sysctl(name: str) -> str | None:
     return read_text(f"{PROC}/sys/" + name.replace(".", "/"))
 
 
+# ---- privileges -------------------------------------------------------------
+CAPS = {"CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
+
+
+def capabilities() -> dict:
+    """{CAP_NAME: bool} of this process's effective capabilities (the uid
+    alone does not say: root can run without them)."""
+    eff = 0
+    with contextlib.suppress(OSError, ValueError):
+        with open(f"{PROC}/self/status") as fh:
+            for line in fh:
+                if line.startswith("CapEff:"):
+                    eff = int(line.split()[1], 16)
+    return {cap: bool(eff >> bit & 1) for cap, bit in CAPS.items()}
+
+
 # ---- mounts --------------------------------------------------------------
 
 def unescape(field: str) -> str:

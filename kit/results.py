@@ -19,9 +19,11 @@ import numpy as np
 
 from . import __version__
 from . import hist
-from .files import read_json, write_atomic
+from .engines import io_hint, setup_hint
+from .files import read_json, read_text_file, write_atomic
 from .errors import OptionError
-from .job import job_label, parse_size
+from .job import job_from_fio_options, job_label
+from .options import parse_size
 
 SCHEMA = "kit-result/1"
 DDIRS = ("read", "write")
@@ -736,7 +738,176 @@ def format_comparison(frame):
                      for row in rows)
 
 
+# ---- fio's JSON -> Results ---------------------------------------------------
+
+def parse_fio_json(text, source="input"):
+    """fio's JSON, after any lines fio printed before it. One clear line if not."""
+    start = text.find("\n{") + 1 if not text.lstrip().startswith("{") else text.index("{")
+    if not text.strip() or (start == 0 and not text.lstrip().startswith("{")):
+        raise OptionError(None, f"{source}: not fio JSON output (no JSON object found)")
+    try:
+        data = json.loads(text[start:])
+    except RecursionError:
+        raise OptionError(None, f"{source}: broken fio JSON (nested too deeply)") from None
+    except json.JSONDecodeError as e:
+        raise OptionError(None, f"{source}: broken fio JSON ({e.msg} at line {e.lineno} column {e.colno})") \
+            from None
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list) or not data["jobs"]:
+        raise OptionError(None, f"{source}: JSON without fio's 'jobs' list")
+    problem = fio_document_problem(data)
+    if problem:
+        raise OptionError(None, f"{source}: not fio output as kit reads it: {problem}")
+    return data
+
+
+MAX_FIO_OUTPUT = 256 << 20
+
+
 def from_fio_json(path):
-    """fio 3.x json/json+ output (a path or the text) as kit Results."""
-    from .fio import from_fio_json as read
-    return read(path)
+    """fio 3.x json / json+ output (file path or text) -> list of kit Results,
+    one per fio job (sections; numjobs threads of one section are one Result)."""
+    if isinstance(path, (str, os.PathLike)) and os.path.exists(path):
+        text = read_text_file(path, what="fio output", limit=MAX_FIO_OUTPUT)
+        source = str(path)
+    else:
+        text, source = str(path), "input"
+    results = results_from_fio(parse_fio_json(text, source))
+    for r in results:           # what kit made of it must be a result kit can read back
+        problem = result_problem(r.data)
+        if problem:
+            raise OptionError(None, f"{source}: not fio output as kit reads it: {problem}")
+    return results
+
+
+def results_from_fio(data, jobs=None, groups=None, process=None, plans=None, machine=None, notes=()):
+    """fio's JSON document as kit Results, one per fio job (sections; the
+    numjobs threads of one section are one Result). jobs and groups: the
+    fio runner's Jobs and its entries grouped by them."""
+    entries = data["jobs"]
+    if groups is None:
+        order, grouped = [], {}
+        for e in entries:
+            key = (e.get("jobname"), e.get("groupid", 0))
+            if key not in grouped:
+                order.append(key)
+                grouped[key] = []
+            grouped[key].append(e)
+        groups = [(key, grouped[key]) for key in order]
+    global_opts = data.get("global options", {})
+    results = []
+    for i, (key, group) in enumerate(groups):
+        job_notes = list(notes)
+        if jobs is not None:
+            job = jobs[i]
+        else:
+            opts = {**global_opts, **group[0].get("job options", {})}
+            job, more = job_from_fio_options(opts, key[0] or "fio")
+            job_notes += more
+        if len(groups) > 1 and process:
+            job_notes.append("ran in one fio process with other jobs: the process figures cover them all")
+        total = merge_fio_entries(group)
+        if job is not None and job.group_reporting:
+            group = [total]
+        jd = job.to_dict() if job else None
+        result = {
+            "kit version": __version__, "schema": SCHEMA, "runner": "fio",
+            "fio version": data.get("fio version"),
+            "timestamp": data.get("timestamp", int(time.time())),
+            "timestamp_ms": data.get("timestamp_ms"), "time": data.get("time"),
+            "global options": global_opts, "jobs": group, "total": total, "process": process,
+            "job": jd, "label": job_label(jd) if jd else group[0].get("job options", {}).get("ioengine", "fio"),
+            "source_hash": None,
+            "targets": [f.to_dict() for f in plans[i].unique_files] if plans else None,
+            "machine": machine, "traced": False, "trace": None,
+            "interrupted": False, "error": _fio_error(group, job), "notes": job_notes,
+        }
+        results.append(Result(result))
+    return results
+
+
+def _fio_error(group, job):
+    bad = [e for e in group if e.get("error")]
+    if not bad:
+        return None
+    err = bad[0]["error"]
+    known = 0 < err < 4096
+    hint = (setup_hint(job, err) or io_hint(job, err)) if job is not None and known else ""
+    return {"kind": "io", "errno": err, "message": f"fio job {bad[0].get('jobname')}: error {err} "
+                                                   f"({os.strerror(err) if known else 'unknown'}){hint}"}
+
+
+def _merge_lat(parts):
+    live = [p for p in parts if p.get("N")]
+    if not live:
+        return {"min": 0, "max": 0, "mean": 0.0, "stddev": 0.0, "N": 0}
+    n = sum(p["N"] for p in live)
+    mean = sum(p["mean"] * p["N"] for p in live) / n
+    # sum of squares from each part's mean and sample stddev
+    sumsq = sum((p["N"] - 1) * p["stddev"] ** 2 + p["N"] * p["mean"] ** 2 for p in live)
+    var = (sumsq - n * mean * mean) / (n - 1) if n > 1 else 0.0
+    out = {"min": min(p["min"] for p in live), "max": max(p["max"] for p in live), "mean": mean,
+           "stddev": math.sqrt(max(var, 0.0)), "N": n}
+    if all("bins" in p for p in live):
+        counts = sum(hist.from_bins(p["bins"]) for p in live)
+        out["percentile"] = hist.percentiles(counts, n)
+        out["bins"] = hist.to_bins(counts)
+    elif len(live) == 1 and "percentile" in live[0]:
+        out["percentile"] = live[0]["percentile"]
+    return out
+
+
+def _weighted(maps, weights):
+    total = sum(weights)
+    keys = list(maps[0]) if maps else []
+    return {k: (sum(m.get(k, 0.0) * w for m, w in zip(maps, weights)) / total if total else 0.0) for k in keys}
+
+
+def merge_fio_entries(entries):
+    """fio job entries (numjobs threads of one section) merged like fio's
+    group_reporting; percentiles come from the merged json+ bins."""
+    if len(entries) == 1:
+        merged = json.loads(json.dumps(entries[0]))
+    else:
+        merged = {"jobname": entries[0].get("jobname"), "groupid": entries[0].get("groupid", 0),
+                  "error": max(e.get("error", 0) for e in entries), "job options": entries[0].get("job options", {})}
+        runtime_ms = max(e.get("job_runtime", 0) for e in entries)
+        for d in DDIRS + ("trim",):
+            parts = [e[d] for e in entries if d in e]
+            if not parts:
+                continue
+            io_bytes = sum(p["io_bytes"] for p in parts)
+            ios = sum(p["total_ios"] for p in parts)
+            rt = max(p["runtime"] for p in parts)
+            merged[d] = {"io_bytes": io_bytes, "io_kbytes": io_bytes >> 10,
+                         "bw_bytes": int(io_bytes * 1000 / rt) if rt else 0,
+                         "bw": int(io_bytes * 1000 / rt) // 1024 if rt else 0,
+                         "iops": ios * 1000.0 / rt if rt else 0.0, "runtime": rt, "total_ios": ios,
+                         "short_ios": sum(p.get("short_ios", 0) for p in parts),
+                         "drop_ios": sum(p.get("drop_ios", 0) for p in parts)}
+            for kind in ("slat_ns", "clat_ns", "lat_ns"):
+                merged[d][kind] = _merge_lat([p[kind] for p in parts if kind in p])
+        syncs = [e["sync"] for e in entries if "sync" in e]
+        if syncs:
+            merged["sync"] = {"total_ios": sum(s.get("total_ios", 0) for s in syncs),
+                              "lat_ns": _merge_lat([s["lat_ns"] for s in syncs if "lat_ns" in s])}
+        runtimes = [e.get("job_runtime", 0) for e in entries]
+        busy = sum(runtimes)
+        merged["job_runtime"] = runtime_ms
+        for cpu in ("usr_cpu", "sys_cpu"):
+            # fio's group: summed CPU time over summed job runtime
+            merged[cpu] = sum(e.get(cpu, 0.0) * r for e, r in zip(entries, runtimes)) / busy if busy else 0.0
+        for k in ("ctx", "majf", "minf"):
+            merged[k] = sum(e.get(k, 0) for e in entries)
+        weights = [sum(e[d]["total_ios"] for d in DDIRS if d in e) for e in entries]
+        for k in ("iodepth_level", "iodepth_submit", "iodepth_complete", "latency_ns", "latency_us",
+                  "latency_ms"):
+            maps = [e[k] for e in entries if k in e]
+            if maps:
+                merged[k] = _weighted(maps, weights[:len(maps)])
+    # the wall interval: fio's per-direction runtime (job_runtime is summed
+    # over threads under group_reporting)
+    rt_ns = max((merged[d].get("runtime", 0) for d in DDIRS if d in merged), default=0) * 1_000_000
+    rt_ns = rt_ns or merged.get("job_runtime", 0) * 1_000_000
+    merged.setdefault("kit", {})
+    merged["kit"].update({"runtime_ns": rt_ns, "threads": len(entries)})
+    return merged

@@ -1,4 +1,4 @@
-"""Runs a Job: numjobs threads, each one call into the C driver.
+"""kit's runner: a Job as numjobs threads, each one call into the C driver.
 
 Python's part is orchestration only: plan and prepare the files, start the
 threads (cffi releases the GIL, so they really run in parallel), release them
@@ -13,11 +13,11 @@ import time
 
 import numpy as np
 
-from . import explain, target as targets
-from .engines import engine_index, native, stale_build
-from .errors import OptionError, RunError
-from .job import Job, split_filenames
-from .host import read_sysctl
+from . import target as targets
+from .engines import engine, engine_index, io_hint, native, setup_hint, stale_build
+from .errors import RunError
+from .job import OPTIONS
+from .options import split_filenames
 from .machine import fingerprint_for
 from .progress import bar
 from .results import DDIRS, Result
@@ -26,64 +26,12 @@ POLL_MS = 200
 _ERR_SETUP, _ERR_IO, _ERR_SHORT, _ERR_VERIFY = 1, 2, 3, 4
 
 
-def run(job=None, *, runner="kit", progress=None, machine=True, trace=None, **options):
-    """Runs a job and returns its Result. `kit.run(job)` or
-    `kit.run(ioengine="libaio", rw="randread")`; runner="fio" runs the same
-    job through fio. Raises OptionError for a request that cannot be honoured,
-    RunError (with .result when there is one) when the run fails here."""
-    job = as_job(job, options)
-    trace = tracer_names(trace)
-    if runner == "fio":
-        if trace:
-            raise OptionError("trace", "tracers attach to kit's runs: use runner='kit'")
-        from .fio import run_fio
-        return run_fio(job, progress=progress, machine=machine)
-    if runner != "kit":
-        raise OptionError("runner", f"must be kit or fio (got {runner!r})")
-    return run_together([job], progress=progress, machine=machine, trace=trace)[0]
-
-
-def tracer_names(trace):
-    """trace= as given (None, "block,sched" or a list) -> a list of known
-    tracer names, or OptionError naming what is not one."""
-    if not trace:
-        return None
-    from .tracers import TRACERS
-    names = [t.strip() for t in (trace.split(",") if isinstance(trace, str) else trace)]
-    bad = [t for t in names if t not in TRACERS]
-    if bad or not names:
-        raise OptionError("trace", f"must be a comma-separated list of {', '.join(TRACERS)} (got {trace!r})")
-    return names
-
-
-def check(job, runner="kit"):
-    """Everything that can refuse a job before it runs: the runner can run
-    it, this kernel has what it needs, and its files pass every safety rule.
-    Writes nothing. Raises OptionError (bad input) or RunError. Returns the
-    job's plan."""
-    if runner == "fio":
-        from .fio import check_runnable
-        check_runnable(job)
-    elif runner != "kit":
-        raise OptionError("runner", f"must be kit or fio (got {runner!r})")
+def check_job(job):
+    """What kit's runner can refuse a job for before it runs: this machine
+    lacks what its engine needs, or its files break a safety rule. Writes
+    nothing. Returns the job's plan."""
     _check_capabilities(job)
     return targets.plan(job)
-
-
-def check_all(jobs, runners=("kit",)):
-    """check() for every job of a job file or a sweep (by each runner that
-    will run it), and their files together must fit the free space."""
-    runners = (runners,) if isinstance(runners, str) else runners
-    plans = [check(job, runner) for job in jobs for runner in runners]
-    targets.check_space(plans)
-
-
-def as_job(job, options=None):
-    if isinstance(job, dict):
-        job = Job.from_dict(job)
-    if job is None:
-        return Job(**(options or {}))
-    return job.replace(**options) if options else job
 
 
 def run_together(jobs, *, progress=None, machine=True, trace=None):
@@ -139,8 +87,10 @@ def _notes(job):
     if job.is_sync_engine and job.iodepth > 1:
         notes.append(f"iodepth={job.iodepth} has no effect with ioengine={job.ioengine} "
                      "(a synchronous engine has one I/O in flight)")
-    if job.sqthread_poll and not job.registerfiles:
-        notes.append("sqthread_poll implies registerfiles, as in fio")
+    for name, option in OPTIONS.items():
+        for implied in option.implies:
+            if getattr(job, name) and not getattr(job, implied):
+                notes.append(f"{name} implies {implied}, as in fio")
     if not job.direct and not job.invalidate and not job.writes:
         notes.append("buffered reads with invalidate=0 (kit's default, fio's is 1): "
                      "reads may be served from the page cache")
@@ -151,57 +101,20 @@ def _notes(job):
 
 
 def _check_capabilities(job):
-    """Features this kernel or device lacks, said before anything is written."""
-    if job.ioengine == "io_uring":
-        why = _io_uring_refused()
-        if why:
-            raise RunError(f"ioengine=io_uring: {why}; `sysctl -w kernel.io_uring_disabled=0` as root, "
-                           "or choose another ioengine")
-    if job.hipri:
-        for path in _hipri_paths(job):
-            why = _no_poll_queues(path)
-            if why:
-                raise RunError(f"hipri: polled completions (IOPOLL) cannot work on {path}: {why}. "
-                               "Run without hipri, or on an NVMe device with poll queues "
-                               "(nvme.poll_queues=N)")
+    """Features this kernel or device lacks for the job's engine, said before
+    anything is written (the engine's own check_machine)."""
+    check = getattr(engine(job.ioengine), "check_machine", None)
+    if check:
+        check(job, _target_paths(job))
 
 
-def _io_uring_refused():
-    """kernel.io_uring_disabled: 2 refuses everyone, 1 all but CAP_SYS_ADMIN
-    and members of kernel.io_uring_group."""
-    disabled = read_sysctl("kernel.io_uring_disabled")
-    if disabled == "2":
-        return "io_uring is disabled on this kernel (kernel.io_uring_disabled=2)"
-    if disabled == "1":
-        from .doctor import privileges
-        group = read_sysctl("kernel.io_uring_group")
-        member = group not in (None, "-1") and int(group) in os.getgroups() + [os.getegid()]
-        if not privileges()["cap_sys_admin"] and not member:
-            return (f"io_uring is limited to CAP_SYS_ADMIN and group {group} on this kernel "
-                    "(kernel.io_uring_disabled=1)")
-    return None
-
-
-def _hipri_paths(job):
+def _target_paths(job):
     if job.filename:
         return [os.path.join(targets.named_base(job), n) for n in split_filenames(job.filename)]
     directory = targets.scratch_directory(job)
     while not os.path.exists(directory):
         directory = os.path.dirname(directory)
     return [directory]
-
-
-def _no_poll_queues(path):
-    from .machine import describe_target
-    info = describe_target(path) or {}
-    dev = info.get("device")
-    if not dev:
-        fs = (info.get("filesystem") or {}).get("type", "this filesystem")
-        return f"it is on {fs}, which has no block device to poll"
-    if str(dev.get("io_poll")) != "1":
-        return (f"its device /dev/{dev.get('name')} ({dev.get('kind') or dev.get('driver') or 'unknown driver'}) "
-                f"has no poll queues (queue/io_poll={dev.get('io_poll')})")
-    return None
 
 
 # ---- the run ------------------------------------------------------------------
@@ -230,16 +143,12 @@ def _params(ffi, job, j, fds, files, ctl, keep):
     p.verify = 1 if job.verify else 0
     p.verify_seed = (int(time.time_ns()) ^ (j << 48)) % (1 << 64)
     p.gtod_reduce = int(job.gtod_reduce)
-    p.fixedbufs = int(job.fixedbufs)
-    p.registerfiles = int(job.registerfiles or job.sqthread_poll)
-    p.sqthread_poll = int(job.sqthread_poll)
-    p.sqthread_poll_cpu = -1 if job.sqthread_poll_cpu is None else job.sqthread_poll_cpu
-    p.hipri = int(job.hipri)
-    p.force_async = job.force_async
+    for name, option in OPTIONS.items():        # the engines' own options, as they declare them
+        if option.param:
+            setattr(p, option.param, option.c_value(job.on(name) if option.kind == "bool" else getattr(job, name)))
     p.iodepth_batch_submit = job.iodepth_batch_submit or job.iodepth
     p.iodepth_batch_complete_min = job.iodepth_batch_complete_min
     p.iodepth_batch_complete_max = job.iodepth_batch_complete_max or max(job.iodepth_batch_complete_min, 1)
-    p.threads = job.threads or job.iodepth
     p.ctl = ctl
     return p
 
@@ -528,14 +437,14 @@ def _first_error(job, plan, threads):
         kind = t["error_kind"]
         err = -t["error"]
         if kind == _ERR_SETUP:
-            message = f"{t['error_msg']}: {os.strerror(err)}{explain.setup_hint(job, err)}"
+            message = f"{t['error_msg']}: {os.strerror(err)}{setup_hint(job, err)}"
             return {"kind": "setup", "errno": err, "message": message, "job": j}
         path = plan.files[j][t["error_file"]].path if t["error_file"] >= 0 else None
         message = f"{path}: {t['error_msg']}"
         if kind != _ERR_VERIFY:  # verify messages carry their offsets
             message += f" at offset {t['error_offset']}"
         if kind == _ERR_IO:
-            message += explain.io_hint(job, err)
+            message += io_hint(job, err)
         return {"kind": {_ERR_IO: "io", _ERR_SHORT: "short", _ERR_VERIFY: "verify"}.get(kind, "io"),
                 "errno": err, "message": message, "file": path, "offset": t["error_offset"], "job": j}
     return None

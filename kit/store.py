@@ -224,7 +224,7 @@ def load_machine(machine, data=None):
 
 
 def import_fio(results, source, machine=None, data=None):
-    """fio results (fio.from_fio_json, already read and checked whole) into
+    """fio results (results.from_fio_json, already read and checked whole) into
     the store, suite "import", as results of `machine` (default: this one;
     another name files them under that machine). Importing the same file
     again stores nothing twice. Returns the paths written."""

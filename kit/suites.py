@@ -16,7 +16,7 @@ from .errors import KitError
 from .job import Job
 from .machine import fingerprint
 from .progress import bar
-from .runner import check as check_job, run
+from .api import check as check_job, run
 from .target import check_space
 from .seed import seed_jobs
 from .sweep import Sweep, load_spec, run_sweep

@@ -190,8 +190,9 @@ def from_dict(spec, where="sweep", source=None):
     if not isinstance(trace, list) or any(t not in TRACERS for t in trace):
         _fail(where, f"trace: must be a list of {', '.join(TRACERS)}")
     runner = spec.get("runner", "kit")
-    if runner not in ("kit", "fio"):
-        _fail(where, "runner: must be kit or fio")
+    from .api import RUNNERS
+    if runner not in RUNNERS:
+        _fail(where, f"runner: must be {' or '.join(RUNNERS)}")
     sweep = Sweep(name.strip(), grid, base, repeats, spec.get("description") or "", trace, runner, source)
     sweep.jobs()        # every point must be a valid job before anything runs
     return sweep
@@ -201,7 +202,7 @@ def run_sweep(sweep, data=None, progress=None, directory=None, machine=True, all
     """Runs the points not yet in the store; returns counts. Ctrl-C stops
     after the running point, which is not stored (the next run redoes it)."""
     from .machine import fingerprint
-    from .runner import check, run
+    from .api import check, run
     from .target import check_space
     jobs = sweep.jobs(directory, allow_destructive)
     plans = []

@@ -39,7 +39,7 @@ from typing import List, Optional
 from . import host
 from .errors import OptionError, RunError
 from .files import say
-from .job import split_filenames
+from .options import split_filenames
 from .safety import device_in_use, file_in_use, images_in_use
 
 SCRATCH_ENV = "KIT_SCRATCH"

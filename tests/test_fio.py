@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import kit
 from conftest import REPO, count_case, require, run_kit
 from kit import Job, OptionError
-from kit.fio import from_fio_json, read_job_file, to_fio_file
+from kit.fio import read_job, read_job_file, to_fio_file
+from kit.results import from_fio_json
 from kit.seed import seed_jobs
 
 
@@ -39,7 +40,7 @@ def test_job_to_fio_file_and_back(tmp_path):
     assert len(parsed.groups) == len(ROUND_TRIP)        # written one after another
     one = tmp_path / "one.fio"
     one.write_text(to_fio_file(ROUND_TRIP[0]))
-    assert Job.from_fio_file(str(one)) == ROUND_TRIP[0]
+    assert read_job(str(one)) == ROUND_TRIP[0]
 
 
 def test_fio_itself_accepts_what_kit_writes(tmp_path):
@@ -198,7 +199,7 @@ def test_fio_json_with_leading_lines_imports(tmp_path):
     assert r.data["job"]["numjobs"] == 2 and r.data["job"]["bs"] == 4096
     frame = r.to_frame()
     assert frame.loc[0, "runner"] == "fio" and frame.loc[0, "ios"] == 1024
-    assert kit.results.from_fio_json(str(path))[0].data == r.data
+    assert kit.results.from_fio_json(open(path).read())[0].data == r.data
     # plain json (no bins) works too: per-job percentiles survive
     (plain,) = from_fio_json(_fio_json(tmp_path, plus=False))
     assert plain.total["read"]["clat_ns"]["percentile"]["50.000000"] > 0

@@ -654,10 +654,11 @@ def test_closed_stderr_keeps_stdout_json_clean(tmp_path):
 def test_ctrl_c_stops_doctor(tmp_path, monkeypatch):
     """A probe that Ctrl-C cuts short is not a finding: doctor stops."""
     import threading
-    from kit import doctor, runner
-    real_run = runner.run
+    from kit import api, doctor
+    real_run = api.run
     # each probe made long (time-based), so that the signal lands in one
-    monkeypatch.setattr(runner, "run", lambda job, **kw: real_run(job.replace(runtime=30, time_based=True, number_ios=0), **kw))
+    monkeypatch.setattr(api, "run", lambda job, **kw: real_run(job.replace(runtime=30, time_based=True,
+                                                                              number_ios=0), **kw))
     timer = threading.Timer(1.0, lambda: signal.raise_signal(signal.SIGINT))
     timer.start()
     start = time.monotonic()

@@ -29,7 +29,7 @@ def test_derived_values():
     assert job.file_size == 16 << 20
     assert Job(rw="randread").read_percent == 100
     assert Job(rw="write").read_percent == 0
-    assert Job(ioengine="psync", iodepth=8).effective_iodepth == 1
+    assert Job(ioengine="psync", iodepth=8).is_sync_engine and not Job(ioengine="libaio").is_sync_engine
 
 
 def test_from_options_accepts_strings_aliases_and_rwmixwrite():

@@ -1,11 +1,62 @@
-"""The compiled engines (kit.engines._native, built by cffi at install).
+"""The engines: each is a C file (its I/O loop), a line in registry.c, and
+a Python module of the same name beside them (its fio twin, its options,
+what its errors mean). Nothing else lists them.
 
-`native()` returns (ffi, lib) and fails with one clear line when the library
-is missing or was built from other sources than the ones beside it."""
+`native()` returns the compiled library (kit.engines._native, built by cffi
+at install) and fails with one clear line when it is missing or was built
+from other sources than the ones beside it. Naming the engines and their
+options needs no compiled library: fio job files and Jobs work without it."""
+import errno
 import functools
+import importlib
+import os
+import re
 
 from ..errors import RunError
 from .sources import source_hash
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+@functools.lru_cache(maxsize=None)
+def engine_names():
+    """The engines, in registry.c's order (the order `kit doctor` lists)."""
+    with open(os.path.join(HERE, "registry.c")) as fh:
+        text = fh.read()
+    block = re.search(r"#define ENGINE_LIST\(X\)(.*?)\n\s*\n", text, re.S).group(1)
+    return tuple(re.findall(r"X\((\w+)\)", block))
+
+
+def engine(name):
+    """The engine's Python module: FIO (fio's ioengine, or None), OPTIONS,
+    and optionally check_machine(job, paths), setup_hint(job, err) and
+    io_hint(job, err)."""
+    if name not in engine_names():
+        raise KeyError(name)
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def fio_twin(name):
+    return engine(name).FIO
+
+
+def setup_hint(job, err):
+    """' — why, and what to do' when the job's engine could not start."""
+    hint = getattr(engine(job.ioengine), "setup_hint", None)
+    return hint(job, err) if hint else ""
+
+
+def io_hint(job, err):
+    """' — why' when an I/O failed."""
+    hint = getattr(engine(job.ioengine), "io_hint", None)
+    text = hint(job, err) if hint else ""
+    if text:
+        return text
+    if err == errno.EINVAL and job.direct:
+        return " — direct I/O needs bs and offsets aligned to the device's logical block size"
+    if err == errno.ENOSPC:
+        return " — the filesystem is full"
+    return ""
 
 
 @functools.lru_cache(maxsize=None)
@@ -20,14 +71,10 @@ def native():
 
 @functools.lru_cache(maxsize=None)
 def registry():
-    """{name: {"index": i, "sync": bool}} from the C engine list."""
+    """{name: {"index": i, "sync": bool}} from the compiled C engine list."""
     ffi, lib = native()
     return {ffi.string(lib.kit_engine_name(i)).decode(): {"index": i, "sync": bool(lib.kit_engine_is_sync(i))}
             for i in range(lib.kit_engine_count())}
-
-
-def engine_names():
-    return tuple(registry())
 
 
 def engine_index(name):

@@ -16,6 +16,7 @@ reported under "lost".
 import os
 import time
 
+from .. import host
 from ..errors import OptionError
 from . import _bpf, block, sched, uring
 from ._bpf import TraceUnavailable
@@ -51,7 +52,7 @@ def status():
         out["bcc_version"] = _bpf.bcc_version(bcc) if bcc else None
         out["tracefs"] = _bpf.tracefs_dir() is not None
         out["headers"] = _bpf.headers()[0]
-        caps = _bpf.capabilities()
+        caps = host.capabilities()
         out["root"] = os.geteuid() == 0
         out["cap_bpf"] = caps["CAP_BPF"] or caps["CAP_SYS_ADMIN"]
         for t in TRACERS:

@@ -17,11 +17,11 @@ import re
 import sys
 import tempfile
 
+from .. import host
 from ..errors import KitError
 
 TRACEFS = "/sys/kernel/tracing"
 DEBUGFS_TRACING = "/sys/kernel/debug/tracing"   # bcc prefers it when it exists
-CAPS = {"CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 
 # Why an event could not be recorded, one slot each in the `lost` BPF array.
 # Each tracer's C refers to these as LOST_<NAME> (generated below).
@@ -116,19 +116,9 @@ def ensure_tracefs():
         raise TraceUnavailable(f"cannot mount tracefs at {TRACEFS}: {os.strerror(err)}")
 
 
-def capabilities():
-    eff = 0
-    with contextlib.suppress(OSError):
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("CapEff:"):
-                    eff = int(line.split()[1], 16)
-    return {cap: bool(eff >> bit & 1) for cap, bit in CAPS.items()}
-
-
 def privileged():
     # the effective capabilities decide, not the uid: root can run without them
-    caps = capabilities()
+    caps = host.capabilities()
     return caps["CAP_SYS_ADMIN"] or (caps["CAP_BPF"] and caps["CAP_PERFMON"])
 
 

@@ -1,0 +1,3 @@
+"""psync (psync.c): pread/pwrite."""
+FIO = "psync"
+OPTIONS = ()
