@@ -15,14 +15,15 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import kit  # noqa: E402
+from kit.engines import engine_names, fio_twin  # noqa: E402
 
 CASES = (
     ("page cache, 4k randread, iodepth 1", dict(rw="randread", bs="4k", iodepth=1, direct=False)),
     ("page cache, 4k randread, iodepth 8", dict(rw="randread", bs="4k", iodepth=8, direct=False)),
     ("direct,     4k randread, iodepth 8", dict(rw="randread", bs="4k", iodepth=8, direct=True)),
 )
-ENGINES = ("psync", "libaio", "io_uring", "posixaio", "threadpool")
-FIO_TWINS = ("psync", "libaio", "io_uring", "posixaio")      # threadpool has none
+# every engine of the registry but sync (psync's twin here); fio runs those it has
+ENGINES = tuple(e for e in engine_names() if e != "sync")
 TARGETS = {"page cache": 1.2, "direct": 0.97}
 # fio's first few hundred ms run slow (a 0.5 s run shows a third of its
 # steady IOPS): both runners ramp before measuring
@@ -61,7 +62,7 @@ def main():
             kits, fios = [], []
             for _ in range(args.repeats):
                 kits.append(iops(args.directory, args.runtime, options, ioengine=engine))
-                if engine in FIO_TWINS:
+                if fio_twin(engine):
                     fios.append(iops(args.directory, args.runtime, options, runner="fio", ioengine=engine))
             k = statistics.median(kits)
             if fios:

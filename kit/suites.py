@@ -12,6 +12,7 @@ import os
 
 from . import store
 from .doctor import capabilities
+from .engines import variants
 from .errors import KitError
 from .job import Job
 from .machine import fingerprint
@@ -23,16 +24,6 @@ from .sweep import Sweep, load_spec, run_sweep
 
 SUITES = ("machine", "engines", "sweep", "anatomy")
 DEFAULT_SWEEP = os.path.join(os.path.dirname(__file__), "sweeps", "engines.yml")
-ANATOMY = (
-    ("sync", {"ioengine": "sync"}),
-    ("psync", {"ioengine": "psync"}),
-    ("threadpool", {"ioengine": "threadpool"}),
-    ("posixaio", {"ioengine": "posixaio"}),
-    ("libaio", {"ioengine": "libaio"}),
-    ("io_uring", {"ioengine": "io_uring"}),
-    ("io_uring-sqpoll", {"ioengine": "io_uring", "sqthread_poll": True}),
-    ("io_uring-async", {"ioengine": "io_uring", "force_async": 1}),
-)
 
 
 def tracing_usable():
@@ -102,14 +93,15 @@ def anatomy_jobs(quick=False, directory=None):
                   size="4m" if quick else "64m", runtime=0.3 if quick else 2)
     if directory:
         common["directory"] = directory
-    return [(name, Job(**common, **extra)) for name, extra in ANATOMY]
+    return [(name, Job(**common, **extra)) for name, extra in variants()]
 
 
 def measure_anatomy(data=None, quick=False, directory=None, progress=None):
     """One direct 4 KiB random-read workload per engine, every tracer on."""
     traced, why = tracing_usable()
-    with bar(total=len(ANATOMY), label="anatomy", unit="job", enabled=progress) as b:
-        for i, (name, job) in enumerate(anatomy_jobs(quick, directory), 1):
+    jobs = anatomy_jobs(quick, directory)
+    with bar(total=len(jobs), label="anatomy", unit="job", enabled=progress) as b:
+        for i, (name, job) in enumerate(jobs, 1):
             try:
                 result = run(job, progress=False, trace=["block", "sched", "uring"] if traced else None)
             except KitError as e:
@@ -121,7 +113,7 @@ def measure_anatomy(data=None, quick=False, directory=None, progress=None):
             store.save(result, "anatomy", name, tags={"workload": name}, data=data)
             _stop_if_interrupted(result)
             b.update_to(i)
-    return len(ANATOMY)
+    return len(jobs)
 
 
 def _stop_if_interrupted(result):

@@ -8,14 +8,11 @@ import time
 import kit
 from conftest import KIT, report_figure
 from kit import store
+from kit.engines import variants
 
-ENGINE_MIX = [
-    dict(ioengine="sync"), dict(ioengine="psync"), dict(ioengine="threadpool", iodepth=4),
-    dict(ioengine="posixaio", iodepth=4), dict(ioengine="libaio", iodepth=4), dict(ioengine="io_uring", iodepth=4),
-    dict(ioengine="io_uring", iodepth=4, fixedbufs=True, registerfiles=True),
-    dict(ioengine="io_uring", iodepth=4, sqthread_poll=True),
-    dict(ioengine="libaio", iodepth=4, direct=True), dict(ioengine="io_uring", iodepth=4, direct=True),
-]
+# every engine and variant (from the registry), buffered and direct, and io_uring's registered files and buffers
+ENGINE_MIX = [dict(options, iodepth=4, direct=direct) for _name, options in variants() for direct in (False, True)] \
+    + [dict(ioengine="io_uring", iodepth=4, fixedbufs=True, registerfiles=True)]
 
 
 def _links():

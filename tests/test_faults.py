@@ -12,6 +12,7 @@ import time
 import pytest
 
 import kit
+from kit.engines import engine_names, registry
 from conftest import KIT, interrupt_kit, require, run_kit, small_tmpfs
 
 
@@ -49,7 +50,7 @@ def test_eio_from_a_device_that_shrinks(loopdev):
     assert data["total"]["read"]["total_ios"] > 0   # what was measured before is kept
 
 
-@pytest.mark.parametrize("engine", ["psync", "libaio", "io_uring", "posixaio", "threadpool"])
+@pytest.mark.parametrize("engine", engine_names())
 def test_short_read_when_a_file_shrinks(scratch, engine):
     kit.run(kit.Job(size="8m", directory=scratch), progress=False, machine=False)
     path = os.path.join(scratch, "kit.0.0")
@@ -198,7 +199,7 @@ def test_locked_memory_too_small_for_registered_buffers(scratch):
     assert "registering 64 buffers" in line and "ulimit -l is 64 KiB" in line and "raise it" in line
 
 
-@pytest.mark.parametrize("engine", ["io_uring", "libaio", "posixaio", "threadpool"])
+@pytest.mark.parametrize("engine", [e for e in engine_names() if not registry()[e]["sync"]])
 def test_interrupted_run_tears_everything_down(scratch, engine):
     """Ctrl-C in the middle: in-flight I/O reaped, rings, AIO contexts and
     worker threads gone, the partial result marked interrupted."""

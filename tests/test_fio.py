@@ -10,6 +10,7 @@ from conftest import REPO, count_case, require, run_kit
 from kit import Job, OptionError
 from kit.fio import read_job, read_job_file, to_fio_file
 from kit.results import from_fio_json
+from kit.engines import engine_names, fio_twin
 from kit.seed import seed_jobs
 
 
@@ -284,7 +285,7 @@ hostile_text = st.lists(st.sampled_from(list("abcdefgh") * 6 + list(":\\$;# \n\t
           suppress_health_check=list(HealthCheck))
 @given(name=hostile_text, directory=hostile_text, filename=hostile_text, bs=st.sampled_from(["4k", "8k", "1m"]),
        iodepth=st.integers(1, 64), numjobs=st.integers(1, 3), nrfiles=st.integers(1, 3),
-       engine=st.sampled_from(["psync", "libaio", "io_uring", "posixaio", "sync"]),
+       engine=st.sampled_from([e for e in engine_names() if fio_twin(e)]),
        rw=st.sampled_from(["read", "randread", "write", "randrw"]), fixed=st.booleans())
 def test_fio_reads_back_exactly_what_kit_wrote(tmp_path_factory, name, directory, filename, bs, iodepth, numjobs,
                                                nrfiles, engine, rw, fixed):

@@ -40,6 +40,17 @@ def fio_twin(name):
     return engine(name).FIO
 
 
+def variants():
+    """[(label, options)]: every engine as it is, then the variants each
+    declares (VARIANTS) -- what a report measures of every engine."""
+    out = []
+    for name in engine_names():
+        out.append((name, {"ioengine": name}))
+        for suffix, extra in getattr(engine(name), "VARIANTS", {}).items():
+            out.append((f"{name}-{suffix}", {"ioengine": name, **extra}))
+    return out
+
+
 def setup_hint(job, err):
     """' — why, and what to do' when the job's engine could not start."""
     hint = getattr(engine(job.ioengine), "setup_hint", None)

@@ -9,6 +9,8 @@ from ..host import capabilities, read_sysctl
 from ..options import UINT32_MAX, Option
 
 FIO = "io_uring"
+# ways of running it worth measuring on their own (kit report's anatomy)
+VARIANTS = {"sqpoll": {"sqthread_poll": True}, "async": {"force_async": 1}}
 
 OPTIONS = (
     Option("fixedbufs", "bool", False, "register the I/O buffers", flag=True, param="fixedbufs", label=True,
