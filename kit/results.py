@@ -359,34 +359,30 @@ class Result:
             trace = copy.deepcopy(trace)
             trace["block"]["device_share"] = device_share(trace["block"], merged)
         merged_entry = job_entry(merged, job.name, options, runtime_sum_ns=merged["runtime_sum_ns"])
-        if job.group_reporting:
-            jobs = [merged_entry]
-        else:
-            jobs = [job_entry(t, job.name, options) for t in threads]
-        now = time.time()
-        data = {
-            "kit version": __version__,
-            "schema": SCHEMA,
-            "runner": "kit",
-            "timestamp": int(now),
-            "timestamp_ms": int(now * 1000),
-            "time": time.ctime(now),
-            "global options": options,
-            "jobs": jobs,
-            "total": merged_entry,
-            "process": process,
-            "job": job.to_dict(),
-            "label": job_label(job.to_dict()),
-            "source_hash": source_hash,
-            "targets": targets,
-            "machine": machine,
-            "traced": bool(trace),
-            "trace": trace,
-            "interrupted": bool(interrupted),
-            "error": error,
-            "notes": list(notes),
-        }
-        return cls(data)
+        jobs = [merged_entry] if job.group_reporting else [job_entry(t, job.name, options) for t in threads]
+        return cls.build("kit", job, jobs, merged_entry, process=process, targets=targets, machine=machine,
+                         notes=notes, error=error, interrupted=interrupted, trace=trace,
+                         source_hash=source_hash, global_options=options)
+
+    @classmethod
+    def build(cls, runner, job, jobs, total, *, process=None, targets=None, machine=None, notes=(), error=None,
+              interrupted=False, trace=None, source_hash=None, global_options=None, stamp=None, label=None,
+              extra=None):
+        """The one author of a result document: every runner's results have
+        these keys, in this order. stamp: fio's (timestamp, timestamp_ms,
+        time) when fio measured; label: when there is no kit Job."""
+        if stamp is None:
+            now = time.time()
+            stamp = (int(now), int(now * 1000), time.ctime(now))
+        jd = job.to_dict() if job is not None else None
+        return cls({
+            "kit version": __version__, "schema": SCHEMA, "runner": runner, **(extra or {}),
+            "timestamp": stamp[0], "timestamp_ms": stamp[1], "time": stamp[2],
+            "global options": global_options or {}, "jobs": jobs, "total": total, "process": process,
+            "job": jd, "label": job_label(jd) if jd else label, "source_hash": source_hash,
+            "targets": targets, "machine": machine, "traced": bool(trace), "trace": trace,
+            "interrupted": bool(interrupted), "error": error, "notes": list(notes),
+        })
 
     @classmethod
     def from_dict(cls, data):
@@ -808,20 +804,13 @@ def results_from_fio(data, jobs=None, groups=None, process=None, plans=None, mac
         total = merge_fio_entries(group)
         if job is not None and job.group_reporting:
             group = [total]
-        jd = job.to_dict() if job else None
-        result = {
-            "kit version": __version__, "schema": SCHEMA, "runner": "fio",
-            "fio version": data.get("fio version"),
-            "timestamp": data.get("timestamp", int(time.time())),
-            "timestamp_ms": data.get("timestamp_ms"), "time": data.get("time"),
-            "global options": global_opts, "jobs": group, "total": total, "process": process,
-            "job": jd, "label": job_label(jd) if jd else group[0].get("job options", {}).get("ioengine", "fio"),
-            "source_hash": None,
-            "targets": [f.to_dict() for f in plans[i].unique_files] if plans else None,
-            "machine": machine, "traced": False, "trace": None,
-            "interrupted": False, "error": _fio_error(group, job), "notes": job_notes,
-        }
-        results.append(Result(result))
+        results.append(Result.build(
+            "fio", job, group, total, process=process, machine=machine, notes=job_notes,
+            targets=[f.to_dict() for f in plans[i].unique_files] if plans else None,
+            error=_fio_error(group, job), global_options=global_opts,
+            stamp=(data.get("timestamp", int(time.time())), data.get("timestamp_ms"), data.get("time")),
+            label=group[0].get("job options", {}).get("ioengine", "fio"),
+            extra={"fio version": data.get("fio version")}))
     return results
 
 
@@ -837,23 +826,25 @@ def _fio_error(group, job):
 
 
 def _merge_lat(parts):
+    """fio's latency entries merged with kit's one merger (merge_lat): each
+    back to counts, sums and bins first. Without bins (fio's json, not
+    json+) percentiles cannot be merged: a lone entry keeps its own."""
     live = [p for p in parts if p.get("N")]
-    if not live:
-        return {"min": 0, "max": 0, "mean": 0.0, "stddev": 0.0, "N": 0}
-    n = sum(p["N"] for p in live)
-    mean = sum(p["mean"] * p["N"] for p in live) / n
-    # sum of squares from each part's mean and sample stddev
-    sumsq = sum((p["N"] - 1) * p["stddev"] ** 2 + p["N"] * p["mean"] ** 2 for p in live)
-    var = (sumsq - n * mean * mean) / (n - 1) if n > 1 else 0.0
-    out = {"min": min(p["min"] for p in live), "max": max(p["max"] for p in live), "mean": mean,
-           "stddev": math.sqrt(max(var, 0.0)), "N": n}
-    if all("bins" in p for p in live):
-        counts = sum(hist.from_bins(p["bins"]) for p in live)
-        out["percentile"] = hist.percentiles(counts, n)
-        out["bins"] = hist.to_bins(counts)
-    elif len(live) == 1 and "percentile" in live[0]:
-        out["percentile"] = live[0]["percentile"]
-    return out
+    if len(live) == 1 and "bins" not in live[0]:
+        return {k: live[0][k] for k in ("min", "max", "mean", "stddev", "N", "percentile") if k in live[0]}
+    binned = all("bins" in p for p in live)
+    entry = lat_entry(merge_lat([_counts(p) for p in live]), bins=binned)
+    if not binned:
+        entry.pop("percentile", None)
+    return entry
+
+
+def _counts(entry):
+    """A fio latency entry as merge_lat's counts: N, sums, extremes, bins."""
+    n, mean, sd = entry["N"], entry["mean"], entry["stddev"]
+    return {"n": n, "min": entry["min"], "max": entry["max"], "sum": mean * n,
+            "sumsq": (n - 1) * sd * sd + n * mean * mean,
+            "hist": hist.from_bins(entry["bins"]) if "bins" in entry else np.zeros(hist.PLAT_NR, dtype=np.int64)}
 
 
 def _weighted(maps, weights):
