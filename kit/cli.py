@@ -11,7 +11,7 @@ import sys
 from . import __version__
 from .errors import KitError, OptionError, RunError
 from .files import Output, say, write_stream
-from .results import printable
+from .text import printable
 from .job import ALIASES, OPTIONS, Job
 from .options import parse_bool, parse_time
 from .api import check_all, runner_choice, tracer_names
@@ -165,7 +165,8 @@ def _run_groups(groups, runner, progress, trace=None):
 
 def _run_compare(groups, args, progress, output):
     from .api import run
-    from .fio import compare, format_compare
+    from .fio import compare
+    from .text import format_compare
     out, interrupted = [], None
     for job in (j for g in groups for j in g):
         kit_result = run(job, progress=progress)
@@ -198,7 +199,7 @@ def _run_compare(groups, args, progress, output):
 
 
 def _render(results, output_format):
-    from .results import comparison, format_comparison
+    from .text import comparison, format_comparison
     if output_format == "normal":
         text = "\n\n".join(r.summary() for r in results) + "\n"
         if len(results) > 1:
@@ -278,7 +279,8 @@ def cmd_import(argv):
 
 
 def cmd_doctor(argv):
-    from .doctor import capabilities, format_doctor
+    from .doctor import capabilities
+    from .text import format_doctor
     p = _Parser(prog="kit doctor", description="What works on this machine: engines, features, "
                                                "direct I/O on the target, tracing, versions.")
     p.add_argument("--directory", help="probe this directory instead of ./kit-scratch")
@@ -297,7 +299,7 @@ def cmd_doctor(argv):
 def cmd_trace(argv):
     """Traces whatever runs on the machine for a while, like bcc's tools."""
     import time
-    from .results import format_trace
+    from .tracers import format_summary as format_trace
     from .tracers import Trace
     p = _Parser(prog="kit trace", description="Trace the whole machine (block layer, scheduler, io_uring) "
                                               "for a while and print what happened.")
@@ -314,7 +316,7 @@ def cmd_trace(argv):
         raise OptionError("output-format", "must be normal or json")
     names = tracer_names(args.trace)
     devices = [_device_numbers(d) for d in args.device or []] or None
-    t = Trace(**{n: True for n in names}, devices=devices)
+    t = Trace(*names, devices=devices)
     with t:
         try:
             time.sleep(duration)

@@ -523,14 +523,3 @@ def compare(kit_result, fio_result):
         ratio = a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
         rows.append((name, a, b, ratio))
     return rows
-
-
-def format_compare(rows, kit_result):
-    lines = [f"{kit_result.data['label']} rw={kit_result.data['job']['rw']}: kit vs fio on the same files"]
-    lines.append(f"  {'':20s} {'kit':>14s} {'fio':>14s} {'kit/fio':>8s}")
-    for name, a, b, ratio in rows:
-        fa = "-" if a is None else f"{a:,.1f}" if isinstance(a, float) else f"{a:,}"
-        fb = "-" if b is None else f"{b:,.1f}" if isinstance(b, float) else f"{b:,}"
-        lines.append(f"  {name:20s} {fa:>14s} {fb:>14s} {('-' if ratio is None else f'{ratio:.2f}'):>8s}")
-    return "\n".join(lines)
-

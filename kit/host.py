@@ -66,6 +66,12 @@ def read_sysctl(name: str) -> str | None:
     return read_text(f"{PROC}/sys/" + name.replace(".", "/"))
 
 
+def thread_kind(comm: str) -> str:
+    """A thread's kind from its name: iou-wrk-1234 -> iou-wrk,
+    kworker/u8:2 -> kworker."""
+    return comm.split("/")[0].rstrip("0123456789").rstrip("-:") or comm
+
+
 # ---- privileges -------------------------------------------------------------
 CAPS = {"CAP_SYS_ADMIN": 21, "CAP_PERFMON": 38, "CAP_BPF": 39}
 

@@ -105,7 +105,7 @@ def roles_ctx(result):
 def seed_table(results, reference="io_uring"):
     """The article's table: engine, IOPS, context switches three ways, IOPS
     +/- % vs io_uring, in the sections' order."""
-    from .results import comparison
+    from .text import comparison
     if not results:
         return pd.DataFrame()
     frame = comparison(results, reference=reference)

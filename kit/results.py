@@ -8,8 +8,6 @@ histograms), "total" (all job threads merged), "process" (the whole process,
 helper threads included), the job, the machine, trace summaries, raw bins.
 """
 import copy
-import datetime
-import html
 import json
 import math
 import os
@@ -22,8 +20,8 @@ from . import hist
 from .engines import io_hint, setup_hint
 from .files import read_json, read_text_file, write_atomic
 from .errors import OptionError
+from . import text
 from .job import job_from_fio_options, job_label
-from .options import parse_size
 
 SCHEMA = "kit-result/1"
 DDIRS = ("read", "write")
@@ -455,7 +453,7 @@ class Result:
         return pd.DataFrame(rows)
 
     def _row(self, which, entry, d):
-        job, proc, de = job_fields(self.data), self.data.get("process") or {}, entry[d]
+        job, proc, de = text.job_fields(self.data), self.data.get("process") or {}, entry[d]
         pct = de["clat_ns"].get("percentile", {})
         row = {
             "runner": self.data.get("runner", "kit"),
@@ -491,13 +489,14 @@ class Result:
         return row
 
     def summary(self):
-        return format_summary(self.data)
+        from .tracers import format_summary as trace_text
+        return text.format_summary(self.data, trace_text(self.data["trace"]) if self.data.get("trace") else None)
 
     def __repr__(self):
         return f"<kit.Result {self.data.get('label')} iops={self.iops:,.0f}>"
 
     def _repr_html_(self):
-        return format_html(self.data)
+        return text.format_html(self.data)
 
 
 def _without_bins(data):
@@ -518,220 +517,6 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-# ---- human output ----------------------------------------------------------
-
-def printable(text):
-    """Control characters a user typed (or a file held) shown escaped, so a
-    line stays one line whatever it quotes."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
-
-
-def human_count(x):
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.2f}{unit}"
-    return f"{x:.0f}"
-
-
-def human_bytes(x):
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(x) >= scale:
-            return f"{x / scale:.1f}".removesuffix(".0") + unit
-    return f"{x:.0f}B"
-
-
-def human_ns(ns):
-    if ns is None:
-        return "-"
-    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
-        if ns >= scale:
-            return f"{ns / scale:.3g}{unit}"
-    return f"{ns:.0f}ns"
-
-
-def job_fields(data):
-    """The job's main options: kit's job, or for fio output kit cannot
-    express as a Job (trim, say) fio's own job options, as written."""
-    if data.get("job"):
-        return data["job"]
-    opts = {**(data.get("global options") or {}), **(data["jobs"][0].get("job options") or {})}
-
-    def number(key, default):
-        try:
-            return parse_size(key, opts.get(key, default))
-        except OptionError:
-            return opts.get(key)
-    return {"ioengine": opts.get("ioengine", "?"), "rw": opts.get("rw", opts.get("readwrite", "?")),
-            "bs": number("bs", 4096), "iodepth": number("iodepth", 1), "numjobs": number("numjobs", 1),
-            "nrfiles": number("nrfiles", 1), "direct": opts.get("direct", "0") in ("1", "true")}
-
-
-def _headline(data):
-    job = job_fields(data)
-    bs = human_bytes(job["bs"]) if isinstance(job["bs"], int) else job["bs"]
-    text = (f"{data.get('label') or job['ioengine']} rw={job['rw']} bs={bs} "
-            f"iodepth={job['iodepth']} numjobs={job['numjobs']} nrfiles={job['nrfiles']} "
-            f"direct={int(job['direct'])}")
-    if data.get("runner", "kit") != "kit":
-        text += f" [runner={data['runner']}]"
-    return text
-
-
-def _ddir_rows(entry):
-    rows = []
-    for d in DDIRS + ("trim",):
-        de = entry.get(d)
-        if not de or not de["total_ios"]:
-            continue
-        pct = de["clat_ns"].get("percentile", {})
-        rows.append((d, human_count(de["total_ios"]), human_count(de["iops"]),
-                     human_bytes(de["bw_bytes"]) + "/s",
-                     human_ns(pct.get("50.000000")), human_ns(pct.get("99.000000")),
-                     human_ns(pct.get("99.900000")), human_ns(de["lat_ns"]["mean"] or None)))
-    return rows
-
-
-def format_summary(data):
-    entry = data["total"]
-    lines = [_headline(data)]
-    header = ("", "ios", "IOPS", "bw", "clat p50", "p99", "p99.9", "lat mean")
-    rows = [header] + _ddir_rows(entry)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for r in rows:
-        lines.append("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
-    kit = entry.get("kit", {})
-    split = (f" (voluntary {kit['ctx_voluntary']:,}, involuntary {kit['ctx_involuntary']:,})"
-             if kit.get("ctx_voluntary") is not None else "")
-    lines.append(f"  cpu (job threads, fio's view): usr {entry['usr_cpu']:.1f}% sys {entry['sys_cpu']:.1f}%  "
-                 f"ctx {entry['ctx']:,}{split}")
-    proc = data.get("process")
-    if proc:
-        threads = f", threads {proc['threads']}" if proc.get("threads") else ""
-        helpers = proc.get("helper_threads") or {}
-        named = (", helpers " + ", ".join(f"{n} x{c}" for n, c in helpers.items())) if helpers else ""
-        lines.append(f"  cpu (whole process):           usr {proc['usr_cpu']:.1f}% sys {proc['sys_cpu']:.1f}%  "
-                     f"ctx {proc['ctx']:,} (voluntary {proc['ctx_voluntary']:,}, "
-                     f"involuntary {proc['ctx_involuntary']:,}){threads}{named}")
-    levels = {k: v for k, v in entry["iodepth_level"].items() if v}
-    if levels:
-        lines.append("  iodepth: " + ", ".join(f"{k}={v:.1f}%" for k, v in levels.items()))
-    runtime = entry.get("kit", {}).get("runtime_ns", entry["job_runtime"] * 1e6) / 1e9
-    lines.append(f"  runtime {runtime:.2f}s over {len(data['jobs'])} job entr{'y' if len(data['jobs']) == 1 else 'ies'}"
-                 + ("  (interrupted)" if data.get("interrupted") else ""))
-    targets = data.get("targets") or []
-    if len(targets) > 2:
-        dirs = sorted({printable(os.path.dirname(t["path"])) for t in targets})
-        sizes = sorted({t["size"] for t in targets})
-        owned = all(t.get("owned") for t in targets)
-        lines.append(f"  targets: {len(targets)} files in {', '.join(dirs)} "
-                     f"({'/'.join(human_bytes(s) for s in sizes)} each, {'kit' if owned else 'not all kit'}'s)")
-    else:
-        for t in targets:
-            lines.append(f"  target: {printable(t['path'])} ({human_bytes(t['size'])}, "
-                         f"{'kit' if t.get('owned') else 'not kit'}'s {t['kind']})")
-    if data.get("trace"):
-        lines.append("  " + format_trace(data["trace"]).replace("\n", "\n  "))
-    for note in data.get("notes") or []:
-        lines.append(f"  note: {printable(note)}")
-    return "\n".join(lines)
-
-
-def format_trace(t):
-    """A trace summary in a few lines (kit run --trace, kit trace)."""
-    lost = (t.get("lost") or {}).get("total", 0)
-    lines = [f"trace ({', '.join(t.get('tracers', []))}) over {t.get('duration_ns', 0) / 1e9:.2f}s"
-             + (f", {lost:,} events lost" if lost else "")]
-    block = t.get("block")
-    if block:
-        for op in ("read", "write"):
-            e = block.get(op)
-            if not e:
-                continue
-            lat, queue = e.get("lat_ns") or {}, e.get("queue_ns") or {}
-            depth = e.get("depth") or {}
-            n = sum(depth.values())
-            mean_depth = sum(int(k) * v for k, v in depth.items()) / n if n else 0
-            share = (block.get("device_share") or {}).get(op)
-            depth_text = "n/a (completions missed)" if block.get("depth_unreliable") else f"{mean_depth:.1f}"
-            lines.append(f"  block {op}: {e['requests']:,} requests, {human_bytes(e['bytes'])}, device latency "
-                         f"mean {human_ns(lat.get('mean'))} p99 {human_ns((lat.get('percentile') or {}).get('99.000000'))}"
-                         f", queued {human_ns(queue.get('mean'))}, depth {depth_text}"
-                         + (f", {share:.0%} of the engine's clat" if share else ""))
-    sched = t.get("sched")
-    if sched:
-        roles = ", ".join(f"{name} {v['switches']:,}" for name, v in (sched.get("roles") or {}).items()
-                          if v.get("switches"))
-        lines.append(f"  sched: {sched['system']['switches']:,} switches system-wide; by role: {roles or 'none'}")
-    uring = t.get("uring")
-    if uring:
-        events = uring.get("process") or uring.get("events") or {}
-        scope = "this process" if "process" in uring else "system"
-        shown = ", ".join(f"{k} {v:,}" for k, v in events.items() if v)
-        lines.append(f"  io_uring ({scope}): {shown or 'no events'}")
-    return "\n".join(lines)
-
-
-def format_html(data):
-    entry = data["total"]
-    esc = html.escape
-    cells = "".join(f"<th>{esc(h)}</th>" for h in ("", "ios", "IOPS", "bw", "clat p50", "p99", "p99.9", "lat mean"))
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in _ddir_rows(entry))
-    proc = data.get("process") or {}
-    extra = (f"<p>job threads: usr {entry['usr_cpu']:.1f}% sys {entry['sys_cpu']:.1f}% ctx {entry['ctx']:,}"
-             + (f"; whole process: usr {proc['usr_cpu']:.1f}% sys {proc['sys_cpu']:.1f}% ctx {proc['ctx']:,}"
-                if proc else "") + "</p>")
-    notes = "".join(f"<li>{esc(n)}</li>" for n in data.get("notes") or [])
-    return (f"<div class='kit-result'><b>{esc(_headline(data))}</b>"
-            f"<table><tr>{cells}</tr>{body}</table>{extra}"
-            + (f"<ul>{notes}</ul>" if notes else "") + "</div>")
-
-
-def utc_now_iso():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-# ---- several results side by side ------------------------------------------
-
-def comparison(results, reference="io_uring"):
-    """One row per result (a job file's sections, the seed's engines): IOPS,
-    context switches as fio counts them and for the whole process, and IOPS
-    +/- % against the reference label (the seed's tables use io_uring)."""
-    import pandas as pd
-    ref = next((r for r in results if r.data.get("label") == reference), None)
-    rows = []
-    for r in results:
-        entry = r.total
-        rows.append({
-            "job": (r.data.get("job") or {}).get("name") or entry.get("jobname"),
-            "label": r.data.get("label"),
-            "runner": r.data.get("runner", "kit"),
-            "iops": r.iops,
-            "bw_bytes": r.bw_bytes,
-            "clat_p99_ns": entry["read" if entry["read"]["total_ios"] else "write"]["clat_ns"]
-            .get("percentile", {}).get("99.000000"),
-            "ctx": entry["ctx"],
-            "process_ctx": (r.data.get("process") or {}).get("ctx"),
-            f"iops_vs_{reference}_pct": (100.0 * (r.iops / ref.iops - 1.0)) if ref and ref.iops else None,
-        })
-    return pd.DataFrame(rows)
-
-
-def format_comparison(frame):
-    ref_col = next((c for c in frame.columns if c.startswith("iops_vs_")), None)
-    header = ("job", "engine", "IOPS", "ctx (job threads)", "ctx (process)",
-              f"IOPS vs {ref_col[8:-4]}" if ref_col else "")
-    rows = [header]
-    for _, r in frame.iterrows():
-        pct = r[ref_col] if ref_col else None
-        rows.append((str(r["job"]), str(r["label"]), f"{r['iops']:,.0f}", f"{int(r['ctx']):,}",
-                     "-" if r["process_ctx"] is None or r["process_ctx"] != r["process_ctx"]
-                     else f"{int(r['process_ctx']):,}",
-                     "-" if pct is None or pct != pct else ("—" if abs(pct) < 1e-9 else f"{pct:+.1f}%")))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
-                     for row in rows)
 
 
 # ---- fio's JSON -> Results ---------------------------------------------------

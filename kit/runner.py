@@ -13,8 +13,9 @@ import time
 
 import numpy as np
 
-from . import target as targets
+from . import target as targets, tracers
 from .engines import engine, engine_index, io_hint, native, setup_hint, stale_build
+from .host import thread_kind
 from .errors import RunError
 from .job import OPTIONS
 from .options import split_filenames
@@ -304,9 +305,8 @@ def _start_all(workers, release):
 
 
 def _note_run_in_traces(job_tids):
-    import sys
-    tracers = sys.modules.get("kit.tracers")     # loaded only if someone traces
-    for t in (tracers.ACTIVE if tracers else ()):
+    """Traces running around this run learn whose threads are the job's."""
+    for t in tracers.ACTIVE:
         t.note_run(os.getpid(), job_tids)
 
 
@@ -315,12 +315,11 @@ def _start_trace(trace, devices):
     Trace this run must stop."""
     if not trace:
         return None
-    from .tracers import Trace
     names = set(trace.split(",") if isinstance(trace, str) else trace)
     if not devices and names != {"block"}:
         # files on tmpfs and the like: the job has no block device to watch
         names.discard("block")
-    t = Trace(block="block" in names, sched="sched" in names, uring="uring" in names, devices=devices)
+    t = tracers.Trace(*names, devices=devices)
     t.start()
     return t
 
@@ -390,13 +389,8 @@ def _process_stats(self0, self1, before, after, wall_ns, peak_threads, helpers):
         "majf": int(delta["majflt"]), "minf": int(delta["minflt"]),
         "usr_ns": int(delta["utime_ns"]), "sys_ns": int(delta["stime_ns"]),
         "wall_ns": int(wall_ns), "threads": peak_threads,
-        "helper_threads": dict(collections.Counter(_role_name(n) for n in helpers.values())),
+        "helper_threads": dict(collections.Counter(thread_kind(n) for n in helpers.values())),
     }
-
-
-def _role_name(comm):
-    """iou-wrk-1234 -> iou-wrk: one name per kind of helper."""
-    return comm.rstrip("0123456789").rstrip("-") or comm
 
 
 def _lat(ffi, lat):

@@ -14,9 +14,9 @@ PACKAGE = os.path.join(REPO, "kit")
 # The picture of ../shared/design.md: a module imports only from its own
 # level or lower.
 LAYERS = {
-    0: {"errors", "hist", "progress", "text"},
+    0: {"errors", "hist", "progress"},
     1: {"host", "files"},
-    2: {"machine", "safety", "options", "job", "engines"},
+    2: {"machine", "safety", "options", "job", "engines", "text"},
     3: {"target", "results", "tracers", "seed"},
     4: {"runner", "fio"},
     5: {"api", "store", "sweep", "doctor"},
@@ -135,3 +135,14 @@ def test_an_engines_options_are_declared_beside_it():
     for n in own:
         if OPTIONS[n].param:
             assert f" {OPTIONS[n].param};" in header, n
+
+
+def test_every_tracer_is_one_module_behind_one_protocol():
+    from kit import tracers
+    folder = os.path.dirname(tracers.__file__)
+    modules = {f[:-3] for f in os.listdir(folder) if f.endswith(".py") and not f.startswith("_")}
+    assert modules == set(tracers.TRACERS)          # one table lists them all, nothing else does
+    for name, module in tracers.TRACERS.items():
+        assert module.NAME == name and isinstance(module.WANTS, str) and isinstance(module.FRAME, str)
+        for function in ("tracepoints", "complete", "bpf_text", "read", "summary", "frames", "text"):
+            assert callable(getattr(module, function, None)), (name, function)

@@ -2,10 +2,20 @@
 switched and why), uring (what io_uring did), aggregated in the kernel.
 
     from kit.tracers import Trace
-    with Trace(block=True, sched=True, uring=True, devices=[(7, 0)]) as t:
+    with Trace("block", "sched", "uring", devices=[(7, 0)]) as t:    # or Trace(block=True, ...)
         r = kit.run(job)
     t.summary(pid=os.getpid(), job_tids=[...])    # JSON-able, compact
     t.frames(pid=os.getpid(), job_tids=[...])     # tidy pandas DataFrames
+
+A tracer is one module in this package, listed once in TRACERS, with:
+    NAME, WANTS (the tracepoints it needs, said to a user), FRAME (the frame
+    also given under the tracer's own name);
+    tracepoints(exists) -> {event: tracepoint} this kernel has, and
+    complete(found) -> whether that is enough;
+    bpf_text(devices, events), read(bpf, plain, items, percpu_sum) -> raw;
+    summary(raw, ctx), frames(raw, ctx), text(summary) -> lines,
+where ctx is a Context (the process and job threads asked about, the
+events attached, what was lost).
 
 The selected tracers are compiled into ONE BPF program with bcc and attached
 to tracepoints only (the stable interface; this kernel has no kprobes). No
@@ -15,31 +25,37 @@ reported under "lost".
 """
 import os
 import time
+from dataclasses import dataclass, field
 
 from .. import host
 from ..errors import OptionError
 from . import _bpf, block, sched, uring
 from ._bpf import TraceUnavailable
 
-TRACERS = ("block", "sched", "uring")
+TRACERS = {module.NAME: module for module in (block, sched, uring)}
 ACTIVE = []       # traces started and not yet stopped, in this process
-_MODULES = {"block": block, "sched": sched, "uring": uring}
 
-__all__ = ["Trace", "trace", "status", "TraceUnavailable", "TRACERS"]
-
-
-def _tracepoints(tracer, exists):
-    """{logical event: tracepoint} this kernel has for one tracer."""
-    if tracer == "uring":
-        return uring.present(exists)
-    module = _MODULES[tracer]
-    return {e: e for e in module.EVENTS if exists(module.NAME, e)}
+__all__ = ["Trace", "trace", "status", "TraceUnavailable", "TRACERS", "format_summary"]
 
 
-def _complete(tracer, found):
-    if tracer == "uring":
-        return bool(found)
-    return all(e in found for e in _MODULES[tracer].REQUIRED)
+@dataclass
+class Context:
+    """What a tracer's summary and frames are asked about."""
+    pid: object = None
+    job_tids: tuple = ()
+    events: dict = field(default_factory=dict)
+    lost: dict = field(default_factory=dict)
+
+
+def format_summary(t):
+    """A trace summary in a few lines (kit run --trace, kit trace)."""
+    lost = (t.get("lost") or {}).get("total", 0)
+    lines = [f"trace ({', '.join(t.get('tracers', []))}) over {t.get('duration_ns', 0) / 1e9:.2f}s"
+             + (f", {lost:,} events lost" if lost else "")]
+    for name, module in TRACERS.items():
+        if t.get(name):
+            lines += ["  " + line for line in module.text(t[name])]
+    return "\n".join(lines)
 
 
 def status():
@@ -55,8 +71,8 @@ def status():
         caps = host.capabilities()
         out["root"] = os.geteuid() == 0
         out["cap_bpf"] = caps["CAP_BPF"] or caps["CAP_SYS_ADMIN"]
-        for t in TRACERS:
-            out["tracepoints"][t] = _complete(t, _tracepoints(t, _bpf.tracepoint_exists))
+        for name, module in TRACERS.items():
+            out["tracepoints"][name] = module.complete(module.tracepoints(_bpf.tracepoint_exists))
         if not out["bcc"]:
             out["reason"] = "bcc is not importable: install Debian's python3-bpfcc (make setup links it into the venv)"
         elif not _bpf.privileged():
@@ -80,8 +96,12 @@ class Trace:
     devices: [(major, minor), ...] of the disks to trace (a partition means
     its disk); None (or empty) traces every block device."""
 
-    def __init__(self, block=False, sched=False, uring=False, devices=None):
-        self.tracers = [name for name, on in zip(TRACERS, (block, sched, uring)) if on]
+    def __init__(self, *names, devices=None, **flags):
+        unknown = [n for n in list(names) + list(flags) if n not in TRACERS]
+        if unknown:
+            raise OptionError("trace", f"{unknown[0]!r} is not a tracer (allowed: {', '.join(TRACERS)})")
+        wanted = set(names) | {n for n, on in flags.items() if on}
+        self.tracers = [name for name in TRACERS if name in wanted]
         if not self.tracers:
             raise OptionError("trace", f"choose at least one of {', '.join(TRACERS)}")
         self.devices = [(int(ma), int(mi)) for ma, mi in devices] if devices else None
@@ -100,13 +120,12 @@ class Trace:
         bcc, cflags, kernel_source = _bpf.prepare()
         exists = bcc.BPF.tracepoint_exists
         for name in self.tracers:
-            found = _tracepoints(name, exists)
-            if not _complete(name, found):
-                raise TraceUnavailable(f"trace={name}: this kernel lacks its tracepoints "
-                                       f"({', '.join(_wanted(name))})")
+            found = TRACERS[name].tracepoints(exists)
+            if not TRACERS[name].complete(found):
+                raise TraceUnavailable(f"trace={name}: this kernel lacks its tracepoints ({TRACERS[name].WANTS})")
             self.events[name] = found
         text = _bpf.lost_defines() + _bpf.COMMON_TEXT + "".join(
-            _MODULES[name].bpf_text(self.devices, self.events[name]) for name in self.tracers)
+            TRACERS[name].bpf_text(self.devices, self.events[name]) for name in self.tracers)
         self._bpf = _bpf.load(text, bcc, cflags, kernel_source)
         self._t0 = time.monotonic_ns()
         ACTIVE.append(self)
@@ -123,7 +142,7 @@ class Trace:
             _bpf.detach(b)
             self._t1 = time.monotonic_ns()
             misses = _bpf.recursion_misses(b)
-            raw = {name: _MODULES[name].read(b, _bpf.plain, _bpf.items, _bpf.percpu_sum)
+            raw = {name: TRACERS[name].read(b, _bpf.plain, _bpf.items, _bpf.percpu_sum)
                    for name in self.tracers}
             self._lost = {"map_full": _bpf.read_lost(b), "recursion_misses": misses}
             self._raw = raw
@@ -160,19 +179,12 @@ class Trace:
         out = {"duration_ns": self._t1 - self._t0, "tracers": list(self.tracers),
                "devices": [f"{ma}:{mi}" for ma, mi in self.devices] if self.devices else None,
                "lost": lost}
-        if "block" in self._raw:
-            out["block"] = block.summary(self._raw["block"])
-            missed = lost["recursion_misses"].get("block_rq_complete", 0)
-            if missed:
-                # a missed completion leaves its request "in flight" for good
-                out["block"]["depth_unreliable"] = (
-                    f"{missed} completions were missed (another BPF program was running on that CPU): "
-                    "the in-flight depth drifts upward from there")
-        if "sched" in self._raw:
-            out["sched"] = sched.summary(self._raw["sched"], pid, job_tids)
-        if "uring" in self._raw:
-            out["uring"] = uring.summary(self._raw["uring"], self.events["uring"], pid)
+        for name in self.tracers:
+            out[name] = TRACERS[name].summary(self._raw[name], self._context(name, pid, job_tids, lost))
         return out
+
+    def _context(self, name, pid, job_tids, lost=None):
+        return Context(pid, tuple(job_tids), self.events.get(name, {}), lost or self._lost)
 
     def frames(self, pid=None, job_tids=()):
         """Tidy DataFrames: block_ops, block_latency, block_sizes, block_depth,
@@ -182,15 +194,9 @@ class Trace:
         self._need_data()
         pid, job_tids = self._defaults(pid, job_tids)
         out = {}
-        if "block" in self._raw:
-            out.update(block.frames(self._raw["block"]))
-        if "sched" in self._raw:
-            out.update(sched.frames(self._raw["sched"], pid, job_tids))
-        if "uring" in self._raw:
-            out.update(uring.frames(self._raw["uring"], self.events["uring"], pid))
-        for alias, name in (("block", "block_latency"), ("sched", "sched_threads")):
-            if name in out:
-                out[alias] = out[name]
+        for name in self.tracers:
+            out.update(TRACERS[name].frames(self._raw[name], self._context(name, pid, job_tids)))
+            out.setdefault(name, out[TRACERS[name].FRAME])
         return out
 
     def note_run(self, pid, job_tids):
@@ -208,12 +214,6 @@ class Trace:
     def __repr__(self):
         state = "running" if self.running else ("stopped" if self._raw is not None else "new")
         return f"<kit.tracers.Trace {'+'.join(self.tracers)} {state}>"
-
-
-def _wanted(name):
-    if name == "uring":
-        return "any of " + ", ".join(tp for names in uring.EVENTS.values() for tp in names)
-    return ", ".join(_MODULES[name].REQUIRED)
 
 
 trace = Trace

@@ -25,10 +25,22 @@ import os
 import numpy as np
 
 from .. import hist, host
+from ..text import human_bytes, human_ns
 
 NAME = "block"
 EVENTS = ("block_rq_insert", "block_rq_issue", "block_rq_complete", "block_rq_requeue")
 REQUIRED = ("block_rq_issue", "block_rq_complete")
+WANTS = ", ".join(REQUIRED)
+FRAME = "block_latency"         # the frame under the tracer's own name
+
+
+def tracepoints(exists):
+    """{logical event: tracepoint} this kernel has."""
+    return {e: e for e in EVENTS if exists(NAME, e)}
+
+
+def complete(found):
+    return all(e in found for e in REQUIRED)
 OPS = ("read", "write", "flush", "discard", "other")
 KINDS = ("lat", "queue")
 SIZE_SLOTS = 32      # log2 of bytes
@@ -375,7 +387,7 @@ def _op_entry(e):
     }
 
 
-def summary(raw):
+def summary(raw, ctx):
     tables = _tables(raw)
     devices = {}
     for (dev, op), e in sorted(tables.items()):
@@ -388,10 +400,35 @@ def summary(raw):
         parts = [e for (dev, o), e in tables.items() if OPS[o] == op]
         if parts:
             out[op] = _op_entry(_merge(parts))
+    missed = ctx.lost["recursion_misses"].get("block_rq_complete", 0)
+    if missed:
+        # a missed completion leaves its request "in flight" for good
+        out["depth_unreliable"] = (f"{missed} completions were missed (another BPF program was running on that "
+                                   "CPU): the in-flight depth drifts upward from there")
     return out
 
 
-def frames(raw):
+def text(s):
+    """The summary in lines: per direction, what the device did."""
+    lines = []
+    for op in ("read", "write"):
+        e = s.get(op)
+        if not e:
+            continue
+        lat, queue = e.get("lat_ns") or {}, e.get("queue_ns") or {}
+        depth = e.get("depth") or {}
+        n = sum(depth.values())
+        mean_depth = sum(int(k) * v for k, v in depth.items()) / n if n else 0
+        share = (s.get("device_share") or {}).get(op)
+        depth_text = "n/a (completions missed)" if s.get("depth_unreliable") else f"{mean_depth:.1f}"
+        lines.append(f"block {op}: {e['requests']:,} requests, {human_bytes(e['bytes'])}, device latency "
+                     f"mean {human_ns(lat.get('mean'))} p99 {human_ns((lat.get('percentile') or {}).get('99.000000'))}"
+                     f", queued {human_ns(queue.get('mean'))}, depth {depth_text}"
+                     + (f", {share:.0%} of the engine's clat" if share else ""))
+    return lines
+
+
+def frames(raw, ctx):
     import pandas as pd
     ops_rows, lat_rows, size_rows, depth_rows = [], [], [], []
     for (dev, op), e in sorted(_tables(raw).items()):

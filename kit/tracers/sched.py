@@ -18,11 +18,22 @@ recorded (tid, tgid, comm), because only the caller knows the job's threads.
 """
 import numpy as np
 
-from .. import hist
+from .. import hist, host
 
 NAME = "sched"
 EVENTS = ("sched_switch",)
 REQUIRED = EVENTS
+WANTS = ", ".join(REQUIRED)
+FRAME = "sched_threads"         # the frame under the tracer's own name
+
+
+def tracepoints(exists):
+    """{logical event: tracepoint} this kernel has."""
+    return {e: e for e in EVENTS if exists(NAME, e)}
+
+
+def complete(found):
+    return all(e in found for e in REQUIRED)
 ROLES = ("job", "helper", "io_uring_wq", "io_uring_sqpoll", "kworker", "other")
 TOP_THREADS = 50
 
@@ -178,8 +189,8 @@ def _offcpu_counts(raw, tids):
     return counts
 
 
-def summary(raw, pid=None, job_tids=()):
-    job_tids = {int(t) for t in job_tids}
+def summary(raw, ctx):
+    pid, job_tids = ctx.pid, {int(t) for t in ctx.job_tids}
     threads = _threads(raw, pid, job_tids)
     roles = {}
     for name in ROLES:
@@ -193,7 +204,7 @@ def summary(raw, pid=None, job_tids=()):
         if n:
             entry["offcpu"]["percentile"] = hist.percentiles(counts, n)
             entry["offcpu"]["bins"] = hist.to_bins(counts)
-        entry["comms"] = sorted({_comm_kind(r["comm"]) for r in members})[:20]
+        entry["comms"] = sorted({host.thread_kind(r["comm"]) for r in members})[:20]
         roles[name] = entry
     return {
         "system": {"switches": int(raw["switches"]), "idle_switches": int(raw["idle_switches"]),
@@ -205,16 +216,16 @@ def summary(raw, pid=None, job_tids=()):
     }
 
 
-def _comm_kind(comm):
-    """iou-wrk-1234 -> iou-wrk, kworker/u8:2 -> kworker: one name per kind."""
-    return comm.split("/")[0].rstrip("0123456789").rstrip("-:") or comm
+def text(s):
+    roles = ", ".join(f"{name} {v['switches']:,}" for name, v in (s.get("roles") or {}).items() if v.get("switches"))
+    return [f"sched: {s['system']['switches']:,} switches system-wide; by role: {roles or 'none'}"]
 
 
-def frames(raw, pid=None, job_tids=()):
+def frames(raw, ctx):
     import pandas as pd
-    job_tids = {int(t) for t in job_tids}
+    pid, job_tids = ctx.pid, {int(t) for t in ctx.job_tids}
     threads = _threads(raw, pid, job_tids)
-    s = summary(raw, pid, job_tids)
+    s = summary(raw, ctx)
     role_rows = [{"role": name, **{k: v for k, v in entry.items() if k not in ("offcpu", "comms")},
                   "offcpu_mean_ns": entry["offcpu"]["mean"]} for name, entry in s["roles"].items()]
     role_of = {r["tid"]: r["role"] for r in threads}

@@ -61,15 +61,23 @@ _PROBE = "TRACEPOINT_PROBE(io_uring, {tp}) {{ uring_count({event}, 1);{extra} re
 _ITEMS = " if (args->count > 0) uring_count({event}, args->count);"
 
 
-def present(tracepoint_exists):
+WANTS = "any of " + ", ".join(tp for names in EVENTS.values() for tp in names)
+FRAME = "uring"
+
+
+def tracepoints(exists):
     """{logical event: the tracepoint name on this kernel} for those it has."""
     found = {}
     for event, names in EVENTS.items():
         for tp in names:
-            if tracepoint_exists("io_uring", tp):
+            if exists("io_uring", tp):
                 found[event] = tp
                 break
     return found
+
+
+def complete(found):
+    return bool(found)
 
 
 def bpf_text(devices, events):
@@ -97,9 +105,10 @@ def _traced(events):
     return out
 
 
-def summary(raw, events, pid=None):
+def summary(raw, ctx):
     """events: machine-wide; process: those in threads of the tracing process,
     when that is the `pid` asked about."""
+    events, pid = ctx.events, ctx.pid
     traced = _traced(events)
     out = {"tracepoints": dict(events), "events": {e: raw["counts"][e] for e in traced}}
     if pid is not None and pid == raw["tgid"]:
@@ -107,8 +116,16 @@ def summary(raw, events, pid=None):
     return out
 
 
-def frames(raw, events, pid=None):
+def text(s):
+    events = s.get("process") or s.get("events") or {}
+    scope = "this process" if "process" in s else "system"
+    shown = ", ".join(f"{k} {v:,}" for k, v in events.items() if v)
+    return [f"io_uring ({scope}): {shown or 'no events'}"]
+
+
+def frames(raw, ctx):
     import pandas as pd
+    events, pid = ctx.events, ctx.pid
     mine = pid is not None and pid == raw["tgid"]
     rows = [{"event": e, "tracepoint": tp, "count": raw["counts"][e],
              "process_count": raw["process"][e] if mine else None}

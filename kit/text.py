@@ -1,0 +1,245 @@
+"""Everything kit says to people, in one place: the text and HTML of a
+result, tables of several side by side, kit vs fio, doctor's report, and
+the small formatters (bytes, counts, times) they share. Pure functions of
+plain data; tracers format their own summaries (kit.tracers)."""
+import html
+import os
+
+from .errors import OptionError
+from .options import parse_size
+
+DDIRS = ("read", "write")
+
+
+def printable(text):
+    """Control characters a user typed (or a file held) shown escaped, so a
+    line stays one line whatever it quotes."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
+def human_count(x):
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f}{unit}"
+    return f"{x:.0f}"
+
+
+def human_bytes(x):
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(x) >= scale:
+            return f"{x / scale:.1f}".removesuffix(".0") + unit
+    return f"{x:.0f}B"
+
+
+def human_ns(ns):
+    if ns is None:
+        return "-"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g}{unit}"
+    return f"{ns:.0f}ns"
+
+
+def job_fields(data):
+    """The job's main options: kit's job, or for fio output kit cannot
+    express as a Job (trim, say) fio's own job options, as written."""
+    if data.get("job"):
+        return data["job"]
+    opts = {**(data.get("global options") or {}), **(data["jobs"][0].get("job options") or {})}
+
+    def number(key, default):
+        try:
+            return parse_size(key, opts.get(key, default))
+        except OptionError:
+            return opts.get(key)
+    return {"ioengine": opts.get("ioengine", "?"), "rw": opts.get("rw", opts.get("readwrite", "?")),
+            "bs": number("bs", 4096), "iodepth": number("iodepth", 1), "numjobs": number("numjobs", 1),
+            "nrfiles": number("nrfiles", 1), "direct": opts.get("direct", "0") in ("1", "true")}
+
+
+def _headline(data):
+    job = job_fields(data)
+    bs = human_bytes(job["bs"]) if isinstance(job["bs"], int) else job["bs"]
+    text = (f"{data.get('label') or job['ioengine']} rw={job['rw']} bs={bs} "
+            f"iodepth={job['iodepth']} numjobs={job['numjobs']} nrfiles={job['nrfiles']} "
+            f"direct={int(job['direct'])}")
+    if data.get("runner", "kit") != "kit":
+        text += f" [runner={data['runner']}]"
+    return text
+
+
+def _ddir_rows(entry):
+    rows = []
+    for d in DDIRS + ("trim",):
+        de = entry.get(d)
+        if not de or not de["total_ios"]:
+            continue
+        pct = de["clat_ns"].get("percentile", {})
+        rows.append((d, human_count(de["total_ios"]), human_count(de["iops"]),
+                     human_bytes(de["bw_bytes"]) + "/s",
+                     human_ns(pct.get("50.000000")), human_ns(pct.get("99.000000")),
+                     human_ns(pct.get("99.900000")), human_ns(de["lat_ns"]["mean"] or None)))
+    return rows
+
+
+def format_summary(data, trace_text=None):
+    """A result in a few lines (kit run's table); trace_text: the trace's
+    own lines (kit.tracers.format_summary)."""
+    entry = data["total"]
+    lines = [_headline(data)]
+    header = ("", "ios", "IOPS", "bw", "clat p50", "p99", "p99.9", "lat mean")
+    rows = [header] + _ddir_rows(entry)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        lines.append("  " + "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    kit = entry.get("kit", {})
+    split = (f" (voluntary {kit['ctx_voluntary']:,}, involuntary {kit['ctx_involuntary']:,})"
+             if kit.get("ctx_voluntary") is not None else "")
+    lines.append(f"  cpu (job threads, fio's view): usr {entry['usr_cpu']:.1f}% sys {entry['sys_cpu']:.1f}%  "
+                 f"ctx {entry['ctx']:,}{split}")
+    proc = data.get("process")
+    if proc:
+        threads = f", threads {proc['threads']}" if proc.get("threads") else ""
+        helpers = proc.get("helper_threads") or {}
+        named = (", helpers " + ", ".join(f"{n} x{c}" for n, c in helpers.items())) if helpers else ""
+        lines.append(f"  cpu (whole process):           usr {proc['usr_cpu']:.1f}% sys {proc['sys_cpu']:.1f}%  "
+                     f"ctx {proc['ctx']:,} (voluntary {proc['ctx_voluntary']:,}, "
+                     f"involuntary {proc['ctx_involuntary']:,}){threads}{named}")
+    levels = {k: v for k, v in entry["iodepth_level"].items() if v}
+    if levels:
+        lines.append("  iodepth: " + ", ".join(f"{k}={v:.1f}%" for k, v in levels.items()))
+    runtime = entry.get("kit", {}).get("runtime_ns", entry["job_runtime"] * 1e6) / 1e9
+    lines.append(f"  runtime {runtime:.2f}s over {len(data['jobs'])} job entr{'y' if len(data['jobs']) == 1 else 'ies'}"
+                 + ("  (interrupted)" if data.get("interrupted") else ""))
+    targets = data.get("targets") or []
+    if len(targets) > 2:
+        dirs = sorted({printable(os.path.dirname(t["path"])) for t in targets})
+        sizes = sorted({t["size"] for t in targets})
+        owned = all(t.get("owned") for t in targets)
+        lines.append(f"  targets: {len(targets)} files in {', '.join(dirs)} "
+                     f"({'/'.join(human_bytes(s) for s in sizes)} each, {'kit' if owned else 'not all kit'}'s)")
+    else:
+        for t in targets:
+            lines.append(f"  target: {printable(t['path'])} ({human_bytes(t['size'])}, "
+                         f"{'kit' if t.get('owned') else 'not kit'}'s {t['kind']})")
+    if trace_text:
+        lines.append("  " + trace_text.replace("\n", "\n  "))
+    for note in data.get("notes") or []:
+        lines.append(f"  note: {printable(note)}")
+    return "\n".join(lines)
+
+
+def format_html(data):
+    entry = data["total"]
+    esc = html.escape
+    cells = "".join(f"<th>{esc(h)}</th>" for h in ("", "ios", "IOPS", "bw", "clat p50", "p99", "p99.9", "lat mean"))
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in _ddir_rows(entry))
+    proc = data.get("process") or {}
+    extra = (f"<p>job threads: usr {entry['usr_cpu']:.1f}% sys {entry['sys_cpu']:.1f}% ctx {entry['ctx']:,}"
+             + (f"; whole process: usr {proc['usr_cpu']:.1f}% sys {proc['sys_cpu']:.1f}% ctx {proc['ctx']:,}"
+                if proc else "") + "</p>")
+    notes = "".join(f"<li>{esc(n)}</li>" for n in data.get("notes") or [])
+    return (f"<div class='kit-result'><b>{esc(_headline(data))}</b>"
+            f"<table><tr>{cells}</tr>{body}</table>{extra}"
+            + (f"<ul>{notes}</ul>" if notes else "") + "</div>")
+
+
+# ---- several results side by side ------------------------------------------
+
+def comparison(results, reference="io_uring"):
+    """One row per result (a job file's sections, the seed's engines): IOPS,
+    context switches as fio counts them and for the whole process, and IOPS
+    +/- % against the reference label (the seed's tables use io_uring)."""
+    import pandas as pd
+    ref = next((r for r in results if r.data.get("label") == reference), None)
+    rows = []
+    for r in results:
+        entry = r.total
+        rows.append({
+            "job": (r.data.get("job") or {}).get("name") or entry.get("jobname"),
+            "label": r.data.get("label"),
+            "runner": r.data.get("runner", "kit"),
+            "iops": r.iops,
+            "bw_bytes": r.bw_bytes,
+            "clat_p99_ns": entry["read" if entry["read"]["total_ios"] else "write"]["clat_ns"]
+            .get("percentile", {}).get("99.000000"),
+            "ctx": entry["ctx"],
+            "process_ctx": (r.data.get("process") or {}).get("ctx"),
+            f"iops_vs_{reference}_pct": (100.0 * (r.iops / ref.iops - 1.0)) if ref and ref.iops else None,
+        })
+    return pd.DataFrame(rows)
+
+
+def format_comparison(frame):
+    ref_col = next((c for c in frame.columns if c.startswith("iops_vs_")), None)
+    header = ("job", "engine", "IOPS", "ctx (job threads)", "ctx (process)",
+              f"IOPS vs {ref_col[8:-4]}" if ref_col else "")
+    rows = [header]
+    for _, r in frame.iterrows():
+        pct = r[ref_col] if ref_col else None
+        rows.append((str(r["job"]), str(r["label"]), f"{r['iops']:,.0f}", f"{int(r['ctx']):,}",
+                     "-" if r["process_ctx"] is None or r["process_ctx"] != r["process_ctx"]
+                     else f"{int(r['process_ctx']):,}",
+                     "-" if pct is None or pct != pct else ("—" if abs(pct) < 1e-9 else f"{pct:+.1f}%")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(w) if i >= 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in rows)
+
+
+def format_compare(rows, kit_result):
+    lines = [f"{kit_result.data['label']} rw={kit_result.data['job']['rw']}: kit vs fio on the same files"]
+    lines.append(f"  {'':20s} {'kit':>14s} {'fio':>14s} {'kit/fio':>8s}")
+    for name, a, b, ratio in rows:
+        fa = "-" if a is None else f"{a:,.1f}" if isinstance(a, float) else f"{a:,}"
+        fb = "-" if b is None else f"{b:,.1f}" if isinstance(b, float) else f"{b:,}"
+        lines.append(f"  {name:20s} {fa:>14s} {fb:>14s} {('-' if ratio is None else f'{ratio:.2f}'):>8s}")
+    return "\n".join(lines)
+
+
+def _mark(ok):
+    return "ok" if ok else "NO"
+
+
+def format_doctor(caps):
+    m = caps["machine"]
+    lines = [f"kit {caps['kit']} doctor — what works on this machine", ""]
+    lines.append(f"machine   {m['name']}: kernel {m['kernel']['release']} {m['kernel']['arch']}, "
+                 f"{m['cpu']['count']} CPUs ({m['cpu']['model']}), virtualization {m['virtualization']}")
+    t = caps.get("target") or {}
+    fs, dev = t.get("filesystem") or {}, t.get("device") or {}
+    where = f"{fs.get('type', '?')} on {fs.get('source', '?')}" if fs else "no filesystem"
+    if dev:
+        where += (f"; /dev/{dev.get('name')} ({dev.get('kind')}, {dev.get('driver')}), scheduler {dev.get('scheduler')}, "
+                  f"logical block {dev.get('logical_block_size')}, io_poll {dev.get('io_poll')}")
+    lines.append(f"target    {t.get('path')}: {where}")
+    lines.append("")
+    lines.append("engines   buffered  direct")
+    for name, e in caps["engines"].items():
+        lines.append(f"  {name:11s} {_mark(e['buffered']):8s}  {_mark(e['direct'])}")
+        for key in ("buffered_reason", "direct_reason"):
+            if e[key]:
+                lines.append(f"      {key.split('_')[0]}: {e[key]}")
+    lines.append("io_uring features")
+    for name, f in caps["features"].items():
+        lines.append(f"  {name.split('.', 1)[1]:14s} {_mark(f['ok'])}" + (f"  {f['reason']}" if f["reason"] else ""))
+    p = caps["privileges"]
+    lines.append("")
+    lines.append(f"privileges root={p['root']} CAP_BPF={p['cap_bpf']} CAP_PERFMON={p['cap_perfmon']} "
+                 f"CAP_SYS_ADMIN={p['cap_sys_admin']}; memlock "
+                 f"{'unlimited' if p['memlock_bytes'] is None else str(p['memlock_bytes'] // 1024) + ' KiB'}, "
+                 f"open files {p['nofile']}, aio slots {p['aio_nr']}/{p['aio_max_nr']}, "
+                 f"io_uring_disabled={p['io_uring_disabled']}")
+    tr = caps["tracing"]
+    points = ", ".join(k for k, ok in (tr.get("tracepoints") or {}).items() if ok) or "none"
+    if tr.get("usable"):
+        lines.append(f"tracing   ok: bcc {tr.get('bcc_version')}, headers {tr.get('headers')}, "
+                     f"tracefs {'mounted' if tr.get('tracefs') else 'mounted when tracing'}; tracepoints: {points}")
+    else:
+        lines.append(f"tracing   NO: {tr.get('reason')}")
+    v = m["versions"]
+    lines.append(f"versions  liburing {v.get('liburing')} (headers {caps['build']['liburing_headers']}), "
+                 f"libaio {v.get('libaio')}, glibc {v.get('glibc')}, fio {v.get('fio')}, bcc {v.get('bcc')}, "
+                 f"python {v.get('python')}")
+    b = caps["build"]
+    lines.append(f"build     engines {b['built_hash']}" + (f" — {b['stale']}" if b["stale"] else " (current sources)"))
+    return "\n".join(lines)
