@@ -5,7 +5,6 @@ import datetime
 import html
 import inspect
 import math
-import os
 import types
 
 import pandas as pd
@@ -51,12 +50,28 @@ def parameters(namespace, **spec):
             raise ParameterError(f"parameter {name}: must be {_kind(allowed)} (got {value!r})")
 
 
-def resolve_machine(machine, data_dir):
-    """The machine to report on: the one named, else this one."""
-    if machine:
-        return machine
+COMMON_PARAMETERS = {"machine": (str, None), "data_dir": str, "measure": bool, "quick": bool}
+
+
+def setup(namespace, title, suites=(), shown=(), **own):
+    """What every report notebook does first, in its second cell:
+
+        import kit.notebook as kn
+        machine = kn.setup(globals(), "Engines", suites=("machine", "engines"))
+
+    checks its parameters (machine, data_dir, measure, quick, and the
+    notebook's own: name=type), names the machine (this one by default),
+    measures the suites it shows first when measure=True, and shows the
+    report's header (with the parameters named in shown). Returns the
+    machine's name."""
+    parameters(namespace, **COMMON_PARAMETERS, **own)
     from .machine import machine_name
-    return machine_name()
+    machine = namespace["machine"] or machine_name()
+    if namespace["measure"] and suites:
+        from . import suites as measuring
+        measuring.measure(namespace["data_dir"], quick=namespace["quick"], suites=suites, progress=True)
+    header(title, machine, namespace["data_dir"], {k: namespace[k] for k in shown})
+    return machine
 
 
 def header(title, machine, data_dir, params=None):
@@ -194,10 +209,6 @@ def unstable_text(stats):
             f"(worst: {worst.get('label', worst.get('ioengine'))} iodepth={worst.get('iodepth')} "
             f"bs={worst.get('bs')}, {worst['iops_cv']:.0%}): use more repeats or longer runtimes, "
             "and keep the machine otherwise idle.")
-
-
-def data_exists(machine, data_dir):
-    return os.path.isdir(store.machine_dir(data_dir, machine))
 
 
 # ---- anatomy: what the tracers saw ---------------------------------------------

@@ -1,5 +1,9 @@
 """Publishing: the store's results become static HTML, one folder per machine.
 
+A report is one notebook in notebooks/: publish finds them there, and each
+says in its metadata ("kit") what it is titled, where it goes in the index,
+and which of a machine's suites it shows ("engines"; "sweep-*" for one
+report per sweep, its name passed as the named parameter; none: always).
 Each notebook is executed by papermill with kit's kernel (parameters: the
 machine and the store), then exported by nbconvert with input cells hidden
 and plots embedded, so a report is one self-contained file. reports/index.html
@@ -22,9 +26,6 @@ from .files import write_atomic
 KERNEL = "kit"
 # an inline empty icon: browsers would otherwise fetch /favicon.ico and log a 404
 NO_FAVICON = '<link rel="icon" href="data:,">'
-NOTEBOOKS = ("engines", "sweep", "anatomy", "machine")
-TITLES = {"engines": "Engines (the seed's tables)", "sweep": "Sweep", "anatomy": "Anatomy (traced)",
-          "machine": "Machine and capabilities"}
 NOTEBOOKS_ENV = "KIT_NOTEBOOKS"
 # nbconvert's templates load require.js and MathJax from a CDN; a report must
 # work offline and without console errors, and none of ours needs either
@@ -99,17 +100,34 @@ def export_html(nb):
     return body.replace("<head>", "<head>\n" + NO_FAVICON, 1)
 
 
+def notebooks():
+    """{name: its "kit" metadata} of every report notebook, in index order."""
+    import json
+    found = {}
+    folder = notebooks_dir()
+    for f in sorted(os.listdir(folder)):
+        if not f.endswith(".ipynb") or f.startswith("."):
+            continue
+        with open(os.path.join(folder, f)) as fh:
+            meta = json.load(fh).get("metadata", {}).get("kit")
+        if isinstance(meta, dict) and meta.get("title"):
+            found[f[:-len(".ipynb")]] = meta
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].get("order", 99), kv[0])))
+
+
 def report_names(machine, data=None):
     """(notebook, parameters, file name) for what a machine's store holds."""
-    suites = set(_suites(machine, data))
-    out = [("machine", {}, "machine")]
-    if "engines" in suites:
-        out.append(("engines", {}, "engines"))
-    for s in sorted(suites):
-        if s.startswith("sweep-"):
-            out.append(("sweep", {"sweep": s[len("sweep-"):]}, s))
-    if "anatomy" in suites:
-        out.append(("anatomy", {}, "anatomy"))
+    suites = sorted(_suites(machine, data))
+    out = []
+    for name, meta in notebooks().items():
+        wanted = meta.get("suite")
+        if not wanted:
+            out.append((name, {}, name))
+        elif wanted.endswith("*"):
+            prefix = wanted[:-1]
+            out += [(name, {meta["parameter"]: s[len(prefix):]}, s) for s in suites if s.startswith(prefix)]
+        elif wanted in suites:
+            out.append((name, {}, name))
     return out
 
 
@@ -185,13 +203,25 @@ th {{ background: #f4f4f4; }}
     return path
 
 
+def _page_notebook(page):
+    """(notebook name, its metadata, the parameter's value) a page came from."""
+    for name, meta in notebooks().items():
+        wanted = meta.get("suite") or ""
+        if page == name and not wanted.endswith("*"):
+            return name, meta, None
+        if wanted.endswith("*") and page.startswith(wanted[:-1]):
+            return name, meta, page[len(wanted) - 1:]
+    return None, {}, None
+
+
 def _ordered(pages):
-    rank = {name: i for i, name in enumerate(NOTEBOOKS)}
-    return sorted(pages, key=lambda p: (rank.get(p.split("-")[0], 9), p))
+    order = list(notebooks())
+    return sorted(pages, key=lambda p: (order.index(_page_notebook(p)[0]) if _page_notebook(p)[0] in order
+                                        else 99, p))
 
 
 def _title(page):
-    if page.startswith("sweep-"):
-        return f"Sweep {page[len('sweep-'):]}"
-    return TITLES.get(page, page)
+    _name, meta, value = _page_notebook(page)
+    title = meta.get("title", page)
+    return f"{title} {value}" if value is not None else title
 

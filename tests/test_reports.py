@@ -163,11 +163,31 @@ def test_notebooks_use_kits_kernel():
     assert publish.ensure_kernel() == "kit"
     spec = KernelSpecManager().get_kernel_spec("kit")
     assert os.path.exists(spec.argv[0])
-    for name in publish.NOTEBOOKS:
+    found = publish.notebooks()
+    assert set(found) == {f[:-6] for f in os.listdir(os.path.join(REPO, "notebooks")) if f.endswith(".ipynb")}
+    for name in found:
         with open(os.path.join(REPO, "notebooks", f"{name}.ipynb")) as fh:
             nb = json.load(fh)
         assert nb["metadata"]["kernelspec"]["name"] == "kit"
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])
+        assert any("kn.setup(globals()" in "".join(c["source"]) for c in nb["cells"])    # the shared set-up
+
+
+def test_a_new_report_is_one_notebook_file(report, tmp_path, monkeypatch):
+    """publish finds notebooks: a new one placed beside the others is
+    published for every machine, with its title in the index."""
+    import shutil
+    folder = tmp_path / "notebooks"
+    shutil.copytree(os.path.join(REPO, "notebooks"), folder)
+    with open(folder / "machine.ipynb") as fh:
+        nb = json.load(fh)
+    nb["metadata"]["kit"] = {"title": "Extra page", "order": 9}
+    (folder / "extra.ipynb").write_text(json.dumps(nb))
+    monkeypatch.setenv("KIT_NOTEBOOKS", str(folder))
+    written = publish.publish(report["data"], str(tmp_path / "reports"), notebooks=("extra",))
+    assert [os.path.basename(p) for p in written] == ["extra.html"]
+    index = open(tmp_path / "reports" / "index.html").read()
+    assert "Extra page</a>" in index
 
 
 SWEEP = """
