@@ -66,6 +66,43 @@ def read_sysctl(name: str) -> str | None:
     return read_text(f"{PROC}/sys/" + name.replace(".", "/"))
 
 
+def tasks() -> set:
+    """This process's threads (tids)."""
+    try:
+        return {int(t) for t in os.listdir(f"{PROC}/self/task")}
+    except OSError:
+        return set()
+
+
+def task_name(tid: int) -> str:
+    return read_text(f"{PROC}/self/task/{tid}/comm") or "?"
+
+
+def task_counters(tid: int) -> dict | None:
+    """usr/sys ns, voluntary and involuntary switches, faults of one of this
+    process's threads (None once it is gone)."""
+    base = f"{PROC}/self/task/{tid}"
+    try:
+        with open(base + "/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        with open(base + "/status") as fh:
+            status = dict(line.split(":", 1) for line in fh if ":" in line)
+    except OSError:
+        return None
+    tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
+    return {"utime_ns": int(fields[11]) * tick_ns, "stime_ns": int(fields[12]) * tick_ns,
+            "nvcsw": int(status["voluntary_ctxt_switches"]), "nivcsw": int(status["nonvoluntary_ctxt_switches"]),
+            "minflt": int(fields[7]), "majflt": int(fields[9])}
+
+
+def process_counters() -> dict:
+    """The same for the whole process (getrusage RUSAGE_SELF)."""
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return {"utime_ns": ru.ru_utime * 1e9, "stime_ns": ru.ru_stime * 1e9, "nvcsw": ru.ru_nvcsw,
+            "nivcsw": ru.ru_nivcsw, "minflt": ru.ru_minflt, "majflt": ru.ru_majflt}
+
+
 def thread_kind(comm: str) -> str:
     """A thread's kind from its name: iou-wrk-1234 -> iou-wrk,
     kworker/u8:2 -> kworker."""

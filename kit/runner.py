@@ -7,7 +7,6 @@ barriers, and turn the C statistics into a Result.
 """
 import collections
 import os
-import resource
 import threading
 import time
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from . import target as targets, tracers
 from .engines import engine, engine_index, io_hint, native, setup_hint, stale_build
+from . import host
 from .host import thread_kind
 from .errors import RunError
 from .job import OPTIONS
@@ -24,7 +24,6 @@ from .progress import bar
 from .results import DDIRS, Result
 
 POLL_MS = 200
-_ERR_SETUP, _ERR_IO, _ERR_SHORT, _ERR_VERIFY = 1, 2, 3, 4
 
 
 def check_job(job):
@@ -154,52 +153,16 @@ def _params(ffi, job, j, fds, files, ctl, keep):
     return p
 
 
-def _thread_counters(tid):
-    """usr/sys ns, voluntary and involuntary switches, faults of one thread."""
-    base = f"/proc/self/task/{tid}"
-    try:
-        with open(base + "/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        with open(base + "/status") as fh:
-            status = dict(line.split(":", 1) for line in fh if ":" in line)
-    except OSError:
-        return None
-    tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
-    return {"utime_ns": int(fields[11]) * tick_ns, "stime_ns": int(fields[12]) * tick_ns,
-            "nvcsw": int(status["voluntary_ctxt_switches"]), "nivcsw": int(status["nonvoluntary_ctxt_switches"]),
-            "minflt": int(fields[7]), "majflt": int(fields[9])}
-
-
 # Threads first seen during a kit run (glibc's AIO helpers idle for a second
-# and are reused by the next run): never bystanders.
+# and are reused by the next run): never bystanders. The one piece of state
+# kit keeps between runs.
 _BORN_IN_RUNS = set()
-
-
-def _live_threads():
-    try:
-        return {int(t) for t in os.listdir("/proc/self/task")}
-    except OSError:
-        return set()
-
-
-def _comm(tid):
-    try:
-        with open(f"/proc/self/task/{tid}/comm") as fh:
-            return fh.read().strip()
-    except OSError:
-        return "?"
 
 
 def _bystanders():
     """Threads that were there before the run and do not work for it: the
     Python main thread (it polls), Jupyter's and libzmq's threads, BLAS pools."""
-    return _live_threads() - _BORN_IN_RUNS
-
-
-def _self_counters():
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return {"utime_ns": ru.ru_utime * 1e9, "stime_ns": ru.ru_stime * 1e9, "nvcsw": ru.ru_nvcsw,
-            "nivcsw": ru.ru_nivcsw, "minflt": ru.ru_minflt, "majflt": ru.ru_majflt}
+    return host.tasks() - _BORN_IN_RUNS
 
 
 class _Watch:
@@ -211,10 +174,10 @@ class _Watch:
         self.seen = {}          # tid -> name, every thread seen while running
 
     def look(self):
-        live = _live_threads()
+        live = host.tasks()
         self.peak_threads = max(self.peak_threads, len(live))
         for tid in live - set(self.seen):
-            self.seen[tid] = _comm(tid)
+            self.seen[tid] = host.task_name(tid)
 
     def helpers(self, existing, job_tids):
         """Threads born during the run: pool workers, glibc AIO helpers,
@@ -255,13 +218,13 @@ def _execute(units, progress, trace, devices):
             stop()
         job_tids = {w.native_id for w in workers}
         _note_run_in_traces(job_tids)
-        before = {tid: _thread_counters(tid) for tid in bystanders}
-        self0, t0 = _self_counters(), time.monotonic_ns()
+        before = {tid: host.task_counters(tid) for tid in bystanders}
+        self0, t0 = host.process_counters(), time.monotonic_ns()
         lib.kit_control_go(ctl)
         _watch_run([job for job, _p, _f in units], lib, ffi.addressof(ctl, "finished"), n, stats,
                    watch, stop, progress)
-        self1, t1 = _self_counters(), time.monotonic_ns()
-        after = {tid: _thread_counters(tid) for tid in bystanders}
+        self1, t1 = host.process_counters(), time.monotonic_ns()
+        after = {tid: host.task_counters(tid) for tid in bystanders}
         lib.kit_control_release(ctl)
         released = True
         for w in workers:
@@ -425,20 +388,22 @@ def _extract(ffi, s):
 # ---- after the run ----------------------------------------------------------
 
 def _first_error(job, plan, threads):
+    _ffi, lib = native()
+    kinds = {lib.KIT_ERR_IO: "io", lib.KIT_ERR_SHORT: "short", lib.KIT_ERR_VERIFY: "verify"}
     for j, t in enumerate(threads):
         if not t["error"]:
             continue
         kind = t["error_kind"]
         err = -t["error"]
-        if kind == _ERR_SETUP:
+        if kind == lib.KIT_ERR_SETUP:
             message = f"{t['error_msg']}: {os.strerror(err)}{setup_hint(job, err)}"
             return {"kind": "setup", "errno": err, "message": message, "job": j}
         path = plan.files[j][t["error_file"]].path if t["error_file"] >= 0 else None
         message = f"{path}: {t['error_msg']}"
-        if kind != _ERR_VERIFY:  # verify messages carry their offsets
+        if kind != lib.KIT_ERR_VERIFY:  # verify messages carry their offsets
             message += f" at offset {t['error_offset']}"
-        if kind == _ERR_IO:
+        if kind == lib.KIT_ERR_IO:
             message += io_hint(job, err)
-        return {"kind": {_ERR_IO: "io", _ERR_SHORT: "short", _ERR_VERIFY: "verify"}.get(kind, "io"),
+        return {"kind": kinds.get(kind, "io"),
                 "errno": err, "message": message, "file": path, "offset": t["error_offset"], "job": j}
     return None
