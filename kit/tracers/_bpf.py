@@ -116,6 +116,17 @@ def ensure_tracefs():
         raise TraceUnavailable(f"cannot mount tracefs at {TRACEFS}: {os.strerror(err)}")
 
 
+def same_named(category, events, required):
+    """tracepoints(exists) and complete(found) for a tracer whose events are
+    tracepoints of one category, under their own names."""
+    def tracepoints(exists):
+        return {e: e for e in events if exists(category, e)}
+
+    def complete(found):
+        return all(e in found for e in required)
+    return tracepoints, complete
+
+
 def privileged():
     # the effective capabilities decide, not the uid: root can run without them
     caps = host.capabilities()

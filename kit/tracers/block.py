@@ -25,6 +25,7 @@ import os
 import numpy as np
 
 from .. import hist, host
+from . import _bpf
 from ..text import human_bytes, human_ns
 
 NAME = "block"
@@ -32,15 +33,7 @@ EVENTS = ("block_rq_insert", "block_rq_issue", "block_rq_complete", "block_rq_re
 REQUIRED = ("block_rq_issue", "block_rq_complete")
 WANTS = ", ".join(REQUIRED)
 FRAME = "block_latency"         # the frame under the tracer's own name
-
-
-def tracepoints(exists):
-    """{logical event: tracepoint} this kernel has."""
-    return {e: e for e in EVENTS if exists(NAME, e)}
-
-
-def complete(found):
-    return all(e in found for e in REQUIRED)
+tracepoints, complete = _bpf.same_named(NAME, EVENTS, REQUIRED)
 OPS = ("read", "write", "flush", "discard", "other")
 KINDS = ("lat", "queue")
 SIZE_SLOTS = 32      # log2 of bytes

@@ -19,21 +19,14 @@ recorded (tid, tgid, comm), because only the caller knows the job's threads.
 import numpy as np
 
 from .. import hist, host
+from . import _bpf
 
 NAME = "sched"
 EVENTS = ("sched_switch",)
 REQUIRED = EVENTS
 WANTS = ", ".join(REQUIRED)
 FRAME = "sched_threads"         # the frame under the tracer's own name
-
-
-def tracepoints(exists):
-    """{logical event: tracepoint} this kernel has."""
-    return {e: e for e in EVENTS if exists(NAME, e)}
-
-
-def complete(found):
-    return all(e in found for e in REQUIRED)
+tracepoints, complete = _bpf.same_named(NAME, EVENTS, REQUIRED)
 ROLES = ("job", "helper", "io_uring_wq", "io_uring_sqpoll", "kworker", "other")
 TOP_THREADS = 50
 
