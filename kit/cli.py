@@ -43,6 +43,8 @@ def _run_parser():
                 allow_abbrev=False)
     for name, option in OPTIONS.items():
         engines, help_text = option.engines, option.help
+        if name == "ioengine":
+            help_text += f": {', '.join(option.choices())}"
         if name == "allow_destructive":
             continue
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
