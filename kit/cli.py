@@ -12,6 +12,7 @@ from . import __version__
 from .errors import KitError, OptionError, RunError
 from .files import Output, say, write_stream
 from .text import printable
+from .tracers import TRACERS
 from .job import ALIASES, OPTIONS, Job
 from .options import parse_bool, parse_time
 from .api import check_all, runner_choice, tracer_names
@@ -45,8 +46,6 @@ def _run_parser():
         engines, help_text = option.engines, option.help
         if name == "ioengine":
             help_text += f": {', '.join(option.choices())}"
-        if name == "allow_destructive":
-            continue
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         flags += [f"--{alias}" for alias, target in ALIASES.items() if target == name]
         extra = f" [{', '.join(engines)} only]" if engines else ""
@@ -55,15 +54,12 @@ def _run_parser():
         else:
             p.add_argument(*flags, dest=name, metavar=name.upper(), help=help_text + extra)
     p.add_argument("--rwmixwrite", dest="rwmixwrite", metavar="PCT", help="percent writes (100 - rwmixread)")
-    p.add_argument("--allow-destructive", "--allow_destructive", dest="allow_destructive", nargs="?",
-                   const="1", metavar="0|1",
-                   help="allow writing to files kit did not create and to unmounted block devices")
     p.add_argument("--output-format", "--output_format", dest="output_format", default="normal",
                    help="normal (a table), json (fio-shaped), json+ (with histogram bins)")
     p.add_argument("--output", dest="output", help="write the output to this file instead of stdout")
     p.add_argument("--progress", dest="progress", nargs="?", const="1", metavar="0|1",
                    help="progress bar (default: when stderr is a terminal)")
-    p.add_argument("--trace", dest="trace", help="eBPF tracers to attach: block,sched,uring (comma-separated)")
+    p.add_argument("--trace", dest="trace", help=f"eBPF tracers to attach: {','.join(TRACERS)} (comma-separated)")
     p.add_argument("--runner", dest="runner", default="kit", help="kit (default) or fio: who runs the job")
     p.add_argument("--compare", dest="compare", help="fio: run with kit, then with fio, and compare")
     p.add_argument("--strict", dest="strict", action="store_true",
@@ -306,7 +302,7 @@ def cmd_trace(argv):
     p = _Parser(prog="kit trace", description="Trace the whole machine (block layer, scheduler, io_uring) "
                                               "for a while and print what happened.")
     p.add_argument("--duration", default="10", help="how long (seconds, or 500ms, 1m)")
-    p.add_argument("--trace", default="block,sched,uring", help="block,sched,uring")
+    p.add_argument("--trace", default=",".join(TRACERS), help=f"some of {','.join(TRACERS)} (default: all)")
     p.add_argument("--device", action="append", help="only this block device (repeatable; default: all)")
     p.add_argument("--output-format", "--output_format", dest="output_format", default="normal",
                    help="normal or json")

@@ -8,6 +8,7 @@ import os
 import stat
 import sys
 import tempfile
+import threading
 
 from . import host
 from .errors import OptionError, RunError
@@ -83,6 +84,30 @@ def read_json(path, limit=256 << 20):
 def write_atomic(path, text):
     """A reader sees the old file or the new one, never half of it."""
     _publish(path, text, replace=True)
+
+
+def replace_at(dirfd, name, data):
+    """write_atomic for a file named in an open directory (kit's manifest):
+    the directory is the one kit checked, whatever its path became."""
+    tmp = f"{name}.tmp{os.getpid()}.{threading.get_ident()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp, dir_fd=dirfd)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                 dir_fd=dirfd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+        os.close(fd)
+        fd = None
+        os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+    except BaseException:
+        if fd is not None:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dirfd)
+        raise
 
 
 def write_new(path, text):

@@ -30,6 +30,7 @@ from .engines import fio_twin
 from .job import FIO_TO_KIT, NO_EFFECT, OPTIONS, ORDERING, Job
 from .options import parse_size, split_filenames
 from .results import parse_fio_json, results_from_fio
+from .text import main_ddir
 
 
 def env_defaults():
@@ -110,7 +111,9 @@ def fio_options(job, include=None, paths=True):
         out[option.fio_name] = text
     # kit's behaviour, said out loud so fio does the same
     out["thread"] = None
-    out.setdefault("invalidate", "1" if job.invalidate else "0")
+    for name, option in OPTIONS.items():
+        if option.fio_default is not None and option.fio_name not in out:
+            out[option.fio_name] = "1" if getattr(job, name) else "0"
     for name, option in OPTIONS.items():       # what kit's engines imply, fio says (sqthread_poll: registerfiles)
         if getattr(job, name):
             out.update({OPTIONS[implied].fio_name: None for implied in option.implies})
@@ -312,17 +315,14 @@ def read_job_file(path, env=None, strict=False):
                 if key == "kb_base" and text != "1024":
                     raise OptionError(None, f"{where}: kb_base: kit supports only kb_base=1024")
                 continue
-            if key == "allow_destructive":
-                raise OptionError(None, f"{where}: allow_destructive: only --allow-destructive on kit's command "
-                                        "line allows writing what kit did not create, not a job file")
+            if key in OPTIONS and not OPTIONS[key].job_file:
+                raise OptionError(None, f"{where}: {key}: {OPTIONS[key].help}")
             if key not in FIO_TO_KIT:
                 _unsupported(warnings, strict, where, f"fio option '{key}' is not supported by kit")
                 continue
             if key == "name":
                 values["name"] = text
                 continue
-            if key == "verify" and text == "crc32c-intel":
-                text = "crc32c"
             values[FIO_TO_KIT[key]] = text
         if name == "global":
             defaults.update(values)
@@ -510,9 +510,8 @@ COMPARE_ROWS = (
 
 
 def _pct(result, p):
-    """The merged clat percentile over both directions' dominant one."""
-    d = "read" if result.total["read"]["total_ios"] >= result.total["write"]["total_ios"] else "write"
-    return result.total[d]["clat_ns"].get("percentile", {}).get(hist.percentile_key(p))
+    """The merged clat percentile of the direction that did most I/O."""
+    return result.total[main_ddir(result.total)]["clat_ns"].get("percentile", {}).get(hist.percentile_key(p))
 
 
 def compare(kit_result, fio_result):

@@ -15,6 +15,7 @@ from typing import Callable, Optional
 from .errors import OptionError
 
 RW_MODES = ("read", "write", "randread", "randwrite", "rw", "randrw")
+DDIRS = ("read", "write")   # the directions a result reports (fio's "trim" aside)
 VERIFY_MODES = ("", "crc32c")
 MAX_IODEPTH = 4096          # the C depth histograms count exactly up to here
 MAX_BS = 256 << 20
@@ -148,6 +149,8 @@ def parse_filename_format(option, value):
 def parse_verify(option, value):
     if value in (None, False, 0, "0", "none"):
         return ""
+    if value == "crc32c-intel":         # fio's name for the same sum, hardware-assisted
+        return "crc32c"
     return parse_choice(option, value, VERIFY_MODES)
 
 
@@ -181,7 +184,9 @@ class Option:
     struct kit_params an engine option sets. label: shown in a result's
     label (io_uring+fixedbufs). probe: `kit doctor` tries it, with these
     other options. requires: [(option, why)] that must be on with it.
-    implies: options it turns on (fio's sqthread_poll -> registerfiles)."""
+    implies: options it turns on (fio's sqthread_poll -> registerfiles).
+    fio_default: fio's default where it differs from kit's, so a job file
+    kit writes always says kit's value."""
     name: str
     kind: str
     default: object
@@ -200,6 +205,7 @@ class Option:
     probe: Optional[dict] = None
     requires: tuple = ()
     implies: tuple = ()
+    fio_default: object = None              # fio's default, where it is not kit's: always written for fio
     parse_value: Optional[Callable] = None  # for kinds the table above does not cover
 
     @property
@@ -269,7 +275,7 @@ COMMON = (
     Option("fsync", "int", 0, "fsync after every N writes", lo=0, hi=UINT32_MAX),
     Option("verify", "verify", "", "crc32c: stamp written blocks, check read blocks"),
     Option("invalidate", "bool", False, "1: drop the files' page cache first (fio's default; kit's is 0)",
-           aliases=("invalidate_cache",)),
+           aliases=("invalidate_cache",), fio_default=True),
     Option("pre_read", "bool", False, "1: read the files once first so buffered reads hit the page cache"),
     Option("gtod_reduce", "bool", False, "1: no per-I/O timestamps (no latencies)"),
     Option("directory", "path", None, "where kit creates its files (default ./kit-scratch)"),
@@ -284,6 +290,6 @@ COMMON = (
            "completions taken per reap at most (0: as many as complete_min, fio's default)", lo=0,
            hi=MAX_IODEPTH),
     Option("group_reporting", "bool", False, "1: report one merged entry for all job threads", flag=True),
-    Option("allow_destructive", "bool", False, "1: allow writes to files kit did not create and to block devices",
-           fio=None, job_file=False),
+    Option("allow_destructive", "bool", False, "1: allow writing to files kit did not create and to unmounted "
+           "block devices (the command line only: never from a job file or a sweep file)", fio=None, job_file=False),
 )

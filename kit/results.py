@@ -15,16 +15,14 @@ import time
 
 import numpy as np
 
-from . import __version__
-from . import hist
+from . import __version__, hist, text
 from .engines import io_hint, setup_hint
-from .files import read_json, read_text_file, write_atomic
 from .errors import OptionError
-from . import text
-from .job import job_from_fio_options, job_label
+from .files import read_json, read_text_file, write_atomic
+from .job import OPTIONS, job_from_fio_options, job_label
+from .options import DDIRS
 
 SCHEMA = "kit-result/1"
-DDIRS = ("read", "write")
 _LAT_KINDS = ("slat_ns", "clat_ns", "lat_ns")
 _LEVEL_LABELS = ("1", "2", "4", "8", "16", "32", ">=64")
 _CALL_LABELS = ("0", "4", "8", "16", "32", "64", ">=64")
@@ -431,9 +429,6 @@ class Result:
     def io_bytes(self):
         return sum(self.total[d]["io_bytes"] for d in DDIRS)
 
-    def clat_percentile(self, p, ddir="read"):
-        return self.total[ddir]["clat_ns"].get("percentile", {}).get(hist.percentile_key(p))
-
     def lat_histogram(self, kind="clat_ns", ddir="read"):
         """Dense bucket counts (fio's io_u_plat layout) of the merged run."""
         return hist.from_bins(self.total[ddir][kind].get("bins", {}))
@@ -477,8 +472,9 @@ class Result:
         row["process_ctx"] = proc.get("ctx")
         row["process_usr_cpu"] = proc.get("usr_cpu")
         row["process_sys_cpu"] = proc.get("sys_cpu")
-        for key in ("fixedbufs", "registerfiles", "sqthread_poll", "hipri"):
-            row[key] = job.get(key)
+        for key, option in OPTIONS.items():     # what labels a result gets a column too
+            if option.label:
+                row[key] = job.get(key)
         sched = ((self.data.get("trace") or {}).get("sched") or {})
         if sched:
             # the tracer's view: every thread on the machine during the run

@@ -21,7 +21,8 @@ from .job import OPTIONS
 from .options import split_filenames
 from .machine import fingerprint_for
 from .progress import bar
-from .results import DDIRS, Result
+from .options import DDIRS
+from .results import Result
 
 POLL_MS = 200
 

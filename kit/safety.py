@@ -16,10 +16,8 @@ this mount namespace), swapped on, held, or refuses an exclusive open (the
 kernel's own claim: mounts in any namespace, swap, md, device-mapper). What
 cannot be resolved is refused.
 """
-import contextlib
 import errno
 import os
-import stat
 
 from . import host
 
@@ -173,13 +171,4 @@ def file_in_use(st, path, images=None):
     for loop, why in graph.unresolved.items():
         if graph.used(("dev", loop), via=None, seen=set()):
             return f"/dev/{host.dev_name(loop)} is in use and kit cannot tell whether this file is its image ({why})"
-    return None
-
-
-def block_device_number(path):
-    """(major, minor) of a block device path, or None."""
-    with contextlib.suppress(OSError):
-        st = os.stat(path)
-        if stat.S_ISBLK(st.st_mode):
-            return os.major(st.st_rdev), os.minor(st.st_rdev)
     return None

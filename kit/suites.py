@@ -19,6 +19,7 @@ from .machine import fingerprint
 from .progress import bar
 from .api import check as check_job, run
 from .target import check_space
+from .tracers import TRACERS
 from .seed import seed_jobs
 from .sweep import Sweep, load_spec, run_sweep
 
@@ -103,7 +104,7 @@ def measure_anatomy(data=None, quick=False, directory=None, progress=None):
     with bar(total=len(jobs), label="anatomy", unit="job", enabled=progress) as b:
         for i, (name, job) in enumerate(jobs, 1):
             try:
-                result = run(job, progress=False, trace=["block", "sched", "uring"] if traced else None)
+                result = run(job, progress=False, trace=list(TRACERS) if traced else None)
             except KitError as e:
                 # a tracer that cannot attach must not cost the measurement
                 result = run(job, progress=False)

@@ -24,7 +24,8 @@ import yaml
 from . import store
 from .errors import OptionError
 from .files import read_text_file
-from .job import Job
+from .api import RUNNERS, check, run, tracer_names
+from .job import OPTIONS, Job, canonical_option
 from .progress import bar
 from .tracers import TRACERS
 
@@ -170,12 +171,10 @@ def from_dict(spec, where="sweep", source=None):
     base = spec.get("base") or {}
     if not isinstance(base, dict) or not all(isinstance(k, str) for k in base):
         _fail(where, "base: must map job options to values")
-    given = [k.replace("-", "_") for k in list(base) + list(grid)]
-    if "allow_destructive" in given:
-        _fail(where, "allow_destructive: only `kit sweep --allow-destructive` allows writing what kit did not "
-                     "create, not a sweep file")
-    from .job import canonical_option
-    names = [canonical_option(k) for k in given]
+    names = [canonical_option(k) for k in list(base) + list(grid)]
+    refused = next((n for n in names if n in OPTIONS and not OPTIONS[n].job_file), None)
+    if refused:
+        _fail(where, f"{refused}: {OPTIONS[refused].help}")
     twice = next((k for k in set(names) if names.count(k) > 1), None)
     if twice:
         _fail(where, f"{twice} is given twice (in base and grid, or under two names); give it once")
@@ -185,12 +184,13 @@ def from_dict(spec, where="sweep", source=None):
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 100:
         _fail(where, "repeats: must be an integer from 1 to 100")
     trace = spec.get("trace") or []
-    if isinstance(trace, str):
-        trace = [t.strip() for t in trace.split(",") if t.strip()]
-    if not isinstance(trace, list) or any(t not in TRACERS for t in trace):
+    if not isinstance(trace, (list, str)) or not all(isinstance(t, str) for t in trace):
         _fail(where, f"trace: must be a list of {', '.join(TRACERS)}")
+    try:
+        trace = tracer_names(trace) or []
+    except OptionError as e:
+        _fail(where, str(e))
     runner = spec.get("runner", "kit")
-    from .api import RUNNERS
     if runner not in RUNNERS:
         _fail(where, f"runner: must be {' or '.join(RUNNERS)}")
     sweep = Sweep(name.strip(), grid, base, repeats, spec.get("description") or "", trace, runner, source)
@@ -202,7 +202,6 @@ def run_sweep(sweep, data=None, progress=None, directory=None, machine=True, all
     """Runs the points not yet in the store; returns counts. Ctrl-C stops
     after the running point, which is not stored (the next run redoes it)."""
     from .machine import fingerprint
-    from .api import check, run
     from .target import check_space
     jobs = sweep.jobs(directory, allow_destructive)
     plans = []

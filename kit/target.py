@@ -38,7 +38,7 @@ from typing import List, Optional
 
 from . import host
 from .errors import OptionError, RunError
-from .files import say
+from .files import replace_at, say
 from .options import split_filenames
 from .safety import device_in_use, file_in_use, images_in_use
 
@@ -167,32 +167,10 @@ def _read_fd(fd, where):
 def _write_manifest_at(dirfd, files, directory):
     """Replaces the manifest atomically; the caller holds the directory lock."""
     try:
-        _replace_at(dirfd, MANIFEST, json.dumps({"schema": MANIFEST_SCHEMA, "files": files}, indent=1,
+        replace_at(dirfd, MANIFEST, json.dumps({"schema": MANIFEST_SCHEMA, "files": files}, indent=1,
                                                 sort_keys=True).encode())
     except OSError as e:
         raise RunError(f"updating kit's manifest {os.path.join(directory, MANIFEST)}: {e.strerror}") from None
-
-
-def _replace_at(dirfd, name, data):
-    tmp = f"{name}.tmp{os.getpid()}.{threading.get_ident()}"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp, dir_fd=dirfd)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
-                 dir_fd=dirfd)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-        os.close(fd)
-        fd = None
-        os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
-    except BaseException:
-        if fd is not None:
-            os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp, dir_fd=dirfd)
-        raise
 
 
 @contextlib.contextmanager
@@ -634,7 +612,7 @@ class Prepared:
                 fds = []
                 opened.append(fds)
                 for f in thread_files:
-                    fds.append(self.reopen(f, job_flags(plan.job, f)))
+                    fds.append(self.reopen(f, job_flags(plan.job)))
             return opened
         except BaseException:
             close_files(opened)
@@ -706,7 +684,7 @@ class Prepared:
         self.dirfds.clear()
 
 
-def job_flags(job, f):
+def job_flags(job):
     flags = os.O_RDWR if job.writes else os.O_RDONLY
     if job.direct:
         flags |= os.O_DIRECT

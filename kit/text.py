@@ -6,9 +6,7 @@ import html
 import os
 
 from .errors import OptionError
-from .options import parse_size
-
-DDIRS = ("read", "write")
+from .options import DDIRS, parse_size
 
 
 def printable(text):
@@ -38,6 +36,12 @@ def human_ns(ns):
         if ns >= scale:
             return f"{ns / scale:.3g}{unit}"
     return f"{ns:.0f}ns"
+
+
+def main_ddir(entry):
+    """The direction that did most of a job entry's I/O (read on a tie): the
+    one a single latency figure stands for."""
+    return "read" if entry["read"]["total_ios"] >= entry["write"]["total_ios"] else "write"
 
 
 def job_fields(data):
@@ -161,8 +165,7 @@ def comparison(results, reference="io_uring"):
             "runner": r.data.get("runner", "kit"),
             "iops": r.iops,
             "bw_bytes": r.bw_bytes,
-            "clat_p99_ns": entry["read" if entry["read"]["total_ios"] else "write"]["clat_ns"]
-            .get("percentile", {}).get("99.000000"),
+            "clat_p99_ns": entry[main_ddir(entry)]["clat_ns"].get("percentile", {}).get("99.000000"),
             "ctx": entry["ctx"],
             "process_ctx": (r.data.get("process") or {}).get("ctx"),
             f"iops_vs_{reference}_pct": (100.0 * (r.iops / ref.iops - 1.0)) if ref and ref.iops else None,
@@ -219,9 +222,9 @@ def format_doctor(caps):
         for key in ("buffered_reason", "direct_reason"):
             if e[key]:
                 lines.append(f"      {key.split('_')[0]}: {e[key]}")
-    lines.append("io_uring features")
-    for name, f in caps["features"].items():
-        lines.append(f"  {name.split('.', 1)[1]:14s} {_mark(f['ok'])}" + (f"  {f['reason']}" if f["reason"] else ""))
+    lines.append("engine features")
+    for name, f in caps["features"].items():     # "io_uring.fixedbufs": the engine, then its option
+        lines.append(f"  {name:23s} {_mark(f['ok'])}" + (f"  {f['reason']}" if f["reason"] else ""))
     p = caps["privileges"]
     lines.append("")
     lines.append(f"privileges root={p['root']} CAP_BPF={p['cap_bpf']} CAP_PERFMON={p['cap_perfmon']} "

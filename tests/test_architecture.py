@@ -146,3 +146,10 @@ def test_every_tracer_is_one_module_behind_one_protocol():
         assert module.NAME == name and isinstance(module.WANTS, str) and isinstance(module.FRAME, str)
         for function in ("tracepoints", "complete", "bpf_text", "read", "summary", "frames", "text"):
             assert callable(getattr(module, function, None)), (name, function)
+
+
+def test_the_c_registry_and_the_python_names_agree():
+    """registry.c's list (what Python reads as text) and the compiled
+    engines' own names (each engine's struct) are the same, in order."""
+    from kit.engines import engine_names, registry
+    assert tuple(registry()) == engine_names()

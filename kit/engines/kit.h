@@ -68,18 +68,18 @@ struct kit_params {
 	int verify;                 /* KIT_VERIFY_* */
 	uint64_t verify_seed;       /* stamped into the blocks this job writes */
 	int gtod_reduce;            /* 1: no per-I/O timestamps */
-	/* io_uring */
+	uint32_t iodepth_batch_submit;
+	uint32_t iodepth_batch_complete_min;
+	uint32_t iodepth_batch_complete_max;
+	/* engines' own options: each set from the `param` of an option its
+	 * kit/engines/<name>.py declares */
 	int fixedbufs;
 	int registerfiles;
 	int sqthread_poll;
 	int sqthread_poll_cpu;      /* -1: let the kernel place it */
 	int hipri;
 	uint32_t force_async;       /* every Nth SQE gets IOSQE_ASYNC (io-wq); 0: never */
-	uint32_t iodepth_batch_submit;
-	uint32_t iodepth_batch_complete_min;
-	uint32_t iodepth_batch_complete_max;
-	/* threadpool */
-	uint32_t threads;
+	uint32_t threads;           /* threadpool's workers; 0: iodepth */
 	struct kit_control *ctl;
 };
 

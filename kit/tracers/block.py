@@ -20,7 +20,6 @@ the depth count, and its slot is reused after ORPHAN_NS.
 `dev` in the block tracepoints is the whole disk's dev_t in the kernel's
 encoding, major << 20 | minor (not userspace's makedev).
 """
-import os
 
 import numpy as np
 
@@ -283,11 +282,7 @@ def kernel_dev(major, minor):
 
 def device_name(dev):
     """kernel dev_t -> "loop0" (or "7:0" when sysfs does not know it)."""
-    numbers = f"{dev >> 20}:{dev & 0xfffff}"
-    try:
-        return os.path.basename(os.readlink(f"/sys/dev/block/{numbers}"))
-    except OSError:
-        return numbers
+    return host.dev_name((dev >> 20, dev & 0xfffff))
 
 
 def bpf_text(devices, events):
