@@ -11,6 +11,14 @@ import tempfile
 
 from . import __version__
 from .errors import KitError, OptionError
+from .tracers import status
+from .target import check_directory, scratch_directory
+from .job import OPTIONS, Job
+from .host import capabilities as host_capabilities, read_sysctl
+from .engines.sources import source_hash
+from .engines import built_hash, liburing_version, registry, stale_build
+from .api import run
+from . import machine
 
 PROBE_IOS = 64
 PROBE_SIZE = "1m"
@@ -18,8 +26,6 @@ PROBE_SIZE = "1m"
 
 def _probe(base, **options):
     """(ok, why-not) for one tiny real job."""
-    from .job import Job
-    from .api import run
     try:
         job = Job(number_ios=PROBE_IOS, rw="randread", bs="4k", **base, **options)
         result = run(job, progress=False, machine=False)
@@ -33,8 +39,6 @@ def _probe(base, **options):
 
 
 def _engine_matrix(base):
-    from .engines import registry
-    from .job import OPTIONS
     engines, features = {}, {}
     for engine, info in registry().items():
         depth = {} if info["sync"] else {"iodepth": 4}
@@ -53,8 +57,7 @@ def _engine_matrix(base):
 
 
 def privileges():
-    from .host import capabilities, read_sysctl
-    caps = capabilities()
+    caps = host_capabilities()
     memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return {
@@ -68,18 +71,11 @@ def privileges():
 
 
 def tracing_status():
-    from .tracers import status
     return status()
 
 
 def capabilities(directory=None, filename=None):
-    from . import machine
-    from .engines import built_hash, liburing_version, stale_build
-    from .engines.sources import source_hash
-    from .target import scratch_directory
-    from .job import Job
 
-    from .target import check_directory
     made = None
     if filename:
         if not os.path.exists(filename):

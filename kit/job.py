@@ -10,9 +10,9 @@ the option and what is allowed. Making a Job needs no compiled library.
 import dataclasses
 import difflib
 
-from .engines import engine, engine_names
+from .engines import engine, engine_names, registry
 from .errors import OptionError
-from .options import COMMON, parse_int, split_filenames
+from .options import COMMON, MAX_BS, parse_int, split_filenames
 
 
 def _declared():
@@ -89,7 +89,6 @@ class _JobMethods:
     # -- cross-option rules; each message names the option to change
 
     def _check_together(self):
-        from .options import MAX_BS
         for name, option in OPTIONS.items():
             on = name in self._given and getattr(self, name) != option.default
             if option.engines and self.ioengine not in option.engines and on:
@@ -130,7 +129,6 @@ class _JobMethods:
 
     @property
     def is_sync_engine(self):
-        from .engines import registry
         return registry()[self.ioengine]["sync"]
 
     @property

@@ -10,6 +10,8 @@ import types
 import pandas as pd
 
 from . import __version__, store
+from .text import comparison
+from .machine import machine_name
 
 IPYTHON_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
@@ -65,7 +67,6 @@ def setup(namespace, title, suites=(), shown=(), **own):
     report's header (with the parameters named in shown). Returns the
     machine's name."""
     parameters(namespace, **COMMON_PARAMETERS, **own)
-    from .machine import machine_name
     machine = namespace["machine"] or machine_name()
     if namespace["measure"] and suites:
         from . import suites as measuring
@@ -120,7 +121,6 @@ def roles_ctx(result):
 def seed_table(results, reference="io_uring"):
     """The article's table: engine, IOPS, context switches three ways, IOPS
     +/- % vs io_uring, in the sections' order."""
-    from .text import comparison
     if not results:
         return pd.DataFrame()
     frame = comparison(results, reference=reference)

@@ -19,8 +19,9 @@ from . import __version__, hist, text
 from .engines import io_hint, setup_hint
 from .errors import OptionError
 from .files import read_json, read_text_file, write_atomic
-from .job import OPTIONS, job_from_fio_options, job_label
+from .job import OPTIONS, Job, job_from_fio_options, job_label
 from .options import DDIRS
+from .tracers import format_summary as trace_text
 
 SCHEMA = "kit-result/1"
 _LAT_KINDS = ("slat_ns", "clat_ns", "lat_ns")
@@ -406,7 +407,6 @@ class Result:
 
     @property
     def job(self):
-        from .job import Job
         return Job.from_dict(self.data["job"])
 
     @property
@@ -485,7 +485,6 @@ class Result:
         return row
 
     def summary(self):
-        from .tracers import format_summary as trace_text
         return text.format_summary(self.data, trace_text(self.data["trace"]) if self.data.get("trace") else None)
 
     def __repr__(self):

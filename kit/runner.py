@@ -16,6 +16,7 @@ from . import target as targets, tracers
 from .engines import engine, engine_index, io_hint, native, setup_hint, stale_build
 from . import host
 from .host import thread_kind
+from .engines.sources import source_hash
 from .errors import RunError
 from .job import OPTIONS
 from .options import split_filenames
@@ -60,7 +61,6 @@ def run_together(jobs, *, progress=None, machine=True, trace=None):
             prepared.finish(plan, error, verified=bool(job.verify) and not interrupted)
             errors.append(error)
         changed = prepared.changed_paths()
-    from .engines.sources import source_hash
     results, first_error = [], None
     for job, plan, threads, error in zip(jobs, plans, per_job, errors):
         notes = _notes(job) + [changed[f.path] for f in plan.unique_files if f.path in changed]

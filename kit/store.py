@@ -16,8 +16,9 @@ import re
 import uuid
 
 from .errors import OptionError, RunError
-from .files import read_json, say, write_atomic, write_new
+from .files import check_output_directory, read_json, say, write_atomic, write_new
 from .results import Result
+from .machine import fingerprint, machine_name
 
 DATA_ENV = "KIT_DATA"
 MACHINE_FILE = "machine.json"
@@ -59,7 +60,6 @@ def check_writable(machine, data=None, suites=()):
     links kit did not make), and a machine.json already there is one this
     kit can read -- a damaged one, or one from a newer kit, is never
     replaced. OptionError naming the place otherwise."""
-    from .files import check_output_directory
     root = data_dir(data)
     check_output_directory(root, "data")
     folder = machine_dir(data, machine)
@@ -113,7 +113,6 @@ def save(result, suite, key=None, tags=None, data=None, replace=True):
     replace=False never overwrites: it returns None when the key is taken."""
     machine = (result.data.get("machine") or {}).get("name")
     if not machine:
-        from .machine import fingerprint
         result.data["machine"] = fingerprint()
         machine = result.data["machine"]["name"]
     key = key or f"{result.data.get('timestamp', 0)}-{result.data.get('label', 'run')}-{uuid.uuid4().hex[:8]}"
@@ -228,7 +227,6 @@ def import_fio(results, source, machine=None, data=None):
     the store, suite "import", as results of `machine` (default: this one;
     another name files them under that machine). Importing the same file
     again stores nothing twice. Returns the paths written."""
-    from .machine import fingerprint, machine_name
     here = machine_name()
     fp = fingerprint() if machine in (None, here) else {
         "schema": "kit-machine/1", "name": safe_name(machine), "hostname": None,

@@ -19,7 +19,7 @@ from .machine import fingerprint
 from .progress import bar
 from .api import check as check_job, run
 from .target import check_space
-from .tracers import TRACERS
+from .tracers import TRACERS, status
 from .seed import seed_jobs
 from .sweep import Sweep, load_spec, run_sweep
 
@@ -28,10 +28,6 @@ DEFAULT_SWEEP = os.path.join(os.path.dirname(__file__), "sweeps", "engines.yml")
 
 
 def tracing_usable():
-    try:
-        from .tracers import status
-    except ImportError:
-        return False, "kit.tracers is not available"
     s = status()
     return bool(s.get("usable")), s.get("reason")
 

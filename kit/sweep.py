@@ -27,6 +27,8 @@ from .files import read_text_file
 from .api import RUNNERS, check, run, tracer_names
 from .job import OPTIONS, Job, canonical_option
 from .progress import bar
+from .target import check_space
+from .machine import fingerprint
 from .tracers import TRACERS
 
 SPEC_KEYS = ("name", "description", "base", "grid", "repeats", "trace", "runner")
@@ -201,8 +203,6 @@ def from_dict(spec, where="sweep", source=None):
 def run_sweep(sweep, data=None, progress=None, directory=None, machine=True, allow_destructive=False):
     """Runs the points not yet in the store; returns counts. Ctrl-C stops
     after the running point, which is not stored (the next run redoes it)."""
-    from .machine import fingerprint
-    from .target import check_space
     jobs = sweep.jobs(directory, allow_destructive)
     plans = []
     for point, job in jobs:         # every point is checked before the first runs or anything is written

@@ -39,6 +39,8 @@ from typing import List, Optional
 from . import host
 from .errors import OptionError, RunError
 from .files import replace_at, say
+from .progress import bar
+from .engines import native
 from .options import split_filenames
 from .safety import device_in_use, file_in_use, images_in_use
 
@@ -194,7 +196,6 @@ def _identity_of_fd(fd, st):
     """What tells kit's file from another that took over its inode number
     (ext4 reuses freed inodes at once): the birth time and the inode
     generation, where the filesystem keeps them."""
-    from .engines import native
     ffi, lib = native()
     cell = ffi.new("int64_t *")
     born = cell[0] if lib.kit_file_birth_ns(fd, b"", lib.KIT_AT_EMPTY_PATH, cell) == 0 else None
@@ -936,7 +937,6 @@ def _fill_all(to_fill, progress):
     """Writes kit's pattern into [start, size) of each (handle, start)."""
     if not to_fill:
         return
-    from .engines import native
     ffi, lib = native()
     cell = ffi.new("uint64_t *")
     total = sum(h.size - start for h, start in to_fill)
@@ -1004,7 +1004,6 @@ def _start_threads(work, count):
 
 
 def _watch(threads, done_bytes, total, label, progress):
-    from .progress import bar
     with bar(total=total, label=label, unit="B", enabled=progress) as b:
         while any(t.is_alive() for t in threads):
             for t in threads:
@@ -1040,7 +1039,6 @@ def read_back(prepared, plan):
     """fio's verify phase: after a write job, every written file is read back
     whole through kit's descriptor and each unit's header and checksum checked.
     Returns an error dict, or None."""
-    from .engines import native
     ffi, lib = native()
     for f in plan.unique_files:
         report = ffi.new("struct kit_verify_report *")

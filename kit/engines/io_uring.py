@@ -6,6 +6,7 @@ import resource
 
 from ..errors import RunError
 from ..host import capabilities, read_sysctl
+from ..machine import describe_target
 from ..options import UINT32_MAX, Option
 
 FIO = "io_uring"
@@ -61,7 +62,6 @@ def _refused():
 
 
 def _no_poll_queues(path):
-    from ..machine import describe_target
     info = describe_target(path) or {}
     dev = info.get("device")
     if not dev:
