@@ -27,7 +27,7 @@ from .errors import OptionError, RunError
 from .files import read_text_file
 from .machine import fingerprint_for
 from .engines import fio_twin
-from .job import FIO_TO_KIT, NO_EFFECT, OPTIONS, ORDERING, Job
+from .job import COMMAND_LINE_ONLY, FIO_TO_KIT, NO_EFFECT, OPTIONS, ORDERING, Job
 from .options import parse_size, split_filenames
 from .results import parse_fio_json, results_from_fio
 from .text import main_ddir
@@ -316,7 +316,7 @@ def read_job_file(path, env=None, strict=False):
                     raise OptionError(None, f"{where}: kb_base: kit supports only kb_base=1024")
                 continue
             if key in OPTIONS and not OPTIONS[key].job_file:
-                raise OptionError(None, f"{where}: {key}: {OPTIONS[key].help}")
+                raise OptionError(None, f"{where}: {key}: {COMMAND_LINE_ONLY.format(flag=key.replace('_', '-'))}")
             if key not in FIO_TO_KIT:
                 _unsupported(warnings, strict, where, f"fio option '{key}' is not supported by kit")
                 continue

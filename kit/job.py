@@ -52,6 +52,8 @@ NO_EFFECT = {"thread": "kit always runs jobs as threads", "description": "",
              "randrepeat": "kit's offsets are always repeatable", "kb_base": "sizes are powers of 1024",
              "clocksource": "kit picks its clock (the result says which)"}
 ORDERING = ("stonewall", "wait_for_previous", "new_group")      # groups, not jobs
+# what options not allowed in files (Option.job_file False) say there
+COMMAND_LINE_ONLY = "only --{flag} on kit's command line allows it, never a job file or a sweep file"
 
 
 def canonical_option(name):

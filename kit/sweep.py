@@ -25,7 +25,7 @@ from . import store
 from .errors import OptionError
 from .files import read_text_file
 from .api import RUNNERS, check, run, tracer_names
-from .job import OPTIONS, Job, canonical_option
+from .job import COMMAND_LINE_ONLY, OPTIONS, Job, canonical_option
 from .progress import bar
 from .target import check_space
 from .machine import fingerprint
@@ -176,7 +176,7 @@ def from_dict(spec, where="sweep", source=None):
     names = [canonical_option(k) for k in list(base) + list(grid)]
     refused = next((n for n in names if n in OPTIONS and not OPTIONS[n].job_file), None)
     if refused:
-        _fail(where, f"{refused}: {OPTIONS[refused].help}")
+        _fail(where, f"{refused}: {COMMAND_LINE_ONLY.format(flag=refused.replace('_', '-'))}")
     twice = next((k for k in set(names) if names.count(k) > 1), None)
     if twice:
         _fail(where, f"{twice} is given twice (in base and grid, or under two names); give it once")

@@ -317,10 +317,10 @@ def test_allow_destructive_only_from_the_command_line(tmp_path):
     victim = tmp_path / "victim"
     victim.write_bytes(b"v" * 65536)
     (tmp_path / "d.fio").write_text(f"[a]\nfilename={victim}\nrw=write\nallow_destructive=1\nsize=64k\n")
-    _refused(run_kit("run", "d.fio", cwd=tmp_path), "allow_destructive: only --allow-destructive")
+    _refused(run_kit("run", "d.fio", cwd=tmp_path), "allow_destructive: only --allow-destructive on kit's command line")
     (tmp_path / "s.yml").write_text(f"name: d\nbase: {{filename: {victim}, rw: write, size: 64k, "
                                     "allow_destructive: 1}\ngrid: {bs: [4k]}\n")
-    _refused(run_kit("sweep", "s.yml", "--no-publish", cwd=tmp_path), "only `kit sweep --allow-destructive`")
+    _refused(run_kit("sweep", "s.yml", "--no-publish", cwd=tmp_path), "allow_destructive: only --allow-destructive")
     assert victim.read_bytes() == b"v" * 65536
     (tmp_path / "s.yml").write_text(f"name: d\nbase: {{filename: {victim}, rw: write, size: 64k}}\n"
                                     "grid: {bs: [4k]}\n")
@@ -654,15 +654,17 @@ def test_closed_stderr_keeps_stdout_json_clean(tmp_path):
 def test_ctrl_c_stops_doctor(tmp_path, monkeypatch):
     """A probe that Ctrl-C cuts short is not a finding: doctor stops."""
     import threading
-    from kit import api, doctor
-    real_run = api.run
+    from kit import doctor
+    real_run = doctor.run
     # each probe made long (time-based), so that the signal lands in one
-    monkeypatch.setattr(api, "run", lambda job, **kw: real_run(job.replace(runtime=30, time_based=True,
-                                                                              number_ios=0), **kw))
+    monkeypatch.setattr(doctor, "run", lambda job, **kw: real_run(job.replace(runtime=30, time_based=True,
+                                                                                 number_ios=0), **kw))
     timer = threading.Timer(1.0, lambda: signal.raise_signal(signal.SIGINT))
     timer.start()
     start = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        doctor.capabilities(directory=str(tmp_path / "s"))
-    timer.join()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            doctor.capabilities(directory=str(tmp_path / "s"))
+    finally:
+        timer.cancel()          # never a stray Ctrl-C for the tests after this one
     assert time.monotonic() - start < 5
