@@ -345,3 +345,16 @@ def test_fio_reads_back_exactly_what_kit_wrote(tmp_path_factory, name, directory
                 assert (st.st_dev, st.st_ino) == (planned.st_dev, planned.st_ino)
         assert sorted(fds) == sorted({prepared.fd(f) for t in plan.files for f in t})
     count_case("fio runner job files")
+
+
+@pytest.mark.parametrize("engine", ["sync", "psync", "libaio"])
+def test_fsync_every_n_writes_as_fio_does(scratch, engine):
+    """fsync=16 over 256 writes: an fsync before every 17th write, none
+    after the last one -- 15, counted and timed, by kit and by fio alike."""
+    job = Job(ioengine=engine, iodepth=4, rw="randwrite", size="1m", fsync=16, directory=scratch)
+    k = kit.run(job, progress=False)
+    f = kit.run(job, runner="fio", progress=False)
+    for r in (k, f):
+        assert r.total["write"]["total_ios"] == 256
+        assert r.total["sync"]["total_ios"] == 15, r.data["runner"]
+    assert k.total["sync"]["lat_ns"]["N"] == 15 and k.total["sync"]["lat_ns"]["min"] > 0

@@ -613,9 +613,17 @@ static int do_fsync(struct driver *d, int file)
 static int issue_one(struct driver *d)
 {
 	const struct kit_params *p = d->t.p;
-	struct kit_io *io = d->free_ios[--d->nfree];
+	struct kit_io *io;
 	int r;
 
+	/* fio's fsync=N: after every N writes, the next I/O waits for an fsync
+	 * of the file it goes to (none after the job's last write) */
+	if (p->fsync_every && d->writes_since_fsync >= p->fsync_every) {
+		d->writes_since_fsync = 0;
+		if ((r = do_fsync(d, d->next_file)) || d->t.s->error)
+			return r;
+	}
+	io = d->free_ios[--d->nfree];
 	prepare_io(d, io);
 	io->t_start = clock_if_timed(d);
 	d->issued_ios++;
@@ -628,6 +636,7 @@ static int issue_one(struct driver *d)
 	if (r == KIT_COMPLETED) {
 		account_io(d, io, clock_if_timed(d));
 		d->free_ios[d->nfree++] = io;
+		r = 0;
 	} else if (d->e->commit) {
 		d->pending[d->npending++] = io;
 		if (d->npending >= p->iodepth_batch_submit)
@@ -640,12 +649,8 @@ static int issue_one(struct driver *d)
 		depth_add(d->t.s->depth_level, d->inflight, 1);
 		r = 0;
 	}
-	if (io->ddir == KIT_DDIR_WRITE && p->fsync_every &&
-	    ++d->writes_since_fsync >= p->fsync_every) {
-		d->writes_since_fsync = 0;
-		if (!r)
-			r = do_fsync(d, io->file);
-	}
+	if (io->ddir == KIT_DDIR_WRITE)
+		d->writes_since_fsync++;
 	return r < 0 ? r : 0;
 }
 
