@@ -13,7 +13,7 @@ from .errors import KitError, OptionError, RunError
 from .files import Output, say, write_stream
 from .text import printable
 from .tracers import TRACERS
-from .job import ALIASES, OPTIONS, Job
+from .job import ALIASES, INVERSES, OPTIONS, Job
 from .options import parse_bool, parse_time
 from .api import check_all, runner_choice, tracer_names
 
@@ -53,7 +53,12 @@ def _run_parser():
             p.add_argument(*flags, dest=name, nargs="?", const="1", metavar="0|1", help=help_text + extra)
         else:
             p.add_argument(*flags, dest=name, metavar=name.upper(), help=help_text + extra)
-    p.add_argument("--rwmixwrite", dest="rwmixwrite", metavar="PCT", help="percent writes (100 - rwmixread)")
+    for name, (other, _turn) in INVERSES.items():    # fio's other sides: --rwmixwrite, --buffered
+        if other in BOOL_OPTIONS:
+            p.add_argument(f"--{name}", dest=name, nargs="?", const="1", metavar="0|1",
+                           help=f"{other} said the other way round")
+        else:
+            p.add_argument(f"--{name}", dest=name, metavar=name.upper(), help=f"{other} said the other way round")
     p.add_argument("--output-format", "--output_format", dest="output_format", default="normal",
                    help="normal (a table), json (fio-shaped), json+ (with histogram bins)")
     p.add_argument("--output", dest="output", help="write the output to this file instead of stdout")

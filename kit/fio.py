@@ -270,7 +270,8 @@ def _sections(path, seen=None, depth=0):
     for number, raw in enumerate(lines, 1):
         line = raw.strip()
         where = f"{os.path.basename(path)}:{number}"
-        if not line or line[0] in "#;":
+        line = re.split(r"[;#]", line, maxsplit=1)[0].strip()     # fio's comments, inline ones too
+        if not line:
             continue
         if line.startswith("include "):
             inc = os.path.join(os.path.dirname(path), line.split(None, 1)[1].strip())
@@ -298,7 +299,7 @@ def read_job_file(path, env=None, strict=False):
     if not sections:
         raise OptionError(None, f"{path}: no job sections")
     defaults, groups, warnings, group_ids = {}, [], [], []
-    group_id = 0
+    group_id, global_ordering = 0, set()
     for name, options in sections:
         values, ordering = {}, set()
         for key, value, where in options:
@@ -312,6 +313,8 @@ def read_job_file(path, env=None, strict=False):
                 if key == "randrepeat" and text in ("0", "false"):
                     _unsupported(warnings, strict, where,
                                  f"fio option '{key}={text}' cannot be honoured: kit's offsets are always repeatable")
+                if key == "threads":
+                    warnings.append(f"{where}: threads is {NO_EFFECT[key]}; ignored, as fio does")
                 if key == "kb_base" and text != "1024":
                     raise OptionError(None, f"{where}: kb_base: kit supports only kb_base=1024")
                 continue
@@ -326,7 +329,9 @@ def read_job_file(path, env=None, strict=False):
             values[FIO_TO_KIT[key]] = text
         if name == "global":
             defaults.update(values)
+            global_ordering |= ordering          # stonewall in [global]: every job waits for the one before
             continue
+        ordering |= global_ordering
         merged = {"name": name, **defaults, **values}
         try:
             job = Job.from_options(merged)

@@ -12,7 +12,7 @@ import difflib
 
 from .engines import engine, engine_names, registry
 from .errors import OptionError
-from .options import COMMON, MAX_BS, parse_int, split_filenames
+from .options import COMMON, MAX_BS, parse_bool, parse_int, split_filenames
 
 
 def _declared():
@@ -38,30 +38,38 @@ def _declared():
 
 OPTIONS = _declared()
 ALIASES = {alias: option.name for option in OPTIONS.values() for alias in option.aliases}
-ALIASES["rwmixwrite"] = None        # fio's other side of rwmixread: 100 - value
+# fio's options that say another one the other way round: name -> (option, value -> its value)
+INVERSES = {
+    "rwmixwrite": ("rwmixread", lambda v: 100 - parse_int("rwmixwrite", v, 0, 100)),
+    "buffered": ("direct", lambda v: not parse_bool("buffered", v)),
+}
 
 
+# fio options kit accepts because it already behaves this way ("threads" is
+# fio's tiobench profile option, a no-op in a plain job: so in job files it is
+# never threadpool's option, which is threadpool_threads there)
+NO_EFFECT = {"thread": "kit always runs jobs as threads",
+             "threads": "fio's tiobench profile option, which does nothing in a plain job "
+                        "(threadpool's worker count is threadpool_threads in job files)",
+             "description": "", "randrepeat": "kit's offsets are always repeatable",
+             "kb_base": "sizes are powers of 1024", "clocksource": "kit picks its clock (the result says which)"}
 # fio's names: every declared option that job files may hold (kit's own ones
-# too, for jobs only kit runs), under its fio name and its aliases ->
-# kit's option; rwmixwrite is rwmixread's other side
+# too, for jobs only kit runs), under its fio name and its aliases -> kit's
+# option, and the inverses (passed on as they are; Job.from_options turns them)
 FIO_TO_KIT = {name: option.name for option in OPTIONS.values() if option.job_file
-              for name in (option.name, option.fio_name, *option.aliases) if name}
-FIO_TO_KIT["rwmixwrite"] = "rwmixwrite"
-# fio options kit accepts because it already behaves this way
-NO_EFFECT = {"thread": "kit always runs jobs as threads", "description": "",
-             "randrepeat": "kit's offsets are always repeatable", "kb_base": "sizes are powers of 1024",
-             "clocksource": "kit picks its clock (the result says which)"}
+              for name in (option.name, option.fio_name, *option.aliases) if name and name not in NO_EFFECT}
+FIO_TO_KIT.update({name: name for name in INVERSES})
 ORDERING = ("stonewall", "wait_for_previous", "new_group")      # groups, not jobs
 # what options not allowed in files (Option.job_file False) say there
 COMMAND_LINE_ONLY = "only --{flag} on kit's command line allows it, never a job file or a sweep file"
 
 
 def canonical_option(name):
-    """The option a name stands for: aliases and '-' spellings resolved
-    (rwmixwrite is rwmixread said the other way round)."""
+    """The option a name stands for: aliases, inverses (rwmixwrite is
+    rwmixread said the other way round) and '-' spellings resolved."""
     name = str(name).replace("-", "_")
-    if name == "rwmixwrite":
-        return "rwmixread"
+    if name in INVERSES:
+        return INVERSES[name][0]
     return ALIASES.get(name) or name
 
 
@@ -114,6 +122,9 @@ class _JobMethods:
                               f"(got {self.file_size})")
         if self.time_based and not self.runtime:
             raise OptionError("time_based", "needs runtime (e.g. --runtime=10)")
+        if self.time_based and self.number_ios:
+            raise OptionError("number_ios", "fio ignores it with time_based=1 (the job runs for its runtime): "
+                                            "give one or the other")
         if self.filename:
             names = split_filenames(self.filename)
             if any(not n for n in names):
@@ -194,8 +205,8 @@ class _JobMethods:
                 raise OptionError(raw_name, f"is the same option as {seen[canonical]}; give it once")
             seen[canonical] = raw_name
             name = raw_name.replace("-", "_")
-            if name == "rwmixwrite":
-                kwargs["rwmixread"] = 100 - parse_int("rwmixwrite", value, 0, 100)
+            if name in INVERSES:
+                kwargs[canonical] = INVERSES[name][1](value)
                 continue
             if canonical not in OPTIONS:
                 close = difflib.get_close_matches(name, list(OPTIONS) + list(ALIASES), n=1)

@@ -255,8 +255,9 @@ class Option:
 COMMON = (
     Option("name", "name", "kit", "job name, as fio's [section] name"),
     Option("ioengine", "choice", "psync", "I/O engine", aliases=("engine",)),
-    Option("rw", "choice", "read", "read, write, randread, randwrite, rw, randrw", choices=RW_MODES,
-           aliases=("readwrite",)),
+    Option("rw", "choice", "read", "read, write, randread, randwrite, rw (or readwrite), randrw",
+           choices=RW_MODES, aliases=("readwrite",), parse_value=lambda o, v: parse_choice(
+               o, "rw" if str(v).strip() == "readwrite" else v, RW_MODES)),
     Option("bs", "size", 4096, "block size (4k, 1m, ...)", aliases=("blocksize",)),
     Option("iodepth", "int", 1, "I/Os kept in flight per job (async engines)", lo=1, hi=MAX_IODEPTH),
     Option("numjobs", "int", 1, "job threads running the workload at once", lo=1, hi=1024),

@@ -7,7 +7,9 @@ from ..options import Option
 FIO = None
 
 OPTIONS = (
-    Option("threads", "int", 0, "worker threads (default iodepth)", lo=0, hi=4096, param="threads", fio=None),
+    # in job files "threads" is fio's (no-op) tiobench option: there it is threadpool_threads
+    Option("threads", "int", 0, "worker threads (default iodepth)", lo=0, hi=4096, param="threads", fio=None,
+           aliases=("threadpool_threads",)),
 )
 
 
