@@ -98,7 +98,7 @@ def cmd_run(argv):
     trace = tracer_names(args.trace)
     if trace and args.runner != "kit":
         raise OptionError("trace", "tracers attach to kit's runs: leave --runner at kit")
-    groups, warnings = _job_groups(args, values)
+    groups, warnings, group_ids, global_options = _job_groups(args, values)
     # every group of a job file is checked before the first one runs
     check_all([j for g in groups for j in g], ("kit", "fio") if args.compare else (args.runner,))
     output = _output(args.output)
@@ -107,14 +107,14 @@ def cmd_run(argv):
     if args.compare:
         return _run_compare(groups, args, progress, output)
     trace, untraced = _trace_or_warn(trace)
-    results, failed = _run_groups(groups, args.runner, progress, trace)
+    results, failed = _run_groups(groups, group_ids, args.runner, progress, trace)
     # a job that could not even start has nothing to show but its error line
     results = [r for r in results if (r.data.get("error") or {}).get("kind") != "setup"]
     if untraced:
         for r in results:
             r.data["notes"].append(f"untraced: {untraced}")
     if results:
-        _write(_render(results, args.output_format), output)
+        _write(_render(results, args.output_format, global_options), output)
     if failed:
         raise failed
     if any(r.data.get("interrupted") for r in results):
@@ -124,17 +124,21 @@ def cmd_run(argv):
 
 
 def _job_groups(args, values):
-    """([[Job, ...], ...], warnings): one group per stonewall of a job file,
-    else [[job]]."""
+    """([[Job, ...], ...], warnings, fio's group ids ([[0, ...], ...]),
+    [global] as written): one group per stonewall of a job file, else [[job]]."""
     if not args.jobfile:
-        return [[Job.from_options(values)]], []
+        return [[Job.from_options(values)]], [], [[0]], None
     from .fio import read_job_file
     if args.jobfile.startswith("-"):
         # argparse takes "--x=a b" (a space inside) for a positional argument
         raise OptionError(args.jobfile.split("=", 1)[0], "is not a kit run option; `kit run --help` lists them")
     jobfile = read_job_file(args.jobfile, strict=args.strict)
-    overrides = Job.from_options(values).given() if values else {}
-    return [[job.replace(**overrides) for job in group] for group in jobfile.groups], jobfile.warnings
+    overrides = dict(values)
+    if overrides:
+        Job.from_options(overrides)             # checked alone first: errors name the flag
+    ids = iter(jobfile.group_ids)
+    return ([[job.replace(**overrides) for job in group] for group in jobfile.groups], jobfile.warnings,
+            [[next(ids) for _job in group] for group in jobfile.groups], jobfile.global_options)
 
 
 def _trace_or_warn(trace):
@@ -152,15 +156,22 @@ def _trace_or_warn(trace):
     return None, s["reason"]
 
 
-def _run_groups(groups, runner, progress, trace=None):
+def _run_groups(groups, group_ids, runner, progress, trace=None):
     from .api import run_together
+    from .results import set_group
     results = []
-    for group in groups:
+    for group, ids in zip(groups, group_ids):
+        failed = None
         try:
-            results += run_together(group, runner=runner, progress=progress, trace=trace)
+            done = run_together(group, runner=runner, progress=progress, trace=trace)
         except RunError as e:
-            results += getattr(e, "results", None) or ([e.result] if getattr(e, "result", None) else [])
-            return results, e
+            done = getattr(e, "results", None) or ([e.result] if getattr(e, "result", None) else [])
+            failed = e
+        for r, gid in zip(done, ids):   # one Result per job, in the group's order
+            set_group(r, gid)
+        results += done
+        if failed:
+            return results, failed
         if any(r.data.get("interrupted") for r in results):
             break
     return results, None
@@ -201,19 +212,18 @@ def _run_compare(groups, args, progress, output):
     return EXIT_OK
 
 
-def _render(results, output_format):
+def _render(results, output_format, global_options=None):
+    from .results import Result, run_document
     from .text import comparison, format_comparison
     if output_format == "normal":
         text = "\n\n".join(r.summary() for r in results) + "\n"
         if len(results) > 1:
             text += "\n" + format_comparison(comparison(results)) + "\n"
     else:
+        import json
         plus = output_format == "json+"
-        if len(results) == 1:
-            text = results[0].to_json(plus=plus)
-        else:
-            import json
-            text = json.dumps([json.loads(r.to_json(plus=plus)) for r in results], indent=2) + "\n"
+        text = json.dumps(run_document([Result(json.loads(r.to_json(plus=plus))) for r in results],
+                                       global_options), indent=2) + "\n"
     return text
 
 

@@ -27,7 +27,7 @@ from .errors import OptionError, RunError
 from .files import read_text_file
 from .machine import fingerprint_for
 from .engines import fio_twin
-from .job import COMMAND_LINE_ONLY, FIO_TO_KIT, NO_EFFECT, OPTIONS, ORDERING, Job
+from .job import COMMAND_LINE_ONLY, FIO_TO_KIT, NO_EFFECT, OPTIONS, ORDERING, Job, written_name
 from .options import parse_size, split_filenames
 from .results import parse_fio_json, results_from_fio
 from .text import main_ddir
@@ -179,6 +179,7 @@ class JobFile:
     groups: List[List[Job]]                 # run one group after another
     warnings: List[str] = field(default_factory=list)
     group_ids: List[int] = field(default_factory=list)   # fio's reporting group per job
+    global_options: dict = field(default_factory=dict)   # [global] as written (fio's JSON)
 
     @property
     def jobs(self):
@@ -299,9 +300,9 @@ def read_job_file(path, env=None, strict=False):
     if not sections:
         raise OptionError(None, f"{path}: no job sections")
     defaults, groups, warnings, group_ids = {}, [], [], []
-    group_id, global_ordering = 0, set()
+    group_id, global_ordering, global_written = 0, set(), {}
     for name, options in sections:
-        values, ordering = {}, set()
+        values, ordering, written = {}, set(), {}
         for key, value, where in options:
             key = key.replace("-", "_")
             text = "1" if value is None else _substitute(value, env, where)
@@ -327,14 +328,19 @@ def read_job_file(path, env=None, strict=False):
                 values["name"] = text
                 continue
             values[FIO_TO_KIT[key]] = text
+            if value is not None:       # fio's JSON lists options given a value, by fio's name
+                written[written_name(key)] = text
         if name == "global":
             defaults.update(values)
+            global_written.update(written)
             global_ordering |= ordering          # stonewall in [global]: every job waits for the one before
             continue
         ordering |= global_ordering
         merged = {"name": name, **defaults, **values}
+        from_global = [k for k in global_written if k not in written]
+        written = {**{k: global_written[k] for k in from_global}, **written}
         try:
-            job = Job.from_options(merged)
+            job = Job.from_options(merged, written=written, from_global=from_global)
         except OptionError as e:
             label = f"{e.option}: " if e.option else ""
             raise OptionError(None, f"{os.path.basename(path)} [{name}]: {label}{e.problem}") from None
@@ -349,7 +355,7 @@ def read_job_file(path, env=None, strict=False):
         group_ids.append(group_id)
     if not groups:
         raise OptionError(None, f"{path}: only [global] sections, no jobs")
-    return JobFile(path, groups, warnings, group_ids)
+    return JobFile(path, groups, warnings, group_ids, global_written)
 
 
 def read_job(path, section=None, env=None, strict=False):

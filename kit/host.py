@@ -329,6 +329,22 @@ def whole_disk(dev: tuple[int, int]) -> tuple[int, int]:
     return dev
 
 
+# /sys/block/<dev>/stat, in order (Documentation/block/stat.rst)
+BLOCK_STAT_FIELDS = ("read_ios", "read_merges", "read_sectors", "read_ticks", "write_ios", "write_merges",
+                     "write_sectors", "write_ticks", "in_flight", "io_ticks", "time_in_queue")
+
+
+def block_stat(dev: tuple[int, int]) -> dict | None:
+    """A block device's I/O counters (ticks in milliseconds), or None."""
+    text = read_text(os.path.join(dev_dir(dev), "stat"))
+    if not text:
+        return None
+    values = text.split()
+    if len(values) < len(BLOCK_STAT_FIELDS) or not all(v.isdigit() for v in values):
+        return None
+    return dict(zip(BLOCK_STAT_FIELDS, map(int, values)))
+
+
 def swapped_devices() -> tuple[set, set]:
     """What /proc/swaps lists: ({(major, minor)} of swap devices,
     {(st_dev, st_ino)} of swap files). Names that no longer resolve are

@@ -73,6 +73,26 @@ def canonical_option(name):
     return ALIASES.get(name) or name
 
 
+def written_name(name):
+    """The name fio's JSON lists an option under: its fio name for aliases
+    (blocksize -> bs), inverses as themselves (rwmixwrite)."""
+    name = str(name).replace("-", "_")
+    if name in INVERSES:
+        return name
+    canonical = ALIASES.get(name) or name
+    option = OPTIONS.get(canonical)
+    return (option.fio_name or canonical) if option else name
+
+
+def _as_written(value):
+    """A value as text, the way a user would have written it."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def job_label(options):
     """Engine plus the features that change its behaviour: io_uring+fixedbufs."""
     parts = [options["ioengine"]]
@@ -84,13 +104,20 @@ class _JobMethods:
     """What a Job knows beyond its fields (the fields come from OPTIONS)."""
 
     def __post_init__(self):
+        # Job(bs="4k") from Python: what differs from the defaults is what was
+        # written; from_options and replace say both themselves
+        derive = not self._given
         given = set(self._given)
+        written = dict(self._written)
         for name, option in OPTIONS.items():
             value = getattr(self, name)
             if value != option.default or type(value) is not type(option.default):
                 given.add(name)
+            if derive and name in given and name != "name" and value is not None:
+                written[option.fio_name or name] = _as_written(value)
             object.__setattr__(self, name, option.parse(value))
         object.__setattr__(self, "_given", frozenset(given))
+        object.__setattr__(self, "_written", tuple(written.items()))
         if "filesize" in given and "size" not in given:
             # fio: without size, a job's size is the sum of its files
             object.__setattr__(self, "size", self.filesize * self.files_per_job)
@@ -122,6 +149,13 @@ class _JobMethods:
                               f"(got {self.file_size})")
         if self.time_based and not self.runtime:
             raise OptionError("time_based", "needs runtime (e.g. --runtime=10)")
+        if self.time_based and self.verify and self.writes:
+            raise OptionError("verify", "a time_based job that writes never reaches its verify phase "
+                                        "(fio 3.33 skips it, newer fio verifies each pass): give size, "
+                                        "not time_based, to verify what it wrote")
+        if {"bwavgtime", "iopsavgtime"} <= self._given and self.bwavgtime != self.iopsavgtime:
+            raise OptionError("iopsavgtime", f"kit samples bandwidth and IOPS in the same windows: give it "
+                                             f"bwavgtime's value ({self.bwavgtime}) or leave it out")
         if self.time_based and self.number_ios:
             raise OptionError("number_ios", "fio ignores it with time_based=1 (the job runs for its runtime): "
                                             "give one or the other")
@@ -133,6 +167,12 @@ class _JobMethods:
                 raise OptionError("nrfiles", f"is {self.nrfiles} but filename names {len(names)} file(s)")
 
     # -- derived values
+
+    @property
+    def sample_ms(self):
+        """The window of the bw_* and iops_* samples (fio's bwavgtime and
+        iopsavgtime, which kit keeps equal)."""
+        return self.iopsavgtime if "iopsavgtime" in self._given else self.bwavgtime
 
     def on(self, name):
         """Whether an option is on, by itself or implied by another
@@ -185,20 +225,40 @@ class _JobMethods:
         """The options set explicitly, with their values (for reports and fio)."""
         return {name: getattr(self, name) for name in OPTIONS if name in self._given}
 
+    def written(self, where=None):
+        """The options as the user wrote them, as fio's JSON lists them: fio's
+        name -> the text given ('4k', not 4096), explicit defaults included.
+        where: "global" (from a job file's [global]), "job" (the rest), or
+        None (all)."""
+        return {k: v for k, v in self._written
+                if where is None or (k in self._from_global) == (where == "global")}
+
     def to_dict(self):
         return {name: getattr(self, name) for name in OPTIONS}
 
     def replace(self, **changes):
-        merged = dict(self.given())
-        merged.update(changes)
-        return Job(**merged)
+        """The job with some options changed; the rest stay as written."""
+        changed = {canonical_option(k) for k in changes}
+        merged = {k: v for k, v in self.given().items() if k not in changed}
+        merged.update({canonical_option(k): INVERSES[k.replace("-", "_")][1](v)
+                       if k.replace("-", "_") in INVERSES else v for k, v in changes.items()})
+        written = [(k, v) for k, v in self._written if canonical_option(k) not in changed]
+        written += [(written_name(k), _as_written(v)) for k, v in changes.items() if k != "name" and v is not None]
+        return Job(**merged, _given=frozenset(merged), _written=tuple(written),
+                   _from_global=self._from_global - {k for k, _ in self._written if canonical_option(k) in changed})
 
     @classmethod
-    def from_options(cls, options):
+    def from_options(cls, options, written=None, from_global=(), explicit=True):
         """Builds a Job from name -> value pairs as a user wrote them (strings
         welcome); unknown names get a 'did you mean' line, and one option
-        given under two names (bs and blocksize) is refused."""
+        given under two names (bs and blocksize) is refused. written: what
+        the job's JSON lists as its options (default: every pair given, under
+        fio's names); from_global: which of them came from [global];
+        explicit=False: a stored job, whose defaults were not chosen."""
         kwargs, seen = {}, {}
+        if written is None and explicit:
+            written = {written_name(k): _as_written(v) for k, v in options.items()
+                       if k != "name" and v is not None}
         for raw_name, value in options.items():
             canonical = canonical_option(raw_name)
             if canonical in seen:
@@ -213,17 +273,19 @@ class _JobMethods:
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise OptionError(raw_name, f"is not a kit option{hint}; `kit run --help` lists them")
             kwargs[canonical] = value
-        return cls(**kwargs)
+        return cls(**kwargs, _given=frozenset(kwargs if explicit else ()), _written=tuple((written or {}).items()),
+                   _from_global=frozenset(from_global))
 
     @classmethod
     def from_dict(cls, data):
-        return cls.from_options({k: v for k, v in data.items() if v is not None})
+        return cls.from_options({k: v for k, v in data.items() if v is not None}, explicit=False)
 
 
 Job = dataclasses.make_dataclass(
     "Job",
     [(name, object, dataclasses.field(default=option.default)) for name, option in OPTIONS.items()]
-    + [("_given", frozenset, dataclasses.field(default=frozenset(), repr=False, compare=False))],
+    + [(hidden, kind, dataclasses.field(default=kind(), repr=False, compare=False))
+       for hidden, kind in (("_given", frozenset), ("_written", tuple), ("_from_global", frozenset))],
     bases=(_JobMethods,), frozen=True)
 Job.__module__ = __name__
 Job.__doc__ = """One workload, as fio would describe it: one field per option of kit.options and

@@ -15,7 +15,7 @@ from typing import Callable, Optional
 from .errors import OptionError
 
 RW_MODES = ("read", "write", "randread", "randwrite", "rw", "randrw")
-DDIRS = ("read", "write")   # the directions a result reports (fio's "trim" aside)
+DDIRS = ("read", "write", "trim")     # the directions a result reports, as fio's
 VERIFY_MODES = ("", "crc32c")
 MAX_IODEPTH = 4096          # the C depth histograms count exactly up to here
 MAX_BS = 256 << 20
@@ -154,6 +154,19 @@ def parse_verify(option, value):
     return parse_choice(option, value, VERIFY_MODES)
 
 
+def parse_percentile_list(option, value):
+    """fio's percentile_list: up to 20 percentiles, ':'-separated, each from
+    0 to 100; kept as text, sorted ("99:99.9")."""
+    parts = [p.strip() for p in str(value).split(":")]
+    try:
+        values = sorted({float(p) for p in parts})
+    except ValueError:
+        raise OptionError(option, f"must be percentiles separated by ':' (e.g. 99:99.9; got {value!r})") from None
+    if not values or len(parts) > 20 or not all(0 <= v <= 100 for v in values):
+        raise OptionError(option, f"must be 1 to 20 percentiles from 0 to 100 (got {value!r})")
+    return ":".join(f"{v:g}" for v in values)
+
+
 def split_filenames(text):
     """fio's filename list: names separated by ':', a '\\:' is a colon
     inside a name (fio's escape)."""
@@ -279,6 +292,14 @@ COMMON = (
            aliases=("invalidate_cache",), fio_default=True),
     Option("pre_read", "bool", False, "1: read the files once first so buffered reads hit the page cache"),
     Option("gtod_reduce", "bool", False, "1: no per-I/O timestamps (no latencies)"),
+    Option("bwavgtime", "int", 500, "ms per bandwidth sample (bw_min, bw_mean, ...)", lo=1, hi=UINT32_MAX),
+    Option("iopsavgtime", "int", 500, "ms per IOPS sample (iops_min, iops_stddev, ...); kit samples both "
+           "together: equal to bwavgtime when both are given", lo=1, hi=UINT32_MAX),
+    Option("percentile_list", "text", None, "the latency percentiles to report, ':'-separated (e.g. 99:99.9; "
+           "default fio's 17)", parse_value=parse_percentile_list),
+    Option("clat_percentiles", "bool", True, "1: report completion latency percentiles"),
+    Option("lat_percentiles", "bool", False, "1: report total latency percentiles"),
+    Option("slat_percentiles", "bool", False, "1: report submission latency percentiles"),
     Option("directory", "path", None, "where kit creates its files (default ./kit-scratch)"),
     Option("filename", "path", None, "an existing file or block device (':' separates several)"),
     Option("filename_format", "format", None,

@@ -63,18 +63,41 @@ def merge_threads(threads):
                      **{k: merge_lat([t["ddir"][d][k] for t in threads]) for k in ("slat", "clat", "lat")}}
                  for d in DDIRS},
         "sync_lat": merge_lat([t["sync_lat"] for t in threads]),
+        # fio's group: each direction ran as long as its longest thread
+        "ddir_runtime_ns": {d: max(t["ddir_runtime_ns"][d] for t in threads) for d in DDIRS},
         "start_ns": min(t["start_ns"] for t in threads),
         "end_ns": max(t["end_ns"] for t in threads),
         "tid": None,
+        "verify_ns": max(t["verify_ns"] for t in threads),
         "runtime_sum_ns": sum(t["end_ns"] - t["start_ns"] for t in threads),
         "ring_flags": threads[0].get("ring_flags", 0),
         "clock": threads[0].get("clock"),
+        # fio merges the threads' bw and iops samples into one set
+        "samples": [w for t in threads for w in _windows(t)],
+        "log": [w for t in threads for w in _windows(t, "log")],
     }
     for key in _SUMMED:
         merged[key] = sum(t[key] for t in threads)
     for key in ("depth_level", "depth_submit", "depth_complete"):
         merged[key] = np.sum([t[key] for t in threads], axis=0)
     return merged
+
+
+def disk_util(stats, wall_ns):
+    """fio's disk_util entries: name -> (block_stat before, after) of each
+    disk behind the files, over the run's wall time (util: busy time)."""
+    out = []
+    for name, (before, after) in stats.items():
+        if not before or not after:
+            continue
+        d = {k: max(after[k] - before[k], 0) for k in before if k != "in_flight"}
+        wall_ms = wall_ns / 1e6
+        out.append({"name": name, "read_ios": d["read_ios"], "write_ios": d["write_ios"],
+                    "read_merges": d["read_merges"], "write_merges": d["write_merges"],
+                    "read_ticks": d["read_ticks"], "write_ticks": d["write_ticks"],
+                    "in_queue": d["time_in_queue"],
+                    "util": min(100.0 * d["io_ticks"] / wall_ms, 100.0) if wall_ms else 0.0})
+    return out
 
 
 def device_share(block, merged):
@@ -89,32 +112,114 @@ def device_share(block, merged):
     return out
 
 
-def lat_entry(lat, bins=True):
+def lat_entry(lat, bins=True, plist=hist.PERCENTILES, percentiles=True):
+    """fio's latency object; bins (json+) are kept for every kind, so kit can
+    merge them later, the percentile map only where the job asks for it."""
     n = lat["n"]
     if not n:
         return {"min": 0, "max": 0, "mean": 0.0, "stddev": 0.0, "N": 0}
     mean = lat["sum"] / n
     var = (lat["sumsq"] - lat["sum"] * lat["sum"] / n) / (n - 1) if n > 1 else 0.0
     entry = {"min": int(lat["min"]), "max": int(lat["max"]), "mean": mean,
-             "stddev": math.sqrt(max(var, 0.0)), "N": int(n),
-             "percentile": hist.percentiles(lat["hist"], n)}
+             "stddev": math.sqrt(max(var, 0.0)), "N": int(n)}
+    if percentiles:
+        entry["percentile"] = hist.percentiles(lat["hist"], n, plist)
     if bins:
         entry["bins"] = hist.to_bins(lat["hist"])
     return entry
 
 
-def _ddir_entry(d, runtime_ns):
+def _reported(job):
+    """Which latency kinds get percentiles, and which percentiles (fio's
+    clat_percentiles, lat_percentiles, slat_percentiles, percentile_list)."""
+    plist = tuple(float(p) for p in job.percentile_list.split(":")) if job.percentile_list else hist.PERCENTILES
+    return plist, {"slat": job.slat_percentiles, "clat": job.clat_percentiles, "lat": job.lat_percentiles}
+
+
+def _windows(t, which="samples"):
+    """A thread's windows (one array), or a merge's (a list of arrays)."""
+    w = t.get(which)
+    if w is None:
+        return []
+    return list(w) if isinstance(w, list) else [w]
+
+
+def _sample_values(windows, i):
+    """fio's bw and iops samples of direction i (stat.c __add_samples): one
+    per window that moved data, in KiB/s and I/Os per second over the
+    window's whole milliseconds."""
+    bw, iops = [], []
+    for w in windows:
+        live = w[w["bytes"][:, i] > 0]
+        spent = (live["span_ns"] // 1_000_000).astype(np.int64)
+        nonzero = np.maximum(spent, 1)
+        bw.append(np.where(spent > 0, live["bytes"][:, i].astype(np.int64) * 1000 // nonzero // 1024, 0))
+        iops.append(np.where(spent > 0, live["ios"][:, i].astype(np.int64) * 1000 // nonzero, 0))
+    return (np.concatenate(bw) if bw else np.zeros(0, np.int64)), \
+        (np.concatenate(iops) if iops else np.zeros(0, np.int64))
+
+
+def _sample_stats(values):
+    """fio's io_stat of samples: min, max, mean and the sample deviation."""
+    n = len(values)
+    if not n:
+        return 0, 0, 0.0, 0.0, 0
+    mean = float(np.mean(values))
+    dev = float(np.std(values, ddof=1)) if n > 1 else 0.0
+    return int(values.min()), int(values.max()), mean, dev, n
+
+
+def _ddir_entry(d, runtime_ns, report=(hist.PERCENTILES, {"slat": True, "clat": True, "lat": True}),
+                windows=(), i=0, agg_bw_bytes=None):
+    """One direction; runtime_ns: how long this direction ran (fio's
+    per-direction runtime: a verify phase's reads run after the writes).
+    windows: the bwavgtime windows of the threads (bw_* and iops_*);
+    agg_bw_bytes: the group's bandwidth, which bw_agg is a percent of."""
     ios, nbytes = d["ios"], d["bytes"]
     secs = runtime_ns / 1e9 if runtime_ns > 0 else 0.0
     bw_bytes = int(nbytes / secs) if secs else 0
+    bw, iops = _sample_values(windows, i)
+    bw_min, bw_max, bw_mean, bw_dev, bw_n = _sample_stats(bw)
+    iops_min, iops_max, iops_mean, iops_dev, iops_n = _sample_stats(iops)
+    agg = bw_bytes if agg_bw_bytes is None else agg_bw_bytes
     return {
         "io_bytes": int(nbytes), "io_kbytes": int(nbytes) >> 10,
         "bw_bytes": bw_bytes, "bw": bw_bytes // 1024,
         "iops": ios / secs if secs else 0.0,
         "runtime": int(round(runtime_ns / 1e6)) if ios else 0,
         "total_ios": int(ios), "short_ios": 0, "drop_ios": 0,
-        "slat_ns": lat_entry(d["slat"]), "clat_ns": lat_entry(d["clat"]), "lat_ns": lat_entry(d["lat"]),
+        **{f"{kind}_ns": lat_entry(d[kind], plist=report[0], percentiles=report[1][kind])
+           for kind in ("slat", "clat", "lat")},
+        "bw_min": bw_min, "bw_max": bw_max,
+        "bw_agg": 100.0 * bw_mean / (agg / 1024) if bw_n and agg else 0.0,
+        "bw_mean": bw_mean, "bw_dev": bw_dev, "bw_samples": bw_n,
+        "iops_min": iops_min, "iops_max": iops_max, "iops_mean": iops_mean, "iops_stddev": iops_dev,
+        "iops_samples": iops_n,
     }
+
+
+def _series_entry(t, interval_ns):
+    """kit's time series of a job (or its threads merged): what completed
+    per window, for IOPS-over-time plots; windows of threads that close
+    about together are added up."""
+    windows = [w for w in _windows(t, "log") if len(w)] or _windows(t)
+    if not interval_ns or not windows or not sum(len(w) for w in windows):
+        return None
+    start = t["start_ns"]
+    slots = {}
+    for w in windows:
+        for row in w:
+            k = int(round((int(row["end_ns"]) - start) / interval_ns))
+            acc = slots.setdefault(k, np.zeros((2, len(DDIRS)), np.int64))
+            acc[0] += row["bytes"].astype(np.int64)
+            acc[1] += row["ios"].astype(np.int64)
+    keys = sorted(slots)
+    out = {"interval_ms": interval_ns / 1e6, "t_ms": [k * interval_ns / 1e6 for k in keys]}
+    for i, d in enumerate(DDIRS):
+        if any(slots[k][1][i] for k in keys):
+            out[f"{d}_bytes"] = [int(slots[k][0][i]) for k in keys]
+            out[f"{d}_ios"] = [int(slots[k][1][i]) for k in keys]
+    return out
 
 
 def _pct_map(counts, total, labels, edges, floor):
@@ -169,20 +274,23 @@ def _exact(counts):
     return {str(i): int(counts[i]) for i in np.nonzero(counts)[0]}
 
 
-def job_entry(t, name, options, error=0, runtime_sum_ns=None):
-    """One fio job object from raw thread statistics (or a merge of them)."""
+def job_entry(t, job, options, error=0, runtime_sum_ns=None, agg=None):
+    """One fio job object from raw thread statistics (or a merge of them);
+    agg: the group's bandwidth per direction (bw_agg's 100 %)."""
+    report = _reported(job)
+    windows = _windows(t)
     runtime_ns = max(t["end_ns"] - t["start_ns"], 0)
     cpu_base_ns = runtime_sum_ns if runtime_sum_ns else runtime_ns
     entry = {
-        "jobname": name, "groupid": 0, "error": error, "eta": 0,
+        # fio writes eta as INT_MAX once a job is done
+        "jobname": job.name, "groupid": 0, "error": error, "eta": 2147483647,
         "elapsed": int(math.ceil(runtime_ns / 1e9)),
         "job options": options,
-        "read": _ddir_entry(t["ddir"]["read"], runtime_ns),
-        "write": _ddir_entry(t["ddir"]["write"], runtime_ns),
-        "trim": _ddir_entry({"ios": 0, "bytes": 0, "slat": empty_lat(), "clat": empty_lat(),
-                             "lat": empty_lat()}, runtime_ns),
+        **{d: _ddir_entry(t["ddir"][d], t["ddir_runtime_ns"][d], report, windows, i, (agg or {}).get(d))
+           for i, d in enumerate(DDIRS)},
         "sync": {"total_ios": int(t["syncs"]), "lat_ns": lat_entry(t["sync_lat"])},
-        "job_runtime": int(round(runtime_ns / 1e6)),
+        # fio sums it over the threads of a group (group_reporting)
+        "job_runtime": int(round(cpu_base_ns / 1e6)),
         "usr_cpu": 100.0 * t["utime_ns"] / cpu_base_ns if cpu_base_ns else 0.0,
         "sys_cpu": 100.0 * t["stime_ns"] / cpu_base_ns if cpu_base_ns else 0.0,
         "ctx": int(t["nvcsw"] + t["nivcsw"]),
@@ -190,12 +298,17 @@ def job_entry(t, name, options, error=0, runtime_sum_ns=None):
     }
     entry.update(_depth_maps(t))
     entry.update(_latency_maps(t))
+    # fio's latency_target search (kit has none): what fio writes without it
+    entry.update({"latency_depth": job.iodepth, "latency_target": 0, "latency_percentile": 100.0,
+                  "latency_window": 0})
     entry["kit"] = {
         "tid": t["tid"], "start_ns": int(t["start_ns"]), "end_ns": int(t["end_ns"]),
         "runtime_ns": int(runtime_ns),
+        "ddir_runtime_ns": {d: int(t["ddir_runtime_ns"][d]) for d in DDIRS},
         "ctx_voluntary": int(t["nvcsw"]), "ctx_involuntary": int(t["nivcsw"]),
         "usr_ns": int(t["utime_ns"]), "sys_ns": int(t["stime_ns"]),
         "verified_bytes": int(t["verified_bytes"]),
+        "verify_ns": int(t.get("verify_ns", 0)),
         "clock": t.get("clock"),
         "iodepth_level_exact": _exact(t["depth_level"]),
         "iodepth_submit_exact": _exact(t["depth_submit"]),
@@ -205,18 +318,10 @@ def job_entry(t, name, options, error=0, runtime_sum_ns=None):
         entry["kit"]["verify_seed"] = int(t["verify_seed"])
     if t.get("ring_flags"):
         entry["kit"]["io_uring_setup_flags"] = int(t["ring_flags"])
+    series = _series_entry(t, job.sample_ms * 1_000_000)
+    if series:
+        entry["kit"]["series"] = series
     return entry
-
-
-def option_strings(options):
-    """fio prints option values as the strings given; kit prints its parsed ones."""
-    def text(v):
-        if isinstance(v, bool):
-            return "1" if v else "0"
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        return str(v)
-    return {k: text(v) for k, v in options.items() if v is not None}
 
 
 # ---- reading: fio's documents and kit's own ----------------------------------
@@ -252,6 +357,15 @@ def fio_document_problem(data):
     for key in ("timestamp", "timestamp_ms"):
         if key in data and not _is(data[key], int):
             return f"{key} is not a number"
+    if "disk_util" in data:
+        disks = data["disk_util"]
+        if not isinstance(disks, list) or not all(isinstance(d, dict) and isinstance(d.get("name"), str)
+                                                  for d in disks):
+            return "disk_util is not a list of named disks"
+        for i, d in enumerate(disks):
+            problem = _map_problem({k: v for k, v in d.items() if k != "name"}, f"disk_util[{i}]")
+            if problem:
+                return problem
     for i, e in enumerate(data["jobs"]):
         where = f"jobs[{i}]"
         if not isinstance(e, dict):
@@ -349,22 +463,23 @@ class Result:
 
     @classmethod
     def from_run(cls, job, threads, process, targets, notes=(), error=None, interrupted=False,
-                 machine=None, trace=None, source_hash=None):
-        options = option_strings(job.given())
+                 machine=None, trace=None, source_hash=None, disk_util=None):
+        options = job.written("job")
         merged = merge_threads(threads)
         if trace and trace.get("block"):
             trace = copy.deepcopy(trace)
             trace["block"]["device_share"] = device_share(trace["block"], merged)
-        merged_entry = job_entry(merged, job.name, options, runtime_sum_ns=merged["runtime_sum_ns"])
-        jobs = [merged_entry] if job.group_reporting else [job_entry(t, job.name, options) for t in threads]
+        merged_entry = job_entry(merged, job, options, runtime_sum_ns=merged["runtime_sum_ns"])
+        agg = {d: merged_entry[d]["bw_bytes"] for d in DDIRS}
+        jobs = [merged_entry] if job.group_reporting else [job_entry(t, job, options, agg=agg) for t in threads]
         return cls.build("kit", job, jobs, merged_entry, process=process, targets=targets, machine=machine,
                          notes=notes, error=error, interrupted=interrupted, trace=trace,
-                         source_hash=source_hash, global_options=options)
+                         source_hash=source_hash, global_options=job.written("global"), disk_util=disk_util)
 
     @classmethod
     def build(cls, runner, job, jobs, total, *, process=None, targets=None, machine=None, notes=(), error=None,
               interrupted=False, trace=None, source_hash=None, global_options=None, stamp=None, label=None,
-              extra=None):
+              extra=None, disk_util=None):
         """The one author of a result document: every runner's results have
         these keys, in this order. stamp: fio's (timestamp, timestamp_ms,
         time) when fio measured; label: when there is no kit Job."""
@@ -372,10 +487,12 @@ class Result:
             now = time.time()
             stamp = (int(now), int(now * 1000), time.ctime(now))
         jd = job.to_dict() if job is not None else None
+        extra = {"fio version": f"kit-{__version__}", **(extra or {})}
         return cls({
-            "kit version": __version__, "schema": SCHEMA, "runner": runner, **(extra or {}),
+            "kit version": __version__, "schema": SCHEMA, "runner": runner, **extra,
             "timestamp": stamp[0], "timestamp_ms": stamp[1], "time": stamp[2],
-            "global options": global_options or {}, "jobs": jobs, "total": total, "process": process,
+            "global options": global_options or {}, "jobs": jobs, "disk_util": disk_util or [],
+            "total": total, "process": process,
             "job": jd, "label": job_label(jd) if jd else label, "source_hash": source_hash,
             "targets": targets, "machine": machine, "traced": bool(trace), "trace": trace,
             "interrupted": bool(interrupted), "error": error, "notes": list(notes),
@@ -497,7 +614,7 @@ class Result:
 def _without_bins(data):
     out = copy.deepcopy(data)
     for entry in out["jobs"] + [out["total"]]:
-        for d in DDIRS + ("trim",):
+        for d in DDIRS:
             for kind in _LAT_KINDS:
                 entry[d][kind].pop("bins", None)
         entry["sync"]["lat_ns"].pop("bins", None)
@@ -547,12 +664,88 @@ def from_fio_json(path):
         source = str(path)
     else:
         text, source = str(path), "input"
-    results = results_from_fio(parse_fio_json(text, source))
+    data = parse_fio_json(text, source)
+    results = results_from_document(data, source) if _is_kit_output(data) else results_from_fio(data)
     for r in results:           # what kit made of it must be a result kit can read back
         problem = result_problem(r.data)
         if problem:
             raise OptionError(None, f"{source}: not fio output as kit reads it: {problem}")
     return results
+
+
+# ---- one document for a whole command ---------------------------------------
+DOCUMENT = "kit-run/1"
+_FIO_TOP = ("fio version", "timestamp", "timestamp_ms", "time", "global options", "jobs", "disk_util")
+
+
+def run_document(results, global_options=None):
+    """What `kit run --output-format=json` prints: ONE fio document for the
+    whole command, whatever the number of jobs and groups, so fio's tools
+    read it. fio's keys first (every job entry with its groupid); then kit's
+    view of each job in "results" (its Result without fio's keys, and the
+    indexes of its entries in "jobs"), from which kit import rebuilds them.
+    global_options: a job file's [global] section as written."""
+    if len(results) == 1:
+        data = copy.deepcopy(results[0].data)
+        if global_options is not None:
+            data["global options"] = global_options
+        return data
+    first = results[0].data
+    jobs, disks, views = [], {}, []
+    for r in results:
+        data = copy.deepcopy(r.data)
+        view = {k: v for k, v in data.items() if k not in _FIO_TOP}
+        view["jobs"] = list(range(len(jobs), len(jobs) + len(data["jobs"])))
+        view["global options"] = data["global options"]
+        jobs += data["jobs"]
+        for d in data.get("disk_util") or []:       # groups one after another: their counts add up
+            if d["name"] in disks:
+                old = disks[d["name"]]
+                disks[d["name"]] = {k: (old[k] + v if k not in ("name", "util") else v) for k, v in d.items()}
+            else:
+                disks[d["name"]] = dict(d)
+        views.append(view)
+    return {"fio version": first.get("fio version"), "timestamp": first["timestamp"],
+            "timestamp_ms": first["timestamp_ms"], "time": first["time"],
+            "global options": global_options if global_options is not None else first["global options"],
+            "jobs": jobs, "disk_util": list(disks.values()),
+            "kit version": __version__, "schema": DOCUMENT, "results": views}
+
+
+def set_group(result, gid):
+    """fio's reporting group of a job of a job file (stonewall, new_group)."""
+    for entry in result.data["jobs"] + [result.data["total"]]:
+        entry["groupid"] = gid
+
+
+def _is_kit_output(data):
+    return str(data.get("schema", "")).split("/")[0] in (SCHEMA.split("/")[0], DOCUMENT.split("/")[0])
+
+
+def results_from_document(data, source="input"):
+    """kit's own output read back: one Result, or a run document's Results."""
+    if data.get("schema") == DOCUMENT:
+        views = data.get("results")
+        if not isinstance(views, list) or not views or not all(isinstance(v, dict) for v in views):
+            raise OptionError(None, f"{source}: a kit run document without its results")
+        out = []
+        for view in views:
+            idx = view.get("jobs")
+            if not isinstance(idx, list) or not idx or not all(
+                    isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(data["jobs"]) for i in idx):
+                raise OptionError(None, f"{source}: a result's job entries are not entries of 'jobs'")
+            rebuilt = {**{k: data[k] for k in _FIO_TOP if k in data}, **view,
+                       "jobs": [data["jobs"][i] for i in idx]}
+            out.append(_kit_result(rebuilt, source))
+        return out
+    return [_kit_result(data, source)]
+
+
+def _kit_result(data, source):
+    problem = result_problem(data)
+    if problem:
+        raise OptionError(None, f"{source}: not kit output as kit reads it: {problem}")
+    return Result(data)
 
 
 def results_from_fio(data, jobs=None, groups=None, process=None, plans=None, machine=None, notes=()):
@@ -574,7 +767,11 @@ def results_from_fio(data, jobs=None, groups=None, process=None, plans=None, mac
     for i, (key, group) in enumerate(groups):
         job_notes = list(notes)
         if jobs is not None:
+            # fio ran kit's job file (descriptors, thread, invalidate=...): the
+            # user's job is what they wrote
             job = jobs[i]
+            global_opts = job.written("global")
+            group = [{**e, "job options": job.written("job")} for e in group]
         else:
             opts = {**global_opts, **group[0].get("job options", {})}
             job, more = job_from_fio_options(opts, key[0] or "fio")
@@ -590,7 +787,7 @@ def results_from_fio(data, jobs=None, groups=None, process=None, plans=None, mac
             error=_fio_error(group, job), global_options=global_opts,
             stamp=(data.get("timestamp", int(time.time())), data.get("timestamp_ms"), data.get("time")),
             label=group[0].get("job options", {}).get("ioengine", "fio"),
-            extra={"fio version": data.get("fio version")}))
+            extra={"fio version": data.get("fio version")}, disk_util=data.get("disk_util")))
     return results
 
 
@@ -642,7 +839,7 @@ def merge_fio_entries(entries):
         merged = {"jobname": entries[0].get("jobname"), "groupid": entries[0].get("groupid", 0),
                   "error": max(e.get("error", 0) for e in entries), "job options": entries[0].get("job options", {})}
         runtime_ms = max(e.get("job_runtime", 0) for e in entries)
-        for d in DDIRS + ("trim",):
+        for d in DDIRS:
             parts = [e[d] for e in entries if d in e]
             if not parts:
                 continue

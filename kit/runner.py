@@ -23,7 +23,7 @@ from .options import split_filenames
 from .machine import fingerprint_for
 from .progress import bar
 from .options import DDIRS
-from .results import Result
+from .results import Result, disk_util
 
 POLL_MS = 200
 
@@ -52,25 +52,26 @@ def run_together(jobs, *, progress=None, machine=True, trace=None):
         finally:
             for fds in opened:
                 targets.close_files(fds)
-        per_job, process, interrupted, trace_summary = outcome
+        per_job, process, interrupted, trace_summary, disks = outcome
         errors = []
         for job, plan, threads in zip(jobs, plans, per_job):
             error = _first_error(job, plan, threads)
-            if job.verify and job.writes and not error and not interrupted:
-                error = targets.read_back(prepared, plan)
             prepared.finish(plan, error, verified=bool(job.verify) and not interrupted)
             errors.append(error)
         changed = prepared.changed_paths()
     results, first_error = [], None
     for job, plan, threads, error in zip(jobs, plans, per_job, errors):
         notes = _notes(job) + [changed[f.path] for f in plan.unique_files if f.path in changed]
+        if any(t["ramp_unfinished"] for t in threads):
+            notes.append(f"ramp_time={job.ramp_time:g}s outlasted the job: as in fio, its figures are the "
+                         "ramp's I/O (make the job longer or the ramp shorter to measure after it)")
         if len(jobs) > 1:
             notes.append(f"ran at the same time as {len(jobs) - 1} other job(s): "
                          "the process figures cover them all")
         results.append(Result.from_run(
             job, threads, process, [f.to_dict() for f in plan.unique_files], notes=notes,
             error=error, interrupted=interrupted, machine=fingerprint_for(plan.unique_files[0].path) if machine else None,
-            trace=trace_summary, source_hash=source_hash()))
+            trace=trace_summary, source_hash=source_hash(), disk_util=disks))
         first_error = first_error or error
     if first_error:
         exc = RunError(first_error["message"])
@@ -142,8 +143,10 @@ def _params(ffi, job, j, fds, files, ctl, keep):
     p.seed = (job.randseed * 0x9E3779B97F4A7C15 + j + 1) % (1 << 64)
     p.fsync_every = job.fsync
     p.verify = 1 if job.verify else 0
+    p.buffered = int(not job.direct)
     p.verify_seed = (int(time.time_ns()) ^ (j << 48)) % (1 << 64)
     p.gtod_reduce = int(job.gtod_reduce)
+    p.sample_ns = job.sample_ms * 1_000_000
     for name, option in OPTIONS.items():        # the engines' own options, as they declare them
         if option.param:
             setattr(p, option.param, option.c_value(job.on(name) if option.kind == "bool" else getattr(job, name)))
@@ -220,11 +223,13 @@ def _execute(units, progress, trace, devices):
         job_tids = {w.native_id for w in workers}
         _note_run_in_traces(job_tids)
         before = {tid: host.task_counters(tid) for tid in bystanders}
+        disks0 = {dev: host.block_stat(dev) for dev in devices}
         self0, t0 = host.process_counters(), time.monotonic_ns()
         lib.kit_control_go(ctl)
         _watch_run([job for job, _p, _f in units], lib, ffi.addressof(ctl, "finished"), n, stats,
                    watch, stop, progress)
         self1, t1 = host.process_counters(), time.monotonic_ns()
+        disks1 = {dev: host.block_stat(dev) for dev in devices}
         after = {tid: host.task_counters(tid) for tid in bystanders}
         lib.kit_control_release(ctl)
         released = True
@@ -247,11 +252,13 @@ def _execute(units, progress, trace, devices):
     per_job = [[] for _ in units]
     for (u, p, s) in slots:
         t = _extract(ffi, s)
+        lib.kit_stats_free(s)
         t["verify_seed"] = p.verify_seed if p.verify else None
         per_job[u].append(t)
     interrupted = watch.interrupts > 0 or any(t["interrupted"] for ts in per_job for t in ts)
     trace_summary = tracing.summary(pid=os.getpid(), job_tids=sorted(job_tids)) if tracing else None
-    return per_job, process, interrupted, trace_summary
+    disks = disk_util({host.dev_name(dev): (disks0[dev], disks1[dev]) for dev in devices}, t1 - t0)
+    return per_job, process, interrupted, trace_summary, disks
 
 
 def _start_all(workers, release):
@@ -367,12 +374,44 @@ def _depth(ffi, arr):
     return np.frombuffer(ffi.buffer(arr), dtype=np.uint64).astype(np.int64)
 
 
+# struct kit_window and struct kit_io_record, field for field (kit.h)
+_N = len(DDIRS)
+WINDOW = np.dtype([("end_ns", "u8"), ("span_ns", "u8"), ("bytes", "u8", _N), ("ios", "u8", _N),
+                   ("slat_sum", "f8", _N), ("clat_sum", "f8", _N), ("lat_sum", "f8", _N)])
+RECORD = np.dtype([("end_ns", "u8"), ("slat", "u8"), ("clat", "u8"), ("lat", "u8"), ("offset", "u8"),
+                   ("len", "u4"), ("ddir", "u4")])
+
+
+def _series(ffi, se, end_ns, final):
+    """A C time series as a numpy array of windows (a copy); final: with the
+    window still open at the end (logs keep it, fio's statistics do not)."""
+    assert ffi.sizeof("struct kit_window") == WINDOW.itemsize
+    out = np.frombuffer(ffi.buffer(se.w, se.n * WINDOW.itemsize), dtype=WINDOW).copy() if se.n else \
+        np.zeros(0, dtype=WINDOW)
+    if final and se.interval_ns and any(se.open.ios[i] for i in range(_N)):
+        last = np.frombuffer(ffi.buffer(ffi.addressof(se, "open"), WINDOW.itemsize), dtype=WINDOW).copy()
+        last["end_ns"], last["span_ns"] = end_ns, end_ns - se.open_ns
+        out = np.concatenate([out, last])
+    return out
+
+
+def _records(ffi, rs):
+    assert ffi.sizeof("struct kit_io_record") == RECORD.itemsize
+    return np.frombuffer(ffi.buffer(rs.r, rs.n * RECORD.itemsize), dtype=RECORD).copy() if rs.n else \
+        np.zeros(0, dtype=RECORD)
+
+
 def _extract(ffi, s):
     """Copies one thread's C statistics into plain Python/numpy values."""
     return {
         "ddir": {d: {"ios": s.ddir[i].ios, "bytes": s.ddir[i].bytes,
                      "slat": _lat(ffi, s.ddir[i].slat), "clat": _lat(ffi, s.ddir[i].clat),
                      "lat": _lat(ffi, s.ddir[i].lat)} for i, d in enumerate(DDIRS)},
+        "ddir_runtime_ns": {d: s.ddir_runtime_ns[i] for i, d in enumerate(DDIRS)},
+        "ramp_unfinished": bool(s.ramp_unfinished), "verify_ns": s.verify_ns, "epoch_ns": s.epoch_ns,
+        "samples": _series(ffi, s.samples, s.end_ns, final=False),
+        "log": _series(ffi, s.log, s.end_ns, final=True), "records": _records(ffi, s.records),
+        "series_truncated": bool(s.series_truncated),
         "syncs": s.syncs, "sync_lat": _lat(ffi, s.sync_lat),
         "depth_level": _depth(ffi, s.depth_level), "depth_submit": _depth(ffi, s.depth_submit),
         "depth_complete": _depth(ffi, s.depth_complete),

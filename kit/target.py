@@ -1033,20 +1033,3 @@ def close_files(opened):
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-def read_back(prepared, plan):
-    """fio's verify phase: after a write job, every written file is read back
-    whole through kit's descriptor and each unit's header and checksum checked.
-    Returns an error dict, or None."""
-    ffi, lib = native()
-    for f in plan.unique_files:
-        report = ffi.new("struct kit_verify_report *")
-        r = lib.kit_verify_range(prepared.fd(f), 0, f.size, report)
-        if r < 0:
-            return {"kind": "verify", "errno": -r, "file": f.path, "offset": 0,
-                    "message": f"{f.path}: verify read-back failed: {os.strerror(-r)}"}
-        if report.bad:
-            return {"kind": "verify", "errno": errno.EILSEQ, "file": f.path, "offset": report.bad_offset,
-                    "message": f"{f.path}: {ffi.string(report.msg).decode()}"}
-    return None

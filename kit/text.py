@@ -74,7 +74,7 @@ def _headline(data):
 
 def _ddir_rows(entry):
     rows = []
-    for d in DDIRS + ("trim",):
+    for d in DDIRS:
         de = entry.get(d)
         if not de or not de["total_ios"]:
             continue

@@ -59,7 +59,7 @@ def test_totals_add_up(result):
     for d in ("read", "write"):
         assert result.total[d]["total_ios"] == sum(j[d]["total_ios"] for j in jobs)
         assert result.total[d]["clat_ns"]["N"] == result.total[d]["total_ios"]
-        secs = result.total["kit"]["runtime_ns"] / 1e9
+        secs = result.total["kit"]["ddir_runtime_ns"][d] / 1e9     # fio: per direction
         assert result.total[d]["bw_bytes"] == int(result.total[d]["io_bytes"] / secs)
         assert result.total[d]["iops"] == pytest.approx(result.total[d]["total_ios"] / secs)
     assert result.ios == 2 * 1024

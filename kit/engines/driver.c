@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdarg.h>
@@ -37,6 +38,8 @@ struct file_state {
 	uint64_t pass;
 	unsigned bits;          /* random map: blocks < 2^bits */
 	uint64_t mask;
+	uint64_t *written;      /* verify: one bit per block written */
+	uint64_t verify_next;   /* verify phase: next block to look at */
 };
 
 struct driver {
@@ -61,6 +64,8 @@ struct driver {
 	struct rusage ru0;
 	unsigned loop_turns;
 	int stop_issuing;
+	int verifying;              /* in the verify phase: reads of what was written */
+	int verify_file;
 };
 
 /* ---- time ----------------------------------------------------------------
@@ -195,7 +200,7 @@ static void stats_reset(struct kit_stats *s)
 {
 	int d;
 
-	for (d = 0; d < 2; d++) {
+	for (d = 0; d < KIT_DDIR_NR; d++) {
 		s->ddir[d].ios = s->ddir[d].bytes = 0;
 		lat_reset(&s->ddir[d].slat);
 		lat_reset(&s->ddir[d].clat);
@@ -207,6 +212,95 @@ static void stats_reset(struct kit_stats *s)
 	memset(s->depth_submit, 0, sizeof(s->depth_submit));
 	memset(s->depth_complete, 0, sizeof(s->depth_complete));
 	s->verified_bytes = 0;
+}
+
+/* ---- time series ---------------------------------------------------------
+ * Windows of what completed, closed at the first completion after their end
+ * (fio closes them from a helper thread at about the same moment), and
+ * records of single I/Os. Appending may allocate: amortized, rare. */
+
+#define SERIES_SLACK_NS 1000000ull     /* fio's LOG_MSEC_SLACK: 1 ms early is on time */
+
+static void series_start(struct kit_series *se, uint64_t interval_ns, uint64_t now)
+{
+	se->n = 0;              /* a ramp's windows are not kept */
+	se->interval_ns = interval_ns;
+	memset(&se->open, 0, sizeof(se->open));
+	se->open_ns = now;
+}
+
+static int grow(void **buf, uint64_t *cap, size_t size)
+{
+	uint64_t n = *cap ? *cap * 2 : 256;
+	void *p = realloc(*buf, n * size);
+
+	if (!p)
+		return -1;
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
+static void series_close(struct kit_stats *s, struct kit_series *se, uint64_t now)
+{
+	if (se->n == se->cap && grow((void **)&se->w, &se->cap, sizeof(*se->w))) {
+		s->series_truncated = 1;
+		se->interval_ns = 0;
+		return;
+	}
+	se->open.end_ns = now;
+	se->open.span_ns = now - se->open_ns;
+	se->w[se->n++] = se->open;
+	memset(&se->open, 0, sizeof(se->open));
+	se->open_ns = now;
+}
+
+static inline void series_add(struct kit_stats *s, struct kit_series *se, const struct kit_io *io,
+			      uint64_t now, uint64_t slat, uint64_t clat, uint64_t lat)
+{
+	struct kit_window *w = &se->open;
+
+	if (!se->interval_ns)
+		return;
+	if (now - se->open_ns + SERIES_SLACK_NS >= se->interval_ns)
+		series_close(s, se, now);
+	w->bytes[io->ddir] += io->len;
+	w->ios[io->ddir]++;
+	w->slat_sum[io->ddir] += (double)slat;
+	w->clat_sum[io->ddir] += (double)clat;
+	w->lat_sum[io->ddir] += (double)lat;
+}
+
+static inline void record_io(struct kit_stats *s, const struct kit_io *io, uint64_t now,
+			     uint64_t slat, uint64_t clat, uint64_t lat)
+{
+	struct kit_io_records *rs = &s->records;
+	struct kit_io_record *r;
+
+	if (s->series_truncated)
+		return;
+	if (rs->n == rs->cap && grow((void **)&rs->r, &rs->cap, sizeof(*rs->r))) {
+		s->series_truncated = 1;
+		return;
+	}
+	r = &rs->r[rs->n++];
+	r->end_ns = now;
+	r->slat = slat;
+	r->clat = clat;
+	r->lat = lat;
+	r->offset = io->offset;
+	r->len = io->len;
+	r->ddir = (uint32_t)io->ddir;
+}
+
+void kit_stats_free(struct kit_stats *s)
+{
+	free(s->samples.w);
+	free(s->log.w);
+	free(s->records.r);
+	s->samples.w = s->log.w = NULL;
+	s->records.r = NULL;
+	s->samples.n = s->log.n = s->records.n = 0;
 }
 
 /* ---- random numbers and offsets ------------------------------------------ */
@@ -277,6 +371,43 @@ static uint64_t next_random_block(struct driver *d, struct file_state *f)
 	return x;
 }
 
+/* The verify phase's next block: the files in turn, each block written in
+ * ascending order (fio reads its written pieces back sorted too). */
+static int next_verify_block(struct driver *d, int *file, uint64_t *block)
+{
+	const struct kit_params *p = d->t.p;
+
+	for (; d->verify_file < p->nfiles; d->verify_file++) {
+		struct file_state *f = &d->files[d->verify_file];
+
+		while (f->verify_next < f->nblocks) {
+			uint64_t b = f->verify_next, word = f->written[b / 64] >> (b % 64);
+
+			if (!word) {            /* nothing written in the rest of this word */
+				f->verify_next = (b | 63) + 1;
+				continue;
+			}
+			b += (uint64_t)__builtin_ctzll(word);
+			if (b >= f->nblocks)
+				break;
+			f->verify_next = b + 1;
+			*file = d->verify_file;
+			*block = b;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void prepare_verify_io(struct driver *d, struct kit_io *io, int file, uint64_t block)
+{
+	io->file = file;
+	io->offset = block * d->t.p->bs;
+	io->len = d->t.p->bs;
+	io->ddir = KIT_DDIR_READ;
+	io->result = 0;
+}
+
 static void prepare_io(struct driver *d, struct kit_io *io)
 {
 	const struct kit_params *p = d->t.p;
@@ -301,8 +432,10 @@ static void prepare_io(struct driver *d, struct kit_io *io)
 		io->ddir = KIT_DDIR_WRITE;
 	else
 		io->ddir = (int)(rand64(d) % 100) < p->rwmixread ? KIT_DDIR_READ : KIT_DDIR_WRITE;
-	if (io->ddir == KIT_DDIR_WRITE && p->verify)
+	if (io->ddir == KIT_DDIR_WRITE && p->verify) {
 		kit_stamp_buffer(io->buf, io->len, io->offset, p->verify_seed);
+		f->written[block / 64] |= 1ull << (block % 64);
+	}
 	io->result = 0;
 }
 
@@ -450,15 +583,28 @@ static void account_io(struct driver *d, struct kit_io *io, uint64_t t_done)
 	ds->bytes += io->len;
 	s->progress_ios++;
 	s->progress_bytes += io->len;
-	if (p->gtod_reduce)
+	if (p->gtod_reduce) {
+		series_add(s, &s->samples, io, d->now, 0, 0, 0);
+		series_add(s, &s->log, io, d->now, 0, 0, 0);
 		return;
-	if (d->e->sync) {
-		/* lat == clat for a synchronous I/O: finish_sync_stats() copies it */
-		lat_add(&ds->clat, t_done - io->t_start);
-	} else {
-		lat_add(&ds->slat, io->t_issue - io->t_start);
-		lat_add(&ds->clat, t_done - io->t_issue);
-		lat_add(&ds->lat, t_done - io->t_start);
+	}
+	{
+		/* a synchronous I/O has no submission latency: lat == clat
+		 * (finish_sync_stats() copies the histogram) */
+		uint64_t slat = d->e->sync ? 0 : io->t_issue - io->t_start;
+		uint64_t lat = t_done - io->t_start, clat = lat - slat;
+
+		if (d->e->sync) {
+			lat_add(&ds->clat, clat);
+		} else {
+			lat_add(&ds->slat, slat);
+			lat_add(&ds->clat, clat);
+			lat_add(&ds->lat, lat);
+		}
+		series_add(s, &s->samples, io, t_done, slat, clat, lat);
+		series_add(s, &s->log, io, t_done, slat, clat, lat);
+		if (p->log_ios)
+			record_io(s, io, t_done, slat, clat, lat);
 	}
 }
 
@@ -469,7 +615,7 @@ static void finish_sync_stats(struct kit_stats *s)
 {
 	int d;
 
-	for (d = 0; d < 2; d++) {
+	for (d = 0; d < KIT_DDIR_NR; d++) {
 		uint64_t n = s->ddir[d].ios;
 
 		s->ddir[d].lat = s->ddir[d].clat;
@@ -548,6 +694,9 @@ static void start_measuring(struct driver *d)
 	stats_reset(d->t.s);
 	rusage_thread(&d->ru0);
 	d->t.s->start_ns = d->now = now_ns();
+	series_start(&d->t.s->samples, d->t.p->sample_ns, d->now);
+	series_start(&d->t.s->log, d->t.p->log_ns, d->now);
+	d->t.s->records.n = 0;
 	if (d->t.p->runtime_ns)
 		d->deadline = d->t.s->start_ns + d->t.p->runtime_ns;
 }
@@ -564,15 +713,20 @@ static int must_stop_issuing(struct driver *d)
 	}
 	if (p->gtod_reduce && (++d->loop_turns % CLOCK_CHECK_EVERY) == 0)
 		d->now = now_ns();
+	if (d->verifying)
+		return d->stop_issuing = d->deadline && d->now >= d->deadline;
+	/* like fio, size and number_ios count the ramp's I/O too: a job can end
+	 * inside its ramp (then its figures are the ramp's, and say so) */
+	if ((p->number_ios && d->issued_ios >= p->number_ios) ||
+	    (p->io_size && d->issued_bytes >= p->io_size))
+		return d->stop_issuing = 1;
 	if (d->ramp_end) {
 		if (d->now < d->ramp_end)
 			return 0;
 		d->ramp_end = 0;
 		start_measuring(d);
 	}
-	if ((p->number_ios && d->issued_ios >= p->number_ios) ||
-	    (p->io_size && d->issued_bytes >= p->io_size) ||
-	    (d->deadline && d->now >= d->deadline))
+	if (d->deadline && d->now >= d->deadline)
 		d->stop_issuing = 1;
 	return d->stop_issuing;
 }
@@ -623,8 +777,20 @@ static int issue_one(struct driver *d)
 		if ((r = do_fsync(d, d->next_file)) || d->t.s->error)
 			return r;
 	}
-	io = d->free_ios[--d->nfree];
-	prepare_io(d, io);
+	if (d->verifying) {
+		int file;
+		uint64_t block;
+
+		if (!next_verify_block(d, &file, &block)) {
+			d->stop_issuing = 1;
+			return 0;
+		}
+		io = d->free_ios[--d->nfree];
+		prepare_verify_io(d, io, file, block);
+	} else {
+		io = d->free_ios[--d->nfree];
+		prepare_io(d, io);
+	}
 	io->t_start = clock_if_timed(d);
 	d->issued_ios++;
 	d->issued_bytes += io->len;
@@ -697,6 +863,35 @@ static int run_loop(struct driver *d)
 	return r;
 }
 
+/* fio's verify phase: after the writes, the files are synced and (buffered)
+ * dropped from the page cache, and every block written is read back through
+ * the same engine at the same depth, checked, and counted as a read. */
+static int verify_phase(struct driver *d)
+{
+	const struct kit_params *p = d->t.p;
+	uint64_t t0 = now_ns();
+	int f, r;
+
+	for (f = 0; f < p->nfiles; f++) {
+		if (fsync(p->fds[f]) < 0 && errno != EINVAL) {
+			struct kit_io at = { .file = f, .offset = 0 };
+			char msg[120];
+
+			snprintf(msg, sizeof(msg), "fsync before verify failed: %s", strerror(errno));
+			io_fail(d, &at, KIT_ERR_IO, -errno, msg);
+			return 0;
+		}
+		if (p->buffered)
+			posix_fadvise(p->fds[f], 0, 0, POSIX_FADV_DONTNEED);
+	}
+	d->verifying = 1;
+	d->stop_issuing = 0;
+	d->now = now_ns();
+	r = run_loop(d);
+	d->t.s->verify_ns = now_ns() - t0;
+	return r;
+}
+
 /* ---- setup and teardown -------------------------------------------------- */
 
 static int driver_setup(struct driver *d, const struct kit_params *p,
@@ -736,6 +931,10 @@ static int driver_setup(struct driver *d, const struct kit_params *p,
 		while (fs->bits < 64 && (1ull << fs->bits) < fs->nblocks)
 			fs->bits++;
 		fs->mask = fs->bits >= 64 ? ~0ull : (1ull << fs->bits) - 1;
+		if (p->verify && p->rwmixread < 100 &&
+		    !(fs->written = calloc((fs->nblocks + 63) / 64, sizeof(uint64_t))))
+			return kit_fail(&d->t, -ENOMEM, "allocating the verify map of file %d "
+					"(%llu blocks)", f, (unsigned long long)fs->nblocks);
 	}
 	for (i = 0; i < d->depth; i++) {
 		struct kit_io *io = &d->t.ios[i];
@@ -752,6 +951,10 @@ static int driver_setup(struct driver *d, const struct kit_params *p,
 
 static void driver_free(struct driver *d)
 {
+	int f;
+
+	for (f = 0; d->files && f < d->t.p->nfiles; f++)
+		free(d->files[f].written);
 	free(d->files);
 	free(d->t.ios);
 	free(d->free_ios);
@@ -780,11 +983,24 @@ int kit_job_run(const struct kit_params *p, struct kit_stats *s)
 	wait_for_flag(&p->ctl->go);
 
 	if (set_up && !__atomic_load_n(&p->ctl->stop, __ATOMIC_RELAXED)) {
-		d.now = now_ns();
+		d.now = s->epoch_ns = now_ns();
 		if (p->ramp_ns)
 			d.ramp_end = d.now + p->ramp_ns;
 		start_measuring(&d);
 		r = run_loop(&d);
+		s->ramp_unfinished = d.ramp_end != 0;
+		{
+			uint64_t main_ns = now_ns() - s->start_ns;
+			int dd;
+
+			for (dd = 0; dd < KIT_DDIR_NR; dd++)
+				s->ddir_runtime_ns[dd] = s->ddir[dd].ios ? main_ns : 0;
+		}
+		if (!r && !s->error && p->verify && p->rwmixread < 100 &&
+		    !__atomic_load_n(&p->ctl->stop, __ATOMIC_RELAXED)) {
+			r = verify_phase(&d);
+			s->ddir_runtime_ns[KIT_DDIR_READ] += s->verify_ns;
+		}
 		s->end_ns = now_ns();
 		if (d.e->sync)
 			finish_sync_stats(s);

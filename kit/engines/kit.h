@@ -26,6 +26,8 @@
 
 #define KIT_DDIR_READ 0
 #define KIT_DDIR_WRITE 1
+#define KIT_DDIR_TRIM 2
+#define KIT_DDIR_NR 3
 
 #define KIT_VERIFY_NONE 0
 #define KIT_VERIFY_CRC32C 1
@@ -65,7 +67,12 @@ struct kit_params {
 	uint64_t ramp_ns;           /* run this long before measuring */
 	uint64_t seed;
 	uint32_t fsync_every;       /* fsync after every N writes; 0: never */
-	int verify;                 /* KIT_VERIFY_* */
+	int verify;                 /* KIT_VERIFY_*: reads are checked, and
+	                             * a job that writes reads back what it
+	                             * wrote after its writes (fio's verify
+	                             * phase, reported under read) */
+	int buffered;               /* 1: not O_DIRECT (the verify phase drops
+	                             * the page cache first, as fio does) */
 	uint64_t verify_seed;       /* stamped into the blocks this job writes */
 	int gtod_reduce;            /* 1: no per-I/O timestamps */
 	uint32_t iodepth_batch_submit;
@@ -80,7 +87,50 @@ struct kit_params {
 	int hipri;
 	uint32_t force_async;       /* every Nth SQE gets IOSQE_ASYNC (io-wq); 0: never */
 	uint32_t threads;           /* threadpool's workers; 0: iodepth */
+	/* time series: windows of what completed (fio's bwavgtime sampling for
+	 * bw_* and iops_* statistics; log_avg_msec windows for logs), and one
+	 * record per I/O for unaveraged logs */
+	uint64_t sample_ns;         /* 0: no statistics windows */
+	uint64_t log_ns;            /* 0: no log windows */
+	int log_ios;                /* 1: keep a record of every I/O */
 	struct kit_control *ctl;
+};
+
+/* One window of a time series: what completed in it, per direction. */
+struct kit_window {
+	uint64_t end_ns;            /* when it was closed (CLOCK_MONOTONIC) */
+	uint64_t span_ns;
+	uint64_t bytes[KIT_DDIR_NR];
+	uint64_t ios[KIT_DDIR_NR];
+	double slat_sum[KIT_DDIR_NR];
+	double clat_sum[KIT_DDIR_NR];
+	double lat_sum[KIT_DDIR_NR];
+};
+
+struct kit_series {
+	struct kit_window *w;       /* allocated by C: kit_stats_free() */
+	uint64_t n;
+	uint64_t cap;
+	uint64_t interval_ns;
+	struct kit_window open;     /* being filled, since open_ns */
+	uint64_t open_ns;
+};
+
+/* One I/O, for per-I/O logs (fio's write_lat_log without log_avg_msec). */
+struct kit_io_record {
+	uint64_t end_ns;
+	uint64_t slat;
+	uint64_t clat;
+	uint64_t lat;
+	uint64_t offset;
+	uint32_t len;
+	uint32_t ddir;
+};
+
+struct kit_io_records {
+	struct kit_io_record *r;    /* allocated by C: kit_stats_free() */
+	uint64_t n;
+	uint64_t cap;
 };
 
 struct kit_lat {
@@ -101,7 +151,10 @@ struct kit_ddir_stats {
 };
 
 struct kit_stats {
-	struct kit_ddir_stats ddir[2];
+	struct kit_ddir_stats ddir[KIT_DDIR_NR];
+	/* how long each direction ran, as fio's per-direction runtime: the
+	 * measured interval, and for reads the verify phase on top */
+	uint64_t ddir_runtime_ns[KIT_DDIR_NR];
 	uint64_t syncs;
 	struct kit_lat sync_lat;
 	/* how many I/Os were in flight right after each submission, how many
@@ -123,6 +176,14 @@ struct kit_stats {
 	uint64_t progress_ios;      /* completed, ramp included; read live */
 	uint64_t progress_bytes;
 	int interrupted;
+	int ramp_unfinished;        /* the job ended before ramp_time did: the
+	                             * figures include the ramp (as fio's do) */
+	uint64_t verify_ns;         /* the verify phase, inside start..end */
+	uint64_t epoch_ns;          /* when the job started (before any ramp): log times count from it */
+	struct kit_series samples;  /* statistics windows (params.sample_ns) */
+	struct kit_series log;      /* log windows (params.log_ns) */
+	struct kit_io_records records;
+	int series_truncated;       /* memory ran out: the series end early */
 	uint32_t ring_flags;        /* io_uring: setup flags the kernel accepted */
 	int clock_tsc;              /* 1: timestamps from the calibrated TSC */
 	/* first error; kit_strerror-style context in error_msg */
@@ -148,6 +209,8 @@ const char *kit_liburing_version(void);
 
 /* Runs one job thread to completion; returns 0 or a negative errno. */
 int kit_job_run(const struct kit_params *p, struct kit_stats *s);
+/* Frees what kit_job_run allocated inside s (its time series). */
+void kit_stats_free(struct kit_stats *s);
 
 /* Python's side of the start/finish barriers (block without the GIL). */
 void kit_control_go(struct kit_control *ctl);

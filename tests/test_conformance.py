@@ -1,0 +1,181 @@
+"""fio conformance: a job file means the same job to kit as to fio (read by
+both, option by option), runs to the same groups and counts, and gives JSON
+of fio's shape (every key fio writes, key by key), so fio's tools read it.
+
+The corpus is tests/conformance/*.fio: job files written for these tests,
+each run here by fio itself and by kit."""
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import require, run_kit
+from kit import Job
+from kit.engines import engine_names, fio_twin
+from kit.fio import read_job_file
+from kit.job import NO_EFFECT, ORDERING
+
+CORPUS = sorted((Path(__file__).parent / "conformance").glob("*.fio"))
+# what depends on the values, not on the shape: json+ bins (one key per
+# latency seen)
+VALUE_KEYED = ("bins",)
+
+
+@pytest.fixture(autouse=True)
+def _fio():
+    require(shutil.which("fio") is not None, "fio is not installed")
+
+
+def showcmd(path):
+    """fio's own reading of a job file: ({global option: value},
+    [(section, {option: value})]); a bare option's value is None. fio
+    prints options under their canonical names."""
+    p = subprocess.run(["fio", "--showcmd", str(path)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    line = p.stdout.strip()
+    assert line.startswith("fio")
+    glob, sections = {}, []
+    for token in line[len("fio"):].split(" --")[1:] if line[len("fio"):].startswith(" --") else []:
+        key, sep, value = token.strip().lstrip("-").partition("=")
+        if key == "name":
+            sections.append((value, {}))
+        else:
+            (sections[-1][1] if sections else glob)[key] = value if sep else None
+    return glob, sections
+
+
+def run_fio(path, cwd):
+    p = subprocess.run(["fio", "--output-format=json+", str(path)], capture_output=True, text=True,
+                       timeout=120, cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout[p.stdout.index("{"):])
+
+
+def run_kit_file(path, cwd):
+    p = run_kit("run", str(path), "--output-format=json+", "--progress=0", cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_kit_reads_the_job_file_as_fio_does(path):
+    """Option by option: the Job kit reads from the file equals the Job made
+    from fio's reading of it (--showcmd: comments, [global], aliases gone)."""
+    glob, sections = showcmd(path)
+    jobs = read_job_file(str(path)).jobs
+    assert [j.name for j in jobs] == [name for name, _ in sections]
+    for job, (name, options) in zip(jobs, sections):
+        merged = {k: ("1" if v is None else v) for k, v in {**glob, **options}.items()
+                  if k not in ORDERING and k not in NO_EFFECT}
+        assert Job.from_options({"name": name, **merged}) == job, name
+        # and as fio's JSON lists them: canonical names, values as written,
+        # bare flags left out; [global]'s apart
+        written = {k: v for k, v in options.items() if v is not None}
+        assert job.written("job") == written, name
+        assert job.written("global") == {k: v for k, v in glob.items() if v is not None and k not in written}
+
+
+def _shape_problems(fio, kit, where=""):
+    """Keys fio writes that kit does not, recursively (kit may add its own)."""
+    if not isinstance(fio, dict):
+        return [] if not isinstance(kit, dict) else [f"{where}: fio has a value, kit an object"]
+    if not isinstance(kit, dict):
+        return [f"{where}: fio has an object, kit does not"]
+    problems = [f"{where}.{k}: missing" for k in fio if k not in kit]
+    for k in fio:
+        if k in kit and k not in VALUE_KEYED:
+            problems += _shape_problems(fio[k], kit[k], f"{where}.{k}")
+    return problems
+
+
+def _deterministic(job_options, global_options):
+    """Counts fio and kit must agree on exactly: no mix, not time-bound."""
+    o = {**global_options, **job_options}
+    return o.get("rw", "read") in ("read", "write", "randread", "randwrite") and "time_based" not in o \
+        and "runtime" not in o
+
+
+@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
+def test_kit_runs_the_job_file_as_fio_does(path, tmp_path):
+    """Both run the file: the same jobs in the same groups with the same job
+    and global options, every key fio writes present in kit's JSON, and the
+    same I/O counts where they are determined."""
+    (tmp_path / "fio").mkdir()
+    (tmp_path / "kit").mkdir()
+    f = run_fio(path, tmp_path / "fio")
+    k = run_kit_file(path, tmp_path / "kit")
+    assert [(e["jobname"], e["groupid"]) for e in k["jobs"]] == [(e["jobname"], e["groupid"]) for e in f["jobs"]]
+    assert k["global options"] == f.get("global options", {})     # fio leaves it out when empty
+    top = {key: value for key, value in f.items() if key != "jobs"}
+    assert _shape_problems(top, k) == []
+    for fe, ke in zip(f["jobs"], k["jobs"]):
+        assert ke["job options"] == fe["job options"], fe["jobname"]
+        assert _shape_problems(fe, ke, fe["jobname"]) == []
+        if _deterministic(fe["job options"], f.get("global options", {})):
+            for d in ("read", "write", "trim"):
+                assert ke[d]["total_ios"] == fe[d]["total_ios"], (fe["jobname"], d)
+                assert ke[d]["io_bytes"] == fe[d]["io_bytes"], (fe["jobname"], d)
+        assert ke["sync"]["total_ios"] == fe["sync"]["total_ios"], fe["jobname"]
+
+
+@pytest.mark.parametrize("engine", [e for e in engine_names() if fio_twin(e)])
+def test_every_engine_fio_has_gives_fios_json_shape(engine, tmp_path):
+    """The same job by fio and by kit, key by key (values aside)."""
+    job = tmp_path / f"{engine}.fio"
+    job.write_text(f"[{engine}]\nioengine={fio_twin(engine)}\nrw=randrw\nsize=256k\niodepth=2\n")
+    (tmp_path / "fio").mkdir()
+    (tmp_path / "kit").mkdir()
+    f = run_fio(job, tmp_path / "fio")
+    job.write_text(f"[{engine}]\nioengine={engine}\nrw=randrw\nsize=256k\niodepth=2\n")
+    k = run_kit_file(job, tmp_path / "kit")
+    assert _shape_problems({key: v for key, v in f.items() if key != "jobs"}, k) == []
+    assert _shape_problems(f["jobs"][0], k["jobs"][0], engine) == []
+
+
+def test_verify_reads_are_reported_under_read_as_fio_does(tmp_path):
+    """write + verify: every block written is read back, counted under read
+    with its own runtime; kit also says how many bytes it checked."""
+    path = Path(__file__).parent / "conformance" / "verify.fio"
+    (tmp_path / "fio").mkdir()
+    (tmp_path / "kit").mkdir()
+    f = run_fio(path, tmp_path / "fio")["jobs"][0]
+    k = run_kit_file(path, tmp_path / "kit")["jobs"][0]
+    for e in (f, k):
+        assert e["write"]["total_ios"] == e["read"]["total_ios"] == 128
+        assert e["read"]["clat_ns"]["N"] == 128
+        assert e["read"]["runtime"] >= 0 and e["write"]["runtime"] >= 0
+    assert k["kit"]["verified_bytes"] == 1 << 20
+    assert k["job_runtime"] == pytest.approx(k["read"]["runtime"] + k["write"]["runtime"], abs=2)
+
+
+def test_a_ramp_longer_than_the_job_is_reported_like_fio_with_a_note(tmp_path):
+    path = Path(__file__).parent / "conformance" / "ramp.fio"
+    (tmp_path / "fio").mkdir()
+    (tmp_path / "kit").mkdir()
+    f = run_fio(path, tmp_path / "fio")
+    k = run_kit_file(path, tmp_path / "kit")
+    assert k["jobs"][0]["read"]["total_ios"] == f["jobs"][0]["read"]["total_ios"] == 64
+    assert any("ramp_time=2s outlasted the job" in n for n in k["notes"]), k["notes"]
+    assert k["jobs"][0]["elapsed"] <= 1          # it did not run on for the ramp's 2 s
+
+
+def test_unsupported_fio_options_warn_once_each_and_strict_refuses(tmp_path):
+    """Real fio options kit does not honour: one warning each, naming it,
+    and --strict fails naming the first; fio itself accepts the file."""
+    unsupported = ["lockmem=1m", "nice=1", "ioscheduler=none", "refill_buffers", "scramble_buffers=1",
+                   "create_serialize=0", "cpus_allowed=0", "buffer_compress_percentage=50", "unlink=1"]
+    path = tmp_path / "unsupported.fio"
+    path.write_text("[global]\n" + "\n".join(unsupported[:4]) + "\n[job]\nrw=read\nsize=64k\n"
+                    + "\n".join(unsupported[4:]) + "\n")
+    assert subprocess.run(["fio", "--parse-only", str(path)], capture_output=True).returncode == 0
+    jf = read_job_file(str(path))
+    names = [o.split("=")[0] for o in unsupported]
+    assert len(jf.warnings) == len(names)
+    for name, warning in zip(names, jf.warnings):
+        assert f"'{name}'" in warning, warning
+    p = run_kit("run", str(path), "--strict", cwd=tmp_path)
+    assert p.returncode == 2 and "lockmem" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert not os.path.exists(tmp_path / "kit-scratch")
