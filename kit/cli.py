@@ -178,19 +178,21 @@ def _run_groups(groups, group_ids, runner, progress, trace=None):
 
 
 def _run_compare(groups, args, progress, output):
-    from .api import run
+    """Each group of jobs as the job file means it (together), by kit, then
+    the same group by fio; each job compared with its twin."""
+    from .api import run_together
     from .fio import compare
     from .text import format_compare
     out, interrupted = [], None
-    for job in (j for g in groups for j in g):
-        kit_result = run(job, progress=progress)
-        if kit_result.data.get("interrupted"):
-            interrupted = kit_result           # fio is not started: Ctrl-C stops the comparison
+    for group in groups:
+        kit_results = run_together(group, progress=progress)
+        if any(r.data.get("interrupted") for r in kit_results):
+            interrupted = kit_results[0]        # fio is not started: Ctrl-C stops the comparison
             break
-        fio_result = run(job, runner="fio", progress=progress)
-        out.append((kit_result, fio_result, compare(kit_result, fio_result)))
-        if fio_result.data.get("interrupted"):
-            interrupted = fio_result
+        fio_results = run_together(group, runner="fio", progress=progress)
+        out += [(k, f, compare(k, f)) for k, f in zip(kit_results, fio_results)]
+        if any(r.data.get("interrupted") for r in fio_results):
+            interrupted = fio_results[0]
             break
     if interrupted is not None and not out:
         _write(_render([interrupted], args.output_format), output)

@@ -28,9 +28,8 @@ from .files import read_text_file
 from .machine import fingerprint_for
 from .engines import fio_twin
 from .job import COMMAND_LINE_ONLY, FIO_TO_KIT, NO_EFFECT, OPTIONS, ORDERING, Job, written_name
-from .options import parse_size, split_filenames
+from .options import DDIRS, parse_size, split_filenames
 from .results import parse_fio_json, results_from_fio
-from .text import main_ddir
 
 
 def env_defaults():
@@ -507,12 +506,16 @@ def _process_from_wait4(ru, wall_ns):
 
 # ---- side by side ------------------------------------------------------------------
 
-COMPARE_ROWS = (
-    ("IOPS", lambda r: r.iops),
-    ("bw (bytes/s)", lambda r: r.bw_bytes),
-    ("clat p50 (ns)", lambda r: _pct(r, 50.0)),
-    ("clat p99 (ns)", lambda r: _pct(r, 99.0)),
-    ("clat p99.9 (ns)", lambda r: _pct(r, 99.9)),
+# per direction: each direction of one runner beside the same direction of
+# the other, labelled (a mixed job's reads are never set against its writes)
+DIRECTION_ROWS = (
+    ("IOPS", lambda e: e["iops"]),
+    ("bw (bytes/s)", lambda e: e["bw_bytes"]),
+    ("clat p50 (ns)", lambda e: e["clat_ns"].get("percentile", {}).get(hist.percentile_key(50.0))),
+    ("clat p99 (ns)", lambda e: e["clat_ns"].get("percentile", {}).get(hist.percentile_key(99.0))),
+    ("clat p99.9 (ns)", lambda e: e["clat_ns"].get("percentile", {}).get(hist.percentile_key(99.9))),
+)
+JOB_ROWS = (
     ("usr_cpu (%)", lambda r: r.total["usr_cpu"]),
     ("sys_cpu (%)", lambda r: r.total["sys_cpu"]),
     ("ctx, job threads", lambda r: r.total["ctx"]),
@@ -520,16 +523,16 @@ COMPARE_ROWS = (
 )
 
 
-def _pct(result, p):
-    """The merged clat percentile of the direction that did most I/O."""
-    return result.total[main_ddir(result.total)]["clat_ns"].get("percentile", {}).get(hist.percentile_key(p))
-
-
 def compare(kit_result, fio_result):
-    """Rows (metric, kit, fio, kit/fio)."""
+    """Rows (metric, kit, fio, kit/fio): per direction either runner moved
+    data in ("read IOPS", "write clat p99 (ns)", ...), then the job's CPU
+    and context switches."""
     rows = []
-    for name, get in COMPARE_ROWS:
-        a, b = get(kit_result), get(fio_result)
-        ratio = a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
-        rows.append((name, a, b, ratio))
-    return rows
+    for d in DDIRS:
+        if not (kit_result.total[d]["total_ios"] or fio_result.total.get(d, {}).get("total_ios")):
+            continue
+        for name, get in DIRECTION_ROWS:
+            rows.append((f"{d} {name}", get(kit_result.total[d]), get(fio_result.total[d])))
+    rows += [(name, get(kit_result), get(fio_result)) for name, get in JOB_ROWS]
+    return [(name, a, b, a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None)
+            for name, a, b in rows]

@@ -190,7 +190,8 @@ def format_comparison(frame):
 
 
 def format_compare(rows, kit_result):
-    lines = [f"{kit_result.data['label']} rw={kit_result.data['job']['rw']}: kit vs fio on the same files"]
+    job = kit_result.data["job"]
+    lines = [f"{job['name']}: {kit_result.data['label']} rw={job['rw']}: kit vs fio on the same files"]
     lines.append(f"  {'':20s} {'kit':>14s} {'fio':>14s} {'kit/fio':>8s}")
     for name, a, b, ratio in rows:
         fa = "-" if a is None else f"{a:,.1f}" if isinstance(a, float) else f"{a:,}"

@@ -173,10 +173,35 @@ def test_compare_prints_both_and_ratios(scratch):
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert "kit vs fio" in lines[0]
-    iops = next(l for l in lines if l.strip().startswith("IOPS")).split()
+    iops = next(l for l in lines if l.strip().startswith("read IOPS")).split()
     assert float(iops[-1]) > 0                     # the kit/fio ratio
-    for metric in ("clat p99 (ns)", "usr_cpu (%)", "ctx, job threads", "ctx, whole process"):
+    for metric in ("read clat p99 (ns)", "usr_cpu (%)", "ctx, job threads", "ctx, whole process"):
         assert metric in p.stdout
+    assert "write" not in p.stdout.split("kit/fio")[1]     # a direction neither moved data in is left out
+
+
+def test_compare_puts_each_direction_beside_the_same_direction(scratch):
+    """randrw: kit's reads beside fio's reads, kit's writes beside fio's
+    writes, each labelled; jobs that run together in the file are compared
+    as they ran, together."""
+    import json
+    path = os.path.join(scratch, "..", "together.fio")
+    with open(path, "w") as f:
+        f.write("[global]\nsize=2m\ndirect=1\n[mixed]\nrw=randrw\nrwmixread=70\n[reads]\nrw=randread\n")
+    p = run_kit("run", path, "--compare=fio", f"--directory={scratch}", "--output-format=json")
+    assert p.returncode == 0, p.stderr
+    docs = json.loads(p.stdout)
+    assert [d["kit"]["job"]["name"] for d in docs] == ["mixed", "reads"]
+    mixed = {row["metric"]: row for row in docs[0]["compare"]}
+    for d in ("read", "write"):
+        row = mixed[f"{d} clat p99 (ns)"]
+        assert row["kit"] == docs[0]["kit"]["total"][d]["clat_ns"]["percentile"]["99.000000"]
+        assert row["fio"] == docs[0]["fio"]["total"][d]["clat_ns"]["percentile"]["99.000000"]
+        assert mixed[f"{d} IOPS"]["kit"] > 0 and mixed[f"{d} IOPS"]["fio"] > 0
+    assert "write IOPS" not in {row["metric"] for row in docs[1]["compare"]}
+    for doc in docs:        # each job ran beside the other, by both runners
+        assert any("ran at the same time as 1 other job" in n for n in doc["kit"]["notes"])
+        assert any("ran in one fio process with other jobs" in n for n in doc["fio"]["notes"])
 
 
 def _fio_json(tmp_path, plus=True, numjobs=1):
