@@ -160,6 +160,9 @@ def runner_job_file(jobs, plans, prepared):
         options = {k: v for k, v in fio_options(job, paths=False).items()
                    if k not in ("numjobs", "nrfiles", "group_reporting")}
         for j, files in enumerate(plan.files):
+            if plan.diskless:           # fio's null engine opens nothing either
+                sections.append(_section(f"kit.{u}.{j}", {**options, "nrfiles": str(len(files))}))
+                continue
             names = []
             for f in files:
                 fd = prepared.fd(f)
@@ -422,7 +425,8 @@ def run_fio_together(jobs, progress=None, machine=True):
         raise RunError(f"fio failed: {_fio_reason(stderr, returncode)}")
     results = results_from_fio(data, jobs=jobs, groups=_runner_groups(data["jobs"], jobs),
                                process=_process_from_wait4(usage, wall), plans=plans,
-                               machine=fingerprint_for(plans[0].unique_files[0].path) if machine else None,
+                               machine=fingerprint_for(None if plans[0].diskless else plans[0].unique_files[0].path)
+                               if machine else None,
                                notes=[f"fio stderr: {l}" for l in stderr.splitlines() if l.strip()][:5])
     for r, plan in zip(results, plans):
         r.data["interrupted"] = interrupted

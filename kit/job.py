@@ -10,7 +10,7 @@ the option and what is allowed. Making a Job needs no compiled library.
 import dataclasses
 import difflib
 
-from .engines import engine, engine_names, registry
+from .engines import diskless, engine, engine_names, registry
 from .errors import OptionError
 from .options import COMMON, MAX_BS, parse_bool, parse_int, split_filenames
 
@@ -149,6 +149,10 @@ class _JobMethods:
                               f"(got {self.file_size})")
         if self.time_based and not self.runtime:
             raise OptionError("time_based", "needs runtime (e.g. --runtime=10)")
+        if diskless(self.ioengine):
+            for name in ("verify", "fsync", "pre_read"):
+                if getattr(self, name):
+                    raise OptionError(name, f"ioengine={self.ioengine} moves no data and has no file")
         if self.time_based and self.verify and self.writes:
             raise OptionError("verify", "a time_based job that writes never reaches its verify phase "
                                         "(fio 3.33 skips it, newer fio verifies each pass): give size, "

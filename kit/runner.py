@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from . import target as targets, tracers
-from .engines import engine, engine_index, io_hint, native, setup_hint, stale_build
+from .engines import diskless, engine, engine_index, io_hint, native, setup_hint, stale_build
 from . import host
 from .host import thread_kind
 from .engines.sources import source_hash
@@ -70,7 +70,7 @@ def run_together(jobs, *, progress=None, machine=True, trace=None):
                          "the process figures cover them all")
         results.append(Result.from_run(
             job, threads, process, [f.to_dict() for f in plan.unique_files], notes=notes,
-            error=error, interrupted=interrupted, machine=fingerprint_for(plan.unique_files[0].path) if machine else None,
+            error=error, interrupted=interrupted, machine=fingerprint_for(None if plan.diskless else plan.unique_files[0].path) if machine else None,
             trace=trace_summary, source_hash=source_hash(), disk_util=disks))
         first_error = first_error or error
     if first_error:
@@ -93,7 +93,7 @@ def _notes(job):
         for implied in option.implies:
             if getattr(job, name) and not getattr(job, implied):
                 notes.append(f"{name} implies {implied}, as in fio")
-    if not job.direct and not job.invalidate and not job.writes:
+    if not job.direct and not job.invalidate and not job.writes and not diskless(job.ioengine):
         notes.append("buffered reads with invalidate=0 (kit's default, fio's is 1): "
                      "reads may be served from the page cache")
     stale = stale_build()

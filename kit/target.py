@@ -40,7 +40,7 @@ from . import host
 from .errors import OptionError, RunError
 from .files import replace_at, say
 from .progress import bar
-from .engines import native
+from .engines import diskless, native
 from .options import split_filenames
 from .safety import device_in_use, file_in_use, images_in_use
 
@@ -78,6 +78,7 @@ class Plan:
     directory: Optional[str] = None  # kit's directory, created if missing
     creates_directory: bool = False
     directory_ident: Optional[tuple] = None
+    diskless: bool = False          # the engine touches no file: nothing to open
 
     @property
     def unique_files(self):
@@ -438,6 +439,12 @@ def _check_descriptors(job):
 def plan(job):
     """Decides every job thread's files and enforces the safety rules.
     Raises OptionError (exit 2) before anything is created or written."""
+    if diskless(job.ioengine):
+        # nothing is opened, created or written: the names only say where
+        # each thread's offsets would fall
+        return Plan(job, [[TargetFile(f"({job.ioengine}) {job.file_name(j, f)}", job.file_size, "none", False,
+                                      False) for f in range(job.files_per_job)] for j in range(job.numjobs)],
+                    diskless=True)
     _check_descriptors(job)
     if job.filename:
         base = named_base(job)
@@ -490,7 +497,7 @@ def check_space(plans):
     refused before writing."""
     largest = {}
     for p in plans:
-        for f in p.unique_files:
+        for f in [] if p.diskless else p.unique_files:
             if f.path not in largest or f.size > largest[f.path].size:
                 largest[f.path] = f
     _check_space(list(largest.values()))
@@ -606,7 +613,10 @@ class Prepared:
     def open_for(self, plan):
         """One descriptor per file per job thread (each thread its own, as
         fio's jobs: the sync engine's file position is per descriptor),
-        re-opened through /proc/self/fd with the job's flags."""
+        re-opened through /proc/self/fd with the job's flags (-1 each for
+        an engine that touches no file)."""
+        if plan.diskless:
+            return [[-1] * len(thread_files) for thread_files in plan.files]
         opened = []
         try:
             for thread_files in plan.files:
@@ -666,6 +676,8 @@ class Prepared:
         ctime is recorded either way: it is what proves a file kit's where
         the filesystem keeps no birth times."""
         job = plan.job
+        if plan.diskless:
+            return
         if error and error.get("kind") == "verify":
             pattern = "dirty"
         elif job.writes:
@@ -695,7 +707,7 @@ def job_flags(job):
 def prepare(plans, progress=None):
     """Opens, checks, locks and pre-fills the files of plans that run
     together; then invalidates or warms the page cache as they ask."""
-    plans = [plans] if isinstance(plans, Plan) else list(plans)
+    plans = [p for p in ([plans] if isinstance(plans, Plan) else plans) if not p.diskless]
     prepared = Prepared()
     try:
         _open_all(prepared, plans)

@@ -116,7 +116,9 @@ def format_summary(data, trace_text=None):
     lines.append(f"  runtime {runtime:.2f}s over {len(data['jobs'])} job entr{'y' if len(data['jobs']) == 1 else 'ies'}"
                  + ("  (interrupted)" if data.get("interrupted") else ""))
     targets = data.get("targets") or []
-    if len(targets) > 2:
+    if targets and all(t["kind"] == "none" for t in targets):
+        lines.append(f"  target: none (ioengine={job_fields(data).get('ioengine')} touches no file)")
+    elif len(targets) > 2:
         dirs = sorted({printable(os.path.dirname(t["path"])) for t in targets})
         sizes = sorted({t["size"] for t in targets})
         owned = all(t.get("owned") for t in targets)

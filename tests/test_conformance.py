@@ -179,3 +179,23 @@ def test_unsupported_fio_options_warn_once_each_and_strict_refuses(tmp_path):
     p = run_kit("run", str(path), "--strict", cwd=tmp_path)
     assert p.returncode == 2 and "lockmem" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not os.path.exists(tmp_path / "kit-scratch")
+
+
+def test_null_engine_moves_nothing_and_counts_like_fio(tmp_path):
+    """ioengine=null: no file is created or opened, and the I/O count is
+    the size's, by kit and by fio alike; kit's per-I/O cost is its floor."""
+    (tmp_path / "fio").mkdir()
+    (tmp_path / "kit").mkdir()
+    job = tmp_path / "null.fio"
+    job.write_text("[floor]\nioengine=null\nrw=randread\nsize=64m\niodepth=8\n")
+    f = run_fio(job, tmp_path / "fio")["jobs"][0]
+    doc = run_kit_file(job, tmp_path / "kit")
+    k = doc["jobs"][0]
+    assert k["read"]["total_ios"] == f["read"]["total_ios"] == 16384
+    assert os.listdir(tmp_path / "kit") == [] and doc["disk_util"] == []
+    assert doc["targets"][0]["kind"] == "none"
+    assert 0 < k["read"]["clat_ns"]["mean"] < 100_000       # no system call: well under 100 us
+    assert k["ctx"] < 50
+    assert _shape_problems(f, k, "null") == []
+    p = run_kit("run", "--ioengine=null", "--rw=write", "--fsync=4", cwd=tmp_path)
+    assert p.returncode == 2 and "fsync: ioengine=null moves no data" in p.stderr

@@ -40,6 +40,11 @@ def fio_twin(name):
     return engine(name).FIO
 
 
+def diskless(name):
+    """The engine touches no file (null): a job of it has nothing to plan."""
+    return bool(getattr(engine(name), "DISKLESS", False))
+
+
 def variants():
     """[(label, options)]: every engine as it is, then the variants each
     declares (VARIANTS) -- what a report measures of every engine."""

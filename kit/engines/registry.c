@@ -18,7 +18,8 @@
 	X(threadpool)  \
 	X(posixaio)    \
 	X(libaio)      \
-	X(io_uring)
+	X(io_uring)    \
+	X(null)
 
 #define DECLARE(name) extern const struct kit_engine kit_engine_##name;
 #define ENTRY(name) &kit_engine_##name,
