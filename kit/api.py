@@ -53,15 +53,16 @@ def run(job=None, *, runner="kit", progress=None, machine=True, trace=None, **op
                         trace=trace)[0]
 
 
-def run_together(jobs, *, runner="kit", progress=None, machine=True, trace=None):
+def run_together(jobs, *, runner="kit", progress=None, machine=True, trace=None, first_thread=1):
     """Runs jobs at the same time (a job file's sections between stonewalls)
-    by one runner; one Result each."""
+    by one runner; one Result each. first_thread: fio's number of their
+    first job thread (in log names), for groups after the first."""
     trace = tracer_names(trace)
     if trace and runner_choice(runner) != "kit":
         raise OptionError("trace", "tracers attach to kit's runs: use runner kit")
     run_jobs, _check = RUNNERS[runner_choice(runner)]
     options = {"trace": trace} if trace else {}
-    return run_jobs(list(jobs), progress=progress, machine=machine, **options)
+    return run_jobs(list(jobs), progress=progress, machine=machine, first_thread=first_thread, **options)
 
 
 def check(job, runner="kit"):

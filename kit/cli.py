@@ -101,6 +101,7 @@ def cmd_run(argv):
     groups, warnings, group_ids, global_options = _job_groups(args, values)
     # every group of a job file is checked before the first one runs
     check_all([j for g in groups for j in g], ("kit", "fio") if args.compare else (args.runner,))
+    _check_logs(groups, args.compare)
     output = _output(args.output)
     for warning in warnings:        # only once the job is known to be good: bad input stays one line
         _stderr(f"kit run: warning: {printable(warning)}")
@@ -121,6 +122,17 @@ def cmd_run(argv):
         _stderr("kit run: interrupted; the result above is partial (marked interrupted)")
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _check_logs(groups, compare):
+    """The log files of the whole job file, numbered as fio numbers its
+    threads, checked before the first group runs."""
+    from . import logs
+    jobs = [j for g in groups for j in g]
+    if compare and logs.planned(jobs):
+        raise OptionError(logs.planned(jobs)[0][2], "--compare runs each job twice (kit, then fio) and kit "
+                                                    "never replaces a log: run them one at a time")
+    logs.check(jobs)
 
 
 def _job_groups(args, values):
@@ -160,16 +172,18 @@ def _run_groups(groups, group_ids, runner, progress, trace=None):
     from .api import run_together
     from .results import set_group
     results = []
+    first_thread = 1        # fio numbers job threads across the whole job file (log names)
     for group, ids in zip(groups, group_ids):
         failed = None
         try:
-            done = run_together(group, runner=runner, progress=progress, trace=trace)
+            done = run_together(group, runner=runner, progress=progress, trace=trace, first_thread=first_thread)
         except RunError as e:
             done = getattr(e, "results", None) or ([e.result] if getattr(e, "result", None) else [])
             failed = e
         for r, gid in zip(done, ids):   # one Result per job, in the group's order
             set_group(r, gid)
         results += done
+        first_thread += sum(job.numjobs for job in group)
         if failed:
             return results, failed
         if any(r.data.get("interrupted") for r in results):

@@ -243,6 +243,33 @@ def _output_kind(path, option):
     return "file"
 
 
+def check_new_file(path, option):
+    """A file kit will create at path later: nothing is there now (kit never
+    replaces a file it did not create), and its directory exists, is
+    writable and holds no kernel pseudo files. One line naming the option
+    if not."""
+    if os.path.lexists(path):
+        raise OptionError(option, f"{path} already exists: kit never replaces a file it did not create "
+                                  "(move it away or give another name)")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise OptionError(option, f"{parent} is not a directory (kit does not create it)")
+    fstype = host.pseudo_filesystem(parent)
+    if fstype:
+        raise OptionError(option, f"{parent} is on {fstype}, which holds the kernel's files; kit writes "
+                                  "nothing there")
+    if not os.access(parent, os.W_OK):
+        raise OptionError(option, f"{parent} is not writable")
+
+
+def open_new(path):
+    """A new file at path for writing text; FileExistsError if anything is
+    there, a symbolic link included (what appeared since the check stays
+    untouched)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, "w")
+
+
 def check_output_directory(path, option):
     """A directory kit will create (if needed) and write into."""
     fstype = host.pseudo_filesystem(path)

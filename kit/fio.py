@@ -21,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import List
 
 from . import __version__
-from . import hist
+from . import hist, logs
 from . import target as targets
 from .errors import OptionError, RunError
 from .files import read_text_file
 from .machine import fingerprint_for
 from .engines import fio_twin
-from .job import COMMAND_LINE_ONLY, FIO_TO_KIT, NO_EFFECT, OPTIONS, ORDERING, Job, written_name
+from .job import COMMAND_LINE_ONLY, FIO_TO_KIT, LOG_FILES, NO_EFFECT, OPTIONS, ORDERING, Job, bare_value, \
+    written_name
 from .options import DDIRS, parse_size, split_filenames
 from .results import parse_fio_json, results_from_fio
 
@@ -40,19 +41,6 @@ def env_defaults():
 
 
 # ---- Job -> fio --------------------------------------------------------------
-
-def _size_text(n):
-    for suffix, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
-        if n and n % scale == 0:
-            return f"{n // scale}{suffix}"
-    return str(n)
-
-
-def _time_text(seconds):
-    if float(seconds).is_integer():
-        return str(int(seconds))
-    ms = seconds * 1000
-    return f"{int(ms)}ms" if float(ms).is_integer() else f"{int(round(seconds * 1e6))}us"
 
 
 PATH_OPTIONS = ("directory", "filename", "filename_format")
@@ -85,7 +73,7 @@ def fio_options(job, include=None, paths=True):
     if twin is None:
         raise OptionError("ioengine", f"{job.ioengine} has no fio twin: fio cannot run it (use runner=kit)")
     given = job.given()
-    out = {"ioengine": twin, "rw": job.rw, "bs": _size_text(job.bs)}
+    out = {"ioengine": twin, "rw": job.rw, "bs": OPTIONS["bs"].text(job.bs)}
     for name, option in OPTIONS.items():
         if name not in given and name not in (include or ()):
             continue
@@ -97,14 +85,13 @@ def fio_options(job, include=None, paths=True):
             if value:
                 out[option.fio_name] = None
             continue
+        if value == "" and name in LOG_FILES:
+            out[option.fio_name] = None         # bare: the log is named after the job
+            continue
         if value is None or value == "":
             continue
-        if option.kind == "size":
-            text = _size_text(value)
-        elif option.kind == "time":
-            text = _time_text(value)
-        elif isinstance(value, bool):
-            text = "1" if value else "0"
+        if option.kind in ("size", "time") or option.text_value or isinstance(value, bool):
+            text = option.text(value)
         else:
             text = _fio_value(name, str(value))
         out[option.fio_name] = text
@@ -148,18 +135,32 @@ def to_fio_file(jobs, groups=None):
     return "\n".join(text)
 
 
-def runner_job_file(jobs, plans, prepared):
+def _fio_log(log_dir, jobs, u, j, kind):
+    """Where fio writes a log of thread j of jobs[u] in the runner's job
+    file: section kit.u.j is fio's thread number (its place) there."""
+    number = sum(job.numjobs for job in jobs[:u]) + j + 1
+    return os.path.join(log_dir, f"{u}.{j}_{kind}.{number}.log")
+
+
+def runner_job_file(jobs, plans, prepared, log_dir=None):
     """The job file the fio runner hands fio, and the descriptors fio must
     inherit. Every file is named /proc/self/fd/N, a descriptor kit opened
     and checked: fio opens that very inode whatever the path says by then,
     and nothing the user typed is ever parsed by fio. One section per kit
     job thread (fio's numjobs clones would share one file list), named
-    kit.<job>.<thread>; kit merges them back."""
+    kit.<job>.<thread>; kit merges them back. Logs go to log_dir, from
+    where kit copies them to their names (_fio_log)."""
     sections, fds = [], set()
     for u, (job, plan) in enumerate(zip(jobs, plans)):
         options = {k: v for k, v in fio_options(job, paths=False).items()
-                   if k not in ("numjobs", "nrfiles", "group_reporting")}
+                   if k not in ("numjobs", "nrfiles", "group_reporting", "offset_increment")}
         for j, files in enumerate(plan.files):
+            options = {**options, **{OPTIONS[o].fio_name: os.path.join(log_dir, f"{u}.{j}") for o in LOG_FILES
+                                     if getattr(job, o) is not None}}
+            if {"offset", "offset_increment"} & set(job.given()):
+                # one section per thread: fio would number each one its first
+                # clone, so each gets the offset kit worked out for it
+                options = {**options, "offset": str(plan.regions[j][0][0])}
             if plan.diskless:           # fio's null engine opens nothing either
                 sections.append(_section(f"kit.{u}.{j}", {**options, "nrfiles": str(len(files))}))
                 continue
@@ -307,7 +308,7 @@ def read_job_file(path, env=None, strict=False):
         values, ordering, written = {}, set(), {}
         for key, value, where in options:
             key = key.replace("-", "_")
-            text = "1" if value is None else _substitute(value, env, where)
+            text = bare_value(key) if value is None else _substitute(value, env, where)
             if key in ORDERING:
                 if text not in ("0",):
                     ordering.add(key)
@@ -330,7 +331,7 @@ def read_job_file(path, env=None, strict=False):
                 values["name"] = text
                 continue
             values[FIO_TO_KIT[key]] = text
-            if value is not None:       # fio's JSON lists options given a value, by fio's name
+            if value:                   # fio's JSON lists options given a value, by fio's name
                 written[written_name(key)] = text
         if name == "global":
             defaults.update(values)
@@ -398,17 +399,25 @@ def check_job(job):
     fio_options(job, paths=False)
     if job.verify and not job.writes:
         raise OptionError("verify", "fio checks its own format, not kit's pattern; verify reads with runner=kit")
-    return targets.plan(job)
+    plan = targets.plan(job)
+    if job.is_trim and any(f.kind != "block" for f in plan.unique_files) and not plan.diskless:
+        raise OptionError("rw", f"fio 3.33 trims block devices only (on files it fails with ENOTTY); "
+                                f"kit's runner punches holes: use runner=kit for rw={job.rw} on files")
+    return plan
 
 
-def run_fio_together(jobs, progress=None, machine=True):
+def run_fio_together(jobs, progress=None, machine=True, first_thread=1):
     """Runs jobs at the same time in one fio process, on the files kit
-    planned, checked, prepared and holds open (see runner_job_file)."""
+    planned, checked, prepared and holds open (see runner_job_file);
+    first_thread: fio's number of the first job thread (in log names)."""
     fio = fio_binary()
     plans = [check_job(job) for job in jobs]
-    with targets.prepare(plans, progress=progress) as prepared:
-        text, fds = runner_job_file(jobs, plans, prepared)
+    logs.check(jobs, first_thread)
+    with targets.prepare(plans, progress=progress) as prepared, \
+            tempfile.TemporaryDirectory(prefix="kit-fio-logs-") as log_dir:
+        text, fds = runner_job_file(jobs, plans, prepared, log_dir)
         outcome = _run_fio_process(fio, text, fds)
+        logs.adopt(jobs, first_thread, lambda u, j, kind: _fio_log(log_dir, jobs, u, j, kind))
         for plan in plans:
             prepared.finish(plan)           # fio wrote its own bytes, not kit's pattern
         changed = prepared.changed_paths()

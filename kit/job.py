@@ -12,7 +12,7 @@ import difflib
 
 from .engines import diskless, engine, engine_names, registry
 from .errors import OptionError
-from .options import COMMON, MAX_BS, parse_bool, parse_int, split_filenames
+from .options import COMMON, MAX_BS, Percent, parse_bool, parse_int, per_ddir, split_filenames
 
 
 def _declared():
@@ -60,8 +60,16 @@ FIO_TO_KIT = {name: option.name for option in OPTIONS.values() if option.job_fil
               for name in (option.name, option.fio_name, *option.aliases) if name and name not in NO_EFFECT}
 FIO_TO_KIT.update({name: name for name in INVERSES})
 ORDERING = ("stonewall", "wait_for_previous", "new_group")      # groups, not jobs
+# fio's log options -> the kinds of log file each writes (NAME_<kind>.N.log)
+LOG_FILES = {"write_bw_log": ("bw",), "write_iops_log": ("iops",), "write_lat_log": ("lat", "clat", "slat")}
 # what options not allowed in files (Option.job_file False) say there
 COMMAND_LINE_ONLY = "only --{flag} on kit's command line allows it, never a job file or a sweep file"
+
+
+def bare_value(name):
+    """What an option written without a value means in a job file: on
+    ("1"), or for a log option the job's name ("")."""
+    return "" if FIO_TO_KIT.get(name) in LOG_FILES else "1"
 
 
 def canonical_option(name):
@@ -84,8 +92,10 @@ def written_name(name):
     return (option.fio_name or canonical) if option else name
 
 
-def _as_written(value):
+def _as_written(value, option=None):
     """A value as text, the way a user would have written it."""
+    if option is not None and isinstance(value, (tuple, list, Percent)):
+        return option.text(option.parse(value))
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float) and value.is_integer():
@@ -114,7 +124,7 @@ class _JobMethods:
             if value != option.default or type(value) is not type(option.default):
                 given.add(name)
             if derive and name in given and name != "name" and value is not None:
-                written[option.fio_name or name] = _as_written(value)
+                written[option.fio_name or name] = _as_written(value, option)
             object.__setattr__(self, name, option.parse(value))
         object.__setattr__(self, "_given", frozenset(given))
         object.__setattr__(self, "_written", tuple(written.items()))
@@ -122,6 +132,7 @@ class _JobMethods:
             # fio: without size, a job's size is the sum of its files
             object.__setattr__(self, "size", self.filesize * self.files_per_job)
         self._check_together()
+        self._check_logs()
 
     # -- cross-option rules; each message names the option to change
 
@@ -134,19 +145,49 @@ class _JobMethods:
             for needed, why in option.requires:
                 if on and not getattr(self, needed):
                     raise OptionError(name, why)
-        if self.bs < 1 or self.bs > MAX_BS:
-            raise OptionError("bs", f"must be from 1 to {MAX_BS >> 20}m (got {self.bs})")
-        if self.direct and self.bs % 512:
-            raise OptionError("bs", f"must be a multiple of 512 with direct=1 (got {self.bs})")
-        if self.verify and self.bs % 512:
-            raise OptionError("bs", f"must be a multiple of 512 with verify={self.verify} (got {self.bs})")
-        if self.size < 1 and not self.filename:
-            raise OptionError("size", "must be at least 1 byte")
-        if self.file_size < self.bs and not (self.filename and "size" not in self._given
-                                             and "filesize" not in self._given):
-            raise OptionError("size" if self.filesize is None else "filesize",
-                              f"each of the {self.nrfiles} file(s) needs at least bs={self.bs} bytes "
-                              f"(got {self.file_size})")
+        for b in per_ddir(self.bs):
+            if b < 1 or b > MAX_BS:
+                raise OptionError("bs", f"must be from 1 to {MAX_BS >> 20}m (got {b})")
+        sizes_option = "bssplit" if self.bssplit else "bsrange" if self.bsrange else "bs"
+        if self.direct and any(b % 512 for b in self.all_block_sizes):
+            raise OptionError(sizes_option, f"must be multiples of 512 with direct=1 (got {self.all_block_sizes})")
+        if self.verify and (len(self.all_block_sizes) > 1 or self.all_block_sizes[0] % 512):
+            raise OptionError(sizes_option, f"verify={self.verify} needs one block size, a multiple of 512 "
+                                            f"(got {self.all_block_sizes})")
+        percent = [n for n in ("size", "io_size", "offset", "offset_increment") if isinstance(getattr(self, n),
+                                                                                              Percent)]
+        if percent and not self.filename:
+            raise OptionError(percent[0], f"{getattr(self, percent[0])} needs filename= (an existing file or "
+                                          "device to take it of): kit's own files have no size before it")
+        if not isinstance(self.size, Percent):
+            if self.size < 1 and not self.filename:
+                raise OptionError("size", "must be at least 1 byte")
+            if self.file_size < self.min_bs and not (self.filename and "size" not in self._given
+                                                     and "filesize" not in self._given):
+                raise OptionError("size" if self.filesize is None else "filesize",
+                                  f"each of the {self.nrfiles} file(s) needs at least bs={self.min_bs} bytes "
+                                  f"(got {self.file_size})")
+        if self.is_trim:
+            if self.verify:
+                raise OptionError("verify", f"rw={self.rw} discards data: there is nothing to read back")
+        if self.rate_iops and self.rate or self.rate_iops_min and self.rate_min:
+            raise OptionError("rate_iops" if self.rate_iops and self.rate else "rate_iops_min",
+                              "and rate (rate_min) are the same limit said two ways: give one (as fio)")
+        for limit, floor in (("rate", "rate_min"), ("rate_iops", "rate_iops_min")):
+            for d, (top, low) in enumerate(zip(per_ddir(getattr(self, limit)), per_ddir(getattr(self, floor)))):
+                if top and low > top:
+                    raise OptionError(floor, f"is above {limit} for {('read', 'write', 'trim')[d]} "
+                                             f"({low} > {top}): the job could never meet it")
+        if self.thinktime_spin > self.thinktime:
+            raise OptionError("thinktime_spin", f"is part of thinktime, so at most {self.thinktime} "
+                                                f"(got {self.thinktime_spin})")
+        if self.loops > 1 and self.verify:
+            raise OptionError("loops", "kit verifies once after all writes; with loops fio verifies after each "
+                                       "loop: give one or the other")
+        if self.loops > 1 and self.time_based:
+            raise OptionError("loops", "a time_based job runs for its runtime: give loops or time_based")
+        if self.random_distribution != "random" and not self.is_random:
+            raise OptionError("random_distribution", f"shapes random offsets; rw={self.rw} is sequential")
         if self.time_based and not self.runtime:
             raise OptionError("time_based", "needs runtime (e.g. --runtime=10)")
         if diskless(self.ioengine):
@@ -172,11 +213,47 @@ class _JobMethods:
 
     # -- derived values
 
+    def _check_logs(self):
+        per_io = [o for o in ("write_bw_log", "write_iops_log") if getattr(self, o) is not None
+                  and not self.log_avg_msec]
+        if self.gtod_reduce and (per_io or self.write_lat_log is not None):
+            option = "write_lat_log" if self.write_lat_log is not None else per_io[0]
+            raise OptionError(option, "gtod_reduce=1 keeps no per-I/O times to log: leave gtod_reduce out"
+                                      + ("" if option == "write_lat_log" else ", or give log_avg_msec"))
+
+    def log_prefix(self, option):
+        """Where a log option's files go: its prefix, or the job's name."""
+        return getattr(self, option) or self.name
+
+    def avg_ms(self, kind):
+        """The window of fio's bw_* (kind "bw") or iops_* ("iops") samples:
+        bwavgtime or iopsavgtime as given; a log of that kind with
+        log_avg_msec makes it log_avg_msec (fio's add_job); 0: a log of
+        that kind without log_avg_msec makes every I/O a sample. Otherwise
+        kit keeps the two equal (one given sets both)."""
+        option, log = {"bw": ("bwavgtime", "write_bw_log"), "iops": ("iopsavgtime", "write_iops_log")}[kind]
+        if getattr(self, log) is not None:
+            if not self.log_avg_msec:
+                return 0
+            if option not in self._given:
+                return self.log_avg_msec
+        if option in self._given:
+            return getattr(self, option)
+        return self.iopsavgtime if "iopsavgtime" in self._given else self.bwavgtime
+
+    @property
+    def log_ms(self):
+        """The driver's log windows: log_avg_msec when a log averages its
+        lines, else 0."""
+        return self.log_avg_msec if any(getattr(self, o) is not None for o in LOG_FILES) else 0
+
     @property
     def sample_ms(self):
-        """The window of the bw_* and iops_* samples (fio's bwavgtime and
-        iopsavgtime, which kit keeps equal)."""
-        return self.iopsavgtime if "iopsavgtime" in self._given else self.bwavgtime
+        """The driver's statistics windows: the bw_* or iops_* window that
+        the log windows do not give already (the two differ only when one
+        of them is log_avg_msec)."""
+        windows = [ms for ms in (self.avg_ms("bw"), self.avg_ms("iops")) if ms]
+        return next((ms for ms in windows if ms != self.log_ms), windows[0] if windows else self.bwavgtime)
 
     def on(self, name):
         """Whether an option is on, by itself or implied by another
@@ -197,17 +274,63 @@ class _JobMethods:
         return self.rw.startswith("rand")
 
     @property
+    def is_trim(self):
+        return self.rw in ("trim", "randtrim")
+
+    @property
     def read_percent(self):
         """Percent of I/Os that are reads (100 for read-only modes)."""
         if self.rw in ("read", "randread"):
             return 100
-        if self.rw in ("write", "randwrite"):
+        if self.rw in ("write", "randwrite", "trim", "randtrim"):
             return 0
         return self.rwmixread
 
     @property
     def writes(self):
+        """Whether the job changes the files' data (trims discard it)."""
         return self.read_percent < 100
+
+    @property
+    def ddirs(self):
+        """The directions (0 read, 1 write, 2 trim) the job issues."""
+        if self.is_trim:
+            return (2,)
+        return tuple(d for d, on in ((0, self.read_percent > 0), (1, self.read_percent < 100)) if on)
+
+    def block_sizes(self, ddir):
+        """How one direction picks its block sizes: ((bs, percent), ...) for
+        bssplit, (min, max) for bsrange, or one size (fio's precedence)."""
+        split = self.bssplit
+        if split and not (split[0] and isinstance(split[0][0], int)):      # per direction
+            split = split[ddir]
+        if split:
+            return ("split", split)
+        span = self.bsrange
+        if span and not isinstance(span[0], int):
+            span = span[ddir]
+        if span:
+            return ("range", span)
+        return ("fixed", per_ddir(self.bs)[ddir])
+
+    def _sizes(self, ddir):
+        kind, value = self.block_sizes(ddir)
+        return [b for b, _ in value] if kind == "split" else list(value) if kind == "range" else [value]
+
+    @property
+    def all_block_sizes(self):
+        """Every block size the job's directions may use, sorted."""
+        return sorted({b for d in self.ddirs for b in self._sizes(d)})
+
+    @property
+    def min_bs(self):
+        """fio's td_min_bs: the smallest block size of the job's directions
+        (offsets are in these units)."""
+        return self.all_block_sizes[0]
+
+    @property
+    def max_bs(self):
+        return self.all_block_sizes[-1]
 
     @property
     def files_per_job(self):
@@ -215,9 +338,12 @@ class _JobMethods:
 
     @property
     def file_size(self):
-        """Bytes used of each file: filesize, or size split over the files."""
+        """Bytes used of each file: filesize, or size split over the files
+        (None for size=N%: known from the file itself)."""
         if self.filesize is not None:
             return self.filesize
+        if isinstance(self.size, Percent):
+            return None
         return self.size // self.files_per_job
 
     def file_name(self, jobnum, filenum):
@@ -305,7 +431,7 @@ def job_from_fio_options(options, name):
         if key in ORDERING or key in NO_EFFECT:
             continue
         if key in FIO_TO_KIT and key not in ("name",):
-            values[FIO_TO_KIT[key]] = "1" if value in (None, "") else value
+            values[FIO_TO_KIT[key]] = bare_value(key) if value in (None, "") else value
         elif key != "name":
             notes.append(f"fio option {key}={value} has no kit equivalent")
     try:

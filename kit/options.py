@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 from .errors import OptionError
 
-RW_MODES = ("read", "write", "randread", "randwrite", "rw", "randrw")
+RW_MODES = ("read", "write", "randread", "randwrite", "rw", "randrw", "trim", "randtrim")
 DDIRS = ("read", "write", "trim")     # the directions a result reports, as fio's
 VERIFY_MODES = ("", "crc32c")
 MAX_IODEPTH = 4096          # the C depth histograms count exactly up to here
@@ -40,6 +40,35 @@ def short(value):
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+class Percent(float):
+    """fio's size=N%: a share of the file's real size, known once the file is
+    looked at (kit.target)."""
+    def __str__(self):
+        return f"{float(self):g}%"
+
+    def __repr__(self):
+        return f"Percent({float(self):g})"
+
+    def of(self, real):
+        return int(real * float(self) / 100)
+
+
+def parse_size_or_percent(option, value):
+    """A size, or fio's N% (1 to 100) of the file's real size."""
+    if isinstance(value, Percent):
+        return value
+    text = str(value).strip()
+    if not isinstance(value, (int, bool)) and text.endswith("%"):
+        try:
+            n = float(text[:-1])
+        except ValueError:
+            n = -1
+        if not 0 < n <= 100:
+            raise OptionError(option, f"must be a size (4k, 1m, 2g) or a percentage from 1% to 100% (got {value!r})")
+        return Percent(n)
+    return parse_size(option, value)
+
+
 def parse_size(option, value):
     """fio sizes: 4096, 4k, 4K, 4KiB, 1m, 2g (powers of 1024, as fio's kb_base)."""
     if isinstance(value, bool):
@@ -47,7 +76,8 @@ def parse_size(option, value):
     if isinstance(value, int):
         n = value
     elif str(value).strip().endswith("%"):
-        raise OptionError(option, f"fio's percentages ({value}) are not supported by kit: give bytes (4k, 1m, 2g)")
+        raise OptionError(option, f"must be a size like 4096, 4k, 1m, 2g; a percentage ({value}) only "
+                                  "size, io_size, offset and offset_increment take")
     else:
         m = _SIZE_RE.match(str(value))
         if not m:
@@ -167,6 +197,27 @@ def parse_percentile_list(option, value):
     return ":".join(f"{v:g}" for v in values)
 
 
+def parse_log_prefix(option, value):
+    """fio's write_*_log=NAME: the prefix of the log files' names (a path,
+    relative to the current directory); '' (or True from Python) means the
+    job's name, as a bare write_bw_log in a job file."""
+    if value is True:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
+        raise OptionError(option, f"must be a file name prefix, or '' for the job's name (got {short(value)})")
+    text = os.fsdecode(value)
+    if not text.isprintable() or len(text.encode()) > 4000:
+        raise OptionError(option, f"must be a printable file name prefix (got {short(value)})")
+    return text
+
+
+def parse_per_job_logs(option, value):
+    if not parse_bool(option, value):
+        raise OptionError(option, "kit supports only 1 (one file per job thread): fio's 0 appends every "
+                                  "thread's lines to one shared file, even one left by an earlier run")
+    return True
+
+
 def split_filenames(text):
     """fio's filename list: names separated by ':', a '\\:' is a colon
     inside a name (fio's escape)."""
@@ -186,12 +237,205 @@ def split_filenames(text):
     return names
 
 
+def _tuples(value):
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def size_text(n):
+    """A size as a user writes it: 4k, 1m, 2g, or N% as given."""
+    if isinstance(n, Percent):
+        return str(n)
+    for suffix, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
+        if n and n % scale == 0:
+            return f"{n // scale}{suffix}"
+    return str(n)
+
+
+def time_text(seconds):
+    if float(seconds).is_integer():
+        return str(int(seconds))
+    ms = seconds * 1000
+    return f"{int(ms)}ms" if float(ms).is_integer() else f"{int(round(seconds * 1e6))}us"
+
+
+def per_ddir(value):
+    """A per-direction option's value as (read, write, trim)."""
+    return tuple(value) if isinstance(value, tuple) else (value, value, value)
+
+
+def parse_per_ddir(option, value, parse_one, default):
+    """fio's read,write,trim lists (bs=4k,8k): a value not followed by a comma
+    also applies to the directions after it, an empty field keeps the
+    default. One value for all directions is kept as itself, else a tuple."""
+    if isinstance(value, tuple):
+        fields = [parse_one(option, v) for v in value]
+    else:
+        text = value if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+        parts = text.split(",") if isinstance(text, str) else [text]
+        if len(parts) > 3:
+            raise OptionError(option, f"takes at most 3 values, for read,write,trim (got {short(value)})")
+        fields = []
+        for i in range(3):
+            if i < len(parts):
+                part = parts[i].strip() if isinstance(parts[i], str) else parts[i]
+                fields.append(default if part == "" else parse_one(option, part))
+            elif isinstance(parts[-1], str) and parts[-1].strip() == "":
+                fields.append(default)          # a trailing comma: the rest keep the default
+            else:
+                fields.append(fields[-1])       # the last value goes on
+    fields = tuple(fields)
+    return fields[0] if len(set(fields)) == 1 else fields
+
+
+def per_ddir_text(value, text_one):
+    return ",".join("" if v is None else text_one(v) for v in value) if isinstance(value, tuple) \
+        else text_one(value)
+
+
+def _range_text(value):
+    if value and isinstance(value[0], int):
+        return f"{size_text(value[0])}-{size_text(value[1])}"
+    return per_ddir_text(value, lambda pair: f"{size_text(pair[0])}-{size_text(pair[1])}")
+
+
+def parse_bsrange(option, value):
+    """fio's bsrange=min-max[,min-max[,min-max]]: kept as (min, max) per
+    direction, or one pair for all."""
+    def one(o, text):
+        if isinstance(text, tuple):
+            lo, hi = text
+        else:
+            lo, sep, hi = str(text).partition("-")
+            if not sep:
+                raise OptionError(o, f"must be min-max sizes like 4k-64k (got {text!r})")
+        lo, hi = parse_size(o, lo), parse_size(o, hi)
+        if not 1 <= lo <= hi <= MAX_BS:
+            raise OptionError(o, f"must be min-max with 1 <= min <= max <= {MAX_BS >> 20}m (got {text!r})")
+        return (lo, hi)
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return one(option, value)
+    return parse_per_ddir(option, value, one, None)
+
+
+def parse_bssplit(option, value):
+    """fio's bssplit=bs/perc:bs/perc[,...] per direction: kept as sorted
+    ((bs, percent), ...) per direction, with fio's rules: entries without a
+    percentage share what the others leave, above 100 counts as 100, sorted
+    by percentage."""
+    def one(o, text):
+        if isinstance(text, tuple):
+            return text
+        entries, missing = [], 0
+        for item in str(text).split(":"):
+            bs_text, _, perc_text = item.partition("/")
+            bs = parse_size(o, bs_text.strip())
+            if not 1 <= bs <= MAX_BS:
+                raise OptionError(o, f"block sizes must be from 1 to {MAX_BS >> 20}m (got {item!r})")
+            perc = parse_int(o, perc_text.strip(), 0) if perc_text.strip() else 0
+            perc = min(perc, 100)
+            missing += perc == 0
+            entries.append([bs, perc])
+        if len(entries) > 64:
+            raise OptionError(o, "takes at most 64 block sizes per direction")
+        given = sum(p for _, p in entries)
+        if given > 100 and missing > 1:
+            raise OptionError(o, f"percentages add up to more than 100 (got {text!r})")
+        if missing:
+            share = max(100 - given, 0) // missing
+            for e in entries:
+                if e[1] == 0:
+                    e[1] = share
+        return tuple(sorted((tuple(e) for e in entries), key=lambda e: e[1]))
+    if isinstance(value, tuple) and value and isinstance(value[0], tuple) and value[0] \
+            and isinstance(value[0][0], int):
+        return value
+    return parse_per_ddir(option, value, one, None)
+
+
+def bssplit_text(value):
+    one = lambda entries: ":".join(f"{size_text(b)}/{p}" for b, p in entries)    # noqa: E731
+    if value and value[0] and isinstance(value[0][0], int):
+        return one(value)
+    return per_ddir_text(value, one)
+
+
+def parse_usec(option, value):
+    """fio's thinktime: microseconds by default, or with a unit (100ms, 1s)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        usec = value
+    else:
+        m = _TIME_RE.match(str(value))
+        if not m:
+            raise OptionError(option, f"must be a time in microseconds, or with a unit like 100ms, 1s "
+                                      f"(got {short(value)})")
+        usec = float(m.group(1)) * (_TIME_UNITS[m.group(2).lower()] * 1e6 if m.group(2) else 1)
+    usec = int(usec)
+    if not 0 <= usec <= 2**31 - 1:
+        raise OptionError(option, f"must be from 0 to 2147s (got {short(value)})")
+    return usec
+
+
+def parse_startdelay(option, value):
+    """fio's startdelay=a or a-b (seconds, or with a unit): one delay, or a
+    range each job thread picks from."""
+    if isinstance(value, tuple):
+        lo, hi = value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        lo = hi = value
+    else:
+        lo, sep, hi = str(value).partition("-")
+        hi = hi if sep else lo
+    lo, hi = parse_time(option, lo), parse_time(option, hi)
+    if hi < lo:
+        raise OptionError(option, f"must be a-b with a <= b (got {value!r})")
+    return lo if lo == hi else (lo, hi)
+
+
+DISTRIBUTIONS = {"random": None, "zipf": (1.1, "theta", lambda x: x > 0 and x != 1, "above 0 and not 1"),
+                 "pareto": (0.2, "h", lambda x: 0 < x < 1, "between 0 and 1"),
+                 "normal": (0.0, "sigma", lambda x: 0 <= x < 100, "from 0 to below 100")}
+
+
+def parse_distribution(option, value):
+    """fio's random_distribution: random, zipf[:theta[:center]],
+    pareto[:h[:center]], normal[:sigma[:center]] (center from 0 to 1)."""
+    parts = str(value).strip().split(":")
+    kind = parts[0]
+    if kind not in DISTRIBUTIONS:
+        allowed = "random, zipf[:theta], pareto[:h], normal[:sigma]"
+        extra = " (fio's zoned distributions are not in kit)" if kind.startswith("zoned") else ""
+        raise OptionError(option, f"must be one of {allowed}{extra} (got {value!r})")
+    if kind == "random":
+        if len(parts) > 1:
+            raise OptionError(option, f"random takes no parameter (got {value!r})")
+        return "random"
+    default, pname, ok, allowed = DISTRIBUTIONS[kind]
+    if len(parts) > 3:
+        raise OptionError(option, f"must be {kind}[:{pname}[:center]] (got {value!r})")
+    try:
+        x = float(parts[1]) if len(parts) > 1 and parts[1] else default
+        center = float(parts[2]) if len(parts) > 2 else None
+    except ValueError:
+        raise OptionError(option, f"must be {kind}[:{pname}[:center]] with numbers (got {value!r})") from None
+    if not ok(x):
+        raise OptionError(option, f"{kind}'s {pname} must be {allowed} (got {value!r})")
+    if center is not None and not 0 <= center <= 1:
+        raise OptionError(option, f"center must be from 0 to 1 (got {value!r})")
+    return f"{kind}:{x:g}" + (f":{center:g}" if center is not None else "")
+
+
+def parse_sync(option, value):
+    text = str(value).strip().lower()
+    text = {"0": "none", "1": "sync", "false": "none", "true": "sync"}.get(text, text)
+    return parse_choice(option, text, ("none", "sync", "dsync"))
+
+
 # ---- the declaration ------------------------------------------------------
 
 @dataclass(frozen=True)
 class Option:
     """One option. kind: size, int, bool, time, choice, path, name, text,
-    format, verify. fio: its name in fio job files, or None for kit's own
+    format, verify, log (a log file name prefix). fio: its name in fio job files, or None for kit's own
     (never written to fio; read from job files only if job_file). flag: fio
     writes it as a bare word when on. param: the field of the C engines'
     struct kit_params an engine option sets. label: shown in a result's
@@ -220,6 +464,7 @@ class Option:
     implies: tuple = ()
     fio_default: object = None              # fio's default, where it is not kit's: always written for fio
     parse_value: Optional[Callable] = None  # for kinds the table above does not cover
+    text_value: Optional[Callable] = None   # canonical value -> fio's text, where str() would not do
 
     @property
     def fio_name(self):
@@ -232,6 +477,8 @@ class Option:
             return None
         if value is None:
             raise OptionError(self.name, "must have a value (got none)")
+        if isinstance(value, list):         # a per-direction value, back from JSON
+            value = _tuples(value)
         if self.parse_value:
             return self.parse_value(self.name, value)
         kind = self.kind
@@ -256,6 +503,18 @@ class Option:
             return parse_verify(self.name, value)
         return str(value)
 
+    def text(self, value):
+        """The canonical value as fio reads it in a job file."""
+        if self.text_value:
+            return self.text_value(value)
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if self.kind == "size":
+            return size_text(value)
+        if self.kind == "time":
+            return time_text(value)
+        return str(value)
+
     def c_value(self, value):
         """The value as the C field takes it."""
         if value is None:
@@ -271,11 +530,14 @@ COMMON = (
     Option("rw", "choice", "read", "read, write, randread, randwrite, rw (or readwrite), randrw",
            choices=RW_MODES, aliases=("readwrite",), parse_value=lambda o, v: parse_choice(
                o, "rw" if str(v).strip() == "readwrite" else v, RW_MODES)),
-    Option("bs", "size", 4096, "block size (4k, 1m, ...)", aliases=("blocksize",)),
+    Option("bs", "size", 4096, "block size (4k, 1m, ...; read,write,trim: 4k,64k)", aliases=("blocksize",),
+           parse_value=lambda o, v: parse_per_ddir(o, v, parse_size, 4096),
+           text_value=lambda v: per_ddir_text(v, size_text)),
     Option("iodepth", "int", 1, "I/Os kept in flight per job (async engines)", lo=1, hi=MAX_IODEPTH),
     Option("numjobs", "int", 1, "job threads running the workload at once", lo=1, hi=1024),
     Option("nrfiles", "int", 1, "files per job, used round-robin", lo=1, hi=4096),
-    Option("size", "size", DEFAULT_SIZE, "bytes per job, split over its files (default 128m)"),
+    Option("size", "size", DEFAULT_SIZE, "bytes per job, split over its files (default 128m; N% of an existing "
+           "file given by filename)", parse_value=parse_size_or_percent),
     Option("filesize", "size", None, "bytes per file (default size/nrfiles)"),
     Option("direct", "bool", False, "1: O_DIRECT, bypass the page cache"),
     Option("runtime", "time", 0.0, "stop after this long (seconds, or 500ms, 2m)", aliases=("timeout",)),
@@ -287,6 +549,55 @@ COMMON = (
     Option("norandommap", "bool", False, "1: random offsets may repeat (default: each block once per pass)",
            flag=True),
     Option("fsync", "int", 0, "fsync after every N writes", lo=0, hi=UINT32_MAX),
+    Option("fdatasync", "int", 0, "fdatasync after every N writes (counted under sync)", lo=0, hi=UINT32_MAX),
+    Option("end_fsync", "bool", False, "1: fsync the files once after the last write (timed in the write "
+           "runtime, not counted as a sync, as fio)"),
+    Option("fsync_on_close", "bool", False, "1: fsync each file when the job closes it (once, at the end, "
+           "as end_fsync)"),
+    Option("sync", "choice", "none", "open the files with none, sync (1: O_SYNC) or dsync (O_DSYNC)",
+           choices=("none", "sync", "dsync"), parse_value=parse_sync),
+    Option("offset", "size", 0, "where each file's region starts (bytes, or N% of the file, aligned up to "
+           "offset_align or the smallest bs)", parse_value=parse_size_or_percent),
+    Option("offset_increment", "size", 0, "added to offset for each further job thread (bytes, or N%)",
+           parse_value=parse_size_or_percent),
+    Option("offset_align", "size", 0, "alignment of a percentage offset (0: the smallest bs)"),
+    Option("io_size", "size", None, "bytes to transfer per job (default size; more wraps around the "
+           "region, as fio)", aliases=("io_limit",), parse_value=parse_size_or_percent),
+    Option("loops", "int", 1, "run the job this many times over (offsets and random map start again)",
+           lo=1, hi=UINT32_MAX),
+    Option("startdelay", "time", 0.0, "wait this long before starting (seconds, or a-b: each job thread "
+           "picks in the range); not part of runtime", parse_value=parse_startdelay,
+           text_value=lambda v: "-".join(map(time_text, v)) if isinstance(v, tuple) else time_text(v)),
+    Option("rate", "size", 0, "bandwidth cap per job thread in bytes/s (read,write,trim as bs)",
+           parse_value=lambda o, v: parse_per_ddir(o, v, parse_size, 0), text_value=lambda v: per_ddir_text(v, str)),
+    Option("rate_iops", "int", 0, "IOPS cap per job thread (read,write,trim)",
+           parse_value=lambda o, v: parse_per_ddir(o, v, lambda o2, x: parse_int(o2, x, 0, UINT32_MAX), 0),
+           text_value=lambda v: per_ddir_text(v, str)),
+    Option("rate_min", "size", 0, "fail the job if bandwidth falls below this (bytes/s per job thread, "
+           "checked every rate_cycle after 2 s)", parse_value=lambda o, v: parse_per_ddir(o, v, parse_size, 0),
+           text_value=lambda v: per_ddir_text(v, str)),
+    Option("rate_iops_min", "int", 0, "fail the job if IOPS fall below this",
+           parse_value=lambda o, v: parse_per_ddir(o, v, lambda o2, x: parse_int(o2, x, 0, UINT32_MAX), 0),
+           text_value=lambda v: per_ddir_text(v, str)),
+    Option("rate_process", "choice", "linear", "linear: even gaps; poisson: exponential gaps of the same mean",
+           choices=("linear", "poisson")),
+    Option("rate_cycle", "int", 1000, "ms over which rate_min and rate_iops_min are checked", lo=1,
+           hi=UINT32_MAX, aliases=("ratecycle",)),
+    Option("thinktime", "int", 0, "pause this long (microseconds, or 100ms, 1s) after every thinktime_blocks "
+           "I/Os, with the queue drained first", parse_value=parse_usec, text_value=lambda v: f"{v}us"),
+    Option("thinktime_spin", "int", 0, "of thinktime, spin on the CPU this long instead of sleeping",
+           parse_value=parse_usec, text_value=lambda v: f"{v}us"),
+    Option("thinktime_blocks", "int", 1, "I/Os completed between thinks", lo=1, hi=UINT32_MAX),
+    Option("random_distribution", "text", "random", "random offsets: random (uniform), zipf[:theta], "
+           "pareto[:h], normal[:sigma], each [:center] (fio's formulas)", parse_value=parse_distribution),
+    Option("bsrange", "text", None, "block sizes from min to max, multiples of min (4k-64k; read,write,trim)",
+           aliases=("blocksize_range",), parse_value=parse_bsrange, text_value=_range_text),
+    Option("bssplit", "text", None, "block sizes by share: 4k/50:64k/50 (read,write,trim)",
+           parse_value=parse_bssplit, text_value=bssplit_text),
+    Option("exitall", "bool", False, "1: when one job thread ends, the others running with it stop",
+           flag=True),
+    Option("exitall_on_error", "bool", False, "1: when this job fails, the jobs running with it stop",
+           flag=True),
     Option("verify", "verify", "", "crc32c: stamp written blocks, check read blocks"),
     Option("invalidate", "bool", False, "1: drop the files' page cache first (fio's default; kit's is 0)",
            aliases=("invalidate_cache",), fio_default=True),
@@ -311,6 +622,20 @@ COMMON = (
     Option("iodepth_batch_complete_max", "int", 0,
            "completions taken per reap at most (0: as many as complete_min, fio's default)", lo=0,
            hi=MAX_IODEPTH),
+    # logs
+    Option("write_bw_log", "log", None, "write fio's bandwidth log NAME_bw.N.log per job thread (NAME: this "
+           "prefix, '' for the job name). Without log_avg_msec: a line per I/O, and bw_* become per-I/O "
+           "samples of bytes*1e6/clat_ns (1000-based kB/s, as fio); with it bwavgtime defaults to "
+           "log_avg_msec", parse_value=parse_log_prefix),
+    Option("write_iops_log", "log", None, "write fio's IOPS log NAME_iops.N.log per job thread. Without "
+           "log_avg_msec: a line of 1 per I/O, and iops_* become those per-I/O samples (as fio); with it "
+           "iopsavgtime defaults to log_avg_msec", parse_value=parse_log_prefix),
+    Option("write_lat_log", "log", None, "write fio's latency logs NAME_lat.N.log, NAME_clat.N.log and "
+           "NAME_slat.N.log (ns; slat stays empty for synchronous engines)", parse_value=parse_log_prefix),
+    Option("log_avg_msec", "int", 0, "log lines average this many ms (0: a line per I/O)", lo=0, hi=UINT32_MAX),
+    Option("log_offset", "bool", False, "1: log lines carry each I/O's offset (before the last column)"),
+    Option("per_job_logs", "bool", True, "1: a log file per job thread (kit supports only 1)",
+           parse_value=parse_per_job_logs),
     Option("group_reporting", "bool", False, "1: report one merged entry for all job threads", flag=True),
     Option("allow_destructive", "bool", False, "1: allow writing to files kit did not create and to unmounted "
            "block devices (the command line only: never from a job file or a sweep file)", fio=None, job_file=False),

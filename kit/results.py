@@ -72,9 +72,8 @@ def merge_threads(threads):
         "runtime_sum_ns": sum(t["end_ns"] - t["start_ns"] for t in threads),
         "ring_flags": threads[0].get("ring_flags", 0),
         "clock": threads[0].get("clock"),
-        # fio merges the threads' bw and iops samples into one set
-        "samples": [w for t in threads for w in _windows(t)],
-        "log": [w for t in threads for w in _windows(t, "log")],
+        # fio sums the threads' bw and iops statistics (pure_sum): each is kept
+        "threads": threads,
     }
     for key in _SUMMED:
         merged[key] = sum(t[key] for t in threads)
@@ -136,80 +135,137 @@ def _reported(job):
     return plist, {"slat": job.slat_percentiles, "clat": job.clat_percentiles, "lat": job.lat_percentiles}
 
 
-def _windows(t, which="samples"):
-    """A thread's windows (one array), or a merge's (a list of arrays)."""
-    w = t.get(which)
-    if w is None:
-        return []
-    return list(w) if isinstance(w, list) else [w]
+def window_rates(windows):
+    """fio's bw and iops samples of windows (stat.c __add_samples), as
+    (bw, iops) arrays of windows x directions: KiB/s and I/Os per second
+    over each window's whole milliseconds. A window that moved no data in
+    a direction is no sample of it (bytes 0 there)."""
+    spent = (windows["span_ns"] // 1_000_000).astype(np.int64)[:, None]
+    nonzero = np.maximum(spent, 1)
+    bw = np.where(spent > 0, windows["bytes"].astype(np.int64) * 1000 // nonzero // 1024, 0)
+    iops = np.where(spent > 0, windows["ios"].astype(np.int64) * 1000 // nonzero, 0)
+    return bw, iops
 
 
-def _sample_values(windows, i):
-    """fio's bw and iops samples of direction i (stat.c __add_samples): one
-    per window that moved data, in KiB/s and I/Os per second over the
-    window's whole milliseconds."""
-    bw, iops = [], []
-    for w in windows:
-        live = w[w["bytes"][:, i] > 0]
-        spent = (live["span_ns"] // 1_000_000).astype(np.int64)
-        nonzero = np.maximum(spent, 1)
-        bw.append(np.where(spent > 0, live["bytes"][:, i].astype(np.int64) * 1000 // nonzero // 1024, 0))
-        iops.append(np.where(spent > 0, live["ios"][:, i].astype(np.int64) * 1000 // nonzero, 0))
-    return (np.concatenate(bw) if bw else np.zeros(0, np.int64)), \
-        (np.concatenate(iops) if iops else np.zeros(0, np.int64))
+def stat_windows(t, job, kind):
+    """The windows of one job thread that fio's bw ("bw") or iops ("iops")
+    samples come from: the statistics windows, or the log windows when
+    log_avg_msec sets that kind's window apart."""
+    return t["samples"] if job.avg_ms(kind) == job.sample_ms else t["log"]
 
 
-def _sample_stats(values):
-    """fio's io_stat of samples: min, max, mean and the sample deviation."""
+def thread_samples(t, job, kind, i):
+    """fio's bw (KiB/s) or iops samples of direction i of one job thread:
+    one per window that moved data; or, with that kind's log and no
+    log_avg_msec, one per I/O (fio's add_bw_sample: bytes*1e6/clat_ns,
+    add_iops_sample: 1)."""
+    if job.avg_ms(kind) == 0:
+        r = t["records"][t["records"]["ddir"] == i]
+        if kind == "iops":
+            return np.ones(len(r), np.int64)
+        clat = r["clat"].astype(np.int64)
+        return np.where(clat > 0, r["len"].astype(np.int64) * 1_000_000 // np.maximum(clat, 1), 0)
+    windows = stat_windows(t, job, kind)
+    live = windows["bytes"][:, i] > 0
+    return window_rates(windows)[0 if kind == "bw" else 1][live, i]
+
+
+def _io_stat(values):
+    """fio's io_stat of one thread's samples: (min, max, mean, S, n), S the
+    sum of squared deviations (Welford's, as add_stat_sample)."""
     n = len(values)
     if not n:
-        return 0, 0, 0.0, 0.0, 0
+        return (0, 0, 0.0, 0.0, 0)
     mean = float(np.mean(values))
-    dev = float(np.std(values, ddof=1)) if n > 1 else 0.0
-    return int(values.min()), int(values.max()), mean, dev, n
+    return (int(values.min()), int(values.max()), mean, float(np.sum((values - mean) ** 2)), n)
+
+
+def pure_sum(stats):
+    """fio's group sum of bw and iops statistics (sum_stat with pure_sum):
+    min, max, mean, S and n each added up over the threads that have
+    samples. Not a statistic of any sample set, but what fio reports."""
+    live = [s for s in stats if s[4]]
+    return tuple(sum(s[k] for s in live) for k in range(5)) if live else (0, 0, 0.0, 0.0, 0)
+
+
+def _stat_fields(prefix, dev_name, stat, agg=None):
+    """fio's keys of a bw or iops statistic, in fio's order (bw_agg after
+    bw_max)."""
+    low, high, mean, S, n = stat
+    out = {f"{prefix}_min": int(low), f"{prefix}_max": int(high)}
+    if agg is not None:
+        out[f"{prefix}_agg"] = agg
+    out.update({f"{prefix}_mean": float(mean), dev_name: math.sqrt(S / (n - 1)) if n > 1 else 0.0,
+                f"{prefix}_samples": int(n)})
+    return out
+
+
+def bw_agg(mean, n, agg_bytes):
+    """fio's bw_agg (convert_agg_kbytes_percent): the mean sampled
+    bandwidth (whole KiB/s) in percent of the group's aggregate (bytes/s),
+    at most 100; 100 when the aggregate is at most 1 KiB/s; 0 without
+    samples."""
+    if not n:
+        return 0.0
+    if agg_bytes <= 1024:
+        return 100.0
+    return min(100.0, int(mean) * 100.0 / (agg_bytes / 1024.0))
 
 
 def _ddir_entry(d, runtime_ns, report=(hist.PERCENTILES, {"slat": True, "clat": True, "lat": True}),
-                windows=(), i=0, agg_bw_bytes=None):
+                samples=None, agg_bw_bytes=None):
     """One direction; runtime_ns: how long this direction ran (fio's
     per-direction runtime: a verify phase's reads run after the writes).
-    windows: the bwavgtime windows of the threads (bw_* and iops_*);
-    agg_bw_bytes: the group's bandwidth, which bw_agg is a percent of."""
+    samples: {"bw": [...], "iops": [...]}, each thread's samples (one
+    array per thread); agg_bw_bytes: the group's aggregate bandwidth
+    (fio's rs->agg), which bw_agg is a percent of (default this one's)."""
     ios, nbytes = d["ios"], d["bytes"]
     secs = runtime_ns / 1e9 if runtime_ns > 0 else 0.0
     bw_bytes = int(nbytes / secs) if secs else 0
-    bw, iops = _sample_values(windows, i)
-    bw_min, bw_max, bw_mean, bw_dev, bw_n = _sample_stats(bw)
-    iops_min, iops_max, iops_mean, iops_dev, iops_n = _sample_stats(iops)
-    agg = bw_bytes if agg_bw_bytes is None else agg_bw_bytes
+    runtime_ms = int(round(runtime_ns / 1e6)) if ios else 0
+    samples = samples or {"bw": [], "iops": []}
+    bw = pure_sum([_io_stat(v) for v in samples["bw"]])
+    iops = pure_sum([_io_stat(v) for v in samples["iops"]])
+    agg = agg_bw_bytes if agg_bw_bytes is not None else int(nbytes) * 1000 // runtime_ms if runtime_ms else 0
     return {
         "io_bytes": int(nbytes), "io_kbytes": int(nbytes) >> 10,
         "bw_bytes": bw_bytes, "bw": bw_bytes // 1024,
         "iops": ios / secs if secs else 0.0,
-        "runtime": int(round(runtime_ns / 1e6)) if ios else 0,
+        "runtime": runtime_ms,
         "total_ios": int(ios), "short_ios": 0, "drop_ios": 0,
         **{f"{kind}_ns": lat_entry(d[kind], plist=report[0], percentiles=report[1][kind])
            for kind in ("slat", "clat", "lat")},
-        "bw_min": bw_min, "bw_max": bw_max,
-        "bw_agg": 100.0 * bw_mean / (agg / 1024) if bw_n and agg else 0.0,
-        "bw_mean": bw_mean, "bw_dev": bw_dev, "bw_samples": bw_n,
-        "iops_min": iops_min, "iops_max": iops_max, "iops_mean": iops_mean, "iops_stddev": iops_dev,
-        "iops_samples": iops_n,
+        **_stat_fields("bw", "bw_dev", bw, bw_agg(bw[2], bw[4], agg)),
+        **_stat_fields("iops", "iops_stddev", iops),
     }
 
 
-def _series_entry(t, interval_ns):
+def _threads(t):
+    """The job threads behind an entry: a merge's, or the thread itself."""
+    return t.get("threads") or [t]
+
+
+def _series_entry(t, job):
     """kit's time series of a job (or its threads merged): what completed
-    per window, for IOPS-over-time plots; windows of threads that close
-    about together are added up."""
-    windows = [w for w in _windows(t, "log") if len(w)] or _windows(t)
-    if not interval_ns or not windows or not sum(len(w) for w in windows):
+    per window, for IOPS-over-time plots (the log windows, the last partial
+    one included, when logs average; else the statistics windows); windows
+    of threads that close about together are added up."""
+    if job.log_ms:
+        interval_ns = job.log_ms * 1_000_000
+        windows = [np.concatenate([p["log"], p["log_last"]]) for p in _threads(t)]
+    else:
+        interval_ns = job.sample_ms * 1_000_000
+        windows = [p["samples"] for p in _threads(t)]
+    if not interval_ns or not sum(len(w) for w in windows):
         return None
     start = t["start_ns"]
     slots = {}
     for w in windows:
+        k = 0
         for row in w:
-            k = int(round((int(row["end_ns"]) - start) / interval_ns))
+            # the nearest interval's end, but after the thread's last window
+            # (a short last window ends soon after the one before)
+            k = max(int(round((int(row["end_ns"]) - start) / interval_ns)), k + 1)
             acc = slots.setdefault(k, np.zeros((2, len(DDIRS)), np.int64))
             acc[0] += row["bytes"].astype(np.int64)
             acc[1] += row["ios"].astype(np.int64)
@@ -278,7 +334,6 @@ def job_entry(t, job, options, error=0, runtime_sum_ns=None, agg=None):
     """One fio job object from raw thread statistics (or a merge of them);
     agg: the group's bandwidth per direction (bw_agg's 100 %)."""
     report = _reported(job)
-    windows = _windows(t)
     runtime_ns = max(t["end_ns"] - t["start_ns"], 0)
     cpu_base_ns = runtime_sum_ns if runtime_sum_ns else runtime_ns
     entry = {
@@ -286,7 +341,9 @@ def job_entry(t, job, options, error=0, runtime_sum_ns=None, agg=None):
         "jobname": job.name, "groupid": 0, "error": error, "eta": 2147483647,
         "elapsed": int(math.ceil(runtime_ns / 1e9)),
         "job options": options,
-        **{d: _ddir_entry(t["ddir"][d], t["ddir_runtime_ns"][d], report, windows, i, (agg or {}).get(d))
+        **{d: _ddir_entry(t["ddir"][d], t["ddir_runtime_ns"][d], report,
+                          {kind: [thread_samples(p, job, kind, i) for p in _threads(t)] for kind in ("bw", "iops")},
+                          (agg or {}).get(d))
            for i, d in enumerate(DDIRS)},
         "sync": {"total_ios": int(t["syncs"]), "lat_ns": lat_entry(t["sync_lat"])},
         # fio sums it over the threads of a group (group_reporting)
@@ -318,7 +375,7 @@ def job_entry(t, job, options, error=0, runtime_sum_ns=None, agg=None):
         entry["kit"]["verify_seed"] = int(t["verify_seed"])
     if t.get("ring_flags"):
         entry["kit"]["io_uring_setup_flags"] = int(t["ring_flags"])
-    series = _series_entry(t, job.sample_ms * 1_000_000)
+    series = _series_entry(t, job)
     if series:
         entry["kit"]["series"] = series
     return entry
@@ -470,7 +527,9 @@ class Result:
             trace = copy.deepcopy(trace)
             trace["block"]["device_share"] = device_share(trace["block"], merged)
         merged_entry = job_entry(merged, job, options, runtime_sum_ns=merged["runtime_sum_ns"])
-        agg = {d: merged_entry[d]["bw_bytes"] for d in DDIRS}
+        # fio's rs->agg: the group's bytes over its longest runtime
+        agg = {d: merged_entry[d]["io_bytes"] * 1000 // merged_entry[d]["runtime"] if merged_entry[d]["runtime"]
+               else 0 for d in DDIRS}
         jobs = [merged_entry] if job.group_reporting else [job_entry(t, job, options, agg=agg) for t in threads]
         return cls.build("kit", job, jobs, merged_entry, process=process, targets=targets, machine=machine,
                          notes=notes, error=error, interrupted=interrupted, trace=trace,
@@ -830,6 +889,13 @@ def _weighted(maps, weights):
     return {k: (sum(m.get(k, 0.0) * w for m, w in zip(maps, weights)) / total if total else 0.0) for k in keys}
 
 
+def _stat_of(entry, prefix, dev):
+    """A bw or iops statistic of a fio entry as (min, max, mean, S, n)."""
+    n = entry[f"{prefix}_samples"]
+    return (entry[f"{prefix}_min"], entry[f"{prefix}_max"], entry[f"{prefix}_mean"],
+            entry[dev] ** 2 * (n - 1) if n > 1 else 0.0, n)
+
+
 def merge_fio_entries(entries):
     """fio job entries (numjobs threads of one section) merged like fio's
     group_reporting; percentiles come from the merged json+ bins."""
@@ -854,6 +920,11 @@ def merge_fio_entries(entries):
                          "drop_ios": sum(p.get("drop_ios", 0) for p in parts)}
             for kind in ("slat_ns", "clat_ns", "lat_ns"):
                 merged[d][kind] = _merge_lat([p[kind] for p in parts if kind in p])
+            if all("bw_samples" in p and "iops_samples" in p for p in parts):
+                bw, iops = (pure_sum([_stat_of(p, prefix, dev) for p in parts])
+                            for prefix, dev in (("bw", "bw_dev"), ("iops", "iops_stddev")))
+                merged[d].update(_stat_fields("bw", "bw_dev", bw, bw_agg(bw[2], bw[4], merged[d]["bw_bytes"])))
+                merged[d].update(_stat_fields("iops", "iops_stddev", iops))
         syncs = [e["sync"] for e in entries if "sync" in e]
         if syncs:
             merged["sync"] = {"total_ios": sum(s.get("total_ios", 0) for s in syncs),

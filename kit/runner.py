@@ -12,17 +12,17 @@ import time
 
 import numpy as np
 
-from . import target as targets, tracers
+from . import logs, target as targets, tracers
 from .engines import diskless, engine, engine_index, io_hint, native, setup_hint, stale_build
 from . import host
 from .host import thread_kind
 from .engines.sources import source_hash
 from .errors import RunError
-from .job import OPTIONS
+from .job import LOG_FILES, OPTIONS
 from .options import split_filenames
 from .machine import fingerprint_for
 from .progress import bar
-from .options import DDIRS
+from .options import DDIRS, Percent, per_ddir
 from .results import Result, disk_util
 
 POLL_MS = 200
@@ -36,12 +36,15 @@ def check_job(job):
     return targets.plan(job)
 
 
-def run_together(jobs, *, progress=None, machine=True, trace=None):
+def run_together(jobs, *, progress=None, machine=True, trace=None, first_thread=1):
     """Runs several jobs at the same time (fio's sections without stonewall),
     all released by one barrier; returns one Result per job. The process-wide
-    figures are shared: they cannot be told apart."""
+    figures are shared: they cannot be told apart. first_thread: fio's
+    number of the first job thread, which log names carry (a job file's
+    later groups go on from the earlier ones)."""
     for job in jobs:
         _check_capabilities(job)
+    logs.check(jobs, first_thread)
     plans = [targets.plan(job) for job in jobs]       # every check before any write
     with targets.prepare(plans, progress=progress) as prepared:
         opened = []
@@ -68,11 +71,18 @@ def run_together(jobs, *, progress=None, machine=True, trace=None):
         if len(jobs) > 1:
             notes.append(f"ran at the same time as {len(jobs) - 1} other job(s): "
                          "the process figures cover them all")
+        if any(t["series_truncated"] for t in threads):
+            notes.append("memory ran out for the time series: bw/iops samples, logs and the series end early")
         results.append(Result.from_run(
             job, threads, process, [f.to_dict() for f in plan.unique_files], notes=notes,
             error=error, interrupted=interrupted, machine=fingerprint_for(None if plan.diskless else plan.unique_files[0].path) if machine else None,
             trace=trace_summary, source_hash=source_hash(), disk_util=disks))
         first_error = first_error or error
+    try:
+        logs.write(jobs, per_job, first_thread)
+    except RunError as e:
+        e.result, e.results = results[0], results
+        raise
     if first_error:
         exc = RunError(first_error["message"])
         exc.result = results[0] if len(results) == 1 else next(
@@ -121,32 +131,101 @@ def _target_paths(job):
 
 # ---- the run ------------------------------------------------------------------
 
-def _params(ffi, job, j, fds, files, ctl, keep):
+_DISTRIBUTIONS = {"random": 0, "zipf": 1, "pareto": 2, "normal": 3}
+
+
+def _set_block_sizes(p, job):
+    """Each direction the job issues: one size, a range, or bssplit's table
+    (cumulative percent); the others stay 0."""
+    p.min_bs = job.min_bs
+    for d in job.ddirs:
+        kind, value = job.block_sizes(d)
+        b = p.bs[d]
+        if kind == "split":
+            sizes = [size for size, _ in value]
+            b.min, b.max, b.nsplit = min(sizes), max(sizes), len(value)
+            cumulative = 0
+            for i, (size, percent) in enumerate(value):
+                cumulative += percent
+                b.split_bs[i], b.split_cum[i] = size, cumulative
+        elif kind == "range":
+            b.min, b.max = value
+        else:
+            b.min = b.max = value
+
+
+def _startdelay_ns(job, j):
+    """fio's startdelay=a-b: each job thread its own pick, the same every run."""
+    delay = job.startdelay
+    if isinstance(delay, tuple):
+        import random
+        delay = random.Random(job.randseed * 1000003 + j).uniform(*delay)
+    return int(delay * 1e9)
+
+
+def io_bytes(job, regions):
+    """Bytes one job thread transfers per loop (fio's io_size, default its
+    size): more than its regions hold wraps around them."""
+    total = sum(length for _, length in regions)
+    if job.io_size is None:
+        return total if job.filename else job.size
+    return job.io_size.of(total) if isinstance(job.io_size, Percent) else job.io_size
+
+
+def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
     p = ffi.new("struct kit_params *")
     fd_array = ffi.new("int[]", fds)
-    sizes = ffi.new("uint64_t[]", [f.size for f in files])
-    keep += [p, fd_array, sizes]
+    offsets = ffi.new("uint64_t[]", [offset for offset, _ in regions])
+    sizes = ffi.new("uint64_t[]", [length for _, length in regions])
+    keep += [p, fd_array, offsets, sizes]
     p.engine = engine_index(job.ioengine)
     p.nfiles = len(fds)
     p.fds = fd_array
+    p.file_offsets = offsets
     p.file_sizes = sizes
-    p.bs = job.bs
+    _set_block_sizes(p, job)
     p.iodepth = job.iodepth
     p.random = int(job.is_random)
-    p.norandommap = int(job.norandommap)
+    # fio: any distribution but uniform turns the random map off
+    p.norandommap = int(job.norandommap or job.random_distribution != "random")
     p.rwmixread = job.read_percent
-    p.io_size = 0 if job.time_based else job.size if not job.filename else sum(f.size for f in files)
+    p.trim = int(job.is_trim)
+    kind, _, rest = job.random_distribution.partition(":")
+    p.dist = _DISTRIBUTIONS[kind]
+    parts = rest.split(":") if rest else []
+    p.dist_param = float(parts[0]) if parts else 0.0
+    p.dist_center = float(parts[1]) if len(parts) > 1 else -1.0
+    p.io_size = 0 if job.time_based else io_bytes(job, regions) * job.loops
     p.number_ios = job.number_ios
     p.runtime_ns = int(job.runtime * 1e9)
     p.ramp_ns = int(job.ramp_time * 1e9)
     # distinct but reproducible offsets per job thread, as fio's per-job seeds
     p.seed = (job.randseed * 0x9E3779B97F4A7C15 + j + 1) % (1 << 64)
     p.fsync_every = job.fsync
+    p.fdatasync_every = job.fdatasync
+    p.end_fsync = int(job.end_fsync or job.fsync_on_close)
+    p.startdelay_ns = _startdelay_ns(job, j)
+    for d in range(len(DDIRS)):
+        rate, iops = per_ddir(job.rate)[d], per_ddir(job.rate_iops)[d]
+        # fio's rate_iops is a rate in bytes of the direction's smallest size
+        p.rate_bps[d] = rate or iops * (p.bs[d].min or job.min_bs)
+        p.rate_min_bps[d] = per_ddir(job.rate_min)[d]
+        p.rate_min_iops[d] = per_ddir(job.rate_iops_min)[d]
+    p.rate_poisson = int(job.rate_process == "poisson")
+    p.rate_cycle_ns = job.rate_cycle * 1_000_000
+    p.thinktime_ns = job.thinktime * 1000
+    p.thinktime_spin_ns = job.thinktime_spin * 1000
+    p.thinktime_blocks = job.thinktime_blocks
+    p.exitall = int(exitall)
+    p.exitall_on_error = int(job.exitall_on_error)
     p.verify = 1 if job.verify else 0
     p.buffered = int(not job.direct)
     p.verify_seed = (int(time.time_ns()) ^ (j << 48)) % (1 << 64)
     p.gtod_reduce = int(job.gtod_reduce)
     p.sample_ns = job.sample_ms * 1_000_000
+    p.log_ns = job.log_ms * 1_000_000
+    # a record per I/O for logs without log_avg_msec (per-I/O lines, and fio's per-I/O bw/iops samples)
+    p.log_ios = int(not job.log_avg_msec and any(getattr(job, o) is not None for o in LOG_FILES))
     for name, option in OPTIONS.items():        # the engines' own options, as they declare them
         if option.param:
             setattr(p, option.param, option.c_value(job.on(name) if option.kind == "bool" else getattr(job, name)))
@@ -199,7 +278,8 @@ def _execute(units, progress, trace, devices):
     slots = []                  # (unit index, params, stats) per job thread
     for u, (job, plan, fds) in enumerate(units):
         for j in range(job.numjobs):
-            slots.append((u, _params(ffi, job, j, fds[j], plan.files[j], ctl, keep),
+            slots.append((u, _params(ffi, job, j, fds[j], plan.files[j], plan.regions[j], ctl, keep,
+                                     exitall=any(job.exitall for job, _p, _f in units)),
                           ffi.new("struct kit_stats *")))
     n = ctl.nthreads = len(slots)
     workers = [threading.Thread(target=lib.kit_job_run, args=(p, s), name=f"kit-job-{i}", daemon=True)
@@ -309,12 +389,14 @@ def _wait_until(lib, word, n, watch, stop):
 
 def _progress_plan(jobs):
     """What the bar counts: seconds when any job is time-bound, else bytes."""
-    timed = [j.runtime + j.ramp_time for j in jobs if j.runtime and (j.time_based or not j.size)]
+    timed = [j.runtime + j.ramp_time for j in jobs if j.runtime and j.time_based]
     if timed:
         return "s", max(timed)
     total = 0
     for j in jobs:
-        per_thread = j.number_ios * j.bs if j.number_ios else (0 if j.filename else j.size)
+        size = j.io_size if j.io_size is not None else j.size
+        per_thread = j.number_ios * j.min_bs if j.number_ios else \
+            (0 if j.filename or isinstance(size, Percent) else size * j.loops)
         total += per_thread * j.numjobs
     return "B", total
 
@@ -382,17 +464,21 @@ RECORD = np.dtype([("end_ns", "u8"), ("slat", "u8"), ("clat", "u8"), ("lat", "u8
                    ("len", "u4"), ("ddir", "u4")])
 
 
-def _series(ffi, se, end_ns, final):
-    """A C time series as a numpy array of windows (a copy); final: with the
-    window still open at the end (logs keep it, fio's statistics do not)."""
+def _series(ffi, se):
+    """A C time series' closed windows as a numpy array (a copy)."""
     assert ffi.sizeof("struct kit_window") == WINDOW.itemsize
-    out = np.frombuffer(ffi.buffer(se.w, se.n * WINDOW.itemsize), dtype=WINDOW).copy() if se.n else \
+    return np.frombuffer(ffi.buffer(se.w, se.n * WINDOW.itemsize), dtype=WINDOW).copy() if se.n else \
         np.zeros(0, dtype=WINDOW)
-    if final and se.interval_ns and any(se.open.ios[i] for i in range(_N)):
-        last = np.frombuffer(ffi.buffer(ffi.addressof(se, "open"), WINDOW.itemsize), dtype=WINDOW).copy()
-        last["end_ns"], last["span_ns"] = end_ns, end_ns - se.open_ns
-        out = np.concatenate([out, last])
-    return out
+
+
+def _last_window(ffi, se, end_ns):
+    """The window still open at the end, closed there (0 or 1 windows):
+    latency logs keep it (fio's finalize_logs), fio's statistics do not."""
+    if not se.interval_ns or not any(se.open.ios[i] for i in range(_N)):
+        return np.zeros(0, dtype=WINDOW)
+    last = np.frombuffer(ffi.buffer(ffi.addressof(se, "open"), WINDOW.itemsize), dtype=WINDOW).copy()
+    last["end_ns"], last["span_ns"] = end_ns, end_ns - se.open_ns
+    return last
 
 
 def _records(ffi, rs):
@@ -409,8 +495,8 @@ def _extract(ffi, s):
                      "lat": _lat(ffi, s.ddir[i].lat)} for i, d in enumerate(DDIRS)},
         "ddir_runtime_ns": {d: s.ddir_runtime_ns[i] for i, d in enumerate(DDIRS)},
         "ramp_unfinished": bool(s.ramp_unfinished), "verify_ns": s.verify_ns, "epoch_ns": s.epoch_ns,
-        "samples": _series(ffi, s.samples, s.end_ns, final=False),
-        "log": _series(ffi, s.log, s.end_ns, final=True), "records": _records(ffi, s.records),
+        "samples": _series(ffi, s.samples), "log": _series(ffi, s.log),
+        "log_last": _last_window(ffi, s.log, s.end_ns), "records": _records(ffi, s.records),
         "series_truncated": bool(s.series_truncated),
         "syncs": s.syncs, "sync_lat": _lat(ffi, s.sync_lat),
         "depth_level": _depth(ffi, s.depth_level), "depth_submit": _depth(ffi, s.depth_submit),
@@ -439,8 +525,11 @@ def _first_error(job, plan, threads):
             message = f"{t['error_msg']}: {os.strerror(err)}{setup_hint(job, err)}"
             return {"kind": "setup", "errno": err, "message": message, "job": j}
         path = plan.files[j][t["error_file"]].path if t["error_file"] >= 0 else None
-        message = f"{path}: {t['error_msg']}"
-        if kind != lib.KIT_ERR_VERIFY:  # verify messages carry their offsets
+        if path is None:            # the job's, not a file's: rate_min not met
+            message = f"{job.name}: {t['error_msg']}"
+        else:
+            message = f"{path}: {t['error_msg']}"
+        if kind != lib.KIT_ERR_VERIFY and path is not None:  # verify messages carry their offsets
             message += f" at offset {t['error_offset']}"
         if kind == lib.KIT_ERR_IO:
             message += io_hint(job, err)

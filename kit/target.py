@@ -41,7 +41,7 @@ from .errors import OptionError, RunError
 from .files import replace_at, say
 from .progress import bar
 from .engines import diskless, native
-from .options import split_filenames
+from .options import Percent, split_filenames
 from .safety import device_in_use, file_in_use, images_in_use
 
 SCRATCH_ENV = "KIT_SCRATCH"
@@ -79,6 +79,7 @@ class Plan:
     creates_directory: bool = False
     directory_ident: Optional[tuple] = None
     diskless: bool = False          # the engine touches no file: nothing to open
+    regions: List[List[tuple]] = field(default_factory=list)   # per thread, per file: (offset, length)
 
     @property
     def unique_files(self):
@@ -436,20 +437,73 @@ def _check_descriptors(job):
                                      "fewer jobs or files")
 
 
+def region(job, j, real):
+    """Where job thread j works in a file of `real` bytes: (offset, length),
+    by fio's rules (get_start_offset, setup_files): offset plus offset_increment
+    times the thread's subjob number (kit's thread j is fio's subjob j, the
+    one whose files are named $jobname.j.$filenum), percentages
+    of the real size aligned up to offset_align or the smallest bs; size=N%
+    capped at what is left and rounded down to the smallest bs; no size:
+    the rest of the file."""
+    align = job.offset_align or job.min_bs
+
+    def absolute(value):
+        return -(-value.of(real) // align) * align if isinstance(value, Percent) else value
+    offset = absolute(job.offset) + j * absolute(job.offset_increment)
+    if isinstance(job.size, Percent) and job.filesize is None:
+        length = min(job.size.of(real), max(real - offset, 0)) // job.min_bs * job.min_bs
+    elif "size" in job.given() or "filesize" in job.given() or not job.filename:
+        length = job.file_size
+    else:
+        length = max(real - offset, 0)
+    return offset, length
+
+
+def _reach(job):
+    """The bytes every file must have for absolute offsets and sizes (0 when
+    a percentage makes it depend on the file)."""
+    if any(isinstance(v, Percent) for v in (job.size, job.offset, job.offset_increment)) \
+            or job.file_size is None:
+        return 0
+    return max(sum(region(job, j, 0)) for j in range(job.numjobs))
+
+
+def _check_regions(p):
+    job = p.job
+    for j, files in enumerate(p.files):
+        row = []
+        for f in files:
+            real = f.current_size if f.exists and not f.owned else f.size
+            offset, length = region(job, j, real)
+            if length < job.min_bs:
+                raise OptionError("offset" if offset else "size",
+                                  f"job thread {j} would start at byte {offset:,} of {f.path} ({real:,} bytes): "
+                                  f"no room left for bs={job.min_bs}")
+            if offset + length > real:
+                raise OptionError("offset" if offset else "size",
+                                  f"job thread {j} would use bytes {offset:,} to {offset + length:,} of {f.path}, "
+                                  f"which has {real:,}" + ("" if f.owned else
+                                                           "; kit does not extend files it did not create"))
+            row.append((offset, length))
+        p.regions.append(row)
+
+
 def plan(job):
     """Decides every job thread's files and enforces the safety rules.
     Raises OptionError (exit 2) before anything is created or written."""
     if diskless(job.ioengine):
         # nothing is opened, created or written: the names only say where
         # each thread's offsets would fall
-        return Plan(job, [[TargetFile(f"({job.ioengine}) {job.file_name(j, f)}", job.file_size, "none", False,
-                                      False) for f in range(job.files_per_job)] for j in range(job.numjobs)],
-                    diskless=True)
+        p = Plan(job, [[TargetFile(f"({job.ioengine}) {job.file_name(j, f)}", _reach(job), "none", False,
+                                   False) for f in range(job.files_per_job)] for j in range(job.numjobs)],
+                 diskless=True)
+        _check_regions(p)
+        return p
     _check_descriptors(job)
     if job.filename:
         base = named_base(job)
         explicit_size = "size" in job.given() or "filesize" in job.given()
-        want = job.file_size if explicit_size else 0
+        want = _reach(job) if explicit_size else 0
         files = [_describe_named(os.path.join(base, name), want) for name in split_filenames(job.filename)]
         p = Plan(job, [files for _ in range(job.numjobs)])
     else:
@@ -460,10 +514,15 @@ def plan(job):
         # another kit may be creating files here: look while it cannot
         with _shared_directory_lock(directory):
             manifest = read_manifest(directory) if os.path.isdir(directory) else {}
-            per_thread = [[_describe_kits(path, job.file_size, manifest) for path in thread] for thread in names]
+            reach = {}              # threads sharing a file (filename_format): the farthest region
+            for j, thread in enumerate(names):
+                for path in thread:
+                    reach[path] = max(reach.get(path, 0), sum(region(job, j, 0)))
+            per_thread = [[_describe_kits(path, reach[path], manifest) for path in thread] for thread in names]
             p = Plan(job, per_thread, directory=directory, creates_directory=not os.path.isdir(directory))
             fills = [f for f in p.unique_files if _planned_fill(f, manifest, job)]
         p.directory_ident = _check_directory(directory, job.writes or bool(fills))
+    _check_regions(p)
     _check_writes_allowed(job, p)
     _check_space(p.unique_files)
     return p
@@ -701,6 +760,7 @@ def job_flags(job):
     flags = os.O_RDWR if job.writes else os.O_RDONLY
     if job.direct:
         flags |= os.O_DIRECT
+    flags |= {"none": 0, "sync": os.O_SYNC, "dsync": os.O_DSYNC}[job.sync]
     return flags
 
 

@@ -23,10 +23,11 @@ apt_packages() {
     arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
     # engines: liburing, libaio; reference runner: fio; tracers: bcc + the
     # distro's generic kernel headers; report browser test: chromium; the
-    # victims suite's filesystem mounted straight from a file: erofs-utils
+    # victims suite's filesystem mounted straight from a file: erofs-utils; a witness
+    # of the system calls a job makes: strace
     echo liburing-dev libaio-dev pkg-config gcc fio \
          bpfcc-tools python3-bpfcc "linux-headers-$arch" \
-         chromium erofs-utils
+         chromium erofs-utils strace
     # Debian's own python needs these to make a venv and build cffi modules
     case "$PYTHON" in /usr/bin/*) echo python3-venv python3-dev ;; esac
 }

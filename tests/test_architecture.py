@@ -17,7 +17,7 @@ LAYERS = {
     0: {"errors", "hist", "progress"},
     1: {"host", "files"},
     2: {"machine", "safety", "options", "job", "engines", "text"},
-    3: {"target", "results", "tracers", "seed"},
+    3: {"target", "results", "tracers", "seed", "logs"},
     4: {"runner", "fio"},
     5: {"api", "store", "sweep", "doctor"},
     6: {"notebook", "suites", "publish"},

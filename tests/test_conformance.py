@@ -199,3 +199,16 @@ def test_null_engine_moves_nothing_and_counts_like_fio(tmp_path):
     assert _shape_problems(f, k, "null") == []
     p = run_kit("run", "--ioengine=null", "--rw=write", "--fsync=4", cwd=tmp_path)
     assert p.returncode == 2 and "fsync: ioengine=null moves no data" in p.stderr
+
+
+def test_offset_increment_places_each_threads_file_as_fio(tmp_path):
+    """numjobs=3 offset_increment=1m: fio lays out thread j's file to
+    j MiB + size; kit's files end where fio's do."""
+    path = Path(__file__).parent / "conformance" / "regions.fio"
+    (tmp_path / "fio").mkdir()
+    (tmp_path / "kit").mkdir()
+    run_fio(path, tmp_path / "fio")
+    run_kit_file(path, tmp_path / "kit")
+    fio_sizes = {p.name: p.stat().st_size for p in (tmp_path / "fio").glob("threads.*")}
+    kit_sizes = {p.name: p.stat().st_size for p in (tmp_path / "kit" / "kit-scratch").glob("threads.*")}
+    assert fio_sizes == kit_sizes == {f"threads.{j}.0": (j << 20) + (256 << 10) for j in range(3)}

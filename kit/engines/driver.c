@@ -11,12 +11,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
 #include <linux/futex.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,14 +37,22 @@
 #define CLOCK_CHECK_EVERY 64   /* loop turns between clock reads with gtod_reduce */
 
 struct file_state {
-	uint64_t nblocks;
-	uint64_t next_seq;      /* sequential: next block */
+	uint64_t base;          /* where the region starts in the file */
+	uint64_t region;        /* its bytes */
+	uint64_t nblocks;       /* of min_bs: the units offsets are in */
+	uint64_t next_seq;      /* sequential: next byte of the region */
 	uint64_t perm_pos;      /* random map: position in this pass */
 	uint64_t pass;
 	unsigned bits;          /* random map: blocks < 2^bits */
 	uint64_t mask;
+	uint64_t *used;         /* random map with sizes above min_bs: blocks
+	                         * covered in this pass (fio's axmap) */
 	uint64_t *written;      /* verify: one bit per block written */
 	uint64_t verify_next;   /* verify phase: next block to look at */
+	int is_block;           /* trims are BLKDISCARD, else punched holes */
+	/* random_distribution: fio's zipf/pareto/normal state */
+	double zetan, zeta2, alpha, eta, pareto_pow;
+	uint64_t rand_off;
 };
 
 struct driver {
@@ -58,6 +71,20 @@ struct driver {
 	uint64_t issued_ios;        /* measured interval only */
 	uint64_t issued_bytes;
 	uint64_t writes_since_fsync;
+	uint64_t writes_since_fdatasync;
+	uint64_t epoch;             /* the job's start, after any startdelay */
+	int variable_bs;            /* some direction has sizes above min_bs */
+	uint64_t rate_bytes[KIT_DDIR_NR];   /* issued since the epoch, for pacing */
+	uint64_t rate_next[KIT_DDIR_NR];    /* poisson: when the next I/O is due */
+	uint64_t done_bytes[KIT_DDIR_NR];   /* completed since the epoch */
+	uint64_t done_ios[KIT_DDIR_NR];
+	uint64_t completed;         /* all directions, for thinktime_blocks */
+	uint64_t last_think;
+	uint64_t rate_check_at;     /* next rate_min check; 0: none */
+	uint64_t rate_base_ns;
+	uint64_t rate_base_bytes[KIT_DDIR_NR];
+	uint64_t rate_base_ios[KIT_DDIR_NR];
+	int rate_baseline;
 	uint64_t now;               /* latest clock reading */
 	uint64_t ramp_end;          /* 0 once ramping is over */
 	uint64_t deadline;          /* 0: none */
@@ -402,36 +429,202 @@ static int next_verify_block(struct driver *d, int *file, uint64_t *block)
 static void prepare_verify_io(struct driver *d, struct kit_io *io, int file, uint64_t block)
 {
 	io->file = file;
-	io->offset = block * d->t.p->bs;
-	io->len = d->t.p->bs;
+	io->offset = d->files[file].base + block * d->t.p->min_bs;
+	io->len = d->t.p->min_bs;
 	io->ddir = KIT_DDIR_READ;
 	io->result = 0;
+}
+
+/* ---- random_distribution (fio's lib/zipf.c and lib/gauss.c) --------------
+ * The drawn rank is scattered over the file by fio's hash, so hot blocks are
+ * not contiguous, exactly as fio places them. */
+
+#define DIST_HASH 0x61C8864680B583EBull
+#define ZETA_TERMS 10000000ull
+
+static inline double rand_unit(struct driver *d)
+{
+	return (double)(rand64(d) >> 11) * (1.0 / 9007199254740992.0);   /* [0, 1) */
+}
+
+static void dist_setup(struct driver *d, struct file_state *f)
+{
+	const struct kit_params *p = d->t.p;
+	uint64_t n = f->nblocks, i, terms = n < ZETA_TERMS ? n : ZETA_TERMS;
+	double theta = p->dist_param;
+
+	if (p->dist == KIT_DIST_ZIPF) {
+		f->zetan = 0;
+		for (i = 1; i <= terms; i++)
+			f->zetan += pow((double)i, -theta);
+		f->zeta2 = 1.0 + pow(0.5, theta);
+		f->alpha = 1.0 / (1.0 - theta);
+		f->eta = (1.0 - pow(2.0 / (double)n, 1.0 - theta)) / (1.0 - f->zeta2 / f->zetan);
+	} else if (p->dist == KIT_DIST_PARETO) {
+		f->pareto_pow = log(theta) / log(1.0 - theta);
+	}
+	if (p->dist_center >= 0)
+		f->rand_off = p->dist == KIT_DIST_NORMAL ?
+			(uint64_t)((double)n * (p->dist_center - 0.5) + (double)n) % n :
+			(uint64_t)((double)n * p->dist_center) % n;
+	else
+		f->rand_off = p->dist == KIT_DIST_NORMAL ? 0 : rand64(d) % n;
+}
+
+static uint64_t dist_block(struct driver *d, struct file_state *f)
+{
+	const struct kit_params *p = d->t.p;
+	uint64_t n = f->nblocks, v;
+	double u;
+
+	if (n == 1)
+		return 0;
+	if (p->dist == KIT_DIST_ZIPF) {
+		double uz;
+
+		u = rand_unit(d);
+		uz = u * f->zetan;
+		if (uz < 1.0)
+			v = 1;
+		else if (uz < f->zeta2)
+			v = 2;
+		else
+			v = 1 + (uint64_t)((double)n * pow(f->eta * u - f->eta + 1.0, f->alpha));
+		v--;
+	} else if (p->dist == KIT_DIST_PARETO) {
+		v = (uint64_t)((double)(n - 1) * pow(rand_unit(d), f->pareto_pow));
+	} else {                        /* normal: Irwin-Hall bell around n/2, plus jitter */
+		uint64_t sum = 0;
+		int k;
+
+		for (k = 0; k < 12; k++)
+			sum += rand64(d) % (n + 1);
+		v = (sum + 11) / 12;
+		if (p->dist_param > 0) {
+			uint64_t sd = (uint64_t)ceil((double)n * p->dist_param / 100.0);
+			double dev;
+
+			if (sd > n / 2)
+				sd = n / 2;
+			dev = (rand_unit(d) - 0.5) * (double)sd;
+			while (dev + (double)v >= (double)n)
+				dev /= 2;
+			v = (uint64_t)((double)v + dev);
+		}
+	}
+	return (v * DIST_HASH + f->rand_off) % n;
+}
+
+/* ---- block sizes ---------------------------------------------------------- */
+
+/* fio's get_next_buflen: a bssplit entry by percent (1% resolution), or a
+ * size from min to max aligned down to min (so sizes are multiples of it). */
+static uint32_t pick_len(struct driver *d, int ddir)
+{
+	const struct kit_bs *b = &d->t.p->bs[ddir];
+	uint64_t len;
+	uint32_t i;
+
+	if (b->nsplit) {
+		uint32_t r = (uint32_t)(rand64(d) % 100);
+
+		for (i = 0; i < b->nsplit - 1; i++)
+			if (r < b->split_cum[i])
+				break;
+		return b->split_bs[i];
+	}
+	if (b->min == b->max)
+		return b->min;
+	len = b->min + (uint64_t)(((unsigned __int128)rand64(d) * b->max) >> 64);
+	len -= len % b->min;
+	return (uint32_t)(len > b->max ? b->max : len);
+}
+
+/* The random map with sizes above min_bs: the I/O covers the blocks from
+ * `block` up to the first one already covered in this pass (fio shrinks it
+ * the same way), at least its direction's smallest size. */
+static uint32_t cover_blocks(struct driver *d, struct file_state *f, uint64_t block, uint32_t len, int ddir)
+{
+	uint32_t unit = d->t.p->min_bs, dmin = d->t.p->bs[ddir].min;
+	uint64_t want = (len + unit - 1) / unit, k;
+
+	for (k = 0; k < want && block + k < f->nblocks; k++) {
+		uint64_t b = block + k;
+
+		if (k && (f->used[b / 64] >> (b % 64)) & 1)
+			break;
+		f->used[b / 64] |= 1ull << (b % 64);
+	}
+	if (k * unit < len) {
+		uint64_t shrunk = (k * unit + dmin - 1) / dmin * dmin;
+
+		len = (uint32_t)(shrunk < len ? shrunk : len);
+	}
+	return len;
+}
+
+static uint64_t next_free_block(struct driver *d, struct file_state *f)
+{
+	uint64_t pass = f->pass, b;
+
+	do {
+		b = next_random_block(d, f);
+		if (f->pass != pass) {          /* a new pass: every block free again */
+			memset(f->used, 0, (f->nblocks + 63) / 64 * sizeof(uint64_t));
+			pass = f->pass;
+		}
+	} while ((f->used[b / 64] >> (b % 64)) & 1);
+	return b;
 }
 
 static void prepare_io(struct driver *d, struct kit_io *io)
 {
 	const struct kit_params *p = d->t.p;
 	struct file_state *f;
-	uint64_t block;
+	uint64_t block, off;
+	uint32_t len;
 
 	io->file = d->next_file;
 	if (++d->next_file == p->nfiles)
 		d->next_file = 0;
 	f = &d->files[io->file];
-	if (!p->random)
-		block = f->next_seq++ % f->nblocks;
-	else if (p->norandommap)
-		block = (uint64_t)(((unsigned __int128)rand64(d) * f->nblocks) >> 64);
-	else
-		block = next_random_block(d, f);
-	io->offset = block * p->bs;
-	io->len = p->bs;
-	if (p->rwmixread >= 100)
+	if (p->trim)
+		io->ddir = KIT_DDIR_TRIM;
+	else if (p->rwmixread >= 100)
 		io->ddir = KIT_DDIR_READ;
 	else if (p->rwmixread <= 0)
 		io->ddir = KIT_DDIR_WRITE;
 	else
 		io->ddir = (int)(rand64(d) % 100) < p->rwmixread ? KIT_DDIR_READ : KIT_DDIR_WRITE;
+	len = pick_len(d, io->ddir);
+	if (!p->random) {
+		/* no I/O crosses the region's end: from there, back to its start */
+		if (f->next_seq + len > f->region)
+			f->next_seq = 0;
+		off = f->next_seq;
+		block = off / p->min_bs;
+	} else {
+		if (p->dist != KIT_DIST_RANDOM)
+			block = dist_block(d, f);
+		else if (p->norandommap)
+			block = (uint64_t)(((unsigned __int128)rand64(d) * f->nblocks) >> 64);
+		else if (f->used)
+			block = next_free_block(d, f);
+		else
+			block = next_random_block(d, f);
+		off = block * p->min_bs;
+		if (f->used && p->dist == KIT_DIST_RANDOM && !p->norandommap)
+			len = cover_blocks(d, f, block, len, io->ddir);
+	}
+	if (off + len > f->region) {    /* a large size near the end: pulled back in */
+		off = f->region >= len ? (f->region - len) / p->min_bs * p->min_bs : 0;
+		if (off + len > f->region)
+			len = (uint32_t)(f->region - off);
+	}
+	if (!p->random)
+		f->next_seq = off + len;
+	io->offset = f->base + off;
+	io->len = len;
 	if (io->ddir == KIT_DDIR_WRITE && p->verify) {
 		kit_stamp_buffer(io->buf, io->len, io->offset, p->verify_seed);
 		f->written[block / 64] |= 1ull << (block % 64);
@@ -551,18 +744,16 @@ static void account_io(struct driver *d, struct kit_io *io, uint64_t t_done)
 	const struct kit_params *p = d->t.p;
 	struct kit_stats *s = d->t.s;
 	struct kit_ddir_stats *ds = &s->ddir[io->ddir];
+	static const char *const names[KIT_DDIR_NR] = { "read", "write", "trim" };
 	char msg[200];
 
 	if (io->result < 0) {
-		snprintf(msg, sizeof(msg), "%s failed: %s",
-			 io->ddir == KIT_DDIR_READ ? "read" : "write",
-			 strerror((int)-io->result));
+		snprintf(msg, sizeof(msg), "%s failed: %s", names[io->ddir], strerror((int)-io->result));
 		io_fail(d, io, KIT_ERR_IO, (int)io->result, msg);
 		return;
 	}
 	if ((uint64_t)io->result != io->len) {
-		snprintf(msg, sizeof(msg), "short %s: %lld of %u bytes",
-			 io->ddir == KIT_DDIR_READ ? "read" : "write",
+		snprintf(msg, sizeof(msg), "short %s: %lld of %u bytes", names[io->ddir],
 			 (long long)io->result, io->len);
 		io_fail(d, io, KIT_ERR_SHORT, -EIO, msg);
 		return;
@@ -581,6 +772,9 @@ static void account_io(struct driver *d, struct kit_io *io, uint64_t t_done)
 	}
 	ds->ios++;
 	ds->bytes += io->len;
+	d->done_ios[io->ddir]++;
+	d->done_bytes[io->ddir] += io->len;
+	d->completed++;
 	s->progress_ios++;
 	s->progress_bytes += io->len;
 	if (p->gtod_reduce) {
@@ -591,11 +785,16 @@ static void account_io(struct driver *d, struct kit_io *io, uint64_t t_done)
 	{
 		/* a synchronous I/O has no submission latency: lat == clat
 		 * (finish_sync_stats() copies the histogram) */
-		uint64_t slat = d->e->sync ? 0 : io->t_issue - io->t_start;
+		uint64_t slat = d->e->sync || io->ddir == KIT_DDIR_TRIM ? 0 : io->t_issue - io->t_start;
 		uint64_t lat = t_done - io->t_start, clat = lat - slat;
 
-		if (d->e->sync) {
+		if (d->e->sync || io->ddir == KIT_DDIR_TRIM) {
+			/* trims are synchronous on every engine: lat is clat */
 			lat_add(&ds->clat, clat);
+			if (!d->e->sync) {
+				lat_add(&ds->slat, 0);
+				lat_add(&ds->lat, lat);
+			}
 		} else {
 			lat_add(&ds->slat, slat);
 			lat_add(&ds->clat, clat);
@@ -701,6 +900,8 @@ static void start_measuring(struct driver *d)
 		d->deadline = d->t.s->start_ns + d->t.p->runtime_ns;
 }
 
+static int check_min_rate(struct driver *d);
+
 static int must_stop_issuing(struct driver *d)
 {
 	const struct kit_params *p = d->t.p;
@@ -711,8 +912,12 @@ static int must_stop_issuing(struct driver *d)
 		d->t.s->interrupted = 1;
 		return d->stop_issuing = 1;
 	}
+	if (__atomic_load_n(&p->ctl->ended, __ATOMIC_RELAXED))
+		return d->stop_issuing = 1;     /* exitall: a normal end, only earlier */
 	if (p->gtod_reduce && (++d->loop_turns % CLOCK_CHECK_EVERY) == 0)
 		d->now = now_ns();
+	if (d->rate_check_at && d->now >= d->rate_check_at && !d->verifying && check_min_rate(d))
+		return d->stop_issuing = 1;
 	if (d->verifying)
 		return d->stop_issuing = d->deadline && d->now >= d->deadline;
 	/* like fio, size and number_ios count the ramp's I/O too: a job can end
@@ -731,6 +936,73 @@ static int must_stop_issuing(struct driver *d)
 	return d->stop_issuing;
 }
 
+/* Sleeps (or spins) until `until`, in slices, so that Ctrl-C, exitall and
+ * the runtime end it early; returns 0 if it slept the whole time. */
+static int pause_until(struct driver *d, uint64_t spin_until, uint64_t until)
+{
+	const struct kit_params *p = d->t.p;
+
+	if (d->deadline && until > d->deadline)
+		until = d->deadline;
+	while ((d->now = now_ns()) < spin_until && d->now < until)
+		;
+	while ((d->now = now_ns()) < until) {
+		uint64_t left = until - d->now;
+		struct timespec ts;
+
+		if (__atomic_load_n(&p->ctl->stop, __ATOMIC_RELAXED) ||
+		    __atomic_load_n(&p->ctl->ended, __ATOMIC_RELAXED))
+			return 1;
+		if (left > 50000000ull)
+			left = 50000000ull;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)left;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/* fio's __check_min_rate: quiet for the first 2 s, then a baseline, then
+ * every rate_cycle the rate since the last check must reach the floor. */
+static int check_min_rate(struct driver *d)
+{
+	const struct kit_params *p = d->t.p;
+	uint64_t spent = d->now - d->rate_base_ns;
+	int dd;
+
+	d->rate_check_at = d->now + p->rate_cycle_ns;
+	if (d->rate_baseline) {
+		for (dd = 0; dd < KIT_DDIR_NR; dd++) {
+			uint64_t bytes = d->done_bytes[dd] - d->rate_base_bytes[dd];
+			uint64_t ios = d->done_ios[dd] - d->rate_base_ios[dd];
+			uint64_t bps = spent ? (uint64_t)((unsigned __int128)bytes * 1000000000ull / spent) : 0;
+			uint64_t iops = spent ? (uint64_t)((unsigned __int128)ios * 1000000000ull / spent) : 0;
+			struct kit_io at = { .file = -1, .offset = 0 };
+			char msg[160];
+
+			if (!p->bs[dd].min || (dd == KIT_DDIR_READ && p->rwmixread <= 0 && !p->trim) ||
+			    (dd == KIT_DDIR_WRITE && (p->rwmixread >= 100 || p->trim)) ||
+			    (dd == KIT_DDIR_TRIM && !p->trim))
+				continue;       /* not a direction this job issues */
+			if (p->rate_min_bps[dd] && bps < p->rate_min_bps[dd])
+				snprintf(msg, sizeof(msg), "rate_min=%lluB/s not met, got %lluB/s",
+					 (unsigned long long)p->rate_min_bps[dd], (unsigned long long)bps);
+			else if (p->rate_min_iops[dd] && iops < p->rate_min_iops[dd])
+				snprintf(msg, sizeof(msg), "rate_iops_min=%llu not met, got %llu IOPS",
+					 (unsigned long long)p->rate_min_iops[dd], (unsigned long long)iops);
+			else
+				continue;
+			io_fail(d, &at, KIT_ERR_IO, -EIO, msg);
+			return 1;
+		}
+	}
+	d->rate_baseline = 1;
+	d->rate_base_ns = d->now;
+	memcpy(d->rate_base_bytes, d->done_bytes, sizeof(d->done_bytes));
+	memcpy(d->rate_base_ios, d->done_ios, sizeof(d->done_ios));
+	return 0;
+}
+
 static int drain(struct driver *d)
 {
 	int r = commit_pending(d);
@@ -740,7 +1012,9 @@ static int drain(struct driver *d)
 	return r;
 }
 
-static int do_fsync(struct driver *d, int file)
+/* An fsync (or fdatasync) of one file once what is in flight is back;
+ * counted: fio's fsync=N and fdatasync=N (end_fsync's is not). */
+static int do_fsync(struct driver *d, int file, int datasync, int counted)
 {
 	uint64_t t0;
 	int r;
@@ -748,18 +1022,90 @@ static int do_fsync(struct driver *d, int file)
 	if ((r = drain(d)))
 		return r;
 	t0 = now_ns();
-	if (fsync(d->t.p->fds[file]) < 0) {
+	if ((datasync ? fdatasync(d->t.p->fds[file]) : fsync(d->t.p->fds[file])) < 0) {
 		struct kit_io at = { .file = file, .offset = 0 };
 		char msg[120];
 
-		snprintf(msg, sizeof(msg), "fsync failed: %s", strerror(errno));
+		snprintf(msg, sizeof(msg), "%s failed: %s", datasync ? "fdatasync" : "fsync", strerror(errno));
 		io_fail(d, &at, KIT_ERR_IO, -errno, msg);
 		return 0;
 	}
 	d->now = now_ns();
-	d->t.s->syncs++;
-	lat_add(&d->t.s->sync_lat, d->now - t0);
+	if (counted) {
+		d->t.s->syncs++;
+		lat_add(&d->t.s->sync_lat, d->now - t0);
+	}
 	return 0;
+}
+
+/* fio's thinktime: after every thinktime_blocks completions, the queue is
+ * drained, then the thread spins thinktime_spin and sleeps the rest. */
+static int maybe_think(struct driver *d)
+{
+	const struct kit_params *p = d->t.p;
+	uint64_t t0;
+	int r;
+
+	if (!p->thinktime_ns || d->completed < d->last_think + p->thinktime_blocks || d->verifying)
+		return 0;
+	d->last_think = d->completed;
+	if ((r = drain(d)))
+		return r;
+	t0 = now_ns();
+	pause_until(d, t0 + p->thinktime_spin_ns, t0 + p->thinktime_ns);
+	return 0;
+}
+
+/* A trim, done synchronously on every engine (fio's libaio does the same):
+ * a punched hole in a file, a discard on a block device. */
+static void do_trim(struct driver *d, struct kit_io *io)
+{
+	int fd = d->t.p->fds[io->file];
+	int r;
+
+	if (d->files[io->file].is_block) {
+		uint64_t range[2] = { io->offset, io->len };
+
+		r = ioctl(fd, BLKDISCARD, range);
+	} else {
+		r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)io->offset, io->len);
+	}
+	if (r < 0 && (errno == EOPNOTSUPP || errno == ENOTTY)) {
+		char msg[200];
+
+		snprintf(msg, sizeof(msg), "trim: %s (%s)", d->files[io->file].is_block ?
+			 "this device does not discard" : "this filesystem cannot punch holes", strerror(errno));
+		io_fail(d, io, KIT_ERR_IO, -errno, msg);
+		io->result = 0;
+		return;
+	}
+	io->result = r < 0 ? -errno : (int64_t)io->len;
+}
+
+/* fio's rate and rate_process: the I/O waits for its time, with the queue
+ * drained first (as fio's inline submission does). Returns 1 when the wait
+ * was cut short (the job is stopping). */
+static int pace(struct driver *d, struct kit_io *io)
+{
+	const struct kit_params *p = d->t.p;
+	uint64_t bps = p->rate_bps[io->ddir], due;
+
+	if (!bps || d->verifying)
+		return 0;
+	if (p->rate_poisson) {
+		double gap_ns = 1e9 * (double)p->min_bs / (double)bps;
+
+		due = d->rate_next[io->ddir];
+		d->rate_next[io->ddir] += (uint64_t)(gap_ns * -log(1.0 - rand_unit(d)));
+	} else {
+		due = d->epoch + (uint64_t)((unsigned __int128)d->rate_bytes[io->ddir] * 1000000000ull / bps);
+	}
+	d->rate_bytes[io->ddir] += io->len;
+	if ((d->now = now_ns()) >= due)
+		return 0;
+	if (drain(d) || d->t.s->error)
+		return 1;
+	return pause_until(d, 0, due) || (d->deadline && d->now >= d->deadline);
 }
 
 /* ---- the loop ------------------------------------------------------------ */
@@ -774,7 +1120,12 @@ static int issue_one(struct driver *d)
 	 * of the file it goes to (none after the job's last write) */
 	if (p->fsync_every && d->writes_since_fsync >= p->fsync_every) {
 		d->writes_since_fsync = 0;
-		if ((r = do_fsync(d, d->next_file)) || d->t.s->error)
+		if ((r = do_fsync(d, d->next_file, 0, 1)) || d->t.s->error)
+			return r;
+	}
+	if (p->fdatasync_every && d->writes_since_fdatasync >= p->fdatasync_every) {
+		d->writes_since_fdatasync = 0;
+		if ((r = do_fsync(d, d->next_file, 1, 1)) || d->t.s->error)
 			return r;
 	}
 	if (d->verifying) {
@@ -790,10 +1141,22 @@ static int issue_one(struct driver *d)
 	} else {
 		io = d->free_ios[--d->nfree];
 		prepare_io(d, io);
+		if (pace(d, io)) {
+			d->free_ios[d->nfree++] = io;
+			d->stop_issuing = 1;
+			return 0;
+		}
 	}
 	io->t_start = clock_if_timed(d);
 	d->issued_ios++;
 	d->issued_bytes += io->len;
+	if (io->ddir == KIT_DDIR_TRIM) {
+		do_trim(d, io);
+		io->t_issue = io->t_start;
+		account_io(d, io, clock_if_timed(d));
+		d->free_ios[d->nfree++] = io;
+		return maybe_think(d);
+	}
 	r = d->e->queue(&d->t, io);
 	if (r < 0) {
 		d->free_ios[d->nfree++] = io;
@@ -815,8 +1178,12 @@ static int issue_one(struct driver *d)
 		depth_add(d->t.s->depth_level, d->inflight, 1);
 		r = 0;
 	}
-	if (io->ddir == KIT_DDIR_WRITE)
+	if (io->ddir == KIT_DDIR_WRITE) {
 		d->writes_since_fsync++;
+		d->writes_since_fdatasync++;
+	}
+	if (r >= 0)
+		r = maybe_think(d);
 	return r < 0 ? r : 0;
 }
 
@@ -850,6 +1217,8 @@ static int run_loop(struct driver *d)
 				min = d->inflight;
 			r = reap(d, min);
 		}
+		if (!r && !d->t.s->error)
+			r = maybe_think(d);
 		if (r || d->t.s->error)
 			break;
 	}
@@ -898,8 +1267,9 @@ static int driver_setup(struct driver *d, const struct kit_params *p,
 			struct kit_stats *s)
 {
 	uint64_t seed = p->seed ^ 0x6B69745F6B6974ull;
+	uint32_t max_bs = 0;
 	unsigned i;
-	int f;
+	int f, dd;
 
 	d->t.p = p;
 	d->t.s = s;
@@ -917,20 +1287,37 @@ static int driver_setup(struct driver *d, const struct kit_params *p,
 	d->free_ios = calloc(d->depth, sizeof(*d->free_ios));
 	d->done = calloc(d->depth, sizeof(*d->done));
 	d->pending = calloc(d->depth, sizeof(*d->pending));
-	d->t.buf_stride = (p->bs + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
+	for (dd = 0; dd < KIT_DDIR_NR; dd++) {
+		if (p->bs[dd].max > max_bs)
+			max_bs = p->bs[dd].max;
+		if (p->bs[dd].max > p->min_bs)
+			d->variable_bs = 1;
+	}
+	if (!p->min_bs || !max_bs)
+		return kit_fail(&d->t, -EINVAL, "no block size");
+	d->t.buf_stride = (max_bs + BUF_ALIGN - 1) / BUF_ALIGN * BUF_ALIGN;
 	if (!d->files || !d->t.ios || !d->free_ios || !d->done || !d->pending ||
 	    posix_memalign((void **)&d->t.bufs, BUF_ALIGN, d->t.buf_stride * d->depth))
 		return kit_fail(&d->t, -ENOMEM, "allocating %u buffers of %u bytes",
-				d->depth, p->bs);
+				d->depth, max_bs);
 	for (f = 0; f < p->nfiles; f++) {
 		struct file_state *fs = &d->files[f];
+		struct stat st;
 
-		fs->nblocks = p->file_sizes[f] / p->bs;
+		fs->base = p->file_offsets ? p->file_offsets[f] : 0;
+		fs->region = p->file_sizes[f];
+		fs->nblocks = fs->region / p->min_bs;
 		if (!fs->nblocks)
 			return kit_fail(&d->t, -EINVAL, "file %d is smaller than bs", f);
+		fs->is_block = p->fds[f] >= 0 && fstat(p->fds[f], &st) == 0 && S_ISBLK(st.st_mode);
 		while (fs->bits < 64 && (1ull << fs->bits) < fs->nblocks)
 			fs->bits++;
 		fs->mask = fs->bits >= 64 ? ~0ull : (1ull << fs->bits) - 1;
+		if (p->random && p->dist != KIT_DIST_RANDOM)
+			dist_setup(d, fs);
+		if (p->random && d->variable_bs && !p->norandommap && p->dist == KIT_DIST_RANDOM &&
+		    !(fs->used = calloc((fs->nblocks + 63) / 64, sizeof(uint64_t))))
+			return kit_fail(&d->t, -ENOMEM, "allocating the random map of file %d", f);
 		if (p->verify && p->rwmixread < 100 &&
 		    !(fs->written = calloc((fs->nblocks + 63) / 64, sizeof(uint64_t))))
 			return kit_fail(&d->t, -ENOMEM, "allocating the verify map of file %d "
@@ -953,8 +1340,10 @@ static void driver_free(struct driver *d)
 {
 	int f;
 
-	for (f = 0; d->files && f < d->t.p->nfiles; f++)
+	for (f = 0; d->files && f < d->t.p->nfiles; f++) {
 		free(d->files[f].written);
+		free(d->files[f].used);
+	}
 	free(d->files);
 	free(d->t.ios);
 	free(d->free_ios);
@@ -982,13 +1371,36 @@ int kit_job_run(const struct kit_params *p, struct kit_stats *s)
 	bump(&p->ctl->ready);
 	wait_for_flag(&p->ctl->go);
 
-	if (set_up && !__atomic_load_n(&p->ctl->stop, __ATOMIC_RELAXED)) {
-		d.now = s->epoch_ns = now_ns();
+	if (set_up && p->startdelay_ns) {
+		d.deadline = 0;
+		pause_until(&d, 0, now_ns() + p->startdelay_ns);
+	}
+	if (set_up && !__atomic_load_n(&p->ctl->stop, __ATOMIC_RELAXED) &&
+	    !__atomic_load_n(&p->ctl->ended, __ATOMIC_RELAXED)) {
+		int dd;
+
+		d.now = d.epoch = s->epoch_ns = now_ns();
+		for (dd = 0; dd < KIT_DDIR_NR; dd++)
+			d.rate_next[dd] = d.epoch;
+		for (dd = 0; dd < KIT_DDIR_NR; dd++)
+			if (p->rate_min_bps[dd] || p->rate_min_iops[dd])
+				d.rate_check_at = d.epoch + 2000000000ull;
 		if (p->ramp_ns)
 			d.ramp_end = d.now + p->ramp_ns;
 		start_measuring(&d);
 		r = run_loop(&d);
 		s->ramp_unfinished = d.ramp_end != 0;
+		if (!r && !s->error && p->end_fsync && p->rwmixread < 100 && !p->trim) {
+			int f;
+
+			/* once per file, timed in the write runtime, not counted */
+			for (f = 0; f < p->nfiles && !s->error; f++)
+				do_fsync(&d, f, 0, 0);
+		}
+		if ((p->exitall && !s->interrupted) || (p->exitall_on_error && s->error)) {
+			__atomic_store_n(&p->ctl->ended, 1, __ATOMIC_RELEASE);
+			futex_wake_all(&p->ctl->ended);
+		}
 		{
 			uint64_t main_ns = now_ns() - s->start_ns;
 			int dd;

@@ -35,6 +35,15 @@
 /* Verification stamps every KIT_VERIFY_UNIT bytes of a file, whatever bs. */
 #define KIT_VERIFY_UNIT 512
 
+/* How random offsets are spread (fio's random_distribution). */
+#define KIT_DIST_RANDOM 0
+#define KIT_DIST_ZIPF 1
+#define KIT_DIST_PARETO 2
+#define KIT_DIST_NORMAL 3
+
+/* bssplit entries per direction at most (fio's BSSPLIT_MAX). */
+#define KIT_BSSPLIT_MAX 64
+
 /* Error classes reported in kit_stats.error_kind. */
 #define KIT_ERR_NONE 0
 #define KIT_ERR_SETUP 1
@@ -49,24 +58,58 @@ struct kit_control {
 	int finished;     /* job threads done with their measured interval */
 	int release;      /* set by Python after its process-wide snapshot */
 	int nthreads;
+	int ended;        /* a job thread with exitall (or failed with
+	                   * exitall_on_error) ended: the others stop issuing */
+};
+
+/* How one direction picks its block sizes: one size (min == max), any
+ * multiple of min up to max (bsrange), or bssplit's table. */
+struct kit_bs {
+	uint32_t min;
+	uint32_t max;
+	uint32_t nsplit;                        /* 0: no table */
+	uint32_t split_bs[KIT_BSSPLIT_MAX];
+	uint32_t split_cum[KIT_BSSPLIT_MAX];    /* cumulative percent */
 };
 
 struct kit_params {
 	int engine;                 /* index into the engine registry */
 	int nfiles;
 	const int *fds;             /* one open descriptor per file */
-	const uint64_t *file_sizes; /* usable bytes of each file */
-	uint32_t bs;
+	const uint64_t *file_offsets; /* where each file's region starts */
+	const uint64_t *file_sizes; /* bytes of each file's region */
+	struct kit_bs bs[KIT_DDIR_NR];
+	uint32_t min_bs;            /* offsets are multiples of it (fio's td_min_bs) */
 	uint32_t iodepth;
 	int random;                 /* 0: sequential, 1: random offsets */
 	int norandommap;            /* 1: uniform offsets, blocks may repeat */
 	int rwmixread;              /* percent of I/Os that are reads */
+	int trim;                   /* 1: every I/O is a trim (punch hole or discard) */
+	int dist;                   /* KIT_DIST_*: how random offsets are spread */
+	double dist_param;          /* zipf theta, pareto h, normal sigma */
+	double dist_center;         /* 0..1, or -1: fio's default */
 	uint64_t io_size;           /* stop after this many bytes; 0: no limit */
 	uint64_t number_ios;        /* stop after this many I/Os; 0: no limit */
 	uint64_t runtime_ns;        /* stop after this long; 0: no limit */
 	uint64_t ramp_ns;           /* run this long before measuring */
 	uint64_t seed;
 	uint32_t fsync_every;       /* fsync after every N writes; 0: never */
+	uint32_t fdatasync_every;   /* fdatasync after every N writes; 0: never */
+	int end_fsync;              /* 1: fsync each file once after the last write */
+	uint64_t startdelay_ns;     /* wait before the job starts (not in runtime) */
+	/* pacing, per direction: a cap in bytes/s (linear: each I/O at
+	 * issued bytes / rate since the start; poisson: exponential gaps), a
+	 * floor checked every rate_cycle after 2 s; 0: none */
+	uint64_t rate_bps[KIT_DDIR_NR];
+	int rate_poisson;
+	uint64_t rate_min_bps[KIT_DDIR_NR];
+	uint64_t rate_min_iops[KIT_DDIR_NR];
+	uint64_t rate_cycle_ns;
+	uint64_t thinktime_ns;      /* after every thinktime_blocks completions: drain, */
+	uint64_t thinktime_spin_ns; /* spin this long, sleep the rest */
+	uint32_t thinktime_blocks;
+	int exitall;                /* ending sets ctl->ended */
+	int exitall_on_error;       /* failing sets ctl->ended */
 	int verify;                 /* KIT_VERIFY_*: reads are checked, and
 	                             * a job that writes reads back what it
 	                             * wrote after its writes (fio's verify

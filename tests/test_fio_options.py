@@ -1,0 +1,251 @@
+"""The options fio users reach for (block sizes, regions, pacing, syncing,
+distributions, trim, exitall): each run by kit and, where fio runs it, by fio
+on the same job, with independent witnesses (strace's system calls, the
+file's holes, the wall clock)."""
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+import kit
+from kit.errors import RunError
+from kit.job import Job
+from kit.runner import run_together
+
+from conftest import KIT, require
+
+
+def both(job):
+    return kit.run(job, progress=False), kit.run(job, runner="fio", progress=False)
+
+
+def avg_bs(r, d):
+    t = r.total[d]
+    return t["io_bytes"] / t["total_ios"]
+
+
+# ---- block sizes ---------------------------------------------------------------
+
+def test_bs_per_direction_as_fio(scratch):
+    """bs=4k,16k: reads 4k, writes (and trims) 16k, in kit and fio alike."""
+    job = Job(rw="randrw", bs="4k,16k", size="4m", directory=scratch)
+    for r in both(job):
+        assert avg_bs(r, "read") == 4096 and avg_bs(r, "write") == 16384, r.data["runner"]
+        assert r.total["read"]["total_ios"] > 50 and r.total["write"]["total_ios"] > 50
+
+
+@pytest.mark.parametrize("sizes, mean", [
+    (dict(bssplit="4k/10:64k/"), 0.11 * 4096 + 0.89 * 65536),       # fio gives the missing share: 11/89 (1% steps)
+    (dict(bsrange="4k-10k"), 0.405 * 4096 + 0.395 * 8192 + 0.20 * 10240),   # fio's own split, aligned down to 4k
+    (dict(bsrange="1k-8k"), sum(range(1, 9)) * 1024 / 8),
+])
+def test_variable_block_sizes_spread_as_fio(sizes, mean):
+    """With the null engine many thousand I/Os cost nothing: the mean size
+    must be fio's within 2 %, for kit and for fio's own null engine."""
+    job = Job(ioengine="null", rw="randread", norandommap=1, size="2g", **sizes)
+    for r in both(job):
+        assert avg_bs(r, "read") == pytest.approx(mean, rel=0.02), r.data["runner"]
+
+
+# ---- where and how much ---------------------------------------------------------
+
+def _holes(path):
+    """The byte ranges of a file that hold no data (what trims punched)."""
+    out, fd = [], os.open(path, os.O_RDONLY)
+    try:
+        size, pos = os.fstat(fd).st_size, 0
+        while pos < size:
+            hole = os.lseek(fd, pos, os.SEEK_HOLE)
+            if hole >= size:
+                break
+            try:
+                data = os.lseek(fd, hole, os.SEEK_DATA)
+            except OSError:
+                data = size
+            out.append((hole, data))
+            pos = data
+    finally:
+        os.close(fd)
+    return out
+
+
+def test_offset_and_offset_increment_place_each_thread(scratch):
+    """A trim punches holes exactly where it worked: each thread (fio's
+    subjob) offset_increment further than the one before."""
+    kit.run(Job(rw="write", size="16m", directory=scratch), progress=False)
+    path = os.path.join(scratch, "kit.0.0")
+    r = kit.run(Job(filename=path, rw="trim", bs="64k", offset="1m", offset_increment="4m", size="1m", numjobs=3),
+                progress=False)
+    assert r.total["trim"]["total_ios"] == 3 * 16
+    m = 1 << 20
+    assert _holes(path) == [(1 * m, 2 * m), (5 * m, 6 * m), (9 * m, 10 * m)]
+
+
+def test_trim_punches_holes_and_fio_refusal_names_it(scratch):
+    kit.run(Job(rw="write", size="4m", directory=scratch), progress=False)
+    path = os.path.join(scratch, "kit.0.0")
+    r = kit.run(Job(filename=path, rw="randtrim", bs="128k", size="2m"), progress=False)
+    t = r.total["trim"]
+    assert (t["total_ios"], t["io_bytes"]) == (16, 2 << 20)
+    assert t["clat_ns"]["N"] == 16 and t["clat_ns"]["min"] > 0
+    assert _holes(path) == [(0, 2 << 20)]
+    with pytest.raises(kit.OptionError, match="rw: fio 3.33 trims block devices only"):
+        kit.run(Job(filename=path, rw="trim", size="1m"), runner="fio", progress=False)
+
+
+def test_size_percent_loops_and_io_size_as_fio(scratch):
+    kit.run(Job(rw="write", size="8m", directory=scratch), progress=False)
+    path = os.path.join(scratch, "kit.0.0")
+    for options, nbytes in ((dict(size="25%", offset="50%"), 2 << 20), (dict(size="1m", loops=3), 3 << 20),
+                            (dict(size="1m", io_size="3m"), 3 << 20), (dict(io_limit="50%"), 4 << 20)):
+        for r in both(Job.from_options(dict(filename=path, rw="read", **options))):
+            assert r.total["read"]["io_bytes"] == nbytes, (options, r.data["runner"])
+
+
+def test_region_beyond_a_file_kit_did_not_create_is_refused(tmp_path):
+    victim = tmp_path / "theirs"
+    victim.write_bytes(b"x" * (1 << 20))
+    before = victim.stat()
+    with pytest.raises(kit.OptionError, match="fewer than the 1310720 asked for, and kit does not extend files it did not create"):
+        kit.run(Job(filename=str(victim), rw="read", offset="768k", size="512k"), progress=False)
+    assert victim.stat().st_mtime_ns == before.st_mtime_ns and victim.read_bytes() == b"x" * (1 << 20)
+
+
+def test_startdelay_waits_outside_the_runtime(scratch):
+    job = Job(rw="read", size="1m", startdelay="1", directory=scratch)
+    kit.run(job.replace(startdelay=0), progress=False)       # files made and warm
+    t0 = time.monotonic()
+    r = kit.run(job, progress=False)
+    assert time.monotonic() - t0 >= 1.0
+    assert r.total["read"]["runtime"] < 500
+    assert Job(startdelay="1-3").startdelay == (1.0, 3.0)
+
+
+# ---- pacing ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("options, seconds", [
+    (dict(rate="4m", size="1m"), 0.25),
+    (dict(rate_iops=400, size="400k"), 0.25),
+    (dict(thinktime="50ms", size="64k"), 0.80),           # 16 I/Os, a think after each (the last too)
+    (dict(thinktime="50ms", thinktime_blocks=4, size="64k"), 0.20),
+])
+def test_pacing_takes_the_time_fio_takes(scratch, options, seconds):
+    job = Job(rw="read", directory=scratch, **options)
+    for r in both(job):
+        assert r.total["read"]["runtime"] / 1000 == pytest.approx(seconds, rel=0.15, abs=0.02), r.data["runner"]
+
+
+def test_poisson_pacing_keeps_the_mean_and_varies_the_gaps():
+    job = Job(ioengine="null", rw="read", rate_iops=2000, size="2m", rate_process="poisson")
+    r = kit.run(job, progress=False)
+    assert r.total["read"]["runtime"] / 1000 == pytest.approx(512 / 2000, rel=0.25)
+
+
+def test_rate_min_ends_the_job_with_fio_line():
+    """thinktime slows the job to about 400 KB/s: after 2 s of grace and one
+    rate_cycle the job fails with fio's message."""
+    job = Job(name="slow", ioengine="null", rw="read", size="1m", thinktime="10ms", rate_min="1m", runtime=5,
+              time_based=1)
+    t0 = time.monotonic()
+    with pytest.raises(RunError) as e:
+        kit.run(job, progress=False)
+    assert 2.9 <= time.monotonic() - t0 <= 3.8
+    assert re.fullmatch(r"slow: rate_min=1048576B/s not met, got \d+B/s", str(e.value).splitlines()[0])
+
+
+def test_exitall_stops_the_jobs_running_with_it(scratch):
+    quick = Job(name="quick", ioengine="null", rw="read", size="64k", thinktime="20ms", exitall=1)
+    slow = Job(name="slow", ioengine="null", rw="read", size="64m", thinktime="20ms")
+    t0 = time.monotonic()
+    a, b = run_together([quick, slow], progress=False)
+    assert time.monotonic() - t0 < 2
+    assert a.total["read"]["total_ios"] == 16
+    assert 10 <= b.total["read"]["total_ios"] <= 20 and b.data["error"] is None
+
+
+# ---- syncing: strace counts the system calls -----------------------------------
+
+def _syscalls(args, cwd, paths):
+    """The job's fsync, fdatasync and open calls on its data files."""
+    require(shutil.which("strace") is not None, "strace is not installed")
+    p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=fsync,fdatasync,openat"]
+                       + [f"-P{path}" for path in paths] + [KIT, "run", *args],
+                       capture_output=True, text=True, cwd=cwd, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stderr
+
+
+@pytest.mark.parametrize("engine", ["psync", "libaio"])
+def test_end_fsync_fdatasync_and_sync_reach_the_kernel(scratch, engine):
+    common = ["--ioengine", engine, "--rw=write", "--size=1m", "--nrfiles=2", f"--directory={scratch}"]
+    files = [os.path.join(scratch, f"kit.0.{i}") for i in range(2)]
+    _syscalls(common, scratch, files)                           # kit's files made (and synced) first
+    trace = _syscalls(common + ["--end_fsync=1"], scratch, files)
+    assert len(re.findall(r"\bfsync\(", trace)) == 2, trace    # once per file, at the end
+    trace = _syscalls(common + ["--fdatasync=8"], scratch, files)
+    assert len(re.findall(r"\bfdatasync\(", trace)) == 31 and not re.search(r"\bfsync\(", trace), trace
+    trace = _syscalls(common + ["--sync=dsync"], scratch, [])   # kit re-opens its checked descriptors
+    assert len(re.findall(r'openat\(AT_FDCWD, "/proc/self/fd/\d+", O_RDWR\|O_DSYNC', trace)) == 2, trace
+
+
+def test_fdatasync_and_end_fsync_in_the_results(scratch):
+    job = Job(rw="write", size="1m", fdatasync=8, end_fsync=1, directory=scratch)
+    k, f = both(job)
+    # kit counts each fdatasync under sync; fio 3.33 times them there but
+    # counts them in read.short_ios (fixed after 3.33)
+    assert k.total["sync"]["total_ios"] == 31 and k.total["sync"]["lat_ns"]["N"] == 31
+    assert f.total["sync"]["lat_ns"]["N"] == 31
+
+
+# ---- random_distribution ---------------------------------------------------------
+
+def _offsets_from_lat_log(job_args, cwd):
+    """Every I/O's offset, from kit's own lat log (log_offset=1 puts it in
+    the fifth column, as fio's)."""
+    p = subprocess.run([KIT, "run", *job_args, "--write_lat_log=dist", "--log_offset=1"], cwd=cwd,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    return np.loadtxt(os.path.join(cwd, "dist_clat.1.log"), delimiter=",", usecols=4, dtype=np.int64)
+
+
+def _hot_share(offsets, bs, top):
+    """Share of the hits the hottest `top` of the blocks hit get (fio-genzipf's
+    rows are the blocks hit, hottest first)."""
+    counts = np.sort(np.unique(offsets // bs, return_counts=True)[1])[::-1]
+    return counts[:int(np.ceil(len(counts) * top))].sum() / counts.sum()
+
+
+np = pytest.importorskip("numpy")
+
+
+def test_zipf_matches_fio_genzipf(tmp_path):
+    """fio-genzipf -t zipf -i 1.2 -b 4096 -g 1 -o 10: the hottest 10 % of a
+    1 GiB file's blocks get 88.76 % of the hits. kit's zipf, drawn with
+    fio's formula, must give the same share within a point."""
+    require(shutil.which("fio-genzipf") is not None, "fio-genzipf (Debian's fio) is not installed")
+    out = subprocess.run(["fio-genzipf", "-t", "zipf", "-i", "1.2", "-b", "4096", "-g", "1", "-o", "10"],
+                         capture_output=True, text=True, timeout=120).stdout
+    top10 = float(re.search(r"Top\s+10\.00%:?\s+([\d.]+)%", out).group(1)) / 100
+    offsets = _offsets_from_lat_log(["--ioengine=null", "--rw=randread", "--size=1g", "--number_ios=262144",
+                                     "--random_distribution=zipf:1.2"], tmp_path)
+    assert len(offsets) == 262144
+    assert _hot_share(offsets, 4096, 0.10) == pytest.approx(top10, abs=0.01)
+
+
+@pytest.mark.parametrize("distribution", ["pareto:0.3", "normal:10"])
+def test_pareto_and_normal_are_skewed_like_fios(tmp_path, distribution):
+    """The same job in fio (null engine, per-I/O lat log with offsets) and in
+    kit: the hottest 10 % of blocks get the same share within 3 points."""
+    args = ["--ioengine=null", "--rw=randread", "--size=64m", "--number_ios=65536",
+            f"--random_distribution={distribution}"]
+    mine = _offsets_from_lat_log(args, tmp_path)
+    fio_dir = tmp_path / "fio"
+    fio_dir.mkdir()
+    subprocess.run(["fio", "--name=dist", *args, "--write_lat_log=dist", "--log_offset=1",
+                    "--output=/dev/null"], cwd=fio_dir, check=True, timeout=120)
+    theirs = np.loadtxt(fio_dir / "dist_clat.1.log", delimiter=",", usecols=4, dtype=np.int64)
+    assert _hot_share(mine, 4096, 0.10) == pytest.approx(_hot_share(theirs, 4096, 0.10), abs=0.03)
+    assert len(np.unique(mine // 4096)) == pytest.approx(len(np.unique(theirs // 4096)), rel=0.1)

@@ -1,0 +1,313 @@
+"""fio's logs (write_bw_log, write_iops_log, write_lat_log, log_avg_msec,
+log_offset): kit writes them in fio 3.33's names and format, so fio's own
+tools read them, and never over an existing file; and the bw_*/iops_*
+statistics follow fio (per-I/O samples with unaveraged logs, bwavgtime set
+by log_avg_msec, fio's pure sum under group_reporting)."""
+import glob
+import json
+import math
+import os
+import shutil
+import subprocess
+
+import pytest
+
+import kit
+from conftest import require, run_kit
+from kit import Job
+from kit.fio import read_job_file, to_fio_file
+
+
+@pytest.fixture(autouse=True)
+def _fio():
+    require(shutil.which("fio") is not None, "fio is not installed")
+
+
+def both(tmp_path, text, *kit_args):
+    """The job file run by fio and by kit, each in a directory of its own
+    (their cwd, where logs go): (fio's JSON, kit's JSON, fio's dir, kit's dir)."""
+    path = tmp_path / "job.fio"
+    path.write_text(text)
+    dirs = tmp_path / "fio", tmp_path / "kit"
+    for d in dirs:
+        d.mkdir()
+    p = subprocess.run(["fio", "--output-format=json+", "--output=out.json", str(path)], cwd=dirs[0],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    p = run_kit("run", str(path), "--output-format=json+", "--output=out.json", "--progress=0", *kit_args,
+                cwd=dirs[1])
+    assert p.returncode == 0, p.stderr
+    return (json.loads((dirs[0] / "out.json").read_text()), json.loads((dirs[1] / "out.json").read_text()),
+            dirs[0], dirs[1])
+
+
+def read_log(path):
+    """A log's lines as lists of ints (every value must be an integer)."""
+    return [[int(v) for v in line.split(", ")] for line in open(path).read().splitlines()]
+
+
+def logs_in(d):
+    return sorted(os.path.basename(p) for p in glob.glob(str(d / "*.log")))
+
+
+PER_IO = """
+[global]
+ioengine=psync
+bs=4k
+size=256k
+write_bw_log
+write_iops_log=io
+write_lat_log=lat
+[a]
+rw=write
+numjobs=2
+[b]
+stonewall
+rw=read
+"""
+
+
+def test_per_io_logs_are_fios_names_lines_and_statistics(tmp_path):
+    """Without log_avg_msec: one line per I/O in every file, named and
+    numbered as fio numbers threads across the job file (clones, groups),
+    5 integer columns; slat empty for a synchronous engine; and, as fio,
+    bw_*/iops_* become per-I/O samples (iops 1 each)."""
+    f, k, fdir, kdir = both(tmp_path, PER_IO)
+    names = logs_in(fdir)
+    assert names == logs_in(kdir)
+    assert "b_bw.3.log" in names and "io_iops.2.log" in names and "lat_clat.1.log" in names
+    for name in names:
+        fio_lines, kit_lines = read_log(fdir / name), read_log(kdir / name)
+        expected = 0 if "_slat." in name else 64
+        assert len(fio_lines) == len(kit_lines) == expected, name
+        for line in kit_lines:
+            assert len(line) == 5 and line[3] == 4096 and line[4] == 0, (name, line)
+            assert line[2] == (0 if name.endswith(".3.log") else 1), (name, line)     # [b] reads
+        if "_iops." in name:
+            assert {line[1] for line in kit_lines} == {1}
+    for doc, d in ((f, fdir), (k, kdir)):
+        write = doc["jobs"][0]["write"]
+        assert write["iops_samples"] == write["bw_samples"] == 64
+        assert write["iops_min"] == write["iops_max"] == 1 and write["iops_mean"] == 1.0
+        bw = [line[1] for line in read_log(d / "a_bw.1.log")]
+        assert write["bw_min"] == min(bw) and write["bw_max"] == max(bw)
+        assert write["bw_mean"] == pytest.approx(sum(bw) / len(bw))
+
+
+AVERAGED = """
+[j]
+ioengine=null
+rw=randrw
+iodepth=4
+size=1g
+time_based
+runtime=650ms
+write_bw_log
+write_iops_log
+write_lat_log
+log_avg_msec=125
+log_offset=1
+"""
+
+
+def test_averaged_logs_match_fios(tmp_path):
+    """log_avg_msec=125 over 650 ms: the same files, 6 integer columns with
+    bs and offset 0, about the same lines (5 whole windows for bw and iops,
+    the partial last one too for latencies, per direction), times in ms
+    from the job's start; bwavgtime follows log_avg_msec (5 samples)."""
+    f, k, fdir, kdir = both(tmp_path, AVERAGED)
+    names = logs_in(fdir)
+    assert names == logs_in(kdir) == [f"j_{kind}.1.log" for kind in ("bw", "clat", "iops", "lat", "slat")]
+    for name in names:
+        fio_lines, kit_lines = read_log(fdir / name), read_log(kdir / name)
+        assert abs(len(fio_lines) - len(kit_lines)) <= 2, name
+        assert len(kit_lines) == (10 if "_bw." in name or "_iops." in name else 12), name
+        for line in kit_lines:
+            assert len(line) == 6 and line[3] == line[4] == line[5] == 0 and line[2] in (0, 1), (name, line)
+            assert 115 <= line[0] <= 670 and line[1] > 0, (name, line)
+        times = sorted({line[0] for line in kit_lines})
+        assert all(t1 - t0 >= 20 for t0, t1 in zip(times, times[1:])), (name, times)
+    for doc in (f, k):
+        for d in ("read", "write"):
+            assert doc["jobs"][0][d]["bw_samples"] == doc["jobs"][0][d]["iops_samples"] == 5
+    # the lines' values are the job's samples
+    kit_bw = sorted(line[1] for line in read_log(kdir / "j_bw.1.log") if line[2] == 0)
+    assert kit_bw[0] == k["jobs"][0]["read"]["bw_min"] and kit_bw[-1] == k["jobs"][0]["read"]["bw_max"]
+    series = k["jobs"][0]["kit"]["series"]
+    assert series["interval_ms"] == 125 and len(series["t_ms"]) == 6
+    assert sum(series["read_ios"]) == k["jobs"][0]["read"]["total_ios"]
+
+
+def test_fio2gnuplot_reads_kits_logs(tmp_path):
+    """fio's own fio2gnuplot (-b globs *_bw.*.log in the cwd) reads kit's
+    averaged bandwidth log; its average is the mean of the lines after
+    time 0, as fio2gnuplot computes it."""
+    job = tmp_path / "g.fio"
+    job.write_text(AVERAGED.replace("[j]", "[g]").replace("650ms", "400ms"))
+    p = run_kit("run", str(job), "--progress=0", "--output=/dev/null", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = read_log(tmp_path / "g_bw.1.log")
+    p = subprocess.run(["fio2gnuplot", "-b"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    out = dict(line.split("=") for line in (tmp_path / "result.global").read_text().split())
+    values = [line[1] for line in lines if line[0] > 0]
+    assert int(out["values_count"]) == len(values) == 6
+    assert float(out["avg"]) == pytest.approx(sum(values) / len(values), abs=0.01)
+    assert float(out["min"]) == min(values) and float(out["max"]) == max(values)
+
+
+def test_fio_jsonplus_clat2csv_reads_a_multi_job_run(tmp_path):
+    """fio_jsonplus_clat2csv on kit's json+ of two jobs (two sections, and
+    one of them numjobs=2 without group_reporting: three entries): a CSV
+    per entry, a row per latency bin of the entry, and --validate agrees."""
+    job = tmp_path / "two.fio"
+    job.write_text("[global]\nioengine=null\nsize=64k\n[r]\nrw=randread\nnumjobs=2\n[w]\nrw=write\niodepth=4\n")
+    p = run_kit("run", str(job), "--output-format=json+", "--output=out.json", "--progress=0", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert len(doc["jobs"]) == 3
+    for args in ([], ["--validate"]):
+        p = subprocess.run(["fio_jsonplus_clat2csv", "out.json", "lat.csv", *args], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+    for i, entry in enumerate(doc["jobs"]):
+        keys = {key for d in ("read", "write", "trim") for kind in ("slat_ns", "clat_ns", "lat_ns")
+                for key in entry[d][kind].get("bins", {})}
+        rows = (tmp_path / f"lat_job{i}.csv").read_text().splitlines()
+        assert len(rows) == 1 + len(keys) and len(keys) > 0, i
+
+
+def fio_plot_rows(doc):
+    """What a fio-plot-style reader takes from a fio JSON document: per job
+    and direction, iodepth and numjobs from the options, iops, iops_stddev
+    and the latency keys (means and percentile keys)."""
+    rows = []
+    for job in doc["jobs"]:
+        options = {**doc.get("global options", {}), **job["job options"]}
+        for d in ("read", "write"):
+            e = job[d]
+            rows.append({"iodepth": int(options["iodepth"]), "numjobs": int(options["numjobs"]), "ddir": d,
+                         "iops": e["iops"], "iops_stddev": e["iops_stddev"], "lat_mean": e["lat_ns"]["mean"],
+                         "clat_keys": sorted(e["clat_ns"].get("percentile", {})),
+                         "lat_keys": sorted(e["lat_ns"].get("percentile", {}))})
+    return rows
+
+
+def test_a_fio_plot_style_reader_finds_the_same_keys(tmp_path):
+    f, k, _fdir, _kdir = both(tmp_path, "[p]\nioengine=null\nrw=randrw\nsize=1m\niodepth=4\nnumjobs=2\n"
+                                        "lat_percentiles=1\n")
+    fio_rows, kit_rows = fio_plot_rows(f), fio_plot_rows(k)
+    assert len(fio_rows) == len(kit_rows) == 4
+    for a, b in zip(fio_rows, kit_rows):
+        assert (a["iodepth"], a["numjobs"], a["ddir"]) == (b["iodepth"], b["numjobs"], b["ddir"]) == \
+            (4, 2, a["ddir"])
+        assert a["clat_keys"] == b["clat_keys"] and a["lat_keys"] == b["lat_keys"]
+        assert "99.000000" in b["lat_keys"] and isinstance(b["iops_stddev"], float)
+
+
+def test_an_existing_log_file_is_refused_before_anything_runs(tmp_path):
+    """A log kit would write is already there (here the second group's):
+    one line naming the option, exit 2, the file untouched (bytes and
+    mtime), nothing else written; by either runner."""
+    job = tmp_path / "job.fio"
+    job.write_text("[a]\nioengine=psync\nsize=64k\nwrite_bw_log=x\nnumjobs=2\n[b]\nstonewall\nioengine=psync\n"
+                   "size=64k\nwrite_bw_log=x\n")
+    mine = tmp_path / "x_bw.3.log"
+    mine.write_text("mine\n")
+    os.utime(mine, (1_000_000_000, 1_000_000_000))
+    before = mine.stat()
+    for runner in ("kit", "fio"):
+        p = run_kit("run", str(job), f"--runner={runner}", cwd=tmp_path)
+        assert p.returncode == 2, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and "--write_bw_log" in p.stderr \
+            and "x_bw.3.log already exists" in p.stderr, p.stderr
+        assert mine.read_bytes() == b"mine\n" and mine.stat().st_mtime_ns == before.st_mtime_ns
+        assert sorted(os.listdir(tmp_path)) == ["job.fio", "x_bw.3.log"]
+
+
+def test_fio_runner_writes_the_logs_under_kits_names(tmp_path):
+    """--runner=fio: fio writes the logs, kit gives them fio's names for
+    the job (thread numbers of numjobs clones) and leaves nothing else."""
+    p = run_kit("run", "--runner=fio", "--ioengine=null", "--size=64k", "--numjobs=2", "--name=q",
+                "--write_iops_log=", "--write_lat_log=l", "--output=/dev/null", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert logs_in(tmp_path) == ["l_clat.1.log", "l_clat.2.log", "l_lat.1.log", "l_lat.2.log", "l_slat.1.log",
+                                 "l_slat.2.log", "q_iops.1.log", "q_iops.2.log"]
+    assert len(read_log(tmp_path / "q_iops.2.log")) == 16
+
+
+def test_group_reporting_sums_bw_and_iops_as_fio(tmp_path):
+    """fio's group sum of bw/iops statistics: min, max, mean, S and samples
+    each added up (not the samples pooled). kit's total of two threads is
+    exactly that sum of its per-thread entries, and under group_reporting
+    kit and fio both report a mean near the group's bandwidth (pooled
+    samples would give half) and bw_agg 100."""
+    base = Job(name="g", ioengine="null", rw="read", size="1g", numjobs=2, time_based=True, runtime=0.5,
+               bwavgtime=200, iopsavgtime=200)
+    for runner in ("kit", "fio"):
+        r = kit.run(base, runner=runner, progress=False, machine=False)
+        a, b = (e["read"] for e in r.data["jobs"])
+        total = r.total["read"]
+        for prefix, dev in (("bw", "bw_dev"), ("iops", "iops_stddev")):
+            for key in ("min", "max", "samples"):
+                assert total[f"{prefix}_{key}"] == a[f"{prefix}_{key}"] + b[f"{prefix}_{key}"], (runner, prefix)
+            assert total[f"{prefix}_mean"] == pytest.approx(a[f"{prefix}_mean"] + b[f"{prefix}_mean"])
+            n = a[f"{prefix}_samples"] + b[f"{prefix}_samples"]
+            S = sum(e[dev] ** 2 * (e[f"{prefix}_samples"] - 1) for e in (a, b))
+            assert total[dev] == pytest.approx(math.sqrt(S / (n - 1)))
+        assert total["bw_samples"] == 4, runner
+    f, k, _fdir, _kdir = both(tmp_path, "[g]\nioengine=null\nrw=read\nsize=1g\nnumjobs=2\ntime_based\n"
+                                        "runtime=500ms\nbwavgtime=200\niopsavgtime=200\ngroup_reporting\n")
+    for doc in (f, k):
+        e = doc["jobs"][0]["read"]
+        assert len(doc["jobs"]) == 1 and e["bw_samples"] == e["iops_samples"] == 4
+        assert e["bw_min"] <= e["bw_mean"] <= e["bw_max"]
+        assert e["bw_mean"] * 1024 == pytest.approx(e["bw_bytes"], rel=0.3)
+        assert e["bw_agg"] > 70 and e["bw_agg"] <= 100
+
+
+def test_log_avg_msec_sets_the_logged_kinds_window_only(tmp_path):
+    """write_bw_log with log_avg_msec: bw_* sampled every log_avg_msec, iops_*
+    every iopsavgtime still, as fio; bwavgtime given wins."""
+    job = Job(write_bw_log="x", log_avg_msec=250)
+    assert (job.avg_ms("bw"), job.avg_ms("iops"), job.sample_ms, job.log_ms) == (250, 500, 500, 250)
+    assert job.replace(bwavgtime=300).avg_ms("bw") == 300
+    assert Job(write_iops_log="").avg_ms("iops") == 0 and Job(write_iops_log="").avg_ms("bw") == 500
+    f, k, _fdir, _kdir = both(tmp_path, "[w]\nioengine=null\nrw=read\nsize=1g\ntime_based\nruntime=1100ms\n"
+                                        "write_bw_log\nlog_avg_msec=250\n")
+    for doc in (f, k):
+        e = doc["jobs"][0]["read"]
+        assert (e["bw_samples"], e["iops_samples"]) == (4, 2)
+
+
+def test_log_options_round_trip_through_fio_job_files(tmp_path):
+    """A bare write_bw_log (or write_bw_log=) means the job's name, as in
+    fio; kit writes it back bare, fio accepts what kit writes, and kit
+    reads back the same Jobs."""
+    text = "[global]\nwrite_bw_log\n[one]\nwrite_lat_log=lat\nlog_avg_msec=100\nlog_offset=1\n" \
+           "[two]\nwrite_iops_log=\nper_job_logs=1\n"
+    path = tmp_path / "in.fio"
+    path.write_text(text)
+    one, two = read_job_file(str(path)).jobs
+    assert (one.log_prefix("write_bw_log"), one.log_prefix("write_lat_log"), two.log_prefix("write_iops_log")) \
+        == ("one", "lat", "two")
+    assert one.written() == {"write_lat_log": "lat", "log_avg_msec": "100", "log_offset": "1"}
+    out = tmp_path / "out.fio"
+    out.write_text(to_fio_file([one, two]))
+    assert "\nwrite_bw_log\n" in out.read_text()
+    assert read_job_file(str(out)).jobs == [one, two]
+    p = subprocess.run(["fio", "--parse-only", str(out)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--per_job_logs=0", "--write_bw_log=x"], "--per_job_logs"),
+    (["--gtod_reduce=1", "--write_lat_log=x", "--log_avg_msec=10"], "--write_lat_log"),
+    (["--gtod_reduce=1", "--write_iops_log=x"], "--write_iops_log"),
+    (["--write_bw_log=no/such/dir/x"], "--write_bw_log"),
+    (["--write_bw_log=x", "--log_avg_msec=-1"], "--log_avg_msec"),
+])
+def test_bad_log_options_are_one_line_exit_2_nothing_written(tmp_path, args, option):
+    p = run_kit("run", "--ioengine=null", "--size=64k", *args, cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and option in p.stderr, p.stderr
+    assert os.listdir(tmp_path) == []
