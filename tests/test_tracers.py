@@ -228,8 +228,10 @@ def test_sched_sees_what_getrusage_sees_and_the_whole_machine(tracing, scratch):
     # helper 2000-4400 switches, job thread 1300-3200. Not "far more".
     ("posixaio", 0.8),
     # iodepth workers each block in pread; the job thread sleeps only when it
-    # has to wait for a completion: seen helpers 4300-5300, job 900-1000
-    ("threadpool", 3.0),
+    # has to wait for a completion: seen helpers 4300-5300 voluntary, job
+    # 900-1400 (its involuntary ones are preemptions on a 2-CPU VM running
+    # nine busy threads, up to 1700: they say nothing about who does the I/O)
+    ("threadpool", 2.0),
 ])
 def test_sched_shows_the_helper_threads_doing_the_io(tracing, loopdev, engine, factor):
     job = kit.Job(filename=loopdev, ioengine=engine, rw="randread", bs="4k", iodepth=8, direct=True,
@@ -242,7 +244,7 @@ def test_sched_shows_the_helper_threads_doing_the_io(tracing, loopdev, engine, f
                   f"kworkers {_switches(roles['kworker'])}, machine {s['sched']['system']['switches']}")
     assert helper["threads"] >= 1
     assert helper["voluntary"] >= 0.9 * N        # each direct read blocks in a helper
-    assert _switches(helper) >= factor * _switches(own)
+    assert helper["voluntary"] >= factor * own["voluntary"]
     assert roles["io_uring_wq"]["threads"] == 0 and roles["io_uring_sqpoll"]["threads"] == 0
 
 
