@@ -123,7 +123,7 @@ class _JobMethods:
             value = getattr(self, name)
             if value != option.default or type(value) is not type(option.default):
                 given.add(name)
-            if derive and name in given and name != "name" and value is not None:
+            if derive and name in given and name != "name" and value not in (None, ""):
                 written[option.fio_name or name] = _as_written(value, option)
             object.__setattr__(self, name, option.parse(value))
         object.__setattr__(self, "_given", frozenset(given))
@@ -167,6 +167,11 @@ class _JobMethods:
                 raise OptionError("size" if self.filesize is None else "filesize",
                                   f"each of the {self.nrfiles} file(s) needs at least bs={self.min_bs} bytes "
                                   f"(got {self.file_size})")
+        if self.direct:
+            for name in ("offset", "offset_increment"):
+                value = getattr(self, name)
+                if not isinstance(value, Percent) and value % 512:
+                    raise OptionError(name, f"must be a multiple of 512 with direct=1 (got {value})")
         if self.is_trim:
             if self.verify:
                 raise OptionError("verify", f"rw={self.rw} discards data: there is nothing to read back")
@@ -294,6 +299,11 @@ class _JobMethods:
     @property
     def ddirs(self):
         """The directions (0 read, 1 write, 2 trim) the job issues."""
+        if self.direct:
+            for name in ("offset", "offset_increment"):
+                value = getattr(self, name)
+                if not isinstance(value, Percent) and value % 512:
+                    raise OptionError(name, f"must be a multiple of 512 with direct=1 (got {value})")
         if self.is_trim:
             return (2,)
         return tuple(d for d, on in ((0, self.read_percent > 0), (1, self.read_percent < 100)) if on)
@@ -373,7 +383,8 @@ class _JobMethods:
         merged.update({canonical_option(k): INVERSES[k.replace("-", "_")][1](v)
                        if k.replace("-", "_") in INVERSES else v for k, v in changes.items()})
         written = [(k, v) for k, v in self._written if canonical_option(k) not in changed]
-        written += [(written_name(k), _as_written(v)) for k, v in changes.items() if k != "name" and v is not None]
+        written += [(written_name(k), _as_written(v)) for k, v in changes.items()
+                    if k != "name" and v not in (None, "")]
         return Job(**merged, _given=frozenset(merged), _written=tuple(written),
                    _from_global=self._from_global - {k for k, _ in self._written if canonical_option(k) in changed})
 
@@ -388,7 +399,7 @@ class _JobMethods:
         kwargs, seen = {}, {}
         if written is None and explicit:
             written = {written_name(k): _as_written(v) for k, v in options.items()
-                       if k != "name" and v is not None}
+                       if k != "name" and v not in (None, "")}   # fio lists no empty value
         for raw_name, value in options.items():
             canonical = canonical_option(raw_name)
             if canonical in seen:

@@ -167,9 +167,9 @@ def io_bytes(job, regions):
     """Bytes one job thread transfers per loop (fio's io_size, default its
     size): more than its regions hold wraps around them."""
     total = sum(length for _, length in regions)
-    if job.io_size is None:
+    if not job.io_size:             # fio: io_size=0 is no io_size
         return total if job.filename else job.size
-    return job.io_size.of(total) if isinstance(job.io_size, Percent) else job.io_size
+    return max(job.io_size.of(total), 1) if isinstance(job.io_size, Percent) else job.io_size
 
 
 def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
@@ -195,7 +195,7 @@ def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
     parts = rest.split(":") if rest else []
     p.dist_param = float(parts[0]) if parts else 0.0
     p.dist_center = float(parts[1]) if len(parts) > 1 else -1.0
-    p.io_size = 0 if job.time_based else io_bytes(job, regions) * job.loops
+    p.io_size = 0 if job.time_based else min(io_bytes(job, regions) * job.loops, 2**64 - 1)
     p.number_ios = job.number_ios
     p.runtime_ns = int(job.runtime * 1e9)
     p.ramp_ns = int(job.ramp_time * 1e9)

@@ -249,3 +249,23 @@ def test_pareto_and_normal_are_skewed_like_fios(tmp_path, distribution):
     theirs = np.loadtxt(fio_dir / "dist_clat.1.log", delimiter=",", usecols=4, dtype=np.int64)
     assert _hot_share(mine, 4096, 0.10) == pytest.approx(_hot_share(theirs, 4096, 0.10), abs=0.03)
     assert len(np.unique(mine // 4096)) == pytest.approx(len(np.unique(theirs // 4096)), rel=0.1)
+
+
+def test_trim_discards_on_a_block_device_as_fio(tmp_path):
+    """On a real block device (a loop device over /dev/shm) a trim is a
+    discard: the region reads back as zeros, and fio, which trims block
+    devices too, counts the same; without allow_destructive it is refused."""
+    from conftest import loop_device
+    with loop_device(size_mb=16) as (dev, _mnt):
+        with open(dev, "r+b") as f:
+            f.write(b"\xa5" * (4 << 20))
+        with pytest.raises(kit.OptionError, match="block device and rw=trim writes to it"):
+            kit.run(Job(filename=dev, rw="trim", size="1m"), progress=False)
+        job = Job(filename=dev, rw="trim", bs="256k", offset="1m", size="2m", allow_destructive=True)
+        for r in both(job):
+            t = r.total["trim"]
+            assert (t["total_ios"], t["io_bytes"]) == (8, 2 << 20), r.data["runner"]
+        with open(dev, "rb") as f:
+            data = f.read(4 << 20)
+        assert data[:1 << 20] == b"\xa5" * (1 << 20) and data[3 << 20:] == b"\xa5" * (1 << 20)
+        assert data[1 << 20:3 << 20] == bytes(2 << 20)
