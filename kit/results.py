@@ -247,15 +247,12 @@ def _threads(t):
 
 def _series_entry(t, job):
     """kit's time series of a job (or its threads merged): what completed
-    per window, for IOPS-over-time plots (the log windows, the last partial
-    one included, when logs average; else the statistics windows); windows
-    of threads that close about together are added up."""
-    if job.log_ms:
-        interval_ns = job.log_ms * 1_000_000
-        windows = [np.concatenate([p["log"], p["log_last"]]) for p in _threads(t)]
-    else:
-        interval_ns = job.sample_ms * 1_000_000
-        windows = [p["samples"] for p in _threads(t)]
+    per window, the last partial one included, for IOPS-over-time plots
+    (the log windows when logs average, else the statistics windows);
+    windows of threads that close about together are added up."""
+    which, interval_ms = ("log", job.log_ms) if job.log_ms else ("samples", job.sample_ms)
+    interval_ns = interval_ms * 1_000_000
+    windows = [np.concatenate([p[which], p[f"{which}_last"]]) for p in _threads(t)]
     if not interval_ns or not sum(len(w) for w in windows):
         return None
     start = t["start_ns"]

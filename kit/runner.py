@@ -473,7 +473,8 @@ def _series(ffi, se):
 
 def _last_window(ffi, se, end_ns):
     """The window still open at the end, closed there (0 or 1 windows):
-    latency logs keep it (fio's finalize_logs), fio's statistics do not."""
+    latency logs and kit's series keep it (fio's finalize_logs), fio's
+    statistics do not."""
     if not se.interval_ns or not any(se.open.ios[i] for i in range(_N)):
         return np.zeros(0, dtype=WINDOW)
     last = np.frombuffer(ffi.buffer(ffi.addressof(se, "open"), WINDOW.itemsize), dtype=WINDOW).copy()
@@ -495,8 +496,9 @@ def _extract(ffi, s):
                      "lat": _lat(ffi, s.ddir[i].lat)} for i, d in enumerate(DDIRS)},
         "ddir_runtime_ns": {d: s.ddir_runtime_ns[i] for i, d in enumerate(DDIRS)},
         "ramp_unfinished": bool(s.ramp_unfinished), "verify_ns": s.verify_ns, "epoch_ns": s.epoch_ns,
-        "samples": _series(ffi, s.samples), "log": _series(ffi, s.log),
-        "log_last": _last_window(ffi, s.log, s.end_ns), "records": _records(ffi, s.records),
+        "samples": _series(ffi, s.samples), "samples_last": _last_window(ffi, s.samples, s.end_ns),
+        "log": _series(ffi, s.log), "log_last": _last_window(ffi, s.log, s.end_ns),
+        "records": _records(ffi, s.records),
         "series_truncated": bool(s.series_truncated),
         "syncs": s.syncs, "sync_lat": _lat(ffi, s.sync_lat),
         "depth_level": _depth(ffi, s.depth_level), "depth_submit": _depth(ffi, s.depth_submit),

@@ -25,7 +25,7 @@ from . import store
 from .errors import OptionError
 from .files import read_text_file
 from .api import RUNNERS, check, run, tracer_names
-from .job import COMMAND_LINE_ONLY, OPTIONS, Job, canonical_option
+from .job import COMMAND_LINE_ONLY, LOG_FILES, OPTIONS, Job, canonical_option
 from .progress import bar
 from .target import check_space
 from .machine import fingerprint
@@ -177,6 +177,10 @@ def from_dict(spec, where="sweep", source=None):
     refused = next((n for n in names if n in OPTIONS and not OPTIONS[n].job_file), None)
     if refused:
         _fail(where, f"{refused}: {COMMAND_LINE_ONLY.format(flag=refused.replace('_', '-'))}")
+    logged = next((n for n in names if n in LOG_FILES), None)
+    if logged:
+        _fail(where, f"{logged}: every point and repeat would write the same log files, and kit never "
+                     "replaces one; each stored result keeps its time series (kit.series) instead")
     twice = next((k for k in set(names) if names.count(k) > 1), None)
     if twice:
         _fail(where, f"{twice} is given twice (in base and grid, or under two names); give it once")

@@ -92,6 +92,8 @@ def test_per_io_logs_are_fios_names_lines_and_statistics(tmp_path):
         bw = [line[1] for line in read_log(d / "a_bw.1.log")]
         assert write["bw_min"] == min(bw) and write["bw_max"] == max(bw)
         assert write["bw_mean"] == pytest.approx(sum(bw) / len(bw))
+    for entry in k["jobs"][:2]:         # kit's own series is there too, every I/O in it
+        assert sum(entry["kit"]["series"]["write_ios"]) == entry["write"]["total_ios"] == 64
 
 
 AVERAGED = """
