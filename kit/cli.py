@@ -38,6 +38,18 @@ class _Parser(argparse.ArgumentParser):
             _stderr(message.rstrip())
         raise _HelpShown(status)
 
+    def _print_message(self, message, file=None):
+        # argparse's own swallows a failed write: --help > /dev/full would say nothing, exit 0
+        if message:
+            try:
+                (file or sys.stderr).write(message)
+            except OSError as e:
+                raise _HelpNotWritten(e) from None
+
+
+class _HelpNotWritten(Exception):
+    pass
+
 
 def _run_parser():
     p = _Parser(prog="kit run", description="Run one job with kit's engines. Options are fio's.",
@@ -49,6 +61,7 @@ def _run_parser():
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         flags += [f"--{alias}" for alias, target in ALIASES.items() if target == name]
         extra = f" [{', '.join(engines)} only]" if engines else ""
+        help_text = help_text.replace("%", "%%")        # argparse formats help with %
         if name in BOOL_OPTIONS:
             p.add_argument(*flags, dest=name, nargs="?", const="1", metavar="0|1", help=help_text + extra)
         else:
@@ -528,6 +541,9 @@ def main(argv=None):
         return EXIT_INTERRUPTED
     except BrokenPipeError as e:        # argparse's --help into a closed pipe
         _stderr(f"kit {command}: failed: cannot write to stdout: {_stdout_error(e)}")
+        return EXIT_FAILED
+    except _HelpNotWritten as e:
+        _stderr(f"kit {command}: failed: cannot write to stdout: {_stdout_error(e.args[0])}")
         return EXIT_FAILED
     try:
         write_stream(sys.stdout, "")    # what argparse's --help left buffered

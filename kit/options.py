@@ -527,7 +527,7 @@ class Option:
 COMMON = (
     Option("name", "name", "kit", "job name, as fio's [section] name"),
     Option("ioengine", "choice", "psync", "I/O engine", aliases=("engine",)),
-    Option("rw", "choice", "read", "read, write, randread, randwrite, rw (or readwrite), randrw",
+    Option("rw", "choice", "read", "read, write, randread, randwrite, rw (or readwrite), randrw, trim, randtrim",
            choices=RW_MODES, aliases=("readwrite",), parse_value=lambda o, v: parse_choice(
                o, "rw" if str(v).strip() == "readwrite" else v, RW_MODES)),
     Option("bs", "size", 4096, "block size (4k, 1m, ...; read,write,trim: 4k,64k)", aliases=("blocksize",),

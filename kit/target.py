@@ -476,7 +476,8 @@ def _check_regions(p):
             real = f.current_size if f.exists and not f.owned else f.size
             offset, length = region(job, j, real)
             if length < job.min_bs:
-                raise OptionError("offset" if offset else "size",
+                raise OptionError("offset" if offset else "size" if {"size", "filesize"} & set(job.given())
+                                  else "filename",
                                   f"job thread {j} would start at byte {offset:,} of {f.path} ({real:,} bytes): "
                                   f"no room left for bs={job.min_bs}")
             if offset + length > real:
@@ -522,8 +523,8 @@ def plan(job):
             p = Plan(job, per_thread, directory=directory, creates_directory=not os.path.isdir(directory))
             fills = [f for f in p.unique_files if _planned_fill(f, manifest, job)]
         p.directory_ident = _check_directory(directory, job.writes or bool(fills))
-    _check_regions(p)
     _check_writes_allowed(job, p)
+    _check_regions(p)
     _check_space(p.unique_files)
     return p
 
