@@ -299,11 +299,6 @@ class _JobMethods:
     @property
     def ddirs(self):
         """The directions (0 read, 1 write, 2 trim) the job issues."""
-        if self.direct:
-            for name in ("offset", "offset_increment"):
-                value = getattr(self, name)
-                if not isinstance(value, Percent) and value % 512:
-                    raise OptionError(name, f"must be a multiple of 512 with direct=1 (got {value})")
         if self.is_trim:
             return (2,)
         return tuple(d for d, on in ((0, self.read_percent > 0), (1, self.read_percent < 100)) if on)
