@@ -189,6 +189,12 @@ class _JobMethods:
         if self.loops > 1 and self.verify:
             raise OptionError("loops", "kit verifies once after all writes; with loops fio verifies after each "
                                        "loop: give one or the other")
+        if self.loops > 1 and self.io_size:
+            raise OptionError("loops", "with io_size fio counts io_size over all loops in ways kit does not "
+                                       "reproduce: give io_size (it wraps around the region) or loops")
+        if self.bssplit and self.bsrange:
+            raise OptionError("bssplit", "and bsrange both set the block sizes (fio lets whichever it reads "
+                                         "last win, per direction): give one")
         if self.loops > 1 and self.time_based:
             raise OptionError("loops", "a time_based job runs for its runtime: give loops or time_based")
         if self.random_distribution != "random" and not self.is_random:
@@ -196,9 +202,11 @@ class _JobMethods:
         if self.time_based and not self.runtime:
             raise OptionError("time_based", "needs runtime (e.g. --runtime=10)")
         if diskless(self.ioengine):
-            for name in ("verify", "fsync", "pre_read"):
+            for name in ("verify", "fsync", "fdatasync", "end_fsync", "fsync_on_close", "pre_read"):
                 if getattr(self, name):
                     raise OptionError(name, f"ioengine={self.ioengine} moves no data and has no file")
+            if self.sync != "none":
+                raise OptionError("sync", f"ioengine={self.ioengine} opens no file")
         if self.time_based and self.verify and self.writes:
             raise OptionError("verify", "a time_based job that writes never reaches its verify phase "
                                         "(fio 3.33 skips it, newer fio verifies each pass): give size, "

@@ -305,10 +305,10 @@ def parse_bsrange(option, value):
         if isinstance(text, tuple):
             lo, hi = text
         else:
-            lo, sep, hi = str(text).partition("-")
+            lo, sep, hi = str(text).replace(":", "-").partition("-")    # fio takes 4k:64k too
             if not sep:
                 raise OptionError(o, f"must be min-max sizes like 4k-64k (got {text!r})")
-        lo, hi = parse_size(o, lo), parse_size(o, hi)
+        lo, hi = sorted((parse_size(o, lo), parse_size(o, hi)))     # fio swaps 64k-4k
         if not 1 <= lo <= hi <= MAX_BS:
             raise OptionError(o, f"must be min-max with 1 <= min <= max <= {MAX_BS >> 20}m (got {text!r})")
         return (lo, hi)
@@ -391,7 +391,7 @@ def parse_startdelay(option, value):
     return lo if lo == hi else (lo, hi)
 
 
-DISTRIBUTIONS = {"random": None, "zipf": (1.1, "theta", lambda x: x > 0 and x != 1, "above 0 and not 1"),
+DISTRIBUTIONS = {"random": None, "zipf": (1.1, "theta", lambda x: x >= 0 and x != 1, "0 or more, not 1"),
                  "pareto": (0.2, "h", lambda x: 0 < x < 1, "between 0 and 1"),
                  "normal": (0.0, "sigma", lambda x: 0 <= x < 100, "from 0 to below 100")}
 
@@ -405,13 +405,13 @@ def parse_distribution(option, value):
         allowed = "random, zipf[:theta], pareto[:h], normal[:sigma]"
         extra = " (fio's zoned distributions are not in kit)" if kind.startswith("zoned") else ""
         raise OptionError(option, f"must be one of {allowed}{extra} (got {value!r})")
-    if kind == "random":
-        if len(parts) > 1:
-            raise OptionError(option, f"random takes no parameter (got {value!r})")
+    if kind == "random":            # fio ignores a parameter here
         return "random"
     default, pname, ok, allowed = DISTRIBUTIONS[kind]
     if len(parts) > 3:
         raise OptionError(option, f"must be {kind}[:{pname}[:center]] (got {value!r})")
+    if len(parts) > 2 and not parts[1]:
+        raise OptionError(option, f"must be {kind}[:{pname}[:center]]: the {pname} is missing (got {value!r})")
     try:
         x = float(parts[1]) if len(parts) > 1 and parts[1] else default
         center = float(parts[2]) if len(parts) > 2 else None
@@ -563,8 +563,8 @@ COMMON = (
     Option("offset_align", "size", 0, "alignment of a percentage offset (0: the smallest bs)"),
     Option("io_size", "size", None, "bytes to transfer per job (default size; more wraps around the "
            "region, as fio)", aliases=("io_limit",), parse_value=parse_size_or_percent),
-    Option("loops", "int", 1, "run the job this many times over (offsets and random map start again)",
-           lo=1, hi=UINT32_MAX),
+    Option("loops", "int", 1, "run the job this many times over (offsets and random map start again; "
+           "0 is 1, as fio)", parse_value=lambda o, v: max(parse_int(o, v, 0, UINT32_MAX), 1)),
     Option("startdelay", "time", 0.0, "wait this long before starting (seconds, or a-b: each job thread "
            "picks in the range); not part of runtime", parse_value=parse_startdelay,
            text_value=lambda v: "-".join(map(time_text, v)) if isinstance(v, tuple) else time_text(v)),

@@ -523,11 +523,15 @@ class Result:
         if trace and trace.get("block"):
             trace = copy.deepcopy(trace)
             trace["block"]["device_share"] = device_share(trace["block"], merged)
-        merged_entry = job_entry(merged, job, options, runtime_sum_ns=merged["runtime_sum_ns"])
+        # fio's job "error" is the errno the job thread failed with
+        errno_of = {error.get("job"): int(error.get("errno") or 0)} if error else {}
+        merged_entry = job_entry(merged, job, options, error=max(errno_of.values(), default=0),
+                                 runtime_sum_ns=merged["runtime_sum_ns"])
         # fio's rs->agg: the group's bytes over its longest runtime
         agg = {d: merged_entry[d]["io_bytes"] * 1000 // merged_entry[d]["runtime"] if merged_entry[d]["runtime"]
                else 0 for d in DDIRS}
-        jobs = [merged_entry] if job.group_reporting else [job_entry(t, job, options, agg=agg) for t in threads]
+        jobs = [merged_entry] if job.group_reporting else [job_entry(t, job, options, error=errno_of.get(j, 0),
+                                                                     agg=agg) for j, t in enumerate(threads)]
         return cls.build("kit", job, jobs, merged_entry, process=process, targets=targets, machine=machine,
                          notes=notes, error=error, interrupted=interrupted, trace=trace,
                          source_hash=source_hash, global_options=job.written("global"), disk_util=disk_util)

@@ -167,6 +167,8 @@ def io_bytes(job, regions):
     """Bytes one job thread transfers per loop (fio's io_size, default its
     size): more than its regions hold wraps around them."""
     total = sum(length for _, length in regions)
+    if isinstance(job.size, Percent) and job.filesize is not None:
+        return max(job.size.of(total), 1)       # fio: N% of the files' filesize
     if not job.io_size:             # fio: io_size=0 is no io_size
         return total if job.filename else job.size
     return max(job.io_size.of(total), 1) if isinstance(job.io_size, Percent) else job.io_size
@@ -196,6 +198,9 @@ def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
     p.dist_param = float(parts[0]) if parts else 0.0
     p.dist_center = float(parts[1]) if len(parts) > 1 else -1.0
     p.io_size = 0 if job.time_based else min(io_bytes(job, regions) * job.loops, 2**64 - 1)
+    # sequential and random-map jobs end when each file had `loops` passes
+    # (fio's file done, so bs=3k on 10k is 3 I/Os); io_size asks to wrap
+    p.passes = 0 if job.time_based or job.io_size else job.loops
     p.number_ios = job.number_ios
     p.runtime_ns = int(job.runtime * 1e9)
     p.ramp_ns = int(job.ramp_time * 1e9)

@@ -505,6 +505,11 @@ def plan(job):
         base = named_base(job)
         explicit_size = "size" in job.given() or "filesize" in job.given()
         want = _reach(job) if explicit_size else 0
+        shares = [n for n in ("offset", "offset_increment", "size") if isinstance(getattr(job, n), Percent)]
+        for name in split_filenames(job.filename) if shares else ():
+            if not os.path.lexists(os.path.join(base, name)):
+                raise OptionError(shares[0], f"{getattr(job, shares[0])} is a share of {os.path.join(base, name)}, "
+                                             "which does not exist (fio's percentages are of an existing file)")
         files = [_describe_named(os.path.join(base, name), want) for name in split_filenames(job.filename)]
         p = Plan(job, [files for _ in range(job.numjobs)])
     else:

@@ -269,3 +269,49 @@ def test_trim_discards_on_a_block_device_as_fio(tmp_path):
             data = f.read(4 << 20)
         assert data[:1 << 20] == b"\xa5" * (1 << 20) and data[3 << 20:] == b"\xa5" * (1 << 20)
         assert data[1 << 20:3 << 20] == bytes(2 << 20)
+
+
+# ---- found by a hostile review ----------------------------------------------------
+
+@pytest.mark.parametrize("options, nbytes", [
+    (dict(rw="read", bs="3k", size="10k"), 9216),                    # the 4th would not fit: the file is done
+    (dict(rw="write", bsrange="1k-7k", size="1m"), 1 << 20),         # the last one shrinks to what fits
+    (dict(rw="randwrite", bssplit="4k/50:16k/50", size="1m"), 1 << 20),  # the map shrinks I/Os to free blocks
+    (dict(rw="randread", bs="3k", size="10k"), 9216),
+])
+def test_a_job_ends_where_its_region_does_as_fio(scratch, options, nbytes):
+    job = Job(directory=scratch, **options)
+    d = "read" if "read" in job.rw else "write"
+    for r in both(job):
+        assert r.total[d]["io_bytes"] == nbytes, r.data["runner"]
+
+
+def test_a_rate_limited_direction_lets_the_other_go_first_as_fio():
+    """randrw with only reads capped: fio issues writes while reads wait, so
+    the job is done at once with almost every I/O a write."""
+    job = Job(ioengine="null", rw="randrw", size="2m", rate="1m,")
+    for r in both(job):
+        assert r.total["read"]["total_ios"] <= 4 and r.total["write"]["total_ios"] >= 508, r.data["runner"]
+        assert r.total["write"]["runtime"] < 200
+
+
+def test_ctrl_c_during_thinktime_spin_stops_at_once(scratch):
+    from conftest import interrupt_kit
+    import signal
+    kit.run(Job(rw="read", size="1m", directory=scratch), progress=False)
+    waited, code, out, err = interrupt_kit(["run", "--rw=read", "--size=1m", "--thinktime=10s",
+                                            "--thinktime_spin=9s", f"--directory={scratch}"], signal.SIGINT, 2)
+    assert code == 130 and waited < 1.5, (waited, err)
+
+
+def test_a_failed_job_carries_its_errno_in_the_json():
+    job = Job(name="slow", ioengine="null", rw="read", size="1m", thinktime="100ms", rate_min="1m", runtime=5,
+              time_based=1)
+    with pytest.raises(RunError) as e:
+        kit.run(job, progress=False)
+    assert e.value.result.data["jobs"][0]["error"] == 5          # EIO, as fio's check_min_rate
+
+
+def test_null_engine_trims_without_a_file():
+    r = kit.run(Job(ioengine="null", rw="randtrim", size="1m"), progress=False)
+    assert r.total["trim"]["total_ios"] == 256 and r.data["error"] is None

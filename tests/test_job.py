@@ -62,7 +62,12 @@ def test_from_options_accepts_strings_aliases_and_rwmixwrite():
     ({"size": "100%"}, "size", "needs filename"),
     ({"size": "150%", "filename": "x"}, "size", "from 1% to 100%"),
     ({"bs": "4k,8k,16k,32k"}, "bs", "at most 3 values"),
-    ({"bsrange": "8k-4k"}, "bsrange", "min <= max"),
+    ({"bsrange": "0-4k"}, "bsrange", "min <= max"),
+    ({"bssplit": "4k/50:8k/50", "bsrange": "4k-8k"}, "bssplit", "give one"),
+    ({"io_size": "3m", "loops": "2"}, "loops", "give io_size"),
+    ({"random_distribution": "zipf::0.3", "rw": "randread"}, "random_distribution", "theta is missing"),
+    ({"ioengine": "null", "end_fsync": "1", "rw": "write"}, "end_fsync", "no file"),
+    ({"ioengine": "null", "sync": "1"}, "sync", "opens no file"),
     ({"bsrange": "4k"}, "bsrange", "min-max"),
     ({"bssplit": "4k/60:8k:16k/50:32k"}, "bssplit", "more than 100"),
     ({"bsrange": "1000-3k", "direct": "1"}, "bsrange", "multiples of 512"),
@@ -94,3 +99,11 @@ def test_replace_keeps_given_options():
     assert (other.ioengine, other.iodepth, other.bs) == ("libaio", 16, 16384)
     assert set(other.given()) >= {"ioengine", "iodepth", "bs"}
     assert Job.from_dict(job.to_dict()) == job
+
+
+def test_fio_spellings_kit_takes_as_fio_does():
+    """What fio accepts, kit reads the same way (found by a hostile review)."""
+    assert Job(bsrange="4k:16k").bsrange == Job(bsrange="16k-4k").bsrange == (4096, 16384)
+    assert Job(loops=0).loops == 1
+    assert Job(rw="randread", random_distribution="zipf:0").random_distribution == "zipf:0"
+    assert Job(rw="randread", random_distribution="random:0.5").random_distribution == "random"

@@ -42,11 +42,13 @@ struct file_state {
 	uint64_t nblocks;       /* of min_bs: the units offsets are in */
 	uint64_t next_seq;      /* sequential: next byte of the region */
 	uint64_t perm_pos;      /* random map: position in this pass */
-	uint64_t pass;
+	uint64_t pass;          /* passes over the region completed */
+	int done;               /* all passes done (fio's "file done") */
 	unsigned bits;          /* random map: blocks < 2^bits */
 	uint64_t mask;
 	uint64_t *used;         /* random map with sizes above min_bs: blocks
 	                         * covered in this pass (fio's axmap) */
+	uint64_t used_count;    /* blocks covered in this pass */
 	uint64_t *written;      /* verify: one bit per block written */
 	uint64_t verify_next;   /* verify phase: next block to look at */
 	int is_block;           /* trims are BLKDISCARD, else punched holes */
@@ -554,6 +556,7 @@ static uint32_t cover_blocks(struct driver *d, struct file_state *f, uint64_t bl
 		if (k && (f->used[b / 64] >> (b % 64)) & 1)
 			break;
 		f->used[b / 64] |= 1ull << (b % 64);
+		f->used_count++;
 	}
 	if (k * unit < len) {
 		uint64_t shrunk = (k * unit + dmin - 1) / dmin * dmin;
@@ -563,58 +566,139 @@ static uint32_t cover_blocks(struct driver *d, struct file_state *f, uint64_t bl
 	return len;
 }
 
-static uint64_t next_free_block(struct driver *d, struct file_state *f)
+/* Whether a file has had all its passes (fio's "file done"): sequential and
+ * random-map jobs end there, unless io_size asks for more (passes 0). */
+static inline int passes_done(const struct kit_params *p, const struct file_state *f)
 {
-	uint64_t pass = f->pass, b;
-
-	do {
-		b = next_random_block(d, f);
-		if (f->pass != pass) {          /* a new pass: every block free again */
-			memset(f->used, 0, (f->nblocks + 63) / 64 * sizeof(uint64_t));
-			pass = f->pass;
-		}
-	} while ((f->used[b / 64] >> (b % 64)) & 1);
-	return b;
+	return p->passes && f->pass >= p->passes;
 }
 
-static void prepare_io(struct driver *d, struct kit_io *io)
+#define NO_BLOCK UINT64_MAX
+
+/* fio's random map with sizes above min_bs: a uniform block, or if that one
+ * is covered already the next free one after it (axmap_next_free); a pass
+ * ends when every block is covered. */
+static uint64_t next_free_block(struct driver *d, struct file_state *f)
+{
+	uint64_t b, words = (f->nblocks + 63) / 64, w, i;
+
+	if (f->used_count >= f->nblocks) {
+		f->pass++;
+		if (passes_done(d->t.p, f))
+			return NO_BLOCK;
+		memset(f->used, 0, words * sizeof(uint64_t));
+		f->used_count = 0;
+	}
+	b = (uint64_t)(((unsigned __int128)rand64(d) * f->nblocks) >> 64);
+	if (!((f->used[b / 64] >> (b % 64)) & 1))
+		return b;
+	for (i = 0, w = b / 64; i <= words; i++, w = w + 1 == words ? 0 : w + 1) {
+		uint64_t free_bits = ~f->used[w];
+
+		if (i == 0)
+			free_bits &= ~0ull << (b % 64);         /* at or after b */
+		if (w == words - 1 && f->nblocks % 64)
+			free_bits &= (1ull << (f->nblocks % 64)) - 1;
+		if (free_bits)
+			return w * 64 + (uint64_t)__builtin_ctzll(free_bits);
+	}
+	return b;       /* not reached: used_count < nblocks */
+}
+
+static inline uint64_t rate_due(struct driver *d, int ddir)
+{
+	const struct kit_params *p = d->t.p;
+
+	if (p->rate_poisson)
+		return d->rate_next[ddir];
+	return d->epoch + (uint64_t)((unsigned __int128)d->rate_bytes[ddir] * 1000000000ull / p->rate_bps[ddir]);
+}
+
+/* The direction of the next I/O: rwmixread's draw, and then, as fio's
+ * rate_ddir, a mixed job whose drawn direction must wait for its rate issues
+ * the other one if that one may go now. */
+static int next_ddir(struct driver *d)
+{
+	const struct kit_params *p = d->t.p;
+	int ddir, other;
+
+	if (p->trim)
+		return KIT_DDIR_TRIM;
+	if (p->rwmixread >= 100)
+		return KIT_DDIR_READ;
+	if (p->rwmixread <= 0)
+		return KIT_DDIR_WRITE;
+	ddir = (int)(rand64(d) % 100) < p->rwmixread ? KIT_DDIR_READ : KIT_DDIR_WRITE;
+	if (!p->rate_bps[ddir] || d->verifying)
+		return ddir;
+	d->now = now_ns();
+	other = ddir == KIT_DDIR_READ ? KIT_DDIR_WRITE : KIT_DDIR_READ;
+	if (rate_due(d, ddir) > d->now && (!p->rate_bps[other] || rate_due(d, other) <= d->now))
+		return other;
+	return ddir;
+}
+
+/* Fills in the next I/O; returns 0 when every file has had its passes. */
+static int prepare_io(struct driver *d, struct kit_io *io)
 {
 	const struct kit_params *p = d->t.p;
 	struct file_state *f;
 	uint64_t block, off;
 	uint32_t len;
+	int tries;
 
-	io->file = d->next_file;
-	if (++d->next_file == p->nfiles)
-		d->next_file = 0;
-	f = &d->files[io->file];
-	if (p->trim)
-		io->ddir = KIT_DDIR_TRIM;
-	else if (p->rwmixread >= 100)
-		io->ddir = KIT_DDIR_READ;
-	else if (p->rwmixread <= 0)
-		io->ddir = KIT_DDIR_WRITE;
-	else
-		io->ddir = (int)(rand64(d) % 100) < p->rwmixread ? KIT_DDIR_READ : KIT_DDIR_WRITE;
-	len = pick_len(d, io->ddir);
-	if (!p->random) {
-		/* no I/O crosses the region's end: from there, back to its start */
-		if (f->next_seq + len > f->region)
-			f->next_seq = 0;
-		off = f->next_seq;
-		block = off / p->min_bs;
-	} else {
-		if (p->dist != KIT_DIST_RANDOM)
-			block = dist_block(d, f);
-		else if (p->norandommap)
-			block = (uint64_t)(((unsigned __int128)rand64(d) * f->nblocks) >> 64);
-		else if (f->used)
-			block = next_free_block(d, f);
-		else
-			block = next_random_block(d, f);
-		off = block * p->min_bs;
-		if (f->used && p->dist == KIT_DIST_RANDOM && !p->norandommap)
-			len = cover_blocks(d, f, block, len, io->ddir);
+	for (tries = 0;; tries++) {
+		if (tries > 2 * p->nfiles)
+			return 0;
+		io->file = d->next_file;
+		if (++d->next_file == p->nfiles)
+			d->next_file = 0;
+		f = &d->files[io->file];
+		if (f->done)
+			continue;
+		io->ddir = next_ddir(d);
+		len = pick_len(d, io->ddir);
+		if (!p->random) {
+			if (f->next_seq + len > f->region) {
+				/* fio's retry: a range or split size shrinks to what
+				 * fits; else the pass is over, and the next starts over */
+				uint64_t room = f->region > f->next_seq ? f->region - f->next_seq : 0;
+				uint32_t dmin = p->bs[io->ddir].min;
+
+				if (room >= dmin && p->bs[io->ddir].max > dmin) {
+					len = (uint32_t)(room / dmin * dmin);
+				} else {
+					f->pass++;
+					f->next_seq = 0;
+					if (passes_done(p, f)) {
+						f->done = 1;
+						continue;
+					}
+				}
+			}
+			off = f->next_seq;
+			block = off / p->min_bs;
+		} else {
+			if (p->dist != KIT_DIST_RANDOM) {
+				block = dist_block(d, f);
+			} else if (p->norandommap) {
+				block = (uint64_t)(((unsigned __int128)rand64(d) * f->nblocks) >> 64);
+			} else if (f->used) {
+				if ((block = next_free_block(d, f)) == NO_BLOCK) {
+					f->done = 1;
+					continue;
+				}
+				len = cover_blocks(d, f, block, len, io->ddir);
+			} else {
+				if (passes_done(p, f)) {
+					f->done = 1;
+					continue;
+				}
+				block = next_random_block(d, f);
+			}
+			off = block * p->min_bs;
+		}
+		break;
 	}
 	if (off + len > f->region) {    /* a large size near the end: pulled back in */
 		off = f->region >= len ? (f->region - len) / p->min_bs * p->min_bs : 0;
@@ -630,6 +714,7 @@ static void prepare_io(struct driver *d, struct kit_io *io)
 		f->written[block / 64] |= 1ull << (block % 64);
 	}
 	io->result = 0;
+	return 1;
 }
 
 /* ---- errors -------------------------------------------------------------- */
@@ -945,7 +1030,9 @@ static int pause_until(struct driver *d, uint64_t spin_until, uint64_t until)
 	if (d->deadline && until > d->deadline)
 		until = d->deadline;
 	while ((d->now = now_ns()) < spin_until && d->now < until)
-		;
+		if (__atomic_load_n(&p->ctl->stop, __ATOMIC_RELAXED) ||
+		    __atomic_load_n(&p->ctl->ended, __ATOMIC_RELAXED))
+			return 1;
 	while ((d->now = now_ns()) < until) {
 		uint64_t left = until - d->now;
 		struct timespec ts;
@@ -1063,6 +1150,10 @@ static void do_trim(struct driver *d, struct kit_io *io)
 	int fd = d->t.p->fds[io->file];
 	int r;
 
+	if (fd < 0) {                   /* the null engine: nothing to discard */
+		io->result = io->len;
+		return;
+	}
 	if (d->files[io->file].is_block) {
 		uint64_t range[2] = { io->offset, io->len };
 
@@ -1092,13 +1183,11 @@ static int pace(struct driver *d, struct kit_io *io)
 
 	if (!bps || d->verifying)
 		return 0;
+	due = rate_due(d, io->ddir);
 	if (p->rate_poisson) {
 		double gap_ns = 1e9 * (double)p->min_bs / (double)bps;
 
-		due = d->rate_next[io->ddir];
 		d->rate_next[io->ddir] += (uint64_t)(gap_ns * -log(1.0 - rand_unit(d)));
-	} else {
-		due = d->epoch + (uint64_t)((unsigned __int128)d->rate_bytes[io->ddir] * 1000000000ull / bps);
 	}
 	d->rate_bytes[io->ddir] += io->len;
 	if ((d->now = now_ns()) >= due)
@@ -1140,7 +1229,11 @@ static int issue_one(struct driver *d)
 		prepare_verify_io(d, io, file, block);
 	} else {
 		io = d->free_ios[--d->nfree];
-		prepare_io(d, io);
+		if (!prepare_io(d, io)) {       /* every file had its passes */
+			d->free_ios[d->nfree++] = io;
+			d->stop_issuing = 1;
+			return 0;
+		}
 		if (pace(d, io)) {
 			d->free_ios[d->nfree++] = io;
 			d->stop_issuing = 1;

@@ -89,6 +89,8 @@ struct kit_params {
 	double dist_param;          /* zipf theta, pareto h, normal sigma */
 	double dist_center;         /* 0..1, or -1: fio's default */
 	uint64_t io_size;           /* stop after this many bytes; 0: no limit */
+	uint32_t passes;            /* stop when every file had this many passes
+	                             * (sequential, random map); 0: wrap around */
 	uint64_t number_ios;        /* stop after this many I/Os; 0: no limit */
 	uint64_t runtime_ns;        /* stop after this long; 0: no limit */
 	uint64_t ramp_ns;           /* run this long before measuring */
