@@ -332,17 +332,32 @@ def whole_disk(dev: tuple[int, int]) -> tuple[int, int]:
 # /sys/block/<dev>/stat, in order (Documentation/block/stat.rst)
 BLOCK_STAT_FIELDS = ("read_ios", "read_merges", "read_sectors", "read_ticks", "write_ios", "write_merges",
                      "write_sectors", "write_ticks", "in_flight", "io_ticks", "time_in_queue")
+# and since Linux 4.18 / 5.5: discards, then flushes
+BLOCK_STAT_LATER = ("discard_ios", "discard_merges", "discard_sectors", "discard_ticks", "flush_ios",
+                    "flush_ticks")
 
 
 def block_stat(dev: tuple[int, int]) -> dict | None:
-    """A block device's I/O counters (ticks in milliseconds), or None."""
+    """A block device's I/O counters (ticks in milliseconds), or None;
+    discard_* and flush_* are 0 where the kernel does not count them."""
     text = read_text(os.path.join(dev_dir(dev), "stat"))
     if not text:
         return None
     values = text.split()
     if len(values) < len(BLOCK_STAT_FIELDS) or not all(v.isdigit() for v in values):
         return None
-    return dict(zip(BLOCK_STAT_FIELDS, map(int, values)))
+    fields = BLOCK_STAT_FIELDS + BLOCK_STAT_LATER
+    return {**dict.fromkeys(BLOCK_STAT_LATER, 0), **dict(zip(fields, map(int, values)))}
+
+
+def block_devices() -> list[tuple[int, int]]:
+    """(major, minor) of every whole disk the kernel lists in /sys/block."""
+    out = []
+    for name in list_dir("/sys/block") or []:
+        text = read_text(os.path.join("/sys/block", name, "dev"))
+        if text:
+            out.append(parse_dev(text))
+    return out
 
 
 def swapped_devices() -> tuple[set, set]:

@@ -236,7 +236,10 @@ def anatomy_table(results):
             "clat_mean_us": clat / 1000 if clat else None,
             "clat_p99_us": (read["clat_ns"].get("percentile", {}).get("99.000000") or 0) / 1000 or None,
             "device_lat_mean_us": dev_lat / 1000 if dev_lat else None,
-            "device_share": (dev_lat / clat) if dev_lat and clat else None,
+            # the results' own share (device time over engine time, by sums);
+            # older results had only means
+            "device_share": ((trace.get("block") or {}).get("device_share") or {}).get("read")
+            or ((dev_lat / clat) if dev_lat and clat else None),
             "device_queue_mean_us": ((block.get("queue_ns") or {}).get("mean") or 0) / 1000 or None,
             "device_depth_mean": None if (trace.get("block") or {}).get("depth_unreliable")
             else _depth_mean(block.get("depth") or {}),

@@ -100,15 +100,20 @@ def disk_util(stats, wall_ns):
 
 
 def device_share(block, merged):
-    """The block layer's mean latency over the engine's mean completion latency,
-    per direction: how much of what the job waited for was the device."""
-    out = {}
+    """Per direction, how much of what the job waited for was the device: the
+    device's total latency over the engine's total completion latency (sums,
+    not means: when only some I/Os reach the device, as partly cached
+    buffered reads, a ratio of means would count each device request once per
+    I/O). Also how many requests reached the device for how many I/Os."""
+    share, reached = {}, {}
     for d in DDIRS:
         clat = merged["ddir"][d]["clat"]
-        dev = ((block.get(d) or {}).get("lat_ns") or {}).get("mean")
-        if dev and clat["n"]:
-            out[d] = dev / (clat["sum"] / clat["n"])
-    return out
+        lat = (block.get(d) or {}).get("lat_ns") or {}
+        device_ns = lat.get("sum_ns", lat.get("mean", 0) * lat.get("N", 0))
+        if lat.get("N") and clat["n"] and clat["sum"]:
+            share[d] = device_ns / clat["sum"]
+            reached[d] = {"requests": int(lat["N"]), "ios": int(clat["n"])}
+    return share, reached
 
 
 def lat_entry(lat, bins=True, plist=hist.PERCENTILES, percentiles=True):
@@ -522,7 +527,7 @@ class Result:
         merged = merge_threads(threads)
         if trace and trace.get("block"):
             trace = copy.deepcopy(trace)
-            trace["block"]["device_share"] = device_share(trace["block"], merged)
+            trace["block"]["device_share"], trace["block"]["device_requests"] = device_share(trace["block"], merged)
         # fio's job "error" is the errno the job thread failed with
         errno_of = {error.get("job"): int(error.get("errno") or 0)} if error else {}
         merged_entry = job_entry(merged, job, options, error=max(errno_of.values(), default=0),

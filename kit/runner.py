@@ -306,7 +306,6 @@ def _execute(units, progress, trace, devices):
         if any(s.error for s in stats):
             stop()
         job_tids = {w.native_id for w in workers}
-        _note_run_in_traces(job_tids)
         before = {tid: host.task_counters(tid) for tid in bystanders}
         disks0 = {dev: host.block_stat(dev) for dev in devices}
         self0, t0 = host.process_counters(), time.monotonic_ns()
@@ -333,6 +332,10 @@ def _execute(units, progress, trace, devices):
             tracing.stop()
     helpers = watch.helpers(bystanders | _BORN_IN_RUNS, job_tids)
     _BORN_IN_RUNS.update(helpers)
+    # for the tracers' roles: every thread that worked during the run and is
+    # not a bystander, glibc's AIO helpers reused from an earlier run included
+    working = set(watch.seen) - set(job_tids) - bystanders
+    _note_run_in_traces(job_tids, working)
     process = _process_stats(self0, self1, before, after, t1 - t0, watch.peak_threads, helpers)
     per_job = [[] for _ in units]
     for (u, p, s) in slots:
@@ -341,7 +344,8 @@ def _execute(units, progress, trace, devices):
         t["verify_seed"] = p.verify_seed if p.verify else None
         per_job[u].append(t)
     interrupted = watch.interrupts > 0 or any(t["interrupted"] for ts in per_job for t in ts)
-    trace_summary = tracing.summary(pid=os.getpid(), job_tids=sorted(job_tids)) if tracing else None
+    trace_summary = tracing.summary(pid=os.getpid(), job_tids=sorted(job_tids),
+                                    helper_tids=sorted(working)) if tracing else None
     disks = disk_util({host.dev_name(dev): (disks0[dev], disks1[dev]) for dev in devices}, t1 - t0)
     return per_job, process, interrupted, trace_summary, disks
 
@@ -360,10 +364,11 @@ def _start_all(workers, release):
                            "(ulimit -u, a pids cgroup, kernel.threads-max) is too low; lower numjobs") from None
 
 
-def _note_run_in_traces(job_tids):
-    """Traces running around this run learn whose threads are the job's."""
+def _note_run_in_traces(job_tids, helpers):
+    """Traces running around this run learn whose threads are the job's and
+    which were born to help it."""
     for t in tracers.ACTIVE:
-        t.note_run(os.getpid(), job_tids)
+        t.note_run(os.getpid(), job_tids, helpers)
 
 
 def _start_trace(trace, devices):

@@ -24,10 +24,10 @@ apt_packages() {
     # engines: liburing, libaio; reference runner: fio; tracers: bcc + the
     # distro's generic kernel headers; report browser test: chromium; the
     # victims suite's filesystem mounted straight from a file: erofs-utils; a witness
-    # of the system calls a job makes: strace
+    # of the system calls a job makes: strace; a second tracer to check kit's against: bpftrace
     echo liburing-dev libaio-dev pkg-config gcc fio \
          bpfcc-tools python3-bpfcc "linux-headers-$arch" \
-         chromium erofs-utils strace
+         chromium erofs-utils strace bpftrace
     # Debian's own python needs these to make a venv and build cffi modules
     case "$PYTHON" in /usr/bin/*) echo python3-venv python3-dev ;; esac
 }

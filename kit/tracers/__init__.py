@@ -23,7 +23,10 @@ per-event data reaches Python: the kernel keeps counters and fio-layout
 histograms, read once at stop(). What could not be recorded is counted and
 reported under "lost".
 """
+import contextlib
 import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -43,8 +46,33 @@ class Context:
     """What a tracer's summary and frames are asked about."""
     pid: object = None
     job_tids: tuple = ()
+    helper_tids: object = None      # threads born to work for the run; None: not known
     events: dict = field(default_factory=dict)
     lost: dict = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Ctrl-C and SIGTERM wait until the programs are all attached (or all
+    detached and read): a KeyboardInterrupt halfway would leave programs
+    loaded for the rest of a notebook's life, or let bcc close descriptors
+    twice. The signal is noted, then delivered once, as the block ends.
+    (Blocking it would not do: the kernel hands a process's signal to any
+    thread that does not block it, and Python acts on it in the main thread
+    all the same.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    old = {signum: signal.signal(signum, lambda signum, _frame: caught.append(signum)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in old.items():
+            signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])
 
 
 def format_summary(t):
@@ -77,6 +105,8 @@ def status():
             out["reason"] = "bcc is not importable: install Debian's python3-bpfcc (make setup links it into the venv)"
         elif not _bpf.privileged():
             out["reason"] = "tracing needs root (or CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
+        elif out["tracefs"] and not os.access(os.path.join(_bpf.tracefs_dir(), "events"), os.R_OK | os.X_OK):
+            out["reason"] = f"tracefs at {_bpf.tracefs_dir()} is not readable by this user: run as root"
         elif out["headers"] is None:
             out["reason"] = (f"no kernel headers for {os.uname().release} and no generic ones in /usr/src: "
                              "apt-get install linux-headers-amd64")
@@ -110,6 +140,7 @@ class Trace:
         self._raw = None
         self._lost = None
         self._t0 = self._t1 = None
+        self._snapshots = {}
         self._runs = []           # (pid, job tids) of kit runs made while tracing
 
     # -- running --------------------------------------------------------------
@@ -117,6 +148,15 @@ class Trace:
     def start(self):
         if self._bpf is not None or self._raw is not None:
             raise RuntimeError("this Trace has already run; make a new one")
+        try:
+            with _signals_held():
+                self._start()
+        except KeyboardInterrupt:       # arrived while attaching: nothing stays attached
+            self.stop()
+            raise
+        return self
+
+    def _start(self):
         bcc, cflags, kernel_source = _bpf.prepare()
         exists = bcc.BPF.tracepoint_exists
         for name in self.tracers:
@@ -127,29 +167,39 @@ class Trace:
         text = _bpf.lost_defines() + _bpf.COMMON_TEXT + "".join(
             TRACERS[name].bpf_text(self.devices, self.events[name]) for name in self.tracers)
         self._bpf = _bpf.load(text, bcc, cflags, kernel_source)
+        # what a tracer checks itself against (block: /sys/block stat), at both ends
+        self._snapshots = {name: TRACERS[name].snapshot() for name in self.tracers
+                           if hasattr(TRACERS[name], "snapshot")}
         self._t0 = time.monotonic_ns()
         ACTIVE.append(self)
-        return self
 
     def stop(self):
-        """Reads everything into Python and unloads the program. Idempotent."""
+        """Reads everything into Python and unloads the program, exactly once
+        whatever interrupts it. Idempotent."""
+        with _signals_held():
+            self._stop()
+        return self
+
+    def _stop(self):
         b = self._bpf
         if b is None:
-            return self
+            return
         if self in ACTIVE:
             ACTIVE.remove(self)
         try:
             _bpf.detach(b)
             self._t1 = time.monotonic_ns()
+            after = {name: TRACERS[name].snapshot() for name in self._snapshots}
             misses = _bpf.recursion_misses(b)
             raw = {name: TRACERS[name].read(b, _bpf.plain, _bpf.items, _bpf.percpu_sum)
                    for name in self.tracers}
+            for name, before in self._snapshots.items():
+                raw[name]["snapshots"] = (before, after[name])
             self._lost = {"map_full": _bpf.read_lost(b), "recursion_misses": misses}
             self._raw = raw
         finally:
             self._bpf = None
             _bpf.close(b)
-        return self
 
     def __enter__(self):
         return self.start()
@@ -169,47 +219,53 @@ class Trace:
             raise RuntimeError("the trace has no data yet: stop() it first" if self.running
                                else "the trace was never started")
 
-    def summary(self, pid=None, job_tids=()):
-        """JSON-serialisable summary. pid: the process that ran the job (its
-        other threads are "helper"); job_tids: the job threads' tids."""
+    def summary(self, pid=None, job_tids=(), helper_tids=None):
+        """JSON-serialisable summary. pid: the process that ran the job;
+        job_tids: the job threads' tids; helper_tids: the threads born during
+        the run to work for it (the pool, glibc's AIO threads), the "helper"
+        role (when not given: the process's other threads)."""
         self._need_data()
-        pid, job_tids = self._defaults(pid, job_tids)
+        pid, job_tids, helper_tids = self._defaults(pid, job_tids, helper_tids)
         lost = dict(self._lost)
         lost["total"] = sum(lost["map_full"].values()) + sum(lost["recursion_misses"].values())
         out = {"duration_ns": self._t1 - self._t0, "tracers": list(self.tracers),
                "devices": [f"{ma}:{mi}" for ma, mi in self.devices] if self.devices else None,
                "lost": lost}
         for name in self.tracers:
-            out[name] = TRACERS[name].summary(self._raw[name], self._context(name, pid, job_tids, lost))
+            out[name] = TRACERS[name].summary(self._raw[name], self._context(name, pid, job_tids, helper_tids, lost))
         return out
 
-    def _context(self, name, pid, job_tids, lost=None):
-        return Context(pid, tuple(job_tids), self.events.get(name, {}), lost or self._lost)
+    def _context(self, name, pid, job_tids, helper_tids, lost=None):
+        return Context(pid, tuple(job_tids), None if helper_tids is None else frozenset(helper_tids),
+                       self.events.get(name, {}), lost or self._lost)
 
-    def frames(self, pid=None, job_tids=()):
+    def frames(self, pid=None, job_tids=(), helper_tids=None):
         """Tidy DataFrames: block_ops, block_latency, block_sizes, block_depth,
         sched_threads, sched_roles, sched_offcpu, uring; and one per tracer
         under its own name (block: the latency and queue-time histograms,
         sched: the threads, uring: the events)."""
         self._need_data()
-        pid, job_tids = self._defaults(pid, job_tids)
+        pid, job_tids, helper_tids = self._defaults(pid, job_tids, helper_tids)
         out = {}
         for name in self.tracers:
-            out.update(TRACERS[name].frames(self._raw[name], self._context(name, pid, job_tids)))
+            out.update(TRACERS[name].frames(self._raw[name], self._context(name, pid, job_tids, helper_tids)))
             out.setdefault(name, out[TRACERS[name].FRAME])
         return out
 
-    def note_run(self, pid, job_tids):
+    def note_run(self, pid, job_tids, helper_tids=()):
         """kit.run() tells the traces running around it whose threads are the
-        job's, so summary() and frames() can name the roles unasked."""
-        self._runs.append((pid, tuple(job_tids)))
+        job's (and, once it is over, which were born to help it), so
+        summary() and frames() can name the roles unasked."""
+        self._runs.append((pid, tuple(job_tids), tuple(helper_tids)))
 
-    def _defaults(self, pid, job_tids):
+    def _defaults(self, pid, job_tids, helper_tids=None):
         if pid is None and self._runs:
             pid = self._runs[-1][0]
         if not job_tids and self._runs:
-            job_tids = tuple(t for _pid, tids in self._runs for t in tids)
-        return pid, job_tids
+            job_tids = tuple(t for _pid, tids, _h in self._runs for t in tids)
+        if helper_tids is None and self._runs:
+            helper_tids = tuple(t for _pid, _tids, helpers in self._runs for t in helpers)
+        return pid, job_tids, helper_tids
 
     def __repr__(self):
         state = "running" if self.running else ("stopped" if self._raw is not None else "new")

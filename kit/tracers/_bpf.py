@@ -116,6 +116,16 @@ def ensure_tracefs():
         raise TraceUnavailable(f"cannot mount tracefs at {TRACEFS}: {os.strerror(err)}")
 
 
+def check_tracefs_access():
+    """bcc reads tracefs to find tracepoints: mounted is not enough when it
+    is root's only (mode 0700) and this is a non-root user with CAP_BPF."""
+    base = tracefs_dir()
+    if base and not os.access(os.path.join(base, "events"), os.R_OK | os.X_OK):
+        mode = oct(os.stat(base).st_mode & 0o777)
+        raise TraceUnavailable(f"tracefs at {base} is not readable by this user (mode {mode[2:]}): run as root, "
+                               f"or let this user read it (chmod/chgrp {base})")
+
+
 def same_named(category, events, required):
     """tracepoints(exists) and complete(found) for a tracer whose events are
     tracepoints of one category, under their own names."""
@@ -268,6 +278,7 @@ def prepare():
     if not privileged():
         raise TraceUnavailable("tracing needs root (or CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)")
     ensure_tracefs()
+    check_tracefs_access()
     kind, found = headers()
     if kind is None:
         raise TraceUnavailable(f"tracing needs kernel headers, and there are none for {os.uname().release} "
@@ -313,6 +324,11 @@ def detach(bpf):
             list(pool.map(lambda item: lib.bpf_close_perf_event_fd(item[1]), attached))
     for tp, _fd in attached:
         del bpf.tracepoint_fds[tp]
+    # raw tracepoints: closing the link detaches at once (bcc's own
+    # detach_raw_tracepoint does exactly this, one by one)
+    for tp, fd in list(bpf.raw_tracepoint_fds.items()):
+        os.close(fd)
+        del bpf.raw_tracepoint_fds[tp]
 
 
 def close(bpf):

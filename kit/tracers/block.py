@@ -1,34 +1,46 @@
-"""block: what the device did with the requests, per device and op.
+"""block: what the device did with the requests, per device, op and process.
 
-block_rq_insert -> block_rq_issue -> block_rq_complete, matched by (dev,
-sector) as bcc's biolatency does with tracepoints (their arguments carry no
-request pointer). Queue time is insert -> issue (only requests that were
-queued: a device with scheduler "none", e.g. loop, mostly issues directly);
-latency is issue -> complete. Both go into fio's log-linear histogram in the
-kernel, the engines' own layout, so the device's latency and the engine's
-clat can be compared bucket for bucket.
+Raw tracepoints block_rq_insert -> block_rq_issue -> block_rq_complete, whose
+argument is the struct request itself: a completion is matched to its request
+by that pointer, so flushes (which carry no sector) are timed, the extra
+completions of preflush/FUA writes match nothing instead of a stranger's slot,
+and a partial completion (nr_bytes short of the request) is not its end.
+Fields are read at this kernel's offsets, from its BTF (kit.tracers.btf).
+Raw tracepoints also copy no trace record and guard recursion per program:
+a completion interrupting another tracer's program is no longer dropped.
+
+Queue time is insert -> issue (only requests that were queued: a device with
+scheduler "none", e.g. loop, mostly issues directly); latency is issue ->
+complete. Both go into fio's log-linear histogram in the kernel, the engines'
+own layout, so the device's latency and the engine's clat compare bucket for
+bucket.
+
+Attribution: block_bio_queue runs in the submitter's context, so each bio's
+process is remembered (a direct-mapped table by bio pointer) and a request
+belongs to the process of its first bio; a request without one (a flush the
+block layer made) belongs to the task that inserted or issued it. Counts are
+kept per process; the latency histograms per "this process" or "others", this
+process being the one that started the trace (kit runs its jobs in it).
 
 Per request the programs do a handful of in-place updates: the request
 table is a direct-mapped array (a hash map's update + delete per request cost
 more than all the rest on this VM), counters and the size and depth
-histograms sit in one per-CPU struct per (device, op), and only the latency
-buckets are a (per-CPU) hash. Completions can be missed: a completion in an
-IRQ that lands while another BPF program runs on that CPU is skipped by the
-kernel (counted in lost.recursion_misses); its request stays "in flight" in
-the depth count, and its slot is reused after ORPHAN_NS.
+histograms sit in one per-CPU struct per (device, op, process), and only the
+latency buckets are a (per-CPU) hash.
 
-`dev` in the block tracepoints is the whole disk's dev_t in the kernel's
-encoding, major << 20 | minor (not userspace's makedev).
+`dev` is the whole disk's dev_t in the kernel's encoding, major << 20 |
+minor (not userspace's makedev).
 """
+import os
 
 import numpy as np
 
 from .. import hist, host
-from . import _bpf
+from . import _bpf, btf
 from ..text import human_bytes, human_ns
 
 NAME = "block"
-EVENTS = ("block_rq_insert", "block_rq_issue", "block_rq_complete", "block_rq_requeue")
+EVENTS = ("block_rq_insert", "block_rq_issue", "block_rq_complete", "block_rq_requeue", "block_bio_queue")
 REQUIRED = ("block_rq_issue", "block_rq_complete")
 WANTS = ", ".join(REQUIRED)
 FRAME = "block_latency"         # the frame under the tracer's own name
@@ -38,6 +50,10 @@ KINDS = ("lat", "queue")
 SIZE_SLOTS = 32      # log2 of bytes
 DEPTH_EXACT = 64     # depths below are exact, above in powers of two
 DEPTH_SLOTS = 128
+# this kernel's layout of what the programs read
+FIELDS = (("request", "q"), ("request", "cmd_flags"), ("request", "__data_len"), ("request", "bio"),
+          ("request_queue", "disk"), ("gendisk", "major"), ("gendisk", "first_minor"))
+ENUMS = ("REQ_OP_READ", "REQ_OP_WRITE", "REQ_OP_FLUSH", "REQ_OP_DISCARD")
 
 BPF_TEXT = r"""
 #define OP_READ 0
@@ -51,10 +67,13 @@ BPF_TEXT = r"""
 #define DEPTH_EXACT 64       /* slot d < 64: depth d; then one slot per power of two */
 #define DEPTH_SLOTS 128
 #define REQUEST_SLOTS 65536  /* power of two, >> requests in flight */
+#define BIO_SLOTS 65536      /* power of two, >> bios between queueing and their request */
 #define ORPHAN_NS 10000000000ull  /* "in flight" for 10 s: its completion was missed */
+#define REQ_OP_MASK 0xff     /* REQ_OP_BITS is 8 */
 
-struct request_slot { u64 sector; u32 dev; u32 pad; u64 insert_ns; u64 issue_ns; };
-struct block_key { u32 dev; u32 op; };
+struct request_slot { u64 rq; u64 insert_ns; u64 issue_ns; u32 dev; u32 op; u32 tgid; u32 pad; };
+struct bio_slot { u64 bio; u32 tgid; u32 pad; };
+struct block_key { u32 dev; u32 op; u32 tgid; u32 pad; };
 struct block_counts {
     u64 requests;        /* issued */
     u64 bytes;           /* issued */
@@ -66,57 +85,88 @@ struct block_counts {
     u64 size_log2[SIZE_SLOTS];
     u64 depth[DEPTH_SLOTS];   /* requests in flight on the device at issue, this one included */
 };
-struct block_hist_key { u32 dev; u16 bucket; u8 op; u8 kind; };
+struct block_hist_key { u32 dev; u16 bucket; u8 op; u8 kind; u32 own; };
 
-/* requests between insert/issue and completion, in a direct-mapped table
-   indexed by a hash of (dev, sector). Slots are written in place: a hash
-   map would need an update and a delete per request, several times the cost
-   of everything else here. A slot still held by another request in flight
-   leaves the new one untimed (counted as lost). */
 BPF_ARRAY(block_requests, struct request_slot, REQUEST_SLOTS);
-/* per (device, op): counts, latency sums, size and depth histograms */
-BPF_PERCPU_HASH(block_counts, struct block_key, struct block_counts, 64);
-/* per (device, op, kind, plat bucket): latency and queue-time histograms */
-BPF_PERCPU_HASH(block_hist, struct block_hist_key, u64, 8192);
+BPF_ARRAY(block_bios, struct bio_slot, BIO_SLOTS);
+/* per (device, op, process): counts, latency sums, size and depth histograms */
+BPF_PERCPU_HASH(block_counts, struct block_key, struct block_counts, 4096);
+/* per (device, op, kind, plat bucket, this process or not): latency and queue-time histograms */
+BPF_PERCPU_HASH(block_hist, struct block_hist_key, u64, 16384);
 /* per device: requests issued during the trace and not completed yet */
 BPF_HASH(block_inflight, u32, s64, 256);
+/* per device, per CPU: completions (where the device's interrupts land) */
+BPF_PERCPU_HASH(block_cpu, u32, u64, 256);
 /* all zeros: the initial block_counts value (too big for the 512-byte BPF stack) */
 BPF_PERCPU_ARRAY(block_counts_zero, struct block_counts, 1);
 
-/* rwbs is "[F]<op>[F][A][S][M]": a leading F is a preflush when an op
-   letter follows, else the op is a flush itself */
-static __always_inline u32 block_op(char c0, char c1)
+static __always_inline u32 block_op(u32 flags)
 {
-    if (c0 == 'F') {
-        if (c1 == 'W') return OP_WRITE;
-        if (c1 == 'R') return OP_READ;
-        if (c1 == 'D') return OP_DISCARD;
-        if (c1 == 'N') return OP_OTHER;
-        return OP_FLUSH;
-    }
-    if (c0 == 'R') return OP_READ;
-    if (c0 == 'W') return OP_WRITE;
-    if (c0 == 'D') return OP_DISCARD;
+    u32 op = flags & REQ_OP_MASK;
+    if (op == REQ_OP_READ) return OP_READ;
+    if (op == REQ_OP_WRITE) return OP_WRITE;
+    if (op == REQ_OP_FLUSH) return OP_FLUSH;
+    if (op == REQ_OP_DISCARD) return OP_DISCARD;
     return OP_OTHER;
 }
 
-static __always_inline struct request_slot *request_slot(u32 dev, u64 sector)
+static __always_inline u32 rq_dev(void *rq)
+{
+    void *q = 0, *disk = 0;
+    int major = 0, minor = 0;
+    bpf_probe_read_kernel(&q, sizeof(q), rq + OFF_REQUEST_Q);
+    if (!q)
+        return 0;
+    bpf_probe_read_kernel(&disk, sizeof(disk), q + OFF_REQUEST_QUEUE_DISK);
+    if (!disk)
+        return 0;
+    bpf_probe_read_kernel(&major, sizeof(major), disk + OFF_GENDISK_MAJOR);
+    bpf_probe_read_kernel(&minor, sizeof(minor), disk + OFF_GENDISK_FIRST_MINOR);
+    return ((u32)major << 20) | (u32)minor;
+}
+
+static __always_inline u32 rq_u32(void *rq, int offset)
+{
+    u32 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), rq + offset);
+    return v;
+}
+
+static __always_inline u32 slot_index(u64 ptr)
 {
     /* Fibonacci hashing: the top 16 bits of a multiplicative hash */
-    u32 i = (u32)(((sector ^ ((u64)dev << 40)) * 0x9E3779B97F4A7C15ull) >> 48);
-    return block_requests.lookup(&i);
+    return (u32)((ptr * 0x9E3779B97F4A7C15ull) >> 48);
+}
+
+static __always_inline u32 current_tgid(void)
+{
+    return bpf_get_current_pid_tgid() >> 32;
+}
+
+/* the process of the request's first bio, else the task at hand */
+static __always_inline u32 rq_owner(void *rq)
+{
+    u64 bio = 0;
+    bpf_probe_read_kernel(&bio, sizeof(bio), rq + OFF_REQUEST_BIO);
+    if (bio) {
+        u32 i = slot_index(bio);
+        struct bio_slot *b = block_bios.lookup(&i);
+        if (b && b->bio == bio)
+            return b->tgid;
+    }
+    return current_tgid();
 }
 
 /* Held by a request in flight (and not an orphan of a missed completion)? */
 static __always_inline bool slot_busy(struct request_slot *s, u64 now)
 {
     u64 since = s->issue_ns ? s->issue_ns : s->insert_ns;
-    return since && now - since < ORPHAN_NS;
+    return s->rq && since && now - since < ORPHAN_NS;
 }
 
-static __always_inline struct block_counts *block_counts_of(u32 dev, u32 op)
+static __always_inline struct block_counts *block_counts_of(u32 dev, u32 op, u32 tgid)
 {
-    struct block_key key = {.dev = dev, .op = op};
+    struct block_key key = {.dev = dev, .op = op, .tgid = tgid};
     struct block_counts *c = block_counts.lookup(&key);
     if (c)
         return c;
@@ -132,9 +182,10 @@ static __always_inline struct block_counts *block_counts_of(u32 dev, u32 op)
     return block_counts.lookup(&key);
 }
 
-static __always_inline void block_hist_add(u32 dev, u32 op, u32 kind, u64 ns)
+static __always_inline void block_hist_add(u32 dev, u32 op, u32 kind, u64 ns, u32 tgid)
 {
-    struct block_hist_key key = {.dev = dev, .bucket = plat_idx(ns), .op = op, .kind = kind};
+    struct block_hist_key key = {.dev = dev, .bucket = plat_idx(ns), .op = op, .kind = kind,
+                                 .own = tgid == OWN_TGID};
     u64 *n = block_hist.lookup(&key);
     if (n) {
         (*n)++;           /* per-CPU: no atomics needed */
@@ -158,52 +209,75 @@ static __always_inline s64 *block_inflight_of(u32 dev)
     return inflight;
 }
 
-TRACEPOINT_PROBE(block, block_rq_insert)
+RAW_TRACEPOINT_PROBE(block_bio_queue)
 {
-    u32 dev = args->dev;
+    u64 bio = ctx->args[0];
+    u32 i = slot_index(bio);
+    struct bio_slot *b = block_bios.lookup(&i);
+    if (b) {
+        b->bio = bio;
+        b->tgid = current_tgid();
+    }
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(block_rq_insert)
+{
+    void *rq = (void *)ctx->args[0];
+    u32 dev = rq_dev(rq);
     DEVICE_FILTER
-    u64 now = bpf_ktime_get_ns(), sector = args->sector;
-    struct request_slot *s = request_slot(dev, sector);
+    u64 now = bpf_ktime_get_ns();
+    u32 i = slot_index((u64)rq);
+    struct request_slot *s = block_requests.lookup(&i);
     if (!s)
         return 0;
-    if (s->dev != dev || s->sector != sector) {
+    if (s->rq != (u64)rq) {
         if (slot_busy(s, now)) {
             count_lost(LOST_BLOCK_REQUEST_SLOT_BUSY);
             return 0;
         }
-        s->dev = dev;
-        s->sector = sector;
+        s->rq = (u64)rq;
         s->issue_ns = 0;
+        s->tgid = rq_owner(rq);
     }
     s->insert_ns = now;
     return 0;
 }
 
-TRACEPOINT_PROBE(block, block_rq_issue)
+RAW_TRACEPOINT_PROBE(block_rq_issue)
 {
-    u32 dev = args->dev;
+    void *rq = (void *)ctx->args[0];
+    u32 dev = rq_dev(rq);
     DEVICE_FILTER
-    u64 now = bpf_ktime_get_ns(), sector = args->sector, queue_ns = 0;
-    u32 op = block_op(args->rwbs[0], args->rwbs[1]);
+    u64 now = bpf_ktime_get_ns(), queue_ns = 0;
+    u32 op = block_op(rq_u32(rq, OFF_REQUEST_CMD_FLAGS)), bytes = rq_u32(rq, OFF_REQUEST_DATA_LEN);
+    u32 tgid;
     bool timed = true, counted = false;
-    struct request_slot *s = request_slot(dev, sector);
+    u32 i = slot_index((u64)rq);
+    struct request_slot *s = block_requests.lookup(&i);
     if (!s)
         return 0;
-    if (s->dev == dev && s->sector == sector) {
+    if (s->rq == (u64)rq) {
         if (s->issue_ns)
-            counted = true;      /* an orphan with the same key: already in flight */
+            counted = true;      /* issued again without a completion: already in flight */
         else if (s->insert_ns)
             queue_ns = now - s->insert_ns;
+        tgid = s->tgid;
     } else if (slot_busy(s, now)) {
         timed = false;
+        tgid = rq_owner(rq);
         count_lost(LOST_BLOCK_REQUEST_SLOT_BUSY);
     } else {
-        s->dev = dev;
-        s->sector = sector;
+        tgid = rq_owner(rq);
+        s->rq = (u64)rq;
         s->insert_ns = 0;
+        s->tgid = tgid;
     }
-    if (timed)
+    if (timed) {
         s->issue_ns = now;
+        s->dev = dev;
+        s->op = op;
+    }
 
     /* only timed requests are counted in flight: only they can be matched at completion */
     s64 depth = 1;
@@ -211,11 +285,12 @@ TRACEPOINT_PROBE(block, block_rq_issue)
     if (inflight)
         depth = (timed && !counted) ? __sync_fetch_and_add(inflight, 1) + 1 : *inflight + 1;
 
-    struct block_counts *c = block_counts_of(dev, op);
+    struct block_counts *c = block_counts_of(dev, op, tgid);
     if (c) {
         c->requests++;
-        c->bytes += args->bytes;
-        c->size_log2[msb64(args->bytes) & (SIZE_SLOTS - 1)]++;
+        c->bytes += bytes;
+        if (bytes)
+            c->size_log2[msb64(bytes) & (SIZE_SLOTS - 1)]++;
         u64 d = depth > 0 ? (u64)depth : 1;     /* unsigned, so the verifier can bound the index */
         u64 slot = d < DEPTH_EXACT ? d : DEPTH_EXACT - 6 + msb64(d);
         if (slot > DEPTH_SLOTS - 1)
@@ -227,18 +302,19 @@ TRACEPOINT_PROBE(block, block_rq_issue)
         }
     }
     if (queue_ns)
-        block_hist_add(dev, op, KIND_QUEUE, queue_ns);
+        block_hist_add(dev, op, KIND_QUEUE, queue_ns, tgid);
     return 0;
 }
 
 /* put back on the queue: not in flight until issued again */
-TRACEPOINT_PROBE(block, block_rq_requeue)
+RAW_TRACEPOINT_PROBE(block_rq_requeue)
 {
-    u32 dev = args->dev;
-    DEVICE_FILTER
-    struct request_slot *s = request_slot(dev, args->sector);
-    if (!s || s->dev != dev || s->sector != args->sector || !s->issue_ns)
+    void *rq = (void *)ctx->args[0];
+    u32 i = slot_index((u64)rq);
+    struct request_slot *s = block_requests.lookup(&i);
+    if (!s || s->rq != (u64)rq || !s->issue_ns)
         return 0;
+    u32 dev = s->dev;
     s->issue_ns = 0;
     s64 *inflight = block_inflight.lookup(&dev);
     if (inflight)
@@ -246,30 +322,50 @@ TRACEPOINT_PROBE(block, block_rq_requeue)
     return 0;
 }
 
-TRACEPOINT_PROBE(block, block_rq_complete)
+RAW_TRACEPOINT_PROBE(block_rq_complete)
 {
-    u32 dev = args->dev;
-    DEVICE_FILTER
-    u64 now = bpf_ktime_get_ns(), sector = args->sector;
-    u32 op = block_op(args->rwbs[0], args->rwbs[1]);
-    struct block_counts *c = block_counts_of(dev, op);
-    if (c)
-        c->completed++;
-    struct request_slot *s = request_slot(dev, sector);
-    if (!s || s->dev != dev || s->sector != sector || !s->issue_ns) {
-        if (c)
+    void *rq = (void *)ctx->args[0];
+    u32 nr_bytes = (u32)ctx->args[2];
+    u64 now = bpf_ktime_get_ns();
+    u32 i = slot_index((u64)rq);
+    struct request_slot *s = block_requests.lookup(&i);
+    if (!s)
+        return 0;
+    if (s->rq != (u64)rq || !s->issue_ns) {
+        u32 dev = rq_dev(rq);
+        DEVICE_FILTER
+        /* a request issued before the trace, or one not timed */
+        struct block_counts *c = block_counts_of(dev, block_op(rq_u32(rq, OFF_REQUEST_CMD_FLAGS)), 0);
+        if (c) {
+            c->completed++;
             c->unmatched++;
+        }
         return 0;
     }
+    /* a partial completion (the request goes on with the rest) is not its end */
+    if (nr_bytes < rq_u32(rq, OFF_REQUEST_DATA_LEN))
+        return 0;
+    u32 dev = s->dev, op = s->op, tgid = s->tgid;
     u64 lat_ns = now - s->issue_ns;
-    s->issue_ns = 0;         /* the slot is free again */
+    s->rq = 0;               /* the slot is free again */
+    s->issue_ns = 0;
     s->insert_ns = 0;
     s64 *inflight = block_inflight.lookup(&dev);
     if (inflight)
         __sync_fetch_and_add(inflight, -1);
-    if (c)
+    struct block_counts *c = block_counts_of(dev, op, tgid);
+    if (c) {
+        c->completed++;
         c->lat_sum_ns += lat_ns;
-    block_hist_add(dev, op, KIND_LAT, lat_ns);
+    }
+    u64 *cpu_done = block_cpu.lookup(&dev);
+    if (cpu_done) {
+        (*cpu_done)++;
+    } else {
+        u64 one = 1;
+        block_cpu.update(&dev, &one);
+    }
+    block_hist_add(dev, op, KIND_LAT, lat_ns, tgid);
     return 0;
 }
 """
@@ -293,22 +389,34 @@ def bpf_text(devices, events):
         filt = f"if (!({tests})) return 0;"
     else:
         filt = ""
-    text = BPF_TEXT.replace("DEVICE_FILTER", filt)
-    head, *probes = text.split("TRACEPOINT_PROBE(block, ")
+    text = btf.defines(FIELDS, ENUMS) + f"#define OWN_TGID {os.getpid()}\n" + \
+        BPF_TEXT.replace("DEVICE_FILTER", filt)
+    head, *probes = text.split("RAW_TRACEPOINT_PROBE(")
     keep = [p for p in probes if p.split(")", 1)[0] in events]
-    return head + "".join("TRACEPOINT_PROBE(block, " + p for p in keep)
+    return head + "".join("RAW_TRACEPOINT_PROBE(" + p for p in keep)
+
+
+def snapshot():
+    """Every disk's /sys/block stat, at the trace's start and stop: the
+    kernel's own count of completions, to check the trace against."""
+    return {kernel_dev(*dev): host.block_stat(dev) for dev in host.block_devices()}
+
+
+_STAT_OPS = {"read": "read_ios", "write": "write_ios", "discard": "discard_ios", "flush": "flush_ios"}
 
 
 def read(bpf, plain, items, percpu_sum):
     """The maps as plain Python, before the program is closed."""
     counts = {}
     for key, value in items(bpf[b"block_counts"], plain):
-        counts[(key["dev"], key["op"])] = percpu_sum(value)
+        counts[(key["dev"], key["op"], key["tgid"])] = percpu_sum(value)
     hists = []
     for key, value in items(bpf[b"block_hist"], plain):
-        hists.append((key["dev"], key["op"], key["kind"], key["bucket"], percpu_sum(value)))
-    devs = {d for d, _ in counts} | {h[0] for h in hists}
-    return {"counts": counts, "hists": hists, "names": {d: device_name(d) for d in devs}}
+        hists.append((key["dev"], key["op"], key["kind"], key["bucket"], key["own"], percpu_sum(value)))
+    cpus = {key: [int(n) for n in value] for key, value in items(bpf[b"block_cpu"], plain)}
+    devs = {d for d, _o, _t in counts} | {h[0] for h in hists}
+    return {"counts": counts, "hists": hists, "cpus": cpus, "names": {d: device_name(d) for d in devs},
+            "own": os.getpid()}
 
 
 # ---- summary and frames -------------------------------------------------------
@@ -321,16 +429,26 @@ def depth_slot_floor(slot):
 _COUNTERS = ("requests", "bytes", "completed", "unmatched", "lat_sum_ns", "queued", "queue_sum_ns")
 
 
-def _tables(raw):
+def _own(raw, ctx):
+    """The process whose I/O is "this run's": the one asked about, when it is
+    the one that traced (the histograms are split by that one), else none
+    (a machine-wide trace: everything counts)."""
+    return ctx.pid if ctx.pid == raw["own"] else None
+
+
+def _tables(raw, who=None, own=None):
     """{(dev, op): {counters..., "size": {bytes: n}, "depth": {depth: n},
-    "lat": dense plat counts, "queue": dense plat counts}}"""
+    "lat": dense plat counts, "queue": dense plat counts}}; who: "own"
+    (process `own`, the one that traced), "other", or None (all)."""
     out = {}
 
     def entry(dev, op):
         return out.setdefault((dev, op), {**{k: 0 for k in _COUNTERS}, "size": {}, "depth": {},
                                           "lat": np.zeros(hist.PLAT_NR, dtype=np.int64),
                                           "queue": np.zeros(hist.PLAT_NR, dtype=np.int64)})
-    for (dev, op), c in raw["counts"].items():
+    for (dev, op, tgid), c in raw["counts"].items():
+        if who and (tgid == own) != (who == "own"):
+            continue
         e = entry(dev, op)
         for k in _COUNTERS:
             e[k] += int(c[k])
@@ -341,7 +459,9 @@ def _tables(raw):
             if n:
                 d = depth_slot_floor(slot)
                 e["depth"][d] = e["depth"].get(d, 0) + int(n)
-    for dev, op, kind, bucket, n in raw["hists"]:
+    for dev, op, kind, bucket, is_own, n in raw["hists"]:
+        if who and bool(is_own) != (who == "own"):
+            continue
         entry(dev, op)[KINDS[kind]][min(bucket, hist.PLAT_NR - 1)] += n
     return out
 
@@ -360,7 +480,7 @@ def _lat_entry(counts, total_ns):
     n = int(counts.sum())
     if not n:
         return {"N": 0, "mean": 0.0}
-    return {"N": n, "mean": total_ns / n, "percentile": hist.percentiles(counts, n),
+    return {"N": n, "mean": total_ns / n, "sum_ns": int(total_ns), "percentile": hist.percentiles(counts, n),
             "bins": hist.to_bins(counts)}
 
 
@@ -375,31 +495,103 @@ def _op_entry(e):
     }
 
 
+def _checked_against_stat(raw, dev, ops):
+    """Completions the trace matched to their requests on a device against
+    the kernel's own count over the same time (None without both
+    snapshots). Unmatched ones are apart: requests issued before the trace,
+    and the second completion a preflush/FUA write gets from the flush
+    machinery, which the kernel does not count again."""
+    before, after = (raw.get("snapshots") or (None, None))
+    a, b = (before or {}).get(dev), (after or {}).get(dev)
+    if not a or not b:
+        return None
+    stat = sum(b[f] - a[f] for f in _STAT_OPS.values())
+    ops = [e for op, e in ops.items() if op in _STAT_OPS]
+    unmatched = sum(e["unmatched_completions"] for e in ops)
+    return {"seen": sum(e["completed"] for e in ops) - unmatched, "unmatched": unmatched, "stat": stat}
+
+
 def summary(raw, ctx):
-    tables = _tables(raw)
-    devices = {}
-    for (dev, op), e in sorted(tables.items()):
+    own = _own(raw, ctx)
+    everyone = _tables(raw)
+    devices, numbers = {}, {}
+    for (dev, op), e in sorted(everyone.items()):
         name = raw["names"].get(dev, str(dev))
+        numbers[name] = dev
         d = devices.setdefault(name, {"dev": f"{dev >> 20}:{dev & 0xfffff}", "ops": {}})
         d["ops"][OPS[op]] = _op_entry(e)
     out = {"devices": devices}
-    # reads and writes of all traced devices together: what the job's device did
-    for op in ("read", "write"):
-        parts = [e for (dev, o), e in tables.items() if OPS[o] == op]
-        if parts:
+    unreliable = []
+    for name, d in devices.items():
+        dev = numbers[name]
+        check = _checked_against_stat(raw, dev, d["ops"])
+        if check:
+            d["completions"] = check
+            if check["seen"] + check["unmatched"] < check["stat"]:
+                missed = check["stat"] - check["seen"] - check["unmatched"]
+                unreliable.append(f"{name} ({missed} of {check['stat']})")
+        cpus = raw.get("cpus", {}).get(dev)
+        if cpus:
+            d["completions_by_cpu"] = {str(i): n for i, n in enumerate(cpus) if n}
+    # reads and writes of the traced devices: what the job's own I/O did there
+    # (the process asked about), else everything
+    mine = _tables(raw, "own", own) if own else everyone
+    for op in ("read", "write", "flush", "discard"):
+        parts = [e for (dev, o), e in mine.items() if OPS[o] == op]
+        if parts and sum(p["requests"] + p["completed"] for p in parts):
             out[op] = _op_entry(_merge(parts))
-    missed = ctx.lost["recursion_misses"].get("block_rq_complete", 0)
-    if missed:
+    if own:
+        others = {}
+        for (dev, op, tgid), c in raw["counts"].items():
+            if tgid != own and (c["requests"] or c["completed"]):
+                o = others.setdefault(tgid, {"requests": 0, "bytes": 0})
+                o["requests"] += int(c["requests"])
+                o["bytes"] += int(c["bytes"])
+        if others:
+            out["other_io"] = {
+                "requests": sum(o["requests"] for o in others.values()),
+                "bytes": sum(o["bytes"] for o in others.values()),
+                # tgid 0: completions of requests issued before the trace began
+                "processes": {str(t): {**o, "comm": _comm(t)} for t, o in sorted(others.items())},
+                "note": "other processes did I/O on the traced devices during the run: their requests are "
+                        "not in read/write, but they shared the device (its depth and latency)"}
+    if unreliable:
         # a missed completion leaves its request "in flight" for good
-        out["depth_unreliable"] = (f"{missed} completions were missed (another BPF program was running on that "
-                                   "CPU): the in-flight depth drifts upward from there")
+        out["depth_unreliable"] = ("completions were missed on " + ", ".join(unreliable)
+                                   + " (against /sys/block stat): the in-flight depth drifts upward from there")
     return out
 
 
-def text(s):
-    """The summary in lines: per direction, what the device did."""
+def _comm(tgid):
+    if not tgid:
+        return "(before the trace)"
+    return host.read_text(f"/proc/{tgid}/comm") or "(exited)"
+
+
+def _log2_lines(lat):
+    """biolatency's view of the latency bins: powers of two in µs with bars."""
+    bins = {int(k): v for k, v in (lat.get("bins") or {}).items()}
+    if not bins:
+        return []
+    slots = {}
+    for ns, n in bins.items():
+        us = max(ns // 1000, 0)
+        k = us.bit_length()         # slot k: [2^(k-1), 2^k) µs; 0: under 1 µs
+        slots[k] = slots.get(k, 0) + n
+    top = max(slots.values())
+    lines = ["     usecs               : count    distribution"]
+    for k in range(min(slots), max(slots) + 1):
+        lo, hi = (0, 1) if k == 0 else (1 << (k - 1), (1 << k) - 1)
+        n = slots.get(k, 0)
+        lines.append(f"  {lo:>8} -> {hi:<8} : {n:<8} |{'*' * round(40 * n / top):<40}|")
+    return lines
+
+
+def text(s, histograms=True):
+    """The summary in lines: per direction, what the device did (with
+    histograms=True, biolatency's log2 view of each latency)."""
     lines = []
-    for op in ("read", "write"):
+    for op in ("read", "write", "flush", "discard"):
         e = s.get(op)
         if not e:
             continue
@@ -409,32 +601,53 @@ def text(s):
         mean_depth = sum(int(k) * v for k, v in depth.items()) / n if n else 0
         share = (s.get("device_share") or {}).get(op)
         depth_text = "n/a (completions missed)" if s.get("depth_unreliable") else f"{mean_depth:.1f}"
-        lines.append(f"block {op}: {e['requests']:,} requests, {human_bytes(e['bytes'])}, device latency "
+        size = f", {human_bytes(e['bytes'])}" if e["bytes"] else ""
+        lines.append(f"block {op}: {e['requests']:,} requests{size}, device latency "
                      f"mean {human_ns(lat.get('mean'))} p99 {human_ns((lat.get('percentile') or {}).get('99.000000'))}"
                      f", queued {human_ns(queue.get('mean'))}, depth {depth_text}"
-                     + (f", {share:.0%} of the engine's clat" if share else ""))
+                     + (f", {share:.0%} of the engine's clat" if share else "")
+                     + (f" ({reached['requests']:,} requests for {reached['ios']:,} I/Os)"
+                        if share and (reached := (s.get("device_requests") or {}).get(op)) else ""))
+        if histograms:
+            lines += _log2_lines(lat)
+    other = s.get("other_io")
+    if other:
+        lines.append(f"block: other processes issued {other['requests']:,} requests "
+                     f"({human_bytes(other['bytes'])}) to the same devices meanwhile")
     return lines
 
 
 def frames(raw, ctx):
     import pandas as pd
-    ops_rows, lat_rows, size_rows, depth_rows = [], [], [], []
-    for (dev, op), e in sorted(_tables(raw).items()):
-        name, opname = raw["names"].get(dev, str(dev)), OPS[op]
-        ops_rows.append({"device": name, "op": opname, "requests": e["requests"], "bytes": e["bytes"],
-                         "completed": e["completed"], "unmatched_completions": e["unmatched"],
-                         "lat_mean_ns": e["lat_sum_ns"] / max(int(e["lat"].sum()), 1),
-                         "queue_mean_ns": e["queue_sum_ns"] / max(int(e["queue"].sum()), 1)})
-        for kind in KINDS:
-            for i in np.nonzero(e[kind])[0]:
-                lat_rows.append({"device": name, "op": opname, "kind": kind,
-                                 "bucket_ns": int(hist.BUCKET_VALUES[i]), "count": int(e[kind][i])})
-        size_rows += [{"device": name, "op": opname, "bytes": v, "count": n} for v, n in sorted(e["size"].items())]
-        depth_rows += [{"device": name, "op": opname, "depth": v, "count": n} for v, n in sorted(e["depth"].items())]
+    own = _own(raw, ctx)
+    ops_rows, lat_rows, size_rows, depth_rows, cpu_rows = [], [], [], [], []
+    for who in (("own", "other") if own else (None,)):
+        for (dev, op), e in sorted(_tables(raw, who, own).items()):
+            name, opname = raw["names"].get(dev, str(dev)), OPS[op]
+            process = {"own": "this run", "other": "others", None: "all"}[who]
+            if not (e["requests"] or e["completed"]):
+                continue
+            ops_rows.append({"device": name, "op": opname, "process": process, "requests": e["requests"],
+                             "bytes": e["bytes"], "completed": e["completed"],
+                             "unmatched_completions": e["unmatched"],
+                             "lat_mean_ns": e["lat_sum_ns"] / max(int(e["lat"].sum()), 1),
+                             "queue_mean_ns": e["queue_sum_ns"] / max(int(e["queue"].sum()), 1)})
+            for kind in KINDS:
+                for i in np.nonzero(e[kind])[0]:
+                    lat_rows.append({"device": name, "op": opname, "process": process, "kind": kind,
+                                     "bucket_ns": int(hist.BUCKET_VALUES[i]), "count": int(e[kind][i])})
+            size_rows += [{"device": name, "op": opname, "process": process, "bytes": v, "count": n}
+                          for v, n in sorted(e["size"].items())]
+            depth_rows += [{"device": name, "op": opname, "process": process, "depth": v, "count": n}
+                           for v, n in sorted(e["depth"].items())]
+    for dev, per_cpu in raw.get("cpus", {}).items():
+        cpu_rows += [{"device": raw["names"].get(dev, str(dev)), "cpu": i, "completions": n}
+                     for i, n in enumerate(per_cpu) if n]
     return {
-        "block_ops": pd.DataFrame(ops_rows, columns=["device", "op", "requests", "bytes", "completed",
+        "block_ops": pd.DataFrame(ops_rows, columns=["device", "op", "process", "requests", "bytes", "completed",
                                                      "unmatched_completions", "lat_mean_ns", "queue_mean_ns"]),
-        "block_latency": pd.DataFrame(lat_rows, columns=["device", "op", "kind", "bucket_ns", "count"]),
-        "block_sizes": pd.DataFrame(size_rows, columns=["device", "op", "bytes", "count"]),
-        "block_depth": pd.DataFrame(depth_rows, columns=["device", "op", "depth", "count"]),
+        "block_latency": pd.DataFrame(lat_rows, columns=["device", "op", "process", "kind", "bucket_ns", "count"]),
+        "block_sizes": pd.DataFrame(size_rows, columns=["device", "op", "process", "bytes", "count"]),
+        "block_depth": pd.DataFrame(depth_rows, columns=["device", "op", "process", "depth", "count"]),
+        "block_cpus": pd.DataFrame(cpu_rows, columns=["device", "cpu", "completions"]),
     }

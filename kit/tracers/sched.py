@@ -1,9 +1,10 @@
 """sched: who switched, why, and how long they were on and off the CPU.
 
-One tracepoint, sched_switch, which fires on every context switch of the
-machine, so its program is kept to one thread lookup and a few additions.
-It fires before the switch, in prev's context (bpf_get_current_*() describe
-prev), and it only looks at prev: when prev switched in is known per CPU
+One raw tracepoint, sched_switch, which fires on every context switch of the
+machine, so its program is kept to one thread lookup and a few additions
+(a raw tracepoint copies no trace record, and its recursion guard is its
+own). It fires before the switch, in prev's context (bpf_get_current_*()
+describe prev; prev_state is its fourth argument), and it only looks at prev: when prev switched in is known per CPU
 (the previous switch there), so prev's on-CPU interval ends now and its
 off-CPU interval ended when it switched in. The off-CPU interval is thus
 recorded one on-CPU period late, and the last one of a thread (still off CPU
@@ -16,6 +17,8 @@ TASK_REPORT_MAX bit) task did not give the CPU up by itself.
 Threads are grouped into roles afterwards, in Python, from what the kernel
 recorded (tid, tgid, comm), because only the caller knows the job's threads.
 """
+import os
+
 import numpy as np
 
 from .. import hist, host
@@ -40,6 +43,7 @@ struct thread_stats {
     u64 involuntary;
     u64 oncpu_ns;
     u64 offcpu_ns;
+    u64 offcpu_n;        /* off-CPU intervals: the mean never depends on the histogram's room */
     u64 offcpu_since;    /* when it last left the CPU */
     u32 tgid;
     char comm[16];
@@ -56,7 +60,8 @@ struct offcpu_key { u32 tid; u32 bucket; };
 BPF_HASH(sched_threads, u32, struct thread_stats, 16384);
 /* per CPU: the running task's start, switch counts (no atomics needed) */
 BPF_PERCPU_ARRAY(sched_cpu, struct sched_cpu, 1);
-/* per (tid, plat bucket): off-CPU intervals, ns */
+/* per (tid, plat bucket): off-CPU intervals, ns, of the tracing process's
+   threads only (a busy machine's every thread would overflow any map) */
 BPF_HASH(sched_offcpu, struct offcpu_key, u64, 65536);
 
 static __always_inline struct thread_stats *sched_thread_of(u32 tid)
@@ -88,7 +93,7 @@ static __always_inline void sched_offcpu_add(u32 tid, u32 bucket)
         count_lost(LOST_SCHED_OFFCPU_FULL);
 }
 
-TRACEPOINT_PROBE(sched, sched_switch)
+RAW_TRACEPOINT_PROBE(sched_switch)
 {
     u64 now = bpf_ktime_get_ns();
     u32 zero = 0;
@@ -99,7 +104,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
     cpu->oncpu_since = now;
     cpu->switches++;
 
-    u32 prev = args->prev_pid;
+    u32 prev = (u32)bpf_get_current_pid_tgid();
     if (!prev) {
         cpu->idle_switches++;
         return 0;
@@ -107,7 +112,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
     struct thread_stats *t = sched_thread_of(prev);
     if (!t)
         return 0;
-    if (args->prev_state & (TASK_REPORT_MAX - 1))
+    if (ctx->args[3] & (TASK_REPORT_MAX - 1))
         t->voluntary++;
     else
         t->involuntary++;
@@ -116,7 +121,9 @@ TRACEPOINT_PROBE(sched, sched_switch)
         if (t->offcpu_since && t->offcpu_since < switched_in) {
             u64 off = switched_in - t->offcpu_since;
             t->offcpu_ns += off;
-            sched_offcpu_add(prev, plat_idx(off));
+            t->offcpu_n++;
+            if (t->tgid == TRACER_TGID)
+                sched_offcpu_add(prev, plat_idx(off));
         }
     }
     t->offcpu_since = now;
@@ -126,7 +133,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
 
 
 def bpf_text(devices, events):
-    return BPF_TEXT
+    return f"#define TRACER_TGID {os.getpid()}\n" + BPF_TEXT
 
 
 def read(bpf, plain, items, percpu_sum):
@@ -143,11 +150,12 @@ def read(bpf, plain, items, percpu_sum):
             "idle_switches": sum(c["idle_switches"] for c in cpus)}
 
 
-def role(tid, tgid, comm, pid, job_tids):
-    """The job's threads; the process's other threads (glibc AIO helpers, the
-    pool; not its main thread, which only waits for the run); io_uring's
-    worker and SQPOLL threads (threads of the process that owns the ring);
-    kworkers; everything else."""
+def role(tid, tgid, comm, pid, job_tids, helper_tids=None):
+    """The job's threads; the threads born during the run to help it (the
+    pool, glibc's AIO threads; when not known, the process's other threads
+    but its main one), never the process's older threads (Jupyter's own,
+    kit's detach pool); io_uring's worker and SQPOLL threads (threads of the
+    process that owns the ring); kworkers; everything else."""
     if tid in job_tids:
         return "job"
     ours = pid is None or tgid == pid
@@ -157,19 +165,19 @@ def role(tid, tgid, comm, pid, job_tids):
         return "io_uring_sqpoll"
     if comm.startswith("kworker/"):
         return "kworker"
-    if pid is not None and tgid == pid and tid != pid:
+    if pid is not None and tgid == pid and tid != pid and (helper_tids is None or tid in helper_tids):
         return "helper"
     return "other"
 
 
-def _threads(raw, pid, job_tids):
+def _threads(raw, pid, job_tids, helper_tids=None):
     rows = []
     for tid, t in raw["threads"].items():
         rows.append({"tid": tid, "tgid": t["tgid"], "comm": t["comm"],
-                     "role": role(tid, t["tgid"], t["comm"], pid, job_tids),
+                     "role": role(tid, t["tgid"], t["comm"], pid, job_tids, helper_tids),
                      "voluntary": t["voluntary"], "involuntary": t["involuntary"],
                      "switches": t["voluntary"] + t["involuntary"],
-                     "oncpu_ns": t["oncpu_ns"], "offcpu_ns": t["offcpu_ns"]})
+                     "oncpu_ns": t["oncpu_ns"], "offcpu_ns": t["offcpu_ns"], "offcpu_n": t["offcpu_n"]})
     rows.sort(key=lambda r: (-r["switches"], r["tid"]))
     return rows
 
@@ -184,7 +192,7 @@ def _offcpu_counts(raw, tids):
 
 def summary(raw, ctx):
     pid, job_tids = ctx.pid, {int(t) for t in ctx.job_tids}
-    threads = _threads(raw, pid, job_tids)
+    threads = _threads(raw, pid, job_tids, ctx.helper_tids)
     roles = {}
     for name in ROLES:
         members = [r for r in threads if r["role"] == name]
@@ -192,10 +200,10 @@ def summary(raw, ctx):
         for k in ("voluntary", "involuntary", "switches", "oncpu_ns", "offcpu_ns"):
             entry[k] = int(sum(r[k] for r in members))
         counts = _offcpu_counts(raw, [r["tid"] for r in members])
-        n = int(counts.sum())
+        n = int(sum(r["offcpu_n"] for r in members))
         entry["offcpu"] = {"N": n, "mean": entry["offcpu_ns"] / n if n else 0.0}
-        if n:
-            entry["offcpu"]["percentile"] = hist.percentiles(counts, n)
+        if n and int(counts.sum()):         # the tracing process's threads: their histogram too
+            entry["offcpu"]["percentile"] = hist.percentiles(counts, int(counts.sum()))
             entry["offcpu"]["bins"] = hist.to_bins(counts)
         entry["comms"] = sorted({host.thread_kind(r["comm"]) for r in members})[:20]
         roles[name] = entry
@@ -217,7 +225,7 @@ def text(s):
 def frames(raw, ctx):
     import pandas as pd
     pid, job_tids = ctx.pid, {int(t) for t in ctx.job_tids}
-    threads = _threads(raw, pid, job_tids)
+    threads = _threads(raw, pid, job_tids, ctx.helper_tids)
     s = summary(raw, ctx)
     role_rows = [{"role": name, **{k: v for k, v in entry.items() if k not in ("offcpu", "comms")},
                   "offcpu_mean_ns": entry["offcpu"]["mean"]} for name, entry in s["roles"].items()]
