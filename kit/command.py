@@ -27,13 +27,21 @@ def main():
     Python shuts down, which puts back the default: death by signal) is
     ignored: the work is done and said."""
     from .cli import main as cli_main
+    code = None
     try:
         code = cli_main()
     except KeyboardInterrupt:           # between the command's end and here
+        pass
+    while True:                 # ignored, not blocked: any thread may be the one a signal reaches
+        try:
+            for signum in _STOP:
+                signal.signal(signum, signal.SIG_IGN)
+            break
+        except KeyboardInterrupt:       # yet another Ctrl-C while setting that up
+            code = None
+    if code is None:
         os.write(2, b"kit: interrupted\n")
         code = 130
-    for signum in _STOP:        # ignored, not blocked: any thread may be the one a signal reaches
-        signal.signal(signum, signal.SIG_IGN)
     return code
 
 

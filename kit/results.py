@@ -770,11 +770,54 @@ def run_document(results, global_options=None):
             else:
                 disks[d["name"]] = dict(d)
         views.append(view)
+    jobs = _fio_groups(jobs, views, [r.data for r in results])
     return {"fio version": first.get("fio version"), "timestamp": first["timestamp"],
             "timestamp_ms": first["timestamp_ms"], "time": first["time"],
             "global options": global_options if global_options is not None else first["global options"],
             "jobs": jobs, "disk_util": list(disks.values()),
             "kit version": __version__, "schema": DOCUMENT, "results": views}
+
+
+def _fio_groups(jobs, views, datas):
+    """What fio does per reporting group (jobs of one groupid): bw_agg is
+    each entry's share of the whole group's bandwidth; with group_reporting
+    the group is ONE entry, every section's threads merged (each result's
+    view keeps its own entries for kit import)."""
+    groups = {}
+    for view, data in zip(views, datas):
+        groups.setdefault(data["jobs"][0].get("groupid", 0), []).append((view, data))
+    for members in groups.values():
+        entries = [jobs[i] for view, _data in members for i in view["jobs"]]
+        for d in DDIRS:
+            parts = [e[d] for e in entries if d in e]
+            runtime = max((p.get("runtime", 0) for p in parts), default=0)
+            agg = sum(p.get("io_bytes", 0) for p in parts) * 1000 // runtime if runtime else 0
+            for p in parts:
+                if "bw_samples" in p:
+                    p["bw_agg"] = bw_agg(p.get("bw_mean", 0), p["bw_samples"], agg)
+    out, moved = [], {}
+    for gid, members in groups.items():
+        reporting = len(members) > 1 and all((data.get("job") or {}).get("group_reporting") for _v, data in members)
+        indexes = [i for view, _data in members for i in view["jobs"]]
+        if not reporting:
+            continue
+        merged = merge_fio_entries([jobs[i] for i in indexes])
+        merged["groupid"] = gid
+        for view, _data in members:
+            view["entries"] = [jobs[i] for i in view["jobs"]]
+        moved.update({i: merged for i in indexes})
+    position = {}
+    for i, entry in enumerate(jobs):
+        target = moved.get(i, entry)
+        if id(target) not in position:
+            position[id(target)] = len(out)
+            out.append(target)
+        moved_index = position[id(target)]
+        for view in views:
+            view["jobs"] = [moved_index if j == i else j for j in view["jobs"]]
+    for view in views:
+        view["jobs"] = list(dict.fromkeys(view["jobs"]))
+    return out
 
 
 def set_group(result, gid):
@@ -799,8 +842,12 @@ def results_from_document(data, source="input"):
             if not isinstance(idx, list) or not idx or not all(
                     isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(data["jobs"]) for i in idx):
                 raise OptionError(None, f"{source}: a result's job entries are not entries of 'jobs'")
-            rebuilt = {**{k: data[k] for k in _FIO_TOP if k in data}, **view,
-                       "jobs": [data["jobs"][i] for i in idx]}
+            # a group merged for fio (group_reporting over several sections):
+            # the result's own entries travel in its view
+            own = view.get("entries")
+            rebuilt = {**{k: data[k] for k in _FIO_TOP if k in data}, **{k: v for k, v in view.items()
+                                                                          if k != "entries"},
+                       "jobs": own if isinstance(own, list) and own else [data["jobs"][i] for i in idx]}
             out.append(_kit_result(rebuilt, source))
         return out
     return [_kit_result(data, source)]
@@ -910,7 +957,6 @@ def merge_fio_entries(entries):
     else:
         merged = {"jobname": entries[0].get("jobname"), "groupid": entries[0].get("groupid", 0),
                   "error": max(e.get("error", 0) for e in entries), "job options": entries[0].get("job options", {})}
-        runtime_ms = max(e.get("job_runtime", 0) for e in entries)
         for d in DDIRS:
             parts = [e[d] for e in entries if d in e]
             if not parts:
@@ -937,7 +983,7 @@ def merge_fio_entries(entries):
                               "lat_ns": _merge_lat([s["lat_ns"] for s in syncs if "lat_ns" in s])}
         runtimes = [e.get("job_runtime", 0) for e in entries]
         busy = sum(runtimes)
-        merged["job_runtime"] = runtime_ms
+        merged["job_runtime"] = busy           # fio sums it over a group's threads
         for cpu in ("usr_cpu", "sys_cpu"):
             # fio's group: summed CPU time over summed job runtime
             merged[cpu] = sum(e.get(cpu, 0.0) * r for e, r in zip(entries, runtimes)) / busy if busy else 0.0

@@ -83,6 +83,10 @@ def run_together(jobs, *, progress=None, machine=True, trace=None, first_thread=
     except RunError as e:
         e.result, e.results = results[0], results
         raise
+    except KeyboardInterrupt:           # the run is done: its result stands, marked
+        for r in results:
+            r.data["interrupted"] = True
+            r.data["notes"].append("interrupted while writing the logs: they are incomplete")
     if first_error:
         exc = RunError(first_error["message"])
         exc.result = results[0] if len(results) == 1 else next(

@@ -313,3 +313,59 @@ def test_bad_log_options_are_one_line_exit_2_nothing_written(tmp_path, args, opt
     p = run_kit("run", "--ioengine=null", "--size=64k", *args, cwd=tmp_path)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and option in p.stderr, p.stderr
     assert os.listdir(tmp_path) == []
+
+
+# ---- found by a hostile review ----------------------------------------------------
+
+def test_windows_sit_on_fios_grid_and_the_runtimes_end_is_no_sample(tmp_path):
+    """2 s with 500 ms windows: lines at 500, 1000 and 1500 ms exactly, and
+    3 samples, as fio (the window reaching the runtime's end is partial)."""
+    f, k, fdir, kdir = both(tmp_path, "[s]\nioengine=null\nrw=read\nsize=64m\nruntime=2\ntime_based\n"
+                                      "write_bw_log=s\nlog_avg_msec=500\n")
+    assert [line[0] for line in read_log(kdir / "s_bw.1.log")] == [500, 1000, 1500]
+    assert [line[0] for line in read_log(fdir / "s_bw.1.log")] == [500, 1000, 1500]
+    assert k["jobs"][0]["read"]["bw_samples"] == f["jobs"][0]["read"]["bw_samples"] == 3
+
+
+def test_one_millisecond_windows_are_real_samples(tmp_path):
+    p = run_kit("run", "--name=m", "--ioengine=null", "--rw=read", "--size=64m", "--runtime=1", "--time_based",
+                "--bwavgtime=1", "--iopsavgtime=1", "--output-format=json", "--progress=0", cwd=tmp_path)
+    read = json.loads(p.stdout)["jobs"][0]["read"]
+    assert 900 <= read["bw_samples"] <= 1000
+    assert read["bw_mean"] == pytest.approx(read["bw"], rel=0.1) and read["bw_min"] > 0
+
+
+def test_group_reporting_over_sections_is_one_entry_and_bw_agg_is_the_groups(tmp_path):
+    text = "[global]\nioengine=null\nsize=64m\ngroup_reporting\n[a]\nrw=randrw\nnumjobs=3\n[b]\nrw=read\nnumjobs=2\n"
+    f, k, _fd, _kd = both(tmp_path, text)
+    assert [(e["jobname"], e["groupid"]) for e in k["jobs"]] == [(e["jobname"], e["groupid"]) for e in f["jobs"]] \
+        == [("a", 0)]
+    for doc in (f, k):                                      # 5 threads of 16384 I/Os, merged
+        assert doc["jobs"][0]["read"]["total_ios"] + doc["jobs"][0]["write"]["total_ios"] == 5 * 16384
+    reread = kit.results.results_from_document(k)           # kit import keeps each section's own entries
+    assert [r.data["jobs"][0]["jobname"] for r in reread] == ["a", "b"]
+    (tmp_path / "agg").mkdir()
+    f, k, _fd, _kd = both(tmp_path / "agg", "[global]\nioengine=null\nsize=64m\nrate=20m\n[a]\nrw=read\n"
+                                            "[b]\nrw=read\n")
+    for doc in (f, k):
+        assert [round(e["read"]["bw_agg"]) for e in doc["jobs"]] == [50, 50]
+
+
+def test_null_engine_at_iodepth_1_completes_inline_as_fio(tmp_path):
+    f, k, _fd, _kd = both(tmp_path, "[n]\nioengine=null\nrw=read\nsize=4m\n")
+    for doc in (f, k):
+        read = doc["jobs"][0]["read"]
+        assert (read["slat_ns"]["N"], read["clat_ns"]["N"], read["lat_ns"]["N"]) == (0, 1024, 1024)
+
+
+def test_ctrl_c_while_writing_logs_keeps_the_result(tmp_path, monkeypatch):
+    from kit import logs
+    monkeypatch.chdir(tmp_path)
+
+    def interrupted(rows):
+        raise KeyboardInterrupt
+        yield
+    monkeypatch.setattr(logs, "_formatted", interrupted)
+    r = kit.run(Job(ioengine="null", rw="read", size="1m", write_iops_log="x"), progress=False)
+    assert r.data["interrupted"] and any("while writing the logs" in n for n in r.data["notes"])
+    assert r.total["read"]["total_ios"] == 256

@@ -244,11 +244,14 @@ static void stats_reset(struct kit_stats *s)
 }
 
 /* ---- time series ---------------------------------------------------------
- * Windows of what completed, closed at the first completion after their end
- * (fio closes them from a helper thread at about the same moment), and
- * records of single I/Os. Appending may allocate: amortized, rare. */
+ * Windows of what completed, on a fixed grid from the start (fio's helper
+ * thread samples every bwavgtime ms, on the same grid): a window is closed
+ * at the first completion at or after its end, and ends at its nominal end,
+ * so windows never drift or shrink. A window with no completion is closed
+ * empty (it is no sample: fio skips an interval that moved nothing).
+ * Records of single I/Os are kept apart. Appending may allocate: amortized. */
 
-#define SERIES_SLACK_NS 1000000ull     /* fio's LOG_MSEC_SLACK: 1 ms early is on time */
+#define SERIES_EMPTY_MAX 100000     /* an idle gap longer than this many windows is one window */
 
 static void series_start(struct kit_series *se, uint64_t interval_ns, uint64_t now)
 {
@@ -270,18 +273,18 @@ static int grow(void **buf, uint64_t *cap, size_t size)
 	return 0;
 }
 
-static void series_close(struct kit_stats *s, struct kit_series *se, uint64_t now)
+static void series_close(struct kit_stats *s, struct kit_series *se, uint64_t end)
 {
 	if (se->n == se->cap && grow((void **)&se->w, &se->cap, sizeof(*se->w))) {
 		s->series_truncated = 1;
 		se->interval_ns = 0;
 		return;
 	}
-	se->open.end_ns = now;
-	se->open.span_ns = now - se->open_ns;
+	se->open.end_ns = end;
+	se->open.span_ns = end - se->open_ns;
 	se->w[se->n++] = se->open;
 	memset(&se->open, 0, sizeof(se->open));
-	se->open_ns = now;
+	se->open_ns = end;
 }
 
 static inline void series_add(struct kit_stats *s, struct kit_series *se, const struct kit_io *io,
@@ -291,8 +294,20 @@ static inline void series_add(struct kit_stats *s, struct kit_series *se, const 
 
 	if (!se->interval_ns)
 		return;
-	if (now - se->open_ns + SERIES_SLACK_NS >= se->interval_ns)
-		series_close(s, se, now);
+	if (now >= se->open_ns + se->interval_ns &&
+	    (!se->until_ns || se->open_ns + se->interval_ns < se->until_ns)) {
+		uint64_t empty = 0;
+
+		series_close(s, se, se->open_ns + se->interval_ns);
+		while (se->interval_ns && now >= se->open_ns + se->interval_ns &&
+		       (!se->until_ns || se->open_ns + se->interval_ns < se->until_ns)) {
+			uint64_t end = se->open_ns + se->interval_ns;
+
+			if (++empty > SERIES_EMPTY_MAX)      /* the rest of the gap in one */
+				end = se->open_ns + (now - se->open_ns) / se->interval_ns * se->interval_ns;
+			series_close(s, se, end);
+		}
+	}
 	w->bytes[io->ddir] += io->len;
 	w->ios[io->ddir]++;
 	w->slat_sum[io->ddir] += (double)slat;
@@ -870,16 +885,16 @@ static void account_io(struct driver *d, struct kit_io *io, uint64_t t_done)
 	{
 		/* a synchronous I/O has no submission latency: lat == clat
 		 * (finish_sync_stats() copies the histogram) */
-		uint64_t slat = d->e->sync || io->ddir == KIT_DDIR_TRIM ? 0 : io->t_issue - io->t_start;
+		int synchronous = d->e->sync || io->ddir == KIT_DDIR_TRIM || io->inline_done;
+		uint64_t slat = synchronous ? 0 : io->t_issue - io->t_start;
 		uint64_t lat = t_done - io->t_start, clat = lat - slat;
 
-		if (d->e->sync || io->ddir == KIT_DDIR_TRIM) {
-			/* trims are synchronous on every engine: lat is clat */
+		if (synchronous) {
+			/* trims, and I/Os an async engine completed inline, have no
+			 * submission latency: lat is clat */
 			lat_add(&ds->clat, clat);
-			if (!d->e->sync) {
-				lat_add(&ds->slat, 0);
+			if (!d->e->sync)
 				lat_add(&ds->lat, lat);
-			}
 		} else {
 			lat_add(&ds->slat, slat);
 			lat_add(&ds->clat, clat);
@@ -981,8 +996,10 @@ static void start_measuring(struct driver *d)
 	series_start(&d->t.s->samples, d->t.p->sample_ns, d->now);
 	series_start(&d->t.s->log, d->t.p->log_ns, d->now);
 	d->t.s->records.n = 0;
-	if (d->t.p->runtime_ns)
+	if (d->t.p->runtime_ns) {
 		d->deadline = d->t.s->start_ns + d->t.p->runtime_ns;
+		d->t.s->samples.until_ns = d->t.s->log.until_ns = d->deadline;
+	}
 }
 
 static int check_min_rate(struct driver *d);
@@ -1247,6 +1264,11 @@ static int issue_one(struct driver *d)
 		do_trim(d, io);
 		io->t_issue = io->t_start;
 		account_io(d, io, clock_if_timed(d));
+		if (!d->e->sync) {
+			depth_add(d->t.s->depth_submit, 1, 1);
+			depth_add(d->t.s->depth_level, 1, 1);
+			depth_add(d->t.s->depth_complete, 1, 1);
+		}
 		d->free_ios[d->nfree++] = io;
 		return maybe_think(d);
 	}
@@ -1256,7 +1278,14 @@ static int issue_one(struct driver *d)
 		return kit_fail(&d->t, r, "%s: queueing an I/O", d->e->name);
 	}
 	if (r == KIT_COMPLETED) {
+		io->inline_done = 1;
 		account_io(d, io, clock_if_timed(d));
+		io->inline_done = 0;
+		if (!d->e->sync) {      /* an async engine that finished it inline: one submit, one reap, depth 1 */
+			depth_add(d->t.s->depth_submit, 1, 1);
+			depth_add(d->t.s->depth_level, 1, 1);
+			depth_add(d->t.s->depth_complete, 1, 1);
+		}
 		d->free_ios[d->nfree++] = io;
 		r = 0;
 	} else if (d->e->commit) {

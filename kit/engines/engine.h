@@ -24,6 +24,7 @@ struct kit_io {
 	uint64_t t_start;       /* when the driver began preparing it */
 	uint64_t t_issue;       /* when the submit call that carried it returned */
 	int64_t result;         /* bytes moved, or -errno; set by the engine */
+	int inline_done;        /* queue() completed it (KIT_COMPLETED): no submission latency */
 };
 
 struct kit_thread {

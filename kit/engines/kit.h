@@ -159,6 +159,8 @@ struct kit_series {
 	uint64_t interval_ns;
 	struct kit_window open;     /* being filled, since open_ns */
 	uint64_t open_ns;
+	uint64_t until_ns;          /* the runtime's end: a window reaching it is
+	                             * the last, partial one (0: no runtime) */
 };
 
 /* One I/O, for per-I/O logs (fio's write_lat_log without log_avg_msec). */
@@ -279,6 +281,13 @@ uint32_t kit_crc32c(uint32_t crc, const void *buf, uint64_t len);
 #define KIT_AT_SYMLINK_NOFOLLOW 256
 #define KIT_AT_EMPTY_PATH 4096
 int kit_file_birth_ns(int dirfd, const char *path, int flags, int64_t *birth_ns);
+
+/* fio's log lines "time, value, ddir, bs[, offset], 0\n" for n I/Os or
+ * windows (offsets NULL: no offset column) into buf; returns the bytes
+ * written, or -1 when cap is under n * KIT_LOG_LINE_MAX. */
+#define KIT_LOG_LINE_MAX 112
+int64_t kit_format_log(const int64_t *times, const int64_t *values, const int64_t *ddirs,
+		       const int64_t *sizes, const int64_t *offsets, uint64_t n, char *buf, uint64_t cap);
 
 /* Histogram helpers shared with Python so both sides agree on buckets. */
 unsigned kit_plat_val_to_idx(uint64_t val);

@@ -1,8 +1,9 @@
 /*
  * null.c - completes every I/O without a system call or a byte moved (fio's
  * null engine): what is left is the cost of kit itself, per I/O -- the floor
- * under every other engine's figures. Always queued, committed and reaped,
- * like an asynchronous engine (fio's completes inline at iodepth=1).
+ * under every other engine's figures. Queued, committed and reaped like an
+ * asynchronous engine, except at iodepth=1, where it completes inline (no
+ * submission latency), as fio's does.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -42,6 +43,10 @@ static int null_queue(struct kit_thread *t, struct kit_io *io)
 	struct null_data *nd = t->engine_data;
 
 	io->result = io->len;
+	if (t->p->iodepth == 1) {       /* fio's null completes inline at iodepth=1 */
+		io->result = io->len;
+		return KIT_COMPLETED;
+	}
 	nd->queued[nd->nqueued++] = io;
 	return KIT_QUEUED;
 }
