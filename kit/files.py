@@ -252,6 +252,8 @@ def check_new_file(path, option):
         raise OptionError(option, f"{path} already exists: kit never replaces a file it did not create "
                                   "(move it away or give another name)")
     parent = os.path.dirname(os.path.abspath(path))
+    if len(os.fsencode(os.path.basename(path))) > 255:
+        raise OptionError(option, f"the file name {os.path.basename(path)[:40]}... is longer than 255 bytes")
     if not os.path.isdir(parent):
         raise OptionError(option, f"{parent} is not a directory (kit does not create it)")
     fstype = host.pseudo_filesystem(parent)

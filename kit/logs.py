@@ -57,6 +57,14 @@ def check(jobs, first=1):
         check_new_file(path, option)
 
 
+def check_apart(jobs, first, data_files):
+    """No log is named like a file the jobs do I/O on."""
+    data = {os.path.abspath(p) for p in data_files}
+    for _u, _j, option, _kind, path in planned(jobs, first):
+        if os.path.abspath(path) in data:
+            raise OptionError(option, f"{path} is also a file the job reads or writes: give the log another name")
+
+
 def write(jobs, per_job, first=1):
     """Writes the log files of a kit run; per_job[u][j]: the statistics of
     thread j of jobs[u]."""

@@ -46,6 +46,7 @@ def run_together(jobs, *, progress=None, machine=True, trace=None, first_thread=
         _check_capabilities(job)
     logs.check(jobs, first_thread)
     plans = [targets.plan(job) for job in jobs]       # every check before any write
+    logs.check_apart(jobs, first_thread, [f.path for p in plans if not p.diskless for f in p.unique_files])
     with targets.prepare(plans, progress=progress) as prepared:
         opened = []
         try:
