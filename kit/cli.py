@@ -14,7 +14,7 @@ from .files import Output, say, write_stream
 from .text import printable
 from .tracers import TRACERS
 from .job import ALIASES, INVERSES, OPTIONS, Job
-from .options import parse_bool, parse_time
+from .options import parse_bool, parse_int, parse_time
 from .api import check_all, runner_choice, tracer_names
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -348,6 +348,10 @@ def cmd_trace(argv):
     p.add_argument("--duration", default="10", help="how long (seconds, or 500ms, 1m)")
     p.add_argument("--trace", default=",".join(TRACERS), help=f"some of {','.join(TRACERS)} (default: all)")
     p.add_argument("--device", action="append", help="only this block device (repeatable; default: all)")
+    p.add_argument("--records", default="0", help="keep the last N block requests one by one (biosnoop's view)")
+    p.add_argument("--stacks", action="store_true", help="kernel stacks kit's threads leave the CPU from "
+                                                          "(offcputime's folded view)")
+    p.add_argument("--runq", action="store_true", help="run-queue latency per role (runqlat's view)")
     p.add_argument("--output-format", "--output_format", dest="output_format", default="normal",
                    help="normal or json")
     args = p.parse_args(argv)
@@ -358,7 +362,8 @@ def cmd_trace(argv):
         raise OptionError("output-format", "must be normal or json")
     names = tracer_names(args.trace)
     devices = [_device_numbers(d) for d in args.device or []] or None
-    t = Trace(*names, devices=devices)
+    records = parse_int("records", args.records, 0, 1 << 20)
+    t = Trace(*names, devices=devices, records=records, stacks=args.stacks, runq=args.runq)
     with t:
         try:
             time.sleep(duration)

@@ -325,7 +325,8 @@ def test_windows_sit_on_fios_grid_and_the_runtimes_end_is_no_sample(tmp_path):
     f, k, fdir, kdir = both(tmp_path, "[s]\nioengine=null\nrw=read\nsize=64m\nruntime=2\ntime_based\n"
                                       "write_bw_log=s\nlog_avg_msec=500\n")
     assert [line[0] for line in read_log(kdir / "s_bw.1.log")] == [500, 1000, 1500]
-    assert [line[0] for line in read_log(fdir / "s_bw.1.log")] == [500, 1000, 1500]
+    # fio's helper thread wakes about on time (seen: 1501)
+    assert [line[0] for line in read_log(fdir / "s_bw.1.log")] == pytest.approx([500, 1000, 1500], abs=3)
     assert k["jobs"][0]["read"]["bw_samples"] == f["jobs"][0]["read"]["bw_samples"] == 3
 
 

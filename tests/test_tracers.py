@@ -546,3 +546,68 @@ def test_ctrl_c_anywhere_in_start_or_stop_leaves_nothing_loaded(tracing, scratch
     assert interrupted == 12
     assert not {k: v for k, v in _bpf_objects().items() if k not in before}
     assert _fds() == fds
+
+
+# ---- the views bcc users expect ----------------------------------------------------
+
+def test_block_records_are_biosnoops_view(tracing, loopdev):
+    """records=500: the last 500 requests one by one, each this process's
+    4 KiB read on the loop device, timed, with its sector inside the device."""
+    settle()
+    job = kit.Job(filename=loopdev, rw="randread", direct=True, bs="4k", number_ios=N, ioengine="psync")
+    with Trace(block=True, devices=[major_minor(loopdev)], records=500) as t:
+        r = kit.run(job, progress=False, machine=False)
+    s = t.summary(pid=os.getpid(), job_tids=job_tids(r))
+    rec = s["block"]["requests"]
+    size = os.path.getsize(loopdev) if os.path.isfile(loopdev) else int(open(
+        f"/sys/block/{os.path.basename(loopdev)}/size").read()) * 512
+    assert rec["kept"] == len(rec["lat_ns"]) == 500
+    assert set(rec["op"]) == {"read"} and set(rec["bytes"]) == {4096} and set(rec["pid"]) == {os.getpid()}
+    assert set(rec["device"]) == {os.path.basename(loopdev)}
+    assert all(0 < ns < 1e9 for ns in rec["lat_ns"]) and all(0 <= s * 512 < size for s in rec["sector"])
+    assert rec["t_ns"][0] == 0 and sorted(rec["t_ns"]) == rec["t_ns"]
+    frame = t.frames()["block_requests"]
+    assert len(frame) == 500 and frame["lat_ns"].sum() == sum(rec["lat_ns"])
+    with pytest.raises(kit.OptionError):
+        Trace(block=True, records=-1)
+
+
+def test_offcpu_stacks_are_offcputimes_folded_view(tracing, loopdev):
+    """stacks=True: the job thread leaves the CPU from the kernel's
+    scheduling functions, in folded lines a flame graph reads."""
+    job = kit.Job(filename=loopdev, rw="randread", direct=True, bs="4k", number_ios=N, ioengine="psync")
+    r, s, t = traced(job, sched=True, stacks=True)
+    from kit.tracers import sched as sched_tracer
+    lines = sched_tracer.folded(t._raw["sched"], t._context("sched", os.getpid(), job_tids(r), None), "job")
+    assert lines, "no stacks for the job thread"
+    stack, value = lines[0].rsplit(" ", 1)
+    assert int(value) > 0 and ";" in stack and any("schedule" in f for f in stack.split(";")), lines[:3]
+    total_us = sum(int(line.rsplit(" ", 1)[1]) for line in lines)
+    assert total_us * 1000 <= s["sched"]["roles"]["job"]["offcpu_ns"] + 1_000_000
+    assert s["sched"]["stacks"] and t.frames()["sched_stacks"]["offcpu_us"].sum() > 0
+
+
+def test_runq_latency_is_runqlats_view_per_role(tracing, scratch):
+    """runq=True: of the job and helper threads' time off CPU, the part spent
+    runnable but waiting for a CPU (threadpool: nine threads, two CPUs)."""
+    job = kit.Job(directory=scratch, size="16m", ioengine="threadpool", rw="randread", bs="4k", iodepth=8,
+                  number_ios=N, pre_read=True)
+    r, s, _t = traced(job, sched=True, runq=True)
+    roles = s["sched"]["roles"]
+    for name in ("job", "helper"):
+        runq = roles[name]["runq"]
+        assert runq["N"] > 100 and runq["mean"] > 0 and "percentile" in runq
+        assert roles[name]["runq_ns"] <= roles[name]["offcpu_ns"] + roles[name]["oncpu_ns"]
+
+
+def test_an_unreadable_tracefs_is_said_by_doctor_and_by_run_alike(monkeypatch):
+    """A non-root user with CAP_BPF and CAP_PERFMON, tracefs mode 0700:
+    status() and start() give the same one-line reason (simulated: this test
+    runs as root, whom os.access never refuses)."""
+    events = os.path.join(_bpf.tracefs_dir() or _bpf.TRACEFS, "events")
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if path == events else real(path, mode, **kw))
+    st = status()
+    assert not st["usable"] and "not readable by this user" in st["reason"]
+    with pytest.raises(TraceUnavailable, match="not readable by this user"):
+        Trace(sched=True).start()

@@ -12,7 +12,7 @@ A tracer is one module in this package, listed once in TRACERS, with:
     also given under the tracer's own name);
     tracepoints(exists) -> {event: tracepoint} this kernel has, and
     complete(found) -> whether that is enough;
-    bpf_text(devices, events), read(bpf, plain, items, percpu_sum) -> raw;
+    bpf_text(devices, events, options), read(bpf, plain, items, percpu_sum) -> raw;
     summary(raw, ctx), frames(raw, ctx), text(summary) -> lines,
 where ctx is a Context (the process and job threads asked about, the
 events attached, what was lost).
@@ -126,7 +126,12 @@ class Trace:
     devices: [(major, minor), ...] of the disks to trace (a partition means
     its disk); None (or empty) traces every block device."""
 
-    def __init__(self, *names, devices=None, **flags):
+    def __init__(self, *names, devices=None, records=0, stacks=False, runq=False, **flags):
+        """records: keep the last N block requests one by one (biosnoop's
+        view); stacks: the kernel stacks the tracing process's threads leave
+        the CPU from (offcputime's view, folded); runq: run-queue latency,
+        wakeup to on-CPU (runqlat's view). Each costs per event: off by
+        default."""
         unknown = [n for n in list(names) + list(flags) if n not in TRACERS]
         if unknown:
             raise OptionError("trace", f"{unknown[0]!r} is not a tracer (allowed: {', '.join(TRACERS)})")
@@ -135,6 +140,9 @@ class Trace:
         if not self.tracers:
             raise OptionError("trace", f"choose at least one of {', '.join(TRACERS)}")
         self.devices = [(int(ma), int(mi)) for ma, mi in devices] if devices else None
+        if isinstance(records, bool) or not isinstance(records, int) or not 0 <= records <= 1 << 20:
+            raise OptionError("records", f"must be a number of requests from 0 to {1 << 20} (got {records!r})")
+        self.options = {"records": records, "stacks": bool(stacks), "runq": bool(runq)}
         self.events = {}          # tracer -> {logical event: tracepoint} attached
         self._bpf = None
         self._raw = None
@@ -165,7 +173,7 @@ class Trace:
                 raise TraceUnavailable(f"trace={name}: this kernel lacks its tracepoints ({TRACERS[name].WANTS})")
             self.events[name] = found
         text = _bpf.lost_defines() + _bpf.COMMON_TEXT + "".join(
-            TRACERS[name].bpf_text(self.devices, self.events[name]) for name in self.tracers)
+            TRACERS[name].bpf_text(self.devices, self.events[name], self.options) for name in self.tracers)
         self._bpf = _bpf.load(text, bcc, cflags, kernel_source)
         # what a tracer checks itself against (block: /sys/block stat), at both ends
         self._snapshots = {name: TRACERS[name].snapshot() for name in self.tracers

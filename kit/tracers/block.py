@@ -5,7 +5,7 @@ argument is the struct request itself: a completion is matched to its request
 by that pointer, so flushes (which carry no sector) are timed, the extra
 completions of preflush/FUA writes match nothing instead of a stranger's slot,
 and a partial completion (nr_bytes short of the request) is not its end.
-Fields are read at this kernel's offsets, from its BTF (kit.tracers.btf).
+Fields are read at this kernel's offsets, from its BTF (kit.tracers._btf).
 Raw tracepoints also copy no trace record and guard recursion per program:
 a completion interrupting another tracer's program is no longer dropped.
 
@@ -36,7 +36,7 @@ import os
 import numpy as np
 
 from .. import hist, host
-from . import _bpf, btf
+from . import _bpf, _btf as btf
 from ..text import human_bytes, human_ns
 
 NAME = "block"
@@ -71,7 +71,11 @@ BPF_TEXT = r"""
 #define ORPHAN_NS 10000000000ull  /* "in flight" for 10 s: its completion was missed */
 #define REQ_OP_MASK 0xff     /* REQ_OP_BITS is 8 */
 
-struct request_slot { u64 rq; u64 insert_ns; u64 issue_ns; u32 dev; u32 op; u32 tgid; u32 pad; };
+struct request_slot { u64 rq; u64 insert_ns; u64 issue_ns; u32 dev; u32 op; u32 tgid; u32 bytes;
+                      u64 sector; u64 queue_ns; char comm[16]; };
+/* one request, for biosnoop's view (BLOCK_RECORDS: the last N are kept) */
+struct block_record { u64 done_ns; u64 sector; u64 queue_ns; u64 lat_ns; u32 dev; u32 op; u32 tgid; u32 bytes;
+                      u32 cpu; u32 pad; char comm[16]; };
 struct bio_slot { u64 bio; u32 tgid; u32 pad; };
 struct block_key { u32 dev; u32 op; u32 tgid; u32 pad; };
 struct block_counts {
@@ -97,6 +101,10 @@ BPF_PERCPU_HASH(block_hist, struct block_hist_key, u64, 16384);
 BPF_HASH(block_inflight, u32, s64, 256);
 /* per device, per CPU: completions (where the device's interrupts land) */
 BPF_PERCPU_HASH(block_cpu, u32, u64, 256);
+#ifdef BLOCK_RECORDS
+BPF_ARRAY(block_records, struct block_record, BLOCK_RECORDS);
+BPF_ARRAY(block_records_next, u64, 1);
+#endif
 /* all zeros: the initial block_counts value (too big for the 512-byte BPF stack) */
 BPF_PERCPU_ARRAY(block_counts_zero, struct block_counts, 1);
 
@@ -277,6 +285,13 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
         s->issue_ns = now;
         s->dev = dev;
         s->op = op;
+#ifdef BLOCK_RECORDS
+        s->bytes = bytes;
+        s->queue_ns = queue_ns;
+        s->sector = 0;
+        bpf_probe_read_kernel(&s->sector, sizeof(s->sector), rq + OFF_REQUEST_SECTOR);
+        bpf_get_current_comm(&s->comm, sizeof(s->comm));
+#endif
     }
 
     /* only timed requests are counted in flight: only they can be matched at completion */
@@ -347,6 +362,26 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
         return 0;
     u32 dev = s->dev, op = s->op, tgid = s->tgid;
     u64 lat_ns = now - s->issue_ns;
+#ifdef BLOCK_RECORDS
+    u32 zero = 0;
+    u64 *next = block_records_next.lookup(&zero);
+    if (next) {
+        u32 k = (u32)(__sync_fetch_and_add(next, 1) % BLOCK_RECORDS);
+        struct block_record *rec = block_records.lookup(&k);
+        if (rec) {
+            rec->done_ns = now;
+            rec->sector = s->sector;
+            rec->queue_ns = s->queue_ns;
+            rec->lat_ns = lat_ns;
+            rec->dev = dev;
+            rec->op = op;
+            rec->tgid = tgid;
+            rec->bytes = s->bytes;
+            rec->cpu = bpf_get_smp_processor_id();
+            __builtin_memcpy(rec->comm, s->comm, sizeof(rec->comm));
+        }
+    }
+#endif
     s->rq = 0;               /* the slot is free again */
     s->issue_ns = 0;
     s->insert_ns = 0;
@@ -381,16 +416,18 @@ def device_name(dev):
     return host.dev_name((dev >> 20, dev & 0xfffff))
 
 
-def bpf_text(devices, events):
-    """The C for this trace: only the tracepoints this kernel has, and the
-    device filter compiled in (cheaper than a map lookup per event)."""
+def bpf_text(devices, events, options):
+    """The C for this trace: only the tracepoints this kernel has, the
+    device filter compiled in (cheaper than a map lookup per event), and the
+    per-request records when asked for."""
     if devices:
         tests = " || ".join(f"dev == {kernel_dev(*host.whole_disk((ma, mi))):#x}" for ma, mi in devices)
         filt = f"if (!({tests})) return 0;"
     else:
         filt = ""
-    text = btf.defines(FIELDS, ENUMS) + f"#define OWN_TGID {os.getpid()}\n" + \
-        BPF_TEXT.replace("DEVICE_FILTER", filt)
+    records = int(options.get("records") or 0)
+    text = btf.defines(FIELDS + (("request", "__sector"),), ENUMS) + f"#define OWN_TGID {os.getpid()}\n" + \
+        (f"#define BLOCK_RECORDS {records}\n" if records else "") + BPF_TEXT.replace("DEVICE_FILTER", filt)
     head, *probes = text.split("RAW_TRACEPOINT_PROBE(")
     keep = [p for p in probes if p.split(")", 1)[0] in events]
     return head + "".join("RAW_TRACEPOINT_PROBE(" + p for p in keep)
@@ -414,9 +451,23 @@ def read(bpf, plain, items, percpu_sum):
     for key, value in items(bpf[b"block_hist"], plain):
         hists.append((key["dev"], key["op"], key["kind"], key["bucket"], key["own"], percpu_sum(value)))
     cpus = {key: [int(n) for n in value] for key, value in items(bpf[b"block_cpu"], plain)}
-    devs = {d for d, _o, _t in counts} | {h[0] for h in hists}
+    records = _read_records(bpf, plain, items)
+    devs = {d for d, _o, _t in counts} | {h[0] for h in hists} | {r["dev"] for r in records}
     return {"counts": counts, "hists": hists, "cpus": cpus, "names": {d: device_name(d) for d in devs},
-            "own": os.getpid()}
+            "own": os.getpid(), "records": records}
+
+
+def _read_records(bpf, plain, items):
+    """The kept per-request records, oldest first (a ring: the last N)."""
+    try:
+        table, nxt = bpf[b"block_records"], bpf[b"block_records_next"]
+    except KeyError:
+        return []
+    n = int(nxt[nxt.Key(0)].value)
+    size = len(table)
+    rows = dict(items(table, plain))
+    order = range(n) if n <= size else [(n + i) % size for i in range(size)]
+    return [rows[i] for i in order if i in rows]
 
 
 # ---- summary and frames -------------------------------------------------------
@@ -555,11 +606,27 @@ def summary(raw, ctx):
                 "processes": {str(t): {**o, "comm": _comm(t)} for t, o in sorted(others.items())},
                 "note": "other processes did I/O on the traced devices during the run: their requests are "
                         "not in read/write, but they shared the device (its depth and latency)"}
+    if raw.get("records"):
+        out["requests"] = _records_columns(raw)
     if unreliable:
         # a missed completion leaves its request "in flight" for good
         out["depth_unreliable"] = ("completions were missed on " + ", ".join(unreliable)
                                    + " (against /sys/block stat): the in-flight depth drifts upward from there")
     return out
+
+
+def _records_columns(raw):
+    """biosnoop's view, column by column (compact in JSON): when each
+    request completed (ns since the first kept one), by whom, where, and its
+    queue and device latency."""
+    recs = raw["records"]
+    t0 = min(r["done_ns"] for r in recs)
+    return {"kept": len(recs),
+            "t_ns": [r["done_ns"] - t0 for r in recs], "pid": [r["tgid"] for r in recs],
+            "comm": [r["comm"] for r in recs], "device": [raw["names"].get(r["dev"], str(r["dev"])) for r in recs],
+            "op": [OPS[r["op"]] for r in recs], "sector": [r["sector"] for r in recs],
+            "bytes": [r["bytes"] for r in recs], "queue_ns": [r["queue_ns"] for r in recs],
+            "lat_ns": [r["lat_ns"] for r in recs], "cpu": [r["cpu"] for r in recs]}
 
 
 def _comm(tgid):
@@ -650,4 +717,8 @@ def frames(raw, ctx):
         "block_sizes": pd.DataFrame(size_rows, columns=["device", "op", "process", "bytes", "count"]),
         "block_depth": pd.DataFrame(depth_rows, columns=["device", "op", "process", "depth", "count"]),
         "block_cpus": pd.DataFrame(cpu_rows, columns=["device", "cpu", "completions"]),
+        "block_requests": pd.DataFrame({k: v for k, v in _records_columns(raw).items() if k != "kept"}
+                                       if raw.get("records") else {},
+                                       columns=["t_ns", "pid", "comm", "device", "op", "sector", "bytes",
+                                                "queue_ns", "lat_ns", "cpu"]),
     }

@@ -17,12 +17,13 @@ TASK_REPORT_MAX bit) task did not give the CPU up by itself.
 Threads are grouped into roles afterwards, in Python, from what the kernel
 recorded (tid, tgid, comm), because only the caller knows the job's threads.
 """
+import contextlib
 import os
 
 import numpy as np
 
 from .. import hist, host
-from . import _bpf
+from . import _bpf, _btf as btf
 
 NAME = "sched"
 EVENTS = ("sched_switch",)
@@ -45,9 +46,11 @@ struct thread_stats {
     u64 offcpu_ns;
     u64 offcpu_n;        /* off-CPU intervals: the mean never depends on the histogram's room */
     u64 offcpu_since;    /* when it last left the CPU */
+    u64 runq_ns;         /* waiting for a CPU: woken (or preempted) -> on CPU */
+    u64 runq_n;
     u32 tgid;
     char comm[16];
-    u32 pad;
+    s32 stack;           /* the kernel stack it last left the CPU from (SCHED_STACKS) */
 };
 struct sched_cpu {
     u64 oncpu_since;     /* when the task now running here was switched in */
@@ -63,6 +66,19 @@ BPF_PERCPU_ARRAY(sched_cpu, struct sched_cpu, 1);
 /* per (tid, plat bucket): off-CPU intervals, ns, of the tracing process's
    threads only (a busy machine's every thread would overflow any map) */
 BPF_HASH(sched_offcpu, struct offcpu_key, u64, 65536);
+#ifdef SCHED_RUNQ
+/* per thread: when it became runnable (woken, or preempted) */
+BPF_HASH(sched_runnable, u32, u64, 65536);
+/* per (tid, plat bucket): run-queue latency of the tracing process's threads */
+BPF_HASH(sched_runq, struct offcpu_key, u64, 65536);
+#endif
+#ifdef SCHED_STACKS
+struct stack_key { u32 tid; s32 stack; };
+struct stack_time { u64 ns; u64 n; };
+BPF_STACK_TRACE(sched_stack_traces, 16384);
+/* per (tid, kernel stack it left the CPU from): off-CPU time, of the tracing process's threads */
+BPF_HASH(sched_stack_offcpu, struct stack_key, struct stack_time, 16384);
+#endif
 
 static __always_inline struct thread_stats *sched_thread_of(u32 tid)
 {
@@ -71,6 +87,7 @@ static __always_inline struct thread_stats *sched_thread_of(u32 tid)
         return t;
     struct thread_stats fresh = {};
     fresh.tgid = bpf_get_current_pid_tgid() >> 32;     /* current is prev here */
+    fresh.stack = -1;
     bpf_get_current_comm(&fresh.comm, sizeof(fresh.comm));
     if (sched_threads.insert(&tid, &fresh)) {
         count_lost(LOST_SCHED_THREADS_FULL);
@@ -124,16 +141,81 @@ RAW_TRACEPOINT_PROBE(sched_switch)
             t->offcpu_n++;
             if (t->tgid == TRACER_TGID)
                 sched_offcpu_add(prev, plat_idx(off));
+#ifdef SCHED_STACKS
+            if (t->tgid == TRACER_TGID && t->stack >= 0) {
+                struct stack_key key = {.tid = prev, .stack = t->stack};
+                struct stack_time *st = sched_stack_offcpu.lookup(&key);
+                if (st) {
+                    st->ns += off;
+                    st->n++;
+                } else {
+                    struct stack_time first = {.ns = off, .n = 1};
+                    sched_stack_offcpu.update(&key, &first);
+                }
+            }
+#endif
         }
     }
     t->offcpu_since = now;
+#ifdef SCHED_STACKS
+    if (t->tgid == TRACER_TGID)
+        t->stack = sched_stack_traces.get_stackid(ctx, 0);
+#endif
+#ifdef SCHED_RUNQ
+    if (!(ctx->args[3] & (TASK_REPORT_MAX - 1)))
+        sched_runnable.update(&prev, &now);     /* preempted: runnable from now */
+    {
+        u32 next = 0;
+        bpf_probe_read_kernel(&next, sizeof(next), (void *)ctx->args[2] + OFF_TASK_STRUCT_PID);
+        u64 *since = next ? sched_runnable.lookup(&next) : 0;
+        if (since) {
+            u64 wait = now - *since;
+            sched_runnable.delete(&next);
+            struct thread_stats *n = sched_threads.lookup(&next);
+            if (n) {
+                n->runq_ns += wait;
+                n->runq_n++;
+                if (n->tgid == TRACER_TGID) {
+                    struct offcpu_key key = {.tid = next, .bucket = plat_idx(wait)};
+                    u64 *c = sched_runq.lookup(&key);
+                    if (c) {
+                        __sync_fetch_and_add(c, 1);
+                    } else {
+                        u64 one = 1;
+                        sched_runq.update(&key, &one);
+                    }
+                }
+            }
+        }
+    }
+#endif
     return 0;
 }
+
+#ifdef SCHED_RUNQ
+static __always_inline int sched_woken(void *p)
+{
+    u32 tid = 0;
+    u64 now = bpf_ktime_get_ns();
+    bpf_probe_read_kernel(&tid, sizeof(tid), p + OFF_TASK_STRUCT_PID);
+    if (tid)
+        sched_runnable.update(&tid, &now);
+    return 0;
+}
+
+RAW_TRACEPOINT_PROBE(sched_wakeup) { return sched_woken((void *)ctx->args[0]); }
+RAW_TRACEPOINT_PROBE(sched_wakeup_new) { return sched_woken((void *)ctx->args[0]); }
+#endif
 """
 
 
-def bpf_text(devices, events):
-    return f"#define TRACER_TGID {os.getpid()}\n" + BPF_TEXT
+def bpf_text(devices, events, options):
+    text = f"#define TRACER_TGID {os.getpid()}\n"
+    if options.get("stacks"):
+        text += "#define SCHED_STACKS 1\n"
+    if options.get("runq"):
+        text += "#define SCHED_RUNQ 1\n" + btf.defines((("task_struct", "pid"),))
+    return text + BPF_TEXT
 
 
 def read(bpf, plain, items, percpu_sum):
@@ -145,7 +227,19 @@ def read(bpf, plain, items, percpu_sum):
     for key, n in items(bpf[b"sched_offcpu"], plain):
         offcpu.setdefault(key["tid"], []).append((key["bucket"], n))
     cpus = [plain(c) for c in bpf[b"sched_cpu"][0]]
-    return {"threads": threads, "offcpu": offcpu,
+    runq = {}
+    with contextlib.suppress(KeyError):
+        for key, n in items(bpf[b"sched_runq"], plain):
+            runq.setdefault(key["tid"], []).append((key["bucket"], n))
+    stacks = []
+    with contextlib.suppress(KeyError):
+        traces = bpf[b"sched_stack_traces"]
+        for key, v in items(bpf[b"sched_stack_offcpu"], plain):
+            frames = []
+            with contextlib.suppress(KeyError, OSError):
+                frames = [bpf.ksym(addr).decode(errors="replace") for addr in traces.walk(key["stack"])]
+            stacks.append({"tid": key["tid"], "frames": frames[::-1], "offcpu_ns": v["ns"], "count": v["n"]})
+    return {"threads": threads, "offcpu": offcpu, "runq": runq, "stacks": stacks,
             "switches": sum(c["switches"] for c in cpus),
             "idle_switches": sum(c["idle_switches"] for c in cpus)}
 
@@ -177,17 +271,41 @@ def _threads(raw, pid, job_tids, helper_tids=None):
                      "role": role(tid, t["tgid"], t["comm"], pid, job_tids, helper_tids),
                      "voluntary": t["voluntary"], "involuntary": t["involuntary"],
                      "switches": t["voluntary"] + t["involuntary"],
-                     "oncpu_ns": t["oncpu_ns"], "offcpu_ns": t["offcpu_ns"], "offcpu_n": t["offcpu_n"]})
+                     "oncpu_ns": t["oncpu_ns"], "offcpu_ns": t["offcpu_ns"], "offcpu_n": t["offcpu_n"],
+                     "runq_ns": t["runq_ns"], "runq_n": t["runq_n"]})
     rows.sort(key=lambda r: (-r["switches"], r["tid"]))
     return rows
 
 
-def _offcpu_counts(raw, tids):
+def _offcpu_counts(raw, tids, which="offcpu"):
     counts = np.zeros(hist.PLAT_NR, dtype=np.int64)
     for tid in tids:
-        for bucket, n in raw["offcpu"].get(tid, ()):
+        for bucket, n in raw.get(which, {}).get(tid, ()):
             counts[min(bucket, hist.PLAT_NR - 1)] += n
     return counts
+
+
+def _lat(total_ns, n, counts):
+    out = {"N": n, "mean": total_ns / n if n else 0.0}
+    if n and int(counts.sum()):         # the tracing process's threads: their histogram too
+        out["percentile"] = hist.percentiles(counts, int(counts.sum()))
+        out["bins"] = hist.to_bins(counts)
+    return out
+
+
+def folded(raw, ctx, role_name=None):
+    """offcputime's folded stacks ("comm;outer;...;inner value", value in
+    microseconds off CPU), for flame graphs; role_name: only that role's."""
+    pid, job_tids = ctx.pid, {int(t) for t in ctx.job_tids}
+    roles = {r["tid"]: (r["role"], r["comm"]) for r in _threads(raw, pid, job_tids, ctx.helper_tids)}
+    lines = {}
+    for s in raw.get("stacks", ()):
+        role, comm = roles.get(s["tid"], ("other", str(s["tid"])))
+        if role_name and role != role_name:
+            continue
+        key = ";".join([host.thread_kind(comm)] + (s["frames"] or ["[unknown]"]))
+        lines[key] = lines.get(key, 0) + s["offcpu_ns"]
+    return [f"{k} {v // 1000}" for k, v in sorted(lines.items(), key=lambda kv: -kv[1]) if v >= 1000]
 
 
 def summary(raw, ctx):
@@ -197,14 +315,15 @@ def summary(raw, ctx):
     for name in ROLES:
         members = [r for r in threads if r["role"] == name]
         entry = {"threads": len(members)}
-        for k in ("voluntary", "involuntary", "switches", "oncpu_ns", "offcpu_ns"):
+        for k in ("voluntary", "involuntary", "switches", "oncpu_ns", "offcpu_ns", "runq_ns"):
             entry[k] = int(sum(r[k] for r in members))
-        counts = _offcpu_counts(raw, [r["tid"] for r in members])
-        n = int(sum(r["offcpu_n"] for r in members))
-        entry["offcpu"] = {"N": n, "mean": entry["offcpu_ns"] / n if n else 0.0}
-        if n and int(counts.sum()):         # the tracing process's threads: their histogram too
-            entry["offcpu"]["percentile"] = hist.percentiles(counts, int(counts.sum()))
-            entry["offcpu"]["bins"] = hist.to_bins(counts)
+        tids = [r["tid"] for r in members]
+        entry["offcpu"] = _lat(entry["offcpu_ns"], int(sum(r["offcpu_n"] for r in members)),
+                               _offcpu_counts(raw, tids))
+        if raw.get("runq") is not None and any(r["runq_n"] for r in members):
+            # runqlat's view: of the time off CPU, how much was waiting for a CPU
+            entry["runq"] = _lat(entry["runq_ns"], int(sum(r["runq_n"] for r in members)),
+                                 _offcpu_counts(raw, tids, "runq"))
         entry["comms"] = sorted({host.thread_kind(r["comm"]) for r in members})[:20]
         roles[name] = entry
     return {
@@ -214,12 +333,21 @@ def summary(raw, ctx):
                    "threads": len(threads)},
         "roles": roles,
         "threads": threads[:TOP_THREADS],
+        **({"stacks": folded(raw, ctx)[:TOP_THREADS]} if raw.get("stacks") else {}),
     }
 
 
 def text(s):
     roles = ", ".join(f"{name} {v['switches']:,}" for name, v in (s.get("roles") or {}).items() if v.get("switches"))
-    return [f"sched: {s['system']['switches']:,} switches system-wide; by role: {roles or 'none'}"]
+    lines = [f"sched: {s['system']['switches']:,} switches system-wide; by role: {roles or 'none'}"]
+    waits = ", ".join(f"{name} {v['runq']['mean'] / 1000:.1f}us x {v['runq']['N']:,}"
+                      for name, v in (s.get("roles") or {}).items() if (v.get("runq") or {}).get("N"))
+    if waits:
+        lines.append(f"sched: waiting for a CPU (run queue), mean by role: {waits}")
+    for line in (s.get("stacks") or [])[:3]:
+        stack, us = line.rsplit(" ", 1)
+        lines.append(f"sched: off CPU {int(us):,}us from {';'.join(stack.split(';')[-3:])}")
+    return lines
 
 
 def frames(raw, ctx):
@@ -239,4 +367,6 @@ def frames(raw, ctx):
         "sched_roles": pd.DataFrame(role_rows, columns=["role", "threads", "voluntary", "involuntary",
                                                         "switches", "oncpu_ns", "offcpu_ns", "offcpu_mean_ns"]),
         "sched_offcpu": pd.DataFrame(offcpu_rows, columns=["tid", "role", "bucket_ns", "count"]),
+        "sched_stacks": pd.DataFrame([{"stack": line.rsplit(" ", 1)[0], "offcpu_us": int(line.rsplit(" ", 1)[1])}
+                                      for line in folded(raw, ctx)], columns=["stack", "offcpu_us"]),
     }

@@ -82,7 +82,7 @@ def complete(found):
     return bool(found)
 
 
-def bpf_text(devices, events):
+def bpf_text(devices, events, options):
     text = f"#define URING_EVENTS {len(NAMES)}\n#define TRACER_TGID {os.getpid()}\n" + BPF_TEXT
     for event, tp in events.items():
         extra = _ITEMS.format(event=NAMES.index(ITEMS[event])) if event in ITEMS else ""
