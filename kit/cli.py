@@ -77,7 +77,9 @@ def _run_parser():
     p.add_argument("--output", dest="output", help="write the output to this file instead of stdout")
     p.add_argument("--progress", dest="progress", nargs="?", const="1", metavar="0|1",
                    help="progress bar (default: when stderr is a terminal)")
-    p.add_argument("--trace", dest="trace", help=f"eBPF tracers to attach: {','.join(TRACERS)} (comma-separated)")
+    p.add_argument("--trace", dest="trace", help=f"eBPF tracers to attach: {','.join(TRACERS)} (comma-separated), "
+                                                 "and optionally records=N (the last N block requests one by one), "
+                                                 "stacks (off-CPU kernel stacks), runq (run-queue latency)")
     p.add_argument("--runner", dest="runner", default="kit", help="kit (default) or fio: who runs the job")
     p.add_argument("--compare", dest="compare", help="fio: run with kit, then with fio, and compare")
     p.add_argument("--strict", dest="strict", action="store_true",
@@ -360,10 +362,13 @@ def cmd_trace(argv):
         raise OptionError("duration", "must be more than 0")
     if args.output_format not in ("normal", "json"):
         raise OptionError("output-format", "must be normal or json")
-    names = tracer_names(args.trace)
+    from .tracers import split_request
+    names, views = split_request(tracer_names(args.trace))
     devices = [_device_numbers(d) for d in args.device or []] or None
-    records = parse_int("records", args.records, 0, 1 << 20)
-    t = Trace(*names, devices=devices, records=records, stacks=args.stacks, runq=args.runq)
+    views["records"] = parse_int("records", args.records, 0, 1 << 20) or views.get("records", 0)
+    views["stacks"] = args.stacks or views.get("stacks", False)
+    views["runq"] = args.runq or views.get("runq", False)
+    t = Trace(*names, devices=devices, **views)
     with t:
         try:
             time.sleep(duration)

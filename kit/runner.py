@@ -381,11 +381,12 @@ def _start_trace(trace, devices):
     Trace this run must stop."""
     if not trace:
         return None
-    names = set(trace.split(",") if isinstance(trace, str) else trace)
+    names, options = tracers.split_request(trace.split(",") if isinstance(trace, str) else trace)
+    names = set(names)
     if not devices and names != {"block"}:
         # files on tmpfs and the like: the job has no block device to watch
         names.discard("block")
-    t = tracers.Trace(*names, devices=devices)
+    t = tracers.Trace(*names, devices=devices, **options)
     t.start()
     return t
 

@@ -100,7 +100,8 @@ def measure_anatomy(data=None, quick=False, directory=None, progress=None):
     with bar(total=len(jobs), label="anatomy", unit="job", enabled=progress) as b:
         for i, (name, job) in enumerate(jobs, 1):
             try:
-                result = run(job, progress=False, trace=list(TRACERS) if traced else None)
+                # with the last 2,000 block requests one by one, for the latency-over-time view
+                result = run(job, progress=False, trace=list(TRACERS) + ["records=2000"] if traced else None)
             except KitError as e:
                 # a tracer that cannot attach must not cost the measurement
                 result = run(job, progress=False)

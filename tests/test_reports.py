@@ -119,7 +119,8 @@ def test_anatomy_and_machine_reports(report):
     roles = table_with(os.path.join(report["dir"], "anatomy.html"), "io_uring_sqpoll")
     sqpoll = next(r for r in roles if r[0] == "io_uring-sqpoll")
     assert int(sqpoll[roles[0].index("io_uring_sqpoll")].replace(",", "")) > 0   # iou-sqp was seen
-    assert anatomy.count("data:image/png;base64") >= 2
+    assert anatomy.count("data:image/png;base64") >= 3
+    assert "Device latency over time, request by request" in anatomy       # the block tracer's records
     machine = os.path.join(report["dir"], "machine.html")
     text = open(machine).read()
     assert os.uname().release in text

@@ -611,3 +611,20 @@ def test_an_unreadable_tracefs_is_said_by_doctor_and_by_run_alike(monkeypatch):
     assert not st["usable"] and "not readable by this user" in st["reason"]
     with pytest.raises(TraceUnavailable, match="not readable by this user"):
         Trace(sched=True).start()
+
+
+@pytest.mark.parametrize("request_text, names, views", [
+    ("block,sched", ["block", "sched"], {}),
+    ("block,records=2000,stacks,runq", ["block"], {"records": 2000, "stacks": True, "runq": True}),
+])
+def test_trace_requests_name_tracers_and_views(request_text, names, views):
+    from kit.tracers import split_request
+    assert split_request(request_text.split(",")) == (names, views)
+
+
+@pytest.mark.parametrize("bad", ["block,records=0", "block,records=lots", "records=10", "block,stack", "bloc"])
+def test_bad_trace_requests_are_one_line_exit_2(bad, tmp_path):
+    from conftest import run_kit
+    p = run_kit("run", "--size=64k", f"--trace={bad}", f"--directory={tmp_path / 'd'}")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--trace" in p.stderr, p.stderr
+    assert not (tmp_path / "d").exists()

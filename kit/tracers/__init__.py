@@ -51,6 +51,30 @@ class Context:
     lost: dict = field(default_factory=dict)
 
 
+VIEWS = ("records=N", "stacks", "runq")     # what a trace request may add to the tracer names
+
+
+def split_request(tokens):
+    """A trace request ("block,sched,records=2000,stacks" as tokens) ->
+    (tracer names, Trace options); OptionError naming what is neither."""
+    names, options = [], {}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if key in TRACERS and not sep:
+            names.append(key)
+        elif key in ("stacks", "runq") and not sep:
+            options[key] = True
+        elif key == "records" and sep:
+            from ..options import parse_int
+            options["records"] = parse_int("trace", value, 1, 1 << 20)
+        else:
+            raise OptionError("trace", f"must be a comma-separated list of {', '.join(TRACERS)}, and "
+                                       f"optionally {', '.join(VIEWS)} (got {token!r})")
+    if not names:
+        raise OptionError("trace", f"names no tracer (one or more of {', '.join(TRACERS)})")
+    return names, options
+
+
 @contextlib.contextmanager
 def _signals_held():
     """Ctrl-C and SIGTERM wait until the programs are all attached (or all

@@ -238,6 +238,8 @@ def read(bpf, plain, items, percpu_sum):
             frames = []
             with contextlib.suppress(KeyError, OSError):
                 frames = [bpf.ksym(addr).decode(errors="replace") for addr in traces.walk(key["stack"])]
+            while frames and frames[0].startswith(("bpf_prog_", "bpf_trace_run", "__bpf_trace_")):
+                frames.pop(0)               # the tracer's own frames, innermost
             stacks.append({"tid": key["tid"], "frames": frames[::-1], "offcpu_ns": v["ns"], "count": v["n"]})
     return {"threads": threads, "offcpu": offcpu, "runq": runq, "stacks": stacks,
             "switches": sum(c["switches"] for c in cpus),
@@ -346,7 +348,7 @@ def text(s):
         lines.append(f"sched: waiting for a CPU (run queue), mean by role: {waits}")
     for line in (s.get("stacks") or [])[:3]:
         stack, us = line.rsplit(" ", 1)
-        lines.append(f"sched: off CPU {int(us):,}us from {';'.join(stack.split(';')[-3:])}")
+        lines.append(f"sched: off CPU {int(us):,}us from {';'.join(stack.split(';')[-4:])}")
     return lines
 
 
