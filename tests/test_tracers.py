@@ -332,8 +332,15 @@ def _bpf_objects():
             size = ctypes.c_uint32(256)
             lib.bpf_obj_get_info_by_fd(fd, buf, ctypes.byref(size))
             os.close(fd)
-            out[(kind, cur.value)] = buf.raw[name_offset:name_offset + 16].split(b"\0")[0].decode()
+            name = buf.raw[name_offset:name_offset + 16].split(b"\0")[0].decode()
+            # kit's own (its maps' names, bcc's names of its programs): another
+            # tool tracing meanwhile (bpftrace, a second kit) is not ours to count
+            if name.startswith(KIT_BPF_NAMES):
+                out[(kind, cur.value)] = name
     return out
+
+
+KIT_BPF_NAMES = ("block_", "sched_", "uring_", "io_uring_", "lost")
 
 
 def _fds():

@@ -99,8 +99,6 @@ BPF_PERCPU_HASH(block_counts, struct block_key, struct block_counts, 4096);
 BPF_PERCPU_HASH(block_hist, struct block_hist_key, u64, 16384);
 /* per device: requests issued during the trace and not completed yet */
 BPF_HASH(block_inflight, u32, s64, 256);
-/* per device, per CPU: completions (where the device's interrupts land) */
-BPF_PERCPU_HASH(block_cpu, u32, u64, 256);
 #ifdef BLOCK_RECORDS
 BPF_ARRAY(block_records, struct block_record, BLOCK_RECORDS);
 BPF_ARRAY(block_records_next, u64, 1);
@@ -393,13 +391,6 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
         c->completed++;
         c->lat_sum_ns += lat_ns;
     }
-    u64 *cpu_done = block_cpu.lookup(&dev);
-    if (cpu_done) {
-        (*cpu_done)++;
-    } else {
-        u64 one = 1;
-        block_cpu.update(&dev, &one);
-    }
     block_hist_add(dev, op, KIND_LAT, lat_ns, tgid);
     return 0;
 }
@@ -444,13 +435,16 @@ _STAT_OPS = {"read": "read_ios", "write": "write_ios", "discard": "discard_ios",
 
 def read(bpf, plain, items, percpu_sum):
     """The maps as plain Python, before the program is closed."""
-    counts = {}
+    counts, cpus = {}, {}
     for key, value in items(bpf[b"block_counts"], plain):
         counts[(key["dev"], key["op"], key["tgid"])] = percpu_sum(value)
+        # the counts are per CPU: where completions ran (the device's interrupts)
+        per_cpu = cpus.setdefault(key["dev"], [0] * len(value))
+        for i, v in enumerate(value):
+            per_cpu[i] += int(v["completed"])
     hists = []
     for key, value in items(bpf[b"block_hist"], plain):
         hists.append((key["dev"], key["op"], key["kind"], key["bucket"], key["own"], percpu_sum(value)))
-    cpus = {key: [int(n) for n in value] for key, value in items(bpf[b"block_cpu"], plain)}
     records = _read_records(bpf, plain, items)
     devs = {d for d, _o, _t in counts} | {h[0] for h in hists} | {r["dev"] for r in records}
     return {"counts": counts, "hists": hists, "cpus": cpus, "names": {d: device_name(d) for d in devs},
