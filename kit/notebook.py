@@ -5,6 +5,7 @@ import datetime
 import html
 import inspect
 import math
+import os
 import types
 
 import pandas as pd
@@ -68,11 +69,44 @@ def setup(namespace, title, suites=(), shown=(), **own):
     machine's name."""
     parameters(namespace, **COMMON_PARAMETERS, **own)
     machine = namespace["machine"] or machine_name()
+    data_dir = namespace["data_dir"]
     if namespace["measure"] and suites:
         from . import suites as measuring
-        measuring.measure(namespace["data_dir"], quick=namespace["quick"], suites=suites, progress=True)
+        measuring.measure(data_dir, quick=namespace["quick"], suites=suites, progress=True,
+                          sweep=_sweep_file(namespace["sweep"]) if "sweep" in suites and namespace.get("sweep")
+                          else None)
+    elif namespace["machine"] is not None or not os.path.isdir(data_dir):
+        # a typo must not publish empty pages: the machine and the store exist
+        if not os.path.isdir(data_dir):
+            raise ParameterError(f"parameter data_dir: {data_dir!r} is not a directory (no results store there)")
+        known = [m["name"] for m in store.machines(data_dir, quiet=True)]
+        if machine not in known:
+            raise ParameterError(f"parameter machine: {machine!r} has no results in {data_dir} "
+                                 f"(machines there: {', '.join(known) or 'none'})")
+    if "sweep" in suites and namespace.get("sweep") and not namespace["measure"]:
+        stored = f"sweep-{namespace['sweep']}"
+        if not store.load(machine, stored, data_dir) and not store.load(machine, stored + "-quick", data_dir):
+            folder = store.machine_dir(data_dir, machine)
+            sweeps = sorted(d[len("sweep-"):] for d in (os.listdir(folder) if os.path.isdir(folder) else [])
+                            if d.startswith("sweep-"))
+            raise ParameterError(f"parameter sweep: no sweep {namespace['sweep']!r} stored for {machine} "
+                                 f"(stored: {', '.join(sweeps) or 'none'})")
     header(title, machine, namespace["data_dir"], {k: namespace[k] for k in shown})
     return machine
+
+
+def _sweep_file(name):
+    """A sweep to measure: one of kit's (kit/sweeps/<name>.yml) or a file."""
+    from .suites import DEFAULT_SWEEP
+    folder = os.path.dirname(DEFAULT_SWEEP)
+    own = os.path.join(folder, f"{name}.yml")
+    if os.path.isfile(own):
+        return own
+    if os.path.isfile(name):
+        return name
+    raise ParameterError(f"parameter sweep: no sweep {name!r} (kit's: "
+                         f"{', '.join(f[:-4] for f in sorted(os.listdir(folder)) if f.endswith('.yml'))}; "
+                         "or give a sweep file's path)")
 
 
 def header(title, machine, data_dir, params=None):

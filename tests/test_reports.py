@@ -157,6 +157,16 @@ def test_notebook_parameters_are_checked(report):
     assert "\n" not in str(e.value)
     with pytest.raises(RunError, match="parameter quick: must be bool"):
         publish.execute("engines", {"machine": report["machine"], "data_dir": report["data"], "quick": "yes"})
+    # a typo stops the page with one line instead of publishing it empty
+    with pytest.raises(RunError, match=r"parameter machine: 'nosuchbox' has no results in .*\(machines there: "):
+        publish.execute("engines", {"machine": "nosuchbox", "data_dir": report["data"]})
+    with pytest.raises(RunError, match="parameter data_dir: '/nonexistent' is not a directory"):
+        publish.execute("anatomy", {"machine": report["machine"], "data_dir": "/nonexistent"})
+    with pytest.raises(RunError, match=r"parameter sweep: no sweep 'nosuch' stored for .*\(stored: engines-quick\)"):
+        publish.execute("sweep", {"machine": report["machine"], "data_dir": report["data"], "sweep": "nosuch"})
+    with pytest.raises(RunError, match=r"parameter sweep: no sweep 'nosuch' \(kit's: engines"):
+        publish.execute("sweep", {"machine": report["machine"], "data_dir": report["data"], "sweep": "nosuch",
+                                  "measure": True})
 
 
 def test_notebooks_use_kits_kernel():
