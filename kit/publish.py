@@ -91,12 +91,18 @@ def execute(notebook, parameters, cwd=None):
             raise RunError(f"notebook {notebook}: {e.ename}: {e.evalue}") from None
 
 
-def export_html(nb):
+def export_html(nb, title=None, machine=None):
+    """The executed notebook as one self-contained page: its own title (not
+    nbconvert's "Notebook"), and a link back to the index."""
     from nbconvert import HTMLExporter
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _resources = exporter.from_notebook_node(nb)
+    name = f"{title} · {machine}" if title and machine else (title or "kit report")
+    body, _resources = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
     body = _MATHJAX_CONFIG.sub("", body)
     body = _REMOTE_SCRIPT.sub("", body)
+    body = re.sub(r"<title>.*?</title>", f"<title>{html.escape(name)}</title>", body, count=1, flags=re.S)
+    back = ('<p class="kit-nav" style="margin:1em 2em"><a href="../index.html">← all machines and reports</a></p>')
+    body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + "\n" + back, body, count=1)
     return body.replace("<head>", "<head>\n" + NO_FAVICON, 1)
 
 
@@ -157,7 +163,7 @@ def publish(data=None, reports=None, machines=None, progress=None, notebooks=Non
             folder = os.path.join(reports, store.safe_name(machine))
             os.makedirs(folder, exist_ok=True)
             path = os.path.join(folder, f"{name}.html")
-            write_atomic(path, export_html(executed))
+            write_atomic(path, export_html(executed, _title(name), machine))
             written.append(path)
             b.update_to(i)
     write_index(reports, data)
@@ -174,7 +180,8 @@ def write_index(reports=None, data=None):
         pages = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".html")) if os.path.isdir(folder) else []
         fp = m["fingerprint"]
         dev = ((fp.get("target") or {}).get("device") or {})
-        when = datetime.datetime.fromtimestamp(m["newest"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        when = datetime.datetime.fromtimestamp(m["newest"], datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") \
+            if m["newest"] else "-"
         links = " · ".join(f"<a href=\"{html.escape(store.safe_name(m['name']))}/{html.escape(p)}.html\">"
                            f"{html.escape(_title(p))}</a>" for p in _ordered(pages)) or "<i>not published</i>"
         rows.append(f"<tr><td><b>{html.escape(m['name'])}</b></td><td>{html.escape(when)}</td>"

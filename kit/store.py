@@ -144,12 +144,23 @@ def machines(data=None, quiet=False):
         if fingerprint is None:
             continue
         files = list(_result_files(folder))
-        newest = max((os.path.getmtime(f) for f in files), default=os.path.getmtime(path))
+        # when the results were measured, as they say, not when their files
+        # were copied (a folder copied from another machine sorts right)
+        newest = max((_measured_at(f) for f in files), default=0)
         suites = sorted({os.path.basename(os.path.dirname(f)) for f in files})
         out.append({"name": name, "fingerprint": fingerprint, "results": len(files), "newest": newest,
                     "suites": suites, "folder": folder})
     out.sort(key=lambda m: m["newest"], reverse=True)
     return out
+
+
+def _measured_at(path):
+    try:
+        with open(path, "rb") as fh:
+            stamp = json.load(fh).get("timestamp")
+        return stamp if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else 0
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def _result_files(folder, suite=None):

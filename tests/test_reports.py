@@ -353,3 +353,21 @@ def test_publish_names_and_skips_what_it_cannot_read(report, tmp_path, capfd):
     assert len(found) == 2 and len(found[0]) == 7          # every engine still there, nothing doubled
     rows = table_with(os.path.join(tmp_path, "reports", "index.html"), "machine")
     assert {r[0] for r in rows[1:]} == {report["machine"]}
+
+
+def test_pages_have_titles_a_way_back_and_the_index_sorts_by_measurement(report, tmp_path):
+    import re
+    import shutil
+    for page in os.listdir(report["dir"]):
+        text = open(os.path.join(report["dir"], page)).read()
+        title = re.search(r"<title>(.*?)</title>", text, re.S).group(1)
+        assert "Notebook" not in title and report["machine"] in title, title
+        assert 'href="../index.html"' in text
+    # a copied folder keeps the time its results were measured, not the copy's
+    data = tmp_path / "data"
+    shutil.copytree(report["data"], data)
+    for f in (data / report["machine"]).rglob("*.json"):
+        os.utime(f, (0, 0))
+    newest = store.machines(str(data))[0]["newest"]
+    stamps = [r.data["timestamp"] for r in store.load(report["machine"], data=report["data"])]
+    assert newest == max(stamps) > 1_700_000_000
