@@ -109,6 +109,18 @@ def _sweep_file(name):
                          "or give a sweep file's path)")
 
 
+def download(frame, filename, what="the data behind this page"):
+    """A link that saves a DataFrame as CSV, inside the page itself (pages
+    stay self-contained: no file beside them to lose)."""
+    import base64
+    from IPython.display import HTML, display
+    if frame is None or len(frame) == 0:
+        return
+    data = base64.b64encode(frame.to_csv(index=False).encode()).decode()
+    display(HTML(f'<p class="kit-download"><a download="{html.escape(filename)}" '
+                 f'href="data:text/csv;base64,{data}">Download {html.escape(what)} (CSV, {len(frame):,} rows)</a></p>'))
+
+
 def header(title, machine, data_dir, params=None):
     """The report's first lines: machine, date, kit version, parameters."""
     from IPython.display import HTML, display

@@ -363,6 +363,7 @@ def test_pages_have_titles_a_way_back_and_the_index_sorts_by_measurement(report,
         title = re.search(r"<title>(.*?)</title>", text, re.S).group(1)
         assert "Notebook" not in title and report["machine"] in title, title
         assert 'href="../index.html"' in text
+        assert 'href="data:text/csv;base64,' in text, page              # the page's data, downloadable
     # a copied folder keeps the time its results were measured, not the copy's
     data = tmp_path / "data"
     shutil.copytree(report["data"], data)
