@@ -350,6 +350,14 @@ def block_stat(dev: tuple[int, int]) -> dict | None:
     return {**dict.fromkeys(BLOCK_STAT_LATER, 0), **dict(zip(fields, map(int, values)))}
 
 
+def block_in_flight(dev: tuple[int, int]) -> int | None:
+    """Requests a block device has in flight now (/sys/block/<dev>/inflight,
+    reads plus writes), or None."""
+    text = read_text(os.path.join(dev_dir(dev), "inflight"))
+    values = text.split() if text else []
+    return sum(int(v) for v in values) if values and all(v.isdigit() for v in values) else None
+
+
 def block_devices() -> list[tuple[int, int]]:
     """(major, minor) of every whole disk the kernel lists in /sys/block."""
     out = []

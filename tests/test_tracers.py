@@ -455,7 +455,14 @@ def test_block_times_flushes_and_matches_each_completion_once(tracing, mounted_l
     assert flushes["lat_ns"]["mean"] > 0
     c = d["completions"]
     assert c["seen"] <= c["stat"] <= c["seen"] + c["unmatched"]     # none missed; the extra ones apart
+    assert d["in_flight_at_end"] == {"trace": 0, "kernel": 0}
     assert "depth_unreliable" not in s["block"]
+    # the flushes kblockd issues for every waiting writer are nobody's, not "other processes'"
+    unattributed = s["block"]["unattributed"]["flush"]
+    assert unattributed["requests"] == flushes["requests"]
+    others = (s["block"].get("other_io") or {}).get("processes", {})
+    assert not any("kblockd" in p["comm"] for p in others.values()), others
+    assert "0" not in others                                  # completions from before the trace are no process
 
 
 def test_two_traced_runs_each_count_their_own_io(tracing, loopdev):
@@ -575,6 +582,12 @@ def test_block_records_are_biosnoops_view(tracing, loopdev):
     assert rec["t_ns"][0] == 0 and sorted(rec["t_ns"]) == rec["t_ns"]
     frame = t.frames()["block_requests"]
     assert len(frame) == 500 and frame["lat_ns"].sum() == sum(rec["lat_ns"])
+    # a huge ring that stays mostly empty costs nothing to read back
+    t0 = time.monotonic()
+    with Trace(block=True, devices=[major_minor(loopdev)], records=1 << 20) as t:
+        kit.run(job.replace(number_ios=100), progress=False, machine=False)
+    assert t.summary(pid=os.getpid())["block"]["requests"]["kept"] == 100
+    assert time.monotonic() - t0 < 15
     with pytest.raises(kit.OptionError):
         Trace(block=True, records=-1)
 

@@ -149,17 +149,20 @@ static __always_inline u32 current_tgid(void)
     return bpf_get_current_pid_tgid() >> 32;
 }
 
-/* the process of the request's first bio, else the task at hand */
+/* the process of the request's first bio; a request without one (the
+   flushes the block layer makes for every writer waiting on it, issued by
+   kblockd) belongs to no process */
+#define UNATTRIBUTED 0xFFFFFFFFu
 static __always_inline u32 rq_owner(void *rq)
 {
     u64 bio = 0;
     bpf_probe_read_kernel(&bio, sizeof(bio), rq + OFF_REQUEST_BIO);
-    if (bio) {
-        u32 i = slot_index(bio);
-        struct bio_slot *b = block_bios.lookup(&i);
-        if (b && b->bio == bio)
-            return b->tgid;
-    }
+    if (!bio)
+        return UNATTRIBUTED;
+    u32 i = slot_index(bio);
+    struct bio_slot *b = block_bios.lookup(&i);
+    if (b && b->bio == bio)
+        return b->tgid;
     return current_tgid();
 }
 
@@ -424,10 +427,18 @@ def bpf_text(devices, events, options):
     return head + "".join("RAW_TRACEPOINT_PROBE(" + p for p in keep)
 
 
+UNATTRIBUTED = 0xFFFFFFFF       # a request without a bio: the block layer's own flushes
+
+
 def snapshot():
-    """Every disk's /sys/block stat, at the trace's start and stop: the
-    kernel's own count of completions, to check the trace against."""
-    return {kernel_dev(*dev): host.block_stat(dev) for dev in host.block_devices()}
+    """Every disk's /sys/block stat and requests in flight, at the trace's
+    start and stop: the kernel's own counts, to check the trace against."""
+    out = {}
+    for dev in host.block_devices():
+        stat = host.block_stat(dev)
+        if stat is not None:
+            out[kernel_dev(*dev)] = {**stat, "in_flight_now": host.block_in_flight(dev)}
+    return out
 
 
 _STAT_OPS = {"read": "read_ios", "write": "write_ios", "discard": "discard_ios", "flush": "flush_ios"}
@@ -446,9 +457,10 @@ def read(bpf, plain, items, percpu_sum):
     for key, value in items(bpf[b"block_hist"], plain):
         hists.append((key["dev"], key["op"], key["kind"], key["bucket"], key["own"], percpu_sum(value)))
     records = _read_records(bpf, plain, items)
+    inflight = {int(key): int(value) for key, value in items(bpf[b"block_inflight"], plain)}
     devs = {d for d, _o, _t in counts} | {h[0] for h in hists} | {r["dev"] for r in records}
     return {"counts": counts, "hists": hists, "cpus": cpus, "names": {d: device_name(d) for d in devs},
-            "own": os.getpid(), "records": records}
+            "own": os.getpid(), "records": records, "inflight": inflight}
 
 
 def _read_records(bpf, plain, items):
@@ -459,9 +471,10 @@ def _read_records(bpf, plain, items):
         return []
     n = int(nxt[nxt.Key(0)].value)
     size = len(table)
+    if n < size:            # only the slots written (a big, mostly empty ring costs nothing to read)
+        return [plain(table[table.Key(i)]) for i in range(n)]
     rows = dict(items(table, plain))
-    order = range(n) if n <= size else [(n + i) % size for i in range(size)]
-    return [rows[i] for i in order if i in rows]
+    return [rows[(n + i) % size] for i in range(size) if (n + i) % size in rows]
 
 
 # ---- summary and frames -------------------------------------------------------
@@ -541,11 +554,13 @@ def _op_entry(e):
 
 
 def _checked_against_stat(raw, dev, ops):
-    """Completions the trace matched to their requests on a device against
-    the kernel's own count over the same time (None without both
-    snapshots). Unmatched ones are apart: requests issued before the trace,
-    and the second completion a preflush/FUA write gets from the flush
-    machinery, which the kernel does not count again."""
+    """For the reader: completions the trace matched to their requests on a
+    device beside the kernel's count over about the same time (None without
+    both snapshots). Not a test of lost events (the in-flight count at the
+    end is): unmatched completions mix requests issued before the trace,
+    data-less preflush writes the kernel completes without issuing (counted
+    in its write_ios), and the second completion of FUA writes (not counted
+    again), and the windows differ by the attach time."""
     before, after = (raw.get("snapshots") or (None, None))
     a, b = (before or {}).get(dev), (after or {}).get(dev)
     if not a or not b:
@@ -572,9 +587,15 @@ def summary(raw, ctx):
         check = _checked_against_stat(raw, dev, d["ops"])
         if check:
             d["completions"] = check
-            if check["seen"] + check["unmatched"] < check["stat"]:
-                missed = check["stat"] - check["seen"] - check["unmatched"]
-                unreliable.append(f"{name} ({missed} of {check['stat']})")
+        # a missed completion leaves its request "in flight" in the trace for
+        # good: at the end, the trace's count against the kernel's own
+        after = ((raw.get("snapshots") or (None, None))[1] or {}).get(dev) or {}
+        ours, theirs = raw.get("inflight", {}).get(dev), after.get("in_flight_now")
+        if ours is not None and theirs is not None:
+            d["in_flight_at_end"] = {"trace": ours, "kernel": theirs}
+            if ours > theirs:
+                unreliable.append(f"{name} ({ours - theirs} requests still in flight for the trace, "
+                                  f"{theirs} for the kernel)")
         cpus = raw.get("cpus", {}).get(dev)
         if cpus:
             d["completions_by_cpu"] = {str(i): n for i, n in enumerate(cpus) if n}
@@ -586,9 +607,18 @@ def summary(raw, ctx):
         if parts and sum(p["requests"] + p["completed"] for p in parts):
             out[op] = _op_entry(_merge(parts))
     if own:
+        unattributed = {OPS[op]: {"requests": int(c["requests"]), "completed": int(c["completed"]),
+                                  "lat_mean_ns": c["lat_sum_ns"] / c["completed"] if c["completed"] else 0.0}
+                        for (dev, op, tgid), c in raw["counts"].items() if tgid == UNATTRIBUTED and c["requests"]}
+        if unattributed:
+            out["unattributed"] = {**unattributed, "note": "requests without a bio, which the block layer makes "
+                                   "itself (flushes on behalf of every writer waiting for one, fsync's among "
+                                   "them): no process can be named"}
         others = {}
         for (dev, op, tgid), c in raw["counts"].items():
-            if tgid != own and (c["requests"] or c["completed"]):
+            if tgid in (own, 0, UNATTRIBUTED):     # 0: completions of requests issued before the trace
+                continue
+            if c["requests"] or c["completed"]:
                 o = others.setdefault(tgid, {"requests": 0, "bytes": 0})
                 o["requests"] += int(c["requests"])
                 o["bytes"] += int(c["bytes"])
@@ -605,7 +635,7 @@ def summary(raw, ctx):
     if unreliable:
         # a missed completion leaves its request "in flight" for good
         out["depth_unreliable"] = ("completions were missed on " + ", ".join(unreliable)
-                                   + " (against /sys/block stat): the in-flight depth drifts upward from there")
+                                   + ": the in-flight depth drifts upward from there")
     return out
 
 
@@ -663,14 +693,19 @@ def text(s, histograms=True):
         share = (s.get("device_share") or {}).get(op)
         depth_text = "n/a (completions missed)" if s.get("depth_unreliable") else f"{mean_depth:.1f}"
         size = f", {human_bytes(e['bytes'])}" if e["bytes"] else ""
+        queued = human_ns(queue.get("mean")) if queue.get("N") else "n/a (issued directly)"
         lines.append(f"block {op}: {e['requests']:,} requests{size}, device latency "
                      f"mean {human_ns(lat.get('mean'))} p99 {human_ns((lat.get('percentile') or {}).get('99.000000'))}"
-                     f", queued {human_ns(queue.get('mean'))}, depth {depth_text}"
+                     f", queued {queued}, depth {depth_text}"
                      + (f", {share:.0%} of the engine's clat" if share else "")
                      + (f" ({reached['requests']:,} requests for {reached['ios']:,} I/Os)"
                         if share and (reached := (s.get("device_requests") or {}).get(op)) else ""))
         if histograms:
             lines += _log2_lines(lat)
+    for op, e in (s.get("unattributed") or {}).items():
+        if isinstance(e, dict) and e.get("requests"):
+            lines.append(f"block {op} by the block layer itself (no process): {e['requests']:,} requests, "
+                         f"device latency mean {human_ns(e['lat_mean_ns'])}")
     other = s.get("other_io")
     if other:
         lines.append(f"block: other processes issued {other['requests']:,} requests "

@@ -10,9 +10,9 @@ off-CPU interval ended when it switched in. The off-CPU interval is thus
 recorded one on-CPU period late, and the last one of a thread (still off CPU
 when the trace stops) is not recorded at all.
 
-Voluntary/involuntary follows the kernel's own nvcsw/nivcsw: prev_state is
-the reported task state, and a running (R) or preempted (R+, the
-TASK_REPORT_MAX bit) task did not give the CPU up by itself.
+Voluntary/involuntary follows the kernel's own nvcsw/nivcsw (__schedule):
+voluntary when not preempted (the first argument) and going to sleep (its
+raw state, the fourth, not 0).
 
 Threads are grouped into roles afterwards, in Python, from what the kernel
 recorded (tid, tgid, comm), because only the caller knows the job's threads.
@@ -35,10 +35,6 @@ ROLES = ("job", "helper", "io_uring_wq", "io_uring_sqpoll", "kworker", "other")
 TOP_THREADS = 50
 
 BPF_TEXT = r"""
-/* prev_state: bits below TASK_REPORT_MAX are sleep states (S, D, I, ...);
-   TASK_REPORT_MAX itself marks a preemption */
-#define TASK_REPORT_MAX 0x100
-
 struct thread_stats {
     u64 voluntary;
     u64 involuntary;
@@ -129,7 +125,9 @@ RAW_TRACEPOINT_PROBE(sched_switch)
     struct thread_stats *t = sched_thread_of(prev);
     if (!t)
         return 0;
-    if (ctx->args[3] & (TASK_REPORT_MAX - 1))
+    /* as the kernel counts nvcsw: not preempted, and going to sleep */
+    bool voluntary = !ctx->args[0] && ctx->args[3];
+    if (voluntary)
         t->voluntary++;
     else
         t->involuntary++;
@@ -162,7 +160,7 @@ RAW_TRACEPOINT_PROBE(sched_switch)
         t->stack = sched_stack_traces.get_stackid(ctx, 0);
 #endif
 #ifdef SCHED_RUNQ
-    if (!(ctx->args[3] & (TASK_REPORT_MAX - 1)))
+    if (!voluntary)
         sched_runnable.update(&prev, &now);     /* preempted: runnable from now */
     {
         u32 next = 0;
