@@ -4,10 +4,10 @@ Everything here is plain pandas, testable outside a notebook."""
 import datetime
 import html
 import inspect
-import math
 import os
 import types
 
+import numpy as np
 import pandas as pd
 
 from . import __version__, store
@@ -174,6 +174,9 @@ def seed_table(results, reference="io_uring"):
     return pd.concat([frame, extra], axis=1)
 
 
+CLEAR_DIFFERENCE_PCT = 5.0     # one sample each: what run-to-run noise reaches on a quiet VM
+
+
 def engines_text(table, scenario):
     """What this machine shows, in a few sentences computed from the table."""
     if table.empty:
@@ -188,12 +191,18 @@ def engines_text(table, scenario):
         ref = table[table["label"] == "io_uring"]
         others = table[table["label"] != "io_uring"]
         if not ref.empty and not others.empty:
-            ahead = others[others[ref_col] > 0]
+            # one sample per engine: a few percent is within run-to-run noise here
+            ahead = others[others[ref_col] > CLEAR_DIFFERENCE_PCT]
+            close = others[others[ref_col].abs() <= CLEAR_DIFFERENCE_PCT]
             if ahead.empty:
-                parts.append("No engine beats basic io_uring.")
+                parts.append("No engine is clearly ahead of basic io_uring.")
             else:
-                parts.append("Ahead of basic io_uring: " + ", ".join(
+                parts.append("Ahead of basic io_uring by more than the noise: " + ", ".join(
                     f"{r['job']} ({r[ref_col]:+.1f} %)" for _, r in ahead.iterrows()) + ".")
+            if not close.empty:
+                parts.append("No clear difference from basic io_uring (within "
+                             f"{CLEAR_DIFFERENCE_PCT:.0f} %, one sample each): "
+                             + ", ".join(f"{r['job']} ({r[ref_col]:+.1f} %)" for _, r in close.iterrows()) + ".")
     pooled = table[table["process_ctx"].notna() & (table["ctx"] > 0)]
     if not pooled.empty:
         ratio = pooled["process_ctx"] / pooled["ctx"]
@@ -206,26 +215,32 @@ def engines_text(table, scenario):
 
 # ---- sweeps --------------------------------------------------------------------
 
-# two-sided 95 % Student t quantiles for n-1 degrees of freedom
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
-        10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
 UNSTABLE_CV = 0.10      # pyperf warns when the stdev exceeds 10 % of the mean
 
 
-def t95(df):
-    if df <= 0:
-        return float("nan")
-    keys = sorted(_T95)
-    for k in keys:
-        if df <= k:
-            return _T95[k]
-    return 1.96
+BOOTSTRAP = 2000
+
+
+def median_interval(values, seed=0):
+    """The median and a 95 % interval for it: a percentile bootstrap from 5
+    repeats on, the observed min and max below that. Either way the interval
+    lies within what was measured: never below zero, never symmetric by
+    assumption (IOPS are not normal, and 2 repeats support no t interval)."""
+    v = np.asarray(values, dtype=float)
+    med = float(np.median(v))
+    if len(v) < 5:
+        return med, float(v.min()), float(v.max())
+    rng = np.random.default_rng(seed)
+    boots = np.median(rng.choice(v, size=(BOOTSTRAP, len(v)), replace=True), axis=1)
+    return med, float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
 
 
 def sweep_stats(frame, axes=("ioengine", "iodepth", "bs", "numjobs", "label")):
-    """Per point: mean and 95 % confidence half-width of IOPS and of the clat
-    percentiles over repeats, the coefficient of variation, and a flag where
-    run-to-run variation is high (pyperf's 10 % rule)."""
+    """Per point: the median of IOPS and of the clat percentiles over the
+    repeats with its interval (lo, hi: median_interval), the coefficient of
+    variation, and a flag where the repeats disagree: the interval wider than
+    20 % of the median (pyperf's 10 % either way), the same interval the
+    plots draw."""
     if frame.empty:
         return frame
     keys = [a for a in axes if a in frame.columns]
@@ -234,27 +249,47 @@ def sweep_stats(frame, axes=("ioengine", "iodepth", "bs", "numjobs", "label")):
         row = dict(zip(keys, point if isinstance(point, tuple) else (point,)))
         n = len(g)
         for col in ("iops", "clat_p50_ns", "clat_p99_ns", "bw_bytes"):
-            mean = g[col].mean()
-            sd = g[col].std(ddof=1) if n > 1 else float("nan")
-            row[col] = mean
-            row[f"{col}_ci95"] = t95(n - 1) * sd / math.sqrt(n) if n > 1 else float("nan")
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = median_interval(g[col])
             if col == "iops":
-                row["iops_cv"] = sd / mean if mean and n > 1 else float("nan")
+                sd = g[col].std(ddof=1) if n > 1 else float("nan")
+                row["iops_cv"] = sd / g[col].mean() if g[col].mean() and n > 1 else float("nan")
         row["repeats"] = n
-        row["unstable"] = bool(row["iops_cv"] > UNSTABLE_CV) if n > 1 else False
+        row["unstable"] = bool(n > 1 and row["iops"] and
+                               (row["iops_hi"] - row["iops_lo"]) / row["iops"] > 2 * UNSTABLE_CV)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def sweep_best_text(stats):
+    """The sweep's headline, claimed only when the measurements support it:
+    the best point's interval must lie above the runner-up's."""
+    ranked = stats.sort_values("iops", ascending=False)
+    best = ranked.iloc[0]
+
+    def point(r):
+        return f"**{r['label']}** at iodepth {r['iodepth']}, bs {r['bs']:,} bytes"
+
+    def figure(r):
+        return (f"{r['iops']:,.0f} IOPS (median of {r['repeats']}, 95 % interval {r['iops_lo']:,.0f} to "
+                f"{r['iops_hi']:,.0f})")
+    if len(ranked) > 1:
+        second = ranked.iloc[1]
+        if best["iops_lo"] <= second["iops_hi"]:
+            return (f"No clear winner: {point(best)} reaches {figure(best)} and {point(second)} {figure(second)}; "
+                    "their intervals overlap, so these repeats do not tell them apart.")
+    return f"The highest throughput is {point(best)}: {figure(best)}, p99 latency {best['clat_p99_ns'] / 1000:,.0f} µs."
 
 
 def unstable_text(stats):
     bad = stats[stats["unstable"]]
     if bad.empty:
         return None
-    worst = bad.loc[bad["iops_cv"].idxmax()]
-    return (f"{len(bad)} of {len(stats)} points vary by more than {UNSTABLE_CV:.0%} between repeats "
-            f"(worst: {worst.get('label', worst.get('ioengine'))} iodepth={worst.get('iodepth')} "
-            f"bs={worst.get('bs')}, {worst['iops_cv']:.0%}): use more repeats or longer runtimes, "
-            "and keep the machine otherwise idle.")
+    spread = (bad["iops_hi"] - bad["iops_lo"]) / bad["iops"]
+    worst = bad.loc[spread.idxmax()]
+    return (f"{len(bad)} of {len(stats)} points have an IOPS interval wider than ±{UNSTABLE_CV:.0%} of their "
+            f"median (worst: {worst.get('label', worst.get('ioengine'))} iodepth={worst.get('iodepth')} "
+            f"bs={worst.get('bs')}, {worst['iops_lo']:,.0f} to {worst['iops_hi']:,.0f}): use more repeats or "
+            "longer runtimes, and keep the machine otherwise idle.")
 
 
 # ---- anatomy: what the tracers saw ---------------------------------------------

@@ -102,7 +102,7 @@ def test_engines_report_has_both_tables_one_row_per_engine(report):
 
 def test_sweep_report_has_points_and_curves(report):
     path = os.path.join(report["dir"], "sweep-engines-quick.html")
-    stats = table_with(path, "iops_ci95")
+    stats = table_with(path, "IOPS 95 % interval")
     # two engines x two depths x two block sizes, two repeats each
     assert len(stats) - 1 == 8
     assert all(r[stats[0].index("repeats")] == "2" for r in stats[1:])
@@ -372,3 +372,34 @@ def test_pages_have_titles_a_way_back_and_the_index_sorts_by_measurement(report,
     newest = store.machines(str(data))[0]["newest"]
     stamps = [r.data["timestamp"] for r in store.load(report["machine"], data=report["data"])]
     assert newest == max(stamps) > 1_700_000_000
+
+
+def test_sweep_statistics_are_medians_with_intervals_that_stay_in_range():
+    import pandas as pd
+    from kit import notebook
+    rows = [dict(ioengine="io_uring", label="io_uring", iodepth=1, bs=4096, numjobs=1, iops=v, clat_p50_ns=1000,
+                 clat_p99_ns=5000, bw_bytes=v * 4096) for v in (8_000, 29_000, 60_000)]     # two repeats would be
+    rows += [dict(ioengine="libaio", label="libaio", iodepth=4, bs=4096, numjobs=1, iops=v, clat_p50_ns=900,
+                  clat_p99_ns=4000, bw_bytes=v * 4096) for v in (76_000, 77_000, 76_500, 76_800, 76_200)]
+    stats = notebook.sweep_stats(pd.DataFrame(rows)).set_index("label")
+    uring, libaio = stats.loc["io_uring"], stats.loc["libaio"]
+    assert uring["iops"] == 29_000 and (uring["iops_lo"], uring["iops_hi"]) == (8_000, 60_000)   # min/max, >= 0
+    assert uring["unstable"] and not libaio["unstable"]           # the flag is the interval's own width
+    assert 76_000 <= libaio["iops_lo"] <= libaio["iops"] <= libaio["iops_hi"] <= 77_000
+    text = notebook.sweep_best_text(stats.reset_index())
+    assert "highest throughput is **libaio**" in text             # 76k's interval lies above 60k
+    close = pd.DataFrame(rows[:3] + [dict(rows[3], iops=v) for v in (30_000, 31_000, 32_000)])
+    assert notebook.sweep_best_text(notebook.sweep_stats(close)).startswith("No clear winner")
+
+
+def test_engines_prose_claims_only_differences_beyond_noise():
+    import pandas as pd
+    from kit import notebook
+    table = pd.DataFrame([
+        dict(job="io_uring", label="io_uring", iops=100_000, iops_vs_io_uring_pct=0.0, ctx=10, process_ctx=10),
+        dict(job="io_uring-enhanced", label="io_uring+fixedbufs", iops=101_400, iops_vs_io_uring_pct=1.4, ctx=10,
+             process_ctx=10),
+        dict(job="linux-aio", label="libaio", iops=120_000, iops_vs_io_uring_pct=20.0, ctx=10, process_ctx=10)])
+    text = notebook.engines_text(table, "direct")
+    assert "clearly ahead" not in text and "linux-aio (+20.0 %)" in text
+    assert "No clear difference from basic io_uring" in text and "io_uring-enhanced (+1.4 %)" in text
