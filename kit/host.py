@@ -103,6 +103,26 @@ def process_counters() -> dict:
             "nivcsw": ru.ru_nivcsw, "minflt": ru.ru_minflt, "majflt": ru.ru_majflt}
 
 
+def machine_load() -> dict:
+    """What the whole machine has done so far: CPU time busy and stolen (ns,
+    /proc/stat), and the time some task stalled for CPU and for I/O (ns,
+    /proc/pressure, where the kernel has it)."""
+    tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
+    out = {"busy_ns": 0.0, "steal_ns": 0.0, "cpus": os.cpu_count() or 1, "psi_cpu_ns": None, "psi_io_ns": None}
+    text = read_text(f"{PROC}/stat") or ""
+    fields = text.split("\n", 1)[0].split()
+    if fields[:1] == ["cpu"] and len(fields) > 8:
+        user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+        out["busy_ns"] = (user + nice + system + irq + softirq) * tick_ns
+        out["steal_ns"] = steal * tick_ns
+    for kind in ("cpu", "io"):
+        text = read_text(f"{PROC}/pressure/{kind}") or ""
+        for line in text.splitlines():
+            if line.startswith("some ") and "total=" in line:
+                out[f"psi_{kind}_ns"] = int(line.rsplit("total=", 1)[1]) * 1000
+    return out
+
+
 def thread_kind(comm: str) -> str:
     """A thread's kind from its name: iou-wrk-1234 -> iou-wrk,
     kworker/u8:2 -> kworker."""

@@ -66,6 +66,11 @@ def run_together(jobs, *, progress=None, machine=True, trace=None, first_thread=
     results, first_error = [], None
     for job, plan, threads, error in zip(jobs, plans, per_job, errors):
         notes = _notes(job) + [changed[f.path] for f in plan.unique_files if f.path in changed]
+        load = process.get("machine_during_run") or {}
+        if load.get("busy"):
+            notes.append(f"the machine was busy with other work during this run (other processes used "
+                         f"{load['others_cpus']:.2f} CPUs on average, steal {load['steal_pct']:.1f} %): its "
+                         "figures may be low; measure again on a quiet machine")
         if any(t["ramp_unfinished"] for t in threads):
             notes.append(f"ramp_time={job.ramp_time:g}s outlasted the job: as in fio, its figures are the "
                          "ramp's I/O (make the job longer or the ramp shorter to measure after it)")
@@ -313,11 +318,11 @@ def _execute(units, progress, trace, devices):
         job_tids = {w.native_id for w in workers}
         before = {tid: host.task_counters(tid) for tid in bystanders}
         disks0 = {dev: host.block_stat(dev) for dev in devices}
-        self0, t0 = host.process_counters(), time.monotonic_ns()
+        self0, t0, load0 = host.process_counters(), time.monotonic_ns(), host.machine_load()
         lib.kit_control_go(ctl)
         _watch_run([job for job, _p, _f in units], lib, ffi.addressof(ctl, "finished"), n, stats,
                    watch, stop, progress)
-        self1, t1 = host.process_counters(), time.monotonic_ns()
+        self1, t1, load1 = host.process_counters(), time.monotonic_ns(), host.machine_load()
         disks1 = {dev: host.block_stat(dev) for dev in devices}
         after = {tid: host.task_counters(tid) for tid in bystanders}
         lib.kit_control_release(ctl)
@@ -342,6 +347,7 @@ def _execute(units, progress, trace, devices):
     working = set(watch.seen) - set(job_tids) - bystanders
     _note_run_in_traces(job_tids, working)
     process = _process_stats(self0, self1, before, after, t1 - t0, watch.peak_threads, helpers)
+    process["machine_during_run"] = _machine_during_run(load0, load1, self0, self1, t1 - t0)
     per_job = [[] for _ in units]
     for (u, p, s) in slots:
         t = _extract(ffi, s)
@@ -460,6 +466,30 @@ def _process_stats(self0, self1, before, after, wall_ns, peak_threads, helpers):
         "wall_ns": int(wall_ns), "threads": peak_threads,
         "helper_threads": dict(collections.Counter(thread_kind(n) for n in helpers.values())),
     }
+
+
+# the machine was busy with other work when, on average over the run, other
+# processes kept a quarter of a CPU busy, or the hypervisor stole 5 % of the CPUs
+BUSY_OTHERS_CPUS = 0.25
+BUSY_STEAL_PCT = 5.0
+
+
+def _machine_during_run(load0, load1, self0, self1, wall_ns):
+    """What else the machine did while the job ran: CPU time of everything
+    but this process (in CPUs, on average), time stolen by the hypervisor,
+    and the pressure stall figures (which include this job's own waits, so
+    they are shown, not judged)."""
+    if not wall_ns:
+        return None
+    own_ns = sum(self1[k] - self0[k] for k in ("utime_ns", "stime_ns"))
+    others = max(load1["busy_ns"] - load0["busy_ns"] - own_ns, 0) / wall_ns
+    steal = 100.0 * (load1["steal_ns"] - load0["steal_ns"]) / (wall_ns * load1["cpus"])
+    out = {"others_cpus": round(others, 3), "steal_pct": round(steal, 2)}
+    for kind in ("cpu", "io"):
+        if load0[f"psi_{kind}_ns"] is not None and load1[f"psi_{kind}_ns"] is not None:
+            out[f"pressure_{kind}_pct"] = round(100.0 * (load1[f"psi_{kind}_ns"] - load0[f"psi_{kind}_ns"]) / wall_ns, 1)
+    out["busy"] = others > BUSY_OTHERS_CPUS or steal > BUSY_STEAL_PCT
+    return out
 
 
 def _lat(ffi, lat):

@@ -93,3 +93,27 @@ def test_save_load_and_frame(result, tmp_path):
     assert frame.loc[0, "clat_p99_ns"] == result.total["read"]["clat_ns"]["percentile"]["99.000000"]
     assert "<table>" in result._repr_html_() and "libaio" in result._repr_html_()
     assert np.array_equal(again.lat_histogram(), result.lat_histogram())
+
+
+def test_a_result_says_when_the_machine_was_busy(tmp_path):
+    """Two busy loops on this 2-CPU machine during a run: the result says
+    other processes used about a CPU or more, and a note says so; a quiet
+    run says nothing of the kind."""
+    import subprocess
+    import kit
+    job = kit.Job(rw="randread", size="16m", runtime=1, time_based=True, directory=str(tmp_path))
+    quiet = kit.run(job, progress=False)
+    load = quiet.data["process"]["machine_during_run"]
+    assert not load["busy"] and load["others_cpus"] < 0.25
+    assert not any("busy with other work" in n for n in quiet.data["notes"])
+    hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)]
+    try:
+        busy = kit.run(job, progress=False)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    load = busy.data["process"]["machine_during_run"]
+    assert load["busy"] and load["others_cpus"] > 0.8
+    assert any("busy with other work" in n for n in busy.data["notes"])
+    assert kit.results.Result.from_dict(json.loads(json.dumps(busy.data))).data["process"]["machine_during_run"]
