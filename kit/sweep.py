@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import time
 
 import yaml
 
@@ -204,6 +205,31 @@ def from_dict(spec, where="sweep", source=None):
     return sweep
 
 
+BUSY_RETRIES = 2         # a run the machine disturbed is measured again up to this many times
+BUSY_PAUSE_S = 1.0
+
+
+def _busy(result):
+    return bool(((result.data.get("process") or {}).get("machine_during_run") or {}).get("busy"))
+
+
+def _measured_quietly(job, sweep, machine):
+    """One run of a point; when other work disturbed it (the result says
+    so), measured again after a pause, up to BUSY_RETRIES times; the last
+    run stands, and says how many it took."""
+    for attempt in range(1 + BUSY_RETRIES):
+        if attempt:
+            time.sleep(BUSY_PAUSE_S)
+        result = run(job, runner=sweep.runner, progress=False, machine=machine,
+                     **({"trace": sweep.trace} if sweep.trace and sweep.runner == "kit" else {}))
+        if result.data.get("interrupted") or not _busy(result):
+            break
+    if attempt:
+        result.data["notes"].append(f"measured {attempt + 1} times: the runs before this one were disturbed by "
+                                    "other work on the machine" + (", and so was this one" if _busy(result) else ""))
+    return result
+
+
 def run_sweep(sweep, data=None, progress=None, directory=None, machine=True, allow_destructive=False):
     """Runs the points not yet in the store; returns counts. Ctrl-C stops
     after the running point, which is not stored (the next run redoes it)."""
@@ -230,8 +256,7 @@ def run_sweep(sweep, data=None, progress=None, directory=None, machine=True, all
     interrupted = False
     with bar(total=len(todo), label=f"sweep {sweep.name}", unit="run", enabled=progress) as b:
         for point, repeat, key, job in todo:
-            result = run(job, runner=sweep.runner, progress=False, machine=machine,
-                         **({"trace": sweep.trace} if sweep.trace and sweep.runner == "kit" else {}))
+            result = _measured_quietly(job, sweep, machine)
             if result.data.get("interrupted"):
                 interrupted = True
                 break

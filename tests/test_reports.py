@@ -403,3 +403,23 @@ def test_engines_prose_claims_only_differences_beyond_noise():
     text = notebook.engines_text(table, "direct")
     assert "clearly ahead" not in text and "linux-aio (+20.0 %)" in text
     assert "No clear difference from basic io_uring" in text and "io_uring-enhanced (+1.4 %)" in text
+
+
+def test_a_sweep_measures_again_what_other_work_disturbed(tmp_path, monkeypatch):
+    """Busy loops on both CPUs through the whole sweep: its one run is
+    measured 1 + BUSY_RETRIES times and stored saying so; without them, once."""
+    from kit import sweep as sweeping
+    monkeypatch.setattr(sweeping, "BUSY_PAUSE_S", 0.1)
+    spec = tmp_path / "busy.yml"
+    spec.write_text("name: busy\nbase: {rw: randread, size: 4m, runtime: 0.3, time_based: 1}\n"
+                    "grid: {iodepth: [1]}\nrepeats: 1\n")
+    data = tmp_path / "data"
+    hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)]
+    try:
+        sweeping.run_sweep(sweeping.load_spec(str(spec)), data=str(data), directory=str(tmp_path / "s"))
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    (result,) = store.load(store.machines(str(data))[0]["name"], "sweep-busy", str(data))
+    assert any(n.startswith(f"measured {1 + sweeping.BUSY_RETRIES} times") for n in result.data["notes"])
