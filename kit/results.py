@@ -205,6 +205,13 @@ def _stat_fields(prefix, dev_name, stat, agg=None):
     return out
 
 
+def group_bw_bytes(parts):
+    """fio's rs->agg of one direction: the group's bytes over its longest
+    runtime (ms), in bytes/s; parts: the direction's entries."""
+    runtime = max((p.get("runtime", 0) for p in parts), default=0)
+    return sum(p.get("io_bytes", 0) for p in parts) * 1000 // runtime if runtime else 0
+
+
 def bw_agg(mean, n, agg_bytes):
     """fio's bw_agg (convert_agg_kbytes_percent): the mean sampled
     bandwidth (whole KiB/s) in percent of the group's aggregate (bytes/s),
@@ -532,9 +539,7 @@ class Result:
         errno_of = {error.get("job"): int(error.get("errno") or 0)} if error else {}
         merged_entry = job_entry(merged, job, options, error=max(errno_of.values(), default=0),
                                  runtime_sum_ns=merged["runtime_sum_ns"])
-        # fio's rs->agg: the group's bytes over its longest runtime
-        agg = {d: merged_entry[d]["io_bytes"] * 1000 // merged_entry[d]["runtime"] if merged_entry[d]["runtime"]
-               else 0 for d in DDIRS}
+        agg = {d: group_bw_bytes([merged_entry[d]]) for d in DDIRS}
         jobs = [merged_entry] if job.group_reporting else [job_entry(t, job, options, error=errno_of.get(j, 0),
                                                                      agg=agg) for j, t in enumerate(threads)]
         return cls.build("kit", job, jobs, merged_entry, process=process, targets=targets, machine=machine,
@@ -790,8 +795,7 @@ def _fio_groups(jobs, views, datas):
         entries = [jobs[i] for view, _data in members for i in view["jobs"]]
         for d in DDIRS:
             parts = [e[d] for e in entries if d in e]
-            runtime = max((p.get("runtime", 0) for p in parts), default=0)
-            agg = sum(p.get("io_bytes", 0) for p in parts) * 1000 // runtime if runtime else 0
+            agg = group_bw_bytes(parts)
             for p in parts:
                 if "bw_samples" in p:
                     p["bw_agg"] = bw_agg(p.get("bw_mean", 0), p["bw_samples"], agg)

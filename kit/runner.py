@@ -7,6 +7,7 @@ barriers, and turn the C statistics into a Result.
 """
 import collections
 import os
+import random
 import threading
 import time
 
@@ -168,7 +169,6 @@ def _startdelay_ns(job, j):
     """fio's startdelay=a-b: each job thread its own pick, the same every run."""
     delay = job.startdelay
     if isinstance(delay, tuple):
-        import random
         delay = random.Random(job.randseed * 1000003 + j).uniform(*delay)
     return int(delay * 1e9)
 

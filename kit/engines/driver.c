@@ -924,6 +924,17 @@ static void finish_sync_stats(struct kit_stats *s)
 	}
 }
 
+/* An I/O an asynchronous engine finished without a submit and a reap (a
+ * trim, an inline completion): one of each at depth 1, as a sync engine's. */
+static inline void count_inline(struct driver *d)
+{
+	if (d->e->sync)
+		return;                 /* finish_sync_stats() counts those */
+	depth_add(d->t.s->depth_submit, 1, 1);
+	depth_add(d->t.s->depth_level, 1, 1);
+	depth_add(d->t.s->depth_complete, 1, 1);
+}
+
 static inline uint64_t clock_if_timed(struct driver *d)
 {
 	if (!d->t.p->gtod_reduce)
@@ -1084,10 +1095,8 @@ static int check_min_rate(struct driver *d)
 			struct kit_io at = { .file = -1, .offset = 0 };
 			char msg[160];
 
-			if (!p->bs[dd].min || (dd == KIT_DDIR_READ && p->rwmixread <= 0 && !p->trim) ||
-			    (dd == KIT_DDIR_WRITE && (p->rwmixread >= 100 || p->trim)) ||
-			    (dd == KIT_DDIR_TRIM && !p->trim))
-				continue;       /* not a direction this job issues */
+			if (!p->bs[dd].min)
+				continue;       /* not a direction this job issues (no block size) */
 			if (p->rate_min_bps[dd] && bps < p->rate_min_bps[dd])
 				snprintf(msg, sizeof(msg), "rate_min=%lluB/s not met, got %lluB/s",
 					 (unsigned long long)p->rate_min_bps[dd], (unsigned long long)bps);
@@ -1264,11 +1273,7 @@ static int issue_one(struct driver *d)
 		do_trim(d, io);
 		io->t_issue = io->t_start;
 		account_io(d, io, clock_if_timed(d));
-		if (!d->e->sync) {
-			depth_add(d->t.s->depth_submit, 1, 1);
-			depth_add(d->t.s->depth_level, 1, 1);
-			depth_add(d->t.s->depth_complete, 1, 1);
-		}
+		count_inline(d);
 		d->free_ios[d->nfree++] = io;
 		return maybe_think(d);
 	}
@@ -1281,11 +1286,7 @@ static int issue_one(struct driver *d)
 		io->inline_done = 1;
 		account_io(d, io, clock_if_timed(d));
 		io->inline_done = 0;
-		if (!d->e->sync) {      /* an async engine that finished it inline: one submit, one reap, depth 1 */
-			depth_add(d->t.s->depth_submit, 1, 1);
-			depth_add(d->t.s->depth_level, 1, 1);
-			depth_add(d->t.s->depth_complete, 1, 1);
-		}
+		count_inline(d);
 		d->free_ios[d->nfree++] = io;
 		r = 0;
 	} else if (d->e->commit) {
