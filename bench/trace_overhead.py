@@ -105,6 +105,7 @@ def main():
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--each", action="store_true", help="also each tracer alone")
     ap.add_argument("--cpu", type=int, default=(os.cpu_count() or 1) - 1, help="pin to this CPU (-1: do not)")
+    ap.add_argument("--cases", default="", help="only cases whose label contains this text")
     ap.add_argument("--directory", default=os.path.join(os.path.dirname(__file__), "..", "kit-scratch", "bench"))
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -126,6 +127,8 @@ def main():
     worst_direct = None
     with loop_device() as dev:
         for label, where, options in CASES:
+            if args.cases not in label:
+                continue
             common = dict(runtime=args.runtime, time_based=True, **options)
             if where == "loop":
                 job, devices = kit.Job(filename=dev, **common), [major_minor(dev)]

@@ -257,9 +257,11 @@ def test_sched_hot_cache_psync_job_thread_barely_switches(tracing, scratch):
                   pre_read=True)
     r, s, _t = traced(job, sched=True)
     own = _roles(s)["job"]
-    report_figure(f"tracers sched psync hot cache: {n} reads, job thread switches {_switches(own)}")
+    report_figure(f"tracers sched psync hot cache: {n} reads, job thread switches {_switches(own)} "
+                  f"(voluntary {own['voluntary']})")
     assert own["threads"] == 1
-    assert _switches(own) <= max(20, n // 500)
+    # it never waits for the page cache: what it does switch is other work preempting it (involuntary)
+    assert own["voluntary"] <= max(20, n // 500)
 
 
 # ---- io_uring ---------------------------------------------------------------------

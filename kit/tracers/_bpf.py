@@ -28,8 +28,7 @@ DEBUGFS_TRACING = "/sys/kernel/debug/tracing"   # bcc prefers it when it exists
 LOST_REASONS = (
     "block_request_slot_busy",  # a request's slot held another request in flight: not timed
     "block_counts_full",     # block_counts map full: a (device, op) not counted
-    "block_hist_full",       # block_hist map full: a latency sample dropped
-    "block_inflight_full",   # block_inflight map full: a device's depth not tracked
+    "block_devices_full",    # a machine-wide trace met more devices than it has slots: not traced
     "sched_threads_full",    # sched_threads map full: a thread's switches not counted
     "sched_offcpu_full",     # sched_offcpu map full: an off-CPU sample dropped
 )

@@ -50,6 +50,8 @@ KINDS = ("lat", "queue")
 SIZE_SLOTS = 32      # log2 of bytes
 DEPTH_EXACT = 64     # depths below are exact, above in powers of two
 DEPTH_SLOTS = 128
+MACHINE_DEVICE_SLOTS = 16   # devices a machine-wide trace follows; more are counted as lost
+CLASSES = ("own", "other", "none", "before")   # whose request a completion ended (CLASS_* in the C)
 # this kernel's layout of what the programs read
 FIELDS = (("request", "q"), ("request", "cmd_flags"), ("request", "__data_len"), ("request", "bio"),
           ("request_queue", "disk"), ("gendisk", "major"), ("gendisk", "first_minor"))
@@ -61,8 +63,17 @@ BPF_TEXT = r"""
 #define OP_FLUSH 2
 #define OP_DISCARD 3
 #define OP_OTHER 4
+#define OPS 5
 #define KIND_LAT 0           /* issue -> complete */
 #define KIND_QUEUE 1         /* insert -> issue */
+#define KINDS 2
+/* whose request a completion ends: the tracing process's, another's, the
+   block layer's own (no bio), or one issued before the trace (not matched) */
+#define CLASS_OWN 0
+#define CLASS_OTHER 1
+#define CLASS_NONE 2
+#define CLASS_BEFORE 3
+#define CLASSES 4
 #define SIZE_SLOTS 32        /* slot k: requests of [2^k, 2^(k+1)) bytes */
 #define DEPTH_EXACT 64       /* slot d < 64: depth d; then one slot per power of two */
 #define DEPTH_SLOTS 128
@@ -70,35 +81,48 @@ BPF_TEXT = r"""
 #define BIO_SLOTS 65536      /* power of two, >> bios between queueing and their request */
 #define ORPHAN_NS 10000000000ull  /* "in flight" for 10 s: its completion was missed */
 #define REQ_OP_MASK 0xff     /* REQ_OP_BITS is 8 */
+#define UNATTRIBUTED 0xFFFFFFFFu
+/* DEVICE_SLOTS (defined before this text): the devices traced, or the most
+   a machine-wide trace follows */
 
-struct request_slot { u64 rq; u64 insert_ns; u64 issue_ns; u32 dev; u32 op; u32 tgid; u32 bytes;
+struct request_slot { u64 rq; u64 insert_ns; u64 issue_ns; u32 slot; u32 op; u32 tgid; u32 bytes;
                       u64 sector; u64 queue_ns; char comm[16]; };
 /* one request, for biosnoop's view (BLOCK_RECORDS: the last N are kept) */
 struct block_record { u64 done_ns; u64 sector; u64 queue_ns; u64 lat_ns; u32 dev; u32 op; u32 tgid; u32 bytes;
                       u32 cpu; u32 pad; char comm[16]; };
 struct bio_slot { u64 bio; u32 tgid; u32 pad; };
 struct block_key { u32 dev; u32 op; u32 tgid; u32 pad; };
+/* issued requests, per (device, op, process) */
 struct block_counts {
-    u64 requests;        /* issued */
-    u64 bytes;           /* issued */
-    u64 completed;       /* completions seen */
-    u64 unmatched;       /* completions with no issue recorded (issued before the trace, or not timed) */
-    u64 lat_sum_ns;      /* over timed completions */
+    u64 requests;
+    u64 bytes;
     u64 queued;          /* requests with a queue time */
     u64 queue_sum_ns;
     u64 size_log2[SIZE_SLOTS];
     u64 depth[DEPTH_SLOTS];   /* requests in flight on the device at issue, this one included */
 };
-struct block_hist_key { u32 dev; u16 bucket; u8 op; u8 kind; u32 own; };
+/* completions, per (device slot, op, class) */
+struct block_done { u64 completed; u64 unmatched; u64 lat_sum_ns; };
+struct plat_row { u64 n[PLAT_NR]; };
 
 BPF_ARRAY(block_requests, struct request_slot, REQUEST_SLOTS);
 BPF_ARRAY(block_bios, struct bio_slot, BIO_SLOTS);
-/* per (device, op, process): counts, latency sums, size and depth histograms */
 BPF_PERCPU_HASH(block_counts, struct block_key, struct block_counts, 4096);
-/* per (device, op, kind, plat bucket, this process or not): latency and queue-time histograms */
-BPF_PERCPU_HASH(block_hist, struct block_hist_key, u64, 16384);
-/* per device: requests issued during the trace and not completed yet */
-BPF_HASH(block_inflight, u32, s64, 256);
+/* Everything a completion touches is an array indexed by the device's slot:
+   a hash lookup costs more than the rest of the program on this VM */
+BPF_PERCPU_ARRAY(block_done, struct block_done, DEVICE_SLOTS * OPS * CLASSES);
+/* latency and queue-time histograms, per (device slot, op, kind, this
+   process or not); shared rows (per CPU they would take MBs per CPU) */
+BPF_ARRAY(block_hist, struct plat_row, DEVICE_SLOTS * OPS * KINDS * 2);
+/* per device slot: requests issued during the trace and not completed yet */
+BPF_ARRAY(block_inflight, s64, DEVICE_SLOTS);
+/* per device slot: its dev_t (0: unused) */
+BPF_ARRAY(block_slot_dev, u32, DEVICE_SLOTS);
+#ifndef DEVICE_SLOT_OF
+/* a machine-wide trace: slots are handed out as devices show up */
+BPF_HASH(block_dev_slots, u32, u32, DEVICE_SLOTS);
+BPF_ARRAY(block_slots_used, u64, 1);     /* u64: this LLVM's BPF fetch-add returns only 64-bit values */
+#endif
 #ifdef BLOCK_RECORDS
 BPF_ARRAY(block_records, struct block_record, BLOCK_RECORDS);
 BPF_ARRAY(block_records_next, u64, 1);
@@ -131,6 +155,42 @@ static __always_inline u32 rq_dev(void *rq)
     return ((u32)major << 20) | (u32)minor;
 }
 
+/* The device's slot, or DEVICE_SLOTS when it is not traced (or a
+   machine-wide trace has no slot left). */
+static __always_inline u32 device_slot(u32 dev)
+{
+    u32 slot = DEVICE_SLOTS;
+#ifdef DEVICE_SLOT_OF
+    DEVICE_SLOT_OF          /* if (dev == ...) slot = 0; ...: compiled in, no lookup */
+#else
+    u32 *known = block_dev_slots.lookup(&dev);
+    if (known) {
+        slot = *known;
+    } else if (dev) {
+        u32 zero = 0;
+        u64 *used = block_slots_used.lookup(&zero);
+        if (!used)
+            return DEVICE_SLOTS;
+        u64 taken = __sync_fetch_and_add(used, 1);
+        if (taken >= DEVICE_SLOTS) {
+            count_lost(LOST_BLOCK_DEVICES_FULL);
+            return DEVICE_SLOTS;
+        }
+        slot = (u32)taken;
+        if (block_dev_slots.insert(&dev, &slot)) {     /* another CPU was first: its slot stands */
+            known = block_dev_slots.lookup(&dev);
+            return known ? *known : DEVICE_SLOTS;
+        }
+    }
+#endif
+    if (slot < DEVICE_SLOTS) {
+        u32 *d = block_slot_dev.lookup(&slot);
+        if (d && *d != dev)
+            *d = dev;
+    }
+    return slot;
+}
+
 static __always_inline u32 rq_u32(void *rq, int offset)
 {
     u32 v = 0;
@@ -152,7 +212,6 @@ static __always_inline u32 current_tgid(void)
 /* the process of the request's first bio; a request without one (the
    flushes the block layer makes for every writer waiting on it, issued by
    kblockd) belongs to no process */
-#define UNATTRIBUTED 0xFFFFFFFFu
 static __always_inline u32 rq_owner(void *rq)
 {
     u64 bio = 0;
@@ -164,6 +223,13 @@ static __always_inline u32 rq_owner(void *rq)
     if (b && b->bio == bio)
         return b->tgid;
     return current_tgid();
+}
+
+static __always_inline u32 owner_class(u32 tgid)
+{
+    if (tgid == OWN_TGID) return CLASS_OWN;
+    if (tgid == UNATTRIBUTED) return CLASS_NONE;
+    return CLASS_OTHER;
 }
 
 /* Held by a request in flight (and not an orphan of a missed completion)? */
@@ -191,31 +257,19 @@ static __always_inline struct block_counts *block_counts_of(u32 dev, u32 op, u32
     return block_counts.lookup(&key);
 }
 
-static __always_inline void block_hist_add(u32 dev, u32 op, u32 kind, u64 ns, u32 tgid)
+static __always_inline struct block_done *block_done_of(u32 slot, u32 op, u32 class)
 {
-    struct block_hist_key key = {.dev = dev, .bucket = plat_idx(ns), .op = op, .kind = kind,
-                                 .own = tgid == OWN_TGID};
-    u64 *n = block_hist.lookup(&key);
-    if (n) {
-        (*n)++;           /* per-CPU: no atomics needed */
-        return;
-    }
-    u64 one = 1;
-    if (block_hist.update(&key, &one))
-        count_lost(LOST_BLOCK_HIST_FULL);
+    u32 i = (slot * OPS + op) * CLASSES + class;
+    return block_done.lookup(&i);
 }
 
-static __always_inline s64 *block_inflight_of(u32 dev)
+static __always_inline void block_hist_add(u32 slot, u32 op, u32 kind, u64 ns, u32 tgid)
 {
-    s64 *inflight = block_inflight.lookup(&dev);
-    if (inflight)
-        return inflight;
-    s64 zero = 0;
-    block_inflight.insert(&dev, &zero);
-    inflight = block_inflight.lookup(&dev);
-    if (!inflight)
-        count_lost(LOST_BLOCK_INFLIGHT_FULL);
-    return inflight;
+    u32 i = ((slot * OPS + op) * KINDS + kind) * 2 + (tgid == OWN_TGID);
+    struct plat_row *row = block_hist.lookup(&i);
+    u32 bucket = plat_idx(ns);
+    if (row && bucket < PLAT_NR)
+        __sync_fetch_and_add(&row->n[bucket], 1);
 }
 
 RAW_TRACEPOINT_PROBE(block_bio_queue)
@@ -233,8 +287,9 @@ RAW_TRACEPOINT_PROBE(block_bio_queue)
 RAW_TRACEPOINT_PROBE(block_rq_insert)
 {
     void *rq = (void *)ctx->args[0];
-    u32 dev = rq_dev(rq);
-    DEVICE_FILTER
+    u32 slot = device_slot(rq_dev(rq));
+    if (slot >= DEVICE_SLOTS)
+        return 0;
     u64 now = bpf_ktime_get_ns();
     u32 i = slot_index((u64)rq);
     struct request_slot *s = block_requests.lookup(&i);
@@ -257,7 +312,9 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
 {
     void *rq = (void *)ctx->args[0];
     u32 dev = rq_dev(rq);
-    DEVICE_FILTER
+    u32 slot = device_slot(dev);
+    if (slot >= DEVICE_SLOTS)
+        return 0;
     u64 now = bpf_ktime_get_ns(), queue_ns = 0;
     u32 op = block_op(rq_u32(rq, OFF_REQUEST_CMD_FLAGS)), bytes = rq_u32(rq, OFF_REQUEST_DATA_LEN);
     u32 tgid;
@@ -284,7 +341,7 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
     }
     if (timed) {
         s->issue_ns = now;
-        s->dev = dev;
+        s->slot = slot;
         s->op = op;
 #ifdef BLOCK_RECORDS
         s->bytes = bytes;
@@ -297,7 +354,7 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
 
     /* only timed requests are counted in flight: only they can be matched at completion */
     s64 depth = 1;
-    s64 *inflight = block_inflight_of(dev);
+    s64 *inflight = block_inflight.lookup(&slot);
     if (inflight)
         depth = (timed && !counted) ? __sync_fetch_and_add(inflight, 1) + 1 : *inflight + 1;
 
@@ -308,17 +365,17 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
         if (bytes)
             c->size_log2[msb64(bytes) & (SIZE_SLOTS - 1)]++;
         u64 d = depth > 0 ? (u64)depth : 1;     /* unsigned, so the verifier can bound the index */
-        u64 slot = d < DEPTH_EXACT ? d : DEPTH_EXACT - 6 + msb64(d);
-        if (slot > DEPTH_SLOTS - 1)
-            slot = DEPTH_SLOTS - 1;
-        c->depth[slot]++;
+        u64 k = d < DEPTH_EXACT ? d : DEPTH_EXACT - 6 + msb64(d);
+        if (k > DEPTH_SLOTS - 1)
+            k = DEPTH_SLOTS - 1;
+        c->depth[k]++;
         if (queue_ns) {
             c->queued++;
             c->queue_sum_ns += queue_ns;
         }
     }
     if (queue_ns)
-        block_hist_add(dev, op, KIND_QUEUE, queue_ns, tgid);
+        block_hist_add(slot, op, KIND_QUEUE, queue_ns, tgid);
     return 0;
 }
 
@@ -330,9 +387,9 @@ RAW_TRACEPOINT_PROBE(block_rq_requeue)
     struct request_slot *s = block_requests.lookup(&i);
     if (!s || s->rq != (u64)rq || !s->issue_ns)
         return 0;
-    u32 dev = s->dev;
+    u32 slot = s->slot;
     s->issue_ns = 0;
-    s64 *inflight = block_inflight.lookup(&dev);
+    s64 *inflight = block_inflight.lookup(&slot);
     if (inflight)
         __sync_fetch_and_add(inflight, -1);
     return 0;
@@ -348,20 +405,21 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
     if (!s)
         return 0;
     if (s->rq != (u64)rq || !s->issue_ns) {
-        u32 dev = rq_dev(rq);
-        DEVICE_FILTER
+        u32 slot = device_slot(rq_dev(rq));
+        if (slot >= DEVICE_SLOTS)
+            return 0;
         /* a request issued before the trace, or one not timed */
-        struct block_counts *c = block_counts_of(dev, block_op(rq_u32(rq, OFF_REQUEST_CMD_FLAGS)), 0);
-        if (c) {
-            c->completed++;
-            c->unmatched++;
+        struct block_done *d = block_done_of(slot, block_op(rq_u32(rq, OFF_REQUEST_CMD_FLAGS)), CLASS_BEFORE);
+        if (d) {
+            d->completed++;
+            d->unmatched++;
         }
         return 0;
     }
     /* a partial completion (the request goes on with the rest) is not its end */
     if (nr_bytes < rq_u32(rq, OFF_REQUEST_DATA_LEN))
         return 0;
-    u32 dev = s->dev, op = s->op, tgid = s->tgid;
+    u32 slot = s->slot, op = s->op, tgid = s->tgid;
     u64 lat_ns = now - s->issue_ns;
 #ifdef BLOCK_RECORDS
     u32 zero = 0;
@@ -369,12 +427,13 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
     if (next) {
         u32 k = (u32)(__sync_fetch_and_add(next, 1) % BLOCK_RECORDS);
         struct block_record *rec = block_records.lookup(&k);
+        u32 *dev = block_slot_dev.lookup(&slot);
         if (rec) {
             rec->done_ns = now;
             rec->sector = s->sector;
             rec->queue_ns = s->queue_ns;
             rec->lat_ns = lat_ns;
-            rec->dev = dev;
+            rec->dev = dev ? *dev : 0;
             rec->op = op;
             rec->tgid = tgid;
             rec->bytes = s->bytes;
@@ -386,15 +445,17 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
     s->rq = 0;               /* the slot is free again */
     s->issue_ns = 0;
     s->insert_ns = 0;
-    s64 *inflight = block_inflight.lookup(&dev);
+    if (slot >= DEVICE_SLOTS || op >= OPS)
+        return 0;
+    s64 *inflight = block_inflight.lookup(&slot);
     if (inflight)
         __sync_fetch_and_add(inflight, -1);
-    struct block_counts *c = block_counts_of(dev, op, tgid);
-    if (c) {
-        c->completed++;
-        c->lat_sum_ns += lat_ns;
+    struct block_done *d = block_done_of(slot, op, owner_class(tgid));
+    if (d) {
+        d->completed++;
+        d->lat_sum_ns += lat_ns;
     }
-    block_hist_add(dev, op, KIND_LAT, lat_ns, tgid);
+    block_hist_add(slot, op, KIND_LAT, lat_ns, tgid);
     return 0;
 }
 """
@@ -410,18 +471,32 @@ def device_name(dev):
     return host.dev_name((dev >> 20, dev & 0xfffff))
 
 
+def traced_devices(devices):
+    """The whole disks of the devices asked for, in kernel encoding, once each
+    (their order is their slots'); None: every device."""
+    if not devices:
+        return None
+    out = []
+    for ma, mi in devices:
+        dev = kernel_dev(*host.whole_disk((ma, mi)))
+        if dev not in out:
+            out.append(dev)
+    return out
+
+
 def bpf_text(devices, events, options):
     """The C for this trace: only the tracepoints this kernel has, the
-    device filter compiled in (cheaper than a map lookup per event), and the
-    per-request records when asked for."""
-    if devices:
-        tests = " || ".join(f"dev == {kernel_dev(*host.whole_disk((ma, mi))):#x}" for ma, mi in devices)
-        filt = f"if (!({tests})) return 0;"
+    devices' slots compiled in (cheaper than a map lookup per event), and
+    the per-request records when asked for."""
+    traced = traced_devices(devices)
+    if traced:
+        chain = " else ".join(f"if (dev == {dev:#x}) slot = {i};" for i, dev in enumerate(traced))
+        slots = f"#define DEVICE_SLOTS {len(traced)}\n#define DEVICE_SLOT_OF {chain}\n"
     else:
-        filt = ""
+        slots = f"#define DEVICE_SLOTS {MACHINE_DEVICE_SLOTS}\n"
     records = int(options.get("records") or 0)
     text = btf.defines(FIELDS + (("request", "__sector"),), ENUMS) + f"#define OWN_TGID {os.getpid()}\n" + \
-        (f"#define BLOCK_RECORDS {records}\n" if records else "") + BPF_TEXT.replace("DEVICE_FILTER", filt)
+        slots + (f"#define BLOCK_RECORDS {records}\n" if records else "") + BPF_TEXT
     head, *probes = text.split("RAW_TRACEPOINT_PROBE(")
     keep = [p for p in probes if p.split(")", 1)[0] in events]
     return head + "".join("RAW_TRACEPOINT_PROBE(" + p for p in keep)
@@ -444,22 +519,53 @@ def snapshot():
 _STAT_OPS = {"read": "read_ios", "write": "write_ios", "discard": "discard_ios", "flush": "flush_ios"}
 
 
+OTHERS = 0xFFFFFFFE     # completions of other processes' requests: counted together, not per process
+
+
 def read(bpf, plain, items, percpu_sum):
-    """The maps as plain Python, before the program is closed."""
-    counts, cpus = {}, {}
+    """The maps as plain Python, before the program is closed: counts per
+    (dev, op, tgid) -- issues per process, completions per class (this
+    process, OTHERS, UNATTRIBUTED, 0: issued before the trace)."""
+    import numpy as np
+    slot_dev = bpf[b"block_slot_dev"]
+    devs = {slot: int(slot_dev[slot_dev.Key(slot)].value) for slot in range(len(slot_dev))}
+    devs = {slot: dev for slot, dev in devs.items() if dev}
+    counts = {}
+
+    def entry(key):
+        return counts.setdefault(key, {**{k: 0 for k in _COUNTERS}, "size_log2": [0] * SIZE_SLOTS,
+                                       "depth": [0] * DEPTH_SLOTS})
     for key, value in items(bpf[b"block_counts"], plain):
-        counts[(key["dev"], key["op"], key["tgid"])] = percpu_sum(value)
-        # the counts are per CPU: where completions ran (the device's interrupts)
-        per_cpu = cpus.setdefault(key["dev"], [0] * len(value))
-        for i, v in enumerate(value):
-            per_cpu[i] += int(v["completed"])
-    hists = []
-    for key, value in items(bpf[b"block_hist"], plain):
-        hists.append((key["dev"], key["op"], key["kind"], key["bucket"], key["own"], percpu_sum(value)))
+        entry((key["dev"], key["op"], key["tgid"])).update(percpu_sum(value))
+    class_tgid = (os.getpid(), OTHERS, UNATTRIBUTED, 0)
+    done, cpus = bpf[b"block_done"], {}
+    for slot, dev in devs.items():
+        for op in range(len(OPS)):
+            for cls, tgid in enumerate(class_tgid):
+                per_cpu = plain(done[done.Key((slot * len(OPS) + op) * len(CLASSES) + cls)])
+                total = percpu_sum(per_cpu)
+                if not total["completed"]:
+                    continue
+                e = entry((dev, op, tgid))
+                for k in ("completed", "unmatched", "lat_sum_ns"):
+                    e[k] += int(total[k])
+                # the counts are per CPU: where completions ran (the device's interrupts)
+                by_cpu = cpus.setdefault(dev, [0] * len(per_cpu))
+                for i, v in enumerate(per_cpu):
+                    by_cpu[i] += int(v["completed"])
+    hists, table = [], bpf[b"block_hist"]
+    for slot, dev in devs.items():
+        for op in range(len(OPS)):
+            for kind in range(len(KINDS)):
+                for own in (0, 1):
+                    row = table[table.Key(((slot * len(OPS) + op) * len(KINDS) + kind) * 2 + own)]
+                    n = np.ctypeslib.as_array(row.n)
+                    hists += [(dev, op, kind, int(b), own, int(n[b])) for b in np.nonzero(n)[0]]
     records = _read_records(bpf, plain, items)
-    inflight = {int(key): int(value) for key, value in items(bpf[b"block_inflight"], plain)}
-    devs = {d for d, _o, _t in counts} | {h[0] for h in hists} | {r["dev"] for r in records}
-    return {"counts": counts, "hists": hists, "cpus": cpus, "names": {d: device_name(d) for d in devs},
+    inflight = bpf[b"block_inflight"]
+    inflight = {dev: int(inflight[inflight.Key(slot)].value) for slot, dev in devs.items()}
+    names = {d for d, _o, _t in counts} | set(devs.values()) | {r["dev"] for r in records}
+    return {"counts": counts, "hists": hists, "cpus": cpus, "names": {d: device_name(d) for d in names},
             "own": os.getpid(), "records": records, "inflight": inflight}
 
 
@@ -616,9 +722,9 @@ def summary(raw, ctx):
                                    "them): no process can be named"}
         others = {}
         for (dev, op, tgid), c in raw["counts"].items():
-            if tgid in (own, 0, UNATTRIBUTED):     # 0: completions of requests issued before the trace
+            if tgid in (own, 0, UNATTRIBUTED, OTHERS):     # 0: completions of requests issued before the trace
                 continue
-            if c["requests"] or c["completed"]:
+            if c["requests"]:
                 o = others.setdefault(tgid, {"requests": 0, "bytes": 0})
                 o["requests"] += int(c["requests"])
                 o["bytes"] += int(c["bytes"])
