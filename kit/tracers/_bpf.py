@@ -30,7 +30,7 @@ LOST_REASONS = (
     "block_counts_full",     # block_counts map full: a (device, op) not counted
     "block_devices_full",    # a machine-wide trace met more devices than it has slots: not traced
     "sched_threads_full",    # sched_threads map full: a thread's switches not counted
-    "sched_offcpu_full",     # sched_offcpu map full: an off-CPU sample dropped
+    "sched_offcpu_full",     # the tracing process had more threads than sched_offcpu has rows: a sample dropped
 )
 
 
@@ -44,6 +44,8 @@ COMMON_TEXT = r"""
 #define PLAT_BITS 6
 #define PLAT_VAL (1 << PLAT_BITS)
 #define PLAT_NR (29 * PLAT_VAL)
+/* one histogram, bucket by bucket: a row of an array map */
+struct plat_row { u64 n[PLAT_NR]; };
 
 /* The most significant bit set (0 for 0 and 1). BPF has no clz, so it is
    found by halving: a fixed number of steps the verifier accepts. */

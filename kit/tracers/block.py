@@ -18,15 +18,20 @@ bucket.
 Attribution: block_bio_queue runs in the submitter's context, so each bio's
 process is remembered (a direct-mapped table by bio pointer) and a request
 belongs to the process of its first bio; a request without one (a flush the
-block layer made) belongs to the task that inserted or issued it. Counts are
-kept per process; the latency histograms per "this process" or "others", this
-process being the one that started the trace (kit runs its jobs in it).
+block layer made) belongs to no process. This process is the one that
+started the trace (kit runs its jobs in it).
 
-Per request the programs do a handful of in-place updates: the request
-table is a direct-mapped array (a hash map's update + delete per request cost
-more than all the rest on this VM), counters and the size and depth
-histograms sit in one per-CPU struct per (device, op, process), and only the
-latency buckets are a (per-CPU) hash.
+(Attributing a request to whoever inserts or issues it instead would save
+an event per I/O, but names kblockd for the requests it dispatches later.)
+Issues are counted per process; completions and histograms per "this
+process", "others", "no process" and "issued before the trace".
+
+Per request the programs do a handful of in-place updates, and the
+completion path only on arrays: the request table and the bios' are
+direct-mapped by pointer, and each device has a slot (compiled in when the
+devices are named), which indexes its completions, histograms and depth. A
+hash map lookup cost more than all the rest on this VM; the one left is the
+per-CPU (device, op, process) struct of issue counts, sizes and depths.
 
 `dev` is the whole disk's dev_t in the kernel's encoding, major << 20 |
 minor (not userspace's makedev).
@@ -103,7 +108,6 @@ struct block_counts {
 };
 /* completions, per (device slot, op, class) */
 struct block_done { u64 completed; u64 unmatched; u64 lat_sum_ns; };
-struct plat_row { u64 n[PLAT_NR]; };
 
 BPF_ARRAY(block_requests, struct request_slot, REQUEST_SLOTS);
 BPF_ARRAY(block_bios, struct bio_slot, BIO_SLOTS);

@@ -47,6 +47,7 @@ struct thread_stats {
     u32 tgid;
     char comm[16];
     s32 stack;           /* the kernel stack it last left the CPU from (SCHED_STACKS) */
+    s32 row;             /* its sched_offcpu row (the tracing process's threads), else -1 */
 };
 struct sched_cpu {
     u64 oncpu_since;     /* when the task now running here was switched in */
@@ -59,9 +60,13 @@ struct offcpu_key { u32 tid; u32 bucket; };
 BPF_HASH(sched_threads, u32, struct thread_stats, 16384);
 /* per CPU: the running task's start, switch counts (no atomics needed) */
 BPF_PERCPU_ARRAY(sched_cpu, struct sched_cpu, 1);
-/* per (tid, plat bucket): off-CPU intervals, ns, of the tracing process's
-   threads only (a busy machine's every thread would overflow any map) */
-BPF_HASH(sched_offcpu, struct offcpu_key, u64, 65536);
+/* off-CPU intervals (ns, plat buckets) of the tracing process's threads
+   only, a row each, handed out as they first leave a CPU; an array, not a
+   hash keyed by (tid, bucket): one lookup less per switch, and no overflow
+   on a busy machine */
+BPF_ARRAY(sched_offcpu, struct plat_row, OFFCPU_ROWS);
+BPF_ARRAY(sched_offcpu_tid, u32, OFFCPU_ROWS);          /* whose row it is */
+BPF_ARRAY(sched_offcpu_rows_used, u64, 1);
 #ifdef SCHED_RUNQ
 /* per thread: when it became runnable (woken, or preempted) */
 BPF_HASH(sched_runnable, u32, u64, 65536);
@@ -84,6 +89,21 @@ static __always_inline struct thread_stats *sched_thread_of(u32 tid)
     struct thread_stats fresh = {};
     fresh.tgid = bpf_get_current_pid_tgid() >> 32;     /* current is prev here */
     fresh.stack = -1;
+    fresh.row = -1;
+    if (fresh.tgid == TRACER_TGID) {
+        u32 zero = 0;
+        u64 *used = sched_offcpu_rows_used.lookup(&zero);
+        if (used) {
+            u64 row = __sync_fetch_and_add(used, 1);
+            if (row < OFFCPU_ROWS) {
+                u32 r = (u32)row;
+                u32 *owner = sched_offcpu_tid.lookup(&r);
+                if (owner)
+                    *owner = tid;
+                fresh.row = (s32)r;
+            }
+        }
+    }
     bpf_get_current_comm(&fresh.comm, sizeof(fresh.comm));
     if (sched_threads.insert(&tid, &fresh)) {
         count_lost(LOST_SCHED_THREADS_FULL);
@@ -92,18 +112,16 @@ static __always_inline struct thread_stats *sched_thread_of(u32 tid)
     return sched_threads.lookup(&tid);
 }
 
-static __always_inline void sched_offcpu_add(u32 tid, u32 bucket)
+static __always_inline void sched_offcpu_add(struct thread_stats *t, u32 bucket)
 {
-    struct offcpu_key key = {.tid = tid, .bucket = bucket};
-    u64 *n = sched_offcpu.lookup(&key);
-    if (n) {
-        /* only the CPU prev is leaving writes prev's entries: no atomics needed */
-        (*n)++;
+    u32 r = (u32)t->row;
+    struct plat_row *row = t->row >= 0 ? sched_offcpu.lookup(&r) : 0;
+    if (!row || bucket >= PLAT_NR) {
+        count_lost(LOST_SCHED_OFFCPU_FULL);
         return;
     }
-    u64 one = 1;
-    if (sched_offcpu.insert(&key, &one))
-        count_lost(LOST_SCHED_OFFCPU_FULL);
+    /* only the CPU prev is leaving writes prev's row: no atomics needed */
+    row->n[bucket]++;
 }
 
 RAW_TRACEPOINT_PROBE(sched_switch)
@@ -138,7 +156,7 @@ RAW_TRACEPOINT_PROBE(sched_switch)
             t->offcpu_ns += off;
             t->offcpu_n++;
             if (t->tgid == TRACER_TGID)
-                sched_offcpu_add(prev, plat_idx(off));
+                sched_offcpu_add(t, plat_idx(off));
 #ifdef SCHED_STACKS
             if (t->tgid == TRACER_TGID && t->stack >= 0) {
                 struct stack_key key = {.tid = prev, .stack = t->stack};
@@ -207,8 +225,11 @@ RAW_TRACEPOINT_PROBE(sched_wakeup_new) { return sched_woken((void *)ctx->args[0]
 """
 
 
+OFFCPU_ROWS = 256        # threads of the tracing process with an off-CPU histogram (15 KiB each)
+
+
 def bpf_text(devices, events, options):
-    text = f"#define TRACER_TGID {os.getpid()}\n"
+    text = f"#define TRACER_TGID {os.getpid()}\n#define OFFCPU_ROWS {OFFCPU_ROWS}\n"
     if options.get("stacks"):
         text += "#define SCHED_STACKS 1\n"
     if options.get("runq"):
@@ -220,10 +241,16 @@ def read(bpf, plain, items, percpu_sum):
     threads = {}
     for tid, t in items(bpf[b"sched_threads"], plain):
         t.pop("offcpu_since", None)
+        t.pop("row", None)
         threads[tid] = t
     offcpu = {}
-    for key, n in items(bpf[b"sched_offcpu"], plain):
-        offcpu.setdefault(key["tid"], []).append((key["bucket"], n))
+    used = min(int(bpf[b"sched_offcpu_rows_used"][0].value), OFFCPU_ROWS)
+    rows, owners = bpf[b"sched_offcpu"], bpf[b"sched_offcpu_tid"]
+    for r in range(used):
+        n = np.ctypeslib.as_array(rows[rows.Key(r)].n)
+        samples = [(int(b), int(n[b])) for b in np.nonzero(n)[0]]
+        if samples:
+            offcpu.setdefault(int(owners[owners.Key(r)].value), []).extend(samples)
     cpus = [plain(c) for c in bpf[b"sched_cpu"][0]]
     runq = {}
     with contextlib.suppress(KeyError):
