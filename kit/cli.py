@@ -467,7 +467,7 @@ def cmd_publish(argv):
 
 def cmd_sweep(argv):
     from . import publish
-    from .sweep import load_spec, run_sweep
+    from .sweep import load_spec, remarks, run_sweep
     p = _Parser(prog="kit sweep", description="Run a grid of jobs described in YAML into the store "
                                               "(resuming where it stopped), then publish.")
     p.add_argument("file", help="the sweep file (see sweeps/engines.yml)")
@@ -484,6 +484,8 @@ def cmd_sweep(argv):
                         allow_destructive=bool(args.allow_destructive))
     _write(f"kit sweep {sweep.name}: {outcome['done']} run, {outcome['skipped']} already stored, "
            f"{outcome['total']} points x repeats in all ({outcome['machine']})\n", None)
+    if remarks(outcome):
+        _write(f"kit sweep {sweep.name}: {remarks(outcome)}\n", None)
     if outcome["interrupted"]:
         _stderr(f"kit sweep {sweep.name}: interrupted; run the same command again to finish")
         return EXIT_INTERRUPTED

@@ -69,9 +69,7 @@ def run_together(jobs, *, progress=None, machine=True, trace=None, first_thread=
         notes = _notes(job) + [changed[f.path] for f in plan.unique_files if f.path in changed]
         load = process.get("machine_during_run") or {}
         if load.get("busy"):
-            notes.append(f"the machine was busy with other work during this run (other processes used "
-                         f"{load['others_cpus']:.2f} CPUs on average, steal {load['steal_pct']:.1f} %): its "
-                         "figures may be low; measure again on a quiet machine")
+            notes.append(_busy_note(load))
         if any(t["ramp_unfinished"] for t in threads):
             notes.append(f"ramp_time={job.ramp_time:g}s outlasted the job: as in fio, its figures are the "
                          "ramp's I/O (make the job longer or the ramp shorter to measure after it)")
@@ -101,6 +99,19 @@ def run_together(jobs, *, progress=None, machine=True, trace=None, first_thread=
         exc.results = results
         raise exc
     return results
+
+
+def _busy_note(load):
+    what = []
+    if load["others_cpus"] > BUSY_OTHERS_CPUS or load["steal_pct"] > BUSY_STEAL_PCT:
+        what.append(f"other processes used {load['others_cpus']:.2f} CPUs on average, steal "
+                    f"{load['steal_pct']:.1f} %")
+    if load.get("device_busy"):
+        io = load["device_io"]
+        what.append(f"others moved {io['others_bytes'] / (1 << 20):,.1f} MiB on {', '.join(io['devices'])} "
+                    f"beside kit's {io['kit_bytes'] / (1 << 20):,.1f} MiB")
+    return (f"the machine was busy with other work during this run ({'; '.join(what)}): its figures may be "
+            "low; measure again on a quiet machine")
 
 
 # ---- before the run ---------------------------------------------------------
@@ -347,7 +358,8 @@ def _execute(units, progress, trace, devices):
     working = set(watch.seen) - set(job_tids) - bystanders
     _note_run_in_traces(job_tids, working)
     process = _process_stats(self0, self1, before, after, t1 - t0, watch.peak_threads, helpers)
-    process["machine_during_run"] = _machine_during_run(load0, load1, self0, self1, t1 - t0)
+    device_io = _device_io([job for job, _p, _f in units], stats, disks0, disks1)
+    process["machine_during_run"] = _machine_during_run(load0, load1, self0, self1, t1 - t0, device_io)
     per_job = [[] for _ in units]
     for (u, p, s) in slots:
         t = _extract(ffi, s)
@@ -474,11 +486,52 @@ BUSY_OTHERS_CPUS = 0.25
 BUSY_STEAL_PCT = 5.0
 
 
-def _machine_during_run(load0, load1, self0, self1, wall_ns):
+# other I/O on the run's devices is a disturbance past 5 % of kit's own bytes,
+# and at least 1 MiB (a filesystem's journal commit is a few KiB)
+BUSY_DEVICE_SHARE = 0.05
+BUSY_DEVICE_MIN_BYTES = 1 << 20
+
+
+def _device_io(jobs, stats, disks0, disks1):
+    """What the disks under the run's files did besides kit's I/O: their
+    /sys/block/<dev>/stat over the run against what kit's job threads
+    completed (ramp and verify reads included). Only direct I/O reaches a
+    device one for one: buffered reads may come from the page cache and
+    writes reach it later, so only when every job is direct (and trims
+    none: a punched hole is what the filesystem makes of it) are others'
+    bytes told apart; otherwise both counts stand for the reader. I/Os are
+    counted as requests (the block layer splits and merges them), bytes
+    exactly, so bytes judge."""
+    if not disks0:
+        return None
+    device = dict.fromkeys(("read_ios", "write_ios", "discard_ios", "read_bytes", "write_bytes",
+                            "discard_bytes"), 0)
+    for dev, before in disks0.items():
+        after = disks1.get(dev)
+        if not before or not after:
+            return None
+        for d in ("read", "write", "discard"):
+            device[f"{d}_ios"] += max(after[f"{d}_ios"] - before[f"{d}_ios"], 0)
+            device[f"{d}_bytes"] += 512 * max(after[f"{d}_sectors"] - before[f"{d}_sectors"], 0)
+    out = {"devices": sorted(host.dev_name(dev) for dev in disks0), **device,
+           "kit_ios": int(sum(s.progress_ios for s in stats)), "kit_bytes": int(sum(s.progress_bytes for s in stats))}
+    exact = all(job.direct and not job.is_trim for job in jobs)
+    if exact:
+        moved = device["read_bytes"] + device["write_bytes"] + device["discard_bytes"]
+        out["others_bytes"] = max(moved - out["kit_bytes"], 0)
+        out["others_ios"] = max(device["read_ios"] + device["write_ios"] + device["discard_ios"] - out["kit_ios"], 0)
+    else:
+        out["others_bytes"] = out["others_ios"] = None
+        out["why_not_judged"] = "buffered I/O or trims: the device's count is not kit's one for one"
+    return out
+
+
+def _machine_during_run(load0, load1, self0, self1, wall_ns, device_io=None):
     """What else the machine did while the job ran: CPU time of everything
     but this process (in CPUs, on average), time stolen by the hypervisor,
-    and the pressure stall figures (which include this job's own waits, so
-    they are shown, not judged)."""
+    others' I/O on the run's devices (_device_io), and the pressure stall
+    figures (which include this job's own waits, so they are shown, not
+    judged)."""
     if not wall_ns:
         return None
     own_ns = sum(self1[k] - self0[k] for k in ("utime_ns", "stime_ns"))
@@ -489,6 +542,12 @@ def _machine_during_run(load0, load1, self0, self1, wall_ns):
         if load0[f"psi_{kind}_ns"] is not None and load1[f"psi_{kind}_ns"] is not None:
             out[f"pressure_{kind}_pct"] = round(100.0 * (load1[f"psi_{kind}_ns"] - load0[f"psi_{kind}_ns"]) / wall_ns, 1)
     out["busy"] = others > BUSY_OTHERS_CPUS or steal > BUSY_STEAL_PCT
+    if device_io:
+        out["device_io"] = device_io
+        other = device_io["others_bytes"]
+        out["device_busy"] = bool(other is not None and
+                                  other > max(BUSY_DEVICE_SHARE * device_io["kit_bytes"], BUSY_DEVICE_MIN_BYTES))
+        out["busy"] = out["busy"] or out["device_busy"]
     return out
 
 

@@ -1,7 +1,8 @@
 """What `kit report` measures before it publishes, each written to the store:
 
     machine   the fingerprint and `kit doctor`'s capability matrix
-    engines   the seed article's two tables (O_DIRECT, 100 % page cache)
+    engines   the seed article's two tables (O_DIRECT, 100 % page cache),
+              each engine 3 times, interleaved, after a warm-up
     sweep     the default sweep (kit/sweeps/engines.yml)
     anatomy   one traced workload per engine: block layer, threads, io_uring
 
@@ -9,6 +10,7 @@ Sizes are chosen so the whole report takes a few minutes on a 2-core VM;
 quick=True shrinks every job to a fraction of a second (tests).
 """
 import os
+import random
 
 from . import store
 from .doctor import capabilities
@@ -21,7 +23,7 @@ from .api import check as check_job, run
 from .target import check_space
 from .tracers import TRACERS, status
 from .seed import seed_jobs
-from .sweep import Sweep, load_spec, run_sweep
+from .sweep import Sweep, Unit, load_spec, measure_interleaved, run_sweep
 
 SUITES = ("machine", "engines", "sweep", "anatomy")
 DEFAULT_SWEEP = os.path.join(os.path.dirname(__file__), "sweeps", "engines.yml")
@@ -39,26 +41,45 @@ def measure_machine(data=None, directory=None):
     return fp["name"]
 
 
+# The engines tables: every engine measured ENGINES_REPEATS times, interleaved
+# in a random order after one read through the files, an engine whose repeats
+# disagree up to ENGINES_RERUNS times more; windows of 100 ms give each run a
+# time series to find a trend in (10 windows in a 1 s run).
+ENGINES_REPEATS = 3
+ENGINES_RERUNS = 2
+ENGINES_WINDOW_MS = 100
+
+
 def engines_jobs(quick=False, directory=None):
     """[(scenario, Job)] of both seed tables."""
     scale = dict(jobs_per_cpu=1, filesize="1m", runtime=0.3) if quick else \
-        dict(jobs_per_cpu=2, filesize="16m", runtime=3, ramp_time=0.5)
-    return [(scenario, job) for scenario, direct in (("direct", True), ("buffered", False))
+        dict(jobs_per_cpu=2, filesize="16m", runtime=1, ramp_time=0.25)
+    return [(scenario, job.replace(iopsavgtime=ENGINES_WINDOW_MS))
+            for scenario, direct in (("direct", True), ("buffered", False))
             for job in seed_jobs(direct=direct, threadpool=True, directory=directory, **scale)]
 
 
-def measure_engines(data=None, quick=False, directory=None, progress=None):
-    """Both seed tables; traced by the sched tracer when tracing works, so the
-    tables can show every thread's switches, not only the job threads'."""
+def measure_engines(data=None, quick=False, directory=None, progress=None, seed=None):
+    """Both seed tables, one scenario after the other, each engine measured
+    repeatedly (sweep.measure_interleaved); traced by the sched tracer when
+    tracing works, so the tables can show every thread's switches, not only
+    the job threads'. Keys are <scenario>-<engine>-r<repeat>; one
+    measurement's results share a batch (its seed), which the page takes
+    whole (an earlier one with more repeats leaves its later keys behind)."""
     traced, _why = tracing_usable()
     planned = engines_jobs(quick, directory)
-    with bar(total=len(planned), label="engines", unit="job", enabled=progress) as b:
-        for i, (scenario, job) in enumerate(planned, 1):
-            result = run(job, progress=False, trace=["sched"] if traced else None)
-            store.save(result, "engines", f"{scenario}-{job.name}",
-                       tags={"scenario": scenario, "section": job.name}, data=data)
-            _stop_if_interrupted(result)
-            b.update_to(i)
+    machine = fingerprint(directory or os.getcwd())["name"]
+    seed = random.SystemRandom().randrange(1 << 32) if seed is None else seed
+    for scenario in dict(planned):
+        units = [Unit(job.name, job, lambda r, s=scenario, j=job: f"{s}-{j.name}-r{r}",
+                      {"scenario": scenario, "section": job.name, "batch": seed})
+                 for sc, job in planned if sc == scenario]
+        out = measure_interleaved(units, "engines", data, machine_name=machine,
+                                  repeats=2 if quick else ENGINES_REPEATS, reruns=0 if quick else ENGINES_RERUNS,
+                                  seed=seed, trace=["sched"] if traced else None, progress=progress,
+                                  label=f"engines, {scenario}", resume=False)
+        if out["interrupted"]:
+            raise KeyboardInterrupt
     return len(planned)
 
 
@@ -72,7 +93,7 @@ def quick_sweep(sweep):
     grid = {k: v[:2] for k, v in sweep.grid.items()}
     # its own name: quick points must never stand in for real ones on resume
     return Sweep(f"{sweep.name}-quick", grid, base, 2, sweep.description, sweep.trace, sweep.runner,
-                 sweep.source)
+                 sweep.source, reruns=0, seed=sweep.seed)
 
 
 def sweep_for(quick=False, spec=None):

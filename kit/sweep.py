@@ -1,48 +1,59 @@
-"""Sweeps: a YAML grid of job options, run point by point into the store.
+"""Sweeps: a YAML grid of job options, run into the store.
 
     name: qd                      # the store's suite is sweep-<name>
     description: queue depth against engines
     base: {rw: randread, bs: 4k, size: 256m, runtime: 2, time_based: 1, direct: 1}
     grid: {ioengine: [psync, libaio, io_uring], iodepth: [1, 4, 16]}
     repeats: 3                    # each point measured this many times (CIs)
+    reruns: 2                     # an unstable point gets up to this many more repeats
+    budget: 10m                   # optional: stop starting runs after this long
+    seed: 7                       # optional: the run order's seed (default: a new one, recorded)
     trace: [sched]                # optional tracers for every run
     runner: kit                   # or fio
 
-Every point's Job is built (and so validated) before anything runs. Each
-result is stored as it finishes under a key made of the point and repeat, so
-an interrupted sweep keeps what finished and a second run skips it.
+Every point's Job is built (and so validated) before anything runs. Runs
+are interleaved: round after round, every point once per round in a random
+order, after one read through the points' files, so that no point always
+meets a colder (or warmer) device than another. Each result is stored as it
+finishes under a key made of the point and repeat, so an interrupted sweep
+keeps what finished and a second run skips it.
 """
 import hashlib
 import itertools
 import json
 import math
 import os
+import random
 import re
 import time
 
 import yaml
 
-from . import store
+from . import stats, store
 from .errors import OptionError
 from .files import read_text_file
 from .api import RUNNERS, check, run, tracer_names
 from .job import COMMAND_LINE_ONLY, LOG_FILES, OPTIONS, Job, canonical_option
+from .options import parse_time
 from .progress import bar
+from .results import Result
 from .target import check_space
 from .machine import fingerprint
 from .tracers import TRACERS
 
-SPEC_KEYS = ("name", "description", "base", "grid", "repeats", "trace", "runner")
+SPEC_KEYS = ("name", "description", "base", "grid", "repeats", "reruns", "budget", "seed", "trace", "runner")
 MAX_SPEC_BYTES = 1 << 20
 MAX_POINTS = 10_000             # points in a grid, counted before it is expanded
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 
 
 class Sweep:
-    def __init__(self, name, grid, base=None, repeats=1, description="", trace=(), runner="kit", source=None):
+    def __init__(self, name, grid, base=None, repeats=1, description="", trace=(), runner="kit", source=None,
+                 reruns=0, budget=None, seed=None):
         self.name, self.grid, self.base = name, dict(grid), dict(base or {})
         self.repeats, self.description, self.trace, self.runner = repeats, description, list(trace), runner
         self.source = source
+        self.reruns, self.budget, self.seed = reruns, budget, seed
 
     @property
     def suite(self):
@@ -79,7 +90,8 @@ class Sweep:
 
     def to_dict(self):
         return {"name": self.name, "description": self.description, "base": self.base, "grid": self.grid,
-                "repeats": self.repeats, "trace": self.trace, "runner": self.runner}
+                "repeats": self.repeats, "reruns": self.reruns, "budget": self.budget, "seed": self.seed,
+                "trace": self.trace, "runner": self.runner}
 
 
 def _fail(where, problem):
@@ -190,6 +202,20 @@ def from_dict(spec, where="sweep", source=None):
     repeats = spec.get("repeats", 1)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= 100:
         _fail(where, "repeats: must be an integer from 1 to 100")
+    reruns = spec.get("reruns", 0)
+    if isinstance(reruns, bool) or not isinstance(reruns, int) or not 0 <= reruns <= 100:
+        _fail(where, "reruns: must be an integer from 0 to 100 (more repeats for a point whose repeats disagree)")
+    budget = spec.get("budget")
+    if budget is not None:
+        try:
+            budget = parse_time("budget", budget) if isinstance(budget, (int, float, str)) else None
+        except OptionError:
+            budget = None
+        if not budget:          # None, 0 or not a time
+            _fail(where, f"budget: must be a time above 0 like 90s, 10m or 1h (got {spec['budget']!r})")
+    seed = spec.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 32):
+        _fail(where, "seed: must be an integer from 0 to 4294967295 (the run order's seed)")
     trace = spec.get("trace") or []
     if not isinstance(trace, (list, str)) or not all(isinstance(t, str) for t in trace):
         _fail(where, f"trace: must be a list of {', '.join(TRACERS)}")
@@ -200,7 +226,8 @@ def from_dict(spec, where="sweep", source=None):
     runner = spec.get("runner", "kit")
     if runner not in RUNNERS:
         _fail(where, f"runner: must be {' or '.join(RUNNERS)}")
-    sweep = Sweep(name.strip(), grid, base, repeats, spec.get("description") or "", trace, runner, source)
+    sweep = Sweep(name.strip(), grid, base, repeats, spec.get("description") or "", trace, runner, source,
+                  reruns=reruns, budget=budget, seed=seed)
     sweep.jobs()        # every point must be a valid job before anything runs
     return sweep
 
@@ -213,15 +240,21 @@ def _busy(result):
     return bool(((result.data.get("process") or {}).get("machine_during_run") or {}).get("busy"))
 
 
-def _measured_quietly(job, sweep, machine):
+def _others_io_bytes(result):
+    """Others' bytes on the run's devices (runner._device_io), or None."""
+    load = (result.data.get("process") or {}).get("machine_during_run") or {}
+    return (load.get("device_io") or {}).get("others_bytes")
+
+
+def _measured_quietly(job, runner="kit", trace=None, machine=True):
     """One run of a point; when other work disturbed it (the result says
     so), measured again after a pause, up to BUSY_RETRIES times; the last
     run stands, and says how many it took."""
     for attempt in range(1 + BUSY_RETRIES):
         if attempt:
             time.sleep(BUSY_PAUSE_S)
-        result = run(job, runner=sweep.runner, progress=False, machine=machine,
-                     **({"trace": sweep.trace} if sweep.trace and sweep.runner == "kit" else {}))
+        result = run(job, runner=runner, progress=False, machine=machine,
+                     **({"trace": trace} if trace and runner == "kit" else {}))
         if result.data.get("interrupted") or not _busy(result):
             break
     if attempt:
@@ -230,9 +263,230 @@ def _measured_quietly(job, sweep, machine):
     return result
 
 
+# ---- the order runs are measured in -----------------------------------------------
+
+def run_order(units, rounds, seed):
+    """[(unit, round)]: round after round, each unit once per round, in a
+    random order of its own for every round, drawn from (seed, round): no
+    unit always runs first on a colder device, or always after the same
+    neighbour, and the same seed gives the same order."""
+    out = []
+    for r in rounds:
+        shuffled = list(units)
+        random.Random(f"kit-run-order:{seed}:{r}").shuffle(shuffled)
+        out += [(u, r) for u in shuffled]
+    return out
+
+
+# ---- warming up: one read through the files before the first run ------------------
+
+WARM_MAX_BYTES = 4 << 30        # more than this is not kit's scratch files: not read through
+WARM_KEEPS = ("name", "directory", "filename", "filename_format", "nrfiles", "numjobs", "size", "filesize",
+              "offset", "offset_align", "offset_increment", "direct")
+
+
+def warm_up_job(job, bs=None):
+    """The job that reads a job's files once from start to end, as it will
+    (direct when it is direct): the device's and the host's caches then
+    hold what every later run reads, whichever runs first."""
+    options = {k: v for k, v in job.given().items() if k in WARM_KEEPS}
+    return Job(**options, ioengine="psync", rw="read", bs=bs or job.min_bs, time_based=False, loops=1)
+
+
+def warm_up(jobs):
+    """Reads every distinct set of files the jobs use once (1 MiB reads
+    where the regions hold them), before any is measured. Returns what it
+    did, for the results: {"bytes", "seconds", "direct"}, or {"skipped":
+    why}. Interrupted: raises KeyboardInterrupt."""
+    sets, t0 = {}, time.monotonic()
+    for job in jobs:
+        reader = warm_up_job(job)
+        plan = check(reader)
+        if plan.diskless:
+            continue
+        regions = frozenset((f.path, offset, length) for files, spans in zip(plan.files, plan.regions)
+                            for f, (offset, length) in zip(files, spans))
+        if regions in sets or not regions:
+            continue
+        if min(length for _p, _o, length in regions) >= 1 << 20:
+            reader = warm_up_job(job, 1 << 20)
+        sets[regions] = (reader, sum(length for _p, _o, length in regions))
+    total = sum(n for _r, n in sets.values())
+    if not sets:
+        return {"skipped": "the jobs read no files"}
+    if total > WARM_MAX_BYTES:
+        return {"skipped": f"{total / (1 << 30):,.1f} GiB is more than kit reads to warm up "
+                           f"({WARM_MAX_BYTES >> 30} GiB)"}
+    for reader, _n in sets.values():
+        if run(reader, progress=False, machine=False).data.get("interrupted"):
+            raise KeyboardInterrupt
+    return {"bytes": total, "seconds": round(time.monotonic() - t0, 2),
+            "direct": all(reader.direct for reader, _n in sets.values())}
+
+
+def warm_up_note(warmed):
+    if not warmed:
+        return None
+    if "skipped" in warmed:
+        return f"not warmed up first: {warmed['skipped']}"
+    return (f"measured after one read through its files ({warmed['bytes'] / (1 << 20):,.0f} MiB"
+            f"{', direct' if warmed['direct'] else ''}, {warmed['seconds']:.1f} s) before the first run, so "
+            "the device's and host's caches were alike for every run")
+
+
+# ---- a result's own time series ------------------------------------------------------
+
+def window_iops(result):
+    """I/Os completed per window of the run (kit.series: the statistics
+    windows, bwavgtime apart), the last, partial window left out; [] when
+    the result keeps no series (fio's runner, an old result)."""
+    series = (result.data.get("total", {}).get("kit") or {}).get("series") or {}
+    counts = [series[k] for k in series if k.endswith("_ios")]
+    if not counts:
+        return []
+    per_window = [sum(c) for c in zip(*counts)]
+    return per_window[:-1]
+
+
+# ---- measuring units again and again ------------------------------------------------
+
+class Unit:
+    """What is measured repeatedly: a sweep's point, an engines table's row.
+    key(repeat) -> its store key; tags: stored with each of its results."""
+
+    def __init__(self, name, job, key, tags):
+        self.name, self.job, self.key, self.tags = name, job, key, tags
+
+
+def measure_interleaved(units, suite, data=None, *, machine_name, repeats, reruns=0, budget=None, seed=None,
+                        runner="kit", trace=None, machine=True, progress=None, label="runs", resume=True):
+    """Measures each unit `repeats` times into the store, interleaved
+    (run_order), after warming its files up; a unit whose repeats disagree
+    (stats.unstable) is measured again, up to `reruns` more times, one
+    random round at a time; with a budget (seconds) no run starts that
+    would end past it. Stored results carry their place in the order, the
+    seed, a trend within the run, and the warm-up. resume: a key already
+    stored is not measured again (a sweep); else every run is measured and
+    replaces the key's latest result (the store keeps the one replaced).
+    Returns counts and what was cut, re-run and still unstable."""
+    seed = random.SystemRandom().randrange(1 << 32) if seed is None else seed
+    start = time.monotonic()
+    planned = run_order(range(len(units)), range(1, repeats + 1), seed)
+    seen = {u: {} for u in range(len(units))}       # unit -> {repeat: iops}
+    took = {}                                       # unit -> seconds its last run took
+    out = {"done": 0, "skipped": 0, "cut": [], "reruns": 0, "interrupted": False, "seed": seed,
+           "warm_up": None, "unstable": []}
+
+    def stored(u, r):
+        if not resume:
+            return None
+        path = store.result_path(machine_name, suite, units[u].key(r), data)
+        if not os.path.exists(path):
+            return None
+        try:
+            return Result.load(path)
+        except ValueError:
+            return None
+
+    def fits(u):
+        """Whether the run can end within the budget, by what this unit's
+        last run took (else the runs so far, else its runtime); once one
+        does not, the rest of the order is cut too, so the rounds that
+        remain are whole but for the last."""
+        if budget is None:
+            return True
+        if out["cut"]:
+            return False
+        job = units[u].job
+        guess = took.get(u) or (sum(took.values()) / len(took) if took else
+                                (job.runtime + job.ramp_time if job.time_based else 0))
+        return time.monotonic() - start + guess <= budget
+
+    def measure(position, u, r, b):
+        """False when the measurement must stop (Ctrl-C)."""
+        unit = units[u]
+        if r in seen[u]:
+            return True
+        have = stored(u, r)
+        if have is not None:
+            seen[u][r] = have.iops
+            out["skipped"] += 1
+            return True
+        if out["warm_up"] is None:
+            out["warm_up"] = warm_up([x.job for x in units])
+        if not fits(u):
+            out["cut"].append((unit.name, r))
+            return True
+        t0 = time.monotonic()
+        result = _measured_quietly(unit.job, runner, trace, machine)
+        took[u] = time.monotonic() - t0
+        if result.data.get("interrupted"):
+            out["interrupted"] = True
+            return False
+        note = warm_up_note(out["warm_up"])
+        if note:
+            result.data["notes"].append(note)
+        within = stats.trend(window_iops(result))
+        if within and within["trend"]:
+            result.data["notes"].append(f"IOPS {'rose' if within['change_pct'] > 0 else 'fell'} "
+                                        f"{abs(within['change_pct']):.0f} % from the first third of this run to "
+                                        "the last: the device or the machine changed while it ran")
+        tags = {**unit.tags, "repeat": r, "order": position, "order_seed": seed, "planned_repeats": repeats,
+                "planned_units": len(units), "rerun": r > repeats,
+                "trend_pct": within["change_pct"] if within else None, "trend": bool(within and within["trend"]),
+                "busy": _busy(result), "others_io_bytes": _others_io_bytes(result), "budget_s": budget,
+                "warm_up": out["warm_up"]}
+        if store.save(result, suite, unit.key(r), data=data, replace=not resume, tags=tags):
+            out["done"] += 1
+            seen[u][r] = result.iops
+        else:
+            out["skipped"] += 1     # another kit stored this run meanwhile: its result stands
+        b.update_to(out["done"] + out["skipped"] + len(out["cut"]))
+        return True
+
+    with bar(total=len(planned), label=label, unit="run", enabled=progress) as b:
+        position = 0
+        for position, (u, r) in enumerate(planned):
+            if not measure(position, u, r, b):
+                return out
+        for extra in range(1, reruns + 1):
+            r = repeats + extra
+            # earlier sweeps' re-runs count too (a resumed sweep)
+            for u in range(len(units)):
+                if r not in seen[u]:
+                    have = stored(u, r)
+                    if have is not None:
+                        seen[u][r] = have.iops
+            shaky = [u for u in range(len(units))
+                     if r not in seen[u] and stats.unstable([v for k, v in seen[u].items() if k < r])]
+            for u, rr in run_order(shaky, [r], seed):
+                position += 1
+                before = out["done"]
+                if not measure(position, u, rr, b):
+                    return out
+                out["reruns"] += out["done"] - before
+    out["unstable"] = [units[u].name for u in range(len(units)) if stats.unstable(list(seen[u].values()))]
+    return out
+
+
+def remarks(outcome):
+    """What a measurement added to or cut from its plan, in a line, or None."""
+    said = []
+    if outcome.get("reruns"):
+        said.append(f"{outcome['reruns']} more run(s) of points whose repeats disagreed")
+    if outcome.get("cut"):
+        said.append(f"the time budget cut {len(outcome['cut'])} run(s) (first: {outcome['cut'][0][0]}, "
+                    f"repeat {outcome['cut'][0][1]})")
+    if outcome.get("unstable"):
+        said.append(f"still unstable: {'; '.join(outcome['unstable'][:5])}"
+                    + (f" and {len(outcome['unstable']) - 5} more" if len(outcome["unstable"]) > 5 else ""))
+    return ", ".join(said) or None
+
+
 def run_sweep(sweep, data=None, progress=None, directory=None, machine=True, allow_destructive=False):
-    """Runs the points not yet in the store; returns counts. Ctrl-C stops
-    after the running point, which is not stored (the next run redoes it)."""
+    """Runs the points not yet in the store (measure_interleaved); returns
+    counts. Ctrl-C stops after the running point, which is not stored (the
+    next run redoes it)."""
     jobs = sweep.jobs(directory, allow_destructive)
     plans = []
     for point, job in jobs:         # every point is checked before the first runs or anything is written
@@ -244,28 +498,10 @@ def run_sweep(sweep, data=None, progress=None, directory=None, machine=True, all
     check_space(plans)              # and all their files together fit the disk
     fp = fingerprint(directory or os.getcwd())
     store.save_machine(fp, data)
-    todo, skipped = [], 0
-    for point, job in jobs:
-        for r in range(1, sweep.repeats + 1):
-            key = sweep.key(point, r, job)
-            if store.has(fp["name"], sweep.suite, key, data):
-                skipped += 1
-            else:
-                todo.append((point, r, key, job))
-    done = 0
-    interrupted = False
-    with bar(total=len(todo), label=f"sweep {sweep.name}", unit="run", enabled=progress) as b:
-        for point, repeat, key, job in todo:
-            result = _measured_quietly(job, sweep, machine)
-            if result.data.get("interrupted"):
-                interrupted = True
-                break
-            saved = store.save(result, sweep.suite, key, data=data, replace=False,
-                               tags={"sweep": sweep.name, "point": point, "repeat": repeat})
-            if saved:
-                done += 1
-            else:
-                skipped += 1    # another kit stored this point meanwhile: its result stands
-            b.update_to(done)
-    return {"machine": fp["name"], "suite": sweep.suite, "total": skipped + len(todo), "done": done,
-            "skipped": skipped, "interrupted": interrupted}
+    units = [Unit(", ".join(f"{k}={v}" for k, v in point.items()), job,
+                  lambda r, point=point, job=job: sweep.key(point, r, job),
+                  {"sweep": sweep.name, "point": point}) for point, job in jobs]
+    out = measure_interleaved(units, sweep.suite, data, machine_name=fp["name"], repeats=sweep.repeats,
+                              reruns=sweep.reruns, budget=sweep.budget, seed=sweep.seed, runner=sweep.runner,
+                              trace=sweep.trace, machine=machine, progress=progress, label=f"sweep {sweep.name}")
+    return {"machine": fp["name"], "suite": sweep.suite, "total": len(units) * sweep.repeats + out["reruns"], **out}

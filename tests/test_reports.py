@@ -97,7 +97,9 @@ def test_engines_report_has_both_tables_one_row_per_engine(report):
         assert [r[vs] for r in rows if r[0] == "io_uring"] == ["+0.0"]
     text = open(path).read()
     assert text.count("data:image/png;base64") >= 2
-    assert "is fastest at" in text                          # the sentence computed from the data
+    # the sentence computed from the data: a fastest engine only where the repeats' intervals say so
+    assert "is fastest at" in text or "no engine is clearly fastest" in text or "Ranking withheld" in text
+    assert "Repeats were interleaved" in text               # how the runs were ordered and warmed up
 
 
 def test_sweep_report_has_points_and_curves(report):
