@@ -296,8 +296,8 @@ def warm_up_job(job, bs=None):
 def warm_up(jobs):
     """Reads every distinct set of files the jobs use once (1 MiB reads
     where the regions hold them), before any is measured. Returns what it
-    did, for the results: {"bytes", "seconds", "direct"}, or {"skipped":
-    why}. Interrupted: raises KeyboardInterrupt."""
+    did, for the results: {"bytes", "seconds", "direct"}, {"skipped":
+    why}, or {"interrupted": True} when Ctrl-C stopped it."""
     sets, t0 = {}, time.monotonic()
     for job in jobs:
         reader = warm_up_job(job)
@@ -319,7 +319,7 @@ def warm_up(jobs):
                            f"({WARM_MAX_BYTES >> 30} GiB)"}
     for reader, _n in sets.values():
         if run(reader, progress=False, machine=False).data.get("interrupted"):
-            raise KeyboardInterrupt
+            return {"interrupted": True}
     return {"bytes": total, "seconds": round(time.monotonic() - t0, 2),
             "direct": all(reader.direct for reader, _n in sets.values())}
 
@@ -414,6 +414,9 @@ def measure_interleaved(units, suite, data=None, *, machine_name, repeats, rerun
             return True
         if out["warm_up"] is None:
             out["warm_up"] = warm_up([x.job for x in units])
+            if out["warm_up"].get("interrupted"):
+                out["interrupted"] = True
+                return False
         if not fits(u):
             out["cut"].append((unit.name, r))
             return True

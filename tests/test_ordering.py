@@ -301,3 +301,18 @@ def test_kit_sweep_says_what_its_budget_cut(tmp_path):
     assert p.returncode == 0, p.stderr
     line = next(l for l in p.stdout.splitlines() if "budget" in l)
     assert line.startswith("kit sweep cli: the time budget cut ") and "run(s) (first: iodepth=" in line
+
+
+def test_ctrl_c_during_the_warm_up_stops_the_sweep_and_stores_nothing(tmp_path, monkeypatch):
+    import signal
+    from conftest import interrupt_kit
+    spec = _spec(tmp_path, "name: stop\nbase: {rw: randread, size: 1g, runtime: 0.2, time_based: 1, direct: 1}\n"
+                           "grid: {iodepth: [1, 2]}\nrepeats: 2\n")
+    monkeypatch.chdir(tmp_path)         # interrupt_kit runs kit here
+    took, code, _out, err = interrupt_kit(["sweep", spec, "--data=data", "--no-publish", "--directory=s"],
+                                          signal.SIGINT, 1.5)
+    assert code == 130 and took < 3, (code, err)
+    assert "Traceback" not in err and "interrupted" in err
+    stored = [f for _d, _s, files in os.walk(tmp_path / "data") for f in files if f.endswith(".json")
+              and f != "machine.json"]
+    assert stored == []
