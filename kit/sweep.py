@@ -453,6 +453,8 @@ def measure_interleaved(units, suite, data=None, *, machine_name, repeats, rerun
             if not measure(position, u, r, b):
                 return out
         for extra in range(1, reruns + 1):
+            if out["cut"]:
+                break           # the budget is spent: no re-runs either
             r = repeats + extra
             # earlier sweeps' re-runs count too (a resumed sweep)
             for u in range(len(units)):
