@@ -498,8 +498,9 @@ def _device_io(jobs, stats, disks0, disks1):
     completed (ramp and verify reads included). Only direct I/O reaches a
     device one for one: buffered reads may come from the page cache and
     writes reach it later, so only when every job is direct (and trims
-    none: a punched hole is what the filesystem makes of it) are others'
-    bytes told apart; otherwise both counts stand for the reader. I/Os are
+    none: a punched hole is what the filesystem makes of it; and syncs
+    none: they make the filesystem write its journal) are others' bytes
+    told apart; otherwise both counts stand for the reader. I/Os are
     counted as requests (the block layer splits and merges them), bytes
     exactly, so bytes judge."""
     if not disks0:
@@ -515,15 +516,23 @@ def _device_io(jobs, stats, disks0, disks1):
             device[f"{d}_bytes"] += 512 * max(after[f"{d}_sectors"] - before[f"{d}_sectors"], 0)
     out = {"devices": sorted(host.dev_name(dev) for dev in disks0), **device,
            "kit_ios": int(sum(s.progress_ios for s in stats)), "kit_bytes": int(sum(s.progress_bytes for s in stats))}
-    exact = all(job.direct and not job.is_trim for job in jobs)
+    exact = all(job.direct and not job.is_trim and not _syncs(job) for job in jobs)
     if exact:
         moved = device["read_bytes"] + device["write_bytes"] + device["discard_bytes"]
         out["others_bytes"] = max(moved - out["kit_bytes"], 0)
         out["others_ios"] = max(device["read_ios"] + device["write_ios"] + device["discard_ios"] - out["kit_ios"], 0)
     else:
         out["others_bytes"] = out["others_ios"] = None
-        out["why_not_judged"] = "buffered I/O or trims: the device's count is not kit's one for one"
+        out["why_not_judged"] = ("buffered I/O, trims or syncs: the page cache or the filesystem (its journal) "
+                                 "stands between kit's I/O and the device's count")
     return out
+
+
+def _syncs(job):
+    """Writes the filesystem answers with its own I/O (journal commits for
+    fsync, O_SYNC and O_DSYNC): kit's doing, but not kit's bytes."""
+    return job.writes and bool(job.fsync or job.fdatasync or job.end_fsync or job.fsync_on_close
+                               or job.sync != "none")
 
 
 def _machine_during_run(load0, load1, self0, self1, wall_ns, device_io=None):

@@ -287,6 +287,12 @@ def test_other_io_on_the_device_is_counted_beside_kits_own(tmp_path):
         assert any("others moved" in n and os.path.basename(dev) in n for n in busy.data["notes"])
         assert kit.results.Result.from_dict(json.loads(busy.to_json())).data["process"]["machine_during_run"][
             "device_io"]["others_bytes"] == load["device_io"]["others_bytes"]
+        # direct writes reach the device one for one too; with fsync the filesystem adds its journal: not judged
+        writes = kit.run(job.replace(rw="randwrite"), progress=False).data["process"]["machine_during_run"]
+        assert writes["device_io"]["write_bytes"] >= writes["device_io"]["kit_bytes"] > 0
+        assert writes["device_io"]["others_bytes"] < 256 << 10 and not writes["device_busy"]
+        synced = kit.run(job.replace(rw="randwrite", fsync=1), progress=False).data["process"]["machine_during_run"]
+        assert synced["device_io"]["others_bytes"] is None and "journal" in synced["device_io"]["why_not_judged"]
         # buffered: the page cache stands between, so both counts stand and nothing is judged
         cached = kit.run(job.replace(direct=False, pre_read=True), progress=False).data["process"][
             "machine_during_run"]
