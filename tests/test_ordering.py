@@ -5,6 +5,7 @@ points measured again, a time budget kept, and others' I/O on the device
 counted beside kit's own."""
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -265,22 +266,44 @@ def test_the_default_sweep_and_a_budget_in_minutes_read_back():
 
 # ---- other I/O on the device -----------------------------------------------------------------
 
+def _moved(dev):
+    st = host.block_stat(host.parse_dev(open(f"/sys/class/block/{os.path.basename(dev)}/dev").read()))
+    return st["read_sectors"] + st["write_sectors"]
+
+
+def _settled(dev, quiet_s=0.5, limit_s=20):
+    """Waits until nothing moves on the device for quiet_s: a new ext4
+    zeroes its inode tables in the background (ext4lazyinit), which is
+    other I/O indeed, but not what this test stages."""
+    end = time.monotonic() + limit_s
+    last = _moved(dev)
+    while time.monotonic() < end:
+        time.sleep(quiet_s)
+        now = _moved(dev)
+        if now == last:
+            return
+        last = now
+
+
 def test_other_io_on_the_device_is_counted_beside_kits_own(tmp_path):
     with loop_device(fs="ext4") as (dev, mnt):
         job = kit.Job(rw="randread", bs="4k", size="16m", runtime=0.6, time_based=True, direct=True, directory=mnt)
         kit.run(job, progress=False)                # files made and filled before anything is judged
+        _settled(dev)
         quiet = kit.run(job, progress=False).data["process"]["machine_during_run"]
         io = quiet["device_io"]
         assert io["devices"] == [os.path.basename(dev)] and io["kit_ios"] > 100
         # direct reads reach the device one for one: nothing else moved
         assert io["read_bytes"] >= io["kit_bytes"] and io["others_bytes"] < 64 << 10 and not quiet["device_busy"]
-        reader = subprocess.Popen(["dd", f"if={dev}", "of=/dev/null", "bs=64k", "iflag=direct", "count=1000000"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        reader = subprocess.Popen(["sh", "-c", f"while :; do dd if={dev} of=/dev/null bs=1M iflag=direct; done"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            time.sleep(0.1)
+            started = _moved(dev)
+            while _moved(dev) < started + (4 << 11):           # the reader has moved 4 MiB: it is running
+                time.sleep(0.01)
             busy = kit.run(job, progress=False)
         finally:
-            reader.kill()
+            os.killpg(reader.pid, signal.SIGKILL)       # the loop and its dd
             reader.wait()
         load = busy.data["process"]["machine_during_run"]
         assert load["device_busy"] and load["busy"] and load["device_io"]["others_bytes"] > 1 << 20
@@ -288,6 +311,7 @@ def test_other_io_on_the_device_is_counted_beside_kits_own(tmp_path):
         assert kit.results.Result.from_dict(json.loads(busy.to_json())).data["process"]["machine_during_run"][
             "device_io"]["others_bytes"] == load["device_io"]["others_bytes"]
         # direct writes reach the device one for one too; with fsync the filesystem adds its journal: not judged
+        _settled(dev)
         writes = kit.run(job.replace(rw="randwrite"), progress=False).data["process"]["machine_during_run"]
         assert writes["device_io"]["write_bytes"] >= writes["device_io"]["kit_bytes"] > 0
         assert writes["device_io"]["others_bytes"] < 256 << 10 and not writes["device_busy"]
@@ -310,7 +334,6 @@ def test_kit_sweep_says_what_its_budget_cut(tmp_path):
 
 
 def test_ctrl_c_during_the_warm_up_stops_the_sweep_and_stores_nothing(tmp_path, monkeypatch):
-    import signal
     from conftest import interrupt_kit
     spec = _spec(tmp_path, "name: stop\nbase: {rw: randread, size: 1g, runtime: 0.2, time_based: 1, direct: 1}\n"
                            "grid: {iodepth: [1, 2]}\nrepeats: 2\n")
