@@ -317,7 +317,7 @@ def sweep_best_text(stats):
         return withheld
 
     def point(r):
-        return f"**{r['label']}** at iodepth {r['iodepth']}, bs {r['bs']:,} bytes"
+        return f"**{r['label']}** at iodepth {r['iodepth']}, bs {human_bytes(r['bs'], ' ')}"
 
     def figure(r):
         return (f"{r['iops']:,.0f} IOPS (median of {r['repeats']}, 95 % interval {r['iops_lo']:,.0f} to "
@@ -550,6 +550,8 @@ def anatomy_table(results):
         dev_lat = (block.get("lat_ns") or {}).get("mean")
         row = {
             "workload": (r.data.get("tags") or {}).get("workload", r.data.get("label")),
+            # results from before the buffered case are direct ones
+            "scenario": (r.data.get("tags") or {}).get("scenario", "direct"),
             "label": r.data.get("label"), "traced": bool(trace), "iops": r.iops,
             "clat_mean_us": clat / 1000 if clat else None,
             "clat_p99_us": (read["clat_ns"].get("percentile", {}).get("99.000000") or 0) / 1000 or None,
@@ -565,14 +567,60 @@ def anatomy_table(results):
             "ctx_job_threads": r.total["ctx"],
             "ctx_process": (r.data.get("process") or {}).get("ctx"),
         }
+        ios = r.ios
+        cpu, _whose = cpu_seconds(r)
+        row["cpu_us_per_io"] = 1e6 * cpu / ios if ios else None
+        row["ios_per_cpu_s"] = ios / cpu if cpu > 0 else None
         for role, entry in (sched.get("roles") or {}).items():
             row[f"switches_{role}"] = entry.get("switches", 0)
+            row[f"per_io_{role}"] = entry.get("switches", 0) / ios if ios else None
+        if sched.get("system") and ios:
+            row["per_io_system"] = sched["system"].get("switches", 0) / ios
         for event in ("submit", "complete", "queue_async_work", "task_work_run", "local_work_run", "cqring_wait"):
             if event in uring:
                 row[f"uring_{event}"] = uring[event]
+        sqpoll = (sched.get("roles") or {}).get("io_uring_sqpoll") or {}
+        if sqpoll.get("threads") and trace.get("duration_ns"):
+            row["sqpoll_cpu_share"] = sqpoll.get("oncpu_ns", 0) / trace["duration_ns"]
+            row["sqpoll_preempted"] = sqpoll.get("involuntary", 0)
+        row["cpus"] = ((r.data.get("machine") or {}).get("cpu") or {}).get("usable")
         row["lost_events"] = (trace.get("lost") or {}).get("total")
+        row["caveat"] = "; ".join(trace_caveats(r))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def missed_completions(result):
+    """{device: share of its completions the block tracer did not see},
+    from the tracer's check against /sys/block/<dev>/stat (devices where
+    it saw them all are left out)."""
+    devices = (((result.data.get("trace") or {}).get("block") or {}).get("devices") or {})
+    out = {}
+    for name, d in devices.items():
+        c = d.get("completions") or {}
+        stat, seen = c.get("stat"), c.get("seen")
+        if stat and seen is not None and stat > seen:
+            out[name] = (stat - seen) / stat
+    return out
+
+
+def trace_caveats(result):
+    """What makes one row's trace figures less than whole, said on that row."""
+    trace = result.data.get("trace") or {}
+    block = trace.get("block") or {}
+    own = sum((block.get(d) or {}).get("requests", 0) for d in ("read", "write"))
+    # a run served from the page cache leaves the device to others: what the
+    # tracer missed of their completions says nothing about this row
+    out = [f"the block tracer missed {share:.0%} of {name}'s completions: device figures are low"
+           for name, share in missed_completions(result).items()
+           if share >= 0.005 and own >= 0.01 * result.ios]
+    lost = (trace.get("lost") or {}).get("total")
+    if lost:
+        out.append(f"{lost:,} tracer events lost: counts are low")
+    if ((result.data.get("process") or {}).get("machine_during_run") or {}).get("busy"):
+        out.append("machine busy with other work")
+    out += [n for n in result.data.get("notes") or [] if n.startswith("untraced")]
+    return out
 
 
 def anatomy_text(table):
@@ -585,22 +633,587 @@ def anatomy_text(table):
         parts.append(f"The device accounts for {high['device_share']:.0%} of {high['workload']}'s completion "
                      f"latency but only {low['device_share']:.0%} of {low['workload']}'s: the rest is spent "
                      "above the block layer (queues, hand-offs, wake-ups).")
-    if "switches_helper" in table:
-        h = table.loc[table["switches_helper"].idxmax()]
-        if h["switches_helper"] > 0:
-            parts.append(f"{h['workload']}'s helper threads switched {h['switches_helper']:,.0f} times against "
-                         f"{h.get('switches_job', 0):,.0f} for its job thread.")
+    if "per_io_helper" in table and table["per_io_helper"].fillna(0).max() > 0:
+        h = table.loc[table["per_io_helper"].fillna(0).idxmax()]
+        parts.append(f"{h['workload']}'s helper threads switched {h['per_io_helper']:.2f} times per I/O against "
+                     f"{h.get('per_io_job') or 0:.2f} for its job thread.")
     if "uring_queue_async_work" in table and table["uring_queue_async_work"].fillna(0).max() > 0:
         p = table.loc[table["uring_queue_async_work"].fillna(0).idxmax()]
         parts.append(f"{p['workload']} punted {p['uring_queue_async_work']:,.0f} of {p.get('uring_submit', 0):,.0f} "
                      "requests to io-wq worker threads (iou-wrk).")
-    if "switches_io_uring_sqpoll" in table and table["switches_io_uring_sqpoll"].fillna(0).max() > 0:
-        s = table.loc[table["switches_io_uring_sqpoll"].fillna(0).idxmax()]
-        parts.append(f"In {s['workload']} a kernel thread (iou-sqp) polls the submission queue: it switched "
-                     f"only {s['switches_io_uring_sqpoll']:,.0f} times during the run.")
-    unreliable = table["device_depth_mean"].isna() & table["traced"]
+    sqpoll = sqpoll_text(table)
+    if sqpoll:
+        parts.append(sqpoll)
+    unreliable = table["device_depth_mean"].isna() & table["traced"] & table["device_lat_mean_us"].notna()
     if unreliable.any():
         parts.append(f"The device depth of {', '.join(table.loc[unreliable, 'workload'])} is not shown: "
                      "completions were missed while another BPF program ran on the same CPU, which makes "
                      "the in-flight count drift.")
     return " ".join(parts) or None
+
+
+def sqpoll_text(table):
+    """What SQPOLL cost and bought on this machine, against basic io_uring in
+    the same scenario: a polling kernel thread needs a CPU of its own."""
+    if "sqpoll_cpu_share" not in table or table["sqpoll_cpu_share"].isna().all():
+        return None
+    s = table.loc[table["sqpoll_cpu_share"].idxmax()]
+    base = table[(table["label"] == "io_uring") & (table["scenario"] == s["scenario"])]
+    cpus = s.get("cpus")
+    on_cpu = (f"its kernel thread (iou-sqp) polls the submission queue instead of sleeping and was on a CPU "
+              f"{s['sqpoll_cpu_share']:.0%} of the run")
+    machine = f" on this {cpus:.0f}-CPU machine" if cpus == cpus and cpus else ""
+    if base.empty or not base.iloc[0]["iops"]:
+        return f"In {s['workload']}, {on_cpu}{machine}."
+    b = base.iloc[0]
+    change = 100 * (s["iops"] / b["iops"] - 1)
+    cost = ""
+    if s.get("cpu_us_per_io") and b.get("cpu_us_per_io"):
+        cost = (f" Each I/O cost {s['cpu_us_per_io']:,.1f} µs of CPU against {b['cpu_us_per_io']:,.1f} µs "
+                "for basic io_uring.")
+    if change < -CLEAR_DIFFERENCE_PCT:
+        return (f"{s['workload']} is {-change:.0f} % slower than basic io_uring ({s['iops']:,.0f} against "
+                f"{b['iops']:,.0f} IOPS): {on_cpu}{machine}, competing for the CPUs with the job thread that "
+                f"feeds it and the completions it waits for (the scheduler preempted it "
+                f"{s.get('sqpoll_preempted', 0):,.0f} times).{cost} SQPOLL pays off where a CPU is to spare "
+                "for the poller; here none is.")
+    if change > CLEAR_DIFFERENCE_PCT:
+        return (f"{s['workload']} is {change:.0f} % faster than basic io_uring ({s['iops']:,.0f} against "
+                f"{b['iops']:,.0f} IOPS), bought with a CPU: {on_cpu}{machine}.{cost}")
+    return (f"{s['workload']} is no faster than basic io_uring ({s['iops']:,.0f} against {b['iops']:,.0f} IOPS, "
+            f"within {CLEAR_DIFFERENCE_PCT:.0f} %), although {on_cpu}{machine}.{cost}")
+
+
+# switches by role that the run itself causes (kworkers and others are the
+# rest of the machine, the idle task among them)
+RUN_ROLES = ("job", "helper", "io_uring_wq", "io_uring_sqpoll")
+ROLE_NAMES = {"job": "job threads", "helper": "helper threads", "io_uring_wq": "io_uring workers (iou-wrk)",
+              "io_uring_sqpoll": "io_uring SQPOLL thread (iou-sqp)", "kworker": "kernel workers (kworker)",
+              "other": "other threads", "system": "every thread (idle task included)"}
+
+
+def buffered_text(table):
+    """The page-cache case in a few sentences: no device, so what is left
+    is each engine's own cost per I/O."""
+    t = table[table["iops"] > 0]
+    if t.empty:
+        return None
+    best, worst = t.loc[t["iops"].idxmax()], t.loc[t["iops"].idxmin()]
+    parts = [f"With every read a page-cache hit, **{best['workload']}** is fastest at {best['iops']:,.0f} IOPS "
+             f"and **{worst['workload']}** slowest at {worst['iops']:,.0f}."]
+    cols = [f"per_io_{r}" for r in RUN_ROLES if f"per_io_{r}" in t]
+    if cols:
+        run = t[cols].fillna(0).sum(axis=1)
+        most, least = t.loc[run.idxmax()], t.loc[run.idxmin()]
+        if run.max() > 0:
+            parts.append(f"The threads of {most['workload']}'s run switched {run.max():.2f} times per I/O, "
+                         f"those of {least['workload']}'s {run.min():.2g}: a read served from memory never "
+                         "waits for a device, so the switches are the engine's own hand-offs between threads "
+                         "(and other work preempting them).")
+    if "cpu_us_per_io" in t and t["cpu_us_per_io"].notna().any():
+        dear, cheap = t.loc[t["cpu_us_per_io"].idxmax()], t.loc[t["cpu_us_per_io"].idxmin()]
+        parts.append(f"CPU per I/O ranges from {cheap['cpu_us_per_io']:,.1f} µs ({cheap['workload']}) to "
+                     f"{dear['cpu_us_per_io']:,.1f} µs ({dear['workload']}).")
+    return " ".join(parts)
+
+
+# ---- the look every page shares: colours, scales, images with alt text --------
+
+# One colour per engine, keyed by its label (the ioengine and the features
+# that change it, as results store it), so an engine is the same colour in
+# every plot of every page. Engines without an entry get a spare colour
+# picked by their label alone, stable across pages too.
+ENGINE_COLORS = {
+    "sync": "#8c564b", "psync": "#c49c94", "threadpool": "#9467bd", "posixaio": "#e377c2",
+    "libaio": "#ff7f0e", "io_uring": "#1f77b4", "io_uring+fixedbufs+registerfiles": "#17becf",
+    "io_uring+sqthread_poll": "#2ca02c", "io_uring+force_async": "#d62728", "null": "#7f7f7f",
+}
+_SPARE_COLORS = ("#bcbd22", "#aec7e8", "#98df8a", "#ff9896", "#c5b0d5", "#f7b6d2", "#dbdb8d", "#9edae5",
+                 "#393b79", "#637939", "#8c6d31", "#843c39")
+
+
+def _named_labels():
+    """Names the pages use for engines (an anatomy workload such as
+    io_uring-sqpoll, a seed section such as posix-aio) -> their label."""
+    from .engines import variants
+    from .job import job_label
+    from .seed import SEED_ENGINES, THREADPOOL
+    return {name: job_label(options) for name, options in list(variants()) + list(SEED_ENGINES + (THREADPOOL,))}
+
+
+def engine_label(name):
+    """The label an engine name stands for; a label stands for itself."""
+    return _named_labels().get(name, name)
+
+
+def color(name):
+    """The engine's colour on every page (name: a label, a workload or a
+    seed section)."""
+    import zlib
+    label = engine_label(str(name))
+    if label in ENGINE_COLORS:
+        return ENGINE_COLORS[label]
+    return _SPARE_COLORS[zlib.crc32(label.encode()) % len(_SPARE_COLORS)]
+
+
+def scale_for(values, decades=2):
+    """"log" when the positive values span `decades` powers of ten or more
+    (a linear axis would flatten the small ones to nothing), else "linear"."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return "log" if len(v) > 1 and v.max() / v.min() >= 10 ** decades else "linear"
+
+
+def _axes_text(ax):
+    parts = []
+    for which, label, scale in (("x", ax.get_xlabel(), ax.get_xscale()), ("y", ax.get_ylabel(), ax.get_yscale())):
+        if label:
+            parts.append(f"{which}: {label}" + (", log scale" if scale == "log" else ""))
+    title = ax.get_title()
+    if not title:
+        return "; ".join(parts)
+    return f"{title} ({'; '.join(parts)})" if parts else title
+
+
+def _plain_log_ticks(ax):
+    """Log axes labelled 0.01, 1, 1,000 rather than 10^-2, 10^0, 10^3 (where
+    the plot has not chosen its own labels); a range under a decade labels
+    its minor ticks too, as it has no major one to speak of."""
+    from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, LogLocator, NullFormatter
+    plain = FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+    for axis, scale, limits in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()), (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+        if scale != "log" or not isinstance(axis.get_major_formatter(), LogFormatterSciNotation):
+            continue
+        axis.set_major_formatter(plain)
+        lo, hi = sorted(limits)
+        powers = np.floor(np.log10(hi)) - np.ceil(np.log10(lo)) + 1 if lo > 0 else 2
+        if powers < 2:      # one power of ten or none in view: label 2 and 5 times them too
+            axis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+            axis.set_minor_formatter(plain)
+        else:
+            axis.set_minor_formatter(NullFormatter())
+
+
+def figure_alt(fig, what):
+    """Alt text: what the figure shows, then each panel's title and axes
+    (with their scales), so a reader without the image knows what it plots."""
+    panels = [t for t in (_axes_text(ax) for ax in fig.axes if ax.get_visible() and ax.has_data()) if t]
+    return what.rstrip(".") + "." + (" Panels: " + "; ".join(panels) + "." if panels else "")
+
+
+def show(fig, what):
+    """A figure as an embedded PNG with alt text (nbconvert's own images
+    have none): `what` says what it shows, the panels' axes follow."""
+    import base64
+    import io
+    import matplotlib.pyplot as plt
+    from IPython.display import HTML, display
+    from PIL import Image
+    for ax in fig.axes:
+        _plain_log_ticks(ax)
+    alt = figure_alt(fig, what)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    # a chart has few colours: a 256-colour palette keeps it sharp at a
+    # third of the bytes, and the pages small
+    buf.seek(0)
+    small = io.BytesIO()
+    Image.open(buf).convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE).save(small, "png", optimize=True)
+    data = base64.b64encode(small.getvalue()).decode()
+    display(HTML(f'<img class="kit-figure" alt="{html.escape(alt)}" style="max-width:100%" '
+                 f'src="data:image/png;base64,{data}">'))
+    return alt
+
+
+# ---- latencies from the stored bins, IOPS over time, CPU cost -------------------
+
+def latency_distribution(result, ddir=None, kind="clat_ns"):
+    """A run's latency distribution from its stored bins (fio's json+ bins,
+    one per non-empty bucket): latency in µs, count, share and the
+    cumulative share (the CDF, which ends at 1). ddir: the direction that
+    did most I/O by default. Empty where the result has no bins (fio json
+    without the plus)."""
+    from .text import main_ddir
+    entry = result.total
+    lat = entry[ddir or main_ddir(entry)].get(kind) or {}
+    bins = sorted((int(k), int(v)) for k, v in (lat.get("bins") or {}).items() if int(v) > 0)
+    if not bins:
+        return pd.DataFrame(columns=["latency_us", "count", "share", "cumulative"])
+    ns = np.array([b[0] for b in bins], dtype=float)
+    counts = np.array([b[1] for b in bins], dtype=np.int64)
+    total = counts.sum()
+    return pd.DataFrame({"latency_us": ns / 1000, "count": counts, "share": counts / total,
+                         "cumulative": np.cumsum(counts) / total})
+
+
+def latency_histogram(dist, per_decade=20):
+    """The distribution on log-spaced bins (per_decade to a power of ten):
+    the stored buckets double in width at every power of two, which would
+    draw as steps on a log axis. Rows: bin's lower and upper edge (µs),
+    share of I/Os."""
+    if dist.empty:
+        return pd.DataFrame(columns=["lo_us", "hi_us", "share"])
+    lo = np.floor(np.log10(dist["latency_us"].min()) * per_decade) / per_decade
+    hi = np.ceil(np.log10(dist["latency_us"].max()) * per_decade) / per_decade + 1 / per_decade
+    edges = 10 ** np.arange(lo, hi + 1e-9, 1 / per_decade)
+    share, edges = np.histogram(dist["latency_us"], bins=edges, weights=dist["share"])
+    return pd.DataFrame({"lo_us": edges[:-1], "hi_us": edges[1:], "share": share})
+
+
+def plot_latency(ax_hist, ax_cdf, runs):
+    """Histogram and CDF of completion latency, one line per engine in its
+    colour, µs on a log axis. runs: [(name, result)]."""
+    drawn = 0
+    for name, r in runs:
+        dist = latency_distribution(r)
+        if dist.empty:
+            continue
+        if (r.data.get("job") or {}).get("ioengine") != "null":
+            # null's latency is kit's own floor: one spike that would flatten every other curve
+            h = latency_histogram(dist)
+            ax_hist.step(h["lo_us"], h["share"] * 100, where="post", color=color(name), label=name)
+        ax_cdf.step(dist["latency_us"], dist["cumulative"], where="post", color=color(name), label=name)
+        drawn += 1
+    ax_hist.set(xscale="log", xlabel="completion latency (µs)", ylabel="% of I/Os per bin",
+                title="latency histogram (20 bins per decade)")
+    ax_cdf.set(xscale="log", xlabel="completion latency (µs)", ylabel="fraction of I/Os at or below",
+               title="latency CDF", ylim=(0, 1.02))
+    for ax in (ax_hist, ax_cdf):
+        ax.xaxis.set_major_formatter(_us_formatter())
+    if drawn:
+        ax_cdf.legend(fontsize=8, loc="lower right")
+    return drawn
+
+
+def _us_formatter():
+    from matplotlib.ticker import FuncFormatter
+    return FuncFormatter(lambda v, _pos: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+
+
+def iops_series(result):
+    """IOPS per window over the run, from the result's time series (kit's
+    own results; empty for fio's): window end (s), its length (s) and IOPS.
+    The last window is cut at the run's end; windows shorter than a tenth
+    of the interval are left out (too few I/Os to mean a rate)."""
+    kit = result.total.get("kit") or {}
+    s = kit.get("series") or {}
+    if not s.get("t_ms"):
+        return pd.DataFrame(columns=["t_s", "window_s", "iops"])
+    from .options import DDIRS
+    ios = np.sum([s[f"{d}_ios"] for d in DDIRS if f"{d}_ios" in s], axis=0)
+    ends = np.array(s["t_ms"], dtype=float)
+    if kit.get("runtime_ns"):
+        ends = np.minimum(ends, kit["runtime_ns"] / 1e6)
+    starts = np.concatenate([[max(ends[0] - s["interval_ms"], 0.0)], ends[:-1]])
+    width = ends - starts
+    keep = width >= s["interval_ms"] / 10
+    return pd.DataFrame({"t_s": ends[keep] / 1000, "window_s": width[keep] / 1000,
+                         "iops": np.asarray(ios)[keep] / (width[keep] / 1000)})
+
+
+def cpu_seconds(result):
+    """(CPU seconds the run cost, whose): the whole process where kit
+    measured it (helper threads and the process's io_uring threads
+    included), else the job threads' as fio reports them (usr_cpu and
+    sys_cpu are percent of job_runtime), as in imported fio results."""
+    proc = result.data.get("process") or {}
+    if proc.get("usr_ns") is not None and proc.get("sys_ns") is not None:
+        return (proc["usr_ns"] + proc["sys_ns"]) / 1e9, "process"
+    t = result.total
+    return (t["usr_cpu"] + t["sys_cpu"]) / 100 * t["job_runtime"] / 1000, "job threads"
+
+
+def efficiency(results, names=None):
+    """What each I/O cost: I/Os per CPU-second, CPU µs per I/O (user and
+    system), and context switches per I/O counted three ways (job threads,
+    the process, every thread on the system). names: what to call each
+    result (default: its label)."""
+    rows = []
+    for i, r in enumerate(results):
+        ios = r.ios
+        cpu, whose = cpu_seconds(r)
+        proc = r.data.get("process") or {}
+        sched = ((r.data.get("trace") or {}).get("sched") or {})
+        system = (sched.get("system") or {}).get("switches")
+
+        def per_io(n):
+            return n / ios if ios and n is not None else None
+        usr_s = proc["usr_ns"] / 1e9 if whose == "process" else r.total["usr_cpu"] / 100 * r.total["job_runtime"] / 1000
+        rows.append({
+            "engine": names[i] if names else r.data.get("label"),
+            "ios": ios, "iops": r.iops, "cpu_s": cpu, "cpu_of": whose,
+            "ios_per_cpu_s": ios / cpu if cpu > 0 else None,
+            "cpu_us_per_io": 1e6 * cpu / ios if ios else None,
+            "usr_us_per_io": 1e6 * usr_s / ios if ios else None,
+            "sys_us_per_io": 1e6 * (cpu - usr_s) / ios if ios else None,
+            "ctx_per_io": per_io(r.total["ctx"]),
+            "process_ctx_per_io": per_io(proc.get("ctx")),
+            "system_ctx_per_io": per_io(system),
+        })
+    return pd.DataFrame(rows)
+
+
+# without IOPS: the page's main table has them, this one what they cost
+EFFICIENCY_COLUMNS = {"engine": "engine", "ios_per_cpu_s": "I/Os per CPU-second",
+                      "cpu_us_per_io": "CPU µs per I/O", "usr_us_per_io": "user µs per I/O",
+                      "sys_us_per_io": "system µs per I/O", "ctx_per_io": "switches per I/O (job threads)",
+                      "process_ctx_per_io": "switches per I/O (process)",
+                      "system_ctx_per_io": "switches per I/O (system, idle task included)"}
+EFFICIENCY_FORMATS = {"IOPS": "{:,.0f}", "I/Os per CPU-second": "{:,.0f}", "CPU µs per I/O": "{:,.2f}",
+                      "user µs per I/O": "{:,.2f}", "system µs per I/O": "{:,.2f}"}
+
+
+def efficiency_view(frame):
+    """The efficiency table with readable columns, for display."""
+    shown = frame[[c for c in EFFICIENCY_COLUMNS if c in frame.columns and frame[c].notna().any()]]
+    shown = shown.rename(columns=EFFICIENCY_COLUMNS)
+    formats = {**EFFICIENCY_FORMATS, **{c: per_io_format for c in shown.columns if c.startswith("switches per")}}
+    return shown.style.format({k: v for k, v in formats.items() if k in shown.columns}, na_rep="-") \
+        .hide(axis="index")
+
+
+def per_io_format(x):
+    """Switches per I/O: small numbers keep their significant digits."""
+    if x is None or x != x:
+        return "-"
+    if x == 0:
+        return "0"
+    if x >= 0.1:
+        return f"{x:,.2f}"
+    return np.format_float_positional(x, precision=2, fractional=False)      # 0.000015, never 1.5e-05
+
+
+COUNTED = (("ctx_per_io", "job threads (fio's figure)", "o"), ("process_ctx_per_io", "the whole process", "s"),
+           ("system_ctx_per_io", "every thread on the system (tracer)", "^"))
+
+
+def plot_efficiency(ax_cpu, ax_ctx, frame):
+    """I/Os per CPU-second (bars) and switches per I/O (one marker shape per
+    way of counting), each engine in its colour; log scales where the
+    values span decades."""
+    names = list(frame["engine"])
+    ax_cpu.bar(names, frame["ios_per_cpu_s"].fillna(0), color=[color(n) for n in names])
+    ax_cpu.set(title="I/Os per CPU-second (higher is cheaper)", ylabel="I/Os per CPU-second",
+               yscale=scale_for(frame["ios_per_cpu_s"]))
+    shown = []
+    for col, what, marker in COUNTED:
+        if col in frame and frame[col].notna().any():
+            ax_ctx.scatter(names, frame[col], c=[color(n) for n in names], marker=marker, s=60,
+                           edgecolors="black", linewidths=0.6, label=what)
+            shown += list(frame[col].dropna())
+    ax_ctx.set(title="context switches per I/O", ylabel="switches per I/O", yscale=scale_for(shown))
+    if shown:
+        legend = ax_ctx.legend(fontsize=8, title="counted for", title_fontsize=8, loc="upper left",
+                               bbox_to_anchor=(1.01, 1))
+        for handle in legend.legend_handles:
+            handle.set_facecolor("white")
+    from matplotlib.ticker import FuncFormatter
+    ax_cpu.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: human_count_axis(v)))
+    for ax in (ax_cpu, ax_ctx):
+        ax.tick_params(axis="x", rotation=30)
+        for label in ax.get_xticklabels():
+            label.set_color(color(label.get_text()))
+
+
+def human_count_axis(v):
+    """Tick labels for counts: 200k, 1.5M."""
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:g}{unit}"
+    return f"{v:g}"
+
+
+# ---- sweeps: fio-plot's 3D view, flattened ---------------------------------------
+
+def heatmap_axes(stats):
+    """(rows, panels): the axis a sweep's heatmaps put against iodepth
+    (numjobs where the sweep varies it, else the block size), and the
+    other axes that split them into panels, the engine first."""
+    varies = [a for a in ("numjobs", "bs") if a in stats and stats[a].nunique() > 1]
+    rows = varies[0] if varies else "numjobs"
+    return rows, ["label"] + [a for a in varies if a != rows]
+
+
+def sweep_heatmap(stats, panel, rows, value="iops"):
+    """One panel's medians as a grid, rows x iodepth (ascending). panel:
+    {axis: value} fixing the other axes (the engine among them)."""
+    s = stats
+    for axis, v in panel.items():
+        s = s[s[axis] == v]
+    return s.pivot_table(index=rows, columns="iodepth", values=value, aggfunc="first").sort_index() \
+        .sort_index(axis=1)
+
+
+def plot_heatmaps(stats):
+    """Median IOPS of every point, one heatmap per engine (and per value of
+    any other axis), iodepth across, numjobs (or bs) down; one colour scale
+    for all, logarithmic where the medians span decades. Returns the figure."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm, Normalize
+    from .text import human_bytes, human_count
+    rows, split = heatmap_axes(stats)
+    panels = [dict(zip(split, key if isinstance(key, tuple) else (key,)))
+              for key, _g in stats.groupby(split, sort=True)]
+    positive = stats.loc[stats["iops"] > 0, "iops"]
+    lo, hi = (positive.min(), positive.max()) if len(positive) else (1, 10)
+    norm = LogNorm(lo, hi) if scale_for(positive) == "log" else Normalize(0, hi)
+    cols = min(3, len(panels))
+    rows_n = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols + 1, 3.2 * rows_n), squeeze=False,
+                             constrained_layout=True)
+    image = None
+    for ax, panel in zip(axes.flat, panels):
+        grid = sweep_heatmap(stats, panel, rows)
+        image = ax.imshow(grid.clip(lower=lo).values, norm=norm, cmap="viridis", aspect="auto", origin="lower")
+        ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
+        ax.set_yticks(range(grid.shape[0]), [human_bytes(v, " ") if rows == "bs" else str(v) for v in grid.index])
+        for (i, j), v in np.ndenumerate(grid.values):
+            if v == v:
+                shade = norm(max(v, lo))
+                ax.text(j, i, human_count(v), ha="center", va="center", fontsize=8,
+                        color="white" if shade < 0.6 else "black")
+        extra = ", ".join(f"{k} {human_bytes(v, ' ') if k == 'bs' else v}" for k, v in panel.items() if k != "label")
+        ax.set_title(panel["label"] + (f", {extra}" if extra else ""), color=color(panel["label"]))
+        ax.set(xlabel="iodepth", ylabel="block size" if rows == "bs" else rows)
+        ax.grid(False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), label="median IOPS" + (" (log scale)" if isinstance(norm, LogNorm) else ""))
+    return fig
+
+
+# ---- the machine page, for people ------------------------------------------------
+
+def _fact(value, size=False):
+    """A fingerprint value as people read it, None where it is not known."""
+    from .text import human_bytes, yes_no
+    if value is None or value == "" or value == [] or value == {}:
+        return None
+    if isinstance(value, bool):
+        return yes_no(value)
+    if size and isinstance(value, (int, float)):
+        return human_bytes(value, " ")
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    return str(value)
+
+
+def _rows(pairs):
+    """(name, value) pairs with the unknown left out."""
+    return [(k, v) for k, v in pairs if v is not None]
+
+
+def machine_sections(fp):
+    """The fingerprint for people: [(heading, [(fact, value)])], every value
+    a word, a number or a human size; what is not known is left out."""
+    from .text import human_bytes, yes_no
+    cpu, mem, kernel = fp.get("cpu") or {}, fp.get("memory") or {}, fp.get("kernel") or {}
+    online = f" (online {cpu['online']})" if cpu.get("online") else ""
+    system = _rows([
+        ("host name", _fact(fp.get("hostname"))), ("kernel", _fact(kernel.get("release"))),
+        ("architecture", _fact(kernel.get("arch"))), ("virtualization", _fact(fp.get("virtualization"))),
+        ("container", _fact(fp.get("container"))), ("CPU", _fact(cpu.get("model"))),
+        ("CPUs", f"{cpu['count']}{online}" if cpu.get("count") else None),
+        ("frequency governor", _fact(cpu.get("governor"))),
+        ("SMT", {"notsupported": "not supported", "notimplemented": "not implemented", "forceoff": "forced off"}
+         .get(cpu.get("smt"), _fact(cpu.get("smt")))),
+        ("memory", _fact(mem.get("total_bytes"), size=True)),
+        ("transparent huge pages", _fact(mem.get("transparent_hugepage"))),
+        ("huge pages", _fact(mem.get("hugepages"))),
+        ("kernel command line", _fact(kernel.get("cmdline")))])
+    out = [("System", system)]
+    mitigations = cpu.get("mitigations") or {}
+    if mitigations:
+        out.append(("CPU vulnerabilities and mitigations",
+                    _rows((k.replace("_", " "), _fact(v)) for k, v in sorted(mitigations.items()))))
+    target = fp.get("target") or {}
+    fs, dev = target.get("filesystem") or {}, target.get("device") or {}
+    out.append(("Filesystem", _rows([
+        ("type", _fact(fs.get("type"))), ("mounted on", _fact(fs.get("mount_point"))),
+        ("source", _fact(fs.get("source"))), ("mount options", _fact(fs.get("options")))])))
+    if dev:
+        kb = lambda k: human_bytes(dev[k] * 1024, " ") if isinstance(dev.get(k), (int, float)) else None
+        out.append(("Device", _rows([
+            ("name", _fact(dev.get("name") and f"/dev/{dev['name']}")), ("kind", _fact(dev.get("kind"))),
+            ("driver", _fact(dev.get("driver"))), ("model", _fact(dev.get("model"))),
+            ("vendor", _fact(dev.get("vendor"))), ("size", _fact(dev.get("size_bytes"), size=True)),
+            ("I/O scheduler", _fact(dev.get("scheduler"))), ("queue depth (nr_requests)", _fact(dev.get("nr_requests"))),
+            ("hardware queues", _fact(dev.get("nr_hw_queues"))), ("read-ahead", kb("read_ahead_kb")),
+            ("largest request", kb("max_sectors_kb")),
+            ("rotational", yes_no(dev.get("rotational"))),
+            ("logical block size", _fact(dev.get("logical_block_size"), size=True)),
+            ("physical block size", _fact(dev.get("physical_block_size"), size=True)),
+            ("polled I/O (io_poll)", yes_no(dev.get("io_poll"))), ("write cache", _fact(dev.get("write_cache"))),
+            ("backing file", _fact(dev.get("backing_file")))])))
+    versions = fp.get("versions") or {}
+    out.append(("Versions", _rows((k, _fact(v)) for k, v in sorted(versions.items()))))
+    return [(h, rows) for h, rows in out if rows]
+
+
+PRIVILEGES = {"root": "root", "cap_sys_admin": "CAP_SYS_ADMIN", "cap_perfmon": "CAP_PERFMON", "cap_bpf": "CAP_BPF",
+              "memlock_bytes": "locked memory limit (ulimit -l)", "nofile": "open files limit (ulimit -n)",
+              "aio_nr": "AIO slots in use (fs.aio-nr)", "aio_max_nr": "AIO slots (fs.aio-max-nr)",
+              "io_uring_disabled": "io_uring disabled (kernel.io_uring_disabled)"}
+TRACING = {"usable": "tracing works", "reason": "why not", "bcc": "bcc installed", "bcc_version": "bcc version",
+           "tracefs": "tracefs mounted", "headers": "kernel headers", "root": "root", "cap_bpf": "CAP_BPF"}
+
+
+def capability_sections(caps):
+    """doctor's tracing and privileges for people, as machine_sections."""
+    from .text import yes_no
+    tracing = caps.get("tracing") or {}
+    rows = [(TRACING.get(k, k.replace("_", " ")), _fact(v)) for k, v in tracing.items()
+            if not isinstance(v, (dict, list))]
+    rows += [(f"tracepoints: {k}", yes_no(v)) for k, v in (tracing.get("tracepoints") or {}).items()]
+    p = caps.get("privileges") or {}
+    priv = []
+    for k, v in p.items():
+        if k == "memlock_bytes":
+            priv.append((PRIVILEGES[k], "unlimited" if v is None else _fact(v, size=True)))
+        elif k == "io_uring_disabled":
+            priv.append((PRIVILEGES[k], {"0": "no", "1": "for unprivileged users", "2": "yes"}.get(str(v), _fact(v))))
+        elif k in ("aio_nr", "aio_max_nr", "nofile"):
+            priv.append((PRIVILEGES[k], f"{int(v):,}" if str(v).isdigit() else _fact(v)))
+        else:
+            priv.append((PRIVILEGES.get(k, k.replace("_", " ")), _fact(v)))
+    return [(h, _rows(r)) for h, r in (("Tracing", rows), ("Privileges and limits", priv)) if _rows(r)]
+
+
+def newest_runs(results, key=("scenario", "section")):
+    """One result per row of a table, so every figure of a row comes from
+    one real run: among the results that share the key's tags, those of the
+    newest measurement (results of one measurement share tags["batch"]; a
+    result without one is a measurement of its own), and of those the run
+    whose IOPS is the median of its repeats (the lower middle of an even
+    number). Order: as given."""
+    groups = {}
+    for r in results:
+        tags = r.data.get("tags") or {}
+        groups.setdefault(tuple(tags.get(k) for k in key), []).append(r)
+    chosen = []
+    for runs in groups.values():
+        def batch(r):
+            tags = r.data.get("tags") or {}
+            return tags.get("batch", ("single", id(r)))
+        newest = {}
+        for r in runs:
+            b = batch(r)
+            newest[b] = max(newest.get(b, 0), r.data.get("timestamp") or 0)
+        latest = max(newest, key=newest.get)
+        repeats = sorted((r for r in runs if batch(r) == latest), key=lambda r: r.iops)
+        chosen.append(repeats[(len(repeats) - 1) // 2])
+    keep = {id(r) for r in chosen}
+    return [r for r in results if id(r) in keep]
+
+
+def repeat_count(results, run, key=("scenario", "section")):
+    """How many repeats of its measurement `run` was chosen from (1 for a
+    result without a batch)."""
+    tags = run.data.get("tags") or {}
+    if "batch" not in tags:
+        return 1
+    return sum(1 for r in results if all((r.data.get("tags") or {}).get(k) == tags.get(k) for k in key + ("batch",)))

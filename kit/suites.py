@@ -106,16 +106,21 @@ def measure_sweep(data=None, quick=False, directory=None, progress=None, spec=No
 
 
 def anatomy_jobs(quick=False, directory=None):
-    """[(workload, Job)]: one direct 4 KiB random-read workload per engine."""
+    """[(workload, Job)]: one direct 4 KiB random-read workload per engine,
+    then the same reads from the page cache (pre-read, never invalidated)
+    for every engine that reads a file: no device, only the engine's own
+    cost per I/O, where the engines differ most."""
     common = dict(rw="randread", bs="4k", iodepth=8, direct=True, time_based=True, name="anatomy",
                   size="4m" if quick else "64m", runtime=0.3 if quick else 2)
     if directory:
         common["directory"] = directory
-    return [(name, Job(**common, **extra)) for name, extra in variants()]
+    direct = [(name, Job(**common, **extra)) for name, extra in variants()]
+    cached = {**common, "direct": False, "pre_read": True, "invalidate": False, "runtime": 0.3 if quick else 1}
+    return direct + [(name, Job(**cached, **extra)) for name, extra in variants() if extra["ioengine"] != "null"]
 
 
 def measure_anatomy(data=None, quick=False, directory=None, progress=None):
-    """One direct 4 KiB random-read workload per engine, every tracer on."""
+    """Each anatomy workload (direct, then from the page cache), every tracer on."""
     traced, why = tracing_usable()
     jobs = anatomy_jobs(quick, directory)
     with bar(total=len(jobs), label="anatomy", unit="job", enabled=progress) as b:
@@ -129,7 +134,9 @@ def measure_anatomy(data=None, quick=False, directory=None, progress=None):
                 result.data["notes"].append(f"untraced: {e}")
             if not traced:
                 result.data["notes"].append(f"untraced: {why}")
-            store.save(result, "anatomy", name, tags={"workload": name}, data=data)
+            scenario = "direct" if job.direct else "buffered"
+            store.save(result, "anatomy", name if job.direct else f"buffered-{name}",
+                       tags={"workload": name, "scenario": scenario}, data=data)
             _stop_if_interrupted(result)
             b.update_to(i)
     return len(jobs)

@@ -22,11 +22,21 @@ def human_count(x):
     return f"{x:.0f}"
 
 
-def human_bytes(x):
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+def human_bytes(x, sep=""):
+    """16MiB; sep=" " for prose and pages: 16 MiB."""
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if abs(x) >= scale:
-            return f"{x / scale:.1f}".removesuffix(".0") + unit
-    return f"{x:.0f}B"
+            return f"{x / scale:.1f}".removesuffix(".0") + sep + unit
+    return f"{x:.0f}{sep}B"
+
+
+def yes_no(value):
+    """A flag as people read it (1, True, "1" -> yes); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return {"1": "yes", "0": "no", "true": "yes", "false": "no"}.get(value.strip().lower(), value)
+    return "yes" if value else "no"
 
 
 def human_ns(ns):

@@ -117,10 +117,10 @@ def test_anatomy_and_machine_reports(report):
     from kit.engines import variants
     assert [r[0] for r in t[1:]] == [name for name, _options in variants()]     # every engine, from the registry
     assert {"io_uring-sqpoll", "io_uring-async"} <= {r[0] for r in t[1:]}
-    assert "Context switches of every thread, by role" in anatomy
-    roles = table_with(os.path.join(report["dir"], "anatomy.html"), "io_uring_sqpoll")
+    assert "Context switches per I/O, by who switched" in anatomy
+    roles = table_with(os.path.join(report["dir"], "anatomy.html"), "io_uring SQPOLL thread (iou-sqp)")
     sqpoll = next(r for r in roles if r[0] == "io_uring-sqpoll")
-    assert int(sqpoll[roles[0].index("io_uring_sqpoll")].replace(",", "")) > 0   # iou-sqp was seen
+    assert float(sqpoll[roles[0].index("io_uring SQPOLL thread (iou-sqp)")]) > 0   # iou-sqp was seen, per I/O
     assert anatomy.count("data:image/png;base64") >= 3
     assert "Device latency over time, request by request" in anatomy       # the block tracer's records
     machine = os.path.join(report["dir"], "machine.html")
@@ -425,3 +425,79 @@ def test_a_sweep_measures_again_what_other_work_disturbed(tmp_path, monkeypatch)
             h.wait()
     (result,) = store.load(store.machines(str(data))[0]["name"], "sweep-busy", str(data))
     assert any(n.startswith(f"measured {1 + sweeping.BUSY_RETRIES} times") for n in result.data["notes"])
+
+
+def _visible_text(page):
+    """A page's text as a reader sees it: no tags, scripts, styles or data URIs."""
+    import re
+    page = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def test_every_page_has_its_plots_with_alt_text_and_its_data(report):
+    """Plots are images with real alt text (what they show, each panel's
+    axes), no page says nan/None or shows a traceback, and every page
+    offers its data as a CSV."""
+    import re
+    wanted = {"engines.html": 6, "anatomy.html": 6, "sweep-engines-quick.html": 3, "machine.html": 0}
+    for page, plots in wanted.items():
+        text = open(os.path.join(report["dir"], page)).read()
+        images = re.findall(r"<img\b[^>]*>", text)
+        alts = [re.search(r'alt="([^"]*)"', i) for i in images]
+        assert all(a and len(a.group(1)) > 40 for a in alts), page                # every image described
+        assert len(images) >= plots, (page, len(images))
+        assert all("Panels: " in a.group(1) for a in alts), page
+        assert 'href="data:text/csv;base64,' in text, page
+        words = set(re.findall(r"[A-Za-z]+", _visible_text(text)))
+        assert not {"nan", "NaN", "None", "Traceback"} & words, (page, {"nan", "NaN", "None", "Traceback"} & words)
+        assert "object at 0x" not in text
+        # a page stays small: every plot a palette PNG
+        assert os.path.getsize(os.path.join(report["dir"], page)) < 1_500_000, page
+    engines = open(os.path.join(report["dir"], "engines.html")).read()
+    for what in ("IOPS over the run", "I/Os per CPU-second", "latency CDF (x: completion latency (µs), log scale"):
+        assert what in html.unescape(engines), what
+    sweep = html.unescape(open(os.path.join(report["dir"], "sweep-engines-quick.html")).read())
+    assert "Heatmaps of median IOPS per engine" in sweep
+
+
+def test_machine_page_reads_as_words_and_sizes(report):
+    machine = os.path.join(report["dir"], "machine.html")
+    cells = [c for t in tables(machine) for row in t for c in row]
+    assert not {"None", "True", "False", "nan"} & set(cells)
+    facts = {row[0]: row[1] for t in tables(machine) if t and t[0][:2] == ["fact", "value"] for row in t[1:]}
+    assert facts["memory"].endswith(" GiB") and facts["root"] in ("yes", "no")
+    assert facts["logical block size"] in ("512 B", "4 KiB")
+
+
+def test_engines_page_uses_log_axes_where_values_span_decades(report):
+    """The buffered table's switches per I/O span decades (threadpool's
+    hand-offs beside io_uring's almost none): its chart says log scale,
+    and does so because the stored figures call for it."""
+    import re
+    from kit import notebook as kn
+    results = kn.newest_runs(store.load(report["machine"], "engines", report["data"]))
+    text = html.unescape(open(os.path.join(report["dir"], "engines.html")).read())
+    for scenario in ("direct", "buffered"):
+        rs = [r for r in results if r.data["tags"]["scenario"] == scenario]
+        eff = kn.efficiency(rs)
+        values = [v for c in ("ctx_per_io", "process_ctx_per_io", "system_ctx_per_io") for v in eff[c].dropna()]
+        alt = re.search(rf'alt="CPU efficiency of each engine, {scenario}[^"]*"', text).group(0)
+        log = "context switches per I/O (y: switches per I/O, log scale)" in alt
+        assert log == (kn.scale_for(values) == "log"), alt
+
+
+def test_anatomy_page_has_the_page_cache_case_with_per_row_caveats(report):
+    anatomy = os.path.join(report["dir"], "anatomy.html")
+    text = open(anatomy).read()
+    assert "From the page cache: the engines' own cost" in text
+    buffered = table_with(anatomy, "I/Os per CPU-second")
+    from kit.engines import variants
+    assert [r[0] for r in buffered[1:]] == [n for n, o in variants() if o["ioengine"] != "null"]
+    direct = table_with(anatomy, "device share")
+    assert direct[0][-1] == "caveat"
+    stored = {r.data["tags"]["workload"]: r for r in store.load(report["machine"], "anatomy", report["data"])
+              if r.data["tags"].get("scenario") == "direct"}
+    from kit import notebook as kn
+    for row in direct[1:]:
+        expected = "; ".join(kn.trace_caveats(stored[row[0]]))
+        assert row[-1] == expected, row
