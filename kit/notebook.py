@@ -135,10 +135,16 @@ def header(title, machine, data_dir, params=None):
             ("device", f"/dev/{target.get('name', '?')} ({target.get('kind', '?')}, {target.get('scheduler', '?')}) "
                        f"with {fs.get('type', '?')}" if target else fs.get("type", "?")),
             ("published", now), ("kit", __version__)]
-    rows += [(f"parameter {k}", repr(v)) for k, v in (params or {}).items()]
+    rows += [(f"parameter {k}", _parameter_text(v)) for k, v in (params or {}).items()]
     body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
                    f"{html.escape(str(v))}</td></tr>" for k, v in rows)
     display(HTML(f"<table class='kit-header' title='{html.escape(title)}'>{body}</table>"))
+
+
+def _parameter_text(value):
+    """A parameter as a reader reads it: yes/no, a name without quotes."""
+    from .text import yes_no
+    return yes_no(value) if isinstance(value, bool) else "none" if value is None else str(value)
 
 
 def note(text, missing=False):

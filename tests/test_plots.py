@@ -262,3 +262,5 @@ def test_sizes_and_flags_read_as_words():
     assert human_bytes(1536, " ") == "1.5 KiB" and human_bytes(512, " ") == "512 B"
     assert human_bytes(256 << 30, " ") == "256 GiB" and human_bytes(3 << 40, " ") == "3 TiB"
     assert [yes_no(v) for v in (True, False, 1, 0, "1", "0", None)] == ["yes", "no", "yes", "no", "yes", "no", None]
+    # the pages' headers show their parameters so too, not as Python reprs
+    assert [kn._parameter_text(v) for v in (False, True, "engines-quick", None)] == ["no", "yes", "engines-quick", "none"]
