@@ -1086,7 +1086,7 @@ def plot_heatmaps(stats):
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     if image is not None:
-        fig.colorbar(image, ax=axes.ravel().tolist(), label="median IOPS" + (" (log scale)" if isinstance(norm, LogNorm) else ""))
+        fig.colorbar(image, ax=axes.ravel().tolist(), label="median IOPS")
     return fig
 
 
