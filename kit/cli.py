@@ -414,6 +414,8 @@ def _check_places(args, suites=(), writes_store=True):
         store.check_writable(getattr(args, "machine", None) or machine_name(), args.data, suites)
     if hasattr(args, "reports"):
         check_output_directory(publish.reports_dir(args.reports), "reports")
+        if writes_store and not getattr(args, "no_publish", False):
+            publish.check_writable(args.reports, getattr(args, "machine", None) or machine_name())
 
 
 def cmd_report(argv):
@@ -428,6 +430,8 @@ def cmd_report(argv):
                    help=f"what to measure, comma-separated from {', '.join(suites.SUITES)}")
     p.add_argument("--sweep", help="the sweep file to measure (default: kit's engines sweep)")
     p.add_argument("--progress", nargs="?", const="1", metavar="0|1")
+    p.add_argument("--force", action="store_true", help="render every page again, even those whose inputs are "
+                                                        "unchanged")
     args = p.parse_args(argv)
     chosen = [s for s in args.suites.split(",") if s]
     bad = [s for s in chosen if s not in suites.SUITES]
@@ -444,10 +448,9 @@ def cmd_report(argv):
     if not args.no_measure:
         machine = suites.measure(args.data, quick=args.quick, suites=chosen, directory=args.directory,
                                  progress=progress, sweep=sweep)
-    written = publish.publish(args.data, args.reports, machines=[machine] if machine else None,
-                              progress=progress)
-    index = os.path.join(publish.reports_dir(args.reports), "index.html")
-    _write(f"kit report: {len(written)} report(s) written; open {index}\n", None)
+    published = publish.publish(args.data, args.reports, machines=[machine] if machine else None,
+                                progress=progress, force=args.force)
+    _write(f"kit report: {_published(published, args.reports)}\n", None)
     return EXIT_OK
 
 
@@ -457,12 +460,21 @@ def cmd_publish(argv):
     _store_args(p)
     p.add_argument("--machine", action="append", help="only this machine (repeatable)")
     p.add_argument("--progress", nargs="?", const="1", metavar="0|1")
+    p.add_argument("--force", action="store_true", help="render every page again, even those whose inputs "
+                                                        "(results, notebook, kit) are unchanged")
     args = p.parse_args(argv)
     _check_places(args, writes_store=False)
-    written = publish.publish(args.data, args.reports, machines=args.machine, progress=_progress(args.progress))
-    _write(f"kit publish: {len(written)} report(s) written; open "
-           f"{os.path.join(publish.reports_dir(args.reports), 'index.html')}\n", None)
+    published = publish.publish(args.data, args.reports, machines=args.machine, progress=_progress(args.progress),
+                                force=args.force)
+    _write(f"kit publish: {_published(published, args.reports)}\n", None)
     return EXIT_OK
+
+
+def _published(published, reports):
+    """What publish did, in one line: pages rendered and reused, and the index."""
+    from .publish import reports_dir
+    return (f"{len(published.rendered)} page(s) rendered, {len(published.reused)} unchanged (kept); open "
+            f"{os.path.join(reports_dir(reports), 'index.html')}")
 
 
 def cmd_sweep(argv):

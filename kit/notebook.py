@@ -126,19 +126,35 @@ def header(title, machine, data_dir, params=None):
     """The report's first lines: machine, date, kit version, parameters."""
     from IPython.display import HTML, display
     info = store.load_machine(machine, data_dir).get("fingerprint") or {}
-    kernel = (info.get("kernel") or {}).get("release", "?")
-    cpu = (info.get("cpu") or {}).get("model", "?")
-    target = ((info.get("target") or {}).get("device") or {})
-    fs = ((info.get("target") or {}).get("filesystem") or {})
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    rows = [("machine", machine), ("kernel", kernel), ("cpu", f"{cpu} x{(info.get('cpu') or {}).get('count', '?')}"),
-            ("device", f"/dev/{target.get('name', '?')} ({target.get('kind', '?')}, {target.get('scheduler', '?')}) "
-                       f"with {fs.get('type', '?')}" if target else fs.get("type", "?")),
-            ("published", now), ("kit", __version__)]
+    rows = [("machine", machine)] + _fingerprint_rows(info) + [("published", now), ("kit", __version__)]
     rows += [(f"parameter {k}", _parameter_text(v)) for k, v in (params or {}).items()]
     body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
                    f"{html.escape(str(v))}</td></tr>" for k, v in rows)
     display(HTML(f"<table class='kit-header' title='{html.escape(title)}'>{body}</table>"))
+
+
+def _fingerprint_rows(info):
+    """The header's lines about the machine, only those its fingerprint
+    knows (a machine made by kit import --machine knows only its name)."""
+    cpu, kernel = info.get("cpu") or {}, info.get("kernel") or {}
+    target = ((info.get("target") or {}).get("device") or {})
+    fs = ((info.get("target") or {}).get("filesystem") or {})
+    rows = []
+    if kernel.get("release"):
+        rows.append(("kernel", kernel["release"]))
+    if cpu.get("model"):
+        rows.append(("cpu", cpu["model"] + (f" x{cpu['count']}" if cpu.get("count") else "")))
+    if target.get("name"):
+        how = ", ".join(str(target[k]) for k in ("kind", "scheduler") if target.get(k))
+        rows.append(("device", f"/dev/{target['name']}" + (f" ({how})" if how else "")
+                     + (f" with {fs['type']}" if fs.get("type") else "")))
+    elif fs.get("type"):
+        rows.append(("device", f"no block device ({fs['type']})"))
+    if info.get("imported"):
+        rows.append(("fingerprint", "not recorded: this machine's results were imported from fio output "
+                                    "(kit import --machine)"))
+    return rows
 
 
 def _parameter_text(value):
@@ -1223,3 +1239,140 @@ def repeat_count(results, run, key=("scenario", "section")):
     if "batch" not in tags:
         return 1
     return sum(1 for r in results if all((r.data.get("tags") or {}).get(k) == tags.get(k) for k in key + ("batch",)))
+
+
+# ---- results imported from fio (kit import) --------------------------------------
+
+IMPORTED_PERCENTILES = ("50.000000", "90.000000", "99.000000", "99.900000", "99.990000")
+# what must be equal for a kit result and an imported fio job to have measured the same thing
+SAME_WORKLOAD = ("ioengine", "rw", "bs", "iodepth", "numjobs", "direct")
+
+
+def _percentile_name(key):
+    return "p" + f"{float(key):g}"
+
+
+def imported_table(results):
+    """One row per imported fio job and direction that did I/O: what fio ran
+    and what it measured (IOPS, bandwidth, completion latency in µs: mean and
+    fio's percentiles where the file has them), and when."""
+    from .text import utc
+    rows = []
+    for r in results:
+        job, tags = r.data.get("job") or {}, r.data.get("tags") or {}
+        for ddir in ("read", "write", "trim"):
+            entry = r.total.get(ddir) or {}
+            if not entry.get("total_ios"):
+                continue
+            clat = entry.get("clat_ns") or {}
+            row = {"source": tags.get("source"), "job": r.total.get("jobname") or r.data.get("label"),
+                   **{k: job.get(k) for k in SAME_WORKLOAD}, "direction": ddir, "ios": entry["total_ios"],
+                   "iops": entry.get("iops"), "bw_bytes": entry.get("bw_bytes"),
+                   "runtime_s": (entry.get("runtime") or 0) / 1000, "clat_mean_us": _us(clat.get("mean"))}
+            for key in IMPORTED_PERCENTILES:
+                row[f"clat_{_percentile_name(key)}_us"] = _us((clat.get("percentile") or {}).get(key))
+            row["measured"] = utc(r.data.get("timestamp_ms"), seconds=False)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _us(ns):
+    return ns / 1000 if isinstance(ns, (int, float)) and not isinstance(ns, bool) and ns > 0 else None
+
+
+def _cell(value, fmt):
+    """A table cell: fmt(value), or "n/a" where fio's file had no figure."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    return fmt(value)
+
+
+def _bs_text(bs):
+    from .text import human_bytes
+    if isinstance(bs, (list, tuple)):
+        return ",".join(_bs_text(b) for b in bs)
+    return human_bytes(bs, sep=" ") if isinstance(bs, int) and not isinstance(bs, bool) else str(bs)
+
+
+def imported_view(table):
+    """imported_table for people: readable names, units, separators."""
+    from .text import human_bytes, yes_no
+    if table.empty:
+        return table
+    latency = {f"clat_{_percentile_name(k)}_us": f"{_percentile_name(k)} (µs)" for k in IMPORTED_PERCENTILES}
+    out = pd.DataFrame({
+        "file": table["source"].map(lambda v: _cell(v, str)), "job": table["job"].map(lambda v: _cell(v, str)),
+        "engine": table["ioengine"].map(lambda v: _cell(v, str)), "rw": table["rw"].map(lambda v: _cell(v, str)),
+        "block size": table["bs"].map(lambda v: _cell(v, _bs_text)),
+        "iodepth": table["iodepth"].map(lambda v: _cell(v, lambda x: f"{x:,}")),
+        "jobs": table["numjobs"].map(lambda v: _cell(v, lambda x: f"{x:,}")),
+        "direct": table["direct"].map(lambda v: _cell(v, yes_no)), "direction": table["direction"],
+        "I/Os": table["ios"].map(lambda v: f"{v:,}"), "IOPS": table["iops"].map(lambda v: _cell(v, "{:,.0f}".format)),
+        "bandwidth": table["bw_bytes"].map(lambda v: _cell(v, lambda x: human_bytes(x, sep=" ") + "/s")),
+        "runtime (s)": table["runtime_s"].map(lambda v: f"{v:,.2f}"),
+        "clat mean (µs)": table["clat_mean_us"].map(lambda v: _cell(v, "{:,.1f}".format)),
+        **{name: table[col].map(lambda v: _cell(v, "{:,.1f}".format)) for col, name in latency.items()},
+        "measured": table["measured"]})
+    return out
+
+
+def plot_imported(ax_iops, ax_lat, table):
+    """IOPS of each imported job and direction (bars), and its completion
+    latency percentiles (one line each, µs on a log axis)."""
+    names = [f"{r['job']} {r['direction']}" for _, r in table.iterrows()]
+    colors = [color(r["ioengine"] or "") for _, r in table.iterrows()]
+    ax_iops.barh(range(len(table)), table["iops"].fillna(0), color=colors)
+    ax_iops.set_yticks(range(len(table)), names)
+    ax_iops.invert_yaxis()
+    ax_iops.set(xlabel="IOPS", title="IOPS per job and direction")
+    ax_iops.xaxis.set_major_formatter(_us_formatter())
+    cols = [f"clat_{_percentile_name(k)}_us" for k in IMPORTED_PERCENTILES]
+    labels = [_percentile_name(k) for k in IMPORTED_PERCENTILES]
+    drawn = 0
+    for (_, r), name, c in zip(table.iterrows(), names, colors):
+        points = [(i, r[col]) for i, col in enumerate(cols) if r[col] is not None and np.isfinite(r[col])]
+        if points:
+            ax_lat.plot([p[0] for p in points], [p[1] for p in points], marker="o", color=c, label=name,
+                        linestyle="--" if r["direction"] == "write" else "-")
+            drawn += 1
+    ax_lat.set_xticks(range(len(labels)), labels)
+    ax_lat.set(yscale="log", xlabel="percentile", ylabel="completion latency (µs)",
+               title="completion latency percentiles")
+    if drawn:
+        ax_lat.legend(fontsize=8)
+    return drawn
+
+
+def imported_vs_kit(imported, measured):
+    """Imported fio jobs next to kit's own results on the same machine for
+    the same workload (SAME_WORKLOAD equal; the median of kit's runs): fio's
+    IOPS, kit's, and kit/fio. Empty when kit measured none of them."""
+    rows = []
+    for r in imported:
+        job = r.data.get("job") or {}
+        same = [k for k in measured if all((k.data.get("job") or {}).get(f) == job.get(f) for f in SAME_WORKLOAD)]
+        if not same or not r.iops:
+            continue
+        kit_iops = float(np.median([k.iops for k in same]))
+        rows.append({"job": r.total.get("jobname") or r.data.get("label"), "engine": job.get("ioengine"),
+                     "workload": f"{job.get('rw')} bs={_bs_text(job.get('bs'))} iodepth={job.get('iodepth')}"
+                                 f" numjobs={job.get('numjobs')} direct={int(bool(job.get('direct')))}",
+                     "fio IOPS": f"{r.iops:,.0f}", "kit IOPS": f"{kit_iops:,.0f}",
+                     "kit / fio": f"{kit_iops / r.iops:.2f}", "kit runs": f"{len(same):,}",
+                     "kit suites": ", ".join(sorted({(k.data.get("tags") or {}).get("suite") or "unnamed" for k in same}))})
+    return pd.DataFrame(rows)
+
+
+def imported_engines_note(machine, data_dir, engines):
+    """On a page of kit's own results: a note naming the imported fio jobs of
+    this machine that used one of the engines the page shows (a list of
+    ioengine names), pointing at the Imported (fio) page; None if none."""
+    results = store.load(machine, "import", data_dir)
+    used = sorted({(r.data.get("job") or {}).get("ioengine") for r in results} & set(engines))
+    if not used:
+        return None
+    text = (f"This machine also has fio results imported with kit import that used {', '.join(used)} "
+            f"({len(results):,} imported job(s) in all): the Imported (fio) page shows them, beside kit's own "
+            "figures where the workload is the same.")
+    note(text)
+    return text

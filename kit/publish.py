@@ -3,25 +3,32 @@
 A report is one notebook in notebooks/: publish finds them there, and each
 says in its metadata ("kit") what it is titled, where it goes in the index,
 and which of a machine's suites it shows ("engines"; "sweep-*" for one
-report per sweep, its name passed as the named parameter; none: always).
+report per sweep, its name passed as the named parameter; none: always),
+whether it is one page for the whole store ("scope": "store") rather than
+one per machine, and that it has no plots ("plots": false, for the tests).
 Each notebook is executed by papermill with kit's kernel (parameters: the
 machine and the store), then exported by nbconvert with input cells hidden
 and plots embedded, so a report is one self-contained file. reports/index.html
 lists machines (newest first) against notebooks with relative links, so the
-folder can be served by any static web server.
+folder can be served by any static web server. A page whose inputs did not
+change since kit wrote it is kept (see inputs_key).
 """
 import contextlib
 import datetime
+import fcntl
+import hashlib
 import html
+import json
 import os
 import re
+import stat
 import sys
 import tempfile
 
 from . import __version__, store
 from .errors import OptionError, RunError
 from .progress import bar
-from .files import write_atomic
+from .files import read_json, write_atomic
 
 KERNEL = "kit"
 # an inline empty icon: browsers would otherwise fetch /favicon.ico and log a 404
@@ -75,8 +82,10 @@ def _kernel_stderr_quiet():
 
 def execute(notebook, parameters, cwd=None):
     """Runs one notebook with papermill; returns the executed notebook node.
-    A failing cell becomes a RunError with the cell's one-line message."""
+    A failing cell becomes one line: an OptionError when the notebook refused
+    its parameters, a RunError otherwise (the kernel died, a cell failed)."""
     import papermill as pm
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     path = os.path.join(notebooks_dir(), f"{notebook}.ipynb")
     if not os.path.exists(path):
         raise OptionError("notebook", f"{notebook}: no {path}")
@@ -88,10 +97,15 @@ def execute(notebook, parameters, cwd=None):
                 return pm.execute_notebook(path, out, parameters=parameters, kernel_name=kernel,
                                            progress_bar=False, cwd=cwd or os.getcwd(), log_output=False)
         except pm.PapermillExecutionError as e:
-            raise RunError(f"notebook {notebook}: {e.ename}: {e.evalue}") from None
+            bad_input, why = e.ename == "ParameterError", f"{e.ename}: {e.evalue}"
+        except (pm.PapermillException, DeadKernelError, CellTimeoutError) as e:
+            bad_input, why = False, f"{type(e).__name__}: {e}"
+    line = f"notebook {notebook}: " + " ".join(why.split())
+    # the notebook's own check of its parameters (kit.notebook.ParameterError) is bad input
+    raise OptionError(None, line) if bad_input else RunError(line)
 
 
-def export_html(nb, title=None, machine=None):
+def export_html(nb, title=None, machine=None, index="../index.html"):
     """The executed notebook as one self-contained page: its own title (not
     nbconvert's "Notebook"), and a link back to the index."""
     from nbconvert import HTMLExporter
@@ -101,9 +115,9 @@ def export_html(nb, title=None, machine=None):
     body = _MATHJAX_CONFIG.sub("", body)
     body = _REMOTE_SCRIPT.sub("", body)
     body = re.sub(r"<title>.*?</title>", f"<title>{html.escape(name)}</title>", body, count=1, flags=re.S)
-    back = ('<p class="kit-nav" style="margin:1em 2em"><a href="../index.html">← all machines and reports</a></p>')
+    back = (f'<p class="kit-nav" style="margin:1em 2em"><a href="{html.escape(index)}">← all machines and reports</a></p>')
     body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + "\n" + back, body, count=1)
-    return body.replace("<head>", "<head>\n" + NO_FAVICON, 1)
+    return body.replace("<head>", "<head>\n" + GENERATOR + NO_FAVICON, 1)
 
 
 def notebooks():
@@ -127,6 +141,8 @@ def report_names(machine, data=None):
     out = []
     for name, meta in notebooks().items():
         wanted = meta.get("suite")
+        if meta.get("scope") == "store" or (meta.get("when") == "history" and not store.has_history(machine, data)):
+            continue        # a page over the whole store; a history page waits for a second run
         if not wanted:
             out.append((name, {}, name))
         elif wanted.endswith("*"):
@@ -142,9 +158,13 @@ def _suites(machine, data):
     return [d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d))] if os.path.isdir(folder) else []
 
 
-def publish(data=None, reports=None, machines=None, progress=None, notebooks=None):
+def publish(data=None, reports=None, machines=None, progress=None, notebooks=None, force=False):
     """Executes and exports every report of every machine in the store (or of
-    those named); writes the index. Returns the written report paths."""
+    those named), and the store-wide ones; writes the index. A page whose
+    inputs (inputs_key) are those of the page kit last wrote there, unchanged
+    since, is kept; force=True renders every page again. Pages are written
+    only once all have rendered: a failure leaves reports/ as it was.
+    Returns a Published list of every page's path (.rendered, .reused)."""
     data, reports = store.data_dir(data), reports_dir(reports)
     known = store.machines(data)
     if machines:
@@ -154,20 +174,291 @@ def publish(data=None, reports=None, machines=None, progress=None, notebooks=Non
         known = [k for k in known if k["name"] in machines]
     for m in known:
         store.load(m["name"], data=data)     # says here, once, which stored files the reports will skip
-    work = [(m["name"], nb, params, name) for m in known for nb, params, name in report_names(m["name"], data)
-            if not notebooks or nb in notebooks]
-    written = []
-    with bar(total=len(work), label="publish", unit="report", enabled=progress) as b:
-        for i, (machine, nb, params, name) in enumerate(work, 1):
-            executed = execute(nb, {"machine": machine, "data_dir": data, **params})
-            folder = os.path.join(reports, store.safe_name(machine))
-            os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, f"{name}.html")
-            write_atomic(path, export_html(executed, _title(name), machine))
-            written.append(path)
-            b.update_to(i)
-    write_index(reports, data)
-    return written
+    work = [p for p in pages(known, data, reports) if not notebooks or p.notebook in notebooks]
+    done = Published()
+    with _locked(reports) as written:
+        for path in [page.path for page in work] + [os.path.join(reports, "index.html")]:
+            _check_ours(path)
+        kit = kit_digest()
+        digests, fresh = {}, []
+        with bar(total=len(work), label="publish", unit="report", enabled=progress) as b:
+            for i, page in enumerate(work, 1):
+                folder = page.reads(data)
+                if folder not in digests:
+                    digests[folder] = tree_digest(folder)
+                key = inputs_key(page, kit, digests[folder])
+                if not force and _unchanged(page.path, written.get(_relative(page.path, reports)), key):
+                    done.reused.append(page.path)
+                else:
+                    executed = execute(page.notebook, page.parameters)
+                    fresh.append((page, key, export_html(executed, _title(page.name), page.machine,
+                                                         index=page.index_link)))
+                done.append(page.path)
+                b.update_to(i)
+        try:
+            for page, key, text in fresh:
+                folder = os.path.dirname(page.path)
+                if not os.path.isdir(folder):
+                    os.mkdir(folder)
+                write_atomic(page.path, text)
+                written[_relative(page.path, reports)] = _record(page.path, key)
+                done.rendered.append(page.path)
+        finally:
+            _save_written(reports, written)
+        write_index(reports, data)
+    return done
+
+
+class Published(list):
+    """Every page publish() made current, in order; .rendered were executed
+    and written this time, .reused kept as they were."""
+
+    def __init__(self):
+        super().__init__()
+        self.rendered, self.reused = [], []
+
+
+class Page:
+    """One page to publish: a notebook run with parameters for one machine
+    (machine None: a page over the whole store, metadata "scope": "store")."""
+
+    def __init__(self, machine, notebook, parameters, name, path, notebook_path):
+        self.machine, self.notebook, self.parameters = machine, notebook, parameters
+        self.name, self.path, self.notebook_path = name, path, notebook_path
+
+    @property
+    def index_link(self):
+        return "../index.html" if self.machine else "index.html"
+
+    def reads(self, data):
+        """The store folder this page's notebook reads."""
+        return store.machine_dir(data, self.machine) if self.machine else data
+
+
+def pages(machines, data, reports):
+    """The Pages of these machines (store.machines() entries) and of the store."""
+    out = []
+    folder = notebooks_dir()
+    across = len(store.machines(data, quiet=True)) >= 2        # a page across machines needs two
+    for name, meta in notebooks().items():
+        if meta.get("scope") == "store" and across:
+            out.append(Page(None, name, {"data_dir": data}, name, os.path.join(reports, f"{name}.html"),
+                            os.path.join(folder, f"{name}.ipynb")))
+    for m in machines:
+        for nb, params, name in report_names(m["name"], data):
+            out.append(Page(m["name"], nb, {"machine": m["name"], "data_dir": data, **params}, name,
+                            os.path.join(reports, store.safe_name(m["name"]), f"{name}.html"),
+                            os.path.join(folder, f"{nb}.ipynb")))
+    return out
+
+
+# ---- what a page is made of, and whether the page there is kit's -----------------
+#
+# A page's key is a digest of everything its HTML depends on: the notebook's
+# bytes, kit (its version, its Python sources, the C engines' source hash,
+# the libraries that execute and draw it), the parameters, and the bytes of
+# every store file the notebook can read (its machine's folder; the whole
+# store for a store-wide page). Bytes rather than (size, mtime, inode):
+# file times tick at the kernel's clock (a result rewritten in place within
+# the same few milliseconds, at the same size, keeps its mtime), and reading
+# a store is quick next to executing one notebook.
+#
+# Which files in reports/ are kit's: those carrying GENERATOR (and the pages
+# and index of kits from before it, by their own back link and heading). kit
+# writes over those only. reports/.kit-reports.json records, for each file
+# kit wrote, its key and a digest of its bytes: a page is reused only when it
+# still has those bytes, so a page edited, or copied in from elsewhere, is
+# rendered again rather than trusted.
+
+WRITTEN_FILE = ".kit-reports.json"
+WRITTEN_VERSION = 1
+_LIBRARIES = ("papermill", "nbconvert", "nbclient", "ipykernel", "pandas", "numpy", "matplotlib")
+
+
+def kit_digest(package=None):
+    """kit as the pages see it: its version, the sources of the Python
+    package (any module a notebook calls can change a page; package: its
+    folder, this kit's by default), the C engines' source hash, Python's and
+    the rendering libraries' versions."""
+    from importlib import metadata
+    from .engines.sources import source_hash
+    h = hashlib.sha256(f"{__version__}\0{source_hash()}\0{sys.version}\0".encode())
+    for lib in _LIBRARIES:
+        try:
+            h.update(f"{lib}={metadata.version(lib)}\0".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{lib}=none\0".encode())
+    package = package or os.path.dirname(os.path.abspath(__file__))
+    for root, dirs, files in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for f in sorted(files):
+            if f.endswith(".py"):
+                path = os.path.join(root, f)
+                with open(path, "rb") as fh:
+                    h.update(os.path.relpath(path, package).encode() + b"\0" + fh.read() + b"\0")
+    return h.hexdigest()
+
+
+def tree_digest(folder):
+    """A digest of every file under folder (names and bytes, following
+    symbolic links as the store's readers do, each directory once). Names
+    beginning with '.' are skipped: the store never reads such files (they
+    are temporary files of writes under way); folders beginning with '.'
+    (a suite's .history) are read and count."""
+    h = hashlib.sha256()
+    seen = set()
+
+    def walk(path, rel):
+        try:
+            entries = sorted(os.listdir(path))
+        except OSError as e:
+            h.update(f"{rel}\0unreadable {e.errno}\0".encode())
+            return
+        for name in entries:
+            full, sub = os.path.join(path, name), f"{rel}/{name}"
+            try:
+                st = os.stat(full)
+            except OSError as e:
+                h.update(f"{sub}\0missing {e.errno}\0".encode())
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    h.update(f"{sub}/\0".encode())
+                    walk(full, sub)
+            elif name.startswith("."):
+                continue
+            else:
+                h.update(f"{sub}\0".encode() + _file_digest(full) + b"\0")
+    if os.path.isdir(folder):
+        seen.add((os.stat(folder).st_dev, os.stat(folder).st_ino))
+        walk(folder, "")
+    return h.hexdigest()
+
+
+def _file_digest(path):
+    """The bytes of a regular file, hashed; anything else (a FIFO, a device:
+    never opened to read, they could block or never end) by its kind."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        return f"unreadable {e.errno}".encode()
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return f"not a file {stat.S_IFMT(st.st_mode)}".encode()
+        h = hashlib.sha256()
+        while chunk := os.read(fd, 1 << 20):
+            h.update(chunk)
+        return h.digest()
+    except OSError as e:
+        return f"unreadable {e.errno}".encode()
+    finally:
+        os.close(fd)
+
+
+def inputs_key(page, kit, store_digest):
+    """The digest of everything the page's HTML depends on."""
+    h = hashlib.sha256(f"{kit}\0{store_digest}\0".encode())
+    h.update(json.dumps([page.name, page.machine, page.parameters], sort_keys=True, default=str).encode())
+    with open(page.notebook_path, "rb") as fh:
+        h.update(b"\0" + fh.read())
+    return h.hexdigest()
+
+
+def _relative(path, reports):
+    return os.path.relpath(path, reports)
+
+
+@contextlib.contextmanager
+def _locked(reports):
+    """reports/ held exclusively (two publishes into one folder take turns),
+    with the record of what kit wrote there. A reports folder this call
+    made is removed again if nothing was written into it."""
+    made = not os.path.isdir(reports)
+    if made:
+        os.makedirs(reports)
+    fd = os.open(reports, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield _load_written(reports)
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                os.rmdir(reports)
+        raise
+    finally:
+        os.close(fd)
+
+
+def _load_written(reports):
+    path = os.path.join(reports, WRITTEN_FILE)
+    if not os.path.lexists(path):
+        return {}
+    try:
+        doc = read_json(path, limit=16 << 20)
+    except ValueError as e:
+        raise OptionError("reports", f"{path}: {e}; move it away (kit then treats the pages there as not its own)") \
+            from None
+    files = doc.get("files") if isinstance(doc, dict) and doc.get("version") == WRITTEN_VERSION else None
+    if not isinstance(files, dict) or not all(isinstance(v, dict) for v in files.values()):
+        raise OptionError("reports", f"{path} is not kit's record of the pages it wrote; move it away")
+    return files
+
+
+def _save_written(reports, written):
+    write_atomic(os.path.join(reports, WRITTEN_FILE),
+                 json.dumps({"version": WRITTEN_VERSION, "files": written}, indent=1, sort_keys=True) + "\n")
+
+
+def _record(path, key):
+    """What kit remembers of a file it just wrote."""
+    with open(path, "rb") as fh:
+        return {"inputs": key, "sha256": hashlib.sha256(fh.read()).hexdigest()}
+
+
+def _unchanged(path, entry, key):
+    """The page at path is the one kit wrote from these inputs, as written."""
+    if not entry or entry.get("inputs") != key or not os.path.isfile(path) or os.path.islink(path):
+        return False
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest() == entry.get("sha256")
+
+
+GENERATOR = '<meta name="generator" content="kit">'
+_KITS_MARKS = (GENERATOR.encode(), b'<p class="kit-nav"', b"<h1>kit reports</h1>")
+
+
+def check_writable(reports, machine):
+    """Before measuring (kit report, kit sweep): the index and every page kit
+    may publish for machine are kit's or absent, so a file kit would refuse
+    to replace stops the command before the store is written."""
+    reports = reports_dir(reports)
+    folder = os.path.join(reports, store.safe_name(machine))
+    paths = [os.path.join(reports, "index.html")]
+    if os.path.isdir(folder):
+        paths += [os.path.join(folder, f) for f in sorted(os.listdir(folder))
+                  if f.endswith(".html") and _page_notebook(f[:-len(".html")])[0]]
+    for path in paths:
+        _check_ours(path)
+
+
+def _check_ours(path):
+    """A file kit would write at path: nothing is there, or a page or index
+    kit wrote (whatever happened to it since), in a folder (not a link).
+    OptionError otherwise, before anything is rendered."""
+    folder = os.path.dirname(path)
+    if os.path.islink(folder) or (os.path.lexists(folder) and not os.path.isdir(folder)):
+        raise OptionError("reports", f"{folder} is not a folder kit made (a file or a link); move it away")
+    if not os.path.lexists(path):
+        return
+    if os.path.isfile(path) and not os.path.islink(path):
+        with open(path, "rb") as fh:
+            head = fh.read(4 << 20)
+        if any(mark in head for mark in _KITS_MARKS):
+            return
+    raise OptionError("reports", f"{path} was not written by kit; kit never overwrites what it did not write: "
+                                 "move it away")
 
 
 def write_index(reports=None, data=None):
@@ -175,7 +466,12 @@ def write_index(reports=None, data=None):
     reports = reports_dir(reports)
     os.makedirs(reports, exist_ok=True)
     rows = []
-    for m in store.machines(data, quiet=True):
+    everywhere = store.machines(data, quiet=True)
+    across = " · ".join(f'<a href="{html.escape(nb)}.html">{html.escape(meta["title"])}</a>'
+                        for nb, meta in notebooks().items() if meta.get("scope") == "store"
+                        and len(everywhere) >= 2 and os.path.isfile(os.path.join(reports, f"{nb}.html")))
+    across = f"<p>Across machines: {across}</p>" if across else ""
+    for m in everywhere:
         folder = os.path.join(reports, store.safe_name(m["name"]))
         pages = sorted(f[:-5] for f in os.listdir(folder) if f.endswith(".html")) if os.path.isdir(folder) else []
         fp = m["fingerprint"]
@@ -184,15 +480,18 @@ def write_index(reports=None, data=None):
             if m["newest"] else "-"
         links = " · ".join(f"<a href=\"{html.escape(store.safe_name(m['name']))}/{html.escape(p)}.html\">"
                            f"{html.escape(_title(p))}</a>" for p in _ordered(pages)) or "<i>not published</i>"
+        cpu = fp.get("cpu") or {}
+        count = f" x{cpu['count']}" if cpu.get("count") else ""
+        # a machine made by kit import (--machine) knows only its name: its cells say so, never "None" or "?"
+        unknown = "not recorded (imported)" if fp.get("imported") else "not recorded"
         rows.append(f"<tr><td><b>{html.escape(m['name'])}</b></td><td>{html.escape(when)}</td>"
-                    f"<td>{html.escape(str((fp.get('kernel') or {}).get('release', '?')))}</td>"
-                    f"<td>{html.escape(str((fp.get('cpu') or {}).get('model', '?')))} "
-                    f"x{html.escape(str((fp.get('cpu') or {}).get('count', '?')))}</td>"
-                    f"<td>{html.escape(str(dev.get('name', '-')))} {html.escape(str(dev.get('kind', '')))}</td>"
-                    f"<td>{m['results']}</td><td>{links}</td></tr>")
+                    f"<td>{html.escape(str((fp.get('kernel') or {}).get('release') or unknown))}</td>"
+                    f"<td>{html.escape(str(cpu.get('model') or unknown) + count)}</td>"
+                    f"<td>{html.escape(' '.join(str(dev[k]) for k in ('name', 'kind') if dev.get(k)) or '-')}</td>"
+                    f"<td>{m['results']:,}</td><td>{links}</td></tr>")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>kit reports</title>{NO_FAVICON}
+<html lang="en"><head><meta charset="utf-8"><title>kit reports</title>{GENERATOR}{NO_FAVICON}
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; }} th, td {{ padding: 6px 12px; border-bottom: 1px solid #ddd; text-align: left; }}
@@ -200,6 +499,7 @@ th {{ background: #f4f4f4; }}
 </style></head><body>
 <h1>kit reports</h1>
 <p>One row per machine, newest results first. Published {html.escape(now)} by kit {html.escape(__version__)}.</p>
+{across}
 <table><tr><th>machine</th><th>newest result</th><th>kernel</th><th>CPU</th><th>device</th><th>results</th>
 <th>reports</th></tr>
 {chr(10).join(rows) if rows else '<tr><td colspan="7"><i>no machines in the store yet: run kit report</i></td></tr>'}

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import KIT, REPO, require, run_kit
 from kit import publish, store
-from kit.errors import RunError
+from kit.errors import OptionError
 
 
 class _Tables(html.parser.HTMLParser):
@@ -153,20 +153,21 @@ def test_another_machines_data_appears_in_the_index(report, tmp_path):
 
 
 def test_notebook_parameters_are_checked(report):
-    with pytest.raises(RunError) as e:
+    """Parameters a notebook refuses are bad input (OptionError: exit 2 from the command line)."""
+    with pytest.raises(OptionError) as e:
         publish.execute("machine", {"machine": report["machine"], "data_dir": report["data"], "bogus": 1})
     assert "ParameterError: unknown parameter 'bogus'" in str(e.value)
     assert "\n" not in str(e.value)
-    with pytest.raises(RunError, match="parameter quick: must be bool"):
+    with pytest.raises(OptionError, match="parameter quick: must be bool"):
         publish.execute("engines", {"machine": report["machine"], "data_dir": report["data"], "quick": "yes"})
     # a typo stops the page with one line instead of publishing it empty
-    with pytest.raises(RunError, match=r"parameter machine: 'nosuchbox' has no results in .*\(machines there: "):
+    with pytest.raises(OptionError, match=r"parameter machine: 'nosuchbox' has no results in .*\(machines there: "):
         publish.execute("engines", {"machine": "nosuchbox", "data_dir": report["data"]})
-    with pytest.raises(RunError, match="parameter data_dir: '/nonexistent' is not a directory"):
+    with pytest.raises(OptionError, match="parameter data_dir: '/nonexistent' is not a directory"):
         publish.execute("anatomy", {"machine": report["machine"], "data_dir": "/nonexistent"})
-    with pytest.raises(RunError, match=r"parameter sweep: no sweep 'nosuch' stored for .*\(stored: engines-quick\)"):
+    with pytest.raises(OptionError, match=r"parameter sweep: no sweep 'nosuch' stored for .*\(stored: engines-quick\)"):
         publish.execute("sweep", {"machine": report["machine"], "data_dir": report["data"], "sweep": "nosuch"})
-    with pytest.raises(RunError, match=r"parameter sweep: no sweep 'nosuch' \(kit's: engines"):
+    with pytest.raises(OptionError, match=r"parameter sweep: no sweep 'nosuch' \(kit's: engines"):
         publish.execute("sweep", {"machine": report["machine"], "data_dir": report["data"], "sweep": "nosuch",
                                   "measure": True})
 
@@ -501,3 +502,105 @@ def test_anatomy_page_has_the_page_cache_case_with_per_row_caveats(report):
     for row in direct[1:]:
         expected = "; ".join(kn.trace_caveats(stored[row[0]]))
         assert row[-1] == expected, row
+
+
+def _rendered(path):
+    """A page as headless Chromium renders it: (its DOM, the text a reader sees)."""
+    p = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                        "--disable-background-networking", "--dump-dom", f"file://{path}"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "<body" in p.stdout, p.stderr[-2000:]
+
+    class Text(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.parts, self.hidden = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            self.hidden += tag in ("style", "script")
+
+        def handle_endtag(self, tag):
+            self.hidden -= tag in ("style", "script")
+
+        def handle_data(self, data):
+            if not self.hidden:
+                self.parts.append(data)
+    t = Text()
+    t.feed(p.stdout)
+    return p.stdout, " ".join(" ".join(t.parts).split())
+
+
+_NOT_FOR_READERS = [r"\bnan\b", r"\bNaN\b", r"\bNone\b", r"Traceback", r"\bat 0x[0-9a-f]+", r"<[a-zA-Z_.]+ object",
+                    r"Error: .*line \d+", r"\bundefined\b"]
+
+
+def test_every_published_page_reads_well_in_chromium(report, tmp_path):
+    """Every page kit publish makes -- the quick report's, and those of fio
+    results imported as this machine (beside kit's own sweep) and as another
+    machine (a fingerprint of a name only) -- rendered by headless Chromium:
+    its own title, its CSV download, its plots (unless its notebook's
+    metadata says "plots": false), and nothing a reader should not see."""
+    import shutil
+    from test_publish import fio_json
+    require(os.path.exists("/usr/bin/chromium"), "chromium is not installed (Debian package chromium)")
+    data = tmp_path / "data"
+    mine = data / report["machine"]
+    mine.mkdir(parents=True)
+    for f in ("machine.json", "capabilities.json"):
+        shutil.copy(os.path.join(report["data"], report["machine"], f), mine / f)
+    for suite in ("engines", "sweep-engines-quick"):
+        shutil.copytree(os.path.join(report["data"], report["machine"], suite), mine / suite)
+    # a workload the quick sweep measured too, so the imported page sets kit's figure beside fio's
+    source = fio_json(tmp_path, "lib", "--ioengine=libaio", "--iodepth=4", "--direct=1")
+    for machine in ((), ("--machine=lab-fio",)):
+        p = run_kit("import", str(source), f"--data={data}", *machine)
+        assert p.returncode == 0, p.stderr
+    reports = tmp_path / "reports"
+    p = run_kit("publish", f"--data={data}", f"--reports={reports}", timeout=600)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert (reports / "lab-fio" / "imported.html").exists() and (reports / report["machine"] / "imported.html").exists()
+
+    checked = [page for root in (report["reports"], str(reports)) for page in check_pages(root)]
+    assert {f"lab-fio/{p}" for p in ("machine.html", "imported.html")} <= set(checked)
+    assert len(checked) >= 10
+    # the imported pages say what fio measured, and kit's figure where it measured the same
+    _dom, text = _rendered(str(reports / report["machine"] / "imported.html"))
+    assert "libaio" in text and "randread bs=4 KiB iodepth=4 numjobs=1 direct=1" in text and "kit / fio" in text
+    _dom, text = _rendered(str(reports / "lab-fio" / "imported.html"))
+    assert "kit has no results of its own for lab-fio" in text and "not recorded" in text and "?" not in \
+        text.replace("(kit import --machine)", "")
+
+
+def check_pages(root):
+    """Every page under root (reports/) rendered by Chromium and read as a
+    reader would: a title of its own (not "Notebook"; its machine's name on
+    a machine's page), nothing a reader should not see (nan, None,
+    tracebacks, object reprs), a CSV download, and a plot unless its
+    notebook's metadata says "plots": false. Returns the pages checked."""
+    import re
+    notebooks = publish.notebooks()
+    checked = []
+    for folder, _dirs, files in os.walk(root):
+        for f in sorted(files):
+            if not f.endswith(".html"):
+                continue
+            path = os.path.join(folder, f)
+            dom, text = _rendered(path)
+            title = re.search(r"<title>(.*?)</title>", dom, re.S).group(1)
+            for pattern in _NOT_FOR_READERS:
+                found = re.search(pattern, text)
+                assert not found, f"{path}: {found.group(0)!r} in ...{text[max(0, found.start() - 80):found.end() + 80]}"
+            assert "Notebook" not in title and title.strip(), f"{path}: title {title!r}"
+            checked.append(os.path.relpath(path, root))
+            if f == "index.html" and folder == root:
+                continue
+            name, meta, _value = publish._page_notebook(f[:-5])
+            assert name in notebooks, f"{path}: no notebook publishes it"
+            if folder != root:
+                assert os.path.basename(folder) in title, f"{path}: title {title!r} does not name its machine"
+            assert re.search(r'<a [^>]*download="[^"]+\.csv"[^>]*href="data:text/csv;base64,', dom) or \
+                re.search(r'<a [^>]*href="data:text/csv;base64,[^"]*"[^>]*download=', dom), f"{path}: no CSV link"
+            plots = len(re.findall(r'<img [^>]*src="data:image/(?:png|svg\+xml)', dom))
+            if meta.get("plots", True):
+                assert plots >= 1, f"{path}: no plot, and its notebook ({name}) does not say it has none"
+    return checked

@@ -1,0 +1,233 @@
+"""kit publish: pages kept while their inputs are unchanged, never written
+over a file kit did not write, and a notebook's failure as one line."""
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import require, run_kit
+from kit import publish
+from kit.errors import OptionError, RunError
+
+
+def _cell(source, tags=None):
+    return {"cell_type": "code", "execution_count": None, "metadata": {"tags": tags} if tags else {}, "outputs": [],
+            "source": source}
+
+
+PARAMETERS = 'machine = None\ndata_dir = "data"\nmeasure = False\nquick = False\n'
+
+
+def _notebook(folder, name, body, title="Tiny page", parameters=PARAMETERS, order=1):
+    """A report notebook of a few lines: kit's set-up, then body."""
+    nb = {"cells": [_cell(parameters, ["parameters"]),
+                    _cell(f'import kit.notebook as kn\nmachine = kn.setup(globals(), "{title}")\n' + body)],
+          "metadata": {"kernelspec": {"display_name": "kit (.venv)", "language": "python", "name": "kit"},
+                       "kit": {"title": title, "order": order}},
+          "nbformat": 4, "nbformat_minor": 4}
+    path = folder / f"{name}.ipynb"
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def fio_json(folder, name="t", *options):
+    """A real fio run's json+ output (a fraction of a second of 4k random
+    reads, or what options say)."""
+    require(shutil.which("fio") is not None, "fio is not installed")
+    out = folder / f"{name}.json"
+    subprocess.run(["fio", f"--name={name}", f"--filename={folder / (name + '.dat')}", "--size=1m", "--rw=randread",
+                    "--bs=4k", "--runtime=0.2", "--time_based", *options, "--output-format=json+", f"--output={out}"],
+                   check=True, capture_output=True, timeout=60)
+    os.unlink(folder / f"{name}.dat")
+    return out
+
+
+@pytest.fixture
+def two_machines(tmp_path, monkeypatch):
+    """A store with two machines (fio results imported as box-a and box-b),
+    and one tiny report notebook published for each."""
+    data, notebooks = tmp_path / "data", tmp_path / "notebooks"
+    notebooks.mkdir()
+    source = fio_json(tmp_path)
+    for machine in ("box-a", "box-b"):
+        p = run_kit("import", str(source), f"--data={data}", f"--machine={machine}")
+        assert p.returncode == 0, p.stderr
+    _notebook(notebooks, "tiny", 'from kit import store\nprint(f"{len(store.load(machine, data=data_dir))} results")\n')
+    monkeypatch.setenv("KIT_NOTEBOOKS", str(notebooks))
+    # other work on kit's own sources while this runs would (rightly) re-render
+    # every page; kit_digest's part is tested on its own below
+    monkeypatch.setattr(publish, "kit_digest", lambda: "kit as it is")
+    return {"data": str(data), "reports": str(tmp_path / "reports"), "notebooks": notebooks, "root": tmp_path}
+
+
+def _names(paths, reports):
+    return sorted(os.path.relpath(p, reports) for p in paths)
+
+
+def test_pages_are_rendered_again_only_when_their_inputs_change(two_machines):
+    data, reports = two_machines["data"], two_machines["reports"]
+    first = publish.publish(data, reports)
+    assert _names(first.rendered, reports) == ["box-a/tiny.html", "box-b/tiny.html"] and first.reused == []
+    index = os.path.join(reports, "index.html")
+    before = os.stat(index).st_ino
+
+    again = publish.publish(data, reports)
+    assert again.rendered == [] and _names(again.reused, reports) == ["box-a/tiny.html", "box-b/tiny.html"]
+    assert os.stat(index).st_ino != before                         # the index is always written anew
+
+    # one result of box-b changes (same size, a digit of its IOPS): only box-b's page
+    (result,) = (p for p in (two_machines["root"] / "data" / "box-b" / "import").iterdir())
+    text = result.read_text()
+    at = text.index('"iops": ') + len('"iops": ')
+    result.write_text(text[:at] + ("1" if text[at] != "1" else "2") + text[at + 1:])
+    changed = publish.publish(data, reports)
+    assert _names(changed.rendered, reports) == ["box-b/tiny.html"]
+    assert _names(changed.reused, reports) == ["box-a/tiny.html"]
+
+    # the notebook changes: every page made from it
+    nb = two_machines["notebooks"] / "tiny.ipynb"
+    nb.write_text(nb.read_text().replace("results", "results stored"))
+    edited = publish.publish(data, reports)
+    assert _names(edited.rendered, reports) == ["box-a/tiny.html", "box-b/tiny.html"]
+    assert "results stored" in open(os.path.join(reports, "box-a", "tiny.html")).read()
+
+    # force renders what is current
+    assert len(publish.publish(data, reports, force=True).rendered) == 2
+    # only the named machine's pages are considered
+    only = publish.publish(data, reports, machines=["box-a"])
+    assert _names(only, reports) == ["box-a/tiny.html"] and only.rendered == []
+
+
+def test_a_page_edited_or_copied_in_is_rendered_again_not_trusted(two_machines):
+    data, reports = two_machines["data"], two_machines["reports"]
+    publish.publish(data, reports)
+    page = os.path.join(reports, "box-a", "tiny.html")
+    original = open(page).read()
+    with open(page, "a") as fh:
+        fh.write("<p>my notes</p>")                               # edited in place
+    shutil.copy(page, os.path.join(reports, "box-b", "tiny.html"))  # a kit page copied over another
+    out = publish.publish(data, reports)
+    assert _names(out.rendered, reports) == ["box-a/tiny.html", "box-b/tiny.html"]
+    assert "my notes" not in open(page).read() and "<title>Tiny page · box-a</title>" in open(page).read()
+    assert len(open(page).read()) == pytest.approx(len(original), rel=0.01)
+    os.unlink(os.path.join(reports, "box-b", "tiny.html"))          # deleted: rendered again
+    assert _names(publish.publish(data, reports).rendered, reports) == ["box-b/tiny.html"]
+
+
+@pytest.mark.parametrize("where", ["box-a/tiny.html", "index.html"])
+def test_a_file_kit_did_not_write_is_never_overwritten(two_machines, where):
+    data, reports = two_machines["data"], two_machines["reports"]
+    publish.publish(data, reports)
+    mine = os.path.join(reports, where)
+    os.unlink(mine)
+    with open(mine, "w") as fh:
+        fh.write("<html><body>my own page</body></html>")
+    other = os.path.join(reports, "box-b", "tiny.html")
+    stamp = os.stat(other).st_mtime_ns
+    p = run_kit("publish", f"--data={data}", f"--reports={reports}", "--force",
+                env={**os.environ, "KIT_NOTEBOOKS": str(two_machines["notebooks"])})
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip() == (f"kit publish: error: --reports: {mine} was not written by kit; kit never overwrites what it "
+                                "did not write: move it away")
+    assert open(mine).read() == "<html><body>my own page</body></html>"
+    assert os.stat(other).st_mtime_ns == stamp                     # nothing written at all
+
+
+def test_kit_publish_says_what_it_rendered_and_kept(two_machines):
+    env = {**os.environ, "KIT_NOTEBOOKS": str(two_machines["notebooks"])}
+    args = ("publish", f"--data={two_machines['data']}", f"--reports={two_machines['reports']}")
+    for attempt in range(3):
+        first = run_kit(*args, "--force", env=env)
+        second = run_kit(*args, env=env)
+        index = os.path.join(two_machines["reports"], "index.html")
+        assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+        assert first.stdout == f"kit publish: 2 page(s) rendered, 0 unchanged (kept); open {index}\n"
+        if second.stdout.startswith("kit publish: 0 page(s)"):
+            break       # else kit's sources changed between the two (other work on this tree): again
+    assert second.stdout == f"kit publish: 0 page(s) rendered, 2 unchanged (kept); open {index}\n"
+    assert first.stderr == second.stderr == ""
+
+
+def test_kit_digest_follows_kits_python_sources(tmp_path):
+    package = tmp_path / "kit"
+    shutil.copytree(os.path.dirname(publish.__file__), package,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.o"))
+    before = publish.kit_digest(str(package))
+    assert publish.kit_digest(str(package)) == before
+    (package / "__pycache__").mkdir(exist_ok=True)
+    (package / "__pycache__" / "x.pyc").write_bytes(b"compiled")
+    assert publish.kit_digest(str(package)) == before              # compiled files are not sources
+    with open(package / "notebook.py", "a") as fh:
+        fh.write("\n# a change\n")
+    assert publish.kit_digest(str(package)) != before
+
+
+def test_tree_digest_reads_bytes_and_skips_temporary_files(tmp_path):
+    folder = tmp_path / "box"
+    (folder / "engines").mkdir(parents=True)
+    result = folder / "engines" / "a.json"
+    result.write_text('{"iops": 1}')
+    before = publish.tree_digest(str(folder))
+    stat = os.stat(result)
+    result.write_text('{"iops": 2}')
+    os.utime(result, ns=(stat.st_atime_ns, stat.st_mtime_ns))      # same size, same mtime: bytes tell
+    assert publish.tree_digest(str(folder)) != before
+    changed = publish.tree_digest(str(folder))
+    (folder / "engines" / ".kit-x.tmp").write_text("half a result")
+    os.mkfifo(folder / "engines" / "fifo")                          # never opened to read (it would block)
+    with_fifo = publish.tree_digest(str(folder))
+    assert with_fifo != changed
+    os.unlink(folder / "engines" / "fifo")
+    assert publish.tree_digest(str(folder)) == changed              # a write under way is not an input
+    (folder / "engines" / ".history").mkdir()                       # a suite's history is
+    (folder / "engines" / ".history" / "old.json").write_text("{}")
+    assert publish.tree_digest(str(folder)) != changed
+
+
+def _kit(args, notebooks):
+    return run_kit(*args, env={**os.environ, "KIT_NOTEBOOKS": str(notebooks)})
+
+
+def test_a_failing_notebook_is_one_line_and_writes_nothing(two_machines):
+    """From the terminal: a notebook's own exception is exit 1, its
+    parameters refused exit 2; one line on stderr, no traceback, and no
+    page written (the other notebook's pages included)."""
+    notebooks, data = two_machines["notebooks"], two_machines["data"]
+    reports = two_machines["root"] / "fresh-reports"
+    for command, order in ((("publish",), 9), (("report", "--no-measure"), 0)):     # after tiny's pages, before
+        _notebook(notebooks, "zz-boom", "1 / 0\n", title="Boom", order=order)
+        p = _kit((*command, f"--data={data}", f"--reports={reports}"), notebooks)
+        assert p.returncode == 1, p.stderr
+        assert p.stderr == f"kit {command[0]}: failed: notebook zz-boom: ZeroDivisionError: division by zero\n"
+        assert not reports.exists()
+    os.unlink(notebooks / "zz-boom.ipynb")
+    _notebook(notebooks, "zz-param", "", title="Param", parameters=PARAMETERS.replace("quick = False", 'quick = "yes"'),
+              order=0)
+    p = _kit(("publish", f"--data={data}", f"--reports={reports}"), notebooks)     # kit report takes this way too
+    assert p.returncode == 2, p.stderr
+    assert p.stderr == ("kit publish: error: notebook zz-param: ParameterError: parameter quick: must be bool "
+                        "(got 'yes')\n")
+    assert not reports.exists()
+
+
+def test_execute_tells_bad_parameters_from_failures(two_machines):
+    with pytest.raises(OptionError, match=r"^notebook tiny: ParameterError: unknown parameter 'bogus'"):
+        publish.execute("tiny", {"machine": "box-a", "data_dir": two_machines["data"], "bogus": 1})
+    _notebook(two_machines["notebooks"], "lookup", "{}['missing']\n", title="Lookup")
+    with pytest.raises(RunError, match=r"^notebook lookup: KeyError: 'missing'$"):
+        publish.execute("lookup", {"machine": "box-a", "data_dir": two_machines["data"]})
+
+
+def test_kit_report_refuses_a_foreign_page_before_it_measures(tmp_path):
+    from kit.machine import machine_name
+    folder = tmp_path / "reports" / machine_name()
+    folder.mkdir(parents=True)
+    (folder / "engines.html").write_text("<html>my engines notes</html>")
+    p = run_kit("report", "--quick", "--suites=machine", f"--data={tmp_path / 'data'}",
+                f"--reports={tmp_path / 'reports'}", f"--directory={tmp_path / 'scratch'}", cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr == (f"kit report: error: --reports: {folder / 'engines.html'} was not "
+                                              "written by kit; kit never overwrites what it did not write: move "
+                                              "it away\n")
+    assert sorted(os.listdir(tmp_path)) == ["reports"] and os.listdir(folder) == ["engines.html"]
