@@ -508,6 +508,50 @@ def cmd_sweep(argv):
     return EXIT_OK
 
 
+def cmd_compare(argv):
+    from . import compare, store
+    from .text import format_runs
+    p = _Parser(prog="kit compare", description="B against A: IOPS and p99 clat of what both measured, B/A, and "
+                                                "whether B is slower, faster or not clearly different (beyond "
+                                                f"{compare.CLEAR_DIFFERENCE_PCT:.0f} %, and with repeats only where "
+                                                "their intervals do not overlap). With one machine alone: its runs, "
+                                                "and its newest run against the one before.")
+    p.add_argument("a", metavar="A", help=f"the baseline: {compare.SIDE_HELP}")
+    p.add_argument("b", metavar="B", nargs="?", help="what is compared with it, named as A")
+    p.add_argument("--data", help="the results store (default ./data, or $KIT_DATA)")
+    args = p.parse_args(argv)
+    if args.b is not None:
+        a, b = compare.side(args.a, args.data), compare.side(args.b, args.data)
+        outcome = compare.compare(a.results, b.results, singles=a.kind == b.kind == "file")
+        _write(_versus(outcome, a.description, b.description) + "\n", None)
+        return EXIT_OK
+    machine = args.a
+    known = [m["name"] for m in store.machines(args.data, quiet=True)]
+    if machine not in known:
+        raise OptionError(None, f"{machine!r} is not a machine in {store.data_dir(args.data)} (machines there: "
+                                f"{', '.join(known) or 'none'}); with one argument, kit compare lists a machine's runs")
+    history = store.load(machine, data=args.data, history=True)
+    runs = compare.runs(history)
+    if not runs:
+        raise OptionError(None, f"{machine} has no results in {store.data_dir(args.data)}")
+    text = format_runs(machine, runs, store.data_dir(args.data))
+    if len(runs) < 2:
+        text += "\n\nOne run so far: nothing to compare it with."
+    else:
+        a, b = compare.side(f"{machine}@-2", args.data), compare.side(machine, args.data)
+        text += (f"\n\nThe newest run against the one before (kit compare {machine}@-2 {machine}):\n"
+                 + _versus(compare.compare(a.results, b.results), a.description, b.description))
+    _write(text + "\n", None)
+    return EXIT_OK
+
+
+def _versus(outcome, a, b):
+    from .compare import CLEAR_DIFFERENCE_PCT
+    from .text import format_versus
+    return format_versus(outcome["rows"].to_dict("records"), a, b, outcome["only_a"], outcome["only_b"],
+                         outcome["same"], CLEAR_DIFFERENCE_PCT)
+
+
 def _progress(value):
     return None if value is None else parse_bool("progress", value)
 
@@ -520,6 +564,8 @@ COMMANDS = {
     "sweep": (cmd_sweep, "run a YAML grid of jobs into the store, then publish"),
     "report": (cmd_report, "measure this machine into the store, then publish HTML reports"),
     "publish": (cmd_publish, "rebuild the HTML reports from the store without measuring"),
+    "compare": (cmd_compare, "B against A (result files, machines, MACHINE@run): slower, faster or no clear "
+                             "difference; one machine: its runs"),
 }
 
 

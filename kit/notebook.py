@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__, store
+from .compare import CLEAR_DIFFERENCE_PCT
 from .stats import UNSTABLE_CV, drift, median_interval, suite_drift
 from .text import comparison, human_bytes
 from .machine import machine_name
@@ -57,7 +58,7 @@ def parameters(namespace, **spec):
 COMMON_PARAMETERS = {"machine": (str, None), "data_dir": str, "measure": bool, "quick": bool}
 
 
-def setup(namespace, title, suites=(), shown=(), **own):
+def setup(namespace, title, suites=(), shown=(), scope="machine", **own):
     """What every report notebook does first, in its second cell:
 
         import kit.notebook as kn
@@ -67,7 +68,11 @@ def setup(namespace, title, suites=(), shown=(), **own):
     notebook's own: name=type), names the machine (this one by default),
     measures the suites it shows first when measure=True, and shows the
     report's header (with the parameters named in shown). Returns the
-    machine's name."""
+    machine's name. A page over the whole store (scope="store", published
+    once, not per machine) takes data_dir and its own parameters, and gets
+    the store's machines, newest results first."""
+    if scope == "store":
+        return _setup_store(namespace, title, shown, own)
     parameters(namespace, **COMMON_PARAMETERS, **own)
     machine = namespace["machine"] or machine_name()
     data_dir = namespace["data_dir"]
@@ -94,6 +99,23 @@ def setup(namespace, title, suites=(), shown=(), **own):
                                  f"(stored: {', '.join(sweeps) or 'none'})")
     header(title, machine, namespace["data_dir"], {k: namespace[k] for k in shown})
     return machine
+
+
+def _setup_store(namespace, title, shown, own):
+    from IPython.display import HTML, display
+    parameters(namespace, data_dir=str, **own)
+    data_dir = namespace["data_dir"]
+    if not os.path.isdir(data_dir):
+        raise ParameterError(f"parameter data_dir: {data_dir!r} is not a directory (no results store there)")
+    machines = [m["name"] for m in store.machines(data_dir, quiet=True)]
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rows = [("store", os.path.abspath(data_dir)), ("machines", ", ".join(machines) or "none"),
+            ("published", now), ("kit", __version__)]
+    rows += [(f"parameter {k}", _parameter_text(namespace[k])) for k in shown]
+    body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td style='text-align:left'>"
+                   f"{html.escape(str(v))}</td></tr>" for k, v in rows)
+    display(HTML(f"<table class='kit-header' title='{html.escape(title)}'>{body}</table>"))
+    return machines
 
 
 def _sweep_file(name):
@@ -195,9 +217,6 @@ def seed_table(results, reference="io_uring"):
     frame = comparison(results, reference=reference)
     extra = pd.DataFrame([roles_ctx(r) for r in results])
     return pd.concat([frame, extra], axis=1)
-
-
-CLEAR_DIFFERENCE_PCT = 5.0     # one sample each: what run-to-run noise reaches on a quiet VM
 
 
 def engines_text(table, scenario):

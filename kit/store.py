@@ -2,17 +2,33 @@
 
     data/<machine>/machine.json            the fingerprint, versioned
     data/<machine>/capabilities.json       what works there (kit doctor)
-    data/<machine>/<suite>/<key>.json      one result each, job + bins + traces
+    data/<machine>/<suite>/<key>.json      the latest result of each key, job + bins + traces
+    data/<machine>/<suite>/.history/<key>/<ms>-<digest>.json
+                                           every result a later one replaced
 
 Only measuring writes here, every write is atomic (temporary file + rename),
 and a result's name is its key, so a resumed sweep finds what it already has
 and two processes writing different keys never clobber each other. Another
 machine's folder dropped in beside these is just another machine.
+
+Every run is kept: measuring a key again (kit report re-measures the engines
+tables) first links the result it replaces into the key's .history folder,
+named by when it was measured and a digest of its bytes, then renames the
+new one over <key>.json. So whatever reads the latest results reads one
+file per key, as before (a store from before history, with no .history
+folders, is simply a store whose keys have one run each), and the history
+is there for load(history=True). The link is the same inode: nothing is
+copied, and the latest stays readable until the rename replaces it; both
+steps run under a lock on the suite's folder, so two kits saving one key
+each keep both results.
 """
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
+import stat
 import uuid
 
 from .errors import OptionError, RunError
@@ -123,10 +139,86 @@ def save(result, suite, key=None, tags=None, data=None, replace=True):
     path = result_path(machine, suite, key, data)
     _writing(os.path.dirname(path), lambda: os.makedirs(os.path.dirname(path), exist_ok=True))
     if replace:
-        _writing(path, lambda: result.save(path))
+        with _locked(os.path.dirname(path)):
+            _writing(path, lambda: _keep_replaced(path))
+            _writing(path, lambda: result.save(path))
     elif not _writing(path, lambda: write_new(path, result.to_json())):
         return None
     return path
+
+
+HISTORY = ".history"
+
+
+def history_dir(path):
+    """Where the results a key's latest file (path) replaced are kept."""
+    folder, name = os.path.split(path)
+    return os.path.join(folder, HISTORY, name.removesuffix(".json"))
+
+
+@contextlib.contextmanager
+def _locked(folder):
+    """An exclusive lock on a suite's folder: a save of one key at a time."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _keep_replaced(path):
+    """The file at path, about to be replaced, linked into its history,
+    named <measured at, ms>-<digest of its bytes>.json: sorted by time, and
+    the same file kept twice is one name (nothing to do). Whatever is there
+    is kept, a result this kit cannot read included: a save never destroys.
+    What is not a regular file (a FIFO someone left there) is never opened:
+    its entry is linked as it is."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISREG(st.st_mode):
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    else:
+        raw = f"not a regular file: device {st.st_dev} inode {st.st_ino}".encode()
+    try:
+        doc = json.loads(raw)
+        stamp = doc.get("timestamp_ms") or 1000 * doc.get("timestamp")
+        stamp = int(stamp) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) and stamp > 0 else 0
+    except (ValueError, TypeError, AttributeError):
+        stamp = 0
+    folder = history_dir(path)
+    for place in (os.path.dirname(folder), folder):
+        if os.path.islink(place) or (os.path.lexists(place) and not os.path.isdir(place)):
+            raise RunError(f"{place} is not a folder kit made (a file or a link); move it away")
+    os.makedirs(folder, exist_ok=True)
+    kept = os.path.join(folder, f"{stamp:013d}-{hashlib.sha256(raw).hexdigest()[:16]}.json")
+    try:
+        os.link(path, kept, follow_symlinks=False)
+    except FileExistsError:
+        pass
+    except OSError:         # a filesystem without hard links: a copy, never over another file
+        if stat.S_ISREG(st.st_mode):
+            write_new(kept, raw.decode("utf-8", "surrogateescape"))
+
+
+def has_history(machine, data=None):
+    """Whether any key of the machine was measured more than once."""
+    folder = machine_dir(data, machine)
+    for suite in _listdir(folder):
+        kept = os.path.join(folder, suite, HISTORY)
+        if any(any(f.endswith(".json") for f in _listdir(os.path.join(kept, k))) for k in _listdir(kept)):
+            return True
+    return False
+
+
+def _listdir(folder):
+    """The names in a folder (not through a link), or none."""
+    if os.path.islink(folder) or not os.path.isdir(folder):
+        return []
+    return sorted(os.listdir(folder))
 
 
 def machines(data=None, quiet=False):
@@ -163,7 +255,9 @@ def _measured_at(path):
         return 0
 
 
-def _result_files(folder, suite=None):
+def _result_files(folder, suite=None, history=False):
+    """The latest result file of every key; with history, also every
+    result a later one replaced."""
     for sub in sorted(os.listdir(folder)):
         path = os.path.join(folder, sub)
         if not os.path.isdir(path) or (suite and sub != safe_name(suite)):
@@ -171,6 +265,12 @@ def _result_files(folder, suite=None):
         for f in sorted(os.listdir(path)):
             if f.endswith(".json") and not f.startswith("."):
                 yield os.path.join(path, f)
+        if history:
+            kept = os.path.join(path, HISTORY)
+            for key in _listdir(kept):
+                for f in _listdir(os.path.join(kept, key)):
+                    if f.endswith(".json") and not f.startswith("."):
+                        yield os.path.join(kept, key, f)
 
 
 def warn(path, why):
@@ -207,19 +307,32 @@ def _machine_file(path):
     return data, None
 
 
-def load(machine, suite=None, data=None):
-    """The stored Results of a machine (one suite, or all). A file that is
-    not a result this kit can read is skipped with a warning naming it."""
+def load(machine, suite=None, data=None, history=False):
+    """The stored Results of a machine (one suite, or all): the latest of
+    each key, or with history=True every run of every key, newest first.
+    A file that is not a result this kit can read is skipped with a warning
+    naming it."""
     folder = machine_dir(data, machine)
     if not os.path.isdir(folder):
         return []
     out = []
-    for path in _result_files(folder, suite):
+    for path in _result_files(folder, suite, history):
         try:
             out.append(Result.load(path))
         except ValueError as e:
             warn(path, str(e))
+    if history:
+        out.sort(key=measured_ms, reverse=True)
     return out
+
+
+def measured_ms(result):
+    """When a result was measured, in ms since the epoch (0: it does not say)."""
+    ms, s = result.data.get("timestamp_ms"), result.data.get("timestamp")
+    for value, scale in ((ms, 1), (s, 1000)):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return int(value * scale)
+    return 0
 
 
 def load_machine(machine, data=None):
@@ -254,11 +367,12 @@ def import_fio(results, source, machine=None, data=None):
     return paths
 
 
-def frame(machine, suite=None, data=None, per_job=False):
-    """Tidy rows of every stored result, with its tags as columns."""
+def frame(machine, suite=None, data=None, per_job=False, history=False):
+    """Tidy rows of every stored result (history: every run), with its tags
+    as columns."""
     import pandas as pd
     frames = []
-    for r in load(machine, suite, data):
+    for r in load(machine, suite, data, history):
         f = r.to_frame(per_job=per_job)
         for k, v in (r.data.get("tags") or {}).items():
             f[k] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v

@@ -259,3 +259,90 @@ def format_doctor(caps):
     b = caps["build"]
     lines.append(f"build     engines {b['built_hash']}" + (f" — {b['stale']}" if b["stale"] else " (current sources)"))
     return "\n".join(lines)
+
+
+# ---- kit compare: two sets of results, a machine's runs -----------------------
+
+def utc(ms, seconds=True):
+    """A time in ms since the epoch as people read it, in UTC."""
+    import datetime
+    if not ms:
+        return "unknown time"
+    when = datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc)
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+
+
+def utc_span(start_ms, end_ms):
+    """From one time to another, the day said once when it is the same."""
+    start, end = utc(start_ms), utc(end_ms)
+    if start == end:
+        return start
+    return f"{start[:-4]} to {end[11:]}" if start[:10] == end[:10] else f"{start[:-4]} to {end}"
+
+
+def _median_cell(value, n, unit=None):
+    if value is None or value != value:
+        return "-"
+    text = human_ns(value) if unit == "ns" else f"{value:,.0f}"
+    return text + (f" (n={n})" if n and n > 1 else "")
+
+
+def _ratio_cell(value):
+    return "-" if value is None or value != value else f"{value:.2f}"
+
+
+def _names(names, most=6):
+    shown = ", ".join(printable(n) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def format_versus(rows, a, b, only_a=(), only_b=(), same=(), threshold_pct=5.0):
+    """kit compare's table: one line per pair (rows: compare.compare's rows
+    as dicts), both medians, B/A for IOPS and p99 clat, the verdict and why;
+    a and b: what each side is; same: what both sides share as the very
+    same runs (counted, not shown)."""
+    same = len(same)
+    lines = [f"A: {printable(a)}", f"B: {printable(b)}", ""]
+    if rows:
+        header = ("what", "A IOPS", "B IOPS", "B/A", "A p99", "B p99", "B/A", "verdict")
+        table = [header] + [(printable(r["what"]), _median_cell(r["a_iops"], r["a_n"]),
+                             _median_cell(r["b_iops"], r["b_n"]), _ratio_cell(r["iops_ratio"]),
+                             _median_cell(r["a_p99_ns"], 0, "ns"), _median_cell(r["b_p99_ns"], 0, "ns"),
+                             _ratio_cell(r["p99_ratio"]), f"{r['verdict']}: {r['why']}") for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+        for row in table:
+            cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+            lines.append("  ".join(cells + [row[-1]]).rstrip())
+        verdicts = [r["verdict"] for r in rows]
+        counts = {v: verdicts.count(v) for v in ("slower", "faster", "no clear difference", "not compared")
+                  if v in verdicts}
+        lines += ["", "B against A: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ". A difference is "
+                  f"claimed beyond {threshold_pct:.0f} %, and with repeats on both sides only where their "
+                  "intervals do not overlap."]
+    else:
+        lines.append("Nothing to compare: A and B have no measurement in common"
+                     + (" that differs (the same runs on both sides)." if same else "."))
+    if same:
+        lines.append(f"{same:,} measurement{'s are' if same != 1 else ' is'} the same run{'s' * (same != 1)} "
+                     "on both sides (not shown).")
+    if only_a:
+        lines.append(f"Only in A ({len(only_a):,}, not compared): {_names(list(only_a))}.")
+    if only_b:
+        lines.append(f"Only in B ({len(only_b):,}, not compared): {_names(list(only_b))}.")
+    return "\n".join(lines)
+
+
+def format_runs(machine, runs, where):
+    """A machine's runs, oldest first (runs: compare.runs' dicts)."""
+    lines = [f"{printable(machine)}: {len(runs)} run{'s' * (len(runs) != 1)} in {printable(where)}, oldest first "
+             f"(compare them as {printable(machine)}@N)"]
+    header = ("run", "measured", "results", "suites", "kit", "C sources", "kernel")
+    table = [header]
+    for r in runs:
+        table.append((str(r["number"]), utc_span(r["start"], r["end"]), f"{len(r['results']):,}", ", ".join(r["suites"]),
+                      ", ".join(r["kit"]), ", ".join(r["sources"]), ", ".join(printable(k) for k in r["kernels"])))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        lines.append("  " + "  ".join(c.rjust(w) if i in (0, 2) else c.ljust(w)
+                                      for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    return "\n".join(lines)

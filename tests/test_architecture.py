@@ -19,7 +19,7 @@ LAYERS = {
     2: {"machine", "safety", "options", "job", "engines", "text"},
     3: {"target", "results", "tracers", "seed", "logs"},
     4: {"runner", "fio"},
-    5: {"api", "store", "sweep", "doctor"},
+    5: {"api", "store", "sweep", "doctor", "compare"},
     6: {"notebook", "suites", "publish"},
     7: {"cli", "command"},
 }
