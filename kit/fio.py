@@ -71,7 +71,8 @@ def fio_options(job, include=None, paths=True):
     itself)."""
     twin = fio_twin(job.ioengine)
     if twin is None:
-        raise OptionError("ioengine", f"{job.ioengine} has no fio twin: fio cannot run it (use runner=kit)")
+        raise OptionError("ioengine", f"{job.ioengine} (job [{job.name}]) has no fio twin: fio cannot run it "
+                                      "(use runner=kit)")
     given = job.given()
     out = {"ioengine": twin, "rw": job.rw, "bs": OPTIONS["bs"].text(job.bs)}
     for name, option in OPTIONS.items():

@@ -516,9 +516,11 @@ class Option:
         return str(value)
 
     def c_value(self, value):
-        """The value as the C field takes it."""
+        """The value as the C field takes it (a choice: its position)."""
         if value is None:
             return self.c_none
+        if self.kind == "choice":
+            return (self.choices() if callable(self.choices) else self.choices).index(value)
         return int(value)
 
 

@@ -47,6 +47,7 @@ struct kit_engine {
 	int (*reap)(struct kit_thread *t, unsigned min, unsigned max,
 		    struct kit_io **done);
 	void (*teardown)(struct kit_thread *t);
+	const char *framework;  /* the library it measures and its version, or NULL */
 };
 
 /* Records a setup or kernel-interface failure with its context; returns err
