@@ -246,7 +246,7 @@ def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
             setattr(p, option.param, option.c_value(job.on(name) if option.kind == "bool" else getattr(job, name)))
     p.iodepth_batch_submit = job.iodepth_batch_submit or job.iodepth
     p.iodepth_batch_complete_min = job.iodepth_batch_complete_min
-    p.iodepth_batch_complete_max = job.iodepth_batch_complete_max or max(job.iodepth_batch_complete_min, 1)
+    p.iodepth_batch_complete_max = job.iodepth_batch_complete_max or job.iodepth
     p.ctl = ctl
     return p
 

@@ -48,6 +48,8 @@ struct kit_engine {
 		    struct kit_io **done);
 	void (*teardown)(struct kit_thread *t);
 	const char *framework;  /* the library it measures and its version, or NULL */
+	int shared_files;       /* its helper threads serve the whole process: the
+	                         * job thread keeps the process's descriptor table */
 };
 
 /* Records a setup or kernel-interface failure with its context; returns err
