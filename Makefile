@@ -4,7 +4,7 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.kit-setup-done
 SETUP_INPUTS := scripts/setup.sh scripts/kit-launcher.c pyproject.toml setup.py kit/engines/build.py kit/engines/sources.py \
-                $(wildcard kit/engines/*.c kit/engines/*.h)
+                $(wildcard kit/engines/*.c kit/engines/*.cpp kit/engines/*.h)
 
 .PHONY: setup test report lab bench clean
 

@@ -16,7 +16,7 @@ from .target import check_directory, scratch_directory
 from .job import OPTIONS, Job
 from .host import capabilities as host_capabilities, read_sysctl
 from .engines.sources import source_hash
-from .engines import built_hash, liburing_version, registry, stale_build
+from .engines import built_hash, framework, liburing_version, registry, stale_build
 from .api import run
 from . import machine
 
@@ -45,7 +45,7 @@ def _engine_matrix(base):
         ok, why = _probe(base, ioengine=engine, **depth)
         ok_direct, why_direct = _probe(base, ioengine=engine, direct=True, **depth)
         engines[engine] = {"buffered": ok, "buffered_reason": why,
-                           "direct": ok_direct, "direct_reason": why_direct}
+                           "direct": ok_direct, "direct_reason": why_direct, "framework": framework(engine)}
     for name, option in OPTIONS.items():     # each engine's features, as they declare them
         if option.probe is None:
             continue

@@ -67,11 +67,12 @@ def _fio_value(name, text):
 def fio_options(job, include=None, paths=True):
     """The job as fio options (name -> value text, None for a bare flag):
     every option set on the job, plus what keeps fio's behaviour kit's.
-    paths=False leaves out where the files are (the fio runner names them
-    itself)."""
+    paths=False (the fio runner's) leaves out where the files are (the
+    runner names them itself)."""
     twin = fio_twin(job.ioengine)
     if twin is None:
-        raise OptionError("ioengine", f"{job.ioengine} has no fio twin: fio cannot run it (use runner=kit)")
+        raise OptionError("ioengine", f"{job.ioengine} (job [{job.name}]) has no fio twin: fio cannot run it "
+                                      "(use runner=kit)")
     given = job.given()
     out = {"ioengine": twin, "rw": job.rw, "bs": OPTIONS["bs"].text(job.bs)}
     for name, option in OPTIONS.items():
@@ -100,6 +101,11 @@ def fio_options(job, include=None, paths=True):
     for name, option in OPTIONS.items():
         if option.fio_default is not None and option.fio_name not in out:
             out[option.fio_name] = "1" if getattr(job, name) else "0"
+    if not paths and not job.iodepth_batch_complete_max:
+        # fio running kit's job reaps as kit does: kit's 0 takes every
+        # completion there is, fio's 0 means complete_min (an exported job
+        # file keeps kit's 0, so it reads back as it was)
+        out["iodepth_batch_complete_max"] = str(job.iodepth)
     for name, option in OPTIONS.items():       # what kit's engines imply, fio says (sqthread_poll: registerfiles)
         if getattr(job, name):
             out.update({OPTIONS[implied].fio_name: None for implied in option.implies})
@@ -154,6 +160,7 @@ def runner_job_file(jobs, plans, prepared, log_dir=None):
     for u, (job, plan) in enumerate(zip(jobs, plans)):
         options = {k: v for k, v in fio_options(job, paths=False).items()
                    if k not in ("numjobs", "nrfiles", "group_reporting", "offset_increment")}
+
         for j, files in enumerate(plan.files):
             options = {**options, **{OPTIONS[o].fio_name: os.path.join(log_dir, f"{u}.{j}") for o in LOG_FILES
                                      if getattr(job, o) is not None}}

@@ -104,9 +104,13 @@ def _as_written(value, option=None):
 
 
 def job_label(options):
-    """Engine plus the features that change its behaviour: io_uring+fixedbufs."""
+    """Engine plus the features that change its behaviour: io_uring+fixedbufs,
+    asio+thread_pool (a choice other than its default, by its value)."""
     parts = [options["ioengine"]]
-    parts += [name for name, option in OPTIONS.items() if option.label and options.get(name)]
+    for name, option in OPTIONS.items():
+        value = options.get(name)
+        if option.label and value and value != option.default:
+            parts.append(str(value) if option.kind == "choice" else name)
     return "+".join(parts)
 
 

@@ -29,7 +29,7 @@ MACHINE_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 # Debian package names; libaio1 became libaio1t64 with the 64-bit time_t
 # transition (trixie), so take whichever is installed.
 DPKG_PACKAGES = {"liburing": ("liburing2",), "libaio": ("libaio1", "libaio1t64"),
-                 "bcc": ("python3-bpfcc",)}
+                 "bcc": ("python3-bpfcc",), "boost": ("libboost1.81-dev",)}
 
 # queue/ attributes that change I/O behaviour; copied as int when numeric.
 QUEUE_ATTRS = ("nr_requests", "read_ahead_kb", "rotational", "logical_block_size",
@@ -307,7 +307,7 @@ def _versions(kernel_release: str) -> dict:
         "glibc": glibc.split()[-1] if glibc else None,
         "liburing": dpkg["liburing"], "libaio": dpkg["libaio"],
         "fio": fio[len("fio-"):] if fio and fio.startswith("fio-") else fio,
-        "bcc": dpkg["bcc"], "kernel": kernel_release,
+        "bcc": dpkg["bcc"], "boost": dpkg["boost"], "kernel": kernel_release,
     }
 
 

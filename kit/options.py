@@ -516,9 +516,11 @@ class Option:
         return str(value)
 
     def c_value(self, value):
-        """The value as the C field takes it."""
+        """The value as the C field takes it (a choice: its position)."""
         if value is None:
             return self.c_none
+        if self.kind == "choice":
+            return (self.choices() if callable(self.choices) else self.choices).index(value)
         return int(value)
 
 
@@ -615,13 +617,17 @@ COMMON = (
     Option("filename", "path", None, "an existing file or block device (':' separates several)"),
     Option("filename_format", "format", None,
            "names of kit's files: $jobname, $jobnum, $filenum (default $jobname.$jobnum.$filenum)"),
-    Option("iodepth_batch_submit", "int", 1, "I/Os per submit call (0: iodepth)", lo=0, hi=MAX_IODEPTH,
-           fio="iodepth_batch", aliases=("iodepth_batch",)),
+    # kit's batching defaults are not fio's (one submit call per I/O, one
+    # completion per reap): an instrument must cost next to nothing, and a
+    # job file kit runs through fio says kit's values
+    Option("iodepth_batch_submit", "int", 0, "I/Os per submit call (0, kit's default: every free slot in one "
+           "call; fio's default is 1)", lo=0, hi=MAX_IODEPTH, fio="iodepth_batch", aliases=("iodepth_batch",),
+           fio_default=1),
     Option("iodepth_batch_complete_min", "int", 1, "completions to wait for per reap", lo=0, hi=MAX_IODEPTH,
            aliases=("iodepth_batch_complete",)),
     Option("iodepth_batch_complete_max", "int", 0,
-           "completions taken per reap at most (0: as many as complete_min, fio's default)", lo=0,
-           hi=MAX_IODEPTH),
+           "completions taken per reap at most (0, kit's default: every one there is; fio's default is "
+           "complete_min)", lo=0, hi=MAX_IODEPTH),
     # logs
     Option("write_bw_log", "log", None, "write fio's bandwidth log NAME_bw.N.log per job thread (NAME: this "
            "prefix, '' for the job name). Without log_avg_msec: a line per I/O, and bw_* become per-I/O "

@@ -71,6 +71,8 @@ def merge_threads(threads):
         "verify_ns": max(t["verify_ns"] for t in threads),
         "runtime_sum_ns": sum(t["end_ns"] - t["start_ns"] for t in threads),
         "ring_flags": threads[0].get("ring_flags", 0),
+        "framework": threads[0].get("framework"),
+        "threads_started": sum(t.get("threads_started", 0) for t in threads),
         "clock": threads[0].get("clock"),
         # fio sums the threads' bw and iops statistics (pure_sum): each is kept
         "threads": threads,
@@ -384,6 +386,10 @@ def job_entry(t, job, options, error=0, runtime_sum_ns=None, agg=None):
         entry["kit"]["verify_seed"] = int(t["verify_seed"])
     if t.get("ring_flags"):
         entry["kit"]["io_uring_setup_flags"] = int(t["ring_flags"])
+    if t.get("framework"):          # the library the engine measures: "Boost.Asio 1.81.0"
+        entry["kit"]["framework"] = t["framework"]
+    if t.get("threads_started"):
+        entry["kit"]["threads_started"] = int(t["threads_started"])
     series = _series_entry(t, job)
     if series:
         entry["kit"]["series"] = series

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from . import logs, target as targets, tracers
-from .engines import diskless, engine, engine_index, io_hint, native, setup_hint, stale_build
+from .engines import diskless, engine, engine_index, framework, io_hint, native, setup_hint, stale_build
 from . import host
 from .host import thread_kind
 from .engines.sources import source_hash
@@ -257,7 +257,7 @@ def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
             setattr(p, option.param, option.c_value(job.on(name) if option.kind == "bool" else getattr(job, name)))
     p.iodepth_batch_submit = job.iodepth_batch_submit or job.iodepth
     p.iodepth_batch_complete_min = job.iodepth_batch_complete_min
-    p.iodepth_batch_complete_max = job.iodepth_batch_complete_max or max(job.iodepth_batch_complete_min, 1)
+    p.iodepth_batch_complete_max = job.iodepth_batch_complete_max or job.iodepth
     p.ctl = ctl
     return p
 
@@ -286,7 +286,9 @@ class _Watch:
         live = host.tasks()
         self.peak_threads = max(self.peak_threads, len(live))
         for tid in live - set(self.seen):
-            self.seen[tid] = host.task_name(tid)
+            name = host.task_name(tid)
+            if name != "?":         # gone already (stdasync's threads live for one I/O)
+                self.seen[tid] = name
 
     def helpers(self, existing, job_tids):
         """Threads born during the run: pool workers, glibc AIO helpers,
@@ -358,11 +360,15 @@ def _execute(units, progress, trace, devices):
     working = set(watch.seen) - set(job_tids) - bystanders
     _note_run_in_traces(job_tids, working)
     process = _process_stats(self0, self1, before, after, t1 - t0, watch.peak_threads, helpers)
+    # threads the engines started: pool workers, and stdasync's one per I/O
+    # (most of which come and go between two looks of the watch)
+    process["threads_started"] = sum(int(s.threads_started) for s in stats)
     device_io = _device_io([job for job, _p, _f in units], stats, disks0, disks1)
     process["machine_during_run"] = _machine_during_run(load0, load1, self0, self1, t1 - t0, device_io)
     per_job = [[] for _ in units]
     for (u, p, s) in slots:
         t = _extract(ffi, s)
+        t["framework"] = framework(units[u][0].ioengine)
         lib.kit_stats_free(s)
         t["verify_seed"] = p.verify_seed if p.verify else None
         per_job[u].append(t)
@@ -621,6 +627,7 @@ def _extract(ffi, s):
         "utime_ns": s.utime_ns, "stime_ns": s.stime_ns, "nvcsw": s.nvcsw, "nivcsw": s.nivcsw,
         "minflt": s.minflt, "majflt": s.majflt, "verified_bytes": s.verified_bytes,
         "interrupted": bool(s.interrupted), "ring_flags": s.ring_flags,
+        "threads_started": s.threads_started,
         "clock": "tsc" if s.clock_tsc else "clock_gettime",
         "error": s.error, "error_kind": s.error_kind, "error_file": s.error_file,
         "error_offset": s.error_offset, "error_msg": ffi.string(s.error_msg).decode(errors="replace"),

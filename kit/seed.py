@@ -5,7 +5,9 @@ language; tests check that both agree.
 1 KiB random reads, iodepth 8, every job reading 4 files, several jobs per
 CPU, one engine after another: once with O_DIRECT, once with every read a
 page-cache hit. Engines: sync, posix-aio, linux-aio, io_uring basic and
-"enhanced" (registered buffers and files), optionally kit's thread pool.
+"enhanced" (registered buffers and files), the C++ ways of §5 (Boost.Asio's
+files on io_uring, Asio's thread pool, std::async), optionally kit's thread
+pool. fio has no twin of the C++ rows: only kit runs them.
 """
 import os
 
@@ -17,6 +19,9 @@ SEED_ENGINES = (
     ("linux-aio", {"ioengine": "libaio"}),
     ("io_uring", {"ioengine": "io_uring"}),
     ("io_uring-enhanced", {"ioengine": "io_uring", "fixedbufs": True, "registerfiles": True}),
+    ("boost-asio", {"ioengine": "asio"}),
+    ("boost-asio-pool", {"ioengine": "asio", "asio_backend": "thread_pool"}),
+    ("std-async", {"ioengine": "stdasync"}),
 )
 THREADPOOL = ("threadpool", {"ioengine": "threadpool"})
 

@@ -114,6 +114,8 @@ def format_summary(data, trace_text=None):
     proc = data.get("process")
     if proc:
         threads = f", threads {proc['threads']}" if proc.get("threads") else ""
+        if proc.get("threads_started"):
+            threads += f", {proc['threads_started']:,} started by the engine"
         helpers = proc.get("helper_threads") or {}
         named = (", helpers " + ", ".join(f"{n} x{c}" for n, c in helpers.items())) if helpers else ""
         lines.append(f"  cpu (whole process):           usr {proc['usr_cpu']:.1f}% sys {proc['sys_cpu']:.1f}%  "
@@ -231,7 +233,8 @@ def format_doctor(caps):
     lines.append("")
     lines.append("engines   buffered  direct")
     for name, e in caps["engines"].items():
-        lines.append(f"  {name:11s} {_mark(e['buffered']):8s}  {_mark(e['direct'])}")
+        library = f"  ({e['framework']})" if e.get("framework") else ""
+        lines.append(f"  {name:11s} {_mark(e['buffered']):8s}  {_mark(e['direct']):6s}{library}".rstrip())
         for key in ("buffered_reason", "direct_reason"):
             if e[key]:
                 lines.append(f"      {key.split('_')[0]}: {e[key]}")
@@ -255,7 +258,7 @@ def format_doctor(caps):
     v = m["versions"]
     lines.append(f"versions  liburing {v.get('liburing')} (headers {caps['build']['liburing_headers']}), "
                  f"libaio {v.get('libaio')}, glibc {v.get('glibc')}, fio {v.get('fio')}, bcc {v.get('bcc')}, "
-                 f"python {v.get('python')}")
+                 f"python {v.get('python')}" + (f", boost {v['boost']}" if v.get("boost") else ""))
     b = caps["build"]
     lines.append(f"build     engines {b['built_hash']}" + (f" — {b['stale']}" if b["stale"] else " (current sources)"))
     return "\n".join(lines)

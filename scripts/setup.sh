@@ -21,11 +21,12 @@ pip_quiet() {
 apt_packages() {
     local arch
     arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
-    # engines: liburing, libaio; reference runner: fio; tracers: bcc + the
+    # engines: liburing, libaio, Boost (Asio is header-only) and g++ for the
+    # C++ ones; reference runner: fio; tracers: bcc + the
     # distro's generic kernel headers; report browser test: chromium; the
     # victims suite's filesystem mounted straight from a file: erofs-utils; a witness
     # of the system calls a job makes: strace; a second tracer to check kit's against: bpftrace
-    echo liburing-dev libaio-dev pkg-config gcc fio \
+    echo liburing-dev libaio-dev libboost1.81-dev pkg-config gcc g++ fio \
          bpfcc-tools python3-bpfcc "linux-headers-$arch" \
          chromium erofs-utils strace bpftrace
     # Debian's own python needs these to make a venv and build cffi modules

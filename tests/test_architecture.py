@@ -118,16 +118,21 @@ def test_jobs_and_job_files_need_no_compiled_library(tmp_path):
 
 
 def test_an_engines_options_are_declared_beside_it():
-    """Every engine is a C file, a registry line and a Python module of its
-    own; its options live there and nowhere else."""
+    """Every engine is a C (or C++) file, a registry line and a Python module
+    of its own; its options live there and nowhere else (an option two
+    engines declare alike belongs to both)."""
     from kit.engines import HERE, engine, engine_names
     from kit.job import OPTIONS
     from kit.options import COMMON
     names = engine_names()
-    assert set(names) == {os.path.basename(p)[:-2] for p in os.listdir(HERE)
-                          if p.endswith(".c") and os.path.exists(os.path.join(HERE, p[:-2] + ".py"))}
-    own = {o.name: name for name in names for o in engine(name).OPTIONS}
-    assert {n: OPTIONS[n].engines for n in own} == {n: (e,) for n, e in own.items()}
+    assert set(names) == {os.path.splitext(p)[0] for p in os.listdir(HERE)
+                          if p.endswith((".c", ".cpp")) and os.path.exists(os.path.join(HERE, os.path.splitext(p)[0] + ".py"))}
+    own = {}
+    for name in names:
+        for o in engine(name).OPTIONS:
+            own.setdefault(o.name, []).append(name)
+    assert {n: OPTIONS[n].engines for n in own} == {n: tuple(e) for n, e in own.items()}
+    assert own["threads"] == ["threadpool", "asio"]
     assert set(OPTIONS) == {o.name for o in COMMON} | set(own)
     # every engine option that sets a C field names one that exists
     with open(os.path.join(HERE, "kit.h")) as fh:

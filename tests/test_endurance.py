@@ -44,14 +44,14 @@ def test_a_thousand_runs_leak_nothing(scratch):
     from kit.tracers import status
     traced = status()["usable"]
     for i in range(len(ENGINE_MIX) * 3):                  # warm-up: every engine, caches, imports,
-        kit.run(kit.Job(rw="randread", size="256k", number_ios=32, directory=scratch, **ENGINE_MIX[i % 10]),
+        kit.run(kit.Job(rw="randread", size="256k", number_ios=32, directory=scratch, **ENGINE_MIX[i % len(ENGINE_MIX)]),
                 progress=False, machine=False, trace=["sched"] if traced and i < 3 else None)  # bcc's LLVM
     settle()
     before = snapshot()
     start = time.monotonic()
     for i in range(1000):
         trace = ["sched"] if traced and i % 100 == 0 else None
-        r = kit.run(kit.Job(rw="randread", size="256k", number_ios=32, directory=scratch, **ENGINE_MIX[i % 10]),
+        r = kit.run(kit.Job(rw="randread", size="256k", number_ios=32, directory=scratch, **ENGINE_MIX[i % len(ENGINE_MIX)]),
                     progress=False, machine=False, trace=trace)
         assert r.ios == 32
     elapsed = time.monotonic() - start

@@ -166,6 +166,17 @@ def test_kit_and_fio_runners_agree(scratch):
 def test_threadpool_has_no_fio_twin(scratch):
     p = run_kit("run", "--ioengine=threadpool", "--runner=fio", f"--directory={scratch}")
     assert p.returncode == 2 and "no fio twin" in p.stderr
+
+
+def test_fio_refuses_the_seed_files_kit_only_sections_in_one_line(scratch):
+    """The seed tables' C++ rows are kit's engines only: --runner=fio says
+    so in one line, naming the first such section, and writes nothing."""
+    p = run_kit("run", os.path.join(REPO, "jobs", "seed-direct.fio"), "--runner=fio", "--numjobs=1",
+                "--filesize=1m", "--runtime=0.2", f"--directory={scratch}")
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip() == ("kit run: error: --ioengine: asio (job [boost-asio]) has no fio twin: "
+                                "fio cannot run it (use runner=kit)")
+    assert os.listdir(scratch) == []
     assert os.listdir(scratch) == []
 
 
@@ -266,7 +277,7 @@ def test_seed_tables_as_jobs_and_as_job_files(name, direct):
     parsed = read_job_file(os.path.join(REPO, "jobs", name), env=env)
     assert parsed.warnings == []
     assert parsed.jobs == seed_jobs(direct=direct)
-    assert [len(g) for g in parsed.groups] == [1] * 5
+    assert [len(g) for g in parsed.groups] == [1] * 8
 
 
 def test_seed_table_shape(scratch):
@@ -276,7 +287,8 @@ def test_seed_table_shape(scratch):
     table = p.stdout[p.stdout.index("\njob ") + 1:].splitlines()
     assert "IOPS vs io_uring" in table[0]
     rows = {line.split()[0]: line.split() for line in table[1:]}
-    assert list(rows) == ["sync", "posix-aio", "linux-aio", "io_uring", "io_uring-enhanced"]
+    assert list(rows) == ["sync", "posix-aio", "linux-aio", "io_uring", "io_uring-enhanced", "boost-asio",
+                          "boost-asio-pool", "std-async"]
     assert rows["io_uring"][-1] == "—"
     for name, row in rows.items():
         assert float(row[2].replace(",", "")) > 0, row

@@ -19,8 +19,10 @@ def test_defaults_are_fios_where_fio_has_them():
     job = Job()
     assert (job.ioengine, job.rw, job.bs, job.iodepth, job.numjobs, job.rwmixread) == \
         ("psync", "read", 4096, 1, 1, 50)
-    assert job.iodepth_batch_submit == 1 and job.iodepth_batch_complete_min == 1
+    assert job.iodepth_batch_complete_min == 1
     assert job.invalidate is False  # kit keeps the page cache unless asked
+    # kit batches: every free slot in one submit call, every completion there is per reap (fio: one each)
+    assert job.iodepth_batch_submit == 0 and job.iodepth_batch_complete_max == 0
 
 
 def test_derived_values():

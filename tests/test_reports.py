@@ -90,7 +90,7 @@ def test_engines_report_has_both_tables_one_row_per_engine(report):
     for t in found:
         header, rows = t[0], t[1:]
         assert [r[0] for r in rows] == ["sync", "posix-aio", "linux-aio", "io_uring", "io_uring-enhanced",
-                                        "threadpool"]
+                                        "boost-asio", "boost-asio-pool", "std-async", "threadpool"]
         iops = header.index("IOPS")
         assert all(float(r[iops].replace(",", "")) > 0 for r in rows)
         vs = header.index("IOPS vs io_uring %")
@@ -353,7 +353,7 @@ def test_publish_names_and_skips_what_it_cannot_read(report, tmp_path, capfd):
     assert err.count(str(data / "listed" / "machine.json")) == 1
     assert [os.path.basename(p) for p in written] == ["engines.html"]
     found = [t for t in tables(written[0]) if t and "IOPS" in t[0] and "engine" in t[0]]
-    assert len(found) == 2 and len(found[0]) == 7          # every engine still there, nothing doubled
+    assert len(found) == 2 and len(found[0]) == 10         # every engine still there, nothing doubled
     rows = table_with(os.path.join(tmp_path, "reports", "index.html"), "machine")
     assert {r[0] for r in rows[1:]} == {report["machine"]}
 

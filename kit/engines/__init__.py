@@ -112,6 +112,14 @@ def stale_build():
     return None
 
 
+def framework(name):
+    """The library an engine measures, with its version as compiled in
+    ("Boost.Asio 1.81.0"), or None for plain system calls."""
+    ffi, lib = native()
+    text = lib.kit_engine_framework(engine_index(name))
+    return ffi.string(text).decode() if text != ffi.NULL else None
+
+
 def liburing_version():
     ffi, lib = native()
     return ffi.string(lib.kit_liburing_version()).decode()

@@ -47,6 +47,9 @@ struct kit_engine {
 	int (*reap)(struct kit_thread *t, unsigned min, unsigned max,
 		    struct kit_io **done);
 	void (*teardown)(struct kit_thread *t);
+	const char *framework;  /* the library it measures and its version, or NULL */
+	int shared_files;       /* its helper threads serve the whole process: the
+	                         * job thread keeps the process's descriptor table */
 };
 
 /* Records a setup or kernel-interface failure with its context; returns err

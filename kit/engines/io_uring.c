@@ -158,10 +158,16 @@ static int io_uring_commit(struct kit_thread *t)
 {
 	struct uring *u = t->engine_data;
 
+	/* With DEFER_TASKRUN, completions that io-wq finished wait as task
+	 * work until the ring is entered for events: submitting with
+	 * GETEVENTS (and no wait) posts them now, so the reap that follows
+	 * takes every completion there is without a second system call. */
+	int get_events = (u->ring.flags & IORING_SETUP_DEFER_TASKRUN) != 0;
+
 	/* count what was handed over, not what the SQ still shows: with SQPOLL
 	 * the kernel thread drains the ring on its own schedule */
 	while (u->queued) {
-		int r = io_uring_submit(&u->ring);
+		int r = get_events ? io_uring_submit_and_get_events(&u->ring) : io_uring_submit(&u->ring);
 
 		if (r == -EINTR)
 			continue;

@@ -131,7 +131,8 @@ struct kit_params {
 	int sqthread_poll_cpu;      /* -1: let the kernel place it */
 	int hipri;
 	uint32_t force_async;       /* every Nth SQE gets IOSQE_ASYNC (io-wq); 0: never */
-	uint32_t threads;           /* threadpool's workers; 0: iodepth */
+	uint32_t threads;           /* threadpool's and asio's pool workers; 0: iodepth */
+	int asio_backend;           /* asio: 0 io_uring, 1 thread_pool */
 	/* time series: windows of what completed (fio's bwavgtime sampling for
 	 * bw_* and iops_* statistics; log_avg_msec windows for logs), and one
 	 * record per I/O for unaveraged logs */
@@ -232,6 +233,8 @@ struct kit_stats {
 	struct kit_io_records records;
 	int series_truncated;       /* memory ran out: the series end early */
 	uint32_t ring_flags;        /* io_uring: setup flags the kernel accepted */
+	uint64_t threads_started;   /* threads the engine started (pool workers at
+	                             * setup, stdasync's one per I/O) */
 	int clock_tsc;              /* 1: timestamps from the calibrated TSC */
 	/* first error; kit_strerror-style context in error_msg */
 	int error;                  /* negative errno, or -1 for verify/short */
@@ -250,6 +253,7 @@ struct kit_verify_report {
 
 int kit_engine_count(void);
 const char *kit_engine_name(int index);
+const char *kit_engine_framework(int index);    /* NULL for plain system calls */
 int kit_engine_is_sync(int index);
 const char *kit_source_hash(void);
 const char *kit_liburing_version(void);

@@ -121,4 +121,5 @@ const struct kit_engine kit_engine_posixaio = {
 	.queue = posixaio_queue,
 	.reap = posixaio_reap,
 	.teardown = posixaio_teardown,
+	.shared_files = 1,      /* glibc's AIO threads outlive the run and serve later ones */
 };

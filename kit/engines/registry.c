@@ -1,6 +1,7 @@
 /*
  * registry.c - the list of engines. Adding an engine: one C file defining a
- * struct kit_engine, and its line here. Python reads names from this list.
+ * struct kit_engine (or a .cpp file exposing one as extern "C"), and its line
+ * here. Python reads names from this list.
  */
 #include "engine.h"
 
@@ -19,6 +20,8 @@
 	X(posixaio)    \
 	X(libaio)      \
 	X(io_uring)    \
+	X(asio)        \
+	X(stdasync)    \
 	X(null)
 
 #define DECLARE(name) extern const struct kit_engine kit_engine_##name;
@@ -42,6 +45,11 @@ int kit_engine_count(void)
 const char *kit_engine_name(int index)
 {
 	return index >= 0 && index < NR_ENGINES ? engines[index]->name : NULL;
+}
+
+const char *kit_engine_framework(int index)
+{
+	return index >= 0 && index < NR_ENGINES ? engines[index]->framework : NULL;
 }
 
 int kit_engine_is_sync(int index)

@@ -14,8 +14,13 @@ def c_sources():
     return sorted(p for p in HERE.glob("*.c") if not p.name.startswith("_"))
 
 
+def cxx_sources():
+    """The engines written in C++ (they expose their ops as extern "C")."""
+    return sorted(HERE.glob("*.cpp"))
+
+
 def source_hash():
     h = hashlib.sha256()
-    for path in sorted(c_sources() + sorted(HERE.glob("*.h"))):
+    for path in sorted(c_sources() + cxx_sources() + sorted(HERE.glob("*.h"))):
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]

@@ -127,6 +127,7 @@ static int threadpool_setup(struct kit_thread *t)
 					pl->nworkers + 1, want);
 		}
 	}
+	t->s->threads_started = pl->nworkers;
 	t->engine_data = pl;
 	return 0;
 }

@@ -288,6 +288,8 @@ def role(tid, tgid, comm, pid, job_tids, helper_tids=None):
         return "kworker"
     if pid is not None and tgid == pid and tid != pid and (helper_tids is None or tid in helper_tids):
         return "helper"
+    if pid is not None and tgid == pid and comm.startswith("kit-"):
+        return "helper"             # threads an engine started and named (kit-stdasync: one per I/O)
     return "other"
 
 
