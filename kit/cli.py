@@ -473,7 +473,8 @@ def cmd_publish(argv):
 def _published(published, reports):
     """What publish did, in one line: pages rendered and reused, and the index."""
     from .publish import reports_dir
-    return (f"{len(published.rendered)} page(s) rendered, {len(published.reused)} unchanged (kept); open "
+    removed = f", {len(published.removed)} no longer apply (removed)" if published.removed else ""
+    return (f"{len(published.rendered)} page(s) rendered, {len(published.reused)} unchanged (kept){removed}; open "
             f"{os.path.join(reports_dir(reports), 'index.html')}")
 
 

@@ -140,8 +140,9 @@ def download(frame, filename, what="the data behind this page"):
     if frame is None or len(frame) == 0:
         return
     data = base64.b64encode(frame.to_csv(index=False).encode()).decode()
+    rows = f"{len(frame):,} row" + ("" if len(frame) == 1 else "s")
     display(HTML(f'<p class="kit-download"><a download="{html.escape(filename)}" '
-                 f'href="data:text/csv;base64,{data}">Download {html.escape(what)} (CSV, {len(frame):,} rows)</a></p>'))
+                 f'href="data:text/csv;base64,{data}">Download {html.escape(what)} (CSV, {rows})</a></p>'))
 
 
 def header(title, machine, data_dir, params=None):

@@ -203,19 +203,37 @@ def publish(data=None, reports=None, machines=None, progress=None, notebooks=Non
                 write_atomic(page.path, text)
                 written[_relative(page.path, reports)] = _record(page.path, key)
                 done.rendered.append(page.path)
+            if not machines and not notebooks:
+                _remove_stale(reports, written, {page.path for page in work}, done)
         finally:
             _save_written(reports, written)
         write_index(reports, data)
     return done
 
 
+def _remove_stale(reports, written, current, done):
+    """Pages kit wrote that no longer apply (a sweep or a machine gone from
+    the store, a notebook removed): deleted, so the index stops linking
+    them -- only while they are still exactly what kit wrote; a page
+    someone edited is theirs now and stays."""
+    for rel, entry in sorted(written.items()):
+        path = os.path.join(reports, rel)
+        if path in current or not rel.endswith(".html") or rel == "index.html":
+            continue
+        if _unchanged(path, entry, entry.get("inputs")):
+            os.unlink(path)
+            done.removed.append(path)
+        del written[rel]
+
+
 class Published(list):
     """Every page publish() made current, in order; .rendered were executed
-    and written this time, .reused kept as they were."""
+    and written this time, .reused kept as they were; .removed are pages kit
+    had written that no longer apply."""
 
     def __init__(self):
         super().__init__()
-        self.rendered, self.reused = [], []
+        self.rendered, self.reused, self.removed = [], [], []
 
 
 class Page:

@@ -116,6 +116,28 @@ def test_a_page_edited_or_copied_in_is_rendered_again_not_trusted(two_machines):
     assert _names(publish.publish(data, reports).rendered, reports) == ["box-b/tiny.html"]
 
 
+def test_pages_that_no_longer_apply_are_removed_unless_edited(two_machines):
+    """A notebook taken away (or a suite gone from the store): its pages go,
+    and the index stops linking them; a page someone edited stays theirs."""
+    data, reports = two_machines["data"], two_machines["reports"]
+    _notebook(two_machines["notebooks"], "extra", 'print("extra")\n', title="Extra page", order=2)
+    publish.publish(data, reports)
+    extra_a, extra_b = (os.path.join(reports, m, "extra.html") for m in ("box-a", "box-b"))
+    assert os.path.isfile(extra_a) and os.path.isfile(extra_b)
+    with open(extra_b, "a") as fh:
+        fh.write("<p>my notes</p>")
+    os.unlink(two_machines["notebooks"] / "extra.ipynb")
+    named = publish.publish(data, reports, machines=["box-a"])      # a partial publish removes nothing
+    assert named.removed == [] and os.path.isfile(extra_a)
+    out = publish.publish(data, reports)
+    assert _names(out.removed, reports) == ["box-a/extra.html"]
+    assert not os.path.exists(extra_a) and "my notes" in open(extra_b).read()
+    index = open(os.path.join(reports, "index.html")).read()
+    assert "box-a/extra.html" not in index and "box-a/tiny.html" in index
+    record = json.load(open(os.path.join(reports, publish.WRITTEN_FILE)))["files"]
+    assert sorted(record) == ["box-a/tiny.html", "box-b/tiny.html"]
+
+
 @pytest.mark.parametrize("where", ["box-a/tiny.html", "index.html"])
 def test_a_file_kit_did_not_write_is_never_overwritten(two_machines, where):
     data, reports = two_machines["data"], two_machines["reports"]
