@@ -415,7 +415,8 @@ def _check_places(args, suites=(), writes_store=True):
     if hasattr(args, "reports"):
         check_output_directory(publish.reports_dir(args.reports), "reports")
         if writes_store and not getattr(args, "no_publish", False):
-            publish.check_writable(args.reports, getattr(args, "machine", None) or machine_name())
+            publish.check_writable(args.reports, getattr(args, "machine", None) or machine_name(),
+                                   getattr(args, "data", None))
 
 
 def cmd_report(argv):

@@ -170,6 +170,16 @@ def difference(a, b, higher_is_better=True, words=("slower", "faster")):
             out["verdict"], out["why"] = "no clear difference", f"{change:+.1f} %: the {kind} overlap ({spans})"
         return out
     one = "one sample each" if len(a) == len(b) == 1 else "one sample on one side"
+    if len(a) >= 2 or len(b) >= 2:
+        # the side with repeats shows how far its own runs spread: a single
+        # sample inside that spread is not a difference, however far the medians
+        lo, hi = (out["a_lo"], out["a_hi"]) if len(a) >= 2 else (out["b_lo"], out["b_hi"])
+        single = out["b"] if len(a) >= 2 else out["a"]
+        if lo <= single <= hi:
+            out["verdict"] = "no clear difference"
+            out["why"] = (f"{change:+.1f} %, but the single sample ({_figure(single)}) lies within the other "
+                          f"side's {max(len(a), len(b))} repeats ({_figure(lo)} to {_figure(hi)})")
+            return out
     if beyond:
         out["verdict"] = claim
         out["why"] = f"{change:+.1f} %, beyond the {CLEAR_DIFFERENCE_PCT:.0f} % noise of {one}"

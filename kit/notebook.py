@@ -740,9 +740,17 @@ def buffered_text(table):
     t = table[table["iops"] > 0]
     if t.empty:
         return None
-    best, worst = t.loc[t["iops"].idxmax()], t.loc[t["iops"].idxmin()]
-    parts = [f"With every read a page-cache hit, **{best['workload']}** is fastest at {best['iops']:,.0f} IOPS "
-             f"and **{worst['workload']}** slowest at {worst['iops']:,.0f}."]
+    ranked = t.sort_values("iops", ascending=False)
+    best, worst = ranked.iloc[0], ranked.iloc[-1]
+    if len(ranked) > 1 and best["iops"] <= ranked.iloc[1]["iops"] * (1 + CLEAR_DIFFERENCE_PCT / 100):
+        # one traced run each: a lead within run-to-run noise names no winner
+        parts = [f"With every read a page-cache hit, **{best['workload']}** and **{ranked.iloc[1]['workload']}** "
+                 f"lead within {CLEAR_DIFFERENCE_PCT:.0f} % of each other ({best['iops']:,.0f} and "
+                 f"{ranked.iloc[1]['iops']:,.0f} IOPS, one run each: no clear fastest); "
+                 f"**{worst['workload']}** is slowest at {worst['iops']:,.0f}."]
+    else:
+        parts = [f"With every read a page-cache hit, **{best['workload']}** is fastest at {best['iops']:,.0f} IOPS "
+                 f"and **{worst['workload']}** slowest at {worst['iops']:,.0f}."]
     cols = [f"per_io_{r}" for r in RUN_ROLES if f"per_io_{r}" in t]
     if cols:
         run = t[cols].fillna(0).sum(axis=1)
@@ -934,24 +942,10 @@ def _us_formatter():
 
 
 def iops_series(result):
-    """IOPS per window over the run, from the result's time series (kit's
-    own results; empty for fio's): window end (s), its length (s) and IOPS.
-    The last window is cut at the run's end; windows shorter than a tenth
-    of the interval are left out (too few I/Os to mean a rate)."""
-    kit = result.total.get("kit") or {}
-    s = kit.get("series") or {}
-    if not s.get("t_ms"):
-        return pd.DataFrame(columns=["t_s", "window_s", "iops"])
-    from .options import DDIRS
-    ios = np.sum([s[f"{d}_ios"] for d in DDIRS if f"{d}_ios" in s], axis=0)
-    ends = np.array(s["t_ms"], dtype=float)
-    if kit.get("runtime_ns"):
-        ends = np.minimum(ends, kit["runtime_ns"] / 1e6)
-    starts = np.concatenate([[max(ends[0] - s["interval_ms"], 0.0)], ends[:-1]])
-    width = ends - starts
-    keep = width >= s["interval_ms"] / 10
-    return pd.DataFrame({"t_s": ends[keep] / 1000, "window_s": width[keep] / 1000,
-                         "iops": np.asarray(ios)[keep] / (width[keep] / 1000)})
+    """IOPS per window over the run (Result.iops_windows) as a frame: window
+    end (s), its length (s) and IOPS."""
+    t_s, window_s, iops = result.iops_windows()
+    return pd.DataFrame({"t_s": t_s, "window_s": window_s, "iops": iops})
 
 
 def cpu_seconds(result):

@@ -290,7 +290,7 @@ def pages(machines, data, reports):
 
 WRITTEN_FILE = ".kit-reports.json"
 WRITTEN_VERSION = 1
-_LIBRARIES = ("papermill", "nbconvert", "nbclient", "ipykernel", "pandas", "numpy", "matplotlib")
+_LIBRARIES = ("papermill", "nbconvert", "nbclient", "ipykernel", "pandas", "numpy", "matplotlib", "seaborn", "pillow")
 
 
 def kit_digest(package=None):
@@ -447,27 +447,37 @@ GENERATOR = '<meta name="generator" content="kit">'
 _KITS_MARKS = (GENERATOR.encode(), b'<p class="kit-nav"', b"<h1>kit reports</h1>")
 
 
-def check_writable(reports, machine):
+def check_writable(reports, machine, data=None):
     """Before measuring (kit report, kit sweep): the index and every page kit
     may publish for machine are kit's or absent, so a file kit would refuse
     to replace stops the command before the store is written."""
     reports = reports_dir(reports)
     folder = os.path.join(reports, store.safe_name(machine))
+    _check_folder(folder)
+    # the index, the pages across machines, and the machine's own pages
     paths = [os.path.join(reports, "index.html")]
+    if len({m["name"] for m in store.machines(data, quiet=True)} | {store.safe_name(machine)}) >= 2:
+        paths += [os.path.join(reports, f"{nb}.html") for nb, meta in notebooks().items()
+                  if meta.get("scope") == "store"]
     if os.path.isdir(folder):
         paths += [os.path.join(folder, f) for f in sorted(os.listdir(folder))
                   if f.endswith(".html") and _page_notebook(f[:-len(".html")])[0]]
     for path in paths:
         _check_ours(path)
+    if os.path.isdir(reports):
+        _load_written(reports)          # a damaged record stops publish: say so before measuring
+
+
+def _check_folder(folder):
+    if os.path.islink(folder) or (os.path.lexists(folder) and not os.path.isdir(folder)):
+        raise OptionError("reports", f"{folder} is not a folder kit made (a file or a link); move it away")
 
 
 def _check_ours(path):
     """A file kit would write at path: nothing is there, or a page or index
     kit wrote (whatever happened to it since), in a folder (not a link).
     OptionError otherwise, before anything is rendered."""
-    folder = os.path.dirname(path)
-    if os.path.islink(folder) or (os.path.lexists(folder) and not os.path.isdir(folder)):
-        raise OptionError("reports", f"{folder} is not a folder kit made (a file or a link); move it away")
+    _check_folder(os.path.dirname(path))
     if not os.path.lexists(path):
         return
     if os.path.isfile(path) and not os.path.islink(path):

@@ -622,6 +622,26 @@ class Result:
     def io_bytes(self):
         return sum(self.total[d]["io_bytes"] for d in DDIRS)
 
+    def iops_windows(self):
+        """IOPS per statistics window over the run, from kit.series (kit's
+        own results; empty for fio's and old ones): (window ends in s, their
+        lengths in s, IOPS). The last window is cut at the run's end; one
+        shorter than a tenth of the interval is left out (too few I/Os to
+        mean a rate)."""
+        kit = self.total.get("kit") or {}
+        s = kit.get("series") or {}
+        counts = [s[k] for k in s if k.endswith("_ios")]
+        if not s.get("t_ms") or not counts or not s.get("interval_ms"):
+            return np.array([]), np.array([]), np.array([])
+        ios = np.sum(counts, axis=0)
+        ends = np.array(s["t_ms"], dtype=float)
+        if kit.get("runtime_ns"):
+            ends = np.minimum(ends, kit["runtime_ns"] / 1e6)
+        starts = np.concatenate([[max(ends[0] - s["interval_ms"], 0.0)], ends[:-1]])
+        width = ends - starts
+        keep = width >= s["interval_ms"] / 10
+        return ends[keep] / 1000, width[keep] / 1000, np.asarray(ios, dtype=float)[keep] / (width[keep] / 1000)
+
     def lat_histogram(self, kind="clat_ns", ddir="read"):
         """Dense bucket counts (fio's io_u_plat layout) of the merged run."""
         return hist.from_bins(self.total[ddir][kind].get("bins", {}))

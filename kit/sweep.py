@@ -337,15 +337,12 @@ def warm_up_note(warmed):
 # ---- a result's own time series ------------------------------------------------------
 
 def window_iops(result):
-    """I/Os completed per window of the run (kit.series: the statistics
-    windows, bwavgtime apart), the last, partial window left out; [] when
-    the result keeps no series (fio's runner, an old result)."""
-    series = (result.data.get("total", {}).get("kit") or {}).get("series") or {}
-    counts = [series[k] for k in series if k.endswith("_ios")]
-    if not counts:
-        return []
-    per_window = [sum(c) for c in zip(*counts)]
-    return per_window[:-1]
+    """IOPS of the run's whole statistics windows (Result.iops_windows), a
+    cut last one left out; [] when the result keeps no series (fio's
+    runner, an old result)."""
+    _ends, width, iops = result.iops_windows()
+    full = width >= width.max() * 0.999 if len(width) else width
+    return [float(x) for x in iops[full]]
 
 
 # ---- measuring units again and again ------------------------------------------------

@@ -187,6 +187,11 @@ def test_a_3_percent_change_of_one_sample_is_no_clear_difference():
     d = compare.difference([100_000], [88_000])
     assert d["verdict"] == "slower" and d["why"] == "-12.0 %, beyond the 5 % noise of one sample each"
     assert "one sample on one side" in compare.difference([100_000, 100_100], [88_000])["why"]
+    # a single sample inside the other side's own spread is no difference, however far the medians
+    d = compare.difference([85_000, 100_000, 115_000], [94_000])
+    assert d["verdict"] == "no clear difference" and "within the other side's 3 repeats" in d["why"]
+    assert compare.difference([94_000], [85_000, 100_000, 115_000])["verdict"] == "no clear difference"
+    assert compare.difference([85_000, 100_000, 115_000], [80_000])["verdict"] == "slower"
 
 
 def test_overlapping_intervals_are_no_clear_difference():

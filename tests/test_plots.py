@@ -264,3 +264,13 @@ def test_sizes_and_flags_read_as_words():
     assert [yes_no(v) for v in (True, False, 1, 0, "1", "0", None)] == ["yes", "no", "yes", "no", "yes", "no", None]
     # the pages' headers show their parameters so too, not as Python reprs
     assert [kn._parameter_text(v) for v in (False, True, "engines-quick", None)] == ["no", "yes", "engines-quick", "none"]
+
+
+def test_the_page_cache_text_names_a_fastest_engine_only_beyond_the_noise():
+    import pandas as pd
+    close = pd.DataFrame({"workload": ["buffered-io_uring", "buffered-libaio", "buffered-sync"],
+                          "iops": [1_000_000, 990_000, 400_000]})
+    text = kn.buffered_text(close)
+    assert "no clear fastest" in text and "is fastest" not in text and "**buffered-sync** is slowest" in text
+    clear = close.assign(iops=[1_200_000, 990_000, 400_000])
+    assert "**buffered-io_uring** is fastest at 1,200,000 IOPS" in kn.buffered_text(clear)

@@ -253,3 +253,30 @@ def test_kit_report_refuses_a_foreign_page_before_it_measures(tmp_path):
                                               "written by kit; kit never overwrites what it did not write: move "
                                               "it away\n")
     assert sorted(os.listdir(tmp_path)) == ["reports"] and os.listdir(folder) == ["engines.html"]
+
+
+@pytest.mark.parametrize("trap", ["machines.html", "machine folder is a file", "damaged record"])
+def test_kit_report_refuses_what_publish_would_refuse_before_it_measures(tmp_path, trap):
+    """Every refusal publish would make comes before the store is written:
+    a foreign page across machines, a machine's reports folder that is a
+    file, kit's record of its pages damaged."""
+    from kit.machine import machine_name
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    if trap == "machines.html":       # published once the store holds two machines: this one and box-b
+        (reports / "machines.html").write_text("<html>my own comparison</html>")
+        fio = fio_json(tmp_path)
+        assert run_kit("import", str(fio), f"--data={tmp_path / 'data'}", "--machine=box-b").returncode == 0
+        os.unlink(fio)
+    elif trap == "machine folder is a file":
+        (reports / machine_name()).write_text("not a folder")
+    else:
+        (reports / publish.WRITTEN_FILE).write_text("{damaged")
+    before = {p.name: p.read_bytes() for p in reports.iterdir()}
+    stored = sorted(os.listdir(tmp_path / "data")) if (tmp_path / "data").exists() else None
+    p = run_kit("report", "--quick", "--suites=machine", f"--data={tmp_path / 'data'}", f"--reports={reports}",
+                f"--directory={tmp_path / 'scratch'}", cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.startswith("kit report: error: --reports: ") and p.stderr.count("\n") == 1
+    assert "scratch" not in os.listdir(tmp_path)                       # nothing measured
+    assert (sorted(os.listdir(tmp_path / "data")) if (tmp_path / "data").exists() else None) == stored
+    assert {p.name: p.read_bytes() for p in reports.iterdir()} == before
