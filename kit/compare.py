@@ -249,10 +249,21 @@ def _same_run(a, b):
     return stamps(a) == stamps(b)
 
 
+def _jobs_per_cpu(result):
+    cpus = ((result.data.get("machine") or {}).get("cpu") or {}).get("count")
+    numjobs = job_of(result).get("numjobs")
+    return numjobs / cpus if isinstance(numjobs, int) and isinstance(cpus, int) and cpus > 0 else None
+
+
 def _job_change(a, b):
-    """What differs between the jobs of two groups ("" when nothing)."""
+    """What differs between the jobs of two groups ("" when nothing). The
+    engines tables scale numjobs to the machine's CPUs (the seed's recipe:
+    jobs per CPU), so across machines only the jobs per CPU must agree."""
     ja, jb = job_of(a[0]), job_of(b[0])
     changed = [k for k in sorted(set(ja) | set(jb)) if ja.get(k) != jb.get(k)]
+    if changed == ["numjobs"] and all((r[0].data.get("tags") or {}).get("suite") == "engines" for r in (a, b)) \
+            and _jobs_per_cpu(a[0]) is not None and _jobs_per_cpu(a[0]) == _jobs_per_cpu(b[0]):
+        return ""
     if not changed:
         return ""
     shown = ", ".join(f"{k} {ja.get(k)!s} vs {jb.get(k)!s}" for k in changed[:3])

@@ -233,6 +233,24 @@ def test_results_pair_by_what_they_measured(measured):
     assert compare.compare(a, a)["same"] and compare.compare(a, a)["rows"].empty
 
 
+def test_engines_tables_of_machines_with_other_cpu_counts_are_compared(measured):
+    """The seed's recipe is jobs per CPU: a 4-CPU box runs twice the job
+    threads of a 2-CPU VM, and their engines rows still pair; other jobs
+    (or another number per CPU) do not."""
+    def engines(iops, ms, cpus, numjobs, suite="engines"):
+        r = made(measured, iops, ms, machine=f"box{cpus}")
+        r.data["machine"] = {**r.data["machine"], "cpu": {**(r.data["machine"].get("cpu") or {}), "count": cpus}}
+        r.data["job"]["numjobs"] = numjobs
+        r.data["tags"] = {"suite": suite, "key": "direct-sync"}
+        return r
+    rows = compare.compare([engines(10_000, T0, 2, 4)], [engines(20_000, T0 + 1, 4, 8)])["rows"]
+    assert list(rows["verdict"]) == ["faster"]
+    rows = compare.compare([engines(10_000, T0, 2, 4)], [engines(20_000, T0 + 1, 4, 6)])["rows"]
+    assert list(rows["verdict"]) == ["not compared"] and "numjobs 4 vs 6" in rows["why"][0]
+    rows = compare.compare([engines(10_000, T0, 2, 4, "sweep-x")], [engines(20_000, T0 + 1, 4, 8, "sweep-x")])["rows"]
+    assert list(rows["verdict"]) == ["not compared"]
+
+
 # ---- kit compare ----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
