@@ -326,9 +326,11 @@ def runs(results):
     """The runs among a machine's results (every run, store.load(history=
     True)), oldest first: [{"number", "start", "end" (ms), "results",
     "suites", "kit", "sources", "kernels"}]. A run ends where a key repeats,
-    or where a suite's batch (one kit report's engines tables) changes."""
+    or where a suite's batch (one kit report's engines tables) changes.
+    Results imported from fio are no run of kit's (they keep fio's own
+    time, years ago perhaps): left out."""
     out, seen, batches = [], set(), {}
-    for r in sorted(results, key=store.measured_ms):
+    for r in sorted((r for r in results if stored_key(r)[0] != "import"), key=store.measured_ms):
         key = stored_key(r)
         batch = (r.data.get("tags") or {}).get("batch")
         if not out or key in seen or batches.get(key[0], batch) != batch:
