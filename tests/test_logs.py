@@ -325,8 +325,9 @@ def test_windows_sit_on_fios_grid_and_the_runtimes_end_is_no_sample(tmp_path):
     f, k, fdir, kdir = both(tmp_path, "[s]\nioengine=null\nrw=read\nsize=64m\nruntime=2\ntime_based\n"
                                       "write_bw_log=s\nlog_avg_msec=500\n")
     assert [line[0] for line in read_log(kdir / "s_bw.1.log")] == [500, 1000, 1500]
-    # fio's helper thread wakes about on time (seen: 1501)
-    assert [line[0] for line in read_log(fdir / "s_bw.1.log")] == pytest.approx([500, 1000, 1500], abs=3)
+    # fio's helper thread wakes about on time (seen: 1501 quiet, 1504 on a busy machine): the witness
+    # shows the grid kit keeps exactly, not fio's own punctuality
+    assert [line[0] for line in read_log(fdir / "s_bw.1.log")] == pytest.approx([500, 1000, 1500], abs=20)
     assert k["jobs"][0]["read"]["bw_samples"] == f["jobs"][0]["read"]["bw_samples"] == 3
 
 
