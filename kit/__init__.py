@@ -5,15 +5,8 @@
     r.to_frame()
 """
 import importlib
-import os
 
 __version__ = "0.1.0"
-
-# numpy's OpenBLAS keeps a thread per CPU that spins for a while after each
-# call it serves: on the machine being measured that is CPU taken from the
-# engines' threads (posixaio's helper, a thread pool). kit's arrays are
-# small; one thread does. (Only before numpy is first imported.)
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Loaded on first use, so that `kit` (the command) starts in milliseconds and
 # `import kit` stays light without bcc, numpy or the compiled engines.

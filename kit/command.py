@@ -21,6 +21,13 @@ def _stopped_while_starting(signum, frame):
 for _signum in _STOP:
     signal.signal(_signum, _stopped_while_starting)
 
+# numpy's OpenBLAS keeps a thread per CPU that spins for a while after each
+# call it serves: on the machine being measured that is CPU taken from the
+# engines' threads (posixaio's helper, a thread pool). kit's arrays are
+# small; one thread does. Only in kit's own command: `import kit` in
+# someone's notebook leaves their numpy as they have it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 
 def main():
     """Runs the command; a signal that comes once it has finished (while
