@@ -341,8 +341,9 @@ def window_iops(result):
     cut last one left out; [] when the result keeps no series (fio's
     runner, an old result)."""
     _ends, width, iops = result.iops_windows()
-    full = width >= width.max() * 0.999 if len(width) else width
-    return [float(x) for x in iops[full]]
+    if not len(width):
+        return []
+    return [float(x) for x in iops[width >= width.max() * 0.999]]
 
 
 # ---- measuring units again and again ------------------------------------------------

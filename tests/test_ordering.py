@@ -3,6 +3,7 @@ a seeded random order after one read through the files, trends within a run
 and drift across repeats found and said instead of a ranking, unstable
 points measured again, a time budget kept, and others' I/O on the device
 counted beside kit's own."""
+import copy
 import json
 import os
 import signal
@@ -115,6 +116,9 @@ def test_a_runs_own_series_gives_its_windows(tmp_path):
     # IOPS of whole 20 ms windows: together at most the run's I/Os
     assert 12 <= len(windows) <= 15 and sum(windows) * 0.020 <= r.ios * 1.001 and min(windows) >= 0
     assert max(windows) > 0
+    old = kit.Result(copy.deepcopy(r.data))
+    old.data["total"]["kit"].pop("series", None)          # fio's runner, an old result: no series
+    assert sweeping.window_iops(old) == []
 
 
 def test_repeats_drifting_upwards_are_flagged():

@@ -350,14 +350,14 @@ def _fds():
 
 
 def test_tracers_detach_cleanly(tracing, scratch):
-    """50 traced runs leave no BPF program or map loaded and no fd open."""
+    """20 traced runs leave no BPF program or map loaded and no fd open."""
     job = kit.Job(directory=scratch, size="4m", ioengine="io_uring", rw="randread", bs="4k", number_ios=64,
                   pre_read=True)
     traced(job, block=True, sched=True, uring=True)       # warm up: libbcc's own one-time state
     fds = _fds()
     before = _bpf_objects()
     t0 = time.monotonic()
-    for i in range(50):
+    for i in range(20):
         with Trace(block=True, sched=True, uring=True) as t:
             if i == 0:      # the lister does see ours while they are loaded
                 ours = {k: v for k, v in _bpf_objects().items() if k not in before}
@@ -373,7 +373,7 @@ def test_tracers_detach_cleanly(tracing, scratch):
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    report_figure(f"tracers detach: 50 traced runs in {elapsed:.1f} s ({len(ours)} BPF objects each); "
+    report_figure(f"tracers detach: 20 traced runs in {elapsed:.1f} s ({len(ours)} BPF objects each); "
                   f"left loaded {len(left)}, fds {fds} -> {_fds()}")
     assert not left, f"BPF objects left loaded: {sorted(left.values())[:10]}"
     assert _fds() == fds
