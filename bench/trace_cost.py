@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import kit  # noqa: E402
 from kit.tracers import Trace  # noqa: E402
-from trace_overhead import CASES, loop_device, major_minor  # noqa: E402
+from trace_overhead import case_jobs, loop_device, prepare  # noqa: E402
 
 STATS = "/proc/sys/kernel/bpf_stats_enabled"
 
@@ -64,22 +64,10 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("trace_cost: tracing and loop devices need root")
-    if args.cpu >= 0:
-        os.sched_setaffinity(0, {args.cpu})
-    os.makedirs(args.directory, exist_ok=True)
-    kit.run(kit.Job(directory=args.directory, size="256m", rw="read", bs="1m", pre_read=True),
-            progress=False, machine=False)
-    disk = [major_minor(os.path.join(args.directory, "."))]
+    disk = prepare(args)
     tracers = {name: True for name in args.tracers.split(",")}
     with loop_device() as dev, bpf_stats():
-        for label, where, options in CASES:
-            if args.cases not in label:
-                continue
-            common = dict(runtime=args.runtime, time_based=True, **options)
-            if where == "loop":
-                job, devices = kit.Job(filename=dev, **common), [major_minor(dev)]
-            else:
-                job, devices = kit.Job(directory=args.directory, size="256m", **common), disk
+        for label, job, devices in case_jobs(args, dev, disk):
             untraced = kit.run(job, progress=False, machine=False).iops
             with Trace(**tracers, devices=devices) as t:
                 r = kit.run(job, progress=False, machine=False)

@@ -83,6 +83,29 @@ def floor_program():
     return _bpf.load(text, bcc, cflags, source)
 
 
+def prepare(args):
+    """Pins the benchmark to its CPU and reads the disk cases' file once;
+    returns the disk's device numbers."""
+    if args.cpu >= 0:
+        os.sched_setaffinity(0, {args.cpu})
+    os.makedirs(args.directory, exist_ok=True)
+    kit.run(kit.Job(directory=args.directory, size="256m", rw="read", bs="1m", pre_read=True),
+            progress=False, machine=False)
+    return [major_minor(os.path.join(args.directory, "."))]
+
+
+def case_jobs(args, loop, disk):
+    """(label, Job, devices to trace) of the cases args.cases selects."""
+    for label, where, options in CASES:
+        if args.cases not in label:
+            continue
+        common = dict(runtime=args.runtime, time_based=True, **options)
+        if where == "loop":
+            yield label, kit.Job(filename=loop, **common), [major_minor(loop)]
+        else:
+            yield label, kit.Job(directory=args.directory, size="256m", **common), disk
+
+
 def one_run(job, tracers, devices):
     """IOPS, and the trace summary when traced."""
     if tracers == "floor":
@@ -110,12 +133,7 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("trace_overhead: tracing and loop devices need root")
-    if args.cpu >= 0:
-        os.sched_setaffinity(0, {args.cpu})
-    os.makedirs(args.directory, exist_ok=True)
-    kit.run(kit.Job(directory=args.directory, size="256m", rw="read", bs="1m", pre_read=True),
-            progress=False, machine=False)
-    disk = [major_minor(os.path.join(args.directory, "."))]
+    disk = prepare(args)
 
     variants = {"all": ("block", "sched", "uring"), "floor": "floor"}
     if args.each:
@@ -126,14 +144,7 @@ def main():
           f"{'switches/s':>10s} {'lost':>5s}")
     worst_direct = None
     with loop_device() as dev:
-        for label, where, options in CASES:
-            if args.cases not in label:
-                continue
-            common = dict(runtime=args.runtime, time_based=True, **options)
-            if where == "loop":
-                job, devices = kit.Job(filename=dev, **common), [major_minor(dev)]
-            else:
-                job, devices = kit.Job(directory=args.directory, size="256m", **common), disk
+        for label, job, devices in case_jobs(args, dev, disk):
             off = []
             on = {name: [] for name in variants}
             summaries = {name: [] for name in variants}
