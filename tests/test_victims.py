@@ -37,6 +37,11 @@ class Victim:
         return self.state() == self.before
 
 
+# inode tables and journal zeroed by mkfs, not later by ext4lazyinit, whose
+# writes to the image would change its mtime while a test watches it
+EXT4_NOW = ["-E", "lazy_itable_init=0,lazy_journal_init=0"]
+
+
 def _losetup(backing):
     return subprocess.run(["losetup", "-f", "--show", backing], capture_output=True, text=True,
                           check=True).stdout.strip()
@@ -183,7 +188,7 @@ def _mounted(image):
     mnt = f"/dev/shm/kit-victim-mnt-{uuid.uuid4().hex[:8]}"
     os.mkdir(mnt)
     try:
-        subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True, capture_output=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", *EXT4_NOW, dev], check=True, capture_output=True)
         subprocess.run(["mount", dev, mnt], check=True, capture_output=True)
         victim = Victim(os.path.join(mnt, "data"), size=256 << 10)
         subprocess.run(["sync"], check=True)
@@ -410,7 +415,7 @@ def test_a_loop_mounted_in_another_mount_namespace_counts_as_in_use(tmp_path):
     image, dev, mnt = _attached_image(tmp_path / "img", 32)
     holder = None
     try:
-        subprocess.run(["mkfs.ext4", "-q", "-F", dev], check=True, capture_output=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", *EXT4_NOW, dev], check=True, capture_output=True)
         holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
                                    f"mount {dev} {mnt} && echo mounted && sleep 60"], stdout=subprocess.PIPE,
                                   text=True)
@@ -432,7 +437,7 @@ def test_inode_reused_on_a_filesystem_without_birth_times(tmp_path):
     require(os.geteuid() == 0, "loop devices need root")
     image, dev, mnt = _attached_image(tmp_path / "small-inodes.img", 64)
     try:
-        subprocess.run(["mkfs.ext4", "-q", "-F", "-I", "128", dev], check=True, capture_output=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", *EXT4_NOW, "-I", "128", dev], check=True, capture_output=True)
         subprocess.run(["mount", dev, str(mnt)], check=True, capture_output=True)
         scratch = str(mnt / "kit-scratch")
         assert run_kit("run", "--rw=write", "--size=1m", f"--directory={scratch}").returncode == 0
