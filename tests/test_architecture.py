@@ -18,7 +18,7 @@ LAYERS = {
     1: {"host", "files"},
     2: {"machine", "safety", "options", "job", "engines", "text"},
     3: {"target", "results", "tracers", "seed", "logs"},
-    4: {"runner", "fio"},
+    4: {"runner", "fio", "net"},
     5: {"api", "store", "sweep", "doctor", "compare"},
     6: {"notebook", "suites", "publish"},
     7: {"cli", "command"},

@@ -1,0 +1,94 @@
+"""The network server engines: the table is the set of files here. An
+engine is `<name>.c` (or `<name>.cpp`) linked with ../server.c into
+kit-net-<name>, with `<name>.py` beside it; nothing lists them elsewhere.
+
+What `<name>.py` holds (the engine's declaration, read by the job, the CLI's
+help, doctor and the runner):
+
+    NAME      = "io_uring"                  # the file's name
+    DOC       = "recv/send SQEs on one ring per thread"        # one line
+    PROTOCOLS = ("tcp", "udp")              # what it serves; others are refused in one line
+    OPTIONS   = (Option(...), ...)          # kit.options.Option rows (below)
+    LIBRARY   = "liburing 2.3"              # what it links, for doctor (a str, or a
+                                            # function returning one, or None)
+    KERNEL_ADDRESS = True                   # optional: False = the server's veth end
+                                            # gets no kernel address (DPDK answers
+                                            # on it itself; the client gets a static
+                                            # neighbour entry instead)
+    NEEDS_IFACE = False                     # optional: True = the server is told its
+                                            # interface (--iface kveth0)
+
+OPTIONS are kit.options.Option rows, the storage engines' form: name, kind
+("bool", "int", "choice", "size", "time", "text"), default, help, and lo/hi
+or choices. Only these fields matter here; `engines` is filled in from the
+file name. kit passes a value to the server as `--opt name=value` (a bool as
+1/0; a size as bytes; a time as seconds) only when the user gave it, so the
+C side's default must equal `default`. An option two engines declare alike
+belongs to both (asio and io_uring may both have `sqpoll`); declared
+differently, it is an error.
+"""
+import dataclasses
+import importlib
+import os
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_SUFFIXES = (".c", ".cpp")
+
+
+def engine_names():
+    """Every engine here: a `<name>.c|.cpp` with a `<name>.py` beside it, in
+    the seed's order of evolution where known, then by name."""
+    files = os.listdir(HERE)
+    names = {os.path.splitext(f)[0] for f in files if f.endswith(SOURCE_SUFFIXES)}
+    names = {n for n in names if f"{n}.py" in files and not n.startswith("_")}
+    order = ("threads", "epoll", "io_uring", "asio", "dpdk")
+    return tuple(sorted(names, key=lambda n: (order.index(n) if n in order else len(order), n)))
+
+
+def engine(name):
+    """The engine's module (its declaration)."""
+    if name not in engine_names():
+        raise KeyError(name)
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def source(name):
+    """The engine's C or C++ file."""
+    for suffix in SOURCE_SUFFIXES:
+        path = os.path.join(HERE, name + suffix)
+        if os.path.exists(path):
+            return path
+    raise KeyError(name)
+
+
+def kernel_address(name):
+    return bool(getattr(engine(name), "KERNEL_ADDRESS", True))
+
+
+def needs_iface(name):
+    return bool(getattr(engine(name), "NEEDS_IFACE", False))
+
+
+def library(name):
+    """What the engine links, as its module says (None: nothing but libc)."""
+    value = getattr(engine(name), "LIBRARY", None)
+    try:
+        return value() if callable(value) else value
+    except Exception as e:          # a probe that fails says why, doctor goes on
+        return f"unknown ({e})"
+
+
+def engine_options():
+    """name -> Option of every engine's own options, `engines` filled in."""
+    out = {}
+    for name in engine_names():
+        for option in engine(name).OPTIONS:
+            mine = dataclasses.replace(option, engines=(name,))
+            other = out.get(option.name)
+            if other is None:
+                out[option.name] = mine
+            elif dataclasses.replace(other, engines=(name,)) == mine:
+                out[option.name] = dataclasses.replace(other, engines=other.engines + (name,))
+            else:
+                raise RuntimeError(f"network option {option.name} is declared twice, differently")
+    return out
