@@ -11,9 +11,10 @@ __version__ = "0.1.0"
 # Loaded on first use, so that `kit` (the command) starts in milliseconds and
 # `import kit` stays light without bcc, numpy or the compiled engines.
 _PUBLIC = {"Job": "job", "Result": "results", "run": "api", "KitError": "errors",
-           "OptionError": "errors", "RunError": "errors"}
+           "OptionError": "errors", "RunError": "errors", "run_net": "api", "NetJob": "net.job"}
 
-__all__ = ["Job", "Result", "run", "trace", "KitError", "OptionError", "RunError", "__version__"]
+__all__ = ["Job", "Result", "run", "run_net", "NetJob", "trace", "KitError", "OptionError", "RunError",
+           "__version__"]
 
 
 def __getattr__(name):

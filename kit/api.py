@@ -63,6 +63,23 @@ def run_together(jobs, *, runner="kit", progress=None, machine=True, trace=None,
     return run_jobs(list(jobs), progress=progress, machine=machine, first_thread=first_thread, **options)
 
 
+def run_net(job=None, *, progress=None, machine=True, **options):
+    """Runs a network job and returns its Result: `kit.run_net(server="epoll",
+    connections=16, bs=64)`, or a kit.NetJob (options given beside it change
+    it). requests/s are read.iops, round trips read.clat_ns; both sides' CPU
+    and the bottleneck are in jobs[0]["kit"]["net"]. OptionError for a bad
+    request, RunError when it cannot run here."""
+    from .net.job import NetJob
+    from .net.run import run as run_network
+    if isinstance(job, dict):
+        job = NetJob(**job)
+    if job is None:
+        job = NetJob(**options)
+    elif options:
+        job = job.replace(**options)
+    return run_network(job, progress=progress, machine=machine)
+
+
 def check(job, runner="kit"):
     """Everything that can refuse a job before it runs: the runner can run
     it, this kernel has what it needs, and its files pass every safety rule.

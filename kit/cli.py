@@ -292,6 +292,76 @@ def _silence_stdout():
         os.close(devnull)
 
 
+def _net_parser():
+    from .net.job import options as net_options
+    from .net.servers import engine, engine_names
+    engines = "; ".join(f"{n}: {engine(n).DOC}" for n in engine_names())
+    p = _Parser(prog="kit net", description="Run one network job: a server engine in a network namespace, "
+                                            "kit's load generator in another, joined by a veth pair (nothing "
+                                            "is left behind, however kit ends). Prints requests/s, round-trip "
+                                            "percentiles, CPU per request on both sides and the bottleneck. "
+                                            f"Engines: {engines}.".replace("%", "%%"), allow_abbrev=False)
+    for name, option in net_options().items():
+        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        extra = f" [server={' or '.join(option.engines)} only]" if option.engines else ""
+        choices = f": {', '.join(option.choices())}" if name == "server" else ""
+        help_text = (option.help + choices + extra).replace("%", "%%")
+        if option.kind == "bool":
+            p.add_argument(*flags, dest=name, nargs="?", const="1", metavar="0|1", help=help_text)
+        else:
+            p.add_argument(*flags, dest=name, metavar=name.upper(), help=help_text)
+    p.add_argument("--output-format", "--output_format", dest="output_format", default="normal",
+                   help="normal (text), json (kit's result, fio-shaped), json+ (with histogram bins)")
+    p.add_argument("--json", action="store_true", help="the same as --output-format=json")
+    p.add_argument("--output", dest="output", help="write the output to this file instead of stdout")
+    p.add_argument("--save", action="store_true", help="store the result (suite net) for kit compare and reports")
+    p.add_argument("--data", help="the results store --save writes to (default ./data, or $KIT_DATA)")
+    p.add_argument("--progress", dest="progress", nargs="?", const="1", metavar="0|1",
+                   help="progress bar (default: when stderr is a terminal)")
+    return p
+
+
+NOT_NET_OPTIONS = ("output_format", "json", "output", "save", "data", "progress")
+
+
+def cmd_net(argv):
+    from .net.job import NetJob
+    p = _net_parser()
+    args, rest = p.parse_known_args(argv)
+    if rest:
+        bad = rest[0].split("=", 1)[0]
+        close = difflib.get_close_matches(bad, [a for action in p._actions for a in action.option_strings], n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise OptionError(bad, f"is not a kit net option{hint}; `kit net --help` lists them")
+    output_format = "json" if args.json else args.output_format
+    if output_format not in OUTPUT_FORMATS:
+        raise OptionError("output-format", f"must be one of {', '.join(OUTPUT_FORMATS)} (got {output_format!r})")
+    if args.json and args.output_format not in ("normal", "json"):
+        raise OptionError("json", f"and --output-format={args.output_format} say two formats: give one")
+    if args.data and not args.save:
+        raise OptionError("data", "is where --save stores the result: give --save too")
+    job = NetJob(**{k: v for k, v in vars(args).items() if v is not None and k not in NOT_NET_OPTIONS})
+    progress = _progress(args.progress)
+    if args.save:
+        _check_places(args, suites=("net",))
+    output = _output(args.output)
+    from .api import run_net
+    result = run_net(job, progress=progress)
+    if args.save:
+        from .store import save
+        save(result, "net", data=args.data)
+    if output_format == "normal":
+        from .net.run import format_text
+        text = format_text(result.data) + "\n"
+    else:
+        text = result.to_json(plus=output_format == "json+")
+    _write(text, output)
+    if result.data.get("interrupted"):
+        _stderr("kit net: interrupted; the result above is partial (marked interrupted)")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
 def cmd_import(argv):
     from .results import from_fio_json
     p = _Parser(prog="kit import", description="Read fio JSON output (json or json+) as kit results.")
@@ -560,6 +630,7 @@ def _progress(value):
 
 COMMANDS = {
     "run": (cmd_run, "run a job (fio options: --ioengine --rw --bs ...) or a fio job file"),
+    "net": (cmd_net, "run a network job: a server engine and kit's load generator across a veth pair"),
     "doctor": (cmd_doctor, "what works on this machine"),
     "trace": (cmd_trace, "trace the whole machine for a while (block, sched, io_uring)"),
     "import": (cmd_import, "read fio JSON output as kit results"),
