@@ -25,10 +25,11 @@ apt_packages() {
     # C++ ones; reference runner: fio; tracers: bcc + the
     # distro's generic kernel headers; report browser test: chromium; the
     # victims suite's filesystem mounted straight from a file: erofs-utils; a witness
-    # of the system calls a job makes: strace; a second tracer to check kit's against: bpftrace
+    # of the system calls a job makes: strace; a second tracer to check kit's against: bpftrace; the network
+    # half's DPDK engine: libdpdk-dev dpdk
     echo liburing-dev libaio-dev libboost1.81-dev pkg-config gcc g++ fio \
          bpfcc-tools python3-bpfcc "linux-headers-$arch" \
-         chromium erofs-utils strace bpftrace
+         chromium erofs-utils strace bpftrace libdpdk-dev dpdk
     # Debian's own python needs these to make a venv and build cffi modules
     case "$PYTHON" in /usr/bin/*) echo python3-venv python3-dev ;; esac
 }
@@ -62,6 +63,7 @@ install_kit() {
     say "building the C engines and installing kit into $VENV"
     pip_quiet install -q --no-build-isolation -e '.[test]'
     "$VENV/bin/python" -c 'import kit.engines as e; e.native(); assert not e.stale_build(), e.stale_build()'
+    "$VENV/bin/python" -m kit.net.build || say "some network engines cannot be built here (the lines above say why)"
 }
 
 link_bcc() {

@@ -79,6 +79,17 @@ int net_fail(int err, int code, const char *fmt, ...) __attribute__((format(prin
 /* Counts a thread the engine started (stdasync-like engines start many). */
 void net_thread_started(void);
 
+/* A thread that ends gives its counters slot back (its counts are kept):
+ * engines that start a thread per connection call it before the thread ends. */
+void net_counters_release(void);
+
+/* Names the calling thread (15 characters at most), so kit can tell roles
+ * apart in /proc/PID/task/TID/comm. Names used: the main thread
+ * "kit-net-<engine>", "net-control" (stdin), "net-serve" (serve() before the
+ * engine renames it), "net-accept" (an accept loop), "net-worker" (a thread
+ * that serves connections or datagrams), "net-loop" (a single event loop). */
+void net_set_thread_name(const char *name);
+
 #ifdef __cplusplus
 }
 #endif
