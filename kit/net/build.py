@@ -73,15 +73,18 @@ def _recipe(name, variant):
     libs = list(getattr(module, "LIBS", []) or []) + list(COMMON_LIBS)
     package = getattr(module, "PKG_CONFIG", None)
     if package:
-        try:
-            got = subprocess.run(["pkg-config", "--cflags", "--libs", package], capture_output=True, text=True,
-                                 timeout=10)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise RunError(f"pkg-config is not usable here ({e}): install pkg-config") from None
-        if got.returncode != 0:
-            raise RunError(f"pkg-config knows no {package}: install its development package "
-                           f"(Debian: {_debian_package(package)})")
-        libs = got.stdout.split() + libs
+        got = {}
+        for what in ("--cflags", "--libs"):     # DPDK's --cflags carry its include paths and -march
+            try:
+                out = subprocess.run(["pkg-config", what, package], capture_output=True, text=True, timeout=10)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise RunError(f"pkg-config is not usable here ({e}): install pkg-config") from None
+            if out.returncode != 0:
+                raise RunError(f"pkg-config knows no {package}: install its development package "
+                               f"(Debian: {_debian_package(package)})")
+            got[what] = out.stdout.split()
+        flags += got["--cflags"]
+        libs = got["--libs"] + libs
     if variant:
         extra = (getattr(module, "VARIANTS", {}) or {}).get(variant)
         if extra is None:
