@@ -13,8 +13,7 @@
 #include <boost/asio.hpp>
 #include <boost/version.hpp>
 
-#include <pthread.h>
-
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -147,10 +146,19 @@ private:
 	udp::endpoint peer_;
 };
 
+std::atomic<unsigned> threads_serving{0};
+
+void join_io()
+{
+	net_set_thread_name("asio-io");
+	count();
+	net_thread_started();
+	threads_serving++;
+}
+
 void run_io(asio::io_context &io)
 {
-	pthread_setname_np(pthread_self(), "asio-io");
-	count();
+	join_io();
 	/* run() returns only if the work runs out, which it never does: the
 	 * acceptor or the receives are always re-armed */
 	io.run();
@@ -192,10 +200,13 @@ int serve(struct net_server *s)
 		std::vector<std::thread> pool;
 		for (unsigned i = 1; i < threads; i++) {
 			pool.emplace_back([&io] { run_io(io); });
-			net_thread_started();
 		}
+		/* this thread serves too; the ready line counts every one serving */
+		join_io();
+		while (threads_serving.load() < threads)
+			std::this_thread::yield();
 		net_ready(s);
-		run_io(io);
+		io.run();
 		for (auto &t : pool)
 			t.join();
 		return net_fail(EINVAL, 1, "asio: the io_context ran out of work (an internal error)");

@@ -17,7 +17,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <net/if.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,7 +293,8 @@ static int serve(struct net_server *s)
 	if (rc < 0)
 		return net_fail(rte_errno, 1, "dpdk: EAL could not start: %s (EAL's reason is on stderr)",
 				rte_strerror(rte_errno));
-	pthread_setname_np(pthread_self(), "lcore-0");
+	net_set_thread_name("lcore-0");     /* EAL's main lcore is this thread */
+	net_thread_started();
 
 	struct dpdk_server d = {.echo = s->workload == NET_ECHO, .ip = s->addr.sin_addr.s_addr};
 	char name[64];

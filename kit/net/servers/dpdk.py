@@ -20,6 +20,7 @@ DOC = "DPDK's af_xdp (or af_packet) poll-mode driver on the server's veth end: U
 PROTOCOLS = ("udp",)            # DPDK has no TCP stack
 KERNEL_ADDRESS = False
 NEEDS_IFACE = True
+PKG_CONFIG = "libdpdk"          # kit.net.build adds its --cflags/--libs
 
 LOG_LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "info", "debug")
 
