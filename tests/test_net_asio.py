@@ -184,12 +184,18 @@ def test_a_udp_sink_counts_and_answers_nothing():
 
 
 def test_a_backend_that_is_not_this_build_is_refused_in_one_line():
-    p = subprocess.run([_binary("io_uring"), "--proto", "tcp", "--workload", "echo", "--bind", "127.0.0.1",
-                        "--port", "0", "--bs", "64", "--opt", "asio_backend=epoll"],
-                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=10)
-    lines = p.stdout.splitlines()
-    assert p.returncode == 2 and len(lines) == 1, (p.returncode, p.stdout)
-    err = json.loads(lines[0])
+    # stdin stays open: at EOF the driver would end (exit 0) before serve() speaks
+    p = subprocess.Popen([_binary("io_uring"), "--proto", "tcp", "--workload", "echo", "--bind", "127.0.0.1",
+                          "--port", "0", "--bs", "64", "--opt", "asio_backend=epoll"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        err = _line(p)
+        assert p.wait(10) == 2 and p.stdout.read() == ""
+    finally:
+        p.kill()
+        p.wait()
+        p.stdin.close()
+        p.stdout.close()
     assert err["code"] == 2 and "asio_backend=epoll" in err["error"] and "kit-net-asio" in err["error"]
 
 
