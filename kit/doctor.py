@@ -56,6 +56,49 @@ def _engine_matrix(base):
     return engines, features
 
 
+NET_PROBE_RUNTIME = "100ms"
+
+
+def network():
+    """Each network engine: built here (or why not), what it links, what it
+    serves, and a real tiny echo run (TCP over loopback; across the veth
+    pair for an engine that takes over its interface); and whether kit can
+    make its namespaces and veth pair (network=veth) here."""
+    from .net import build
+    from .net.netns import missing_privileges, missing_tools
+    from .net.servers import engine, engine_names, kernel_address, library
+    from .api import run_net
+    built = build.status()
+    no_namespaces = missing_privileges() or missing_tools()
+    engines = {}
+    for name in engine_names():
+        protocols = engine(name).PROTOCOLS
+        protocol = "tcp" if "tcp" in protocols else protocols[0]
+        # an engine that takes over its interface runs only across the veth pair
+        network = "loopback" if kernel_address(name) else "veth"
+        why = built.get(name, "ok")
+        why = None if why == "ok" else why
+        if why is None and built.get(build.LOADGEN, "ok") != "ok":
+            why = f"the load generator: {built[build.LOADGEN]}"
+        if why is None and network == "veth" and no_namespaces:
+            why = no_namespaces
+        if why is None:
+            try:
+                r = run_net(server=name, protocol=protocol, network=network, runtime=NET_PROBE_RUNTIME,
+                            progress=False, machine=False)
+                if r.data.get("interrupted"):
+                    raise KeyboardInterrupt
+                if not r.ios:
+                    why = f"a {protocol} echo over {network} completed no request"
+            except KitError as e:
+                why = str(e)
+        engines[name] = {"ok": why is None, "reason": why, "protocols": list(protocols), "probe": f"{protocol} echo over {network}",
+                         "library": library(name),
+                         "variants": {k: v for k, v in built.items() if k.startswith(f"{name}-")}}
+    return {"engines": engines, "loadgen": built.get(build.LOADGEN),
+            "namespaces": {"ok": no_namespaces is None, "reason": no_namespaces}}
+
+
 def privileges():
     caps = host_capabilities()
     memlock = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
@@ -107,4 +150,5 @@ def capabilities(directory=None, filename=None):
         "features": features,
         "privileges": privileges(),
         "tracing": tracing_status(),
+        "net": network(),
     }

@@ -241,6 +241,16 @@ def format_doctor(caps):
     lines.append("engine features")
     for name, f in caps["features"].items():     # "io_uring.fixedbufs": the engine, then its option
         lines.append(f"  {name:23s} {_mark(f['ok'])}" + (f"  {f['reason']}" if f["reason"] else ""))
+    net = caps.get("net")
+    if net:         # the network half: each server engine, and kit's namespaces
+        lines.append("network engines (a tiny echo run each)")
+        for name, e in net["engines"].items():
+            needs = f"  ({e['library']})" if e.get("library") else ""
+            lines.append(f"  {name:11s} {_mark(e['ok']):8s}  {'/'.join(e['protocols'])}, {e['probe']}{needs}"
+                         + (f"  {e['reason']}" if e["reason"] else ""))
+        ns = net["namespaces"]
+        lines.append(f"  {'namespaces':11s} {_mark(ns['ok']):8s}  network=veth" + (f": {ns['reason']}" if ns["reason"]
+                                                                                    else ""))
     p = caps["privileges"]
     lines.append("")
     lines.append(f"privileges root={p['root']} CAP_BPF={p['cap_bpf']} CAP_PERFMON={p['cap_perfmon']} "

@@ -103,7 +103,7 @@ class NetJob:
                 raise OptionError(name, f"only server={' or '.join(option.engines)} has it "
                                         f"(server is {self.server})")
             for needed, why in option.requires:
-                if self._values[name] not in (None, False) and not self._values.get(needed):
+                if self._values[name] is not None and self._values[name] is not False and not self._values[needed]:
                     raise OptionError(name, why)
         if self.protocol not in server.PROTOCOLS:
             raise OptionError("protocol", f"server={self.server} serves {' and '.join(server.PROTOCOLS)} only "
@@ -113,6 +113,13 @@ class NetJob:
             why = " (the largest UDP payload over IPv4)" if self.protocol == "udp" else ""
             raise OptionError("bs", f"must be from 1 to {top} bytes with protocol={self.protocol}{why} "
                                     f"(got {self.bs})")
+        own_top = getattr(server, "MAX_BS", None)
+        if own_top and self.bs > own_top:
+            raise OptionError("bs", f"server={self.server} serves messages of at most {own_top} bytes "
+                                    f"(got {self.bs})")
+        if not getattr(server, "KERNEL_ADDRESS", True) and self.network != "veth":
+            raise OptionError("network", f"server={self.server} takes over the server's interface: it runs "
+                                         "only with network=veth")
         if not self.runtime > 0:
             raise OptionError("runtime", "must be more than 0 (e.g. 5, 500ms)")
         if self.workload == "sink" and self.verify and "verify" in self._given:

@@ -41,6 +41,7 @@ POLL_S = 0.1
 # the load generator's own end after ramp + runtime: connects, the last
 # round trips, its JSON
 LOADGEN_GRACE_S = 10.0
+END_MARGIN_S = 0.05
 NEAR_FULL = 0.9                 # a thread on a CPU this share of the window is saturated
 POLLING = {"iou-sqp", "lcore"}  # threads that spin by design: busy says nothing about load
 CLOCK_TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK")
@@ -274,23 +275,52 @@ _FIGURES = ("usr_ns", "sys_ns", "cpu_ns", "ctx_voluntary", "ctx_involuntary")
 
 
 def side_figures(pid, before, after, wall_ns, program):
-    """One side over the window: per thread (born in it: from zero), per role,
-    and the whole process; `cpus`: CPUs kept busy on average."""
+    """One side over kit's window from its /proc samples: per thread (born in
+    the window: from zero), per role, and the whole process."""
     threads = []
     for tid, a in sorted(after.items()):
         b = before.get(tid) or dict.fromkeys(_FIGURES, 0)
-        d = {k: max(int(a[k] - b[k]), 0) for k in _FIGURES}
-        threads.append({"tid": tid, "comm": a["comm"], "role": role(a["comm"], tid == pid, program), **d,
-                        "busy": d["cpu_ns"] / wall_ns if wall_ns else 0.0})
+        threads.append({"tid": tid, "comm": a["comm"], "role": role(a["comm"], tid == pid, program),
+                        **{k: max(int(a[k] - b[k]), 0) for k in _FIGURES}})
+    return _side(pid, threads, wall_ns, len(set(before) - set(after)))
+
+
+def loadgen_figures(pid, loadgen, before, after, wall_ns):
+    """The client side: the load generator's own figures for its threads
+    (getrusage over exactly its measurement window, in microseconds), and
+    its main thread from kit's samples; the names from kit's samples."""
+    own = loadgen.get("threads") or []
+    if not own:
+        return side_figures(pid, before, after, wall_ns, "kit-net-loadgen")
+    window = int(loadgen.get("runtime_ns") or wall_ns)
+    threads = []
+    for t in own:
+        tid = int(t.get("tid", 0))
+        comm = (before.get(tid) or after.get(tid) or {}).get("comm", "net-loadgen")
+        usr, sys_ = int(t.get("utime_ns", 0)), int(t.get("stime_ns", 0))
+        threads.append({"tid": tid, "comm": comm, "role": role(comm, tid == pid, "kit-net-loadgen"),
+                        "usr_ns": usr, "sys_ns": sys_, "cpu_ns": usr + sys_,
+                        "ctx_voluntary": int(t.get("nvcsw", 0)), "ctx_involuntary": int(t.get("nivcsw", 0))})
+    if pid in before and pid in after and pid not in {t["tid"] for t in threads}:
+        a, b = after[pid], before[pid]
+        threads.append({"tid": pid, "comm": a["comm"], "role": "main",
+                        **{k: max(int(a[k] - b[k]), 0) for k in _FIGURES}})
+    return _side(pid, threads, window, 0)
+
+
+def _side(pid, threads, window_ns, ended):
+    """Threads -> a side: each thread's share of a CPU (`busy`), the roles'
+    sums, the process's, and `cpus`: CPUs kept busy on average."""
     roles = {}
     for t in threads:
+        t["busy"] = t["cpu_ns"] / window_ns if window_ns else 0.0
         r = roles.setdefault(t["role"], {"threads": 0, **dict.fromkeys(_FIGURES, 0)})
         r["threads"] += 1
         for k in _FIGURES:
             r[k] += t[k]
     out = {"pid": pid, **{k: sum(t[k] for t in threads) for k in _FIGURES}, "threads": threads, "roles": roles,
-           "threads_ended": len(set(before) - set(after))}
-    out["cpus"] = out["cpu_ns"] / wall_ns if wall_ns else 0.0
+           "threads_ended": ended, "window_ns": int(window_ns)}
+    out["cpus"] = out["cpu_ns"] / window_ns if window_ns else 0.0
     return out
 
 
@@ -413,8 +443,8 @@ def _source_hash():
 def build_result(job, ready, loadgen, stats0, stats1, server, client, wall_ns, notes=(), interrupted=False,
                  machine=None, hostname=None):
     """The Result of one network run. loadgen: its JSON; stats0/1: the
-    server's counters at the window's edges; server, client: side_figures."""
-    window_s = wall_ns / 1e9 if wall_ns else 0.0
+    server's counters at kit's window's edges; server, client: their
+    figures (side_figures, loadgen_figures), each over its own window."""
     if job.workload == "echo":
         requests, nbytes = int(loadgen.get("requests", 0)), int(loadgen.get("bytes", 0))
         runtime_ns = int(loadgen.get("runtime_ns") or wall_ns)
@@ -424,11 +454,12 @@ def build_result(job, ready, loadgen, stats0, stats1, server, client, wall_ns, n
         requests = rx_msgs if job.protocol == "udp" else rx_bytes // job.bs
         nbytes, runtime_ns = rx_bytes, wall_ns
     rate = requests / (runtime_ns / 1e9) if runtime_ns else 0.0
-    in_window = rate * window_s           # requests served while kit watched the CPUs
     side, why = bottleneck(server, client)
+    # each side's CPU over the requests served in its own window
+    served = {s: rate * fig["window_ns"] / 1e9 for s, fig in (("server", server), ("client", client))}
     net = {
         "server": server, "client": client,
-        "cpu_per_request_ns": {s: (fig["cpu_ns"] / in_window if in_window else None)
+        "cpu_per_request_ns": {s: (fig["cpu_ns"] / served[s] if served[s] else None)
                                for s, fig in (("server", server), ("client", client))},
         "bottleneck": side, "bottleneck_why": why,
         "requests": requests, "sent": int(loadgen.get("sent", 0)), "lost": int(loadgen.get("lost", 0)),
@@ -496,8 +527,9 @@ def run(job, progress=None, machine=True):
         if interrupted:
             raise KeyboardInterrupt
         raise _failure(client, output, "the load generator", err)
+    client_figures = loadgen_figures(client.pid, loadgen, *measured["client_samples"], measured["wall_ns"])
     return build_result(job, ready, loadgen, measured["stats0"], measured["stats1"], measured["server"],
-                        measured["client"], measured["wall_ns"], interrupted=interrupted, machine=fingerprint,
+                        client_figures, measured["wall_ns"], interrupted=interrupted, machine=fingerprint,
                         hostname=net.server_ip, notes=measured["notes"])
 
 
@@ -541,11 +573,14 @@ def _server_died(job, server):
 def _measure(job, server, server_lines, client, progress):
     """Waits out ramp_time and runtime, with the window's samples at their
     edges; Ctrl-C (or SIGTERM) ends the window early."""
-    start = time.monotonic()
     out = {"interrupted": False, "notes": []}
-    edges = (job.ramp_time, job.ramp_time + job.runtime)
+    # kit's window closes a little before the load generator's: its threads
+    # (and their figures) end with its own window
+    edges = (job.ramp_time, job.ramp_time + job.runtime - min(END_MARGIN_S, job.runtime / 10))
     with bar(total=edges[1], label=job.label, unit="s", enabled=progress) as b:
         try:
+            _await_load(job, server, client)
+            start = time.monotonic()
             for i, edge in enumerate(edges):
                 while time.monotonic() - start < edge:
                     if server.poll() is not None:
@@ -580,8 +615,28 @@ def _measure(job, server, server_lines, client, progress):
     out["wall_ns"] = s1[3] - s0[3]
     out["stats0"], out["stats1"] = s0[0], s1[0]
     out["server"] = side_figures(server.pid, s0[1], s1[1], out["wall_ns"], f"kit-net-{job.server}")
-    out["client"] = side_figures(client.pid, s0[2], s1[2], out["wall_ns"], "kit-net-loadgen")
+    out["client_samples"] = (s0[2], s1[2])
     return out
+
+
+def _await_load(job, server, client):
+    """Until the load generator's clock starts: it connects every connection
+    first, then starts its threads and its ramp_time at once, so kit's
+    window starts when its process has more than one thread."""
+    limit = READY_TIMEOUT_S + job.connections / 1000
+    deadline = time.monotonic() + limit
+    while client.poll() is None:
+        if server.poll() is not None:
+            raise _server_died(job, server)
+        try:
+            if len(os.listdir(f"/proc/{client.pid}/task")) > 1:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RunError(f"the load generator did not connect its {job.connections} connection(s) to the "
+                           f"{job.server} server within {limit:.0f} s")
+        time.sleep(0.001)
 
 
 class _LoadgenEnded(Exception):
@@ -643,12 +698,15 @@ def format_text(data):
     lines.append(f"  cpu per request: server {human_ns(per.get('server'))}, client {human_ns(per.get('client'))}")
     for side in ("server", "client"):
         fig = net.get(side) or {}
-        roles = ", ".join(f"{r} {v['cpu_ns'] / net['window_ns']:.2f}" + (f" ({v['threads']} threads)"
-                                                                          if v["threads"] > 1 else "")
+        window = fig.get("window_ns") or net.get("window_ns") or 0
+        roles = ", ".join(f"{r} {v['cpu_ns'] / window:.2f}" + (f" ({v['threads']} threads)" if v["threads"] > 1
+                                                               else "")
                           for r, v in sorted((fig.get("roles") or {}).items(), key=lambda kv: -kv[1]["cpu_ns"])
-                          ) if net.get("window_ns") else "-"
-        lines.append(f"  {side}: {fig.get('cpus', 0):.2f} CPUs (usr {human_ns(fig.get('usr_ns', 0))}, sys "
-                     f"{human_ns(fig.get('sys_ns', 0))}), ctx {fig.get('ctx_voluntary', 0):,} voluntary "
+                          ) if window else "-"
+        window = fig.get("window_ns") or net.get("window_ns") or 0
+        share = (lambda ns: f"{ns / window:.2f}") if window else (lambda ns: "-")     # noqa: E731
+        lines.append(f"  {side}: {fig.get('cpus', 0):.2f} CPUs (usr {share(fig.get('usr_ns', 0))}, sys "
+                     f"{share(fig.get('sys_ns', 0))}), ctx {fig.get('ctx_voluntary', 0):,} voluntary "
                      f"{fig.get('ctx_involuntary', 0):,} involuntary; CPUs by role: {roles}")
     lines.append(f"  bottleneck: {net.get('bottleneck')}: {printable(net.get('bottleneck_why', ''))}")
     if opts.get("protocol") == "udp" or net.get("lost") or net.get("late"):

@@ -17,6 +17,12 @@ help, doctor and the runner):
                                             # neighbour entry instead)
     NEEDS_IFACE = False                     # optional: True = the server is told its
                                             # interface (--iface kveth0)
+    MAX_BS = 1472                           # optional: the largest message it serves
+                                            # (a frame's payload); larger bs is refused
+                                            # in one line before anything starts
+
+An engine without a kernel address (KERNEL_ADDRESS = False) runs only on
+network=veth: it takes over the server's interface.
 
 OPTIONS are kit.options.Option rows, the storage engines' form: name, kind
 ("bool", "int", "choice", "size", "time", "text"), default, help, and lo/hi
