@@ -672,6 +672,11 @@ def is_net_result(data):
     return isinstance(jobs[0], dict) and isinstance((jobs[0].get("kit") or {}).get("net"), dict)
 
 
+def _seconds(text):
+    """A time as written in job options ('5', '300ms') with its unit."""
+    return f"{text}s" if str(text).replace(".", "", 1).isdigit() else str(text)
+
+
 def format_text(data):
     """A network result as `kit net` prints it: requests/s, round-trip
     percentiles, CPU per request on both sides, which side was the limit."""
@@ -681,7 +686,7 @@ def format_text(data):
     pct = read["clat_ns"].get("percentile") or {}
     head = (f"{data.get('label')}  connections={opts.get('connections')} iodepth={opts.get('iodepth')} "
             f"bs={human_bytes(read['io_bytes'] // read['total_ios']) if read['total_ios'] and opts.get('workload') == 'echo' else opts.get('bs')} "
-            f"network={opts.get('network')} runtime={opts.get('runtime')}s"
+            f"network={opts.get('network')} runtime={_seconds(opts.get('runtime'))}"
             + (f" rate_iops={int(opts['rate_iops']):,}" if opts.get("rate_iops", "0") != "0" else ""))
     lines = [printable(head)]
     echo = read["clat_ns"].get("N")
