@@ -1,7 +1,8 @@
 /*
  * dpdk.c - kit's DPDK network server: a UDP echo and a UDP sink at the packet
  * level, on the poll-mode driver of a kernel interface (--iface): af_xdp
- * (default; generic/SKB mode on a veth) or af_packet (dpdk_pmd=af_packet).
+ * (default; veth has native XDP, so the program runs in its driver and
+ * frames are copied into the socket's umem) or af_packet (dpdk_pmd=af_packet).
  * One lcore, the serving thread itself ("lcore-0"), polls rx_burst, keeps the
  * IPv4/UDP datagrams for its address and port, swaps the Ethernet, IP and
  * UDP addresses for the echo and sends them back with tx_burst; it answers
@@ -316,7 +317,9 @@ static int serve(struct net_server *s)
 	if (!rc)
 		rc = rte_eth_dev_start(d.port_id);
 	if (rc)
-		return net_fail(-rc, 1, "dpdk: the %s port on %s did not start: %s", pmd, s->iface, rte_strerror(-rc));
+		return net_fail(-rc, 1, "dpdk: the %s port on %s did not start: %s%s", pmd, s->iface, rte_strerror(-rc),
+				xdp ? " (af_xdp needs XDP in the interface's driver, as veth has; dpdk_pmd=af_packet "
+				      "takes any interface; the PMD's reason is on stderr)" : " (the PMD's reason is on stderr)");
 	rte_eth_macaddr_get(d.port_id, &d.mac);
 
 	uint16_t port = ntohs(s->addr.sin_port);

@@ -1,6 +1,6 @@
 """dpdk (dpdk.c): a UDP echo and sink at the packet level on DPDK's poll-mode
-driver for a kernel interface: af_xdp (generic/SKB mode on a veth) or
-af_packet. One lcore (the thread "lcore-0") polls rx_burst, turns kit's
+driver for a kernel interface: af_xdp (on a veth in its driver's own XDP
+mode, frames copied into the socket's memory) or af_packet. One lcore (the thread "lcore-0") polls rx_burst, turns kit's
 datagrams around (Ethernet, IP and UDP addresses and ports swapped, the UDP
 checksum computed) and tx_bursts them; it answers ARP for its address.
 
@@ -26,7 +26,7 @@ LOG_LEVELS = ("emergency", "alert", "critical", "error", "warning", "notice", "i
 
 OPTIONS = (
     Option("dpdk_pmd", "choice", "af_xdp",
-           "af_xdp: an AF_XDP socket fed by an XDP program on the interface (generic mode on a veth); "
+           "af_xdp: an AF_XDP socket fed by an XDP program on the interface (needs XDP in its driver, as veth has); "
            "af_packet: a PACKET_MMAP socket, the fallback where AF_XDP is missing",
            choices=("af_xdp", "af_packet"), fio=None, label=True),
     Option("dpdk_log_level", "choice", "error",
