@@ -199,7 +199,7 @@ def test_sigkill_of_the_server_leaves_nothing_behind():
 
 @pytest.mark.parametrize("args, words", [
     (["--proto", "tcp"], ["UDP only", "TCP stack"]),
-    (["--bs", "2007"], ["--bs 2007", "at most 2006", "fragment"]),     # lo's MTU is 64k: one mbuf's frame bounds it
+    (["--iface", "lo"], ["lo is a loopback interface", "network=veth"]),
     (["--iface", "kit-no-such0"], ["no interface kit-no-such0"]),
     (["--iface", None], ["needs --iface"]),
     (["--threads", "2"], ["--threads must be 1"]),
@@ -207,12 +207,26 @@ def test_sigkill_of_the_server_leaves_nothing_behind():
 ])
 def test_bad_input_is_one_line_exit_2(args, words):
     """Refused before EAL starts: nothing made, nothing to undo."""
-    base = {"--proto": "udp", "--workload": "echo", "--bind": "127.0.0.1", "--port": "0", "--bs": "64",
-            "--iface": "lo"}
+    with _network() as net:
+        _refused(net, args, words)
+
+
+def test_a_message_larger_than_a_frame_is_refused_in_one_line():
+    with _network() as net:
+        _ip(net, "server", "link", "set", "dev", net.server_iface, "mtu", "1000")
+        _refused(net, ["--bs", "973"], ["--bs 973", "at most 972", "fragment"])
+        _ip(net, "server", "link", "set", "dev", net.server_iface, "mtu", "9000")
+        # a jumbo frame would not fit one mbuf: the mbuf bounds it (2048 bytes less Ethernet's and IP/UDP's headers)
+        _refused(net, ["--bs", "2007"], ["--bs 2007", "at most 2006"])
+
+
+def _refused(net, args, words):
+    base = {"--proto": "udp", "--workload": "echo", "--bind": net.server_ip, "--port": "0", "--bs": "64",
+            "--iface": net.server_iface}
     opts = [a for a in args if a == "--opt" or str(a).startswith("dpdk_pmd")]
     base.update({k: v for k, v in zip(args[::2], args[1::2]) if k != "--opt"})
     base = {k: v for k, v in base.items() if v is not None}
-    argv = [_binary()] + [x for kv in base.items() for x in kv] + opts
+    argv = net.server_prefix + [_binary()] + [x for kv in base.items() for x in kv] + opts
     err = _refusal(argv)
     assert err["code"] == 2 and all(w in err["error"] for w in words), err
 

@@ -76,6 +76,18 @@ static unsigned max_payload(const char *iface, char *why, size_t len)
 	return mtu > UDP_IP_HEADERS ? mtu - UDP_IP_HEADERS : 0;
 }
 
+static int is_loopback(const char *iface)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", iface);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int yes = fd >= 0 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_LOOPBACK);
+	if (fd >= 0)
+		close(fd);
+	return yes;
+}
+
 /* What stops the PMD before EAL is asked, each in one line for the user. */
 static int check_machine(struct net_server *s, int xdp)
 {
@@ -265,6 +277,9 @@ static int serve(struct net_server *s)
 	int xdp = strcmp(pmd, "af_xdp") == 0;
 	if (!xdp && strcmp(pmd, "af_packet") != 0)
 		return net_fail(EINVAL, 2, "dpdk: dpdk_pmd must be af_xdp or af_packet (got %s)", pmd);
+	if (is_loopback(s->iface))
+		return net_fail(EINVAL, 2, "dpdk: %s is a loopback interface, which DPDK cannot take over for the "
+				"kernel's own traffic; use network=veth (an interface of kit's own)", s->iface);
 	char why[256];
 	unsigned most = max_payload(s->iface, why, sizeof(why));
 	if (!most)
