@@ -5,7 +5,9 @@ datagrams around (Ethernet, IP and UDP addresses and ports swapped, the UDP
 checksum computed) and tx_bursts them; it answers ARP for its address.
 
 EAL runs with --no-pci --no-huge --no-shconf --no-telemetry: no hugepages
-(this engine takes none: its buffers are ordinary memory) and no files. The
+(this engine takes none: its buffers are ordinary memory) and no files.
+libxdp is kept off bpffs (it then attaches its XDP program without its
+dispatcher, which would pin files there), so af_xdp needs no bpffs. The
 server's interface has no kernel address (KERNEL_ADDRESS): DPDK answers on
 it, and with af_packet the kernel would answer too. It serves the address
 given with --bind (0.0.0.0: any, but then it answers no ARP) and --port
