@@ -1,8 +1,9 @@
 """dpdk (dpdk.c): a UDP echo and sink at the packet level on DPDK's poll-mode
 driver for a kernel interface: af_xdp (on a veth in its driver's own XDP
-mode, frames copied into the socket's memory) or af_packet. One lcore (the thread "lcore-0") polls rx_burst, turns kit's
-datagrams around (Ethernet, IP and UDP addresses and ports swapped, the UDP
-checksum computed) and tx_bursts them; it answers ARP for its address.
+mode, frames copied into the socket's memory) or af_packet. One lcore (the
+thread "lcore-0") polls rx_burst, turns kit's datagrams around (Ethernet, IP
+and UDP addresses and ports swapped, the UDP checksum computed) and
+tx_bursts them; it answers ARP for its address.
 
 EAL runs with --no-pci --no-huge --no-shconf --no-telemetry: no hugepages
 (this engine takes none: its buffers are ordinary memory) and no files.
