@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_MESSAGE (1u << 30)
@@ -45,6 +46,20 @@ static __thread struct net_counters *my_slot;
 
 static unsigned threads_started;
 static int ready_said;
+
+/* set once the engine is ready or has failed: an EOF waits for it (SETTLE_S at most) */
+#define SETTLE_S 2
+static int settled;
+static pthread_mutex_t settle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t settle_cond = PTHREAD_COND_INITIALIZER;
+
+static void settle(void)
+{
+	pthread_mutex_lock(&settle_lock);
+	settled = 1;
+	pthread_cond_broadcast(&settle_cond);
+	pthread_mutex_unlock(&settle_lock);
+}
 
 static char fail_msg[512];
 static int fail_code = 1;
@@ -199,6 +214,7 @@ void net_ready(struct net_server *s)
 	snprintf(line, sizeof(line), "{\"ready\": true, \"port\": %d, \"pid\": %d, \"threads_started\": %u}",
 		 s->port, (int)getpid(), __atomic_load_n(&threads_started, __ATOMIC_RELAXED));
 	say_line(line);
+	settle();
 }
 
 int net_fail(int err, int code, const char *fmt, ...)
@@ -378,6 +394,7 @@ static void *serve_thread(void *arg)
 static void *control_thread(void *arg)
 {
 	char line[256];
+	struct timespec until;
 
 	(void)arg;
 	net_set_thread_name("net-control");
@@ -389,6 +406,14 @@ static void *control_thread(void *arg)
 			say_line("{\"error\": \"unknown request on stdin: send 'stats', or close stdin to stop\", "
 				 "\"code\": 2}");
 	}
+	/* EOF before the engine said ready or why not: let it say (a bad --opt is
+	 * worth its one line), for a moment at most, then end anyway */
+	pthread_mutex_lock(&settle_lock);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SETTLE_S;
+	while (!settled && pthread_cond_timedwait(&settle_cond, &settle_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&settle_lock);
 	finish();
 }
 
