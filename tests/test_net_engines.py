@@ -290,7 +290,7 @@ def test_connections_that_reset_leave_the_server_serving(server, loadgen):
 def test_io_uring_options_serve_an_echo(server, loadgen, opts, proto):
     s = server("io_uring", proto, opts=opts)
     assert s.first.get("ready"), s.first
-    # depth 8 on 4 connections with a small buffer pool: multishot's ring runs dry and re-arms
+    # depth 8 on 4 connections: replies merge and split, several echoes queue per connection
     rc, out = run_loadgen(loadgen, s.port, proto, connections=4, iodepth=8, threads=2, runtime_s=0.25)
     assert rc == 0, out
     assert out["requests"] > 100 and out["lost"] == 0
@@ -300,6 +300,14 @@ def test_io_uring_options_serve_an_echo(server, loadgen, opts, proto):
         assert "kit-net-io_urin" in names and "net-loop" in names     # comm: 15 characters
         # the SQPOLL thread is the kernel's, a thread of the process named iou-sqp-<pid>
         assert any(n.startswith("iou-sqp") for n in names), names
+
+
+@pytest.mark.parametrize("proto", ["tcp", "udp"])
+def test_epoll_edge_triggered_serves_an_echo(server, loadgen, proto):
+    s = server("epoll", proto, opts=["trigger=edge"])
+    rc, out = run_loadgen(loadgen, s.port, proto, connections=4, iodepth=8, threads=2, runtime_s=0.25)
+    assert rc == 0, out
+    assert out["requests"] > 100 and out["bytes"] == out["requests"] * BS
 
 
 def test_io_uring_multishot_echo_of_large_messages(server, loadgen):
