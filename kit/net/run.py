@@ -33,7 +33,7 @@ from ..results import Result, _ddir_entry, _latency_maps, empty_lat, lat_entry
 from ..options import DDIRS
 from .job import NetJob
 from .netns import Network, _last_line, _wait
-from .servers import HERE as SERVERS, kernel_address, needs_iface
+from .servers import HERE as SERVERS, engine, kernel_address, needs_iface
 
 READY_TIMEOUT_S = 10.0
 STATS_TIMEOUT_S = 2.0
@@ -505,7 +505,7 @@ def run(job, progress=None, machine=True):
     if machine:
         from ..machine import fingerprint_for
         fingerprint = fingerprint_for(None)
-    with Network(job.network, kernel_address(job.server)) as net:
+    with _engine_resources(job), Network(job.network, kernel_address(job.server)) as net:
         server = _start(server_argv(job, server_bin, net))
         try:
             server_lines = _Lines(server.stdout)
@@ -531,6 +531,14 @@ def run(job, progress=None, machine=True):
     return build_result(job, ready, loadgen, measured["stats0"], measured["stats1"], measured["server"],
                         client_figures, measured["wall_ns"], interrupted=interrupted, machine=fingerprint,
                         hostname=net.server_ip, notes=measured["notes"])
+
+
+def _engine_resources(job):
+    """What the server's engine module sets up around the run and undoes on
+    every path (dpdk's hugepages): its `resources(options)`, if it has one."""
+    import contextlib
+    hook = getattr(engine(job.server), "resources", None)
+    return hook(job.engine_options) if hook else contextlib.nullcontext()
 
 
 def _await_ready(job, server, lines):

@@ -1,0 +1,146 @@
+"""dpdk's hugepages=N: kit adds to the kernel's 2 MiB pool (nr_hugepages)
+only what its free pages lack, the server runs on them (EAL --in-memory),
+and what kit added is taken back however the run ends: normally, a server
+too small for its buffers, the server killed, kit itself killed. The
+keeper's arithmetic is checked on a pool of plain files (no kernel), the
+rest on the kernel's own pool."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import KIT, require, run_kit
+from test_net import _buildable, _can_make_namespaces, _kit_net_started, _left_behind, _named_namespaces
+
+POOL = "/sys/kernel/mm/hugepages/hugepages-2048kB"
+SETTLE_S = 10.0         # pages a killed server held are freed when the kernel has torn its sockets down
+
+
+def _pool(name="nr_hugepages", pool=POOL):
+    with open(os.path.join(pool, name)) as fh:
+        return int(fh.read())
+
+
+def _settled(expected, pool=POOL):
+    """nr_hugepages once it reads `expected`, or what it reads after SETTLE_S."""
+    deadline = time.monotonic() + SETTLE_S
+    while (now := _pool(pool=pool)) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return now
+
+
+def _dpdk_here():
+    _buildable("dpdk")
+    _can_make_namespaces()
+    require(os.path.isdir(POOL), f"no 2 MiB hugepages on this kernel ({POOL})")
+
+
+def _fake_pool(tmp_path, nr, free, resv=0):
+    for name, value in (("nr_hugepages", nr), ("free_hugepages", free), ("resv_hugepages", resv)):
+        (tmp_path / name).write_text(f"{value}\n")
+    return str(tmp_path)
+
+
+# ---- the keeper, on a pool of plain files --------------------------------------
+
+def test_the_keeper_adds_only_what_is_lacking_and_takes_back_only_that(tmp_path):
+    from kit.net.servers.dpdk import Hugepages
+    pool = _fake_pool(tmp_path, nr=7, free=3)
+    with Hugepages(10, pool=pool) as pages:
+        assert pages.added == 7 and _pool(pool=pool) == 14
+        (tmp_path / "nr_hugepages").write_text("20\n")      # someone else adds 6 meanwhile
+    assert _settled(13, pool) == 13                         # theirs stay, kit's 7 go
+    pool = _fake_pool(tmp_path, nr=12, free=12)
+    with Hugepages(10, pool=pool) as pages:                 # enough free already: nothing written
+        assert pages.added == 0 and _pool(pool=pool) == 12
+    assert _pool(pool=pool) == 12
+
+
+def test_the_keeper_gives_back_after_a_sigkill_of_kit(tmp_path):
+    """kit (here a Python process holding a reservation) killed with
+    SIGKILL: the keeper sees its stdin close and gives the pages back."""
+    pool = _fake_pool(tmp_path, nr=0, free=0)
+    code = ("import sys, time\nfrom kit.net.servers.dpdk import Hugepages\n"
+            "with Hugepages(16, pool=sys.argv[1]):\n    print('held', flush=True)\n    time.sleep(60)\n")
+    p = subprocess.Popen([sys.executable, "-c", code, pool], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "held\n"
+        assert _pool(pool=pool) == 16
+        p.kill()
+    finally:
+        p.wait(10)
+        p.stdout.close()
+    assert _settled(0, pool) == 0
+
+
+def test_a_reservation_refused_is_one_line_and_gives_back(tmp_path):
+    from kit.errors import RunError
+    from kit.net.servers.dpdk import Hugepages
+    pool = _fake_pool(tmp_path, nr=0, free=0)
+    os.chmod(tmp_path / "nr_hugepages", 0o444)
+    if os.access(tmp_path / "nr_hugepages", os.W_OK):       # root writes through a mode of 0444
+        (tmp_path / "nr_hugepages").unlink()
+        os.mkdir(tmp_path / "nr_hugepages")                 # a file no one can write
+    with pytest.raises(RunError) as e:
+        Hugepages(16, pool=pool).__enter__()
+    assert "hugepages=16: cannot reserve them" in str(e.value) and "leave hugepages out" in str(e.value)
+    assert "\n" not in str(e.value)
+    with pytest.raises(RunError, match="has no 2 MiB hugepages"):
+        Hugepages(4, pool=str(tmp_path / "no-such-pool")).__enter__()
+
+
+# ---- real runs on the kernel's pool -------------------------------------------------
+
+def test_a_run_on_hugepages_uses_them_and_leaves_the_pool_as_it_was():
+    _dpdk_here()
+    before, free = _pool(), _pool("free_hugepages")
+    named = _named_namespaces()
+    p, children, namespaces = _kit_net_started(["--server=dpdk", "--protocol=udp", "--hugepages=16",
+                                                "--runtime=1", "--json"])
+    during, free_during = _pool(), _pool("free_hugepages")
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    # kit added what the free pool lacked, and the server took all 16 (-m 32 at EAL's start)
+    assert during == before + max(16 - free, 0) and free_during == max(free - 16, 0), (before, free, during)
+    assert _left_behind(children, namespaces, named) == []
+    assert _settled(before) == before
+    data = json.loads(out)
+    entry = data["jobs"][0]
+    assert data["label"] == "dpdk+hugepages udp echo" and entry["job options"]["hugepages"] == "16"
+    assert entry["read"]["total_ios"] > 100 and entry["kit"]["net"]["lost"] == 0
+
+
+def test_too_few_hugepages_is_one_line_exit_1_and_leaves_the_pool():
+    _dpdk_here()
+    before = _pool()
+    p = run_kit("net", "--server=dpdk", "--protocol=udp", "--hugepages=4", "--runtime=300ms", timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.count("\n") == 1 and "in 4 hugepages (8 MiB)" in p.stderr and "at least 10" in p.stderr, p.stderr
+    assert p.stdout == ""
+    assert _settled(before) == before
+
+
+@pytest.mark.parametrize("victim", ["kit", "server"])
+def test_a_sigkill_gives_the_pages_back(victim):
+    _dpdk_here()
+    before, free = _pool(), _pool("free_hugepages")
+    named = _named_namespaces()
+    p, children, namespaces = _kit_net_started(["--server=dpdk", "--protocol=udp", "--hugepages=12",
+                                                "--runtime=20"])
+    assert _pool() == before + max(12 - free, 0)
+    comms = sorted(c for c, _s, _n in children.values())
+    assert comms == ["cat", "cat", "kit-net-dpdk", "kit-net-loadgen", "python"], comms   # python: the keeper
+    if victim == "kit":
+        p.kill()
+        p.communicate()
+    else:
+        server = next(pid for pid, (comm, _s, _n) in children.items() if comm == "kit-net-dpdk")
+        os.kill(server, signal.SIGKILL)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 1 and "was killed by SIGKILL during the run" in err, err
+    assert _left_behind(children, namespaces, named) == []
+    assert _settled(before) == before
