@@ -574,7 +574,8 @@ def cmd_sweep(argv):
         _stderr(f"kit sweep {sweep.name}: interrupted; run the same command again to finish")
         return EXIT_INTERRUPTED
     if not args.no_publish:
-        written = publish.publish(args.data, args.reports, machines=[outcome["machine"]], notebooks=("sweep",),
+        page = "network" if sweep.network else "sweep"         # a network sweep's page is the network notebook's
+        written = publish.publish(args.data, args.reports, machines=[outcome["machine"]], notebooks=(page,),
                                   progress=_progress(args.progress))
         _write(f"kit sweep: published {', '.join(written)}\n", None)
     return EXIT_OK

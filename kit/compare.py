@@ -41,7 +41,7 @@ from . import store
 from .errors import OptionError
 from .stats import median_interval
 from .results import from_fio_json
-from .text import human_bytes, job_fields, main_ddir, utc, utc_span
+from .text import human_bytes, is_network, job_fields, main_ddir, net_words, utc, utc_span
 
 CLEAR_DIFFERENCE_PCT = 5.0     # one sample each: what run-to-run noise reaches on a quiet VM
 # where a job's files were is not what it measured
@@ -62,6 +62,8 @@ def _digest(job):
 
 
 def _job_words(result):
+    if is_network(result.data):
+        return net_words(result.data)
     job = job_of(result)
     bs = human_bytes(job["bs"]) if isinstance(job.get("bs"), int) else job.get("bs")
     section = job.get("name")

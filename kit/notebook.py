@@ -1390,3 +1390,368 @@ def imported_engines_note(machine, data_dir, engines):
             "figures where the workload is the same.")
     note(text)
     return text
+
+
+# ---- network: the seed's evolution on sockets (kit net, the network suite) -------
+
+NET_SUITE = "network"
+NET_SWEEP_PREFIX = "net-sweep-"
+# what makes two network runs the same point: repeats share all of these
+NET_POINT = ("label", "server", "protocol", "workload", "connections", "bs", "iodepth", "rate_iops", "network")
+# one colour per server engine and the features that change it (the label's
+# first word), on the network pages; a combination not listed gets a spare
+NET_COLORS = {
+    "threads": "#8c564b", "epoll": "#ff7f0e", "epoll+edge": "#ffbb78", "io_uring": "#1f77b4",
+    "io_uring+multishot": "#17becf", "io_uring+sqthread_poll": "#2ca02c", "io_uring+registerfiles": "#aec7e8",
+    "asio": "#9467bd", "asio+io_uring": "#c5b0d5", "dpdk": "#d62728", "dpdk+af_packet": "#ff9896",
+}
+
+
+def net_color(label):
+    """A network row's colour, by its server and features ('io_uring+multishot
+    tcp echo' is io_uring+multishot's)."""
+    engine = str(label).split(" ")[0]
+    return NET_COLORS.get(engine) or color(engine)
+
+
+def network_results(machine, data_dir, sweep=""):
+    """(results, suite) a network page shows: the network suite's newest
+    measurement (its batch), or a network sweep's latest results by name.
+    A sweep that is not stored stops the page with one line naming those
+    that are."""
+    if not sweep:
+        results = store.load(machine, NET_SUITE, data_dir)
+        batches = {}
+        for r in results:
+            b = (r.data.get("tags") or {}).get("batch", ("single", id(r)))
+            batches.setdefault(b, []).append(r)
+        newest = max(batches.values(), key=lambda rs: max(x.data.get("timestamp_ms") or 0 for x in rs), default=[])
+        return newest, NET_SUITE
+    for suite in (f"{NET_SWEEP_PREFIX}{sweep}", f"{NET_SWEEP_PREFIX}{sweep}-quick"):
+        results = store.load(machine, suite, data_dir)
+        if results:
+            return results, suite
+    folder = store.machine_dir(data_dir, machine)
+    stored = sorted(d[len(NET_SWEEP_PREFIX):] for d in (os.listdir(folder) if os.path.isdir(folder) else [])
+                    if d.startswith(NET_SWEEP_PREFIX))
+    raise ParameterError(f"parameter sweep: no network sweep {sweep!r} stored for {machine} "
+                         f"(stored: {', '.join(stored) or 'none'})")
+
+
+def _side_per_request(net, side, rate):
+    fig = net.get(side) or {}
+    window = (fig.get("window_ns") or 0) / 1e9
+    served = rate * window
+    return fig, served
+
+
+def net_runs(results):
+    """One row per network run: its point (NET_POINT), requests/s, round-trip
+    p50/p99 (ns), CPU per request on each side (ns), the server's switches
+    per request, which side bounded the rate, lost and late requests, and
+    the tags that say how it was measured (order, trend, re-run)."""
+    from .text import is_network, job_fields
+    rows = []
+    for i, r in enumerate(results):
+        if not is_network(r.data):
+            continue
+        job, tags = job_fields(r.data), r.data.get("tags") or {}
+        entry = r.total
+        net = (entry.get("kit") or {}).get("net") or {}
+        pct = entry["read"]["clat_ns"].get("percentile") or {}
+        per = net.get("cpu_per_request_ns") or {}
+        server, served = _side_per_request(net, "server", r.iops)
+        client = net.get("client") or {}
+        row = {k: job.get(k) for k in NET_POINT if k != "label"}
+        row.update({
+            "label": r.data.get("label") or f"{job.get('server')} {job.get('protocol')} {job.get('workload')}",
+            "iops": r.iops, "requests": r.ios,
+            "p50_ns": pct.get("50.000000") if entry["read"]["clat_ns"].get("N") else None,
+            "p99_ns": pct.get("99.000000") if entry["read"]["clat_ns"].get("N") else None,
+            "server_cpu_ns": per.get("server"), "client_cpu_ns": per.get("client"),
+            "server_cpus": server.get("cpus"), "client_cpus": client.get("cpus"),
+            "server_sys_share": server.get("sys_ns", 0) / server["cpu_ns"] if server.get("cpu_ns") else None,
+            "server_ctx_per_request": (server.get("ctx_voluntary", 0) + server.get("ctx_involuntary", 0)) / served
+            if served else None,
+            "bottleneck": net.get("bottleneck"), "lost": net.get("lost", 0), "late": net.get("late", 0),
+            "traced": bool(r.data.get("trace")), "timestamp": r.data.get("timestamp_ms") or 0,
+            "order": tags.get("order"), "trend_pct": tags.get("trend_pct") if tags.get("trend") else 0.0,
+            "rerun": bool(tags.get("rerun")), "key": tags.get("key"), "note": "; ".join(r.data.get("notes") or []),
+            "result": i,        # its place in results
+        })
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["timestamp", "order"], kind="stable", na_position="first").reset_index(drop=True) \
+        if not frame.empty else frame
+
+
+def net_table(runs):
+    """One row per point: the medians over its repeats, with an interval for
+    requests/s (kit.stats.median_interval), p50 and p99 round trips, CPU per
+    request on each side; how many repeats, the side that bounded most of
+    them, a flag where the repeats disagree, and a note (a trend within a
+    run, repeats that drift, re-runs, lost or late requests). Rows in the
+    seed's order (stable by first appearance); attrs["drift"]: whether the
+    whole measurement drifted (stats.suite_drift)."""
+    if runs.empty:
+        return runs
+    keys = [k for k in NET_POINT if k in runs]
+    rows = []
+    for point, g in runs.groupby(keys, sort=False, dropna=False):
+        row = dict(zip(keys, point))
+        for col in ("iops", "p50_ns", "p99_ns", "server_cpu_ns", "client_cpu_ns", "server_ctx_per_request",
+                    "server_cpus", "client_cpus"):
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = median_interval(pd.to_numeric(g[col], errors="coerce"))
+        row["repeats"] = len(g)
+        sides = g["bottleneck"].dropna()
+        row["bottleneck"] = sides.mode().iloc[0] if len(sides) else None
+        row["bottleneck_runs"] = int((g["bottleneck"] == row["bottleneck"]).sum()) if row["bottleneck"] else 0
+        row["unstable"] = bool(len(g) > 1 and row["iops"] and
+                               (row["iops_hi"] - row["iops_lo"]) / row["iops"] > 2 * UNSTABLE_CV)
+        moved = [t for t in pd.to_numeric(g["trend_pct"], errors="coerce").fillna(0) if t]
+        row["trend_pct"] = max(moved, key=abs) if moved else 0.0
+        row["drift_pct"] = drift(list(g["iops"])) or 0.0
+        row["reruns"] = int(g["rerun"].sum())
+        row["lost"], row["late"] = int(g["lost"].sum()), int(g["late"].sum())
+        notes = [row_note(row).replace("IOPS", "requests/s")] if row_note(row) else []
+        if row["lost"]:
+            notes.append(f"{row['lost']:,} requests lost")
+        if row["late"]:
+            notes.append(f"{row['late']:,} requests sent late")
+        row["note"] = "; ".join(notes)
+        rows.append(row)
+    out = _net_order(pd.DataFrame(rows))
+    out.attrs["drift"] = suite_drift([(i, tuple(r[k] for k in keys), r["iops"]) for i, r in runs.iterrows()])
+    return out
+
+
+def _net_order(frame):
+    """Rows in the seed's order of evolution (the engines' own order:
+    threads, epoll, io_uring, asio, dpdk), a server's plain build before its
+    features, TCP before UDP, then by connections and message size."""
+    from .net.servers import engine_names
+    order = list(engine_names())
+    rank = frame["server"].map(lambda s: order.index(s) if s in order else len(order))
+    features = frame["label"].map(lambda label: str(label).split(" ")[0].count("+"))
+    return frame.assign(_rank=rank, _features=features).sort_values(
+        ["_rank", "protocol", "_features", "label", "connections", "bs"], kind="stable") \
+        .drop(columns=["_rank", "_features"]).reset_index(drop=True)
+
+
+def _net_point_words(r, varies):
+    return f"**{r['label']}**" + "".join(f", {_net_axis_words(k, r[k])}" for k in varies)
+
+
+def _net_axis_words(axis, value):
+    from .text import human_bytes
+    if axis == "bs":
+        return f"{human_bytes(value, ' ')} messages"
+    if axis == "connections":
+        return f"{int(value):,} connection{'' if int(value) == 1 else 's'}"
+    return f"{axis} {value}"
+
+
+def _net_spread(r):
+    what = "95 % interval" if r["repeats"] >= 5 else "range"
+    return (f"{r['iops']:,.0f} requests/s (median of {r['repeats']:.0f}, {what} {r['iops_lo']:,.0f} to "
+            f"{r['iops_hi']:,.0f})" if r["repeats"] > 1 else f"{r['iops']:,.0f} requests/s (one run)")
+
+
+def net_text(table):
+    """What the network measurements show, in sentences computed from the
+    table: per workload (connection count, message size), a fastest row only
+    where its interval lies above the runner-up's (with one run each, only
+    beyond CLEAR_DIFFERENCE_PCT), the cheapest server per request, and where
+    the client rather than the server bounded the rate. No ranking where
+    the whole measurement drifted or a leading row changed while it ran."""
+    if table.empty:
+        return []
+    drifted = table.attrs.get("drift")
+    if drifted and drifted.get("drift"):
+        how = "faster" if drifted["change_pct"] > 0 else "slower"
+        return [f"Ranking withheld: the machine changed during the measurement. Runs measured in its last third "
+                f"were {abs(drifted['change_pct']):.0f} % {how} against their own medians than runs in its first "
+                f"third ({drifted['runs']} runs, a rank test beyond noise), so an order of the rows would reflect "
+                "when they ran. Measure again on a quiet machine."]
+    parts = []
+    workload = [k for k in ("protocol", "connections", "bs", "iodepth", "rate_iops") if table[k].nunique() > 1] \
+        if len(table) > 1 else []
+    groups = table.groupby([k for k in ("connections", "bs", "iodepth", "rate_iops") if k in workload], sort=True) \
+        if [k for k in ("connections", "bs", "iodepth", "rate_iops") if k in workload] else [((), table)]
+    for key, g in groups:
+        key = key if isinstance(key, tuple) else (key,)
+        at = ", ".join(_net_axis_words(k, v) for k, v in zip([k for k in ("connections", "bs", "iodepth", "rate_iops")
+                                                               if k in workload], key))
+        at = f"At {at}" if at else "Here"
+        ranked = g.sort_values("iops", ascending=False)
+        best = ranked.iloc[0]
+        moved = [r for r in ranked.head(2).to_dict("records") if r.get("trend_pct") or r.get("drift_pct")]
+        if len(ranked) == 1:
+            parts.append(f"{at}, **{best['label']}** serves {_net_spread(best)}.")
+            continue
+        second = ranked.iloc[1]
+        if moved:
+            said = row_note(moved[0]).replace("IOPS", "requests/s")
+            parts.append(("Ranking withheld" if at == "Here" else f"{at}: ranking withheld")
+                         + f": {moved[0]['label']} changed while it was measured ({said}).")
+            continue
+        if best["repeats"] > 1 and second["repeats"] > 1:
+            apart = best["iops_lo"] > second["iops_hi"]
+        else:
+            apart = best["iops"] > second["iops"] * (1 + CLEAR_DIFFERENCE_PCT / 100)
+        if apart:
+            parts.append(f"{at}, **{best['label']}** serves the most: {_net_spread(best)}, ahead of "
+                         f"{second['label']} ({second['iops']:,.0f}).")
+        else:
+            parts.append(f"{at}, no server is clearly fastest: **{best['label']}** ({_net_spread(best)}) and "
+                         f"**{second['label']}** ({_net_spread(second)}) overlap.")
+        cpu = g[g["server_cpu_ns"].notna() & (g["server_cpu_ns"] > 0)]
+        if len(cpu) > 1:
+            cheap, dear = cpu.loc[cpu["server_cpu_ns"].idxmin()], cpu.loc[cpu["server_cpu_ns"].idxmax()]
+            parts.append(f"The server's CPU per request ranges from {cheap['server_cpu_ns'] / 1000:,.1f} µs "
+                         f"({cheap['label']}) to {dear['server_cpu_ns'] / 1000:,.1f} µs ({dear['label']}).")
+    client = table[table["bottleneck"] == "client"]
+    if not client.empty:
+        parts.append(f"In {len(client)} row(s) the load generator's busiest thread was on a CPU nearly all the "
+                     f"time ({', '.join(sorted(set(client['label'])))}): those rows measure the client's limit, "
+                     "not the server's.")
+    machine = table[table["bottleneck"] == "machine"]
+    if not machine.empty:
+        parts.append(f"In {len(machine)} row(s) server and client together kept every CPU busy: on this machine "
+                     "they competed for the CPUs, so those rates are the machine's, shared between both sides.")
+    return parts
+
+
+def net_explain(table):
+    """Why the rows differ, from what each side's threads did (kit's /proc
+    figures, always there): the server's context switches and system-CPU
+    share per request, and threads that poll instead of sleeping."""
+    if table.empty:
+        return []
+    parts = []
+    top = table[table["connections"] == table["connections"].max()]
+    t = top[top["server_ctx_per_request"].notna()]
+    if len(t) > 1:
+        most, least = t.loc[t["server_ctx_per_request"].idxmax()], t.loc[t["server_ctx_per_request"].idxmin()]
+        parts.append(f"At {_net_axis_words('connections', most['connections'])}, the server of {most['label']} "
+                     f"switched {per_io_format(most['server_ctx_per_request'])} times per request, that of "
+                     f"{least['label']} {per_io_format(least['server_ctx_per_request'])}: a thread that blocks in "
+                     "recv, or sleeps until the next "
+                     "readiness event or completion, leaves the CPU and is woken again for each request; one that "
+                     "finds work waiting, or polls, does not.")
+    busy = top[top["server_cpus"].notna()]
+    polling = busy[busy["label"].str.contains("sqthread_poll|dpdk", regex=True)]
+    for _i, r in polling.drop_duplicates("label").iterrows():
+        poller = "iou-sqp, the SQPOLL thread," if "sqthread_poll" in r["label"] else "DPDK's lcore"
+        parts.append(f"The server of {r['label']} kept {r['server_cpus']:.2f} of a CPU busy at "
+                     f"{_net_axis_words('connections', r['connections'])}: its poller ({poller}) spins instead of "
+                     "sleeping, which buys latency with a CPU of its own.")
+    return parts
+
+
+def net_median_runs(runs, connections=None):
+    """[(point, place in results)] per point (at these connections, or
+    all): the run whose requests/s are the median of its repeats (the lower
+    middle of an even number), so each row's plots come from one real run."""
+    if runs.empty:
+        return []
+    keys = [k for k in NET_POINT if k in runs]
+    chosen = runs if connections is None else runs[runs["connections"] == connections]
+    out = []
+    for point, g in chosen.groupby(keys, sort=False, dropna=False):
+        ordered = g.sort_values("iops", kind="stable")
+        out.append({**dict(zip(keys, point)), "result": int(ordered.iloc[(len(ordered) - 1) // 2]["result"])})
+    if not out:
+        return []
+    return [({k: r[k] for k in keys}, r["result"]) for r in _net_order(pd.DataFrame(out)).to_dict("records")]
+
+
+def net_trace_text(result):
+    """The tracers' own summary of a traced network run (kit net --trace),
+    or None for an untraced one."""
+    trace = result.data.get("trace")
+    if not trace:
+        return None
+    from .tracers import format_summary
+    return format_summary(trace)
+
+
+NET_COLUMNS = {"label": "server", "connections": "connections", "bs": "message", "iodepth": "in flight",
+               "rate_iops": "rate asked (requests/s)", "network": "network", "iops": "requests/s",
+               "interval": "requests/s interval", "repeats": "repeats", "p50_us": "round trip p50 (µs)",
+               "p99_us": "round trip p99 (µs)", "server_cpu_us": "server CPU per request (µs)",
+               "client_cpu_us": "client CPU per request (µs)", "server_ctx_per_request": "server switches per request",
+               "bottleneck": "bottleneck", "note": "note"}
+
+
+def net_view(table):
+    """net_table for people: readable names, units, separators; the columns
+    that do not vary across a page's rows (in flight, the rate, the network)
+    are left out unless they do."""
+    from .text import human_bytes
+    if table.empty:
+        return table
+    out = table.assign(
+        interval=[f"{lo:,.0f} – {hi:,.0f}" if n > 1 else "-" for lo, hi, n in
+                  zip(table["iops_lo"], table["iops_hi"], table["repeats"])],
+        p50_us=table["p50_ns"] / 1000, p99_us=table["p99_ns"] / 1000,
+        server_cpu_us=table["server_cpu_ns"] / 1000, client_cpu_us=table["client_cpu_ns"] / 1000,
+        bs=[human_bytes(b, " ") if isinstance(b, (int, np.integer)) else str(b) for b in table["bs"]],
+        bottleneck=table["bottleneck"].fillna("-"))
+    cols = [c for c in NET_COLUMNS if c in out and (c not in ("iodepth", "rate_iops", "network")
+                                                    or out[c].nunique() > 1)]
+    shown = out[cols].rename(columns=NET_COLUMNS)
+    formats = {"requests/s": "{:,.0f}", "repeats": "{:,.0f}", "connections": "{:,}",
+               **{NET_COLUMNS[c]: "{:,.1f}" for c in ("p50_us", "p99_us", "server_cpu_us", "client_cpu_us")},
+               "server switches per request": per_io_format}
+    return shown.style.format({k: v for k, v in formats.items() if k in shown.columns}, na_rep="-") \
+        .hide(axis="index")
+
+
+def plot_network(ax_rate, ax_lat, table):
+    """Requests/s against connections (medians, interval bars) and round-trip
+    p50 (circles) and p99 (squares, dotted) against connections, one colour
+    per server engine, UDP rows dashed; one legend, beside the latency."""
+    from matplotlib.ticker import FuncFormatter
+    rows = table.sort_values("connections", kind="stable")
+    for label, g in rows.groupby("label", sort=False):
+        style = "--" if " udp " in f" {label} " else "-"
+        c = net_color(label)
+        ax_rate.errorbar(g["connections"], g["iops"], yerr=[g["iops"] - g["iops_lo"], g["iops_hi"] - g["iops"]],
+                         marker="o", capsize=3, linestyle=style, color=c, label=label)
+        if g["p50_ns"].notna().any():
+            ax_lat.plot(g["connections"], g["p50_ns"] / 1000, marker="o", linestyle=style, color=c, label=f"{label} p50")
+            ax_lat.plot(g["connections"], g["p99_ns"] / 1000, marker="s", linestyle=":", color=c, label=f"{label} p99")
+    conns = sorted(rows["connections"].unique())
+    for ax in (ax_rate, ax_lat):
+        if len(conns) > 1:
+            ax.set_xscale("log", base=2)
+        ax.set_xticks(conns, [f"{c:,}" for c in conns])
+        ax.minorticks_off()
+    ax_rate.set(title="requests/s (median, interval of the repeats)", xlabel="connections", ylabel="requests/s",
+                yscale=scale_for(rows["iops"]))
+    ax_rate.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: human_count_axis(v)))
+    ax_lat.set(title="round trip p50 (circles, solid) and p99 (squares, dotted)", xlabel="connections",
+               ylabel="round trip (µs)", yscale="log")
+    handles, labels = ax_rate.get_legend_handles_labels()
+    ax_lat.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1), title="server",
+                  title_fontsize=8)
+
+
+def plot_net_cpu(ax_cpu, table):
+    """CPU per request at the most connections measured, on the server (bars)
+    and the client (hatched), one colour per server engine."""
+    conns = sorted(table["connections"].unique())
+    top = table[table["connections"] == conns[-1]]
+    names = list(top["label"])
+    x = np.arange(len(names))
+    ax_cpu.bar(x - 0.2, top["server_cpu_ns"].fillna(0) / 1000, width=0.4, color=[net_color(n) for n in names],
+               label="server")
+    ax_cpu.bar(x + 0.2, top["client_cpu_ns"].fillna(0) / 1000, width=0.4, color=[net_color(n) for n in names],
+               hatch="//", edgecolor="black", linewidth=0.4, label="client (kit's load generator)")
+    ax_cpu.set_xticks(x, names, rotation=30, ha="right")
+    ax_cpu.set(title=f"CPU per request at {conns[-1]:,} connections", ylabel="CPU per request (µs)")
+    from matplotlib.patches import Patch
+    ax_cpu.legend(handles=[Patch(facecolor="white", edgecolor="black", label="server"),
+                           Patch(facecolor="white", edgecolor="black", hatch="//",
+                                 label="client (kit's load generator)")], fontsize=7)

@@ -3,7 +3,8 @@
 A report is one notebook in notebooks/: publish finds them there, and each
 says in its metadata ("kit") what it is titled, where it goes in the index,
 and which of a machine's suites it shows ("engines"; "sweep-*" for one
-report per sweep, its name passed as the named parameter; none: always),
+report per sweep, its name passed as the named parameter; a list of these
+for a notebook that shows several; none: always),
 whether it is one page for the whole store ("scope": "store") rather than
 one per machine, and that it has no plots ("plots": false, for the tests).
 Each notebook is executed by papermill with kit's kernel (parameters: the
@@ -140,17 +141,23 @@ def report_names(machine, data=None):
     suites = sorted(_suites(machine, data))
     out = []
     for name, meta in notebooks().items():
-        wanted = meta.get("suite")
         if meta.get("scope") == "store" or (meta.get("when") == "history" and not store.has_history(machine, data)):
             continue        # a page over the whole store; a history page waits for a second run
-        if not wanted:
-            out.append((name, {}, name))
-        elif wanted.endswith("*"):
-            prefix = wanted[:-1]
-            out += [(name, {meta["parameter"]: s[len(prefix):]}, s) for s in suites if s.startswith(prefix)]
-        elif wanted in suites:
-            out.append((name, {}, name))
+        for wanted in _wanted(meta):
+            if not wanted:
+                out.append((name, {}, name))
+            elif wanted.endswith("*"):
+                prefix = wanted[:-1]
+                out += [(name, {meta["parameter"]: s[len(prefix):]}, s) for s in suites if s.startswith(prefix)]
+            elif wanted in suites:
+                out.append((name, {}, name))
     return out
+
+
+def _wanted(meta):
+    """The suites a notebook's metadata names: one, a list, or none ([None])."""
+    wanted = meta.get("suite")
+    return list(wanted) if isinstance(wanted, list) else [wanted]
 
 
 def _suites(machine, data):
@@ -541,11 +548,12 @@ th {{ background: #f4f4f4; }}
 def _page_notebook(page):
     """(notebook name, its metadata, the parameter's value) a page came from."""
     for name, meta in notebooks().items():
-        wanted = meta.get("suite") or ""
-        if page == name and not wanted.endswith("*"):
-            return name, meta, None
-        if wanted.endswith("*") and page.startswith(wanted[:-1]):
-            return name, meta, page[len(wanted) - 1:]
+        for wanted in _wanted(meta):
+            wanted = wanted or ""
+            if page == name and not wanted.endswith("*"):
+                return name, meta, None
+            if wanted.endswith("*") and page.startswith(wanted[:-1]):
+                return name, meta, page[len(wanted) - 1:]
     return None, {}, None
 
 

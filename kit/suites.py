@@ -5,6 +5,10 @@
               each engine 3 times, interleaved, after a warm-up
     sweep     the default sweep (kit/sweeps/engines.yml)
     anatomy   one traced workload per engine: block layer, threads, io_uring
+    network   the seed's evolution on sockets: each server engine (threads,
+              epoll, io_uring basic/multishot/SQPOLL, Asio, DPDK) against
+              kit's load generator, an echo at 1 and 16 connections,
+              interleaved repeats; across a veth pair, else on loopback
 
 Sizes are chosen so the whole report takes a few minutes on a 2-core VM;
 quick=True shrinks every job to a fraction of a second (tests).
@@ -19,13 +23,13 @@ from .errors import KitError
 from .job import Job
 from .machine import fingerprint
 from .progress import bar
-from .api import check as check_job, run
+from .api import run
 from .target import check_space
 from .tracers import TRACERS, status
 from .seed import seed_jobs
-from .sweep import Sweep, Unit, load_spec, measure_interleaved, run_sweep
+from .sweep import Sweep, Unit, check_point, load_spec, measure_interleaved, net_options, run_sweep
 
-SUITES = ("machine", "engines", "sweep", "anatomy")
+SUITES = ("machine", "engines", "sweep", "anatomy", "network")
 DEFAULT_SWEEP = os.path.join(os.path.dirname(__file__), "sweeps", "engines.yml")
 
 
@@ -89,7 +93,7 @@ def quick_sweep(sweep):
     """The same sweep, two values per axis, tiny jobs (kit's own files made
     small; a file or device the sweep names is left as it says)."""
     base = {**sweep.base, "runtime": 0.2}
-    if "filename" not in base and "filename" not in sweep.grid:
+    if not sweep.network and "filename" not in base and "filename" not in sweep.grid:
         base["size"] = "4m"
     base.pop("ramp_time", None)
     grid = {k: v[:2] for k, v in sweep.grid.items()}
@@ -144,6 +148,84 @@ def measure_anatomy(data=None, quick=False, directory=None, progress=None):
     return len(jobs)
 
 
+# The network suite: the seed's evolution, one row per server engine and the
+# features that change it, each an echo of 64-byte messages (ping-pong: one
+# request in flight per connection) at each connection count. DPDK serves
+# UDP only: its row is a UDP echo, beside epoll's UDP echo through the
+# kernel's stack, what DPDK takes the kernel out of.
+NETWORK_ROWS = (("threads", "tcp"), ("epoll", "tcp"), ("io_uring", "tcp"), ("io_uring+multishot", "tcp"),
+                ("io_uring+sqthread_poll", "tcp"), ("asio", "tcp"), ("asio+io_uring", "tcp"), ("epoll", "udp"),
+                ("dpdk", "udp"))
+NETWORK_QUICK_ROWS = (("threads", "tcp"), ("epoll", "tcp"), ("io_uring", "tcp"))
+NETWORK_CONNECTIONS = (1, 16)
+NETWORK_QUICK_CONNECTIONS = (1, 8)
+NETWORK_REPEATS = 3
+NETWORK_RERUNS = 3
+
+
+def network_place():
+    """("veth", None) where kit can make its namespaces and veth pair here
+    (tried, not assumed), else ("loopback", why not)."""
+    from .errors import KitError
+    from .net.netns import Network, missing_privileges, missing_tools
+    why = missing_privileges() or missing_tools()
+    if why is None:
+        try:
+            with Network("veth"):
+                pass
+        except KitError as e:
+            why = str(e)
+    return ("veth", None) if why is None else ("loopback", why)
+
+
+def network_jobs(quick=False, network="veth"):
+    """([(row, NetJob)], {row: why it cannot run here}): each row of the
+    network suite at each connection count, those that can run here (its
+    programs build; an engine that takes over its interface needs veth)."""
+    from .errors import KitError
+    from .net.job import NetJob
+    common = dict(workload="echo", bs=64, iodepth=1, network=network, runtime=0.2 if quick else 1,
+                  ramp_time=0.05 if quick else 0.25)
+    jobs, skipped = [], {}
+    for server, protocol in NETWORK_QUICK_ROWS if quick else NETWORK_ROWS:
+        row = f"{server} {protocol}"
+        try:
+            job = NetJob(**net_options({**common, "server": server, "protocol": protocol}))
+            check_point(job)
+        except KitError as e:
+            skipped[row] = str(e)
+            continue
+        jobs += [(row, job.replace(connections=c)) for c in (NETWORK_QUICK_CONNECTIONS if quick
+                                                              else NETWORK_CONNECTIONS)]
+    return jobs, skipped
+
+
+def measure_network(data=None, quick=False, progress=None, seed=None):
+    """The network suite: every row at every connection count, measured
+    repeatedly, interleaved (sweep.measure_interleaved); keys
+    <server>-<protocol>-c<connections>-r<repeat>, one measurement's results
+    sharing a batch (its seed). Where kit cannot make namespaces it measures
+    on loopback, and the results' tags say why (network_why), as they name
+    the rows that could not run here (not_measured)."""
+    network, why = network_place()
+    planned, skipped = network_jobs(quick, network)
+    machine = fingerprint(os.getcwd())["name"]
+    seed = random.SystemRandom().randrange(1 << 32) if seed is None else seed
+    units = [Unit(f"{row}, {job.connections} connections", job,
+                  lambda r, row=row, job=job: store.safe_name(f"{row.replace(' ', '-')}-c{job.connections}-r{r}"),
+                  {"row": row, "connections": job.connections, "network": network, "network_why": why,
+                   "not_measured": skipped, "batch": seed})
+             for row, job in planned]
+    if not units:
+        return 0
+    out = measure_interleaved(units, "network", data, machine_name=machine,
+                              repeats=2 if quick else NETWORK_REPEATS, reruns=0 if quick else NETWORK_RERUNS,
+                              seed=seed, progress=progress, label="network", resume=False)
+    if out["interrupted"]:
+        raise KeyboardInterrupt
+    return len(units)
+
+
 def _stop_if_interrupted(result):
     """Ctrl-C stopped this run (it is stored, marked interrupted): stop the
     suite too, as Ctrl-C stops everything else."""
@@ -162,7 +244,8 @@ def check(quick=False, suites=SUITES, directory=None, sweep=None):
     if "sweep" in suites:
         chosen = sweep_for(quick, sweep)
         jobs += [(job, chosen.runner) for _point, job in chosen.jobs(directory)]
-    check_space([check_job(job, runner) for job, runner in jobs])
+    plans = [check_point(job, runner) for job, runner in jobs]
+    check_space([p for p in plans if p is not None])
 
 
 def measure(data=None, quick=False, suites=SUITES, directory=None, progress=None, sweep=None):
@@ -179,4 +262,6 @@ def measure(data=None, quick=False, suites=SUITES, directory=None, progress=None
                 raise KeyboardInterrupt
         elif suite == "anatomy":
             measure_anatomy(data, quick, directory, progress)
+        elif suite == "network":
+            measure_network(data, quick, progress)
     return name

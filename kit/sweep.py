@@ -11,6 +11,17 @@
     trace: [sched]                # optional tracers for every run
     runner: kit                   # or fio
 
+A sweep whose base or grid names a `server` is a network sweep: its points
+are kit.net jobs (kit net's options), run by kit's load generator against
+that server engine, stored under net-sweep-<name>. A server may be written
+as its label is, with the features it runs with: io_uring+multishot,
+io_uring+sqthread_poll, asio+io_uring, epoll+edge (sweeps/network.yml).
+
+    name: evolution
+    base: {protocol: tcp, workload: echo, runtime: 2, ramp_time: 0.5}
+    grid: {server: [threads, epoll, io_uring, io_uring+multishot], connections: [1, 16], bs: [64, 1k]}
+    repeats: 3
+
 Every point's Job is built (and so validated) before anything runs. Runs
 are interleaved: round after round, every point once per round in a random
 order, after one read through the points' files, so that no point always
@@ -40,6 +51,7 @@ from .results import Result
 from .target import check_space
 from .machine import fingerprint
 from .tracers import TRACERS
+from .net.job import NetJob
 
 SPEC_KEYS = ("name", "description", "base", "grid", "repeats", "reruns", "budget", "seed", "trace", "runner")
 MAX_SPEC_BYTES = 1 << 20
@@ -56,8 +68,13 @@ class Sweep:
         self.reruns, self.budget, self.seed = reruns, budget, seed
 
     @property
+    def network(self):
+        """Whether its points are network jobs (a server is named)."""
+        return "server" in self.base or "server" in self.grid
+
+    @property
     def suite(self):
-        return f"sweep-{store.safe_name(self.name)}"
+        return f"{NET_SWEEP_PREFIX if self.network else 'sweep-'}{store.safe_name(self.name)}"
 
     def points(self):
         names = list(self.grid)
@@ -69,6 +86,13 @@ class Sweep:
         out = []
         for point in self.points():
             options = {**self.base, **point}
+            if self.network:
+                try:
+                    out.append((point, NetJob(**net_options(options))))
+                except OptionError as e:
+                    where = ", ".join(f"{k}={v}" for k, v in point.items())
+                    raise OptionError(e.option, f"{e.problem} (sweep {self.name}, point {where})") from None
+                continue
             if allow_destructive:
                 options["allow_destructive"] = True
             if directory and "directory" not in options and "filename" not in options:
@@ -94,8 +118,41 @@ class Sweep:
                 "trace": self.trace, "runner": self.runner}
 
 
+NET_SWEEP_PREFIX = "net-sweep-"
+
+
 def _fail(where, problem):
     raise OptionError(None, f"{where}: {problem}")
+
+
+def net_options(options):
+    """A network point's options with its server written as a label
+    (io_uring+multishot, asio+io_uring) turned into the server and the
+    options its features stand for: a flag of that engine, or a value of
+    one of its choices."""
+    server = options.get("server")
+    if not isinstance(server, str) or "+" not in server:
+        return options
+    from .net.servers import engine, engine_names
+    name, *features = server.split("+")
+    if name not in engine_names():
+        return options          # NetJob names the engines there are
+    own = engine(name).OPTIONS
+    out = {**options, "server": name}
+    for feature in features:
+        found = [o for o in own if (o.kind == "bool" and o.name == feature) or
+                 (o.kind == "choice" and feature in (o.choices() if callable(o.choices) else o.choices))]
+        if len(found) != 1:
+            known = [o.name if o.kind == "bool" else v for o in own
+                     for v in ([o.name] if o.kind == "bool" else (o.choices() if callable(o.choices) else o.choices))
+                     if o.kind in ("bool", "choice") and v != o.default]
+            raise OptionError("server", f"{server}: {feature!r} is not a feature of server={name} "
+                                        f"({'its features: ' + ', '.join(known) if known else 'it has none'})")
+        option = found[0]
+        if option.name in out:
+            raise OptionError(option.name, f"is given twice (and as server={server}); give it once")
+        out[option.name] = True if option.kind == "bool" else feature
+    return out
 
 
 def load_spec(path):
@@ -226,10 +283,33 @@ def from_dict(spec, where="sweep", source=None):
     runner = spec.get("runner", "kit")
     if runner not in RUNNERS:
         _fail(where, f"runner: must be {' or '.join(RUNNERS)}")
+    if "server" in base or "server" in grid:
+        if runner != "kit":
+            _fail(where, "runner: a network sweep (it names a server) runs kit's load generator: leave runner out")
+        if trace and not _net_traced():
+            _fail(where, "trace: network runs cannot be traced by this kit yet; leave trace out")
     sweep = Sweep(name.strip(), grid, base, repeats, spec.get("description") or "", trace, runner, source,
                   reruns=reruns, budget=budget, seed=seed)
     sweep.jobs()        # every point must be a valid job before anything runs
     return sweep
+
+
+def _net_traced():
+    """Whether kit.run_net takes trace= (the network tracers)."""
+    import inspect
+    from .api import run_net
+    return "trace" in inspect.signature(run_net).parameters
+
+
+def check_point(job, runner="kit"):
+    """What can refuse a point here before anything runs: a storage job's
+    plan (api.check), or for a network job its privileges and programs
+    (kit.net.run.check; None: it has no files to plan)."""
+    if isinstance(job, NetJob):
+        from .net.run import check as check_net
+        check_net(job)
+        return None
+    return check(job, runner)
 
 
 BUSY_RETRIES = 2         # a run the machine disturbed is measured again up to this many times
@@ -253,8 +333,12 @@ def _measured_quietly(job, runner="kit", trace=None, machine=True):
     for attempt in range(1 + BUSY_RETRIES):
         if attempt:
             time.sleep(BUSY_PAUSE_S)
-        result = run(job, runner=runner, progress=False, machine=machine,
-                     **({"trace": trace} if trace and runner == "kit" else {}))
+        if isinstance(job, NetJob):
+            from .api import run_net
+            result = run_net(job, progress=False, machine=machine, **({"trace": trace} if trace else {}))
+        else:
+            result = run(job, runner=runner, progress=False, machine=machine,
+                         **({"trace": trace} if trace and runner == "kit" else {}))
         if result.data.get("interrupted") or not _busy(result):
             break
     if attempt:
@@ -299,6 +383,9 @@ def warm_up(jobs):
     did, for the results: {"bytes", "seconds", "direct"}, {"skipped":
     why}, or {"interrupted": True} when Ctrl-C stopped it."""
     sets, t0 = {}, time.monotonic()
+    jobs = [job for job in jobs if not isinstance(job, NetJob)]
+    if not jobs:
+        return {}               # network jobs: no files to read, nothing said
     for job in jobs:
         reader = warm_up_job(job)
         plan = check(reader)
@@ -397,7 +484,7 @@ def measure_interleaved(units, suite, data=None, *, machine_name, repeats, rerun
             return False
         job = units[u].job
         guess = took.get(u) or (sum(took.values()) / len(took) if took else
-                                (job.runtime + job.ramp_time if job.time_based else 0))
+                                (job.runtime + job.ramp_time if getattr(job, "time_based", True) else 0))
         return time.monotonic() - start + guess <= budget
 
     def measure(position, u, r, b):
@@ -419,7 +506,11 @@ def measure_interleaved(units, suite, data=None, *, machine_name, repeats, rerun
             out["cut"].append((unit.name, r))
             return True
         t0 = time.monotonic()
-        result = _measured_quietly(unit.job, runner, trace, machine)
+        try:
+            result = _measured_quietly(unit.job, runner, trace, machine)
+        except KeyboardInterrupt:       # a network run stopped before it measured anything
+            out["interrupted"] = True
+            return False
         took[u] = time.monotonic() - t0
         if result.data.get("interrupted"):
             out["interrupted"] = True
@@ -494,11 +585,11 @@ def run_sweep(sweep, data=None, progress=None, directory=None, machine=True, all
     plans = []
     for point, job in jobs:         # every point is checked before the first runs or anything is written
         try:
-            plans.append(check(job, sweep.runner))
+            plans.append(check_point(job, sweep.runner))
         except OptionError as e:
             where = ", ".join(f"{k}={v}" for k, v in point.items())
             raise OptionError(e.option, f"{e.problem} (sweep {sweep.name}, point {where})") from None
-    check_space(plans)              # and all their files together fit the disk
+    check_space([p for p in plans if p is not None])      # and all their files together fit the disk
     fp = fingerprint(directory or os.getcwd())
     store.save_machine(fp, data)
     units = [Unit(", ".join(f"{k}={v}" for k, v in point.items()), job,

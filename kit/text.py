@@ -54,9 +54,23 @@ def main_ddir(entry):
     return "read" if entry["read"]["total_ios"] >= entry["write"]["total_ios"] else "write"
 
 
+def is_network(data):
+    """Whether a result document is a network run's (kit net): its job entry
+    carries both sides' figures under kit.net."""
+    jobs = data.get("jobs") or [{}]
+    return isinstance(jobs[0], dict) and isinstance((jobs[0].get("kit") or {}).get("net"), dict)
+
+
+# a network job's options that say where it ran, not what it measured
+NET_PLACE = ("hostname", "port")
+
+
 def job_fields(data):
     """The job's main options: kit's job, or for fio output kit cannot
-    express as a Job (trim, say) fio's own job options, as written."""
+    express as a Job (trim, say) fio's own job options, as written; for a
+    network run its options (server, protocol, connections, bs, the
+    engine's own...) as numbers where they are, beside the storage fields
+    every reader expects (no rw, one server, no files)."""
     if data.get("job"):
         return data["job"]
     opts = {**(data.get("global options") or {}), **(data["jobs"][0].get("job options") or {})}
@@ -66,12 +80,32 @@ def job_fields(data):
             return parse_size(key, opts.get(key, default))
         except OptionError:
             return opts.get(key)
+    if is_network(data):
+        out = {k: v for k, v in opts.items() if k not in NET_PLACE}
+        for key in ("connections", "iodepth", "bs", "rate_iops", "threads", "server_threads"):
+            if key in opts:
+                out[key] = number(key, 0)
+        return {**out, "ioengine": "net", "rw": None, "numjobs": 1, "nrfiles": 0, "direct": False}
     return {"ioengine": opts.get("ioengine", "?"), "rw": opts.get("rw", opts.get("readwrite", "?")),
             "bs": number("bs", 4096), "iodepth": number("iodepth", 1), "numjobs": number("numjobs", 1),
             "nrfiles": number("nrfiles", 1), "direct": opts.get("direct", "0") in ("1", "true")}
 
 
+def net_words(data):
+    """A network run's workload in a line: 'io_uring+multishot tcp echo
+    connections=16 iodepth=1 bs=64B network=veth'."""
+    job = job_fields(data)
+    bs = human_bytes(job["bs"]) if isinstance(job.get("bs"), int) else job.get("bs")
+    label = data.get("label") or f"{job.get('server')} {job.get('protocol')} {job.get('workload')}"
+    rate = job.get("rate_iops")
+    return printable(f"{label} connections={job.get('connections')} iodepth={job.get('iodepth')} bs={bs} "
+                     f"network={job.get('network')}" + (f" rate_iops={rate:,}" if isinstance(rate, int) and rate
+                                                        else ""))
+
+
 def _headline(data):
+    if is_network(data):
+        return net_words(data)
     job = job_fields(data)
     bs = human_bytes(job["bs"]) if isinstance(job["bs"], int) else job["bs"]
     text = (f"{data.get('label') or job['ioengine']} rw={job['rw']} bs={bs} "
