@@ -26,10 +26,11 @@ apt_packages() {
     # distro's generic kernel headers; report browser test: chromium; the
     # victims suite's filesystem mounted straight from a file: erofs-utils; a witness
     # of the system calls a job makes: strace; a second tracer to check kit's against: bpftrace; the network
-    # half's DPDK engine: libdpdk-dev dpdk; the network bench's yardsticks: sockperf iperf3
+    # half's DPDK engine: libdpdk-dev dpdk; its namespaces: iproute2 util-linux; the network bench's
+    # yardsticks: sockperf iperf3
     echo liburing-dev libaio-dev libboost1.81-dev pkg-config gcc g++ fio \
          bpfcc-tools python3-bpfcc "linux-headers-$arch" \
-         chromium erofs-utils strace bpftrace libdpdk-dev dpdk sockperf iperf3
+         chromium erofs-utils strace bpftrace libdpdk-dev dpdk iproute2 util-linux sockperf iperf3
     # Debian's own python needs these to make a venv and build cffi modules
     case "$PYTHON" in /usr/bin/*) echo python3-venv python3-dev ;; esac
 }
