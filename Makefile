@@ -6,7 +6,7 @@ STAMP := $(VENV)/.kit-setup-done
 SETUP_INPUTS := scripts/setup.sh scripts/kit-launcher.c pyproject.toml setup.py kit/engines/build.py kit/engines/sources.py \
                 $(wildcard kit/engines/*.c kit/engines/*.cpp kit/engines/*.h)
 
-.PHONY: setup test report lab bench clean
+.PHONY: setup test report lab bench bench-net clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ lab: setup
 
 bench: setup
 	$(PY) bench/overhead.py
+
+# the network half: kit's load generator against sockperf, epoll/io_uring/asio at 1, 16, 256 connections
+bench-net: setup
+	$(PY) bench/net.py
 
 clean:
 	rm -rf $(VENV) build kit-scratch *.egg-info kit/engines/_native*.so kit/engines/*.o kit/engines/_native.c
