@@ -63,11 +63,12 @@ def run_together(jobs, *, runner="kit", progress=None, machine=True, trace=None,
     return run_jobs(list(jobs), progress=progress, machine=machine, first_thread=first_thread, **options)
 
 
-def run_net(job=None, *, progress=None, machine=True, **options):
+def run_net(job=None, *, progress=None, machine=True, trace=None, **options):
     """Runs a network job and returns its Result: `kit.run_net(server="epoll",
     connections=16, bs=64)`, or a kit.NetJob (options given beside it change
     it). requests/s are read.iops, round trips read.clat_ns; both sides' CPU
-    and the bottleneck are in jobs[0]["kit"]["net"]. OptionError for a bad
+    and the bottleneck are in jobs[0]["kit"]["net"]; trace="net,sched" puts
+    the tracers' view of both sides in its `trace`. OptionError for a bad
     request, RunError when it cannot run here."""
     from .net.job import NetJob
     from .net.run import run as run_network
@@ -77,7 +78,7 @@ def run_net(job=None, *, progress=None, machine=True, **options):
         job = NetJob(**options)
     elif options:
         job = job.replace(**options)
-    return run_network(job, progress=progress, machine=machine)
+    return run_network(job, progress=progress, machine=machine, trace=tracer_names(trace))
 
 
 def check(job, runner="kit"):

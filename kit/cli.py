@@ -168,7 +168,7 @@ def _job_groups(args, values):
             [[next(ids) for _job in group] for group in jobfile.groups], jobfile.global_options)
 
 
-def _trace_or_warn(trace):
+def _trace_or_warn(trace, command="kit run"):
     """Tracing that cannot work here: one line, and the run goes on untraced
     (the result says so) -- except under KIT_STRICT=1, where it is an error."""
     if not trace:
@@ -179,7 +179,7 @@ def _trace_or_warn(trace):
         return trace, None
     if os.environ.get("KIT_STRICT") == "1":
         raise RunError(f"--trace: {s['reason']} (KIT_STRICT=1)")
-    _stderr(f"kit run: warning: --trace: {s['reason']}; running untraced")
+    _stderr(f"{command}: warning: --trace: {s['reason']}; running untraced")
     return None, s["reason"]
 
 
@@ -315,13 +315,16 @@ def _net_parser():
     p.add_argument("--json", action="store_true", help="the same as --output-format=json")
     p.add_argument("--output", dest="output", help="write the output to this file instead of stdout")
     p.add_argument("--save", action="store_true", help="store the result (suite net) for kit compare and reports")
+    p.add_argument("--trace", dest="trace", nargs="?", const="net,sched", metavar="TRACERS",
+                   help=f"eBPF tracers to attach (default net,sched): some of {','.join(TRACERS)}, and optionally "
+                        "stacks, runq: softirq time and packets per CPU and per side, both sides' threads by role")
     p.add_argument("--data", help="the results store --save writes to (default ./data, or $KIT_DATA)")
     p.add_argument("--progress", dest="progress", nargs="?", const="1", metavar="0|1",
                    help="progress bar (default: when stderr is a terminal)")
     return p
 
 
-NOT_NET_OPTIONS = ("output_format", "json", "output", "save", "data", "progress")
+NOT_NET_OPTIONS = ("output_format", "json", "output", "save", "data", "progress", "trace")
 
 
 def cmd_net(argv):
@@ -341,12 +344,16 @@ def cmd_net(argv):
     if args.data and not args.save:
         raise OptionError("data", "is where --save stores the result: give --save too")
     job = NetJob(**{k: v for k, v in vars(args).items() if v is not None and k not in NOT_NET_OPTIONS})
+    trace = tracer_names(args.trace)
     progress = _progress(args.progress)
     if args.save:
         _check_places(args, suites=("net",))
     output = _output(args.output)
+    trace, untraced = _trace_or_warn(trace, "kit net")
     from .api import run_net
-    result = run_net(job, progress=progress)
+    result = run_net(job, progress=progress, trace=trace)
+    if untraced:
+        result.data["notes"].append(f"untraced: {untraced}")
     if args.save:
         from .store import save
         save(result, "net", data=args.data)

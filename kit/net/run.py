@@ -7,6 +7,11 @@ The order (net-spec.md, "Process protocol"): namespaces and veth, the server
 runtime), the server's counters and both processes' /proc/<pid>/task/*
 figures at the start and the end of the measurement window, the load
 generator's JSON, then both stopped and the namespaces gone, on every path.
+With trace=, the tracers attach once the server is ready (compiling them
+takes most of a second, so before the load generator starts), are told the
+two processes (the server's and the client's roles, their namespaces'
+packets), and stop when the load generator has ended: the trace covers its
+whole run (connects, ramp_time, runtime), its duration says how long.
 
 What the result says (fio's keys where fio has the concept):
 jobs[0].read.iops = requests/s (round trips; for sink the server's received
@@ -27,10 +32,10 @@ import numpy as np
 
 from .. import hist
 from ..errors import OptionError, RunError
-from ..host import thread_kind
 from ..progress import bar
 from ..results import Result, _ddir_entry, _latency_maps, empty_lat, lat_entry
 from ..options import DDIRS
+from ..tracers.sched import thread_role
 from .job import NetJob
 from .netns import Network, _last_line, _wait
 from .servers import HERE as SERVERS, engine, kernel_address, needs_iface
@@ -258,17 +263,9 @@ def threads_of(pid):
 def role(comm, is_main, program):
     """A thread's role from its name: the server driver's net-accept,
     net-worker, net-loop, net-control; io_uring's iou-sqp, iou-wrk; DPDK's
-    lcore; the load generator's threads; the process's main thread."""
-    if is_main:
-        return "main"
-    if comm == program[:15]:            # a thread its program did not name
-        return "loadgen" if program.endswith("loadgen") else "worker"
-    kind = thread_kind(comm)
-    if kind.startswith("net-"):
-        return kind[4:]
-    if kind.startswith(("lcore", "rte-worker", "dpdk-worker")):
-        return "lcore"
-    return kind
+    lcore; the load generator's threads; the process's main thread. The
+    tracers name the threads of a traced run the same way."""
+    return thread_role(comm, is_main, program[:15])
 
 
 _FIGURES = ("usr_ns", "sys_ns", "cpu_ns", "ctx_voluntary", "ctx_involuntary")
@@ -441,10 +438,11 @@ def _source_hash():
 
 
 def build_result(job, ready, loadgen, stats0, stats1, server, client, wall_ns, notes=(), interrupted=False,
-                 machine=None, hostname=None):
+                 machine=None, hostname=None, trace=None):
     """The Result of one network run. loadgen: its JSON; stats0/1: the
     server's counters at kit's window's edges; server, client: their
-    figures (side_figures, loadgen_figures), each over its own window."""
+    figures (side_figures, loadgen_figures), each over its own window;
+    trace: the tracers' summary."""
     if job.workload == "echo":
         requests, nbytes = int(loadgen.get("requests", 0)), int(loadgen.get("bytes", 0))
         runtime_ns = int(loadgen.get("runtime_ns") or wall_ns)
@@ -488,18 +486,20 @@ def build_result(job, ready, loadgen, stats0, stats1, server, client, wall_ns, n
                      f"{job.rate_iops:,}); their latency counts from the time they were due")
     return Result.build("kit", None, [entry], entry, process=process, machine=machine, notes=notes,
                         interrupted=interrupted, label=job.label, source_hash=_source_hash(),
-                        global_options={})
+                        global_options={}, trace=trace)
 
 
 # ---- running --------------------------------------------------------------
 
-def run(job, progress=None, machine=True):
-    """Runs a NetJob and returns its Result. OptionError: the request is
-    wrong; RunError: it could not run here (privileges, a port in use, a
-    server that died); KeyboardInterrupt only when nothing was measured
-    (else the partial result, marked interrupted)."""
+def run(job, progress=None, machine=True, trace=None):
+    """Runs a NetJob and returns its Result. trace: tracer names (and
+    views), as kit.run's; their summary is the result's `trace`.
+    OptionError: the request is wrong; RunError: it could not run here
+    (privileges, a port in use, a server that died); KeyboardInterrupt only
+    when nothing was measured (else the partial result, marked interrupted)."""
     if not isinstance(job, NetJob):
         raise TypeError("run() takes a NetJob")
+    names, views = _trace_request(trace)
     server_bin, loadgen_bin = check(job)
     fingerprint = None
     if machine:
@@ -507,20 +507,36 @@ def run(job, progress=None, machine=True):
         fingerprint = fingerprint_for(None)
     with _engine_resources(job), Network(job.network, kernel_address(job.server)) as net:
         server = _start(server_argv(job, server_bin, net))
+        tracing = trace_summary = None
         try:
             server_lines = _Lines(server.stdout)
             ready = _await_ready(job, server, server_lines)
+            if names:
+                from ..tracers import Trace
+                tracing = Trace(*names, **views).start()
+                _watch(tracing, server.pid, "server", net)
             client = _start(loadgen_argv(job, loadgen_bin, net, ready["port"]))
             try:
+                if tracing:
+                    _watch(tracing, client.pid, "client", net, side=1)
                 measured = _measure(job, server, server_lines, client, progress)
             except BaseException:
                 _stop(client)
                 raise
             output, err, interrupted = _finish_loadgen(client, _Lines(client.stdout), measured["interrupted"], job)
+            if tracing:
+                # the load generator's traffic is over: what the trace counted
+                # and what the interfaces counted end at the same packet
+                tracing.stop()
+                trace_summary = tracing.summary()
             if server.poll() is not None:       # it died at the very end: its counts are not whole
                 raise _server_died(job, server)
         finally:
-            _stop(server)
+            try:
+                if tracing:
+                    tracing.stop()      # a Ctrl-C held while it detaches is raised as it ends
+            finally:
+                _stop(server)
     said = [d for d in map(_json_line, output.strip().splitlines()) if d]
     loadgen = said[-1] if said else None
     if loadgen is None or "error" in loadgen:
@@ -530,7 +546,50 @@ def run(job, progress=None, machine=True):
     client_figures = loadgen_figures(client.pid, loadgen, *measured["client_samples"], measured["wall_ns"])
     return build_result(job, ready, loadgen, measured["stats0"], measured["stats1"], measured["server"],
                         client_figures, measured["wall_ns"], interrupted=interrupted, machine=fingerprint,
-                        hostname=net.server_ip, notes=measured["notes"])
+                        hostname=net.server_ip, notes=measured["notes"], trace=trace_summary)
+
+
+def _trace_request(trace):
+    """trace= (None, "net,sched" or a list) -> (tracer names, views). A
+    network run has no disk: block is left out unless it alone is asked for."""
+    if not trace:
+        return [], {}
+    from ..tracers import split_request
+    names, views = split_request([t.strip() for t in (trace.split(",") if isinstance(trace, str) else trace)])
+    if set(names) != {"block"}:
+        names = [n for n in names if n != "block"]
+    return names, views
+
+
+NAMESPACE_WAIT_S = 1.0
+
+
+def _watch(tracing, pid, label, net, side=0):
+    """Tells the tracers that follow processes (those with watch()) whose
+    process pid is, once it is in its side's namespace (nsenter joins it,
+    then execs the program), so its packets count there; the namespace's
+    holder outlives it, for the interface counters at the trace's end."""
+    from ..tracers import TRACERS
+    holder = net.holders[side].pid if net.holders else None
+    namespace = net.namespaces()[side] if net.holders else None
+    deadline = time.monotonic() + NAMESPACE_WAIT_S
+    while namespace:
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") == namespace:
+                break
+        except OSError:
+            return                      # it is gone: the run says why
+        if time.monotonic() > deadline:
+            raise RunError(f"the load generator (pid {pid}) did not enter its network namespace within "
+                           f"{NAMESPACE_WAIT_S:g} s")
+        time.sleep(0.0002)
+    for name in tracing.tracers:
+        told = getattr(TRACERS[name], "watch", None)
+        if told:
+            try:
+                told(tracing._bpf, {pid: label}, {pid: holder} if holder else None)
+            except OSError:
+                return                  # it ended already: the run says why
 
 
 def _engine_resources(job):
@@ -726,6 +785,9 @@ def format_text(data):
         lines.append(f"  lost {net.get('lost', 0):,}, late {net.get('late', 0):,} of {net.get('sent', 0):,} sent")
     lines.append(f"  server {opts.get('server')} on {net.get('hostname')}:{net.get('port')}; window "
                  f"{net.get('window_ns', 0) / 1e9:.2f}s")
+    if data.get("trace"):
+        from ..tracers import format_summary as trace_text
+        lines.append("  " + trace_text(data["trace"]).replace("\n", "\n  "))
     for note in data.get("notes") or []:
         lines.append(f"  note: {printable(note)}")
     if data.get("interrupted"):

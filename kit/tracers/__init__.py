@@ -32,10 +32,10 @@ from dataclasses import dataclass, field
 
 from .. import host
 from ..errors import OptionError
-from . import _bpf, block, sched, uring
+from . import _bpf, block, net, sched, uring
 from ._bpf import TraceUnavailable
 
-TRACERS = {module.NAME: module for module in (block, sched, uring)}
+TRACERS = {module.NAME: module for module in (block, sched, uring, net)}
 ACTIVE = []       # traces started and not yet stopped, in this process
 
 __all__ = ["Trace", "trace", "status", "TraceUnavailable", "TRACERS", "format_summary"]

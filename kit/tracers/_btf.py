@@ -31,12 +31,14 @@ class Btf:
         self._types = data[hdr_len + type_off:hdr_len + type_off + type_len]
         self._strings = data[hdr_len + str_off:hdr_len + str_off + str_len]
         self.structs, self.enums = {}, {}
+        self._at = [0]          # where each type (by id, from 1) starts: anonymous members are found by id
         pos = 0
         while pos < len(self._types):
             name_off, info, _size = struct.unpack_from("<III", self._types, pos)
             kind, vlen, kind_flag = (info >> 24) & 0x1F, info & 0xFFFF, info >> 31
             if kind not in _EXTRA:
                 raise ValueError(f"unknown BTF kind {kind}")
+            self._at.append(pos)
             start, pos = pos + 12, pos + 12 + _EXTRA[kind](vlen)
             if kind == STRUCT and name_off:
                 self.structs.setdefault(self._name(name_off), (start, vlen, kind_flag))
@@ -50,15 +52,34 @@ class Btf:
         return self._strings[offset:self._strings.index(b"\0", offset)].decode()
 
     def offset(self, struct_name, field):
-        """Byte offset of a field of a kernel struct (by name)."""
+        """Byte offset of a field of a kernel struct (by name), also inside
+        its anonymous structs and unions (sk_buff's dev is two levels down)."""
         if struct_name not in self.structs:
             raise KeyError(f"struct {struct_name}")
-        start, vlen, kind_flag = self.structs[struct_name]
+        found = self._member(*self.structs[struct_name], field)
+        if found is None:
+            raise KeyError(f"struct {struct_name}.{field}")
+        return found
+
+    def _member(self, start, vlen, kind_flag, field):
+        anonymous = []
         for k in range(vlen):
-            name_off, _type, bits = struct.unpack_from("<III", self._types, start + 12 * k)
-            if self._name(name_off) == field:
-                return (bits & 0xFFFFFF if kind_flag else bits) // 8
-        raise KeyError(f"struct {struct_name}.{field}")
+            name_off, type_id, bits = struct.unpack_from("<III", self._types, start + 12 * k)
+            offset = (bits & 0xFFFFFF if kind_flag else bits) // 8
+            if name_off and self._name(name_off) == field:
+                return offset
+            if not name_off:
+                anonymous.append((type_id, offset))
+        for type_id, offset in anonymous:
+            pos = self._at[type_id] if type_id < len(self._at) else None
+            if pos is None:
+                continue
+            _name, info, _size = struct.unpack_from("<III", self._types, pos)
+            if (info >> 24) & 0x1F in (STRUCT, UNION):
+                inner = self._member(pos + 12, info & 0xFFFF, info >> 31, field)
+                if inner is not None:
+                    return offset + inner
+        return None
 
 
 @functools.lru_cache(maxsize=1)

@@ -16,6 +16,15 @@ raw state, the fourth, not 0).
 
 Threads are grouped into roles afterwards, in Python, from what the kernel
 recorded (tid, tgid, comm), because only the caller knows the job's threads.
+
+Processes other than the tracing one (a network run's server and load
+generator) are watched when the caller names them during the trace
+(watch(): pid -> label, kept in the sched_watch map): their threads get the
+tracing process's rows (off-CPU histograms, stacks, run-queue latency), their
+names are kept current (a thread names itself after it first runs, a
+process execs after nsenter), and their roles are "<label>/<kind>".
+A thread seen before its process was named is rechecked on its next switch
+(sched_watch_gen changes with every watch()).
 """
 import contextlib
 import os
@@ -48,7 +57,10 @@ struct thread_stats {
     char comm[16];
     s32 stack;           /* the kernel stack it last left the CPU from (SCHED_STACKS) */
     s32 row;             /* its sched_offcpu row (the tracing process's threads), else -1 */
+    u32 watch_gen;       /* the sched_watch_gen it was last checked against */
+    u32 watched;         /* the tracing process's or a watched process's thread */
 };
+struct sched_label { char label[16]; };
 struct sched_cpu {
     u64 oncpu_since;     /* when the task now running here was switched in */
     u64 switches;        /* every switch on this CPU */
@@ -67,6 +79,10 @@ BPF_PERCPU_ARRAY(sched_cpu, struct sched_cpu, 1);
 BPF_ARRAY(sched_offcpu, struct plat_row, OFFCPU_ROWS);
 BPF_ARRAY(sched_offcpu_tid, u32, OFFCPU_ROWS);          /* whose row it is */
 BPF_ARRAY(sched_offcpu_rows_used, u64, 1);
+/* processes the caller named during the trace (tgid -> label), and how many
+   times it did: a change makes each thread check again on its next switch */
+BPF_HASH(sched_watch, u32, struct sched_label, WATCH_SLOTS);
+BPF_ARRAY(sched_watch_gen, u32, 1);
 #ifdef SCHED_RUNQ
 /* per thread: when it became runnable (woken, or preempted) */
 BPF_HASH(sched_runnable, u32, u64, 65536);
@@ -81,29 +97,48 @@ BPF_STACK_TRACE(sched_stack_traces, 16384);
 BPF_HASH(sched_stack_offcpu, struct stack_key, struct stack_time, 16384);
 #endif
 
+/* a thread of the tracing process or of a watched one: a sched_offcpu row */
+static __always_inline void sched_watch_thread(struct thread_stats *t, u32 tid)
+{
+    u32 zero = 0;
+    u32 tgid = t->tgid;
+    if (t->watched || (tgid != TRACER_TGID && !sched_watch.lookup(&tgid)))
+        return;
+    t->watched = 1;
+    u64 *used = sched_offcpu_rows_used.lookup(&zero);
+    if (used) {
+        u64 row = __sync_fetch_and_add(used, 1);
+        if (row < OFFCPU_ROWS) {
+            u32 r = (u32)row;
+            u32 *owner = sched_offcpu_tid.lookup(&r);
+            if (owner)
+                *owner = tid;
+            t->row = (s32)r;
+        }
+    }
+}
+
 static __always_inline struct thread_stats *sched_thread_of(u32 tid)
 {
+    u32 zero = 0;
+    u32 *gen = sched_watch_gen.lookup(&zero);
+    u32 now_gen = gen ? *gen : 0;
     struct thread_stats *t = sched_threads.lookup(&tid);
-    if (t)
+    if (t) {
+        if (t->watch_gen != now_gen) {     /* the caller named a process since: is it this one's? */
+            t->watch_gen = now_gen;
+            sched_watch_thread(t, tid);
+        }
+        if (t->watched && t->tgid != TRACER_TGID)
+            bpf_get_current_comm(&t->comm, sizeof(t->comm));   /* its name now, not at its first switch */
         return t;
+    }
     struct thread_stats fresh = {};
     fresh.tgid = bpf_get_current_pid_tgid() >> 32;     /* current is prev here */
     fresh.stack = -1;
     fresh.row = -1;
-    if (fresh.tgid == TRACER_TGID) {
-        u32 zero = 0;
-        u64 *used = sched_offcpu_rows_used.lookup(&zero);
-        if (used) {
-            u64 row = __sync_fetch_and_add(used, 1);
-            if (row < OFFCPU_ROWS) {
-                u32 r = (u32)row;
-                u32 *owner = sched_offcpu_tid.lookup(&r);
-                if (owner)
-                    *owner = tid;
-                fresh.row = (s32)r;
-            }
-        }
-    }
+    fresh.watch_gen = now_gen;
+    sched_watch_thread(&fresh, tid);
     bpf_get_current_comm(&fresh.comm, sizeof(fresh.comm));
     if (sched_threads.insert(&tid, &fresh)) {
         count_lost(LOST_SCHED_THREADS_FULL);
@@ -155,10 +190,10 @@ RAW_TRACEPOINT_PROBE(sched_switch)
             u64 off = switched_in - t->offcpu_since;
             t->offcpu_ns += off;
             t->offcpu_n++;
-            if (t->tgid == TRACER_TGID)
+            if (t->watched)
                 sched_offcpu_add(t, plat_idx(off));
 #ifdef SCHED_STACKS
-            if (t->tgid == TRACER_TGID && t->stack >= 0) {
+            if (t->watched && t->stack >= 0) {
                 struct stack_key key = {.tid = prev, .stack = t->stack};
                 struct stack_time *st = sched_stack_offcpu.lookup(&key);
                 if (st) {
@@ -174,7 +209,7 @@ RAW_TRACEPOINT_PROBE(sched_switch)
     }
     t->offcpu_since = now;
 #ifdef SCHED_STACKS
-    if (t->tgid == TRACER_TGID)
+    if (t->watched)
         t->stack = sched_stack_traces.get_stackid(ctx, 0);
 #endif
 #ifdef SCHED_RUNQ
@@ -191,7 +226,7 @@ RAW_TRACEPOINT_PROBE(sched_switch)
             if (n) {
                 n->runq_ns += wait;
                 n->runq_n++;
-                if (n->tgid == TRACER_TGID) {
+                if (n->watched) {
                     struct offcpu_key key = {.tid = next, .bucket = plat_idx(wait)};
                     u64 *c = sched_runq.lookup(&key);
                     if (c) {
@@ -225,11 +260,12 @@ RAW_TRACEPOINT_PROBE(sched_wakeup_new) { return sched_woken((void *)ctx->args[0]
 """
 
 
-OFFCPU_ROWS = 256        # threads of the tracing process with an off-CPU histogram (15 KiB each)
+OFFCPU_ROWS = 256        # threads of the tracing and watched processes with an off-CPU histogram (15 KiB each)
+WATCH_SLOTS = 16         # processes a trace can be told about
 
 
 def bpf_text(devices, events, options):
-    text = f"#define TRACER_TGID {os.getpid()}\n#define OFFCPU_ROWS {OFFCPU_ROWS}\n"
+    text = f"#define TRACER_TGID {os.getpid()}\n#define OFFCPU_ROWS {OFFCPU_ROWS}\n#define WATCH_SLOTS {WATCH_SLOTS}\n"
     if options.get("stacks"):
         text += "#define SCHED_STACKS 1\n"
     if options.get("runq"):
@@ -237,11 +273,27 @@ def bpf_text(devices, events, options):
     return text + BPF_TEXT
 
 
+def watch(bpf, processes, holders=None):
+    """Names processes other than the tracing one while the trace runs
+    ({pid: label}, e.g. a network run's server and load generator): their
+    threads get rows and the roles "<label>/<kind>". A label is cut to 15
+    bytes; a process named twice keeps the last label. (holders: for the
+    tracers that read a process's namespace; not this one.)"""
+    import ctypes
+    table = bpf[b"sched_watch"]
+    for pid, label in processes.items():
+        value = table.Leaf()
+        value.label = label.encode()[:15]
+        table[table.Key(int(pid))] = value
+    gen = bpf[b"sched_watch_gen"]
+    gen[gen.Key(0)] = ctypes.c_uint32(gen[gen.Key(0)].value + 1)
+
+
 def read(bpf, plain, items, percpu_sum):
     threads = {}
     for tid, t in items(bpf[b"sched_threads"], plain):
-        t.pop("offcpu_since", None)
-        t.pop("row", None)
+        for key in ("offcpu_since", "row", "watch_gen", "watched"):
+            t.pop(key, None)
         threads[tid] = t
     offcpu = {}
     used = min(int(bpf[b"sched_offcpu_rows_used"][0].value), OFFCPU_ROWS)
@@ -266,17 +318,39 @@ def read(bpf, plain, items, percpu_sum):
             while frames and frames[0].startswith(("bpf_prog_", "bpf_trace_run", "__bpf_trace_")):
                 frames.pop(0)               # the tracer's own frames, innermost
             stacks.append({"tid": key["tid"], "frames": frames[::-1], "offcpu_ns": v["ns"], "count": v["n"]})
-    return {"threads": threads, "offcpu": offcpu, "runq": runq, "stacks": stacks,
+    watched = {int(pid): label["label"] for pid, label in items(bpf[b"sched_watch"], plain)}
+    return {"threads": threads, "offcpu": offcpu, "runq": runq, "stacks": stacks, "watched": watched,
             "switches": sum(c["switches"] for c in cpus),
             "idle_switches": sum(c["idle_switches"] for c in cpus)}
 
 
-def role(tid, tgid, comm, pid, job_tids, helper_tids=None):
+def thread_role(comm, is_main, main_comm=None):
+    """A thread's part in a process kit started, from its name: "main";
+    "worker" for a thread that kept its program's name; kit's net-<role>
+    names without "net-" (the server driver's loop, accept, control; the
+    load generator's loadgen); DPDK's lcore; io_uring's iou-sqp, iou-wrk;
+    else the name without its number."""
+    if is_main:
+        return "main"
+    if main_comm is not None and comm == main_comm:
+        return "worker"
+    kind = host.thread_kind(comm)
+    if kind.startswith("net-"):
+        return kind[4:]
+    if kind.startswith(("lcore", "rte-worker", "dpdk-worker")):
+        return "lcore"
+    return kind
+
+
+def role(tid, tgid, comm, pid, job_tids, helper_tids=None, watched=None, main_comms=None):
     """The job's threads; the threads born during the run to help it (the
     pool, glibc's AIO threads; when not known, the process's other threads
     but its main one), never the process's older threads (Jupyter's own,
     kit's detach pool); io_uring's worker and SQPOLL threads (threads of the
-    process that owns the ring); kworkers; everything else."""
+    process that owns the ring); kworkers; everything else. A thread of a
+    watched process ({pid: label}) is "<label>/<its thread_role>"."""
+    if watched and tgid in watched:
+        return f"{watched[tgid]}/{thread_role(comm, tid == tgid, (main_comms or {}).get(tgid))}"
     if tid in job_tids:
         return "job"
     ours = pid is None or tgid == pid
@@ -295,9 +369,11 @@ def role(tid, tgid, comm, pid, job_tids, helper_tids=None):
 
 def _threads(raw, pid, job_tids, helper_tids=None):
     rows = []
+    watched = raw.get("watched") or {}
+    main_comms = {tgid: raw["threads"][tgid]["comm"] for tgid in watched if tgid in raw["threads"]}
     for tid, t in raw["threads"].items():
         rows.append({"tid": tid, "tgid": t["tgid"], "comm": t["comm"],
-                     "role": role(tid, t["tgid"], t["comm"], pid, job_tids, helper_tids),
+                     "role": role(tid, t["tgid"], t["comm"], pid, job_tids, helper_tids, watched, main_comms),
                      "voluntary": t["voluntary"], "involuntary": t["involuntary"],
                      "switches": t["voluntary"] + t["involuntary"],
                      "oncpu_ns": t["oncpu_ns"], "offcpu_ns": t["offcpu_ns"], "offcpu_n": t["offcpu_n"],
@@ -341,7 +417,7 @@ def summary(raw, ctx):
     pid, job_tids = ctx.pid, {int(t) for t in ctx.job_tids}
     threads = _threads(raw, pid, job_tids, ctx.helper_tids)
     roles = {}
-    for name in ROLES:
+    for name in ROLES + tuple(sorted({r["role"] for r in threads} - set(ROLES))):
         members = [r for r in threads if r["role"] == name]
         entry = {"threads": len(members)}
         for k in ("voluntary", "involuntary", "switches", "oncpu_ns", "offcpu_ns", "runq_ns"):
@@ -369,6 +445,15 @@ def summary(raw, ctx):
 def text(s):
     roles = ", ".join(f"{name} {v['switches']:,}" for name, v in (s.get("roles") or {}).items() if v.get("switches"))
     lines = [f"sched: {s['system']['switches']:,} switches system-wide; by role: {roles or 'none'}"]
+    watched = {}                    # the processes the trace was told about: their roles' time
+    for name, v in (s.get("roles") or {}).items():
+        if "/" in name and v.get("threads"):
+            label, kind = name.split("/", 1)
+            many = f" ({v['threads']} threads)" if v["threads"] > 1 else ""
+            watched.setdefault(label, []).append(
+                f"{kind}{many} on CPU {v['oncpu_ns'] / 1e6:,.1f} ms, off {v['offcpu_ns'] / 1e6:,.1f} ms, "
+                f"{v['switches']:,} switches ({v['involuntary']:,} preempted)")
+    lines += [f"sched: {label}: " + "; ".join(parts) for label, parts in watched.items()]
     waits = ", ".join(f"{name} {v['runq']['mean'] / 1000:.1f}us x {v['runq']['N']:,}"
                       for name, v in (s.get("roles") or {}).items() if (v.get("runq") or {}).get("N"))
     if waits:
