@@ -69,7 +69,7 @@ def report(tmp_path_factory):
 
 def test_report_writes_store_and_every_notebook(report):
     names = sorted(os.listdir(report["dir"]))
-    assert names == ["anatomy.html", "engines.html", "machine.html", "sweep-engines-quick.html"]
+    assert names == ["anatomy.html", "engines.html", "machine.html", "network.html", "sweep-engines-quick.html"]
     folder = os.path.join(report["data"], report["machine"])
     assert {"machine.json", "capabilities.json", "engines", "anatomy", "sweep-engines-quick"} <= set(os.listdir(folder))
     with open(os.path.join(folder, "machine.json")) as fh:
@@ -294,7 +294,7 @@ def test_reports_render_in_headless_chromium(report, tmp_path):
             page.goto(f"{base}/index.html")
             assert page.title() == "kit reports"
             links = page.eval_on_selector_all("a", "els => els.map(e => e.getAttribute('href'))")
-            assert len(links) == 4
+            assert len(links) == 5
             page.click(f"a[href='{report['machine']}/engines.html']")
             page.wait_for_load_state("load")
             assert page.url.endswith("/engines.html")
