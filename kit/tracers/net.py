@@ -17,6 +17,8 @@ lookups on the packet path):
   device and length are the tracepoint's own arguments, the skb may be gone).
 - xdp:xdp_redirect where the kernel has it: frames an XDP program sent
   elsewhere, e.g. to DPDK's AF_XDP socket, past the stack.
+Bytes received are the skb's length past the link-layer header (the driver
+has pulled it); bytes sent include it, as the interfaces count both.
 
 Packets are counted machine-wide and, for the processes the caller names
 while the trace runs (watch(): pid -> label; a network run's server and
