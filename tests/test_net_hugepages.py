@@ -21,8 +21,12 @@ SETTLE_S = 10.0         # pages a killed server held are freed when the kernel h
 
 
 def _pool(name="nr_hugepages", pool=POOL):
-    with open(os.path.join(pool, name)) as fh:
-        return int(fh.read())
+    while True:
+        with open(os.path.join(pool, name)) as fh:
+            text = fh.read()
+        if text:        # a plain file being rewritten reads empty for a moment (sysfs never does)
+            return int(text)
+        time.sleep(0.001)
 
 
 def _settled(expected, pool=POOL):
