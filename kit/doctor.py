@@ -96,7 +96,54 @@ def network():
                          "library": library(name),
                          "variants": {k: v for k, v in built.items() if k.startswith(f"{name}-")}}
     return {"engines": engines, "loadgen": built.get(build.LOADGEN),
-            "namespaces": {"ok": no_namespaces is None, "reason": no_namespaces}}
+            "namespaces": {"ok": no_namespaces is None, "reason": no_namespaces},
+            "hugepages": hugepages(), "yardsticks": yardsticks()}
+
+
+def hugepages():
+    """The kernel's 2 MiB pool, which dpdk's hugepages=N runs on: its pages,
+    how many are free (less those promised to a mapping, as kit counts
+    them), and whether kit may add to it (writing nr_hugepages)."""
+    from .net.servers.dpdk import POOL
+    if not os.path.isdir(POOL):
+        return {"ok": False, "reason": f"this kernel has no 2 MiB hugepages ({POOL} is missing)"}
+    try:
+        pool = {}
+        for name in ("nr_hugepages", "free_hugepages", "resv_hugepages"):
+            with open(os.path.join(POOL, name)) as fh:
+                pool[name] = int(fh.read())
+    except (OSError, ValueError) as e:
+        return {"ok": False, "reason": f"{POOL} cannot be read: {e}"}
+    may_add = os.access(os.path.join(POOL, "nr_hugepages"), os.W_OK)
+    return {"ok": True, "total": pool["nr_hugepages"], "free": pool["free_hugepages"] - pool["resv_hugepages"],
+            "may_add": may_add,
+            "reason": None if may_add else "nr_hugepages is not writable here (root adds pages): only free ones serve"}
+
+
+# the network bench's yardsticks (bench/net.py): (program, its version's pattern in `program --version`)
+YARDSTICKS = (("sockperf", r"version (\S+)"), ("iperf3", r"iperf (\S+)"))
+
+
+def yardsticks():
+    """{program: {"version", "reason"}} for sockperf and iperf3, the tools
+    `make bench-net` measures kit's network engines against."""
+    import re
+    import subprocess
+    out = {}
+    for program, pattern in YARDSTICKS:
+        path = shutil.which(program)
+        version, reason = None, None
+        if path is None:
+            reason = f"not installed (apt-get install {program}, or make setup)"
+        else:
+            try:
+                said = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+                found = re.search(pattern, said.stdout + said.stderr)
+                version = found.group(1) if found else "installed"
+            except (OSError, subprocess.SubprocessError) as e:
+                reason = f"{path} does not run: {e}"
+        out[program] = {"version": version, "reason": reason}
+    return out
 
 
 def privileges():

@@ -285,6 +285,15 @@ def format_doctor(caps):
         ns = net["namespaces"]
         lines.append(f"  {'namespaces':11s} {_mark(ns['ok']):8s}  network=veth" + (f": {ns['reason']}" if ns["reason"]
                                                                                     else ""))
+        hp = net.get("hugepages")
+        if hp:          # the 2 MiB pool dpdk's hugepages=N runs on
+            said = (f"2 MiB pool: {hp['total']:,} pages, {hp['free']:,} free; "
+                    + ("kit may add to it (dpdk hugepages=N)" if hp["may_add"] else hp["reason"])) if hp["ok"] \
+                else hp["reason"]
+            lines.append(f"  {'hugepages':11s} {_mark(hp['ok']):8s}  {said}")
+        for program, y in (net.get("yardsticks") or {}).items():     # what make bench-net compares kit with
+            lines.append(f"  {program:11s} {_mark(y['version']):8s}  "
+                         + (f"{y['version']}, a yardstick of make bench-net" if y["version"] else y["reason"]))
     p = caps["privileges"]
     lines.append("")
     lines.append(f"privileges root={p['root']} CAP_BPF={p['cap_bpf']} CAP_PERFMON={p['cap_perfmon']} "

@@ -97,6 +97,78 @@ def test_a_reservation_refused_is_one_line_and_gives_back(tmp_path):
         Hugepages(4, pool=str(tmp_path / "no-such-pool")).__enter__()
 
 
+HOLDER = """import sys, time
+from kit.net.servers.dpdk import Hugepages
+pool, hold = sys.argv[1], float(sys.argv[2])
+with Hugepages(10, pool=pool) as pages:
+    print("held", time.monotonic(), pages.added, flush=True)
+    time.sleep(hold)
+    print("released", time.monotonic(), flush=True)
+"""
+
+
+def test_two_reservations_at_once_take_turns(tmp_path):
+    """Two kit processes reserving at the same time: the second waits (one
+    line on stderr naming the first) until the first has given back what it
+    added, so it never counts the first run's pages as free; both get theirs.
+    On a pool of 4 free pages each must add 6 -- with no lock the second
+    would read the pool while the first's 6 sit in it, free."""
+    pool = _fake_pool(tmp_path, nr=4, free=4)
+    first = subprocess.Popen([sys.executable, "-c", HOLDER, pool, "1.0"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        said = first.stdout.readline().split()
+        assert said[0] == "held" and said[2] == "6" and _pool(pool=pool) == 10
+        # what the kernel does when nr_hugepages grows: the added pages are free (until a server takes them)
+        (tmp_path / "free_hugepages").write_text("10\n")
+        second = subprocess.Popen([sys.executable, "-c", HOLDER, pool, "0"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        assert second.poll() is None and _pool(pool=pool) == 10       # waiting: it has read nothing yet
+        # the pool as it will be once the first has given its 6 back (no one reads it meanwhile)
+        (tmp_path / "free_hugepages").write_text("4\n")
+        out1, err1 = first.communicate(timeout=30)
+        out2, err2 = second.communicate(timeout=30)
+    finally:
+        for p in (first, second):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+    assert first.returncode == 0 and second.returncode == 0, (err1, err2)
+    released1 = float(out1.split()[1])
+    held2 = out2.split()
+    assert held2[0] == "held" and float(held2[1]) >= released1        # one after the other
+    assert held2[2] == "6"                                              # it too added what it lacked
+    assert err1 == ""
+    assert err2.count("\n") == 1 and "kit: hugepages=10: waiting for another kit run (pid " in err2 \
+        and f"(pid {first.pid})" in err2 and ".kit-hugepages.lock" in err2, err2
+    assert _settled(4, pool) == 4
+
+
+def test_a_reservation_waiting_for_the_lock_stops_at_once_when_asked(tmp_path):
+    """A run waiting for another's hugepages ends on SIGTERM/Ctrl-C at
+    once, adding nothing and leaving the first's pages alone."""
+    pool = _fake_pool(tmp_path, nr=0, free=0)
+    first = subprocess.Popen([sys.executable, "-c", HOLDER, pool, "30"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline().startswith("held") and _pool(pool=pool) == 10
+        second = subprocess.Popen([sys.executable, "-c", HOLDER, pool, "0"], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        while "waiting" not in second.stderr.readline():
+            pass
+        t0 = time.monotonic()
+        second.send_signal(signal.SIGINT)
+        out, _err = second.communicate(timeout=10)
+        assert time.monotonic() - t0 < 2 and second.returncode != 0 and "held" not in out
+        assert _pool(pool=pool) == 10                                   # the first's, untouched
+    finally:
+        first.kill()
+        first.wait()
+        first.stdout.close()
+    assert _settled(0, pool) == 0                                       # the first's keeper gave back
+
+
 # ---- real runs on the kernel's pool -------------------------------------------------
 
 def test_a_run_on_hugepages_uses_them_and_leaves_the_pool_as_it_was():
@@ -148,3 +220,32 @@ def test_a_sigkill_gives_the_pages_back(victim):
         assert p.returncode == 1 and "was killed by SIGKILL during the run" in err, err
     assert _left_behind(children, namespaces, named) == []
     assert _settled(before) == before
+
+
+def test_doctor_says_what_the_pool_holds_and_whether_the_yardsticks_are_here():
+    """kit doctor's hugepages line is the kernel's pool as it reads (pages,
+    free less promised), and whether kit may add; sockperf and iperf3 (make
+    bench-net's yardsticks) with their versions, or how to get them."""
+    import shutil
+    p = run_kit("doctor", "--json", timeout=180)
+    assert p.returncode == 0, p.stderr
+    net = json.loads(p.stdout)["net"]
+    hp, ys = net["hugepages"], net["yardsticks"]
+    if os.path.isdir(POOL):
+        assert hp["ok"] and hp["total"] == _pool() and hp["free"] == _pool("free_hugepages") - _pool("resv_hugepages")
+        assert hp["may_add"] == os.access(os.path.join(POOL, "nr_hugepages"), os.W_OK)
+    else:
+        assert not hp["ok"] and "has no 2 MiB hugepages" in hp["reason"]
+    assert set(ys) == {"sockperf", "iperf3"}
+    for program, y in ys.items():
+        if shutil.which(program):
+            assert y["version"] and y["version"][0].isdigit() and y["reason"] is None, y
+        else:
+            assert y["version"] is None and f"apt-get install {program}" in y["reason"]
+    text = run_kit("doctor", timeout=180).stdout
+    line = next(x for x in text.splitlines() if x.startswith("  hugepages "))
+    if hp["ok"]:
+        assert f"2 MiB pool: {hp['total']:,} pages, {hp['free']:,} free" in line
+    for program, y in ys.items():
+        line = next(x for x in text.splitlines() if x.startswith(f"  {program} "))
+        assert (y["version"] or y["reason"]) in line and ("ok" in line.split()) == bool(y["version"])

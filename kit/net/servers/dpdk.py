@@ -10,7 +10,9 @@ EAL runs with --no-pci --no-huge --no-shconf --no-telemetry: no hugepages
 user, runs it on N 2 MiB pages instead (--in-memory -m 2N: mapped
 anonymously, still no files): kit reserves them first, adding to the
 kernel's pool (nr_hugepages) only what its free pages lack, and takes back
-what it added when the run ends, however it ends (`resources`).
+what it added when the run ends, however it ends (`resources`). One kit
+reservation at a time (a lock held for the run, LOCK): two at once would
+each count the pages the other's server is about to take as free.
 libxdp is kept off bpffs (it then attaches its XDP program without its
 dispatcher, which would pin files there), so af_xdp needs no bpffs. The
 server's interface has no kernel address (KERNEL_ADDRESS): DPDK answers on
@@ -65,18 +67,24 @@ def LIBRARY():
 # ---- hugepages ----------------------------------------------------------------
 
 POOL = "/sys/kernel/mm/hugepages/hugepages-2048kB"
+# Held (flock) by a reservation's keeper from before it reads the pool until
+# it has given back what it added: the free count it reads is then no other
+# kit run's. /run is a tmpfs only root writes, as only root adds pages.
+LOCK = "/run/kit-hugepages.lock"
 RESERVE_TIMEOUT_S = 10.0
 
 # The keeper of a reservation: a process of its own, so that the pages go
 # back even when kit is killed (SIGKILL: kit's end of its stdin closes) or
-# the server is. It adds to nr_hugepages only what the free pool lacks, says
-# so in one JSON line, waits for EOF on stdin, then takes back what it added
-# (not "writes the old value": another user's pages added meanwhile stay).
-# Its own session and SIGINT ignored: a Ctrl-C at the terminal reaches kit,
-# which closes the pipe; SIGTERM gives the pages back too.
+# the server is. It takes the lock (saying {"waiting": true} first when
+# another kit run holds it), adds to nr_hugepages only what the free pool
+# lacks, says so in one JSON line, waits for EOF on stdin, then takes back
+# what it added (not "writes the old value": another user's pages added
+# meanwhile stay); the lock goes with its exit, after the pages. Its own
+# session and SIGINT ignored: a Ctrl-C at the terminal reaches kit, which
+# closes the pipe; SIGTERM gives the pages back too.
 KEEPER = r"""# kit-net-hugepages: gives back the hugepages kit added when kit ends
-import json, os, signal, sys
-pool, need = sys.argv[1], int(sys.argv[2])
+import fcntl, json, os, signal, stat, sys
+pool, need, lock = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 added = 0
 def read(name):
     with open(os.path.join(pool, name)) as fh:
@@ -97,6 +105,14 @@ signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGHUP, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, give_back)
 try:
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        raise OSError(0, "not a regular file", lock)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(json.dumps({"waiting": True}), flush=True)
+        fcntl.flock(fd, fcntl.LOCK_EX)
     old = read("nr_hugepages")
     lacking = max(need - (read("free_hugepages") - read("resv_hugepages")), 0)
     if lacking:
@@ -125,24 +141,35 @@ class Hugepages:
             ...             # pages.added: how many kit added to nr_hugepages
     """
 
-    def __init__(self, count, pool=POOL):
+    def __init__(self, count, pool=POOL, lock=None):
         self.count, self.pool = count, pool
+        # a pool of kit's own making (the tests') is locked beside itself
+        self.lock = lock or (LOCK if pool == POOL else os.path.join(pool, ".kit-hugepages.lock"))
         self.keeper = None
         self.added = 0
+        self.reserved = False       # the keeper said what it added (it may still be waiting for the lock)
 
     def __enter__(self):
         if not os.path.isdir(self.pool):
             raise RunError(f"hugepages={self.count}: this kernel has no 2 MiB hugepages ({self.pool} is missing); "
                            "leave hugepages out to run DPDK on ordinary memory")
-        self.keeper = subprocess.Popen([sys.executable, "-I", "-S", "-c", KEEPER, self.pool, str(self.count)],
+        self.keeper = subprocess.Popen([sys.executable, "-I", "-S", "-c", KEEPER, self.pool, str(self.count),
+                                        self.lock],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                        start_new_session=True)
         try:
-            said = self._said()
+            said = self._said(RESERVE_TIMEOUT_S)
+            if said.get("waiting"):
+                if sys.stderr is not None:
+                    sys.stderr.write(f"kit: hugepages={self.count}: waiting for {self._holder()} to end "
+                                     f"(one kit run at a time reserves hugepages: {self.lock})\n")
+                    sys.stderr.flush()
+                said = self._said(None)         # as long as that run lasts; Ctrl-C ends the wait
+            self.reserved = True
             self.added = int(said.get("added", 0))
             if "error" in said:
-                raise RunError(f"hugepages={self.count}: cannot reserve them: {said['error']} (writing "
-                               "nr_hugepages needs root); leave hugepages out to run DPDK on ordinary memory")
+                raise RunError(f"hugepages={self.count}: cannot reserve them: {said['error']} (reserving "
+                               "hugepages needs root); leave hugepages out to run DPDK on ordinary memory")
             if self.added < said["lacking"]:
                 raise RunError(f"hugepages={self.count}: the kernel added only {self.added} of the "
                                f"{said['lacking']} 2 MiB pages its free pool lacked (its memory is too fragmented "
@@ -152,17 +179,32 @@ class Hugepages:
             raise
         return self
 
-    def _said(self):
-        ready, _w, _x = select.select([self.keeper.stdout], [], [], RESERVE_TIMEOUT_S)
+    def _said(self, timeout):
+        ready, _w, _x = select.select([self.keeper.stdout], [], [], timeout)
         line = self.keeper.stdout.readline() if ready else b""
         try:
             said = json.loads(line)
         except ValueError:
             said = None
         if not isinstance(said, dict):
-            raise RunError(f"hugepages={self.count}: the process reserving them said nothing within "
-                           f"{RESERVE_TIMEOUT_S:g} s")
+            raise RunError(f"hugepages={self.count}: the process reserving them said nothing "
+                           + (f"within {timeout:g} s" if timeout else "before it ended"))
         return said
+
+    def _holder(self):
+        """The kit run whose keeper holds the lock, from /proc/locks (the
+        keeper's parent), or words for it when that cannot be read."""
+        try:
+            st = os.stat(self.lock)
+            where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+            with open("/proc/locks") as fh:
+                keeper = next(int(f[4]) for f in map(str.split, fh)
+                              if len(f) > 5 and f[1] == "FLOCK" and f[3] == "WRITE" and f[5] == where)
+            with open(f"/proc/{keeper}/stat") as fh:
+                kit = int(fh.read().rsplit(")", 1)[1].split()[1])
+            return f"another kit run (pid {kit})" if kit > 1 else f"another kit run (its keeper, pid {keeper})"
+        except (OSError, StopIteration, ValueError, IndexError):
+            return "another kit run"
 
     def __exit__(self, *exc):
         self.close()
@@ -177,6 +219,8 @@ class Hugepages:
                 stream.close()
             except OSError:
                 pass
+        if not self.reserved:
+            keeper.terminate()          # still waiting for the lock (or silent): it has added nothing
         while True:
             try:
                 keeper.wait(RESERVE_TIMEOUT_S)
