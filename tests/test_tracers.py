@@ -9,6 +9,7 @@ import re
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -349,34 +350,204 @@ def _fds():
     return len(os.listdir("/proc/self/fd"))
 
 
+def _own_bpf_ids():
+    """(kind, id) of the BPF programs and maps this process holds open, from
+    its own /proc fdinfo (another process's objects are never counted)."""
+    out = set()
+    for fd in os.listdir("/proc/self/fdinfo"):
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as fh:
+                for line in fh:
+                    key, _sep, value = line.partition(":")
+                    if key in ("prog_id", "map_id"):
+                        out.add((key[:-3], int(value)))
+        except OSError:
+            continue
+    return out
+
+
+def _still_loaded(ids, wait=5.0):
+    """Those of ids the kernel still has (it frees a map an RCU grace period
+    after its last program); waits up to `wait` s for them to go."""
+    lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    deadline = time.monotonic() + wait
+    while True:
+        left = set()
+        for kind, obj_id in ids:
+            fd = getattr(lib, f"bpf_{kind}_get_fd_by_id")(obj_id)
+            if fd >= 0:
+                os.close(fd)
+                left.add((kind, obj_id))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def _attached_prog_ids():
+    """Ids of the programs the kernel's BPF links (raw tracepoints) attach now."""
+    lib = ctypes.CDLL("libbpf.so.1", use_errno=True)
+    out, cur = set(), ctypes.c_uint32(0)
+    while lib.bpf_link_get_next_id(cur, ctypes.byref(cur)) == 0:
+        fd = lib.bpf_link_get_fd_by_id(cur)
+        if fd < 0:
+            continue
+        info = (ctypes.c_uint32 * 32)()         # struct bpf_link_info: type, id, prog_id, ...
+        size = ctypes.c_uint32(ctypes.sizeof(info))
+        if lib.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)) == 0:
+            out.add(info[2])
+        os.close(fd)
+    return out
+
+
 def test_tracers_detach_cleanly(tracing, scratch):
-    """20 traced runs leave no BPF program or map loaded and no fd open."""
+    """20 traced runs share one loaded program (compiled once, detached
+    between runs, re-attached), and once release()d leave no BPF program or
+    map loaded and no fd open."""
+    from kit import tracers
     job = kit.Job(directory=scratch, size="4m", ioengine="io_uring", rw="randread", bs="4k", number_ios=64,
                   pre_read=True)
     traced(job, block=True, sched=True, uring=True)       # warm up: libbcc's own one-time state
+    tracers.release()
     fds = _fds()
     before = _bpf_objects()
     t0 = time.monotonic()
     for i in range(20):
         with Trace(block=True, sched=True, uring=True) as t:
+            held = _own_bpf_ids()       # this process's only: another kit may trace meanwhile
             if i == 0:      # the lister does see ours while they are loaded
-                ours = {k: v for k, v in _bpf_objects().items() if k not in before}
+                ours = {k: v for k, v in _bpf_objects().items() if k not in before and k in held}
                 assert {"sched_threads", "block_requests", "uring_counts", "lost"} <= set(ours.values())
                 assert sum(kind == "prog" for kind, _id in ours) == len(t._bpf.funcs)
+            assert held == set(ours)    # the same programs and maps each time: none compiled again
             kit.run(job, progress=False, machine=False)
         assert not t.running
+        kept = _own_bpf_ids()
+        assert {("prog", i) for k, i in ours if k == "prog"} <= kept and _bpf.kept() == 1
+        assert not {i for k, i in ours if k == "prog"} & _attached_prog_ids()     # kept, detached
     elapsed = time.monotonic() - t0
-    # the kernel frees a map after an RCU grace period once its last program is gone
-    deadline = time.monotonic() + 5
-    while True:
-        left = {k: v for k, v in _bpf_objects().items() if k not in before}
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    report_figure(f"tracers detach: 20 traced runs in {elapsed:.1f} s ({len(ours)} BPF objects each); "
-                  f"left loaded {len(left)}, fds {fds} -> {_fds()}")
-    assert not left, f"BPF objects left loaded: {sorted(left.values())[:10]}"
+    assert tracers.release() == 1 and _bpf.kept() == 0
+    left = _still_loaded(set(ours))
+    report_figure(f"tracers detach: 20 traced runs in {elapsed:.1f} s, one program reused ({len(ours)} BPF "
+                  f"objects); left loaded after release() {len(left)}, fds {fds} -> {_fds()}")
+    assert not left, f"BPF objects left loaded: {sorted(ours[k] for k in left)[:10]}"
     assert _fds() == fds
+
+
+def test_a_reused_program_counts_only_its_own_run(tracing, loopdev):
+    """The second of two traces with the same text re-attaches the first's
+    program: its maps start as a fresh load's, so it counts exactly its own
+    reads against /sys/block stat, keeps only its own records (the first
+    run's filled and wrapped the ring), sees none of the first run's
+    threads, and loses nothing."""
+    from kit import tracers
+    settle()
+    tracers.release()
+    mm = major_minor(loopdev)
+    name = os.path.basename(loopdev)
+    job = kit.Job(filename=loopdev, rw="randread", direct=True, bs="4k", ioengine="psync")
+    runs = []
+    for n in (N, N // 4):
+        before = disk_stat(loopdev)
+        t0 = time.monotonic()
+        with Trace(block=True, sched=True, devices=[mm], records=N // 2) as t:
+            started = time.monotonic() - t0
+            program = t._bpf
+            r = kit.run(job.replace(number_ios=n), progress=False, machine=False)
+        s = t.summary(pid=os.getpid(), job_tids=job_tids(r))
+        runs.append((program, s, job_tids(r), disk_stat(loopdev)["reads"] - before["reads"], started))
+    (first, s1, tids1, _k1, start1), (second, s2, tids2, kernel_reads, start2) = runs
+    report_figure(f"tracers reuse: start {start1:.2f} s compiling, {start2:.2f} s re-attaching the kept program")
+    assert second is first                                   # re-attached, not compiled again
+    d = s2["block"]["devices"][name]
+    reads = d["ops"]["read"]
+    misses = sum(s2["lost"]["recursion_misses"].values())
+    assert N // 4 <= reads["requests"] <= N // 4 + 8
+    assert d["completions"]["seen"] == d["completions"]["stat"] == kernel_reads
+    assert reads["lat_ns"]["N"] == reads["completed"] - reads["unmatched_completions"] >= N // 4 - misses
+    rec = s2["block"]["requests"]
+    assert rec["kept"] == len(rec["lat_ns"]) == reads["requests"] < N // 2
+    threads = {row["tid"] for row in t.frames()["sched_threads"].to_dict("records")}
+    assert set(tids2) <= threads and not set(tids1) & threads
+    assert s2["lost"]["total"] == 0 and s1["block"]["requests"]["kept"] == N // 2
+    assert tracers.release() == 1
+
+
+RESET_TEXT = r"""
+BPF_ARRAY(t_array, u64, 64);
+BPF_PERCPU_ARRAY(t_percpu_array, u64, 4);
+BPF_HASH(t_hash, u32, u64, 64);
+BPF_PERCPU_HASH(t_percpu_hash, u32, u64, 64);
+BPF_TABLE("lru_hash", u32, u64, t_lru_hash, 64);
+BPF_STACK_TRACE(t_stacks, 64);
+RAW_TRACEPOINT_PROBE(sched_switch)
+{
+    u32 zero = 0;
+    u64 *n = t_array.lookup(&zero);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    t_stacks.get_stackid(ctx, 0);
+    return 0;
+}
+"""
+
+
+def test_reset_maps_leaves_every_map_as_a_fresh_load_does(tracing):
+    """Arrays (per-CPU too) zeroed, hashes (per-CPU, LRU) and stack maps
+    emptied, and the program runs again once re-attached; a program with a
+    ring buffer, which cannot be reset, is closed instead of kept."""
+    bcc, cflags, source = _bpf.prepare()
+    b = _bpf.load(RESET_TEXT, bcc, cflags, source)
+    try:
+        time.sleep(0.1)                                  # some switches: a count, stacks
+        _bpf.detach(b)
+        for name in ("t_hash", "t_percpu_hash", "t_lru_hash"):
+            table = b[name.encode()]
+            for k in range(10):
+                table[table.Key(k)] = table.Leaf(*([k + 1] * len(table.Leaf()))) \
+                    if isinstance(table.Leaf(), ctypes.Array) else table.Leaf(k + 1)
+        arr, pc = b[b"t_array"], b[b"t_percpu_array"]
+        arr[arr.Key(63)] = arr.Leaf(7)
+        pc[pc.Key(3)] = pc.Leaf(*([9] * len(pc.Leaf())))
+        filled = {name: len(list(b[name.encode()].keys())) for name in ("t_hash", "t_percpu_hash", "t_lru_hash",
+                                                                       "t_stacks")}
+        assert arr[arr.Key(0)].value > 0 and filled["t_stacks"] > 0 and filled["t_hash"] == 10
+        assert _bpf.reusable(b)
+        _bpf.reset_maps(b)
+        assert all(arr[arr.Key(i)].value == 0 for i in range(64))
+        assert all(v == 0 for i in range(4) for v in pc[pc.Key(i)])
+        for name in filled:
+            assert list(b[name.encode()].keys()) == [], name
+        _bpf.attach(b)
+        time.sleep(0.1)
+        _bpf.detach(b)
+        assert arr[arr.Key(0)].value > 0                 # attached again, it counted again
+    finally:
+        _bpf.close(b)
+    ring = _bpf.load("BPF_RINGBUF_OUTPUT(t_ring, 1);\n" + RESET_TEXT, bcc, cflags, source)
+    _bpf.detach(ring)
+    assert not _bpf.reusable(ring)
+    ring.kit_key = _bpf.program_key("ring", cflags, source)
+    _bpf.put_back(ring)
+    assert _bpf.kept() == 0 and _bpf._take(ring.kit_key) is None
+
+
+def test_release_and_exit_unload_the_kept_programs(tracing, tmp_path):
+    """A process that traced and exits (without release()) leaves nothing
+    loaded: the kernel frees what its descriptors held."""
+    import inspect
+    code = ("import ctypes, json, os, time, kit\n"
+            "from kit.tracers import Trace, _bpf\n"
+            + inspect.getsource(_own_bpf_ids) +
+            "job = kit.Job(directory=%r, size='1m', rw='randread', number_ios=50)\n"
+            "with Trace('sched'):\n"
+            "    kit.run(job, progress=False, machine=False)\n"
+            "print(json.dumps(sorted(_own_bpf_ids())), _bpf.kept())\n" % str(tmp_path))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    ids, kept = p.stdout.rsplit(" ", 1)
+    ids = {tuple(x) for x in json.loads(ids)}
+    assert int(kept) == 1 and any(kind == "prog" for kind, _i in ids)    # kept loaded until exit
+    assert not _still_loaded(ids)
 
 
 # ---- the command line and the Result ----------------------------------------------
@@ -538,6 +709,7 @@ def test_ctrl_c_anywhere_in_start_or_stop_leaves_nothing_loaded(tracing, scratch
     from kit import tracers
     job = kit.Job(directory=scratch, size="4m", rw="randread", number_ios=200)
     traced(job, block=True, sched=True, uring=True)           # libbcc's one-time state
+    tracers.release()
     fds, before = _fds(), _bpf_objects()
     rng = random.Random(7)
     interrupted = 0
@@ -556,6 +728,9 @@ def test_ctrl_c_anywhere_in_start_or_stop_leaves_nothing_loaded(tracing, scratch
         finally:
             timer.cancel()
         assert tracers.ACTIVE == []
+        assert _bpf.kept() <= 1
+        assert not {i for k, i in _own_bpf_ids() if k == "prog"} & _attached_prog_ids()   # kept ones detached
+    tracers.release()
     deadline = time.monotonic() + 5
     while {k for k in _bpf_objects() if k not in before} and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -21,7 +21,8 @@ The selected tracers are compiled into ONE BPF program with bcc and attached
 to tracepoints only (the stable interface; this kernel has no kprobes). No
 per-event data reaches Python: the kernel keeps counters and fio-layout
 histograms, read once at stop(). What could not be recorded is counted and
-reported under "lost".
+reported under "lost". A stopped trace's program stays loaded, detached, for
+the next trace with the same text (its maps reset), until release() or exit.
 """
 import contextlib
 import os
@@ -38,7 +39,15 @@ from ._bpf import TraceUnavailable
 TRACERS = {module.NAME: module for module in (block, sched, uring, net)}
 ACTIVE = []       # traces started and not yet stopped, in this process
 
-__all__ = ["Trace", "trace", "status", "TraceUnavailable", "TRACERS", "format_summary"]
+__all__ = ["Trace", "trace", "status", "TraceUnavailable", "TRACERS", "format_summary", "release"]
+
+
+def release():
+    """Unloads the programs kept loaded for the next trace with the same
+    text (a suite's runs reuse one instead of compiling it each time):
+    afterwards nothing of kit's stays loaded in the kernel. Also done at
+    exit. Returns how many were unloaded."""
+    return _bpf.release()
 
 
 @dataclass
@@ -171,6 +180,7 @@ class Trace:
         self._bpf = None
         self._raw = None
         self._lost = None
+        self._misses_before = {}  # a reused program's recursion misses from earlier traces
         self._t0 = self._t1 = None
         self._snapshots = {}
         self._runs = []           # (pid, job tids) of kit runs made while tracing
@@ -198,7 +208,8 @@ class Trace:
             self.events[name] = found
         text = _bpf.lost_defines() + _bpf.COMMON_TEXT + "".join(
             TRACERS[name].bpf_text(self.devices, self.events[name], self.options) for name in self.tracers)
-        self._bpf = _bpf.load(text, bcc, cflags, kernel_source)
+        # compiled once per text: a kept program is reset and re-attached (_bpf.open_program)
+        self._bpf, self._misses_before = _bpf.open_program(text, bcc, cflags, kernel_source)
         # what a tracer checks itself against (block: /sys/block stat), at both ends
         self._snapshots = {name: TRACERS[name].snapshot() for name in self.tracers
                            if hasattr(TRACERS[name], "snapshot")}
@@ -218,20 +229,26 @@ class Trace:
             return
         if self in ACTIVE:
             ACTIVE.remove(self)
+        read = False
         try:
             _bpf.detach(b)
             self._t1 = time.monotonic_ns()
             after = {name: TRACERS[name].snapshot() for name in self._snapshots}
-            misses = _bpf.recursion_misses(b)
+            misses = {event: n - self._misses_before.get(event, 0)
+                      for event, n in _bpf.recursion_misses(b).items()}
             raw = {name: TRACERS[name].read(b, _bpf.plain, _bpf.items, _bpf.percpu_sum)
                    for name in self.tracers}
             for name, before in self._snapshots.items():
                 raw[name]["snapshots"] = (before, after[name])
             self._lost = {"map_full": _bpf.read_lost(b), "recursion_misses": misses}
             self._raw = raw
+            read = True
         finally:
             self._bpf = None
-            _bpf.close(b)
+            if read:        # detached and read: kept for the next trace with the same text
+                _bpf.put_back(b)
+            else:
+                _bpf.close(b)
 
     def __enter__(self):
         return self.start()

@@ -8,6 +8,7 @@ layout bcc takes from the running kernel's tracefs format files), never
 kernel structs, whose layout would silently be the headers' and not the
 kernel's.
 """
+import atexit
 import contextlib
 import ctypes
 import glob
@@ -16,6 +17,7 @@ import platform
 import re
 import sys
 import tempfile
+import threading
 
 from .. import host
 from ..errors import KitError
@@ -309,6 +311,230 @@ def load(text, bcc, cflags, kernel_source):
             else:
                 os.environ["BCC_KERNEL_SOURCE"] = saved
     return bpf
+
+
+# ---- loaded programs kept for the next trace -----------------------------------
+# A sweep or a suite traces run after run with the same program text, and
+# compiling it with clang is most of a short traced run (0.65 s of a 0.3 s
+# job here). So a stopped trace's program, once detached and read, is kept
+# loaded in this process, keyed by its exact text and flags; the next trace
+# with the same text resets its maps to their initial state and re-attaches
+# it instead of compiling. Bounded (KEEP programs, the most recently used),
+# freed by release() and at exit. Only a program whose every map can be put
+# back to its initial state and whose every function is a (raw) tracepoint
+# probe is kept; any other is closed as before.
+KEEP = 2
+_kept = []                  # [(key, bpf)], the most recently kept last
+_kept_lock = threading.Lock()
+
+# bcc's BPF_MAP_TYPE_* (bcc/table.py): arrays start zeroed, keyed maps empty
+_ARRAY, _PERCPU_ARRAY = 2, 6
+_KEYED = {1, 5, 7, 9, 10, 11}   # hash, percpu hash, stack trace, lru hash, lru percpu hash, lpm trie
+_PERCPU = {5, 6, 10}
+_PROBES = (b"tracepoint__", b"raw_tracepoint__")      # what bcc attaches as it loads, and we re-attach
+
+
+def program_key(text, cflags, kernel_source):
+    """What makes two programs the same one: the exact text, the compiler
+    flags, the headers, and this process (a forked child must never share
+    its parent's maps)."""
+    return (text, tuple(cflags), kernel_source, os.getpid())
+
+
+def open_program(text, bcc, cflags, kernel_source):
+    """A loaded and attached program for this text: one kept by an earlier
+    trace, its maps reset and re-attached, else compiled and loaded.
+    Returns (bpf, recursion misses so far: the baseline stop() subtracts)."""
+    key = program_key(text, cflags, kernel_source)
+    bpf = _take(key)
+    if bpf is None:
+        bpf = load(text, bcc, cflags, kernel_source)
+        bpf.kit_key = key
+        return bpf, {}
+    try:
+        reset_maps(bpf)
+        baseline = recursion_misses(bpf)
+        attach(bpf)
+    except BaseException as e:
+        try:
+            detach(bpf)
+        finally:
+            close(bpf)
+        if isinstance(e, Exception):
+            raise TraceUnavailable(f"the tracers' BPF program could not be attached again: {e}") from None
+        raise
+    return bpf, baseline
+
+
+def put_back(bpf):
+    """After detach() and reading: keeps the program for the next trace with
+    the same text, or closes it when it cannot be reset (see reusable())."""
+    key = getattr(bpf, "kit_key", None)
+    if key is None or KEEP <= 0 or not reusable(bpf):
+        close(bpf)
+        return
+    with _kept_lock:
+        _kept.append((key, bpf))
+        evicted = _kept[:-KEEP]
+        del _kept[:-KEEP]
+    for _key, old in evicted:
+        close(old)
+
+
+def _take(key):
+    with _kept_lock:
+        for i in range(len(_kept) - 1, -1, -1):
+            if _kept[i][0] == key:
+                return _kept.pop(i)[1]
+    return None
+
+
+def kept():
+    """How many programs are kept loaded in this process now."""
+    with _kept_lock:
+        return sum(key[3] == os.getpid() for key, _bpf in _kept)
+
+
+def release():
+    """Closes every kept program: nothing of kit's stays loaded in the kernel
+    after this (nor after the process exits). Returns how many were closed."""
+    with _kept_lock:
+        mine = [bpf for key, bpf in _kept if key[3] == os.getpid()]
+        _kept.clear()
+    for bpf in mine:
+        close(bpf)
+    return len(mine)
+
+
+atexit.register(release)
+
+
+_DECLARED = []      # the libbcc functions bcc's Python leaves undeclared, declared once
+
+
+def _libbcc():
+    from bcc.libbcc import lib
+    if not _DECLARED:
+        for name, restype, argtypes in (
+                ("bpf_num_tables", ctypes.c_size_t, [ctypes.c_void_p]),
+                ("bpf_table_name", ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_size_t]),
+                ("bpf_table_key_size_id", ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_size_t]),
+                ("bpf_table_leaf_size_id", ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_size_t]),
+                ("bpf_num_functions", ctypes.c_size_t, [ctypes.c_void_p]),
+                ("bpf_function_name", ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_size_t])):
+            getattr(lib, name).restype = restype
+            getattr(lib, name).argtypes = argtypes
+        _DECLARED.append(True)
+    return lib
+
+
+def maps(bpf):
+    """The program's maps: [(name, fd, type, max_entries, key_size,
+    value_size as the syscalls see it: per-CPU maps hold one 8-byte-aligned
+    value per possible CPU)]."""
+    cached = getattr(bpf, "kit_maps", None)
+    if cached is not None:
+        return cached
+    from bcc.utils import get_possible_cpus
+    lib = _libbcc()
+    cpus = len(get_possible_cpus())
+    out = []
+    for i in range(lib.bpf_num_tables(bpf.module)):
+        name = lib.bpf_table_name(bpf.module, i)
+        kind = lib.bpf_table_type_id(bpf.module, i)
+        value_size = lib.bpf_table_leaf_size_id(bpf.module, i)
+        if kind in _PERCPU:
+            value_size = (value_size + 7) // 8 * 8 * cpus
+        out.append((name.decode(), lib.bpf_table_fd(bpf.module, name), kind,
+                    int(lib.bpf_table_max_entries_id(bpf.module, i)), int(lib.bpf_table_key_size_id(bpf.module, i)),
+                    int(value_size)))
+    bpf.kit_maps = out
+    return out
+
+
+def _probes(bpf):
+    """[(function name, tracepoint, raw)] of the probes bcc attached at load
+    (its _trace_autoload), or None when the program has functions of any
+    other kind (which detach() would not detach)."""
+    lib = _libbcc()
+    out = []
+    for i in range(lib.bpf_num_functions(bpf.module)):
+        fn = lib.bpf_function_name(bpf.module, i)
+        if fn.startswith(b"raw_tracepoint__"):
+            out.append((fn, fn[len(b"raw_tracepoint__"):], True))
+        elif fn.startswith(b"tracepoint__"):
+            out.append((fn, fn[len(b"tracepoint__"):].replace(b"__", b":"), False))
+        else:
+            return None
+    return out
+
+
+def reusable(bpf):
+    """Whether the program can be kept: every map is of a kind reset_maps()
+    puts back to its initial state (not a ring or perf buffer, a queue, a
+    map of maps...), every function a probe attach() re-attaches, and
+    nothing is attached now."""
+    with contextlib.suppress(Exception):
+        return (not bpf.tracepoint_fds and not bpf.raw_tracepoint_fds and _probes(bpf) is not None
+                and all(kind in (_ARRAY, _PERCPU_ARRAY) or kind in _KEYED for _n, _fd, kind, *_ in maps(bpf)))
+    return False
+
+
+def reset_maps(bpf):
+    """Every map as a fresh load leaves it: arrays (per-CPU ones too)
+    zeroed, hashes and stack maps emptied. Only while detached."""
+    lib = _libbcc()
+    for name, fd, kind, entries, key_size, value_size in maps(bpf):
+        if kind in (_ARRAY, _PERCPU_ARRAY):
+            _zero_array(lib, fd, entries, value_size)
+        elif kind in _KEYED:
+            _empty(lib, fd, key_size)
+        else:
+            raise ValueError(f"map {name}: kind {kind} cannot be reset")
+
+
+def _zero_array(lib, fd, entries, value_size, chunk_bytes=1 << 20):
+    """Zeroes an array map with the kernel's batch update, a chunk of rows a
+    call (bounded memory: a row of a histogram array is 15 KiB)."""
+    import errno
+    import numpy as np
+    per = max(1, min(entries, chunk_bytes // max(value_size, 1)))
+    keys = (ctypes.c_uint32 * per)()
+    index = np.frombuffer(keys, dtype=np.uint32)
+    zeros = ctypes.create_string_buffer(per * value_size)
+    for start in range(0, entries, per):
+        n = min(per, entries - start)
+        index[:n] = np.arange(start, start + n, dtype=np.uint32)
+        count = ctypes.c_uint32(n)
+        if lib.bpf_update_batch(fd, keys, zeros, ctypes.byref(count)) == 0:
+            continue
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):      # an older kernel: row by row
+            raise OSError(err, f"zeroing a BPF array: {os.strerror(err)}")
+        for i in range(n):
+            key = ctypes.c_uint32(start + i)
+            if lib.bpf_update_elem(fd, ctypes.byref(key), zeros, 0) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"zeroing a BPF array: {os.strerror(err)}")
+
+
+def _empty(lib, fd, key_size):
+    """Deletes every entry of a keyed map: the first key, again and again
+    (never a cursor into entries being deleted)."""
+    key = ctypes.create_string_buffer(max(key_size, 1))
+    while lib.bpf_get_next_key(fd, None, key) == 0:
+        if lib.bpf_delete_elem(fd, key) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"emptying a BPF map: {os.strerror(err)}")
+
+
+def attach(bpf):
+    """Attaches a kept program's probes again, as bcc did when it loaded it."""
+    for fn, tp, raw in _probes(bpf) or ():
+        if raw:
+            bpf.attach_raw_tracepoint(tp=tp, fn_name=fn)
+        else:
+            bpf.attach_tracepoint(tp=tp, fn_name=fn)
 
 
 def detach(bpf):
