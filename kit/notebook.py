@@ -1395,6 +1395,7 @@ def imported_engines_note(machine, data_dir, engines):
 # ---- network: the seed's evolution on sockets (kit net, the network suite) -------
 
 NET_SUITE = "network"
+NET_SAVED_SUITE = "net"         # kit net --save
 NET_SWEEP_PREFIX = "net-sweep-"
 # what makes two network runs the same point: repeats share all of these
 NET_POINT = ("label", "server", "protocol", "workload", "connections", "bs", "iodepth", "rate_iops", "network")
@@ -1445,15 +1446,17 @@ def _side_per_request(net, side, rate):
     return fig, served
 
 
-def net_runs(results):
+def net_runs(results, explains=False):
     """One row per network run: its point (NET_POINT), requests/s, round-trip
     p50/p99 (ns), CPU per request on each side (ns), the server's switches
     per request, which side bounded the rate, lost and late requests, and
-    the tags that say how it was measured (order, trend, re-run)."""
+    the tags that say how it was measured (order, trend, re-run). The
+    suite's extra traced runs (tagged "explains") are not measurements of
+    their rows: only explains=True lists them (and only them)."""
     from .text import is_network, job_fields
     rows = []
     for i, r in enumerate(results):
-        if not is_network(r.data):
+        if not is_network(r.data) or bool((r.data.get("tags") or {}).get("explains")) != explains:
             continue
         job, tags = job_fields(r.data), r.data.get("tags") or {}
         entry = r.total
@@ -1503,6 +1506,7 @@ def net_table(runs):
                     "server_cpus", "client_cpus"):
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = median_interval(pd.to_numeric(g[col], errors="coerce"))
         row["repeats"] = len(g)
+        row["newest_ms"] = int(g["timestamp"].max() or 0)
         sides = g["bottleneck"].dropna()
         row["bottleneck"] = sides.mode().iloc[0] if len(sides) else None
         row["bottleneck_runs"] = int((g["bottleneck"] == row["bottleneck"]).sum()) if row["bottleneck"] else 0
@@ -1642,7 +1646,7 @@ def net_explain(table):
     busy = top[top["server_cpus"].notna()]
     polling = busy[busy["label"].str.contains("sqthread_poll|dpdk", regex=True)]
     for _i, r in polling.drop_duplicates("label").iterrows():
-        poller = "iou-sqp, the SQPOLL thread," if "sqthread_poll" in r["label"] else "DPDK's lcore"
+        poller = "iou-sqp, the SQPOLL thread" if "sqthread_poll" in r["label"] else "DPDK's lcore"
         parts.append(f"The server of {r['label']} kept {r['server_cpus']:.2f} of a CPU busy at "
                      f"{_net_axis_words('connections', r['connections'])}: its poller ({poller}) spins instead of "
                      "sleeping, which buys latency with a CPU of its own.")
@@ -1676,21 +1680,205 @@ def net_trace_text(result):
     return format_summary(trace)
 
 
+def net_explained_runs(results, runs):
+    """[(point, place in results)] of the traced runs that explain the
+    page's rows: the network suite's one traced run per row (tagged
+    "explains": tracing slows a run, so it is not one of the row's
+    repeats), else the row's median run where that one was traced (a
+    sweep traced throughout), in the rows' order."""
+    extra = net_runs(results, explains=True)
+    chosen = {tuple(point.items()): i for point, i in net_median_runs(runs) if results[i].data.get("trace")}
+    chosen.update({tuple(point.items()): i for point, i in net_median_runs(extra)
+                   if results[i].data.get("trace")})
+    if not chosen:
+        return []
+    order = pd.DataFrame([{**dict(point), "result": i} for point, i in chosen.items()])
+    keys = [k for k in NET_POINT if k in order]
+    return [({k: r[k] for k in keys}, int(r["result"])) for r in _net_order(order).to_dict("records")]
+
+
+# the server's threads that poll, by their sched role (kit/net/run.py names them)
+NET_POLLERS = {"server/iou-sqp": "io_uring's SQPOLL thread (iou-sqp)", "server/lcore": "DPDK's lcore"}
+# a share of NET_RX or of the window worth a sentence
+NET_WORTH_SAYING = 0.05
+
+
+def net_trace_explain(result):
+    """Sentences that explain one traced network run from its tracers'
+    summaries (kit/tracers/net.py, sched.py): how much of a CPU the
+    kernel's receive softirq took and in whose threads it ran, whether the
+    server's pollers ever slept and how busy they were, whether the
+    server's packets went through its kernel stack or past it through XDP.
+    Each claim only where its figures are there and whole: [] for a run
+    not traced; a caveat first when the tracer lost events or missed
+    softirq runs /proc/softirqs counted."""
+    trace = result.data.get("trace") or {}
+    net, sched = trace.get("net") or {}, trace.get("sched") or {}
+    if not net and not sched:
+        return []
+    out = []
+    lost = (trace.get("lost") or {}).get("total")
+    if lost:
+        out.append(f"The tracers lost {lost:,} events on this run: the counts below are low.")
+    rx = (net.get("softirq") or {}).get("NET_RX") or {}
+    if rx.get("ns") and rx.get("cpu_share") is not None:
+        seen, counted = rx.get("runs", 0), rx.get("runs_kernel")
+        if counted and seen < 0.95 * counted:
+            out.append(f"The net tracer saw {seen:,} of the {counted:,} NET_RX runs /proc/softirqs counted: "
+                       "its softirq time is low.")
+        where = {k: v.get("share", 0) for k, v in (net.get("net_rx_contexts") or {}).items()}
+        named = {"server": "in the server's threads", "client": "in the client's", "idle":
+                 "on the way out of interrupts (the idle task)", "ksoftirqd": "in ksoftirqd",
+                 "other": "in other threads (the tracer counts the whole machine: others' traffic too)"}
+        said = [f"{100 * where[k]:.0f} % {words}" for k, words in named.items() if where.get(k, 0) >= NET_WORTH_SAYING]
+        if said:
+            said[0] = said[0].replace(" % ", " % of it ", 1)
+        out.append(f"NET_RX, the kernel's receive softirq, took {rx['cpu_share']:.2f} of a CPU"
+                   + (f": {_and(said)}" if said else "") + "."
+                   + (" On a veth pair a sender's own thread runs its peer's receive, so the kernel's work "
+                      "lands in whichever side sent." if where.get("server", 0) >= NET_WORTH_SAYING
+                      and where.get("client", 0) >= NET_WORTH_SAYING else ""))
+    tx = (net.get("softirq") or {}).get("NET_TX") or {}
+    if tx.get("cpu_share") and tx["cpu_share"] >= 0.01:
+        out.append(f"NET_TX, the transmit softirq, took {tx['cpu_share']:.2f} of a CPU.")
+    duration = trace.get("duration_ns") or sched.get("duration_ns")
+    for role, words in NET_POLLERS.items():
+        v = (sched.get("roles") or {}).get(role) or {}
+        if not duration or not v.get("threads"):
+            continue
+        busy = f"on a CPU {100 * v.get('oncpu_ns', 0) / duration / v['threads']:.0f} % of the traced time"
+        if v.get("voluntary") == 0:
+            out.append(f"{words} never slept: it was {busy}, and its {v.get('switches', 0):,} switches were all "
+                       "involuntary (preempted while polling, never waiting for work).")
+        else:
+            out.append(f"{words} was {busy} and slept {v['voluntary']:,} times (voluntary switches: it waited "
+                       "for work).")
+    for n in net.get("namespaces") or []:
+        if n.get("label") != "server":
+            continue
+        if n.get("shares_with") or "machine" in str(n.get("scope")):
+            break           # loopback: the namespace's counts are everyone's
+        stack, xdp = n.get("rx_packets", 0), n.get("xdp_redirect", 0)
+        wire = (n.get("interfaces") or {}).get("rx_packets")
+        if xdp and stack < 0.01 * xdp:
+            out.append(f"The server's kernel stack saw {stack:,} packets: {xdp:,} frames went past it through XDP "
+                       "(an XDP program redirected them to the server's AF_XDP socket)"
+                       + (f", of the {wire:,} its interface received." if wire else "."))
+        elif wire and stack and abs(stack - wire) <= 0.01 * wire:
+            out.append(f"Every frame the server's interface received ({wire:,}) went up its kernel stack.")
+    return out
+
+
+def net_trace_section(results, explained):
+    """(sentences, roles frame) for the traced runs that explain a page's
+    rows: per row, its label and connections then net_trace_explain's
+    sentences; the roles of all of them in one frame (net_trace_roles)."""
+    said, roles = [], []
+    for point, i in explained:
+        explain = net_trace_explain(results[i])
+        if explain:
+            said.append(f"**{point['label']}**, {_net_axis_words('connections', point['connections'])}: "
+                        + " ".join(explain))
+        roles += net_trace_roles(results[i], point)
+    return said, pd.DataFrame(roles)
+
+
+def net_trace_roles_view(frame):
+    """net_trace_roles' rows for people."""
+    out = frame.assign(voluntary=[f"{100 * v:.0f} %" if v is not None and v == v else "-"
+                                  for v in frame["voluntary"]])
+    return out.style.format({"CPUs busy": "{:,.2f}", "switches per request": per_io_format, "threads": "{:,.0f}",
+                             "connections": "{:,}"}, na_rep="-").hide(axis="index")
+
+
+def net_unexplained(table, results, explained):
+    """One line naming the page's rows that no traced run explains, and why
+    (the tracers could not run here, or no traced run was made), or None."""
+    if table.empty:
+        return None
+    have = {(p["label"], p["connections"]) for p, _i in explained}
+    rows = [r for r in table.to_dict("records") if (r["label"], r["connections"]) not in have]
+    if not rows:
+        return None
+    why = sorted({t.get("untraced") for t in ((r.data.get("tags") or {}) for r in results) if t.get("untraced")}
+                 | {n[len("untraced: "):] for r in results for n in r.data.get("notes") or []
+                    if n.startswith("untraced: ")})
+    named = ", ".join(f"{r['label']} at {_net_axis_words('connections', r['connections'])}" for r in rows)
+    if len(rows) == len(table):
+        named = "these rows"
+    return (f"No traced run explains {named}, so the kernel's side (softirq time, packets through each side's stack, "
+            "every thread's switches by role) is not shown for them"
+            + (f": {'; '.join(why)}." if why else ": kit net --trace traces a run, and kit report's network "
+               "suite one run per row where tracing works."))
+
+
+def net_saved_results(machine, data_dir):
+    """The runs `kit net --save` stored for a machine (suite net), oldest first."""
+    return sorted(store.load(machine, NET_SAVED_SUITE, data_dir), key=lambda r: r.data.get("timestamp_ms") or 0)
+
+
+def net_saved_text(saved, runs):
+    """What the saved runs are: how many, over which span of time, with
+    which kit versions; runs of one point are its repeats."""
+    from .text import utc_span
+    stamps = [r.data.get("timestamp_ms") or 0 for r in saved]
+    versions = sorted({str(r.data.get("kit version")) for r in saved if r.data.get("kit version")})
+    points = runs.groupby([k for k in NET_POINT if k in runs], sort=False, dropna=False).ngroups
+    return (f"{len(runs):,} run{'s' * (len(runs) != 1)} of {points:,} job{'s' * (points != 1)}, saved "
+            f"{utc_span(min(stamps), max(stamps))}" + (f" by kit {', '.join(versions)}" if versions else "")
+            + ". Runs of the same job are one row (its median and range); saved at different times on a machine "
+            "doing other things, they are a log of what was measured, not a controlled comparison: the "
+            "network suite above is that.")
+
+
+def _and(parts):
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def net_trace_roles(result, point):
+    """Rows for a table of one traced run's threads by role on each side
+    (the sched tracer's): threads, how much of a CPU they were on,
+    switches per request (switches per second over requests per second),
+    and the share of them that were voluntary (the thread waited); roles
+    that were on a CPU under 1 % of the traced time and switched under
+    0.01 times per request are left out."""
+    sched = (result.data.get("trace") or {}).get("sched") or {}
+    duration = (result.data.get("trace") or {}).get("duration_ns") or sched.get("duration_ns")
+    if not duration or not result.iops:
+        return []
+    rows = []
+    for role, v in (sched.get("roles") or {}).items():
+        side, _, kind = role.partition("/")
+        if side not in ("server", "client") or not kind:
+            continue
+        per_request = v.get("switches", 0) / (duration / 1e9) / result.iops
+        cpus = v.get("oncpu_ns", 0) / duration
+        if cpus < 0.01 and per_request < 0.01:
+            continue
+        rows.append({"server": point["label"], "connections": point["connections"], "side": side, "role": kind,
+                     "threads": v.get("threads", 0), "CPUs busy": cpus, "switches per request": per_request,
+                     "voluntary": v.get("voluntary", 0) / v["switches"] if v.get("switches") else None})
+    return sorted(rows, key=lambda r: (r["side"] != "server", -r["CPUs busy"]))
+
+
 NET_COLUMNS = {"label": "server", "connections": "connections", "bs": "message", "iodepth": "in flight",
                "rate_iops": "rate asked (requests/s)", "network": "network", "iops": "requests/s",
                "interval": "requests/s interval", "repeats": "repeats", "p50_us": "round trip p50 (µs)",
                "p99_us": "round trip p99 (µs)", "server_cpu_us": "server CPU per request (µs)",
                "client_cpu_us": "client CPU per request (µs)", "server_ctx_per_request": "server switches per request",
-               "bottleneck": "bottleneck", "note": "note"}
+               "bottleneck": "bottleneck", "measured": "last measured", "note": "note"}
 
 
-def net_view(table):
+def net_view(table, measured=False):
     """net_table for people: readable names, units, separators; the columns
     that do not vary across a page's rows (in flight, the rate, the network)
-    are left out unless they do."""
-    from .text import human_bytes
+    are left out unless they do; measured=True adds when each row was last
+    measured (saved runs)."""
+    from .text import human_bytes, utc
     if table.empty:
         return table
+    if measured:
+        table = table.assign(measured=[utc(ms, seconds=False) for ms in table["newest_ms"]])
     out = table.assign(
         interval=[f"{lo:,.0f} – {hi:,.0f}" if n > 1 else "-" for lo, hi, n in
                   zip(table["iops_lo"], table["iops_hi"], table["repeats"])],

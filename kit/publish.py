@@ -149,7 +149,7 @@ def report_names(machine, data=None):
             elif wanted.endswith("*"):
                 prefix = wanted[:-1]
                 out += [(name, {meta["parameter"]: s[len(prefix):]}, s) for s in suites if s.startswith(prefix)]
-            elif wanted in suites:
+            elif wanted in suites and (name, {}, name) not in out:     # one page for several of its suites
                 out.append((name, {}, name))
     return out
 

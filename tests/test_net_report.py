@@ -72,13 +72,26 @@ def test_a_network_sweep_runs_interleaved_resumes_and_is_published(tmp_path, mon
     monkeypatch.setattr(netns, "missing_privileges", lambda: "no CAP_NET_ADMIN here (test)")
     monkeypatch.setattr(suites, "NETWORK_QUICK_ROWS", (("epoll", "tcp"), ("threads", "tcp")))
     assert suites.network_place() == ("loopback", "no CAP_NET_ADMIN here (test)")
+    traced, why = suites.tracing_usable()
+    require(traced, f"tracing does not work here: {why}")
     assert suites.measure_network(str(data), quick=True) == 4            # 2 rows x 2 connection counts
     monkeypatch.undo()
     machine = store.machines(str(data))[0]["name"]
     stored = store.load(machine, "network", str(data))
-    assert len(stored) == 8 and {r.data["tags"]["network"] for r in stored} == {"loopback"}
+    assert len(stored) == 10 and {r.data["tags"]["network"] for r in stored} == {"loopback"}
     assert {r.data["jobs"][0]["job options"]["network"] for r in stored} == {"loopback"}
     assert len({r.data["tags"]["batch"] for r in stored}) == 1
+    # one traced run per row at the most connections (quick), beside the repeats, never one of them
+    explains = {r.data["tags"]["key"]: r for r in stored if r.data["tags"].get("explains")}
+    assert sorted(explains) == ["epoll-tcp-c8-traced", "threads-tcp-c8-traced"]
+    assert all(r.data["traced"] and {"net", "sched"} <= set(r.data["trace"]) for r in explains.values())
+    assert not any(r.data.get("trace") for r in stored if not r.data["tags"].get("explains"))
+    # runs kit net --save stored (suite net): one traced, one not, shown on the same page
+    for extra in (["--server=epoll", "--connections=2", "--trace"], ["--server=threads", "--connections=3"]):
+        p = run_kit("net", *extra, "--runtime=150ms", "--save", f"--data={data}", cwd=tmp_path, timeout=120)
+        assert p.returncode == 0, p.stderr
+    saved = {r.data["label"]: r for r in store.load(machine, "net", str(data))}
+    assert sorted(saved) == ["epoll tcp echo", "threads tcp echo"] and saved["epoll tcp echo"].data["traced"]
 
     spec = tmp_path / "tiny.yml"
     spec.write_text(SWEEP)
@@ -129,6 +142,34 @@ def test_a_network_sweep_runs_interleaved_resumes_and_is_published(tmp_path, mon
         # what bounded the rate, and a claim only as the intervals allow
         assert re.search(r"serves the most|no server is clearly fastest|ranking withheld|Ranking withheld", text)
         assert "switched" in text and "times per request" in text      # the why, from each side's threads
+    # the suite's page explains its traced rows with the tracers' figures, row by row, and says which it cannot
+    text = _visible(suite_page)
+    for key, label in (("epoll-tcp-c8-traced", "epoll tcp echo"), ("threads-tcp-c8-traced", "threads tcp echo")):
+        share = explains[key].data["trace"]["net"]["softirq"]["NET_RX"]["cpu_share"]
+        assert f"{label} , 8 connections: NET_RX, the kernel's receive softirq, took {share:.2f} of a CPU" in text
+        roles = kn.net_trace_roles(explains[key], {"label": label, "connections": 8})
+        assert roles and {r["side"] for r in roles} >= {"server", "client"}
+    rows = _table(suite_page, "switches per request")
+    header = rows[0]
+    loop = next(r for r in rows[1:] if r[header.index("server")] == "epoll tcp echo"
+                and r[header.index("role")] == "loop")
+    expected = next(r for r in kn.net_trace_roles(explains["epoll-tcp-c8-traced"], {"label": "epoll tcp echo",
+                                                                                     "connections": 8})
+                    if r["role"] == "loop")
+    assert loop[header.index("switches per request")] == kn.per_io_format(expected["switches per request"])
+    assert loop[header.index("CPUs busy")] == f"{expected['CPUs busy']:,.2f}"
+    assert "No traced run explains threads tcp echo at 1 connection, epoll tcp echo at 1 connection, so" in text
+    assert "No traced run explains these rows" in _visible(sweep_page)      # the sweep was not traced
+    # the saved runs: a section of their own, one row per job, when each was measured, the traced one explained
+    assert "Runs saved with kit net --save" in text and "2 runs of 2 jobs, saved " in text
+    rows = _table(suite_page, "last measured")
+    header = rows[0]
+    assert sorted((r[header.index("server")], r[header.index("connections")]) for r in rows[1:]) == [
+        ("epoll tcp echo", "2"), ("threads tcp echo", "3")]
+    assert all(r[header.index("last measured")].endswith(" UTC") for r in rows[1:])
+    share = saved["epoll tcp echo"].data["trace"]["net"]["softirq"]["NET_RX"]["cpu_share"]
+    assert f"epoll tcp echo , 2 connections: NET_RX, the kernel's receive softirq, took {share:.2f} of a CPU" in text
+    assert 'download="' in suite_page and "every saved kit net run" in text
 
 
 @pytest.mark.parametrize("grid, words", [
