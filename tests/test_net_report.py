@@ -278,3 +278,91 @@ def test_network_tables_claim_a_winner_only_when_intervals_separate():
     assert "no server is clearly fastest" in text and "serves the most" not in text
     assert "measure the client's limit, not the server's" in text and "(epoll tcp echo)" in text
     assert kn.net_table(runs.iloc[0:0]).empty and kn.net_text(kn.net_table(runs.iloc[0:0])) == []
+
+
+def _traced(root, name, *options):
+    path = root / f"{name}.json"
+    p = run_kit("net", *options, "--connections=4", "--runtime=300ms", "--trace", "--json", f"--output={path}",
+                cwd=root, timeout=120)
+    assert p.returncode == 0, p.stderr
+    from kit.results import Result
+    return Result.load(str(path))
+
+
+def test_a_traced_run_is_explained_from_its_figures_and_only_as_they_allow(tmp_path):
+    """net_trace_explain on real traced runs across the veth pair: NET_RX's
+    share of a CPU and of it the server's threads', every frame up the
+    server's stack for epoll; SQPOLL's thread and DPDK's lcore never
+    sleeping (no voluntary switch) and DPDK's frames past the stack through
+    XDP, with the tracers' own numbers; nothing for a run not traced; a
+    caveat first where the tracers lost events."""
+    _can_make_namespaces()
+    _buildable("epoll", "io_uring")
+    traced, why = suites.tracing_usable()
+    require(traced, f"tracing does not work here: {why}")
+    epoll = _traced(tmp_path, "epoll", "--server=epoll")
+    net = epoll.data["trace"]["net"]
+    said = " ".join(kn.net_trace_explain(epoll))
+    rx = net["softirq"]["NET_RX"]
+    server_share = net["net_rx_contexts"]["server"]["share"]
+    assert f"NET_RX, the kernel's receive softirq, took {rx['cpu_share']:.2f} of a CPU: " in said
+    if server_share >= kn.NET_WORTH_SAYING:
+        assert f"{100 * server_share:.0f} % of it in the server's threads" in said
+    wire = next(n for n in net["namespaces"] if n["label"] == "server")["interfaces"]["rx_packets"]
+    assert f"Every frame the server's interface received ({wire:,}) went up its kernel stack." in said
+    assert "never slept" not in said and "XDP" not in said                # epoll has no poller, no XDP
+
+    sqpoll = _traced(tmp_path, "sqpoll", "--server=io_uring", "--sqthread_poll=1")
+    sqp = sqpoll.data["trace"]["sched"]["roles"]["server/iou-sqp"]
+    busy = 100 * sqp["oncpu_ns"] / sqpoll.data["trace"]["duration_ns"]
+    said = " ".join(kn.net_trace_explain(sqpoll))
+    if sqp["voluntary"] == 0:
+        assert (f"io_uring's SQPOLL thread (iou-sqp) never slept: it was on a CPU {busy:.0f} % of the traced time, "
+                f"and its {sqp['switches']:,} switches were all involuntary") in said
+    else:
+        assert f"io_uring's SQPOLL thread (iou-sqp) was on a CPU {busy:.0f} % of the traced time and slept " \
+               f"{sqp['voluntary']:,} times" in said
+    roles = {r["role"]: r for r in kn.net_trace_roles(sqpoll, {"label": "x", "connections": 4})
+             if r["side"] == "server"}
+    assert roles["iou-sqp"]["voluntary"] == sqp["voluntary"] / sqp["switches"]
+    per_second = sqp["switches"] / (sqpoll.data["trace"]["duration_ns"] / 1e9)
+    assert abs(roles["iou-sqp"]["switches per request"] - per_second / sqpoll.iops) < 1e-9
+
+    try:
+        _buildable("dpdk")
+        dpdk = _traced(tmp_path, "dpdk", "--server=dpdk", "--protocol=udp")
+    except pytest.skip.Exception:
+        dpdk = None
+    if dpdk is not None:
+        said = " ".join(kn.net_trace_explain(dpdk))
+        server = next(n for n in dpdk.data["trace"]["net"]["namespaces"] if n["label"] == "server")
+        assert server["rx_packets"] == 0 and server["xdp_redirect"] > 0
+        assert (f"The server's kernel stack saw 0 packets: {server['xdp_redirect']:,} frames went past it through "
+                "XDP") in said
+        if dpdk.data["trace"]["sched"]["roles"]["server/lcore"]["voluntary"] == 0:
+            assert "DPDK's lcore never slept" in said
+        assert "Every frame" not in said
+
+    untraced = epoll.__class__(dict(epoll.data, trace=None, traced=False))
+    assert kn.net_trace_explain(untraced) == [] and kn.net_trace_roles(untraced, {"label": "x",
+                                                                                   "connections": 4}) == []
+    lossy = epoll.__class__(json.loads(json.dumps(epoll.data)))
+    lossy.data["trace"]["lost"]["total"] = 1234
+    assert kn.net_trace_explain(lossy)[0] == "The tracers lost 1,234 events on this run: the counts below are low."
+
+
+def test_saved_runs_alone_make_a_network_page_and_both_make_one(tmp_path):
+    from kit.publish import report_names
+    from kit.results import Result
+    _can_make_namespaces()
+    _buildable("epoll")
+    path = tmp_path / "r.json"
+    p = run_kit("net", "--server=epoll", "--runtime=100ms", "--json", f"--output={path}", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    data = str(tmp_path / "data")
+    store.save(Result.load(str(path)), "net", data=data)
+    machine = store.machines(data)[0]["name"]
+    assert [n for n in report_names(machine, data) if n[0] == "network"] == [("network", {}, "network")]
+    store.save(Result.load(str(path)), "network", "epoll-tcp-c1-r1", data=data)
+    assert [n for n in report_names(machine, data) if n[0] == "network"] == [("network", {}, "network")]
+    assert [r.data["label"] for r in kn.net_saved_results(machine, data)] == ["epoll tcp echo"]
