@@ -1,5 +1,6 @@
 """Notebooks under papermill, the store, sweeps that resume, and the published
 HTML opened in a real headless Chromium."""
+import contextlib
 import functools
 import html.parser
 import http.server
@@ -504,12 +505,29 @@ def test_anatomy_page_has_the_page_cache_case_with_per_row_caveats(report):
         assert row[-1] == expected, row
 
 
-def _rendered(path):
-    """A page as headless Chromium renders it: (its DOM, the text a reader sees)."""
-    p = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                        "--disable-background-networking", "--dump-dom", f"file://{path}"],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0 and "<body" in p.stdout, p.stderr[-2000:]
+@contextlib.contextmanager
+def _chromium():
+    """One headless Chromium tab for every page a test renders (a Chromium
+    process per page cost ~3 s each)."""
+    require(os.path.exists("/usr/bin/chromium"), "chromium is not installed (Debian package chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "playwright (python) is not installed")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"])
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def _rendered(path, tab):
+    """A page as headless Chromium renders it: (its DOM once loaded, the text a reader sees)."""
+    tab.goto(f"file://{path}", wait_until="load", timeout=120_000)
+    dom = tab.content()
+    assert "<body" in dom, dom[-2000:]
 
     class Text(html.parser.HTMLParser):
         def __init__(self):
@@ -526,8 +544,8 @@ def _rendered(path):
             if not self.hidden:
                 self.parts.append(data)
     t = Text()
-    t.feed(p.stdout)
-    return p.stdout, " ".join(" ".join(t.parts).split())
+    t.feed(dom)
+    return dom, " ".join(" ".join(t.parts).split())
 
 
 _NOT_FOR_READERS = [r"\bnan\b", r"\bNaN\b", r"\bNone\b", r"Traceback", r"\bat 0x[0-9a-f]+", r"<[a-zA-Z_.]+ object",
@@ -560,23 +578,26 @@ def test_every_published_page_reads_well_in_chromium(report, tmp_path):
     assert p.returncode == 0 and p.stderr == "", p.stderr
     assert (reports / "lab-fio" / "imported.html").exists() and (reports / report["machine"] / "imported.html").exists()
 
-    checked = [page for root in (report["reports"], str(reports)) for page in check_pages(root)]
-    assert {f"lab-fio/{p}" for p in ("machine.html", "imported.html")} <= set(checked)
-    assert len(checked) >= 10
-    # the imported pages say what fio measured, and kit's figure where it measured the same
-    _dom, text = _rendered(str(reports / report["machine"] / "imported.html"))
-    assert "libaio" in text and "randread bs=4 KiB iodepth=4 numjobs=1 direct=1" in text and "kit / fio" in text
-    _dom, text = _rendered(str(reports / "lab-fio" / "imported.html"))
+    with _chromium() as tab:
+        seen = {}
+        checked = [page for root in (report["reports"], str(reports)) for page in check_pages(root, tab, seen)]
+        assert {f"lab-fio/{p}" for p in ("machine.html", "imported.html")} <= set(checked)
+        assert len(checked) >= 10
+        # the imported pages say what fio measured, and kit's figure where it measured the same
+        text = seen[str(reports / report["machine"] / "imported.html")]
+        assert "libaio" in text and "randread bs=4 KiB iodepth=4 numjobs=1 direct=1" in text and "kit / fio" in text
+        text = seen[str(reports / "lab-fio" / "imported.html")]
     assert "kit has no results of its own for lab-fio" in text and "not recorded" in text and "?" not in \
         text.replace("(kit import --machine)", "")
 
 
-def check_pages(root):
-    """Every page under root (reports/) rendered by Chromium and read as a
-    reader would: a title of its own (not "Notebook"; its machine's name on
-    a machine's page), nothing a reader should not see (nan, None,
-    tracebacks, object reprs), a CSV download, and a plot unless its
-    notebook's metadata says "plots": false. Returns the pages checked."""
+def check_pages(root, tab, seen):
+    """Every page under root (reports/) rendered by Chromium (in tab) and
+    read as a reader would: a title of its own (not "Notebook"; its
+    machine's name on a machine's page), nothing a reader should not see
+    (nan, None, tracebacks, object reprs), a CSV download, and a plot unless
+    its notebook's metadata says "plots": false. Returns the pages checked;
+    seen gets each page's text, by path."""
     import re
     notebooks = publish.notebooks()
     checked = []
@@ -585,7 +606,8 @@ def check_pages(root):
             if not f.endswith(".html"):
                 continue
             path = os.path.join(folder, f)
-            dom, text = _rendered(path)
+            dom, text = _rendered(path, tab)
+            seen[path] = text
             title = re.search(r"<title>(.*?)</title>", dom, re.S).group(1)
             for pattern in _NOT_FOR_READERS:
                 found = re.search(pattern, text)
