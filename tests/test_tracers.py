@@ -472,6 +472,23 @@ def test_a_reused_program_counts_only_its_own_run(tracing, loopdev):
     assert tracers.release() == 1
 
 
+def test_a_kept_program_that_cannot_be_reset_is_unloaded_and_compiled_afresh(tracing, scratch, monkeypatch):
+    from kit import tracers
+    tracers.release()
+    job = kit.Job(directory=scratch, size="1m", rw="randread", number_ios=100)
+    traced(job, sched=True)
+    held = {i for k, i in _own_bpf_ids() if k == "prog"}
+    assert held and _bpf.kept() == 1
+
+    def broken(bpf):
+        raise OSError(5, "map reset failed")
+    monkeypatch.setattr(_bpf, "reset_maps", broken)
+    _r, s, _t = traced(job, sched=True)
+    assert s["sched"]["roles"]["job"]["threads"] == 1 and not _still_loaded({("prog", i) for i in held})
+    assert held.isdisjoint(i for k, i in _own_bpf_ids() if k == "prog")      # a new program, the old one gone
+    assert tracers.release() == 1
+
+
 RESET_TEXT = r"""
 BPF_ARRAY(t_array, u64, 64);
 BPF_PERCPU_ARRAY(t_percpu_array, u64, 4);

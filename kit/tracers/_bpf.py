@@ -347,23 +347,23 @@ def open_program(text, bcc, cflags, kernel_source):
     Returns (bpf, recursion misses so far: the baseline stop() subtracts)."""
     key = program_key(text, cflags, kernel_source)
     bpf = _take(key)
-    if bpf is None:
-        bpf = load(text, bcc, cflags, kernel_source)
-        bpf.kit_key = key
-        return bpf, {}
-    try:
-        reset_maps(bpf)
-        baseline = recursion_misses(bpf)
-        attach(bpf)
-    except BaseException as e:
+    if bpf is not None:
         try:
-            detach(bpf)
-        finally:
-            close(bpf)
-        if isinstance(e, Exception):
-            raise TraceUnavailable(f"the tracers' BPF program could not be attached again: {e}") from None
-        raise
-    return bpf, baseline
+            reset_maps(bpf)
+            baseline = recursion_misses(bpf)
+            attach(bpf)
+            return bpf, baseline
+        except BaseException as e:
+            try:
+                detach(bpf)
+            finally:
+                close(bpf)
+            if not isinstance(e, Exception):
+                raise
+            # a kept program that cannot be reset or attached again: compiled afresh below
+    bpf = load(text, bcc, cflags, kernel_source)
+    bpf.kit_key = key
+    return bpf, {}
 
 
 def put_back(bpf):
