@@ -336,6 +336,13 @@ def cmd_net(argv):
         close = difflib.get_close_matches(bad, [a for action in p._actions for a in action.option_strings], n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         raise OptionError(bad, f"is not a kit net option{hint}; `kit net --help` lists them")
+    given = {}          # argparse keeps the last of two values silently: a run of the wrong job
+    for arg in argv:
+        action = p._option_string_actions.get(arg.split("=", 1)[0])
+        if action is not None and action.dest in given:
+            raise OptionError(action.dest, f"is given twice ({given[action.dest]} and {arg}); give it once")
+        if action is not None:
+            given[action.dest] = arg
     output_format = "json" if args.json else args.output_format
     if output_format not in OUTPUT_FORMATS:
         raise OptionError("output-format", f"must be one of {', '.join(OUTPUT_FORMATS)} (got {output_format!r})")

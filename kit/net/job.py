@@ -11,14 +11,20 @@ import dataclasses
 import difflib
 
 from ..errors import OptionError
-from ..options import Option, UINT32_MAX, size_text, time_text
-from .servers import engine, engine_names, engine_options
+from ..options import Option, size_text, time_text
+from .servers import engine, engine_names, engine_options, server_threads
 
 MAX_CONNECTIONS = 4096
 MAX_IODEPTH = 1024
 MAX_TCP_BS = 1 << 20
 MAX_UDP_BS = 65507          # the largest UDP payload over IPv4 (65535 - 8 - 20)
 MAX_THREADS = 1024
+MAX_SERVER_THREADS = 1016   # server.c: NET_MAX_COUNTERS less the driver's own threads
+# the load generator's bounds (loadgen.c's parse_args): refused here, in kit's
+# words, before anything is built or started
+MAX_RATE_IOPS = 1_000_000_000
+MIN_RUNTIME_S = 0.001
+MAX_TIME_S = 86400
 
 COMMON = (
     Option("server", "choice", "epoll", "the server engine", choices=engine_names),
@@ -31,7 +37,7 @@ COMMON = (
            lo=1, hi=MAX_IODEPTH),
     Option("bs", "size", 64, f"message size in bytes (64, 1k; UDP at most {MAX_UDP_BS})"),
     Option("rate_iops", "int", 0, "requests/s over all connections, latency measured from each request's "
-           "scheduled time (0: closed loop, as fast as it goes)", lo=0, hi=UINT32_MAX),
+           "scheduled time (0: closed loop, as fast as it goes)", lo=0, hi=MAX_RATE_IOPS),
     Option("runtime", "time", 5.0, "measure this long (seconds, or 500ms, 2m)"),
     Option("ramp_time", "time", 0.0, "run this long before measuring"),
     Option("network", "choice", "veth", "veth: client and server in namespaces of their own, joined by a veth "
@@ -41,7 +47,7 @@ COMMON = (
     Option("threads", "int", 0, "load generator threads (0: min(connections, online CPUs))", lo=0,
            hi=MAX_THREADS),
     Option("server_threads", "int", 0, "serving threads, for engines that run several (0: the engine's "
-           "default)", lo=0, hi=MAX_THREADS),
+           "default)", lo=0, hi=MAX_SERVER_THREADS),
 )
 
 
@@ -120,10 +126,18 @@ class NetJob:
         if not getattr(server, "KERNEL_ADDRESS", True) and self.network != "veth":
             raise OptionError("network", f"server={self.server} takes over the server's interface: it runs "
                                          "only with network=veth")
-        if not self.runtime > 0:
-            raise OptionError("runtime", "must be more than 0 (e.g. 5, 500ms)")
+        if not MIN_RUNTIME_S <= self.runtime <= MAX_TIME_S:
+            raise OptionError("runtime", f"must be from 1ms to {MAX_TIME_S // 3600}h (e.g. 5, 500ms, 2m; got "
+                                         f"{_time_words(self.runtime)})")
+        if self.ramp_time > MAX_TIME_S:
+            raise OptionError("ramp_time", f"must be at most {MAX_TIME_S // 3600}h (got {_time_words(self.ramp_time)})")
         if self.workload == "sink" and self.verify and "verify" in self._given:
             raise OptionError("verify", "workload=sink echoes nothing back to check: leave verify out")
+        if self.server_threads > 1 and self.protocol not in server_threads(self.server):
+            where = [n for n in engine_names() if server_threads(n)]
+            counts = "; ".join(f"server={n} with {' or '.join(server_threads(n))}" for n in where)
+            raise OptionError("server_threads", f"server={self.server} with protocol={self.protocol} decides its "
+                                                f"own serving threads; server_threads sets them only for {counts}")
         if self.threads > self.connections:
             raise OptionError("threads", f"must be at most connections ({self.connections}): a client thread "
                                          f"serves whole connections (got {self.threads})")
@@ -204,6 +218,12 @@ class NetJob:
 
 
 COMMON_NAMES = frozenset(o.name for o in COMMON)
+
+
+def _time_words(seconds):
+    """A time with its unit, as a user would write it: 10us, 500ms, 360000s."""
+    text = time_text(seconds)
+    return text if text[-1].isalpha() else f"{text}s"
 
 
 def _default_text(option):

@@ -84,7 +84,9 @@ static struct {
 
 struct udp_slot {
 	uint64_t seq;       /* of the request in this slot */
-	uint64_t ts;        /* its send (or due) time */
+	uint64_t ts;        /* its send (or due) time: its latency counts from here */
+	uint64_t sent_ns;   /* when the socket took it: its reply's timeout counts from here (an open
+			     * loop's request sent late is not lost for being late) */
 	int active;
 };
 
@@ -421,11 +423,12 @@ static int udp_flush(struct worker *w, struct conn *c, uint64_t now)
 				fail("connection %d: send failed: %s", c->idx, strerror(errno));
 			return -1;
 		}
+		for (int i = 0; i < n; i++)
+			c->slots[c->pend[i]].sent_ns = now;
 		memmove(c->pend, c->pend + n, (c->npend - (unsigned)n) * sizeof(*c->pend));
 		c->npend -= (unsigned)n;
 	}
 	want_out(w, c, 0);
-	(void)now;
 	return 1;
 }
 
@@ -522,7 +525,7 @@ static void udp_expire(struct worker *w, uint64_t now)
 			struct udp_slot *sl = &c->slots[s];
 			int queued = 0;
 
-			if (!sl->active || now < sl->ts + o.timeout_ns)
+			if (!sl->active || now < sl->sent_ns + o.timeout_ns)
 				continue;
 			for (unsigned k = 0; k < c->npend; k++)
 				queued |= c->pend[k] == s;

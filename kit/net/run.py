@@ -293,7 +293,9 @@ def loadgen_figures(pid, loadgen, before, after, wall_ns):
     threads = []
     for t in own:
         tid = int(t.get("tid", 0))
-        comm = (before.get(tid) or after.get(tid) or {}).get("comm", "net-loadgen")
+        # its name at the end: at kit's first sample a thread just born may
+        # not have named itself yet (it still has the program's name)
+        comm = (after.get(tid) or before.get(tid) or {}).get("comm", "net-loadgen")
         usr, sys_ = int(t.get("utime_ns", 0)), int(t.get("stime_ns", 0))
         threads.append({"tid": tid, "comm": comm, "role": role(comm, tid == pid, "kit-net-loadgen"),
                         "usr_ns": usr, "sys_ns": sys_, "cpu_ns": usr + sys_,
@@ -480,10 +482,21 @@ def build_result(job, ready, loadgen, stats0, stats1, server, client, wall_ns, n
     }
     notes = list(notes)
     if net["lost"]:
-        notes.append(f"{net['lost']:,} requests got no reply in time (UDP: lost) and were sent again")
-    if net["late"]:
-        notes.append(f"{net['late']:,} requests were sent late (the open loop could not keep rate_iops="
-                     f"{job.rate_iops:,}); their latency counts from the time they were due")
+        notes.append(f"{net['lost']:,} of {net['sent']:,} requests got no reply within 200 ms of being sent "
+                     f"(UDP: lost); their places went on with new requests")
+    if job.rate_iops:
+        # the open loop's schedule over the load generator's window: what was
+        # due, and how much of it went out at all
+        due = int(job.rate_iops * int(loadgen.get("runtime_ns") or runtime_ns) / 1e9)
+        net["due"] = due
+        short = due - net["sent"]
+        if short > max(0.01 * due, job.connections):
+            notes.append(f"the open loop could not keep rate_iops={job.rate_iops:,}: {rate:,.0f} requests/s were "
+                         f"done ({100 * rate / job.rate_iops:.0f} %), {short:,} of the {due:,} due were never "
+                         f"sent and {net['late']:,} went out late; latency counts from the time each was due")
+        elif net["late"]:
+            notes.append(f"{net['late']:,} of {net['sent']:,} requests went out 1 ms or more after they were due "
+                         f"(rate_iops={job.rate_iops:,}); their latency counts from the time they were due")
     return Result.build("kit", None, [entry], entry, process=process, machine=machine, notes=notes,
                         interrupted=interrupted, label=job.label, source_hash=_source_hash(),
                         global_options={}, trace=trace)

@@ -332,6 +332,35 @@ static void parse_args(int argc, char **argv)
 
 /* ---- the socket, the threads ------------------------------------------ */
 
+/* Whether every TCP socket of this namespace on `port` is in TIME_WAIT (and there is one). */
+static int only_time_wait(unsigned port)
+{
+	static const char *const tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	int waiting = 0;
+
+	for (unsigned t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+		FILE *f = fopen(tables[t], "re");
+		char line[512];
+
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			unsigned lport, state;
+
+			if (sscanf(line, " %*u: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &lport, &state) != 2 ||
+			    lport != port)
+				continue;
+			if (state != 6) {       /* TCP_TIME_WAIT */
+				fclose(f);
+				return 0;
+			}
+			waiting = 1;
+		}
+		fclose(f);
+	}
+	return waiting;
+}
+
 static void bind_socket(struct net_server *s)
 {
 	char addr[INET_ADDRSTRLEN];
@@ -345,11 +374,21 @@ static void bind_socket(struct net_server *s)
 		snprintf(fail_msg, sizeof(fail_msg), "cannot make a socket: %s", strerror(errno));
 		say_error_and_exit(1, fail_msg);
 	}
-	/* TIME_WAIT of an earlier run must not refuse the port; a live listener still does */
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) < 0) {
-		int err = errno;
+	/* No SO_REUSEADDR before the bind: with it, a UDP socket (or a TCP socket bound and not
+	 * listening) of someone else's that set it too would share the port, and lose its traffic to
+	 * kit. Only TIME_WAIT connections, and nothing else, may hold a TCP port kit retakes; the
+	 * kernel lets it when they too were SO_REUSEADDR's, so a TCP listener sets it once bound (its
+	 * connections inherit it) for the next run on that port. */
+	int bound = bind(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) == 0, err = bound ? 0 : errno;
 
+	if (!bound && err == EADDRINUSE && s->proto == NET_TCP && only_time_wait(ntohs(s->addr.sin_port)) &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0) {
+		bound = bind(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) == 0;
+		err = bound ? 0 : errno;
+	}
+	if (bound && s->proto == NET_TCP)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (!bound) {
 		if (err == EADDRINUSE)
 			snprintf(fail_msg, sizeof(fail_msg), "port %d is in use on %s: choose another --port or 0",
 				 ntohs(s->addr.sin_port), addr);

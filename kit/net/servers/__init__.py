@@ -20,6 +20,11 @@ help, doctor and the runner):
     MAX_BS = 1472                           # optional: the largest message it serves
                                             # (a frame's payload); larger bs is refused
                                             # in one line before anything starts
+    SERVER_THREADS = ("udp",)               # optional: the protocols on which the
+                                            # server's --threads (server_threads) sets
+                                            # its serving threads; elsewhere (and for an
+                                            # engine without it) server_threads above 1
+                                            # is refused: it would be ignored
 
 An engine without a kernel address (KERNEL_ADDRESS = False) runs only on
 network=veth: it takes over the server's interface.
@@ -69,6 +74,11 @@ def source(name):
 
 def kernel_address(name):
     return bool(getattr(engine(name), "KERNEL_ADDRESS", True))
+
+
+def server_threads(name):
+    """The protocols on which server_threads sets the engine's serving threads."""
+    return tuple(getattr(engine(name), "SERVER_THREADS", ()) or ())
 
 
 def needs_iface(name):

@@ -10,6 +10,8 @@ from ...options import Option
 NAME = "asio"
 DOC = "Boost.Asio: async_accept/async_read_some/async_write, async_receive_from/async_send_to; one io_context"
 PROTOCOLS = ("tcp", "udp")
+# server_threads: the threads that run the one io_context
+SERVER_THREADS = ("tcp", "udp")
 
 # variant name -> the compiler/linker flags that make it (kit.net.build builds kit-net-asio-<variant>)
 VARIANTS = {"io_uring": ["-DBOOST_ASIO_HAS_IO_URING", "-DBOOST_ASIO_DISABLE_EPOLL", "-luring"]}

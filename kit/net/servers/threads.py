@@ -7,4 +7,6 @@ NAME = "threads"
 DOC = "blocking sockets: a thread per TCP connection (recv/send); N threads on the UDP socket (recvfrom/sendto)"
 PROTOCOLS = ("tcp", "udp")
 OPTIONS = ()
+# server_threads sets the UDP workers (TCP has one thread per connection)
+SERVER_THREADS = ("udp",)
 LIBRARY = None          # libc's sockets and pthreads only
