@@ -192,3 +192,19 @@ def test_an_open_loop_short_of_its_rate_says_how_short_and_names_its_own_threads
     note = next(n for n in r.data["notes"] if "could not keep rate_iops=1,000,000,000" in n)
     assert "never sent" in note and f"{net['due'] - net['sent']:,} of the {net['due']:,} due" in note
     assert {t["role"] for t in net["client"]["threads"]} <= {"loadgen", "main"}
+
+
+# ---- a closed-loop sink sends through its whole window ----------------------------
+
+@pytest.mark.parametrize("protocol, bs", [("udp", 64), ("tcp", 4096)])
+def test_a_closed_loop_sink_keeps_sending_after_its_first_burst(protocol, bs):
+    # it sent SINK_BATCHES bursts per connection (16 x 64 datagrams; TCP 16 x
+    # 16 messages) and then waited for an EPOLLOUT it never asked for
+    import kit
+    _buildable("epoll")
+    r = kit.run_net(server="epoll", protocol=protocol, workload="sink", bs=bs, network="loopback",
+                    runtime="300ms", progress=False, machine=False)
+    net = r.data["jobs"][0]["kit"]["net"]
+    first_burst = 16 * 64 if protocol == "udp" else 16 * 16
+    assert net["server_counters"]["rx_bytes"] > 10 * first_burst * bs, net["server_counters"]
+    assert r.data["jobs"][0]["read"]["total_ios"] > 10 * first_burst

@@ -668,6 +668,19 @@ static void *worker_main(void *arg)
 			if (next < wake)
 				wake = next;
 		}
+		if (interval_ns <= 0 && o.sink && now < mend) {
+			/* a closed-loop sink sends as fast as its sockets take it: every socket not
+			 * waiting for room is filled again, and the loop only sleeps when all wait */
+			int room = 0;
+
+			for (unsigned i = 0; i < w->n; i++)
+				if (!w->c[i].want_out) {
+					closed_fill(w, &w->c[i], now);
+					room |= !w->c[i].want_out;
+				}
+			if (room)
+				wake = now;
+		}
 		if (!w->ru_started && mstart < wake)
 			wake = mstart;
 		if (o.udp && !o.sink && now + o.timeout_ns / 4 < wake)
