@@ -208,3 +208,26 @@ def test_a_closed_loop_sink_keeps_sending_after_its_first_burst(protocol, bs):
     first_burst = 16 * 64 if protocol == "udp" else 16 * 16
     assert net["server_counters"]["rx_bytes"] > 10 * first_burst * bs, net["server_counters"]
     assert r.data["jobs"][0]["read"]["total_ios"] > 10 * first_burst
+
+
+# ---- a build killed half-way ---------------------------------------------------
+
+def test_a_build_works_in_kit_s_own_folder_and_the_next_one_removes_what_a_killed_one_left(tmp_path, monkeypatch):
+    from kit.net import build
+    monkeypatch.setattr(build, "BIN", tmp_path)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    left = [tmp_path / f".build-{gone.pid}-x1", tmp_path / f".kit-net-epoll.{gone.pid}.tmp",
+            tmp_path / f".kit-net-epoll.{gone.pid}.stamp"]
+    left[0].mkdir()
+    (left[0] / "ccX.s").write_text("half")
+    for path in left[1:]:
+        path.write_text("half")
+    alive = tmp_path / f".build-{os.getpid()}-y2"      # a build under way in another kit: kept
+    alive.mkdir()
+    before = set(os.listdir("/tmp"))
+    path, what = build._build(build.LOADGEN, None, force=True)
+    assert what == "built" and os.access(path, os.X_OK)
+    assert not any(p.exists() for p in left) and alive.exists()
+    assert sorted(os.listdir(tmp_path)) == sorted([".lock", alive.name, "kit-net-loadgen", "kit-net-loadgen.stamp"])
+    assert not {n for n in set(os.listdir("/tmp")) - before if n.startswith("kit-net-build-")}

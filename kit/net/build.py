@@ -143,22 +143,54 @@ def _first_error(text):
 
 
 def _compile(sources, compiler, flags, libs, out):
-    """One compiler call per source (g++ would read server.c as C++), then a link."""
+    """One compiler call per source (g++ would read server.c as C++), then a link.
+    The objects and the compiler's own temporary files go to a folder of
+    kit's in _bin/ (not /tmp): a kit killed mid-build leaves them where the
+    next build finds and removes them (_remove_stale)."""
     c_flags = [f for f in flags if not f.startswith("-std=")] + ["-std=gnu11"]
-    with tempfile.TemporaryDirectory(prefix="kit-net-build-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{BUILD_DIR_PREFIX}{os.getpid()}-", dir=BIN) as tmp:
+        env = dict(os.environ, TMPDIR=tmp)
         objects = []
         for src in sources:
             cxx = src.suffix == ".cpp"
             obj = Path(tmp) / (src.stem + ".o")
             _run([compiler if cxx else os.environ.get("CC", "gcc"), *(flags if cxx else c_flags),
-                  "-c", str(src), "-o", str(obj)])
+                  "-c", str(src), "-o", str(obj)], env)
             objects.append(str(obj))
-        _run([compiler, *objects, "-o", str(out), *libs])
+        _run([compiler, *objects, "-o", str(out), *libs], env)
 
 
-def _run(cmd):
+BUILD_DIR_PREFIX = ".build-"
+
+
+def _pid_alive(pid):
     try:
-        got = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _remove_stale():
+    """What a kit killed mid-build left in _bin/ (its build folder, its
+    half-written binary or stamp: each named with its pid), once that
+    process is gone. Called under the build lock."""
+    import shutil
+    for path in BIN.iterdir():
+        m = re.fullmatch(rf"{re.escape(BUILD_DIR_PREFIX)}(\d+)-.*|\..+\.(\d+)\.(?:tmp|stamp)", path.name)
+        if not m or _pid_alive(int(m.group(1) or m.group(2))):
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _run(cmd, env=None):
+    try:
+        got = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, env=env)
     except FileNotFoundError:
         raise RunError(f"{cmd[0]} is not installed: install it (Debian: gcc, g++)") from None
     except subprocess.TimeoutExpired:
@@ -178,6 +210,7 @@ def _build(name, variant, force=False):
     BIN.mkdir(exist_ok=True)
     with open(BIN / ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)     # one builder at a time; the others then find it built
+        _remove_stale()
         if not force and _up_to_date(path, digest):
             return path, "up to date"
         tmp = BIN / f".{path.name}.{os.getpid()}.tmp"
