@@ -206,8 +206,9 @@ def test_interrupted_run_tears_everything_down(scratch, engine):
     from test_endurance import settle, snapshot
     kit.run(kit.Job(ioengine=engine, iodepth=16, rw="randread", size="8m", number_ios=64, direct=True,
                     directory=scratch), progress=False, machine=False)
-    from kit.tracers import status
+    from kit.tracers import release, status
     trace = ["sched"] if engine == "io_uring" and status()["usable"] else None   # tracers detach too
+    release()           # a program kept from an earlier trace is not this run's to account for
     settle()
     before = snapshot()
     timer = _later(0.5 + (1.0 if trace else 0), lambda: signal.raise_signal(signal.SIGINT))
@@ -219,6 +220,7 @@ def test_interrupted_run_tears_everything_down(scratch, engine):
     assert r.data["interrupted"] is True and r.ios > 0 and r.data["traced"] == bool(trace)
     issued_levels = r.total["kit"]["iodepth_level_exact"]
     assert r.ios == r.total["read"]["clat_ns"]["N"] and issued_levels    # every issued I/O came back
+    release()           # the trace's program is kept loaded, detached, for the next trace: unload it
     settle()
     after = snapshot()
     for key in ("fds", "io_uring", "bpf", "threads", "aio_contexts"):

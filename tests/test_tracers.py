@@ -66,7 +66,8 @@ def test_status_never_raises_and_explains():
     st = status()
     assert set(st) >= {"bcc", "bcc_version", "tracefs", "headers", "root", "cap_bpf", "tracepoints",
                        "usable", "reason"}
-    assert set(st["tracepoints"]) == {"block", "sched", "uring"}
+    assert set(st["tracepoints"]) == {"block", "sched", "uring", "net"}
+    assert all(st["tracepoints"].values())     # this kernel has every tracer's tracepoints
     if st["usable"]:
         assert st["reason"] is None
     else:
@@ -343,11 +344,22 @@ def _bpf_objects():
     return out
 
 
-KIT_BPF_NAMES = ("block_", "sched_", "uring_", "io_uring_", "lost")
+KIT_BPF_NAMES = ("block_", "sched_", "uring_", "io_uring_", "net_", "lost")
 
 
 def _fds():
     return len(os.listdir("/proc/self/fd"))
+
+
+def _fd_targets():
+    """{fd: what it is} of this process, so a leak names itself."""
+    out = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue        # the listing's own descriptor, closed by now
+    return out
 
 
 def _own_bpf_ids():
@@ -727,7 +739,7 @@ def test_ctrl_c_anywhere_in_start_or_stop_leaves_nothing_loaded(tracing, scratch
     job = kit.Job(directory=scratch, size="4m", rw="randread", number_ios=200)
     traced(job, block=True, sched=True, uring=True)           # libbcc's one-time state
     tracers.release()
-    fds, before = _fds(), _own_bpf_ids()    # this process's: another kit may trace meanwhile
+    fds, before = _fd_targets(), _own_bpf_ids()    # this process's: another kit may trace meanwhile
     held = set()                            # every program and map this loop held at some point
     rng = random.Random(7)
     interrupted = 0
@@ -754,7 +766,9 @@ def test_ctrl_c_anywhere_in_start_or_stop_leaves_nothing_loaded(tracing, scratch
     assert interrupted == 12
     assert _own_bpf_ids() == before and held - before
     assert not _still_loaded(held - before)     # nor anywhere else in the kernel
-    assert _fds() == fds
+    after = _fd_targets()
+    assert after == fds, {"opened": {fd: after[fd] for fd in set(after) - set(fds)},
+                          "closed": {fd: fds[fd] for fd in set(fds) - set(after)}}
 
 
 # ---- the views bcc users expect ----------------------------------------------------
