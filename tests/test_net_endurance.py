@@ -15,7 +15,7 @@ from conftest import report_figure
 from kit.net.servers import engine, engine_names
 from test_net import _buildable, _can_make_namespaces
 
-BUDGET_S = 5.0          # runs per engine: as many as fit, but every mix at least twice
+BUDGET_S = 2.5          # runs per engine: as many as fit, but every mix at least twice
 RUNTIME = "50ms"
 HUGEPAGES = 12          # dpdk's resource option: a reservation made and given back on every run that asks
 POOL = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
