@@ -78,21 +78,35 @@ def task_name(tid: int) -> str:
     return read_text(f"{PROC}/self/task/{tid}/comm") or "?"
 
 
-def task_counters(tid: int) -> dict | None:
-    """usr/sys ns, voluntary and involuntary switches, faults of one of this
-    process's threads (None once it is gone)."""
-    base = f"{PROC}/self/task/{tid}"
+def thread_stat(pid, tid) -> dict | None:
+    """One thread's /proc figures: name, usr/sys ns (clock ticks), on-CPU ns
+    (schedstat, exact; None where the kernel lacks it), voluntary and
+    involuntary switches, faults. pid may be "self". None once it is gone."""
+    base = f"{PROC}/{pid}/task/{tid}"
     try:
         with open(base + "/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
         with open(base + "/status") as fh:
             status = dict(line.split(":", 1) for line in fh if ":" in line)
-    except OSError:
+    except (OSError, IndexError):
         return None
+    try:
+        with open(base + "/schedstat") as fh:
+            cpu_ns = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        cpu_ns = None
     tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
-    return {"utime_ns": int(fields[11]) * tick_ns, "stime_ns": int(fields[12]) * tick_ns,
+    return {"comm": status["Name"].strip(), "utime_ns": int(fields[11]) * tick_ns,
+            "stime_ns": int(fields[12]) * tick_ns, "cpu_ns": cpu_ns,
             "nvcsw": int(status["voluntary_ctxt_switches"]), "nivcsw": int(status["nonvoluntary_ctxt_switches"]),
             "minflt": int(fields[7]), "majflt": int(fields[9])}
+
+
+def task_counters(tid: int) -> dict | None:
+    """usr/sys ns, voluntary and involuntary switches, faults of one of this
+    process's threads (None once it is gone)."""
+    t = thread_stat("self", tid)
+    return None if t is None else {k: t[k] for k in ("utime_ns", "stime_ns", "nvcsw", "nivcsw", "minflt", "majflt")}
 
 
 def process_counters() -> dict:

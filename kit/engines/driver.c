@@ -33,6 +33,7 @@
 
 #include "engine.h"
 #include "verify.h"
+#include "plat.h"
 
 #define BUF_ALIGN 4096
 #define CLOCK_CHECK_EVERY 64   /* loop turns between clock reads with gtod_reduce */
@@ -172,20 +173,6 @@ static uint64_t tv_ns(const struct timeval *tv)
 }
 
 /* ---- histograms (fio's io_u_plat layout, stat.c) ------------------------- */
-
-static inline unsigned plat_val_to_idx(uint64_t val)
-{
-	unsigned msb, error_bits, base, offset, idx;
-
-	msb = val ? 63 - __builtin_clzll(val) : 0;
-	if (msb <= KIT_PLAT_BITS)
-		return (unsigned)val;
-	error_bits = msb - KIT_PLAT_BITS;
-	base = (error_bits + 1) << KIT_PLAT_BITS;
-	offset = (KIT_PLAT_VAL - 1) & (val >> error_bits);
-	idx = base + offset;
-	return idx < KIT_PLAT_NR ? idx : KIT_PLAT_NR - 1;
-}
 
 unsigned kit_plat_val_to_idx(uint64_t val)
 {

@@ -104,11 +104,18 @@ def _digest(sources, compiler, flags, libs):
     if missing:
         raise RunError(f"{missing[0]} is missing from {HERE}: reinstall kit")
     h = hashlib.sha256()
-    headers = sorted(HERE.glob("*.h")) + sorted((HERE / "servers").glob("*.h"))
-    for path in list(sources) + headers:
+    for path in list(sources) + headers():
         h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     h.update("\0".join([compiler, *flags, *libs]).encode())
     return h.hexdigest()[:16]
+
+
+def headers():
+    """Every header a network program includes: its own, and the storage
+    engines' histogram bins (../engines/plat.h, kit.h)."""
+    engines = HERE.parent / "engines"
+    return (sorted(HERE.glob("*.h")) + sorted((HERE / "servers").glob("*.h"))
+            + [engines / "plat.h", engines / "kit.h"])
 
 
 def source_hash():
@@ -118,6 +125,8 @@ def source_hash():
         for path in sorted(folder.iterdir()):
             if path.suffix in (".c", ".cpp", ".h"):
                 h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for path in headers()[-2:]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 

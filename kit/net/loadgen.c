@@ -39,12 +39,10 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "json.h"
+#include "../engines/plat.h"     /* kit's histogram bins, as storage fills them */
 
 /* kit's latency histogram (kit/hist.py, kit/engines/driver.c): 64 sub-buckets per power of two */
-#define KIT_PLAT_BITS 6
-#define KIT_PLAT_VAL (1 << KIT_PLAT_BITS)
-#define KIT_PLAT_GROUP_NR 29
-#define KIT_PLAT_NR (KIT_PLAT_GROUP_NR * KIT_PLAT_VAL)
 
 #define LATE_NS 1000000ull          /* an open-loop request sent this late after its time is late */
 #define MAX_EVENTS 256
@@ -53,21 +51,6 @@
 #define SINK_BATCHES 16             /* closed-loop sink: sends per connection per wake-up */
 #define MAX_WINDOWS 1000000
 #define HDR(bs) ((bs) < 8 ? (bs) : 8u)
-
-/* the same function as kit/engines/driver.c's: identical bins (tests compare with kit.hist) */
-static inline unsigned plat_val_to_idx(uint64_t val)
-{
-	unsigned msb, error_bits, base, offset, idx;
-
-	msb = val ? 63 - __builtin_clzll(val) : 0;
-	if (msb <= KIT_PLAT_BITS)
-		return (unsigned)val;
-	error_bits = msb - KIT_PLAT_BITS;
-	base = (error_bits + 1) << KIT_PLAT_BITS;
-	offset = (KIT_PLAT_VAL - 1) & (val >> error_bits);
-	idx = base + offset;
-	return idx < KIT_PLAT_NR ? idx : KIT_PLAT_NR - 1;
-}
 
 /* ---- options --------------------------------------------------------------- */
 
@@ -147,23 +130,6 @@ static inline uint64_t now_ns(void)
 }
 
 /* ---- errors ---------------------------------------------------------------- */
-
-static void json_escape(char *out, size_t size, const char *msg)
-{
-	size_t k = 0;
-
-	for (const unsigned char *p = (const unsigned char *)msg; *p && k + 7 < size; p++) {
-		if (*p == '"' || *p == '\\') {
-			out[k++] = '\\';
-			out[k++] = (char)*p;
-		} else if (*p < 0x20) {
-			k += (size_t)snprintf(out + k, size - k, "\\u%04x", *p);
-		} else {
-			out[k++] = (char)*p;
-		}
-	}
-	out[k] = '\0';
-}
 
 static _Noreturn void die(int code, const char *fmt, ...)
 {

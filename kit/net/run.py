@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from .. import hist
+from .. import hist, host
 from ..errors import OptionError, RunError
 from ..progress import bar
 from ..results import Result, _ddir_entry, _latency_maps, empty_lat, lat_entry
@@ -49,7 +49,6 @@ LOADGEN_GRACE_S = 10.0
 END_MARGIN_S = 0.05
 NEAR_FULL = 0.9                 # a thread on a CPU this share of the window is saturated
 POLLING = {"iou-sqp", "lcore"}  # threads that spin by design: busy says nothing about load
-CLOCK_TICK_NS = 1e9 / os.sysconf("SC_CLK_TCK")
 
 
 # ---- the two programs -----------------------------------------------------
@@ -239,24 +238,13 @@ def threads_of(pid):
     except OSError:
         return out
     for tid in tids:
-        base = f"/proc/{pid}/task/{tid}"
-        try:
-            with open(base + "/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-            with open(base + "/status") as fh:
-                status = dict(line.split(":", 1) for line in fh if ":" in line)
-            try:
-                with open(base + "/schedstat") as fh:
-                    cpu_ns = int(fh.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                cpu_ns = None
-        except (OSError, IndexError):
+        t = host.thread_stat(pid, tid)
+        if t is None:
             continue            # gone between the listing and the read
-        usr, sys_ = int(fields[11]) * CLOCK_TICK_NS, int(fields[12]) * CLOCK_TICK_NS
-        out[int(tid)] = {"comm": status["Name"].strip(), "usr_ns": usr, "sys_ns": sys_,
-                         "cpu_ns": cpu_ns if cpu_ns is not None else usr + sys_,
-                         "ctx_voluntary": int(status["voluntary_ctxt_switches"]),
-                         "ctx_involuntary": int(status["nonvoluntary_ctxt_switches"])}
+        usr, sys_ = int(t["utime_ns"]), int(t["stime_ns"])
+        out[int(tid)] = {"comm": t["comm"], "usr_ns": usr, "sys_ns": sys_,
+                         "cpu_ns": t["cpu_ns"] if t["cpu_ns"] is not None else usr + sys_,
+                         "ctx_voluntary": t["nvcsw"], "ctx_involuntary": t["nivcsw"]}
     return out
 
 

@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "server.h"
+#include "json.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,24 +66,6 @@ static char fail_msg[512];
 static int fail_code = 1;
 
 /* ---- output ---------------------------------------------------------- */
-
-/* msg as a JSON string body: quotes, backslashes and control bytes escaped */
-static void json_escape(char *out, size_t size, const char *msg)
-{
-	size_t o = 0;
-
-	for (const unsigned char *p = (const unsigned char *)msg; *p && o + 7 < size; p++) {
-		if (*p == '"' || *p == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)*p;
-		} else if (*p < 0x20) {
-			o += (size_t)snprintf(out + o, size - o, "\\u%04x", *p);
-		} else {
-			out[o++] = (char)*p;
-		}
-	}
-	out[o] = '\0';
-}
 
 static void say_line(const char *line)
 {
