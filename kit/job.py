@@ -12,7 +12,7 @@ import difflib
 
 from .engines import diskless, engine, engine_names, registry
 from .errors import OptionError
-from .options import COMMON, MAX_BS, Percent, parse_bool, parse_int, per_ddir, split_filenames
+from .options import COMMON, MAX_BS, Percent, add_engine_options, parse_bool, parse_int, per_ddir, split_filenames
 
 
 def _declared():
@@ -24,15 +24,7 @@ def _declared():
             option = dataclasses.replace(option, choices=engine_names)
         out[option.name] = option
     for name in engine_names():
-        for option in engine(name).OPTIONS:
-            mine = dataclasses.replace(option, engines=(name,))
-            other = out.get(option.name)
-            if other is None:
-                out[option.name] = mine
-            elif other.engines and dataclasses.replace(other, engines=(name,)) == mine:
-                out[option.name] = dataclasses.replace(other, engines=other.engines + (name,))
-            else:
-                raise RuntimeError(f"option {option.name} is declared twice, differently")
+        add_engine_options(out, name, engine(name).OPTIONS)
     return out
 
 

@@ -9,6 +9,7 @@ Values are parsed to one canonical form whatever the spelling ('4k', 4096,
 allowed."""
 import os
 import re
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -646,3 +647,20 @@ COMMON = (
     Option("allow_destructive", "bool", False, "1: allow writing to files kit did not create and to unmounted "
            "block devices (the command line only: never from a job file or a sweep file)", fio=None, job_file=False),
 )
+
+
+def add_engine_options(table, engine_name, options, what="option"):
+    """Adds an engine's own options to table (name -> Option), in place: an
+    option two engines declare alike belongs to both; declared differently,
+    or clashing with a common one, it is kit's bug, said at import."""
+    for option in options:
+        mine = dataclasses.replace(option, engines=(engine_name,))
+        other = table.get(option.name)
+        if other is None:
+            table[option.name] = mine
+        elif other.engines and dataclasses.replace(other, engines=(engine_name,)) == mine:
+            table[option.name] = dataclasses.replace(other, engines=other.engines + (engine_name,))
+        else:
+            raise RuntimeError(f"{what} {option.name} is declared twice, differently")
+    return table
+

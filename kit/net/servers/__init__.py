@@ -38,9 +38,10 @@ C side's default must equal `default`. An option two engines declare alike
 belongs to both (asio and io_uring may both have `sqpoll`); declared
 differently, it is an error.
 """
-import dataclasses
 import importlib
 import os
+
+from ...options import add_engine_options
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_SUFFIXES = (".c", ".cpp")
@@ -98,13 +99,5 @@ def engine_options():
     """name -> Option of every engine's own options, `engines` filled in."""
     out = {}
     for name in engine_names():
-        for option in engine(name).OPTIONS:
-            mine = dataclasses.replace(option, engines=(name,))
-            other = out.get(option.name)
-            if other is None:
-                out[option.name] = mine
-            elif dataclasses.replace(other, engines=(name,)) == mine:
-                out[option.name] = dataclasses.replace(other, engines=other.engines + (name,))
-            else:
-                raise RuntimeError(f"network option {option.name} is declared twice, differently")
+        add_engine_options(out, name, engine(name).OPTIONS, what="network option")
     return out
