@@ -14,7 +14,7 @@ PACKAGE = os.path.join(REPO, "kit")
 # The picture of ../shared/design.md: a module imports only from its own
 # level or lower.
 LAYERS = {
-    0: {"errors", "hist", "progress", "stats"},
+    0: {"errors", "hist", "progress", "stats", "signals"},
     1: {"host", "files"},
     2: {"machine", "safety", "options", "job", "engines", "text"},
     3: {"target", "results", "tracers", "seed", "logs"},

@@ -15,6 +15,7 @@ import subprocess
 import time
 
 from ..errors import RunError
+from ..signals import held
 
 SERVER_IF, CLIENT_IF = "kveth0", "kveth1"
 # the namespaces are kit's alone: any private addresses do
@@ -126,9 +127,11 @@ class Network:
         own = os.readlink("/proc/self/ns/net")
         for _side in (0, 1):
             # stdout closed: `cat` echoes nothing; its stdin is kit's pipe, so
-            # it reads until kit ends
-            self.holders.append(subprocess.Popen([_tool("unshare"), "--net", "cat"], stdin=subprocess.PIPE,
-                                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            # it reads until kit ends. A Ctrl-C inside Popen would lose the
+            # holder (never reaped): it waits until the holder is listed.
+            with held():
+                self.holders.append(subprocess.Popen([_tool("unshare"), "--net", "cat"], stdin=subprocess.PIPE,
+                                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         deadline = time.monotonic() + SETUP_TIMEOUT_S
         for h in self.holders:
             while True:

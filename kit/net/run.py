@@ -33,6 +33,7 @@ import numpy as np
 from .. import hist, host
 from ..errors import OptionError, RunError
 from ..progress import bar
+from ..signals import held
 from ..results import Result, _ddir_entry, _latency_maps, empty_lat, lat_entry
 from ..options import DDIRS
 from ..tracers.sched import thread_role
@@ -507,22 +508,27 @@ def run(job, progress=None, machine=True, trace=None):
         from ..machine import fingerprint_for
         fingerprint = fingerprint_for(None)
     with _engine_resources(job), Network(job.network, kernel_address(job.server)) as net:
-        server = _start(server_argv(job, server_bin, net))
-        tracing = trace_summary = None
+        server = client = tracing = trace_summary = None
         try:
+            # a Ctrl-C inside Popen would lose a child it had started: never
+            # stopped, never reaped; so it waits until kit holds the child
+            with held():
+                server = _start(server_argv(job, server_bin, net))
             server_lines = _Lines(server.stdout)
             ready = _await_ready(job, server, server_lines)
             if names:
                 from ..tracers import Trace
                 tracing = Trace(*names, **views).start()
                 _watch(tracing, server.pid, "server", net)
-            client = _start(loadgen_argv(job, loadgen_bin, net, ready["port"]))
             try:
+                with held():
+                    client = _start(loadgen_argv(job, loadgen_bin, net, ready["port"]))
                 if tracing:
                     _watch(tracing, client.pid, "client", net, side=1)
                 measured = _measure(job, server, server_lines, client, progress)
             except BaseException:
-                _stop(client)
+                if client is not None:
+                    _stop(client)
                 raise
             output, err, interrupted = _finish_loadgen(client, _Lines(client.stdout), measured["interrupted"], job)
             if tracing:
@@ -537,7 +543,8 @@ def run(job, progress=None, machine=True, trace=None):
                 if tracing:
                     tracing.stop()      # a Ctrl-C held while it detaches is raised as it ends
             finally:
-                _stop(server)
+                if server is not None:
+                    _stop(server)
     said = [d for d in map(_json_line, output.strip().splitlines()) if d]
     loadgen = said[-1] if said else None
     if loadgen is None or "error" in loadgen:

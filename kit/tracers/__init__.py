@@ -24,15 +24,13 @@ histograms, read once at stop(). What could not be recorded is counted and
 reported under "lost". A stopped trace's program stays loaded, detached, for
 the next trace with the same text (its maps reset), until release() or exit.
 """
-import contextlib
 import os
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 
 from .. import host
 from ..errors import OptionError
+from ..signals import held
 from . import _bpf, block, net, sched, uring
 from ._bpf import TraceUnavailable
 
@@ -82,30 +80,6 @@ def split_request(tokens):
     if not names:
         raise OptionError("trace", f"names no tracer (one or more of {', '.join(TRACERS)})")
     return names, options
-
-
-@contextlib.contextmanager
-def _signals_held():
-    """Ctrl-C and SIGTERM wait until the programs are all attached (or all
-    detached and read): a KeyboardInterrupt halfway would leave programs
-    loaded for the rest of a notebook's life, or let bcc close descriptors
-    twice. The signal is noted, then delivered once, as the block ends.
-    (Blocking it would not do: the kernel hands a process's signal to any
-    thread that does not block it, and Python acts on it in the main thread
-    all the same.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught = []
-    held = (signal.SIGINT, signal.SIGTERM)
-    old = {signum: signal.signal(signum, lambda signum, _frame: caught.append(signum)) for signum in held}
-    try:
-        yield
-    finally:
-        for signum, handler in old.items():
-            signal.signal(signum, handler)
-        if caught:
-            signal.raise_signal(caught[0])
 
 
 def format_summary(t):
@@ -191,7 +165,7 @@ class Trace:
         if self._bpf is not None or self._raw is not None:
             raise RuntimeError("this Trace has already run; make a new one")
         try:
-            with _signals_held():
+            with held():
                 self._start()
         except KeyboardInterrupt:       # arrived while attaching: nothing stays attached
             self.stop()
@@ -219,7 +193,7 @@ class Trace:
     def stop(self):
         """Reads everything into Python and unloads the program, exactly once
         whatever interrupts it. Idempotent."""
-        with _signals_held():
+        with held():
             self._stop()
         return self
 

@@ -28,6 +28,7 @@ import sys
 
 from ...errors import RunError
 from ...options import Option
+from ...signals import held
 
 NAME = "dpdk"
 DOC = "DPDK's af_xdp (or af_packet) poll-mode driver on the server's veth end: UDP echo/sink, one polling lcore"
@@ -153,10 +154,11 @@ class Hugepages:
         if not os.path.isdir(self.pool):
             raise RunError(f"hugepages={self.count}: this kernel has no 2 MiB hugepages ({self.pool} is missing); "
                            "leave hugepages out to run DPDK on ordinary memory")
-        self.keeper = subprocess.Popen([sys.executable, "-I", "-S", "-c", KEEPER, self.pool, str(self.count),
-                                        self.lock],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                       start_new_session=True)
+        with held():        # a Ctrl-C inside Popen would lose the keeper, never reaped
+            self.keeper = subprocess.Popen([sys.executable, "-I", "-S", "-c", KEEPER, self.pool, str(self.count),
+                                            self.lock],
+                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                           start_new_session=True)
         try:
             said = self._said(RESERVE_TIMEOUT_S)
             if said.get("waiting"):
