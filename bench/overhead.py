@@ -8,15 +8,20 @@ on this machine. kit/bare says what kit's instrument costs (full latency
 histograms and depth accounting on); fio/bare the same for fio.
 
 Absolute numbers on a shared VM are noise; ratios of runs interleaved in the
-same minute are less so. Each engine is measured `--repeats` times, kit, fio
-and the bare loop in turn, all on the same hot-cache 256 MiB file, each
-ramping 0.5 s first; medians are compared and the spread of the per-round
-ratios is printed. A second ratio divides each tool's IOPS by the CPU time
+same minute are less so. Each engine is measured in `--repeats` short
+rounds; a round runs kit, fio and the bare loop back to back (the order
+rotated from round to round) on the same hot-cache 256 MiB file, each
+ramping 0.5 s first, and yields its own ratios. The median of those ratios
+is printed with its 95 % interval (kit.stats, the reports' statistics), and
+the target is called met or not met only when the whole interval is on one
+side of it: on this VM a single run moves by +-15 % from one second to the
+next, so rounds must be short and paired, and a verdict must say when the
+measurement cannot tell. A second ratio divides each tool's IOPS by the CPU time
 of its job thread: on a machine where other work takes CPUs away, that is
 what the IOPS ratio would be on a quiet one (every case here is CPU-bound).
 The last table is what kit's per-I/O timestamps cost (gtod_reduce=1 vs 0).
 
-    .venv/bin/python bench/overhead.py [--runtime 2] [--repeats 5]
+    .venv/bin/python bench/overhead.py [--runtime 0.5] [--repeats 11] [--cases psync,libaio,...]
 """
 import argparse
 import os
@@ -29,6 +34,7 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import kit  # noqa: E402
+from kit import stats  # noqa: E402
 
 # (label, kit's options, the bare loop's engine or None); the seed's hot-cache job
 CASES = (
@@ -76,14 +82,32 @@ def tool(directory, runtime, options, runner="kit", **extra):
     return r.iops, r.iops * total["read"]["runtime"] / 1000 / cpu_s if cpu_s else float("nan")
 
 
-def spread(values):
-    return f"{min(values):.2f}-{max(values):.2f}"
+def ratios(rounds, a, b, which=0):
+    """a/b per round (which=0: IOPS, 1: IOPS per CPU-second)"""
+    return [r[a][which] / r[b][which] for r in rounds]
+
+
+def verdict(values, target):
+    """met / not met / undecided, from the 95 % interval of the median of the
+    rounds' ratios: a ratio whose interval straddles the target is not called."""
+    med, lo, hi = stats.median_interval(values)
+    if lo >= target:
+        return "met"
+    if hi < target:
+        return "not met"
+    return "undecided"
+
+
+def cell(values):
+    med, lo, hi = stats.median_interval(values)
+    return f"{med:.2f} [{lo:.2f}-{hi:.2f}]"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runtime", type=float, default=2.0)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--runtime", type=float, default=0.5)
+    ap.add_argument("--repeats", type=int, default=11)
+    ap.add_argument("--cases", default="", help="comma-separated labels' first words (psync,libaio,...); all if empty")
     ap.add_argument("--directory", default=os.path.join(HERE, "..", "kit-scratch", "bench"))
     args = ap.parse_args()
     os.makedirs(args.directory, exist_ok=True)
@@ -104,46 +128,54 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
 
+def measure_round(args, exe, path, options, bare_engine, turn):
+    """kit, fio and the bare loop back to back, the order rotated every round
+    so that none is always first after a pause or last before one."""
+    runs = {"kit": lambda: tool(args.directory, args.runtime, options),
+            "fio": lambda: tool(args.directory, args.runtime, options, runner="fio")}
+    if bare_engine:
+        runs["bare"] = lambda: bare(exe, path, args.runtime, bare_engine, options["iodepth"])
+    order = list(runs)
+    order = order[turn % len(order):] + order[:turn % len(order)]
+    return {name: runs[name]() for name in order}
+
+
 def report(args, exe, path):
     print(f"kit {kit.__version__}, fio and the bare loop (bench/limit.c), 4 KiB random reads of a hot 256 MiB "
-          f"file, runtime {args.runtime}s after {RAMP}s ramp, median of {args.repeats} interleaved rounds "
-          f"(spread: the rounds' lowest-highest ratio)")
-    head = (f"{'case':38s} {'kit IOPS':>10s} {'fio IOPS':>10s} {'bare IOPS':>10s} {'kit/bare':>8s} "
-            f"{'fio/bare':>8s} {'kit/fio':>7s}   per CPU-s: {'kit/bare':>8s} {'fio/bare':>8s}  spread kit/bare")
+          f"file; {args.repeats} rounds of {args.runtime}s after {RAMP}s ramp per tool, back to back, order "
+          f"rotated; each ratio is the median of the rounds' own ratios [its 95 % interval]; the verdict needs "
+          f"the whole interval on one side of the target")
+    head = (f"{'case':38s} {'kit IOPS':>10s} {'bare IOPS':>10s} {'kit/bare':>17s} {'fio/bare':>17s} "
+            f"{'kit/fio':>17s} {'per CPU-s kit/bare':>19s}  verdict (kit/bare >= {TARGET_BARE})")
     print(head)
+    wanted = [w for w in args.cases.split(",") if w]
     for label, options, bare_engine in CASES:
-        rows = {"kit": [], "fio": [], "bare": []}
-        for _ in range(args.repeats):
-            rows["kit"].append(tool(args.directory, args.runtime, options))
-            rows["fio"].append(tool(args.directory, args.runtime, options, runner="fio"))
-            if bare_engine:
-                rows["bare"].append(bare(exe, path, args.runtime, bare_engine, options["iodepth"]))
-        med = {k: (statistics.median(v[0] for v in vs), statistics.median(v[1] for v in vs)) if vs else None
-               for k, vs in rows.items()}
-        kit_fio = med["kit"][0] / med["fio"][0]
-        if med["bare"]:
-            rounds = [k[0] / b[0] for k, b in zip(rows["kit"], rows["bare"])]
-            kb, fb = med["kit"][0] / med["bare"][0], med["fio"][0] / med["bare"][0]
-            kbc, fbc = med["kit"][1] / med["bare"][1], med["fio"][1] / med["bare"][1]
-            mark = "ok" if kbc >= TARGET_BARE else f"below {TARGET_BARE}"
-            print(f"{label:38s} {med['kit'][0]:10,.0f} {med['fio'][0]:10,.0f} {med['bare'][0]:10,.0f} "
-                  f"{kb:8.2f} {fb:8.2f} {kit_fio:7.2f}              {kbc:8.2f} {fbc:8.2f}  {spread(rounds)}  {mark}")
+        if wanted and label.split()[0] not in wanted:
+            continue
+        rounds = [measure_round(args, exe, path, options, bare_engine, turn) for turn in range(args.repeats)]
+        kit_iops = statistics.median(r["kit"][0] for r in rounds)
+        kit_fio = ratios(rounds, "kit", "fio")
+        if bare_engine:
+            kb, fb, kbc = ratios(rounds, "kit", "bare"), ratios(rounds, "fio", "bare"), ratios(rounds, "kit", "bare", 1)
+            bare_iops = statistics.median(r["bare"][0] for r in rounds)
+            print(f"{label:38s} {kit_iops:10,.0f} {bare_iops:10,.0f} {cell(kb):>17s} {cell(fb):>17s} "
+                  f"{cell(kit_fio):>17s} {cell(kbc):>19s}  {verdict(kb, TARGET_BARE)}")
         else:
-            rounds = [k[0] / f[0] for k, f in zip(rows["kit"], rows["fio"])]
-            mark = "ok" if kit_fio >= TARGET_NULL else f"below {TARGET_NULL}"
-            print(f"{label:38s} {med['kit'][0]:10,.0f} {med['fio'][0]:10,.0f} {'-':>10s} {'-':>8s} {'-':>8s} "
-                  f"{kit_fio:7.2f}  (kit/fio spread {spread(rounds)}, target >= {TARGET_NULL}: {mark})")
+            print(f"{label:38s} {kit_iops:10,.0f} {'-':>10s} {'-':>17s} {'-':>17s} {cell(kit_fio):>17s} "
+                  f"{'-':>19s}  kit/fio >= {TARGET_NULL}: {verdict(kit_fio, TARGET_NULL)}")
         sys.stdout.flush()
 
 
 def timing_cost(args):
-    print("\ncost of kit's per-I/O timestamps (IOPS with gtod_reduce=1 / with timing on)")
+    print("\ncost of kit's per-I/O timestamps (IOPS with gtod_reduce=1 / with timing on, paired rounds)")
     for label, options, _ in (CASES[0], CASES[3]):
-        on, off = [], []
-        for _ in range(args.repeats):
-            on.append(tool(args.directory, args.runtime, options)[0])
-            off.append(tool(args.directory, args.runtime, options, gtod_reduce=True)[0])
-        print(f"{label:38s} timing off / on = {statistics.median(off) / statistics.median(on):.3f}")
+        ratios_off_on = []
+        for turn in range(args.repeats):
+            runs = {"on": {}, "off": dict(gtod_reduce=True)}
+            order = ("on", "off") if turn % 2 else ("off", "on")
+            iops = {name: tool(args.directory, args.runtime, options, **runs[name])[0] for name in order}
+            ratios_off_on.append(iops["off"] / iops["on"])
+        print(f"{label:38s} timing off / on = {cell(ratios_off_on)}")
 
 
 if __name__ == "__main__":
