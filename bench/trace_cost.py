@@ -70,8 +70,13 @@ def main():
         for label, job, devices in case_jobs(args, dev, disk):
             untraced = kit.run(job, progress=False, machine=False).iops
             with Trace(**tracers, devices=devices) as t:
+                # a program kit kept loaded from an earlier trace carries its
+                # counts from then: only this run's are wanted
+                before = program_stats(t._bpf)
                 r = kit.run(job, progress=False, machine=False)
-                stats = program_stats(t._bpf)
+                after = program_stats(t._bpf)
+            stats = {name: (after[name][0] - before.get(name, (0, 0))[0], after[name][1] - before.get(name, (0, 0))[1])
+                     for name in after}
             ios = r.iops * args.runtime
             io_ns = 1e9 / untraced
             print(f"\n{label}: untraced {untraced:,.0f} IOPS ({io_ns:,.0f} ns per I/O), traced {r.iops:,.0f}")

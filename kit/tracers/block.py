@@ -31,7 +31,9 @@ completion path only on arrays: the request table and the bios' are
 direct-mapped by pointer, and each device has a slot (compiled in when the
 devices are named), which indexes its completions, histograms and depth. A
 hash map lookup cost more than all the rest on this VM; the one left is the
-per-CPU (device, op, process) struct of issue counts, sizes and depths.
+per-CPU (device, op, process) struct of issue counts, sizes and depths of
+other processes' requests (the tracing process's own are in an array by
+device slot and op).
 
 `dev` is the whole disk's dev_t in the kernel's encoding, major << 20 |
 minor (not userspace's makedev).
@@ -112,6 +114,10 @@ struct block_done { u64 completed; u64 unmatched; u64 lat_sum_ns; };
 BPF_ARRAY(block_requests, struct request_slot, REQUEST_SLOTS);
 BPF_ARRAY(block_bios, struct bio_slot, BIO_SLOTS);
 BPF_PERCPU_HASH(block_counts, struct block_key, struct block_counts, 4096);
+/* the same for the tracing process, per (device slot, op): its requests are
+   nearly all of a traced run's, and an array lookup costs a fraction of a
+   hash lookup on this VM */
+BPF_PERCPU_ARRAY(block_counts_own, struct block_counts, DEVICE_SLOTS * OPS);
 /* Everything a completion touches is an array indexed by the device's slot:
    a hash lookup costs more than the rest of the program on this VM */
 BPF_PERCPU_ARRAY(block_done, struct block_done, DEVICE_SLOTS * OPS * CLASSES);
@@ -362,7 +368,13 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
     if (inflight)
         depth = (timed && !counted) ? __sync_fetch_and_add(inflight, 1) + 1 : *inflight + 1;
 
-    struct block_counts *c = block_counts_of(dev, op, tgid);
+    struct block_counts *c;
+    if (tgid == OWN_TGID) {
+        u32 k = slot * OPS + op;
+        c = block_counts_own.lookup(&k);
+    } else {
+        c = block_counts_of(dev, op, tgid);
+    }
     if (c) {
         c->requests++;
         c->bytes += bytes;
@@ -541,6 +553,12 @@ def read(bpf, plain, items, percpu_sum):
                                        "depth": [0] * DEPTH_SLOTS})
     for key, value in items(bpf[b"block_counts"], plain):
         entry((key["dev"], key["op"], key["tgid"])).update(percpu_sum(value))
+    own_counts = bpf[b"block_counts_own"]
+    for slot, dev in devs.items():
+        for op in range(len(OPS)):
+            value = percpu_sum(plain(own_counts[own_counts.Key(slot * len(OPS) + op)]))
+            if value["requests"]:
+                entry((dev, op, os.getpid())).update(value)
     class_tgid = (os.getpid(), OTHERS, UNATTRIBUTED, 0)
     done, cpus = bpf[b"block_done"], {}
     for slot, dev in devs.items():
