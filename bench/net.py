@@ -24,7 +24,13 @@ one thread on the one socket; TCP: the thread of the one connection).
   client's CPU per round trip (sockperf: its process's, over its whole run,
   warm-up included; kit: the load generator's threads over the window).
 
-The second table runs kit alone: epoll, io_uring and asio, TCP echo, 64 bytes,
+The second table is throughput: kit's load generator streaming to kit's
+one-thread server (TCP sink, 128 KiB writes) against iperf3's client and
+server (one stream, its default 128 KiB writes, the first second omitted),
+bytes per second and each side's CPU per KiB (iperf3's own
+cpu_utilization_percent; kit's per-thread figures).
+
+The third table runs kit alone: epoll, io_uring and asio, TCP echo, 64 bytes,
 closed loop, iodepth 1, at 1, 16 and 256 connections; requests/s, the
 round-trip median and p99, the server's CPU per request, the side that
 bounded the rate, and each engine's rate over epoll's.
@@ -34,7 +40,7 @@ same minute are less so. Every case is run `--repeats` times, the tools (or
 engines) in turn within each round; medians are printed and, for the
 ratios, the lowest and highest of the rounds.
 
-    .venv/bin/python bench/net.py [--seconds 2] [--repeats 3] [--rate 10000]
+    .venv/bin/python bench/net.py [--seconds 2] [--repeats 3] [--rate 10000] [--tables sockperf,iperf3,engines]
 """
 import argparse
 import ctypes
@@ -52,6 +58,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import kit  # noqa: E402
+from kit import stats  # noqa: E402
 from kit.net.netns import Network  # noqa: E402
 
 BS = 64
@@ -65,6 +72,9 @@ CONNECTIONS = (1, 16, 256)
 # the server sockperf's is compared with: one thread, blocking calls, one socket
 KIT_SERVER = dict(server="threads", server_threads=1)
 PR_SET_PDEATHSIG = 1
+IPERF_PORT = 5201               # iperf3's own default
+IPERF_BS = 128 * 1024           # iperf3's default TCP write
+IPERF_OMIT_S = 1                # iperf3 -O: whole seconds
 
 
 def _die_with_parent():
@@ -141,6 +151,75 @@ def _await_sockperf(server):
     raise RuntimeError(f"the sockperf server did not start: {_plain(seen).strip()[-200:] or 'no output'}")
 
 
+# ---- iperf3 -----------------------------------------------------------------
+
+def iperf3(seconds):
+    """One iperf3 server + client pair across kit's veth pair: TCP, one
+    stream, IPERF_BS writes, the first IPERF_OMIT_S seconds not counted."""
+    import json
+    with Network("veth") as net:
+        server = subprocess.Popen(net.server_prefix + ["iperf3", "-s", "-1", "-B", net.server_ip,
+                                                       "-p", str(IPERF_PORT)],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  preexec_fn=_die_with_parent)
+        try:
+            argv = ["iperf3", "-c", net.server_ip, "-p", str(IPERF_PORT), "-t", str(seconds),
+                    "-O", str(IPERF_OMIT_S), "-l", str(IPERF_BS), "-J"]
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:     # until the server listens
+                client = subprocess.run(net.client_prefix + argv, capture_output=True, text=True,
+                                        timeout=seconds + IPERF_OMIT_S + 30, preexec_fn=_die_with_parent)
+                out = json.loads(client.stdout or "{}")
+                if "error" not in out or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        finally:
+            server.kill()
+            server.wait()
+    if "error" in out:
+        raise RuntimeError(f"iperf3: {out['error']}")
+    end = out["end"]
+    received = end["sum_received"]
+    cpu = end["cpu_utilization_percent"]
+    return {"bytes_per_s": received["bits_per_second"] / 8,
+            "client_cpu_ns": cpu["host_total"] / 100 * received["seconds"] * 1e9 / received["bytes"],
+            "server_cpu_ns": cpu["remote_total"] / 100 * received["seconds"] * 1e9 / received["bytes"]}
+
+
+def kit_sink(seconds):
+    """kit's load generator streaming to kit's one-thread server, TCP sink."""
+    r = kit.run_net(protocol="tcp", workload="sink", bs=IPERF_BS, ramp_time=IPERF_OMIT_S, runtime=seconds,
+                    progress=False, machine=False, **KIT_SERVER)
+    entry = r.data["jobs"][0]
+    per = entry["kit"]["net"].get("cpu_per_request_ns") or {}
+    return {"bytes_per_s": entry["read"]["bw_bytes"],
+            "client_cpu_ns": (per.get("client") or float("nan")) / IPERF_BS,
+            "server_cpu_ns": (per.get("server") or float("nan")) / IPERF_BS}
+
+
+def versus_iperf3(args):
+    print(f"\nthroughput: kit's load generator streaming to kit's threads server (server_threads=1, TCP sink) "
+          f"against iperf3's client and server, one connection, {IPERF_BS // 1024} KiB writes, across kit's veth "
+          f"pair; {args.seconds} s after {IPERF_OMIT_S} s not counted, {args.repeats} rounds, the tools in turn "
+          f"(the order alternating); each ratio the median of the rounds' own [95 % interval]; CPU = ns per KiB")
+    print(f"{'tool':9s} {'GiB/s':>7s} {'client cpu':>10s} {'server cpu':>10s}   kit/iperf3: rate, client cpu")
+    rows = {"kit": [], "iperf3": []}
+    for turn in range(args.repeats):
+        order = ("kit", "iperf3") if turn % 2 else ("iperf3", "kit")
+        for tool in order:
+            rows[tool].append(kit_sink(args.seconds) if tool == "kit" else iperf3(args.seconds))
+    for tool in ("iperf3", "kit"):
+        rs = rows[tool]
+        line = (f"{tool:9s} {med(rs, 'bytes_per_s') / 2**30:7.2f} {med(rs, 'client_cpu_ns') * 1024:10.0f} "
+                f"{med(rs, 'server_cpu_ns') * 1024:10.0f}")
+        if tool == "kit":
+            rate = [ratio(k["bytes_per_s"], i["bytes_per_s"]) for k, i in zip(rows["kit"], rows["iperf3"])]
+            cpu = [ratio(k["client_cpu_ns"], i["client_cpu_ns"]) for k, i in zip(rows["kit"], rows["iperf3"])]
+            line += f"   {interval(rate)}, {interval(cpu)}"
+        print(line)
+    sys.stdout.flush()
+
+
 # ---- kit ------------------------------------------------------------------
 
 def kit_run(seconds, protocol, **options):
@@ -171,6 +250,11 @@ def us(ns):
 
 def ratio(a, b):
     return a / b if b else float("nan")
+
+
+def interval(values):
+    m, lo, hi = stats.median_interval(values)
+    return f"{m:.2f} [{lo:.2f}-{hi:.2f}]" if m == m else "-"
 
 
 def spread(values):
@@ -251,18 +335,25 @@ def main():
     ap.add_argument("--depth", type=int, default=16,
                     help="kit's open loop: requests in flight a connection may have (sockperf has no limit)")
     ap.add_argument("--engines", default=",".join(ENGINES), help="kit's servers for the second table")
+    ap.add_argument("--tables", default="sockperf,iperf3,engines", help="which tables, comma-separated")
     args = ap.parse_args()
+    args.tables = set(args.tables.split(","))
     args.engines = [e for e in args.engines.split(",") if e]
     if args.seconds < 1 or args.repeats < 1 or args.rate < 1:
         ap.error("--seconds, --repeats and --rate must be at least 1")
-    if not shutil.which("sockperf"):
-        sys.exit("bench/net.py: sockperf is missing (apt-get install sockperf, or make setup as root)")
+    for tool in ("sockperf", "iperf3"):
+        if not shutil.which(tool):
+            sys.exit(f"bench/net.py: {tool} is missing (apt-get install {tool}, or make setup as root)")
     print(f"kit {kit.__version__}; {os.cpu_count()} CPUs")
     # build every program and warm the paths once before measuring
     kit_run(1, "udp", **KIT_SERVER)
     sockperf("ping-pong", "udp", 1)
-    versus_sockperf(args)
-    engines(args)
+    if "sockperf" in args.tables:
+        versus_sockperf(args)
+    if "iperf3" in args.tables:
+        versus_iperf3(args)
+    if "engines" in args.tables:
+        engines(args)
 
 
 if __name__ == "__main__":
