@@ -27,12 +27,14 @@ class _Bar:
 
 
 @contextlib.contextmanager
-def bar(total, label, unit="", enabled=None):
-    """enabled: True, False, or None for 'when someone is watching'."""
-    if enabled is False or (enabled is None and not interactive()) or not total or sys.stderr is None:
+def bar(total, label, unit="", enabled=None, file=None):
+    """enabled: True, False, or None for 'when someone is watching'.
+    file: where the bar goes, sys.stderr by default."""
+    file = file or sys.stderr
+    if enabled is False or (enabled is None and not interactive()) or not total or file is None:
         yield _Quiet()
         return
     from tqdm.auto import tqdm
     with tqdm(total=total, desc=label, unit=unit, unit_scale=True, leave=False,
-              file=sys.stderr, dynamic_ncols=True) as t:
+              file=file, dynamic_ncols=True) as t:
         yield _Bar(t)

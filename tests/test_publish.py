@@ -1,13 +1,16 @@
 """kit publish: pages kept while their inputs are unchanged, never written
 over a file kit did not write, and a notebook's failure as one line."""
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
-from conftest import require, run_kit
+from conftest import KIT, require, run_kit
 from kit import publish
 from kit.errors import OptionError, RunError
 
@@ -240,6 +243,86 @@ def test_execute_tells_bad_parameters_from_failures(two_machines):
     _notebook(two_machines["notebooks"], "lookup", "{}['missing']\n", title="Lookup")
     with pytest.raises(RunError, match=r"^notebook lookup: KeyError: 'missing'$"):
         publish.execute("lookup", {"machine": "box-a", "data_dir": two_machines["data"]})
+
+
+def test_pages_execute_at_once_yet_fail_as_if_one_after_the_other(two_machines, tmp_path, monkeypatch):
+    """Pages execute publish.PAGES_AT_ONCE at a time, yet the error raised is
+    the first page's in order, though a later one failed before it, and once
+    a page has failed no other starts; nothing is written."""
+    notebooks, marks = tmp_path / "failing", tmp_path / "marks"
+    notebooks.mkdir()
+    marks.mkdir()
+    mark = f"import pathlib, time\nmarks = pathlib.Path({str(marks)!r})\n"
+    # the first page fails only once the second has (or after 20 s, when pages cannot run at once here)
+    _notebook(notebooks, "a-first", mark + "deadline = time.monotonic() + 20\n"
+              "while not (marks / 'second').exists() and time.monotonic() < deadline:\n    time.sleep(0.05)\n"
+              "(marks / 'first').touch()\nraise ValueError('the first page')\n", title="First", order=0)
+    _notebook(notebooks, "b-second", mark + "(marks / 'second').touch()\nraise ValueError('the second page')\n",
+              title="Second", order=1)
+    _notebook(notebooks, "c-third", mark + "(marks / 'third').touch()\n", title="Third", order=2)
+    monkeypatch.setenv("KIT_NOTEBOOKS", str(notebooks))
+    reports = tmp_path / "reports"
+    with pytest.raises(RunError, match=r"^notebook a-first: ValueError: the first page$"):
+        publish.publish(two_machines["data"], str(reports), machines=["box-a"])
+    assert not reports.exists()
+    if publish.PAGES_AT_ONCE >= 2:
+        assert sorted(os.listdir(marks)) == ["first", "second"]      # the second failed first; no third began
+        assert (marks / "second").stat().st_mtime_ns <= (marks / "first").stat().st_mtime_ns
+
+
+def _kernels_of(pid):
+    """The Jupyter kernels a process started (its children running ipykernel)."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            for child in fh.read().split():
+                with contextlib.suppress(OSError), open(f"/proc/{child}/cmdline", "rb") as cmd:
+                    if b"ipykernel" in cmd.read():
+                        found.append(int(child))
+    return found
+
+
+def _alive(pid):
+    """Running, not gone nor a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_ctrl_c_kills_the_pages_executing_at_once(two_machines, tmp_path):
+    """Ctrl-C while kit publish executes pages at once, each in a kernel of
+    its own: one line, exit 130 within seconds, every kernel gone, nothing
+    written."""
+    notebooks, marks = tmp_path / "slow", tmp_path / "marks"
+    notebooks.mkdir()
+    marks.mkdir()
+    _notebook(notebooks, "slow", f"import pathlib, time\npathlib.Path({str(marks)!r}, machine).touch()\n"
+                                 "time.sleep(300)\n", title="Slow")
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen([KIT, "publish", f"--data={two_machines['data']}", f"--reports={reports}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "KIT_NOTEBOOKS": str(notebooks)})
+    try:
+        at_once, deadline = min(2, publish.PAGES_AT_ONCE), time.monotonic() + 60
+        while len(os.listdir(marks)) < at_once and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert len(os.listdir(marks)) == at_once, proc.stderr.read() if proc.poll() is not None else "timed out"
+        kernels = _kernels_of(proc.pid)
+        assert len(kernels) == at_once
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130 and (out, err) == ("", "kit publish: interrupted\n")
+    assert took < 5, took
+    assert not any(_alive(pid) for pid in kernels)
+    assert not reports.exists()
 
 
 def test_kit_report_refuses_a_foreign_page_before_it_measures(tmp_path):
