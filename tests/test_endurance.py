@@ -36,8 +36,30 @@ def snapshot():
             "aio_contexts": aio, "rss_mb": rss_kb / 1024}
 
 
+LEAKS = ("fds", "io_uring", "bpf", "threads", "aio_contexts")
+
+
 def settle():
     time.sleep(1.5)        # glibc's idle AIO helpers leave after a second
+
+
+def settled_like(before, timeout=5.0, hold=0.3):
+    """The snapshot once its LEAKS counts are before's and stay so for `hold`
+    seconds (what a run leaves for a moment, such as glibc's idle AIO
+    helpers, has gone), else the last one after timeout, for the caller's
+    assert to show: at once where nothing lingers, never sooner than it is."""
+    deadline, same_since = time.monotonic() + timeout, None
+    while True:
+        now = snapshot()
+        if all(now[k] == before[k] for k in LEAKS):
+            same_since = same_since or time.monotonic()
+            if time.monotonic() - same_since >= hold:
+                return now
+        else:
+            same_since = None
+        if time.monotonic() > deadline:
+            return now
+        time.sleep(0.05)
 
 
 def test_a_thousand_runs_leak_nothing(scratch):
@@ -58,10 +80,9 @@ def test_a_thousand_runs_leak_nothing(scratch):
         assert _bpf.kept() == (1 if traced else 0)    # one program, compiled once, reused by every trace
     elapsed = time.monotonic() - start
     assert release() == (1 if traced else 0)
-    settle()
-    after = snapshot()
+    after = settled_like(before)
     report_figure(f"1000 runs in {elapsed:.1f}s: before {before}, after {after}")
-    for key in ("fds", "io_uring", "bpf", "threads", "aio_contexts"):
+    for key in LEAKS:
         assert after[key] == before[key], (key, before, after)
     assert after["io_uring"] == 0 and after["bpf"] == 0
     # untraced runs hold RSS to the KiB; each bcc compile moves the allocator's
