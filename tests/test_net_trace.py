@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import threading
-import time
 
 import pytest
 
@@ -229,7 +228,7 @@ def test_ctrl_c_anywhere_in_a_traced_run_leaves_nothing(tracing):
         try:
             r = kit.run_net(trace="net,sched", server="epoll", runtime="500ms", progress=False, machine=False)
             outcome = "interrupted" if r.data["interrupted"] else "finished"
-            time.sleep(2.5)                             # a late signal lands here
+            timer.finished.wait(2.5)        # a late signal lands here (at once if it landed before)
         except KeyboardInterrupt:
             outcome = "raised" if outcome is None else f"{outcome}, then late"
         finally:
