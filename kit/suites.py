@@ -12,7 +12,9 @@
               sched) to explain it; across a veth pair, else on loopback
 
 Sizes are chosen so the whole report takes a few minutes on a 2-core VM;
-quick=True shrinks every job to a fraction of a second (tests).
+quick=True shrinks every job to a fraction of a second and measures each
+once (tests): no re-runs of unstable repeats, and a run other work
+disturbed is kept, saying so, not measured again after a pause.
 """
 import os
 import random
@@ -84,7 +86,7 @@ def measure_engines(data=None, quick=False, directory=None, progress=None, seed=
         out = measure_interleaved(units, "engines", data, machine_name=machine,
                                   repeats=2 if quick else ENGINES_REPEATS, reruns=0 if quick else ENGINES_RERUNS,
                                   seed=seed, trace=["sched"] if traced else None, progress=progress,
-                                  label=f"engines, {scenario}", resume=False)
+                                  label=f"engines, {scenario}", resume=False, busy_retries=0 if quick else None)
         if out["interrupted"]:
             raise KeyboardInterrupt
     return len(planned)
@@ -100,7 +102,7 @@ def quick_sweep(sweep):
     grid = {k: v[:2] for k, v in sweep.grid.items()}
     # its own name: quick points must never stand in for real ones on resume
     return Sweep(f"{sweep.name}-quick", grid, base, 2, sweep.description, sweep.trace, sweep.runner,
-                 sweep.source, reruns=0, seed=sweep.seed)
+                 sweep.source, reruns=0, seed=sweep.seed, busy_retries=0)
 
 
 def sweep_for(quick=False, spec=None):
@@ -225,7 +227,8 @@ def measure_network(data=None, quick=False, progress=None, seed=None):
             u.tags["untraced"] = untraced
     out = measure_interleaved(units, "network", data, machine_name=machine,
                               repeats=2 if quick else NETWORK_REPEATS, reruns=0 if quick else NETWORK_RERUNS,
-                              seed=seed, progress=progress, label="network", resume=False)
+                              seed=seed, progress=progress, label="network", resume=False,
+                              busy_retries=0 if quick else None)
     if out["interrupted"]:
         raise KeyboardInterrupt
     if traced:

@@ -61,11 +61,11 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 
 class Sweep:
     def __init__(self, name, grid, base=None, repeats=1, description="", trace=(), runner="kit", source=None,
-                 reruns=0, budget=None, seed=None):
+                 reruns=0, budget=None, seed=None, busy_retries=None):
         self.name, self.grid, self.base = name, dict(grid), dict(base or {})
         self.repeats, self.description, self.trace, self.runner = repeats, description, list(trace), runner
         self.source = source
-        self.reruns, self.budget, self.seed = reruns, budget, seed
+        self.reruns, self.budget, self.seed, self.busy_retries = reruns, budget, seed, busy_retries
 
     @property
     def network(self):
@@ -326,11 +326,11 @@ def _others_io_bytes(result):
     return (load.get("device_io") or {}).get("others_bytes")
 
 
-def _measured_quietly(job, runner="kit", trace=None, machine=True):
+def _measured_quietly(job, runner="kit", trace=None, machine=True, busy_retries=None):
     """One run of a point; when other work disturbed it (the result says
-    so), measured again after a pause, up to BUSY_RETRIES times; the last
-    run stands, and says how many it took."""
-    for attempt in range(1 + BUSY_RETRIES):
+    so), measured again after a pause, up to busy_retries (None:
+    BUSY_RETRIES) times; the last run stands, and says how many it took."""
+    for attempt in range(1 + (BUSY_RETRIES if busy_retries is None else busy_retries)):
         if attempt:
             time.sleep(BUSY_PAUSE_S)
         if isinstance(job, NetJob):
@@ -444,7 +444,8 @@ class Unit:
 
 
 def measure_interleaved(units, suite, data=None, *, machine_name, repeats, reruns=0, budget=None, seed=None,
-                        runner="kit", trace=None, machine=True, progress=None, label="runs", resume=True):
+                        runner="kit", trace=None, machine=True, progress=None, label="runs", resume=True,
+                        busy_retries=None):
     """Measures each unit `repeats` times into the store, interleaved
     (run_order), after warming its files up; a unit whose repeats disagree
     (stats.unstable) is measured again, up to `reruns` more times, one
@@ -453,7 +454,9 @@ def measure_interleaved(units, suite, data=None, *, machine_name, repeats, rerun
     seed, a trend within the run, and the warm-up. resume: a key already
     stored is not measured again (a sweep); else every run is measured and
     replaces the key's latest result (the store keeps the one replaced).
-    Returns counts and what was cut, re-run and still unstable."""
+    A run other work disturbed is measured again up to busy_retries times
+    (_measured_quietly). Returns counts and what was cut, re-run and still
+    unstable."""
     seed = random.SystemRandom().randrange(1 << 32) if seed is None else seed
     start = time.monotonic()
     planned = run_order(range(len(units)), range(1, repeats + 1), seed)
@@ -507,7 +510,7 @@ def measure_interleaved(units, suite, data=None, *, machine_name, repeats, rerun
             return True
         t0 = time.monotonic()
         try:
-            result = _measured_quietly(unit.job, runner, trace, machine)
+            result = _measured_quietly(unit.job, runner, trace, machine, busy_retries)
         except KeyboardInterrupt:       # a network run stopped before it measured anything
             out["interrupted"] = True
             return False
@@ -597,5 +600,6 @@ def run_sweep(sweep, data=None, progress=None, directory=None, machine=True, all
                   {"sweep": sweep.name, "point": point}) for point, job in jobs]
     out = measure_interleaved(units, sweep.suite, data, machine_name=fp["name"], repeats=sweep.repeats,
                               reruns=sweep.reruns, budget=sweep.budget, seed=sweep.seed, runner=sweep.runner,
-                              trace=sweep.trace, machine=machine, progress=progress, label=f"sweep {sweep.name}")
+                              trace=sweep.trace, machine=machine, progress=progress, label=f"sweep {sweep.name}",
+                              busy_retries=sweep.busy_retries)
     return {"machine": fp["name"], "suite": sweep.suite, "total": len(units) * sweep.repeats + out["reruns"], **out}

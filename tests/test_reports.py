@@ -411,7 +411,11 @@ def test_engines_prose_claims_only_differences_beyond_noise():
 
 def test_a_sweep_measures_again_what_other_work_disturbed(tmp_path, monkeypatch):
     """Busy loops on both CPUs through the whole sweep: its one run is
-    measured 1 + BUSY_RETRIES times and stored saying so; without them, once."""
+    measured 1 + BUSY_RETRIES times and stored saying so; without them, once.
+    Its quick form (kit report --quick) measures once and keeps the run,
+    marked busy."""
+    import re
+    from kit import suites
     from kit import sweep as sweeping
     monkeypatch.setattr(sweeping, "BUSY_PAUSE_S", 0.1)
     spec = tmp_path / "busy.yml"
@@ -421,12 +425,18 @@ def test_a_sweep_measures_again_what_other_work_disturbed(tmp_path, monkeypatch)
     hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(2)]
     try:
         sweeping.run_sweep(sweeping.load_spec(str(spec)), data=str(data), directory=str(tmp_path / "s"))
+        quick = suites.quick_sweep(sweeping.load_spec(str(spec)))
+        quick.grid, quick.repeats = {"iodepth": [1]}, 1
+        sweeping.run_sweep(quick, data=str(data), directory=str(tmp_path / "s"))
     finally:
         for h in hogs:
             h.kill()
             h.wait()
-    (result,) = store.load(store.machines(str(data))[0]["name"], "sweep-busy", str(data))
+    machine = store.machines(str(data))[0]["name"]
+    (result,) = store.load(machine, "sweep-busy", str(data))
     assert any(n.startswith(f"measured {1 + sweeping.BUSY_RETRIES} times") for n in result.data["notes"])
+    (quick,) = store.load(machine, "sweep-busy-quick", str(data))
+    assert quick.data["tags"]["busy"] and not any(re.match(r"measured \d+ times", n) for n in quick.data["notes"])
 
 
 def _visible_text(page):
