@@ -28,6 +28,13 @@ for _signum in _STOP:
 # someone's notebook leaves their numpy as they have it.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+# papermill imports nbformat, which imports jsonschema, which builds an IRI
+# grammar with lark at import when rfc3987-syntax is installed (JupyterLab
+# brings it): 2-3 s of every kit command that publishes. kit checks no IRI,
+# and jsonschema leaves that format unchecked without it. Only in kit's own
+# command, as above.
+sys.modules.setdefault("rfc3987_syntax", None)
+
 
 def main():
     """Runs the command; a signal that comes once it has finished (while
