@@ -243,7 +243,15 @@ def publish(data=None, reports=None, machines=None, progress=None, notebooks=Non
     only once all have rendered: a failure leaves reports/ as it was.
     Returns a Published list of every page's path (.rendered, .reused)."""
     data, reports = store.data_dir(data), reports_dir(reports)
+    if not os.path.isdir(data):
+        # a mistyped store would otherwise publish "no machines" and take every
+        # page it had published away as no longer applying
+        what = "is not a directory" if os.path.exists(data) else "does not exist"
+        raise OptionError("data", f"{data} {what}: give the store kit measured into (nothing was published)")
     known = store.machines(data)
+    if not known and _machine_pages(reports):
+        raise OptionError("data", f"{data} holds no machine's results, but {reports} has pages published from a "
+                                  "store that had some: give that store (nothing was published or removed)")
     if machines:
         missing = [m for m in machines if m not in {k["name"] for k in known}]
         if missing:
@@ -335,6 +343,12 @@ def _render(pages, advance):
     if failed:
         raise failed[min(failed)]
     return texts
+
+
+def _machine_pages(reports):
+    """Whether kit's record of what it wrote in reports/ lists a machine's page."""
+    written = _load_written(reports) if os.path.isdir(reports) else {}
+    return any(os.sep in rel and rel.endswith(".html") for rel in written)
 
 
 def _remove_stale(reports, written, current, done):

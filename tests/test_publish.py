@@ -47,16 +47,25 @@ def fio_json(folder, name="t", *options):
     return out
 
 
+@pytest.fixture(scope="module")
+def two_machines_store(tmp_path_factory):
+    """A store with two machines (one fio run imported as box-a and as
+    box-b), made once: each test gets a copy of its own."""
+    root = tmp_path_factory.mktemp("two-machines")
+    source = fio_json(root)
+    for machine in ("box-a", "box-b"):
+        p = run_kit("import", str(source), f"--data={root / 'data'}", f"--machine={machine}")
+        assert p.returncode == 0, p.stderr
+    return root / "data"
+
+
 @pytest.fixture
-def two_machines(tmp_path, monkeypatch):
+def two_machines(tmp_path, monkeypatch, two_machines_store):
     """A store with two machines (fio results imported as box-a and box-b),
     and one tiny report notebook published for each."""
     data, notebooks = tmp_path / "data", tmp_path / "notebooks"
     notebooks.mkdir()
-    source = fio_json(tmp_path)
-    for machine in ("box-a", "box-b"):
-        p = run_kit("import", str(source), f"--data={data}", f"--machine={machine}")
-        assert p.returncode == 0, p.stderr
+    shutil.copytree(two_machines_store, data)
     _notebook(notebooks, "tiny", 'from kit import store\nprint(f"{len(store.load(machine, data=data_dir))} results")\n')
     monkeypatch.setenv("KIT_NOTEBOOKS", str(notebooks))
     # other work on kit's own sources while this runs would (rightly) re-render
@@ -363,3 +372,25 @@ def test_kit_report_refuses_what_publish_would_refuse_before_it_measures(tmp_pat
     assert "scratch" not in os.listdir(tmp_path)                       # nothing measured
     assert (sorted(os.listdir(tmp_path / "data")) if (tmp_path / "data").exists() else None) == stored
     assert {p.name: p.read_bytes() for p in reports.iterdir()} == before
+
+
+def test_a_mistyped_store_publishes_nothing_and_removes_nothing(two_machines, tmp_path):
+    """--data naming no store (absent, a file, or a folder with no machine
+    while the reports came from one that had some) is one line, exit 2: the
+    pages published before all stay, the index too."""
+    data, reports = two_machines["data"], two_machines["reports"]
+    publish.publish(data, reports)
+    before = {p: open(os.path.join(reports, p)).read() for p in ("index.html", "box-a/tiny.html", "box-b/tiny.html")}
+    a_file = tmp_path / "ok.fio"
+    a_file.write_text("[x]\n")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for wrong, says in ((str(tmp_path / "dta"), "does not exist"), (str(a_file), "is not a directory"),
+                        (str(empty), "holds no machine's results")):
+        p = run_kit("publish", f"--data={wrong}", f"--reports={reports}")
+        assert p.returncode == 2 and says in p.stderr and "Traceback" not in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1 and "data" in p.stderr
+        assert {q: open(os.path.join(reports, q)).read() for q in before} == before
+    # a store with no machine yet is fine for a reports folder kit has not published from
+    fresh = tmp_path / "fresh-reports"
+    assert run_kit("publish", f"--data={empty}", f"--reports={fresh}").returncode == 0
