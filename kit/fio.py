@@ -535,6 +535,7 @@ DIRECTION_ROWS = (
     ("clat p99 (ns)", lambda e: e["clat_ns"].get("percentile", {}).get(hist.percentile_key(99.0))),
     ("clat p99.9 (ns)", lambda e: e["clat_ns"].get("percentile", {}).get(hist.percentile_key(99.9))),
 )
+SYNC_ROW = "syncs"
 JOB_ROWS = (
     ("usr_cpu (%)", lambda r: r.total["usr_cpu"]),
     ("sys_cpu (%)", lambda r: r.total["sys_cpu"]),
@@ -553,6 +554,14 @@ def compare(kit_result, fio_result):
             continue
         for name, get in DIRECTION_ROWS:
             rows.append((f"{d} {name}", get(kit_result.total[d]), get(fio_result.total[d])))
+    syncs = [(r.total.get("sync") or {}).get("total_ios", 0) for r in (kit_result, fio_result)]
+    if any(syncs):
+        # fio 3.33 issues a sync whenever the last I/O to complete was not one
+        # and its issued writes are a multiple of fsync (io_u.c get_rw_ddir):
+        # several while the first is in flight on an async engine, again after
+        # each read in a mixed job; kit one per fsync writes. The count says
+        # whether the rows above measured the same workload.
+        rows.append((SYNC_ROW, *syncs))
     rows += [(name, get(kit_result), get(fio_result)) for name, get in JOB_ROWS]
     return [(name, a, b, a / b if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None)
             for name, a, b in rows]

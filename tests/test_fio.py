@@ -399,3 +399,23 @@ def test_fsync_every_n_writes_as_fio_does(scratch, engine):
         assert r.total["write"]["total_ios"] == 256
         assert r.total["sync"]["total_ios"] == 15, r.data["runner"]
     assert k.total["sync"]["lat_ns"]["N"] == 15 and k.total["sync"]["lat_ns"]["min"] > 0
+
+
+def test_compare_says_when_fio_issued_other_syncs(scratch):
+    """fio 3.33 syncs whenever the last completion was not a sync and its
+    writes are a multiple of fsync: with an async engine it issues several
+    while one is in flight. The comparison shows both counts and says the
+    workloads differ; a sync engine's write job issues the same syncs in both."""
+    from kit.fio import compare
+    from kit.text import format_compare
+    shown = {}
+    for engine, depth in (("io_uring", 8), ("psync", 1)):
+        job = Job(ioengine=engine, iodepth=depth, rw="randwrite", bs="4k", size="1m", fsync=4, directory=scratch)
+        k, f = kit.run(job, progress=False, machine=False), kit.run(job, runner="fio", progress=False, machine=False)
+        rows = {name: (a, b) for name, a, b, _ratio in compare(k, f)}
+        assert rows["syncs"][0] == 256 // 4 - 1          # none after the job's last write
+        shown[engine] = (rows["syncs"], format_compare(compare(k, f), k))
+    (kit_syncs, fio_syncs), text = shown["io_uring"]
+    assert fio_syncs > kit_syncs and "not the same workload" in text
+    (kit_syncs, fio_syncs), text = shown["psync"]
+    assert fio_syncs == kit_syncs and "not the same workload" not in text
