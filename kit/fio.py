@@ -122,8 +122,9 @@ def _section(name, options, extra=()):
 
 def fio_section(job, name=None, extra=()):
     name = name or job.name
-    if _UNSAFE.search(name):
-        raise OptionError("name", f"{name!r} cannot be a fio [section] name")
+    if _UNSAFE.search(name) or name.startswith("global"):     # fio reads [global...] as defaults, not a job
+        raise OptionError("name", f"{name!r} cannot be a fio [section] name (nor can any name starting "
+                                  "with 'global')")
     return _section(name, fio_options(job), extra)
 
 
@@ -263,32 +264,67 @@ def _substitute(value, env, where):
 
 MAX_JOB_FILE = 1 << 20      # bytes: job files are small; /dev/zero is not one
 MAX_INCLUDE_DEPTH = 16
-MAX_INCLUDED_FILES = 256
+MAX_INCLUDED_FILES = 256    # inclusions in all, so a file included by every section stays cheap
 
 
-def _sections(path, seen=None, depth=0):
-    """(section, [(key, value or None, line-ref)]) in order, includes followed."""
-    seen = seen if seen is not None else set()
+def _lines(path):
+    """(line, where) for each line of a job file that is not blank or a comment."""
+    text = read_text_file(path, "job file", MAX_JOB_FILE)
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = re.split(r"[;#]", raw.strip(), maxsplit=1)[0].strip()     # fio's comments, inline ones too
+        if line:
+            yield line, f"{os.path.basename(path)}:{number}"
+
+
+def _option(line, where):
+    key, sep, value = line.partition("=")
+    return key.strip(), value.strip() if sep else None, where
+
+
+def _include_path(name, including):
+    """Where fio 3.33 (init.c __parse_jobs_ini) looks for an included file:
+    the name as written when it exists (relative to the working directory),
+    else beside the including file."""
+    if os.path.exists(name) or "/" not in including:
+        return name
+    return including[:including.rindex("/") + 1] + name
+
+
+def _included(line, where, including, chain, count):
+    """The options of an include line, as fio 3.33 reads one (init.c): the
+    line is 'include' and one separator before the file's name, and the
+    file holds options only ("No new sections in included files"), which
+    join the section the include stands in. chain: the real paths of the
+    files including this one; count: [inclusions so far]."""
+    name = line[len("include") + 1:]
+    if not name:
+        raise OptionError(None, f"{where}: include needs a file name")
+    path = _include_path(name, including)
     real = os.path.realpath(path)
-    if real in seen:
-        raise OptionError(None, f"{path}: included twice (or includes itself)")
-    if depth > MAX_INCLUDE_DEPTH or len(seen) >= MAX_INCLUDED_FILES:
-        raise OptionError(None, f"{path}: includes nested deeper than {MAX_INCLUDE_DEPTH} or more than "
-                                f"{MAX_INCLUDED_FILES} files")
-    seen.add(real)
-    lines = read_text_file(path, "job file", MAX_JOB_FILE).splitlines()
-    out, current = [], None
-    for number, raw in enumerate(lines, 1):
-        line = raw.strip()
-        where = f"{os.path.basename(path)}:{number}"
-        line = re.split(r"[;#]", line, maxsplit=1)[0].strip()     # fio's comments, inline ones too
-        if not line:
-            continue
-        if line.startswith("include "):
-            inc = os.path.join(os.path.dirname(path), line.split(None, 1)[1].strip())
-            out.extend(_sections(inc, seen, depth + 1))
-            current = out[-1] if out else None
-            continue
+    if real in chain:
+        raise OptionError(None, f"{where}: {path} includes itself (through {len(chain)} file(s))")
+    count[0] += 1
+    if len(chain) > MAX_INCLUDE_DEPTH or count[0] > MAX_INCLUDED_FILES:
+        raise OptionError(None, f"{where}: includes nested deeper than {MAX_INCLUDE_DEPTH} or more than "
+                                f"{MAX_INCLUDED_FILES} inclusions")
+    options = []
+    for line, where in _lines(path):
+        if line.startswith("["):
+            raise OptionError(None, f"{where}: {line} in an included file: fio allows options only there "
+                                    "(they join the section the include stands in)")
+        if line.startswith("include"):
+            options.extend(_included(line, where, path, chain + (real,), count))
+        else:
+            options.append(_option(line, where))
+    return options
+
+
+def _sections(path):
+    """(section, [(key, value or None, line-ref)]) in order, includes
+    followed (_included)."""
+    out, current, count = [], None, [0]
+    chain = (os.path.realpath(path),)
+    for line, where in _lines(path):
         if line.startswith("["):
             if not line.endswith("]") or len(line) < 3:
                 raise OptionError(None, f"{where}: malformed section header {line!r}")
@@ -296,10 +332,29 @@ def _sections(path, seen=None, depth=0):
             out.append(current)
             continue
         if current is None:
-            raise OptionError(None, f"{where}: option {line!r} before any [section]")
-        key, sep, value = line.partition("=")
-        current[1].append((key.strip(), value.strip() if sep else None, where))
+            raise OptionError(None, f"{where}: {line!r} before any [section] (fio allows options, "
+                                    "include too, only inside one)")
+        if line.startswith("include"):      # fio: any line starting so (init.c strncmp)
+            current[1].extend(_included(line, where, path, chain, count))
+        else:
+            current[1].append(_option(line, where))
     return out
+
+
+# fio's flag options kit takes and ignores (kit always runs threads)
+FIO_FLAGS_KIT_IGNORES = ("thread",)
+
+
+def _may_stand_alone(key):
+    """Whether fio 3.33 takes the option without a value (parse.c
+    __handle_option: only types FIO_OPT_STR_SET, the flags, and FIO_OPT_STR
+    without a list of values, which of kit's options are the write_*_log
+    ones: a bare log is named after the job). Every other bare option is
+    fio's "Option bs requires an argument"."""
+    if key in ORDERING or key in FIO_FLAGS_KIT_IGNORES:
+        return True
+    option = OPTIONS.get(FIO_TO_KIT.get(key))
+    return option is not None and (option.flag or option.name in LOG_FILES)
 
 
 def read_job_file(path, env=None, strict=False):
@@ -315,7 +370,15 @@ def read_job_file(path, env=None, strict=False):
         values, ordering, written = {}, set(), {}
         for key, value, where in options:
             key = key.replace("-", "_")
+            known = key in FIO_TO_KIT or key in NO_EFFECT or key in ORDERING
+            if value is None and known and not _may_stand_alone(key):
+                raise OptionError(None, f"{where}: {key} needs a value ({key}=...): only fio's flag options, "
+                                        "such as time_based, stand alone")
             text = bare_value(key) if value is None else _substitute(value, env, where)
+            if FIO_TO_KIT.get(key) == "directory" and ":" in text:
+                raise OptionError(None, f"{where}: directory: {text!r} has a ':', which in fio separates several "
+                                        "directories its files are spread over; kit takes one directory, "
+                                        "without ':'")
             if key in ORDERING:
                 if text not in ("0",):
                     ordering.add(key)
@@ -340,7 +403,7 @@ def read_job_file(path, env=None, strict=False):
             values[FIO_TO_KIT[key]] = text
             if value:                   # fio's JSON lists options given a value, by fio's name
                 written[written_name(key)] = text
-        if name == "global":
+        if name.startswith("global"):         # [global_defaults] too: fio's strncmp(name, "global", 6)
             defaults.update(values)
             global_written.update(written)
             global_ordering |= ordering          # stonewall in [global]: every job waits for the one before

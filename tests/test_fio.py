@@ -1,6 +1,9 @@
 """fio interop: job files both ways, fio as a runner in kit's schema, fio JSON in."""
+import json
 import os
 import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -117,11 +120,153 @@ def test_job_file_errors_name_the_place(tmp_path):
     bad.write_text("bs=4k\n[j]\n")
     with pytest.raises(OptionError, match="before any"):
         read_job_file(str(bad))
-    inc = tmp_path / "common.fio"
-    inc.write_text("[global]\nbs=16k\n")
-    main = tmp_path / "main.fio"
-    main.write_text("include common.fio\n[j]\nrw=read\n")
-    assert read_job_file(str(main)).jobs[0].bs == 16384
+
+
+def _fio_run_file(job_file, cwd):
+    """fio's JSON for a job file (None when fio refuses it), and all fio said."""
+    p = subprocess.run(["fio", "--output-format=json", str(job_file)], cwd=cwd, capture_output=True, text=True)
+    if p.returncode:
+        return None, p.stderr + p.stdout
+    return json.JSONDecoder().raw_decode(p.stdout[p.stdout.index("{"):])[0], p.stderr + p.stdout
+
+
+def _kit_refuses(tmp_path, job_file, *words):
+    """kit run refuses the job file: exit 2, one line with the words, nothing written."""
+    before = sorted(os.listdir(tmp_path))
+    p = run_kit("run", str(job_file), cwd=tmp_path)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, (p.returncode, p.stderr)
+    for w in words:
+        assert w in lines[0], (w, lines)
+    assert sorted(os.listdir(tmp_path)) == before
+
+
+def _bare_names():
+    from kit.job import FIO_TO_KIT, NO_EFFECT, ORDERING
+    return sorted(set(FIO_TO_KIT) | set(NO_EFFECT) | set(ORDERING))
+
+
+def test_bare_options_only_where_fio_takes_them(tmp_path):
+    # every option name kit reads from job files: kit takes it without a
+    # value exactly when fio 3.33 does (its flags and the log options)
+    def fio_parse(name):
+        path = tmp_path / f"{name}.fio"
+        path.write_text(f"[x]\nioengine=io_uring\nsize=1m\ndirect=1\n{name}\n")
+        return name, path, subprocess.run(["fio", "--parse-only", str(path)], cwd=tmp_path, capture_output=True,
+                                          text=True)
+    checked, flags = 0, set()
+    with ThreadPoolExecutor(8) as pool:
+        parsed = list(pool.map(fio_parse, _bare_names()))
+    for name, path, p in parsed:
+        if "Bad option" in p.stderr + p.stdout:
+            continue                    # kit's own option, or an alias fio does not have
+        checked += 1
+        try:
+            read_job_file(str(path))
+            kit_takes = True
+        except OptionError as e:
+            kit_takes = "needs a value" not in str(e)
+            assert kit_takes or f"{name}.fio:5: {name} needs a value" in str(e), e
+        assert kit_takes == (p.returncode == 0), (name, p.returncode, p.stderr)
+        if kit_takes:
+            flags.add(name)
+    assert checked > 80
+    assert {"time_based", "norandommap", "group_reporting", "stonewall", "thread", "write_bw_log"} <= flags
+    assert not {"bs", "fsync", "runtime", "direct", "numjobs", "randrepeat"} & flags
+    # a bare flag is on, as in fio
+    path = tmp_path / "flags.fio"
+    path.write_text("[x]\nioengine=null\nsize=1m\ntime_based\nruntime=1\nnorandommap\n")
+    job = read_job_file(str(path)).jobs[0]
+    assert (job.time_based, job.norandommap) == (True, True)
+
+
+@pytest.mark.parametrize("line", ["bs", "fsync", "runtime", "direct", "numjobs"])
+def test_bare_option_refused_in_one_line(tmp_path, line):
+    path = tmp_path / "bare.fio"
+    path.write_text(f"[a]\nioengine=null\nrw=write\nsize=64k\n{line}\n")
+    data, err = _fio_run_file(path, tmp_path)
+    assert data is None and f"Option {line} requires an argument" in err
+    _kit_refuses(tmp_path, path, f"bare.fio:5: {line} needs a value")
+
+
+def test_include_joins_the_section_where_it_stands(tmp_path):
+    # fio 3.33 init.c: include inside a section, options only, read at that point
+    (tmp_path / "common.inc").write_text("; shared\nbs=16k\nsize=256k\n")
+    path = tmp_path / "job.fio"
+    path.write_text("[a]\nioengine=null\nrw=read\nbs=8k\ninclude common.inc\n"
+                    "[b]\nioengine=null\nrw=read\ninclude common.inc\nbs=32k\n")
+    data, err = _fio_run_file(path, tmp_path)
+    assert data, err
+    fio_ios = {j["jobname"]: j["read"]["total_ios"] for j in data["jobs"]}
+    assert fio_ios == {"a": 16, "b": 8}
+    jobs = read_job_file(str(path)).jobs
+    assert {j.name: j.size // j.bs for j in jobs} == fio_ios
+
+
+def test_include_relative_paths_as_fio(tmp_path, monkeypatch):
+    # fio tries the name as written (from the working directory) first, then beside the including file
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "common.inc").write_text("bs=16k\n")
+    path = sub / "job.fio"
+    path.write_text("[a]\nioengine=null\nrw=read\nsize=256k\ninclude common.inc\n")
+    data, err = _fio_run_file("sub/job.fio", tmp_path)
+    assert data and data["jobs"][0]["read"]["total_ios"] == 16, err
+    monkeypatch.chdir(tmp_path)
+    assert read_job_file("sub/job.fio").jobs[0].bs == 16384
+    (tmp_path / "common.inc").write_text("bs=64k\n")
+    data, err = _fio_run_file("sub/job.fio", tmp_path)
+    assert data and data["jobs"][0]["read"]["total_ios"] == 4, err
+    assert read_job_file("sub/job.fio").jobs[0].bs == 65536
+
+
+@pytest.mark.parametrize("job_text, inc_text, fio_says, kit_says", [
+    ("[a]\nioengine=null\nsize=64k\ninclude sec.inc\n", "[x]\nbs=8k\n",
+     "No new sections in included files", "sec.inc:1: [x] in an included file"),
+    ("include sec.inc\n[a]\nioengine=null\nsize=64k\n", "bs=8k\n",
+     "outside of [] job section", "job.fio:1: 'include sec.inc' before any [section]"),
+])
+def test_include_refused_where_fio_refuses_it(tmp_path, job_text, inc_text, fio_says, kit_says):
+    (tmp_path / "sec.inc").write_text(inc_text)
+    path = tmp_path / "job.fio"
+    path.write_text(job_text)
+    data, err = _fio_run_file(path, tmp_path)
+    # fio 3.33 says so, but after "No new sections in included files" it runs the job without the
+    # included options and exits 0 (__parse_jobs_ini's ret is overwritten): kit refuses
+    assert fio_says in err
+    _kit_refuses(tmp_path, path, kit_says)
+
+
+def test_one_file_included_by_every_section_and_loops_refused(tmp_path):
+    (tmp_path / "common.inc").write_text("bs=8k\n")
+    path = tmp_path / "job.fio"
+    path.write_text("".join(f"[j{i}]\nioengine=null\nsize=64k\ninclude common.inc\n" for i in range(3)))
+    assert [j.bs for j in read_job_file(str(path)).jobs] == [8192] * 3
+    (tmp_path / "loop.inc").write_text("bs=8k\ninclude loop.inc\n")
+    path.write_text("[a]\nioengine=null\nsize=64k\ninclude loop.inc\n")
+    _kit_refuses(tmp_path, path, "loop.inc:2:", "includes itself")
+
+
+def test_sections_named_global_something_are_global(tmp_path):
+    # fio 3.33 init.c: global = !strncmp(name, "global", 6)
+    path = tmp_path / "g.fio"
+    path.write_text("[global_defaults]\nioengine=null\nrw=read\nsize=1m\nbs=64k\n[a]\n[globalx]\nbs=128k\n[b]\n")
+    data, err = _fio_run_file(path, tmp_path)
+    assert data, err
+    fio_ios = {j["jobname"]: j["read"]["total_ios"] for j in data["jobs"]}
+    assert fio_ios == {"a": 16, "b": 8}
+    jobs = read_job_file(str(path)).jobs
+    assert {j.name: j.size // j.bs for j in jobs} == fio_ios
+    # and kit never writes a job as a section fio would take for [global]
+    with pytest.raises(OptionError, match="cannot be a fio \\[section\\] name"):
+        to_fio_file(Job(name="global_x", ioengine="null"))
+
+
+def test_directory_list_refused(tmp_path):
+    # fio spreads a job's files over directory=a:b; kit takes one directory
+    path = tmp_path / "d.fio"
+    path.write_text(f"[a]\nioengine=psync\nrw=write\nsize=64k\nnrfiles=2\ndirectory={tmp_path}/d1:{tmp_path}/d2\n")
+    _kit_refuses(tmp_path, path, "d.fio:6: directory:", "':'")
 
 
 def test_cli_job_file_warns_and_strict_refuses(tmp_path, scratch):

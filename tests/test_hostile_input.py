@@ -59,12 +59,16 @@ def test_job_file_arithmetic_is_bounded(tmp_path, line, words):
 
 
 def test_includes_that_exhaust(tmp_path):
-    (tmp_path / "zero.fio").write_text("include /dev/zero\n[j]\nsize=1m\n")
+    (tmp_path / "zero.fio").write_text("[j]\ninclude /dev/zero\nsize=1m\n")
     _refused(run_kit("run", "zero.fio", cwd=tmp_path), "/dev/zero: not a job file")
     for i in range(1200):
-        (tmp_path / f"i{i}.fio").write_text(f"include i{i + 1}.fio\n")
-    (tmp_path / "i1200.fio").write_text("[j]\nsize=1m\n")
+        (tmp_path / f"i{i}.fio").write_text(("[j]\n" if i == 0 else "") + f"include i{i + 1}.fio\n")
+    (tmp_path / "i1200.fio").write_text("size=1m\n")
     _refused(run_kit("run", "i0.fio", cwd=tmp_path), "includes nested deeper than 16")
+    (tmp_path / "wide.inc").write_text("size=1m\n" + "include one.inc\n" * 300)
+    (tmp_path / "one.inc").write_text("bs=4k\n")
+    (tmp_path / "wide.fio").write_text("[j]\ninclude wide.inc\n")
+    _refused(run_kit("run", "wide.fio", cwd=tmp_path), "more than 256 inclusions")
     (tmp_path / "big.fio").write_bytes(b"; x\n" * (300 << 10))
     _refused(run_kit("run", "big.fio", cwd=tmp_path), "too large for a job file")
     (tmp_path / "nul.fio").write_bytes(b"[j\0k]\nsize=1m\n")
