@@ -599,9 +599,10 @@ def cmd_compare(argv):
     from . import compare, store
     from .text import format_runs
     p = _Parser(prog="kit compare", description="B against A: IOPS and p99 clat of what both measured, B/A, and "
-                                                "whether B is slower, faster or not clearly different (beyond "
-                                                f"{compare.CLEAR_DIFFERENCE_PCT:.0f} %, and with repeats only where "
-                                                "their intervals do not overlap). With one machine alone: its runs, "
+                                                "whether B is slower, faster or not clearly different (a rank test "
+                                                "of both sides' repeats, two-sided 5 %: 4 repeats a side at least, "
+                                                f"and a change beyond {compare.CLEAR_DIFFERENCE_PCT:.0f} %). With one "
+                                                "machine alone: its runs, "
                                                 "and its newest run against the one before.")
     p.add_argument("a", metavar="A", help=f"the baseline: {compare.SIDE_HELP}")
     p.add_argument("b", metavar="B", nargs="?", help="what is compared with it, named as A")

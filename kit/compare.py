@@ -11,18 +11,19 @@ were) is not compared: a changed job is not a faster machine. Two files of
 one result each, named by the user, are each other's pair whatever they ran
 (and the line says how their jobs differ).
 
-When a difference is claimed (B against A, A the baseline):
-- repeats on both sides: each side's median with its interval
-  (stats.median_interval: a 95 % bootstrap interval from 5 repeats, the
-  min-max range below that); a change is claimed only when the intervals do not
-  overlap AND the medians differ by more than CLEAR_DIFFERENCE_PCT;
-- one sample on a side: only a change beyond CLEAR_DIFFERENCE_PCT, the
-  run-to-run noise of one sample on a quiet VM, and the verdict says it
-  rests on one sample.
-asv's compare flags a change beyond a factor of 1.1; kit takes 1.05, the
-line it already draws for one sample each, so repeats never need a larger
-change than a single sample to be reported: their intervals are the
-evidence against noise, the threshold only keeps trivial changes quiet.
+When a difference is claimed (B against A, A the baseline): only where a
+rank test (stats.apart: Mann-Whitney, two-sided 5 %) puts the two sides'
+repeats apart AND their medians differ by more than CLEAR_DIFFERENCE_PCT.
+Each side is shown as its median with its interval (stats.median_interval:
+a 95 % bootstrap interval from 5 repeats, the min-max range below that).
+The rank test needs 4 repeats a side at least: with 2 and 2 the ranges fail
+to overlap 1 time in 3 by chance, with 3 and 3 1 time in 10; one sample a
+side says nothing of the noise (runs of this VM move by 20 %), so it is
+never called a difference, and the line says how many repeats would be
+needed. A change that rounds to 0.0 % is no difference either. asv's
+compare flags a change beyond a factor of 1.1; kit takes 1.05: the rank
+test is the evidence against noise, the threshold only keeps trivial
+changes quiet.
 
 A machine's history is every stored run (store.load(history=True)). A "run"
 is a stretch of results in time order in which no key repeats: `kit report`
@@ -39,11 +40,11 @@ import re
 
 from . import store
 from .errors import OptionError
-from .stats import median_interval
+from .stats import SIGNIFICANCE, apart, median_interval
 from .results import from_fio_json
 from .text import human_bytes, is_network, job_fields, main_ddir, net_words, utc, utc_span
 
-CLEAR_DIFFERENCE_PCT = 5.0     # one sample each: what run-to-run noise reaches on a quiet VM
+CLEAR_DIFFERENCE_PCT = 5.0     # a change smaller than this is not reported, however certain
 # where a job's files were is not what it measured
 PLACE = ("directory", "filename", "filename_format", "allow_destructive")
 SUITE_ORDER = ("engines", "anatomy")
@@ -141,7 +142,7 @@ def difference(a, b, higher_is_better=True, words=("slower", "faster")):
     b = [float(x) for x in b if x is not None and math.isfinite(float(x))]
     out = {"a": math.nan, "a_lo": math.nan, "a_hi": math.nan, "b": math.nan, "b_lo": math.nan,
            "b_hi": math.nan, "a_n": len(a), "b_n": len(b), "ratio": math.nan, "change_pct": math.nan,
-           "verdict": "not compared", "why": ""}
+           "p": math.nan, "verdict": "not compared", "why": ""}
     if a:
         out["a"], out["a_lo"], out["a_hi"] = median_interval(a)
     if b:
@@ -155,40 +156,50 @@ def difference(a, b, higher_is_better=True, words=("slower", "faster")):
     out["ratio"] = out["b"] / out["a"]
     change = out["change_pct"] = 100.0 * (out["ratio"] - 1.0)
     worse = (change < 0) == higher_is_better
-    beyond = abs(change) > CLEAR_DIFFERENCE_PCT
     claim = words[0] if worse else words[1]
-    if len(a) >= 2 and len(b) >= 2:
-        kind = "95 % intervals" if min(len(a), len(b)) >= 5 else "ranges"
-        spans = (f"{_figure(out['a_lo'])} to {_figure(out['a_hi'])} against "
-                 f"{_figure(out['b_lo'])} to {_figure(out['b_hi'])}, {len(a)} and {len(b)} repeats")
-        separate = out["a_hi"] < out["b_lo"] or out["b_hi"] < out["a_lo"]
-        if separate and beyond:
-            out["verdict"], out["why"] = claim, f"{change:+.1f} %; the {kind} do not overlap ({spans})"
-        elif separate:
-            out["verdict"] = "no clear difference"
-            out["why"] = (f"{change:+.1f} %: the {kind} do not overlap ({spans}), but the change is under "
-                          f"{CLEAR_DIFFERENCE_PCT:.0f} %")
-        else:
-            out["verdict"], out["why"] = "no clear difference", f"{change:+.1f} %: the {kind} overlap ({spans})"
+    test = apart(a, b)
+    out["p"] = test["p"]
+    out["verdict"] = "no clear difference"
+    if f"{abs(change):.1f}" == "0.0":
+        # a change below the precision it is shown with is none (and no interval text to contradict it)
+        out["why"] = f"{change:+.1f} %: no difference at the precision shown ({_figure(out['a'])} against " \
+                     f"{_figure(out['b'])})"
         return out
-    one = "one sample each" if len(a) == len(b) == 1 else "one sample on one side"
-    if len(a) >= 2 or len(b) >= 2:
-        # the side with repeats shows how far its own runs spread: a single
-        # sample inside that spread is not a difference, however far the medians
-        lo, hi = (out["a_lo"], out["a_hi"]) if len(a) >= 2 else (out["b_lo"], out["b_hi"])
-        single = out["b"] if len(a) >= 2 else out["a"]
-        if lo <= single <= hi:
-            out["verdict"] = "no clear difference"
-            out["why"] = (f"{change:+.1f} %, but the single sample ({_figure(single)}) lies within the other "
-                          f"side's {max(len(a), len(b))} repeats ({_figure(lo)} to {_figure(hi)})")
-            return out
-    if beyond:
-        out["verdict"] = claim
-        out["why"] = f"{change:+.1f} %, beyond the {CLEAR_DIFFERENCE_PCT:.0f} % noise of {one}"
+    if len(a) == len(b) == 1:
+        out["why"] = (f"one sample each: a difference of {change:+.1f} % cannot be told from run-to-run noise; "
+                      f"measure repeats ({test['needed']} or more on each side)")
+        return out
+    spans = f"{_span(out, 'a', len(a))} against {_span(out, 'b', len(b))}"
+    if not test["enough"]:
+        out["why"] = (f"{change:+.1f} %, but {_repeats(len(a))} against {_repeats(len(b))} cannot tell a difference "
+                      f"from run-to-run noise ({spans}): even with every repeat of one side above every repeat of "
+                      f"the other a rank test would not reach {100 * SIGNIFICANCE:.0f} %; measure "
+                      f"{test['needed']} or more repeats on each side")
+    elif not test["apart"]:
+        out["why"] = (f"{change:+.1f} %: a rank test cannot tell the repeats apart ({_p(test['p'])}; {spans})")
+    elif abs(change) <= CLEAR_DIFFERENCE_PCT:
+        out["why"] = (f"{change:+.1f} %: the repeats differ (rank test {_p(test['p'])}; {spans}), but by no "
+                      f"more than {CLEAR_DIFFERENCE_PCT:.0f} %")
     else:
-        out["verdict"] = "no clear difference"
-        out["why"] = f"{change:+.1f} %, within the {CLEAR_DIFFERENCE_PCT:.0f} % noise of {one}"
+        out["verdict"] = claim
+        out["why"] = f"{change:+.1f} %; a rank test puts the repeats apart ({_p(test['p'])}; {spans})"
     return out
+
+
+def _p(p):
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _repeats(n):
+    return "one sample" if n == 1 else f"{n} repeats"
+
+
+def _span(out, side, n):
+    """A side's median and what it spans, as the figures are shown."""
+    if n == 1:
+        return f"{_figure(out[side])} (one sample)"
+    kind = "95 % interval" if n >= 5 else "range"
+    return f"{_figure(out[side])} ({kind} {_figure(out[side + '_lo'])} to {_figure(out[side + '_hi'])}, {n} repeats)"
 
 
 def _figure(x):

@@ -12,7 +12,7 @@ import pandas as pd
 
 from . import __version__, store
 from .compare import CLEAR_DIFFERENCE_PCT
-from .stats import UNSTABLE_CV, drift, median_interval, suite_drift
+from .stats import UNSTABLE_CV, apart, drift, median_interval, repeats_needed, suite_drift, unstable
 from .text import comparison, human_bytes
 from .machine import machine_name
 
@@ -91,7 +91,9 @@ def setup(namespace, title, suites=(), shown=(), scope="machine", **own):
                                  f"(machines there: {', '.join(known) or 'none'})")
     if "sweep" in suites and namespace.get("sweep") and not namespace["measure"]:
         stored = f"sweep-{namespace['sweep']}"
-        if not store.load(machine, stored, data_dir) and not store.load(machine, stored + "-quick", data_dir):
+        unread = []             # the page itself says which files it could not read, within the store
+        if not store.load(machine, stored, data_dir, skipped=unread) and \
+                not store.load(machine, stored + "-quick", data_dir, skipped=unread):
             folder = store.machine_dir(data_dir, machine)
             sweeps = sorted(d[len("sweep-"):] for d in (os.listdir(folder) if os.path.isdir(folder) else [])
                             if d.startswith("sweep-"))
@@ -319,57 +321,189 @@ def _interval_claims(table, scenario):
 # median_interval, UNSTABLE_CV, drift and suite_drift: kit.stats (the sweeps re-run by the same rules)
 
 
-def sweep_stats(frame, axes=("ioengine", "iodepth", "bs", "numjobs", "label")):
-    """Per point: the median of IOPS and of the clat percentiles over the
-    repeats with its interval (lo, hi: median_interval), the coefficient of
-    variation, and a flag where the repeats disagree: the interval wider than
-    20 % of the median (pyperf's 10 % either way), the same interval the
-    plots draw."""
+SWEEP_AXES = ("ioengine", "iodepth", "bs", "numjobs", "label")     # what the sweep page draws against
+
+
+def sweep_point_axes(frame):
+    """The options a sweep's grid varied besides SWEEP_AXES (rw, direct,
+    randseed, ...), as its points name them (the results' point tags), in
+    the order first met; [] for rows that keep no point."""
+    from .job import canonical_option
+    if "point" not in frame:
+        return []
+    axes = []
+    for point in frame["point"].dropna().unique():
+        for name in _point(point):
+            if canonical_option(name) not in SWEEP_AXES and name not in axes:
+                axes.append(name)
+    return axes
+
+
+def _point(value):
+    import json
+    try:
+        point = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return {}
+    return point if isinstance(point, dict) else {}
+
+
+def _sweep_runs(frame, extra):
+    """One row per run (a result's read and write rows are one run: IOPS and
+    bandwidth added, the latency of the direction that did the most I/O),
+    with the grid's other axes as columns."""
+    f = frame
+    if "key" in f and f["key"].notna().all():
+        f = f.sort_values("ios", ascending=False, kind="stable") if "ios" in f else f
+        summed = f.groupby("key", sort=False)[["iops", "bw_bytes"]].sum(min_count=1)
+        f = f.drop_duplicates("key").set_index("key")
+        f[["iops", "bw_bytes"]] = summed
+        f = f.reset_index()
+    points = f["point"].map(_point) if "point" in f else pd.Series([{}] * len(f), f.index)
+    return f.assign(**{axis: points.map(lambda p, axis=axis: p.get(axis, "-")) for axis in extra})
+
+
+def sweep_stats(frame, axes=SWEEP_AXES):
+    """Per point (every axis the grid varied, and the engine, iodepth, bs and
+    numjobs the plots draw against): the median of IOPS and of the clat
+    percentiles over the repeats with its interval (lo, hi:
+    median_interval; NaN below two repeats, where there is none), the
+    coefficient of variation, the IOPS of every repeat (iops_runs), and a
+    flag where the repeats disagree (stats.unstable: the interval wider than
+    20 % of the median, pyperf's 10 % either way). attrs: "axes", the other
+    axes the grid varied; "drift", stats.suite_drift."""
     if frame.empty:
         return frame
-    keys = [a for a in axes if a in frame.columns]
+    extra = sweep_point_axes(frame)
+    runs = _sweep_runs(frame, extra)
+    keys = [a for a in axes if a in runs.columns] + extra
     rows = []
-    for point, g in frame.groupby(keys, sort=True):
+    for point, g in runs.groupby(keys, sort=True, dropna=False):
         row = dict(zip(keys, point if isinstance(point, tuple) else (point,)))
-        n = len(g)
+        n = int(g["iops"].notna().sum())
         for col in ("iops", "clat_p50_ns", "clat_p99_ns", "bw_bytes"):
             row[col], row[f"{col}_lo"], row[f"{col}_hi"] = median_interval(g[col])
-            if col == "iops":
-                sd = g[col].std(ddof=1) if n > 1 else float("nan")
-                row["iops_cv"] = sd / g[col].mean() if g[col].mean() and n > 1 else float("nan")
+            if n < 2:           # one run spans nothing: no interval to show or to judge by
+                row[f"{col}_lo"] = row[f"{col}_hi"] = np.nan
+        mean = g["iops"].mean()
+        row["iops_cv"] = g["iops"].std(ddof=1) / mean if n > 1 and mean else np.nan
+        row["iops_runs"] = [float(v) for v in g["iops"].dropna()]
         row["repeats"] = n
-        row["unstable"] = bool(n > 1 and row["iops"] and
-                               (row["iops_hi"] - row["iops_lo"]) / row["iops"] > 2 * UNSTABLE_CV)
+        row["unstable"] = unstable(row["iops_runs"])
         row.update(_point_flags(g))
         row["note"] = row_note(row)
         rows.append(row)
     out = pd.DataFrame(rows)
-    out.attrs["drift"] = suite_drift(_runs_in_time_order(frame, keys))
+    out.attrs["axes"] = extra
+    out.attrs["drift"] = suite_drift(_runs_in_time_order(runs, keys))
     return out
+
+
+def _sweep_axis_words(axis, value):
+    if axis == "bs":
+        return f"bs {human_bytes(value, ' ')}"
+    return f"{axis} {value}" if axis != "label" else f"**{value}**"
+
+
+def sweep_point_words(r, stats):
+    """A point as people read it: its engine, then every axis that varies in
+    the sweep (all of SWEEP_AXES' when none does)."""
+    varied = [a for a in ("iodepth", "bs", "numjobs") if a in stats and stats[a].nunique() > 1]
+    varied += list(stats.attrs.get("axes") or [])
+    if not varied:
+        varied = [a for a in ("iodepth", "bs") if a in stats]
+    return ", ".join([f"**{r['label']}**"] + [_sweep_axis_words(a, r[a]) for a in varied])
+
+
+def sweep_stability_text(stats):
+    """What the repeats say of how stable the points are: (text, warn) --
+    the unstable points (unstable_text), or that all measured at least
+    twice are stable, or, with a single run each, that nothing can be said."""
+    once = int((stats["repeats"] < 2).sum())
+    bad = unstable_text(stats)
+    if bad:
+        return bad + (f" {once} point(s) were measured once: how much they vary is not known." if once else ""), True
+    if once == len(stats):
+        return (f"Each of the {len(stats)} points was measured once, so this page cannot say how much any of them "
+                f"varies between runs, and shows no intervals: give the sweep `repeats: "
+                f"{repeats_needed(1, 1)}` or more (the fewest with which a rank test can tell two points "
+                "apart)."), True
+    twice = len(stats) - once
+    return (f"All {twice} points measured at least twice are stable: their IOPS intervals are within "
+            f"±{UNSTABLE_CV:.0%} of their medians"
+            + (f"; {once} point(s) were measured once, and how much they vary is not known." if once else "."),
+            False)
 
 
 def sweep_best_text(stats):
     """The sweep's headline, claimed only when the measurements support it:
-    the best point's interval must lie above the runner-up's, and neither
-    the device nor the top points changed while they were measured."""
+    a rank test (stats.apart, as `kit compare`) puts the best point's
+    repeats above the runner-up's, by more than CLEAR_DIFFERENCE_PCT, and
+    neither the device nor the top points changed while they were measured.
+    One run a point names no winner: it says nothing of run-to-run noise."""
     ranked = stats.sort_values("iops", ascending=False)
     best = ranked.iloc[0]
     withheld = ranking_withheld(stats.attrs.get("drift"), ranked.head(2))
     if withheld:
         return withheld
 
-    def point(r):
-        return f"**{r['label']}** at iodepth {r['iodepth']}, bs {human_bytes(r['bs'], ' ')}"
-
     def figure(r):
-        return (f"{r['iops']:,.0f} IOPS (median of {r['repeats']}, 95 % interval {r['iops_lo']:,.0f} to "
+        if r["repeats"] < 2:
+            return f"{r['iops']:,.0f} IOPS (one run)"
+        what = "95 % interval" if r["repeats"] >= 5 else "range"
+        return (f"{r['iops']:,.0f} IOPS (median of {r['repeats']:.0f}, {what} {r['iops_lo']:,.0f} to "
                 f"{r['iops_hi']:,.0f})")
-    if len(ranked) > 1:
-        second = ranked.iloc[1]
-        if best["iops_lo"] <= second["iops_hi"]:
-            return (f"No clear winner: {point(best)} reaches {figure(best)} and {point(second)} {figure(second)}; "
-                    "their intervals overlap, so these repeats do not tell them apart.")
-    return f"The highest throughput is {point(best)}: {figure(best)}, p99 latency {best['clat_p99_ns'] / 1000:,.0f} µs."
+    if len(ranked) == 1:
+        return (f"One point: {sweep_point_words(best, stats)} reaches {figure(best)}, p99 latency "
+                f"{best['clat_p99_ns'] / 1000:,.0f} µs.")
+    second = ranked.iloc[1]
+    lead = 100.0 * (best["iops"] / second["iops"] - 1.0) if second["iops"] else float("inf")
+    test = apart(best["iops_runs"], second["iops_runs"])
+    both = f"{sweep_point_words(best, stats)} reaches {figure(best)} and {sweep_point_words(second, stats)} " \
+           f"{figure(second)}"
+    if not test["enough"]:
+        runs = "one run each" if best["repeats"] == second["repeats"] == 1 else \
+            f"{best['repeats']:.0f} and {second['repeats']:.0f} runs"
+        return (f"No winner named: {both}. With {runs}, a lead of {lead:.1f} % cannot be told from run-to-run "
+                f"noise; measure {test['needed']} or more repeats a point.")
+    if not test["apart"]:
+        return (f"No clear winner: {both}; a rank test cannot tell their repeats apart (p = {test['p']:.2f}).")
+    if lead <= CLEAR_DIFFERENCE_PCT:
+        return (f"No clear winner: {both}; their repeats differ, but by {lead:.1f} %, no more than "
+                f"{CLEAR_DIFFERENCE_PCT:.0f} %.")
+    return (f"The highest throughput is {sweep_point_words(best, stats)}: {figure(best)}, p99 latency "
+            f"{best['clat_p99_ns'] / 1000:,.0f} µs, {lead:.1f} % ahead of {sweep_point_words(second, stats)} "
+            f"({figure(second)}; a rank test puts their repeats apart, p = {test['p']:.3f}).")
+
+
+def skipped_text(skipped, data_dir):
+    """A page's one sentence on stored files it could not read ((path, why)
+    from store.load), named within the store, never by absolute path; None
+    when there were none."""
+    if not skipped:
+        return None
+    root = os.path.abspath(data_dir)
+
+    def within(path):
+        rel = os.path.relpath(os.path.abspath(path), root)
+        return os.path.basename(path) if rel.startswith("..") else rel
+    shown = "; ".join(f"{within(p)} ({why})" for p, why in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return (f"{len(skipped)} stored result file(s) could not be read and are left out of this page: {shown}{more}.")
+
+
+def sweep_series(stats):
+    """The axes that tell a sweep's plotted lines apart: the engine and every
+    axis the grid varied other than iodepth (across) and bs (one row of
+    plots each)."""
+    return ["label"] + [a for a in ("numjobs",) if a in stats and stats[a].nunique() > 1] \
+        + list(stats.attrs.get("axes") or [])
+
+
+def sweep_series_name(stats, key):
+    key = key if isinstance(key, tuple) else (key,)
+    names = sweep_series(stats)
+    return ", ".join(str(v) if a == "label" else f"{a} {v}" for a, v in zip(names, key))
 
 
 # ---- what a page says before it ranks: trends, drift, disturbance, cuts ----------
@@ -566,9 +700,8 @@ def unstable_text(stats):
     spread = (bad["iops_hi"] - bad["iops_lo"]) / bad["iops"]
     worst = bad.loc[spread.idxmax()]
     return (f"{len(bad)} of {len(stats)} points have an IOPS interval wider than ±{UNSTABLE_CV:.0%} of their "
-            f"median (worst: {worst.get('label', worst.get('ioengine'))} iodepth={worst.get('iodepth')} "
-            f"bs={worst.get('bs')}, {worst['iops_lo']:,.0f} to {worst['iops_hi']:,.0f}): use more repeats or "
-            "longer runtimes, and keep the machine otherwise idle.")
+            f"median (worst: {sweep_point_words(worst, stats).replace('**', '')}, {worst['iops_lo']:,.0f} to "
+            f"{worst['iops_hi']:,.0f}): use more repeats or longer runtimes, and keep the machine otherwise idle.")
 
 
 # ---- anatomy: what the tracers saw ---------------------------------------------
@@ -1068,7 +1201,7 @@ def heatmap_axes(stats):
     other axes that split them into panels, the engine first."""
     varies = [a for a in ("numjobs", "bs") if a in stats and stats[a].nunique() > 1]
     rows = varies[0] if varies else "numjobs"
-    return rows, ["label"] + [a for a in varies if a != rows]
+    return rows, ["label"] + [a for a in varies if a != rows] + list(stats.attrs.get("axes") or [])
 
 
 def sweep_heatmap(stats, panel, rows, value="iops"):
@@ -1090,7 +1223,7 @@ def plot_heatmaps(stats):
     from .text import human_bytes, human_count
     rows, split = heatmap_axes(stats)
     panels = [dict(zip(split, key if isinstance(key, tuple) else (key,)))
-              for key, _g in stats.groupby(split, sort=True)]
+              for key, _g in stats.groupby(split, sort=True, dropna=False)]
     positive = stats.loc[stats["iops"] > 0, "iops"]
     lo, hi = (positive.min(), positive.max()) if len(positive) else (1, 10)
     norm = LogNorm(lo, hi) if scale_for(positive) == "log" else Normalize(0, hi)

@@ -132,3 +132,83 @@ def suite_drift(runs):
     change, z = _thirds_change(dev, 1.0), mann_kendall_z(dev)
     return {"change_pct": round(change, 1), "z": round(float(z), 2), "runs": len(rel),
             "drift": bool(abs(z) > TREND_Z and abs(change) > SUITE_DRIFT_PCT)}
+
+
+# Whether two sets of repeats differ: a rank test (Mann-Whitney), exact by
+# permutation while the arrangements are few. No rank test can reach 5 %
+# with fewer than 4 repeats a side (3 and 3: the most extreme arrangement
+# still comes 1 time in 10 by chance; 2 and 2: 1 in 3, non-overlapping
+# min-max ranges), and one sample a side says nothing of the noise at all.
+SIGNIFICANCE = 0.05
+EXACT_ARRANGEMENTS = 20_000
+
+
+def _clean(values):
+    v = np.asarray(values, dtype=float)
+    return v[~np.isnan(v)]
+
+
+def _ranks(pooled):
+    """Ranks 1..n, ties sharing their mean rank."""
+    order = np.argsort(pooled, kind="stable")
+    ranks = np.empty(len(pooled))
+    ranks[order] = np.arange(1, len(pooled) + 1)
+    for value in np.unique(pooled):
+        tied = pooled == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def rank_test(a, b):
+    """Two-sided p-value of Mann-Whitney's rank test of A against B (NaN
+    left out): exact over every arrangement of the pooled ranks while they
+    are at most EXACT_ARRANGEMENTS, else the normal approximation (ties
+    corrected). 1.0 when a side is empty."""
+    import itertools
+    import math
+    a, b = _clean(a), _clean(b)
+    if not len(a) or not len(b):
+        return 1.0
+    pooled = np.concatenate([a, b])
+    ranks = _ranks(pooled)
+    n, na = len(pooled), len(a)
+    expected = na * (n + 1) / 2.0
+    observed = abs(ranks[:na].sum() - expected)
+    if math.comb(n, na) <= EXACT_ARRANGEMENTS:
+        picks = np.array(list(itertools.combinations(range(n), na)))
+        sums = ranks[picks].sum(axis=1)
+        return float(np.mean(np.abs(sums - expected) >= observed - 1e-9))
+    nb = n - na
+    ties = sum(c ** 3 - c for c in np.unique(pooled, return_counts=True)[1])
+    var = na * nb / 12.0 * ((n + 1) - ties / (n * (n - 1)))
+    if var <= 0:
+        return 1.0
+    z = max(observed - 0.5, 0.0) / math.sqrt(var)
+    return float(math.erfc(z / math.sqrt(2)))
+
+
+def smallest_p(na, nb):
+    """The rank test's smallest possible p-value with na and nb repeats (all
+    of one side above all of the other): 2 / C(na + nb, na)."""
+    import math
+    return min(1.0, 2.0 / math.comb(na + nb, na)) if na and nb else 1.0
+
+
+def repeats_needed(na, nb):
+    """The repeats a side (at least as many as either has) with which the
+    rank test could tell the two apart at SIGNIFICANCE at all."""
+    n = max(na, nb, 1)
+    while smallest_p(n, n) > SIGNIFICANCE:
+        n += 1
+    return n
+
+
+def apart(a, b):
+    """Whether two sets of repeats differ beyond run-to-run noise:
+    {"apart": the rank test at SIGNIFICANCE, "p", "n": (na, nb),
+    "enough": whether so few repeats could show a difference at all,
+    "needed": repeats a side that could}."""
+    a, b = _clean(a), _clean(b)
+    p = rank_test(a, b)
+    return {"apart": bool(p <= SIGNIFICANCE), "p": p, "n": (len(a), len(b)),
+            "enough": smallest_p(len(a), len(b)) <= SIGNIFICANCE, "needed": repeats_needed(len(a), len(b))}

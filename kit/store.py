@@ -307,11 +307,12 @@ def _machine_file(path):
     return data, None
 
 
-def load(machine, suite=None, data=None, history=False):
+def load(machine, suite=None, data=None, history=False, skipped=None):
     """The stored Results of a machine (one suite, or all): the latest of
     each key, or with history=True every run of every key, newest first.
     A file that is not a result this kit can read is skipped with a warning
-    naming it."""
+    naming it, or, given a list as skipped, (path, why) appended to it (a
+    page says so in its own words)."""
     folder = machine_dir(data, machine)
     if not os.path.isdir(folder):
         return []
@@ -320,7 +321,10 @@ def load(machine, suite=None, data=None, history=False):
         try:
             out.append(Result.load(path))
         except ValueError as e:
-            warn(path, str(e))
+            if skipped is None:
+                warn(path, str(e))
+            else:
+                skipped.append((path, str(e)))
     if history:
         out.sort(key=measured_ms, reverse=True)
     return out
@@ -367,12 +371,12 @@ def import_fio(results, source, machine=None, data=None):
     return paths
 
 
-def frame(machine, suite=None, data=None, per_job=False, history=False):
+def frame(machine, suite=None, data=None, per_job=False, history=False, skipped=None):
     """Tidy rows of every stored result (history: every run), with its tags
-    as columns."""
+    as columns; skipped: as load's."""
     import pandas as pd
     frames = []
-    for r in load(machine, suite, data, history):
+    for r in load(machine, suite, data, history, skipped):
         f = r.to_frame(per_job=per_job)
         for k, v in (r.data.get("tags") or {}).items():
             f[k] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v

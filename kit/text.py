@@ -377,8 +377,8 @@ def format_versus(rows, a, b, only_a=(), only_b=(), same=(), threshold_pct=5.0):
         counts = {v: verdicts.count(v) for v in ("slower", "faster", "no clear difference", "not compared")
                   if v in verdicts}
         lines += ["", "B against A: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ". A difference is "
-                  f"claimed beyond {threshold_pct:.0f} %, and with repeats on both sides only where their "
-                  "intervals do not overlap."]
+                  f"claimed only where a rank test puts both sides' repeats apart (two-sided 5 %: 4 repeats a "
+                  f"side at least; one sample each never) and by more than {threshold_pct:.0f} %."]
     else:
         lines.append("Nothing to compare: A and B have no measurement in common"
                      + (" that differs (the same runs on both sides)." if same else "."))

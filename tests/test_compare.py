@@ -173,33 +173,51 @@ def test_a_30_percent_drop_with_tight_repeats_is_slower():
     b = [70_000, 70_300, 69_800, 70_100, 69_900]
     d = compare.difference(a, b)
     assert d["verdict"] == "slower" and d["ratio"] == pytest.approx(0.7, abs=0.005)
-    assert "95 % intervals do not overlap" in d["why"] and "5 and 5 repeats" in d["why"]
+    assert d["p"] == pytest.approx(2 / 252)                 # every one of B below every one of A: 2 / C(10, 5)
+    assert d["why"] == ("-30.0 %; a rank test puts the repeats apart (p = 0.008; 100,000 (95 % interval 99,700 to "
+                        "100,400, 5 repeats) against 70,000 (95 % interval 69,800 to 70,300, 5 repeats))")
     assert compare.difference(b, a)["verdict"] == "faster"
-    # latency: higher is worse
-    assert compare.difference([10, 10.1, 9.9], [20, 20.2, 19.8], higher_is_better=False,
+    # latency: higher is worse; 4 repeats a side are the fewest a rank test can separate at 5 %
+    assert compare.difference([10, 10.1, 9.9, 10.05], [20, 20.2, 19.8, 20.1], higher_is_better=False,
                               words=("higher", "lower"))["verdict"] == "higher"
 
 
-def test_a_3_percent_change_of_one_sample_is_no_clear_difference():
-    d = compare.difference([100_000], [97_000])
+def test_one_sample_each_is_never_a_difference():
+    """Two runs of one job on this VM differ by up to 20 %: one sample a
+    side says nothing of that noise, however large the change."""
+    d = compare.difference([650_172], [777_000])
     assert d["verdict"] == "no clear difference"
-    assert d["why"] == "-3.0 %, within the 5 % noise of one sample each"
-    d = compare.difference([100_000], [88_000])
-    assert d["verdict"] == "slower" and d["why"] == "-12.0 %, beyond the 5 % noise of one sample each"
-    assert "one sample on one side" in compare.difference([100_000, 100_100], [88_000])["why"]
-    # a single sample inside the other side's own spread is no difference, however far the medians
-    d = compare.difference([85_000, 100_000, 115_000], [94_000])
-    assert d["verdict"] == "no clear difference" and "within the other side's 3 repeats" in d["why"]
-    assert compare.difference([94_000], [85_000, 100_000, 115_000])["verdict"] == "no clear difference"
-    assert compare.difference([85_000, 100_000, 115_000], [80_000])["verdict"] == "slower"
+    assert d["why"] == ("one sample each: a difference of +19.5 % cannot be told from run-to-run noise; measure "
+                        "repeats (4 or more on each side)")
+    assert compare.difference([100_000], [50_000])["verdict"] == "no clear difference"
+    # a single sample outside the other side's few repeats: 1 time in 3 by chance with 2 of them
+    d = compare.difference([100_000, 100_100], [88_000])
+    assert d["verdict"] == "no clear difference"
+    assert "2 repeats against one sample cannot tell a difference" in d["why"] and "measure 4 or more" in d["why"]
+    assert compare.difference([85_000, 100_000, 115_000], [80_000])["verdict"] == "no clear difference"
 
 
-def test_overlapping_intervals_are_no_clear_difference():
-    d = compare.difference([80_000, 100_000, 120_000], [90_000, 110_000, 130_000])     # medians +10 %
-    assert d["verdict"] == "no clear difference" and "the ranges overlap" in d["why"]
-    # separate, but a change too small to claim
-    d = compare.difference([100_000, 100_050, 99_950], [103_000, 103_050, 102_950])
-    assert d["verdict"] == "no clear difference" and "under 5 %" in d["why"]
+def test_few_repeats_need_more_than_ranges_apart():
+    # two each, ranges apart: by chance 1 time in 3; three each: 1 in 10
+    for n in (2, 3):
+        d = compare.difference([100_000 + i for i in range(n)], [120_000 + i for i in range(n)])
+        assert d["verdict"] == "no clear difference", n
+        assert f"{n} repeats against {n} repeats cannot tell a difference" in d["why"], d["why"]
+        assert "measure 4 or more repeats on each side" in d["why"]
+    d = compare.difference([100_000 + i for i in range(4)], [120_000 + i for i in range(4)])
+    assert d["verdict"] == "faster" and "p = 0.029" in d["why"]
+
+
+def test_overlapping_repeats_are_no_clear_difference():
+    d = compare.difference([80_000, 100_000, 120_000, 95_000], [90_000, 110_000, 130_000, 105_000])
+    assert d["verdict"] == "no clear difference" and "a rank test cannot tell the repeats apart (p = 0.486" in d["why"]
+    # apart, but a change too small to claim
+    d = compare.difference([100_000, 100_050, 99_950, 100_020], [103_000, 103_050, 102_950, 103_020])
+    assert d["verdict"] == "no clear difference" and "but by no more than 5 %" in d["why"]
+    # a change below the precision shown is none, and no interval text contradicts it
+    d = compare.difference([100] * 5, [100.0001] * 5)
+    assert d["verdict"] == "no clear difference"
+    assert d["why"] == "+0.0 %: no difference at the precision shown (100 against 100)"
     # nothing measured on one side
     d = compare.difference([float("nan")], [100_000])
     assert d["verdict"] == "not compared" and d["why"] == "no figure in A"
@@ -213,22 +231,23 @@ def test_results_pair_by_what_they_measured(measured):
     a = [tagged(1000, T0, "engines", "direct-sync"), tagged(5000, T0, "engines", "direct-io_uring"),
          tagged(7000, T0, "engines", "direct-threadpool")]
     a += [tagged(v, T0 + i, "sweep-q", f"iodepth=1-abc-r{i}", point={"iodepth": 1}, repeat=i)
-          for i, v in enumerate((100_000, 100_400, 99_700), 1)]
+          for i, v in enumerate((100_000, 100_400, 99_700, 100_100), 1)]
     b = [tagged(1020, T0 + 9, "engines", "direct-sync"), tagged(3000, T0 + 9, "engines", "direct-io_uring"),
          tagged(9000, T0 + 9, "engines", "direct-null")]
     b += [tagged(v, T0 + 9 + i, "sweep-q", f"iodepth=1-def-r{i}", point={"iodepth": 1}, repeat=i)
-          for i, v in enumerate((70_000, 70_300, 69_800), 1)]
+          for i, v in enumerate((70_000, 70_300, 69_800, 70_100), 1)]
     changed = copy.deepcopy(a[2].data)
     changed["job"]["bs"] = 8192
     b.append(Result({**changed, "timestamp_ms": T0 + 20}))
     out = compare.compare(a, b)
     rows = out["rows"].set_index("what")
     assert rows.loc["engines: direct-sync", "verdict"] == "no clear difference"         # +2 %, one sample
-    assert rows.loc["engines: direct-io_uring", "verdict"] == "slower"                  # -40 %
+    assert rows.loc["engines: direct-io_uring", "verdict"] == "no clear difference"     # -40 %, one sample each
+    assert rows.loc["engines: direct-io_uring", "why"].startswith("one sample each: a difference of -40.0 %")
     assert rows.loc["engines: direct-threadpool", "verdict"] == "not compared"          # another job
     assert "the jobs differ: bs 4096 vs 8192" in rows.loc["engines: direct-threadpool", "why"]
-    sweep = rows.loc["sweep-q: iodepth=1"]                     # three repeats a side, one pair
-    assert (sweep["a_n"], sweep["b_n"], sweep["verdict"]) == (3, 3, "slower")
+    sweep = rows.loc["sweep-q: iodepth=1"]                     # four repeats a side, one pair
+    assert (sweep["a_n"], sweep["b_n"], sweep["verdict"]) == (4, 4, "slower")
     assert out["only_b"] == ["engines: direct-null"] and out["only_a"] == []
     assert compare.compare(a, a)["same"] and compare.compare(a, a)["rows"].empty
 
@@ -244,7 +263,8 @@ def test_engines_tables_of_machines_with_other_cpu_counts_are_compared(measured)
         r.data["tags"] = {"suite": suite, "key": "direct-sync"}
         return r
     rows = compare.compare([engines(10_000, T0, 2, 4)], [engines(20_000, T0 + 1, 4, 8)])["rows"]
-    assert list(rows["verdict"]) == ["faster"]
+    assert list(rows["verdict"]) == ["no clear difference"]                             # compared: one sample each
+    assert rows["why"][0].startswith("one sample each: a difference of +100.0 %")
     rows = compare.compare([engines(10_000, T0, 2, 4)], [engines(20_000, T0 + 1, 4, 6)])["rows"]
     assert list(rows["verdict"]) == ["not compared"] and "numjobs 4 vs 6" in rows["why"][0]
     rows = compare.compare([engines(10_000, T0, 2, 4, "sweep-x")], [engines(20_000, T0 + 1, 4, 8, "sweep-x")])["rows"]
@@ -255,40 +275,42 @@ def test_engines_tables_of_machines_with_other_cpu_counts_are_compared(measured)
 
 @pytest.fixture(scope="module")
 def two_machines(measured, tmp_path_factory):
-    """box-a (one sample per engine, as kit stored them before repeats): two
-    engines runs, direct io_uring 30 % slower in the second; box-b (three
-    repeats per engine, as kit measures now): one run, every median 2 %
-    above box-a's first."""
+    """box-a (four repeats per engine): two engines runs, direct io_uring 30 %
+    slower in the second; box-b (four repeats per engine): one run, every
+    median 2 % above box-a's first."""
     data = str(tmp_path_factory.mktemp("store") / "data")
-    save_engines_run(measured, data, "box-a", T0, base_iops)
-    save_engines_run(measured, data, "box-a", T0 + 3_600_000,
-                     lambda s, e: base_iops(s, e) * (0.7 if (s, e) == ("direct", "io_uring") else 1.01))
-    save_engines_batch(measured, data, "box-b", T0 + 7_200_000, lambda s, e: base_iops(s, e) * 1.02)
+    save_engines_batch(measured, data, "box-a", T0, base_iops, repeats=4, batch=1)
+    save_engines_batch(measured, data, "box-a", T0 + 3_600_000,
+                       lambda s, e: base_iops(s, e) * (0.7 if (s, e) == ("direct", "io_uring") else 1.01),
+                       repeats=4, batch=2)
+    save_engines_batch(measured, data, "box-b", T0 + 7_200_000, lambda s, e: base_iops(s, e) * 1.02, repeats=4)
     return data
 
 
 def test_repeats_are_one_measurement_and_only_the_newest_batch_counts(measured, tmp_path):
     """The engines tables as kit measures them now: a 30 % drop with tight
-    repeats is a regression on the intervals' evidence, and the fourth
+    repeats is a regression on a rank test's evidence, and the fifth
     repeat an earlier batch left behind (a re-run) is not a sample of the
     next one."""
     data = str(tmp_path / "data")
-    save_engines_batch(measured, data, "box", T0, base_iops, repeats=4, batch=11)
+    save_engines_batch(measured, data, "box", T0, base_iops, repeats=5, batch=11)
     save_engines_batch(measured, data, "box", T0 + 3_600_000,
-                       lambda s, e: base_iops(s, e) * (0.7 if (s, e) == ("direct", "io_uring") else 0.97), batch=12)
+                       lambda s, e: base_iops(s, e) * (0.7 if (s, e) == ("direct", "io_uring") else 0.97),
+                       repeats=4, batch=12)
     history = store.load("box", data=data, history=True)
-    assert [len(r["results"]) for r in compare.runs(history)] == [48, 36]
+    assert [len(r["results"]) for r in compare.runs(history)] == [60, 48]
     before, now = compare.previous_and_latest(history)
     rows = compare.compare(before, now)["rows"].set_index("what")
     assert len(rows) == 12
     io_uring = rows.loc["engines: direct-io_uring"]
-    assert (io_uring["a_n"], io_uring["b_n"], io_uring["verdict"]) == (4, 3, "slower")
-    assert "the ranges do not overlap" in io_uring["why"] and "4 and 3 repeats" in io_uring["why"]
+    assert (io_uring["a_n"], io_uring["b_n"], io_uring["verdict"]) == (5, 4, "slower")
+    assert "a rank test puts the repeats apart (p = 0.016;" in io_uring["why"]           # 2 / C(9, 4)
+    assert "5 repeats) against 28,000 (range " in io_uring["why"]
     assert io_uring["iops_ratio"] == pytest.approx(0.7, abs=0.005)
     sync = rows.loc["engines: direct-sync"]                     # -3 %: real, but under the line drawn
-    assert sync["verdict"] == "no clear difference" and "under 5 %" in sync["why"]
+    assert sync["verdict"] == "no clear difference" and "but by no more than 5 %" in sync["why"]
     table = compare.measurements(now).set_index("what")
-    assert table.loc["engines: direct-io_uring", "samples"] == 3
+    assert table.loc["engines: direct-io_uring", "samples"] == 4
     assert table.loc["engines: direct-io_uring", "iops"] == pytest.approx(28_000)
 
 
@@ -301,15 +323,15 @@ def test_kit_compare_two_runs_of_a_machine(two_machines):
     assert re.split(r"\s{2,}", header) == ["what", "A IOPS", "B IOPS", "B/A", "A p99", "B p99", "B/A", "verdict"]
     row = next(line for line in lines if line.startswith("engines: direct-io_uring "))
     assert "40,000" in row and "28,000" in row and " 0.70 " in row
-    assert row.endswith("slower: -30.0 %, beyond the 5 % noise of one sample each")
+    assert "slower: -30.0 %; a rank test puts the repeats apart (p = 0.029; 40,000 (range " in row
     sync = next(line for line in lines if line.startswith("engines: direct-sync "))
-    assert "no clear difference: +1.0 %, within the 5 % noise of one sample each" in sync
-    assert "B against A: 1 slower, 11 no clear difference." in p.stdout
+    assert "no clear difference: +1.0 %: the repeats differ (rank test p = 0.029;" in sync
+    assert "B against A: 1 slower, 11 no clear difference. A difference is claimed only where a rank test" in p.stdout
     # one machine alone: its runs, then the newest against the one before
     p = run_kit("compare", "box-a", f"--data={two_machines}")
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("box-a: 2 runs in ")
-    assert re.search(r"^\s+1\s+\S+ \S+ to \S+ UTC\s+12\s+engines\s+" + re.escape(kit.__version__), p.stdout, re.M)
+    assert re.search(r"^\s+1\s+\S+ \S+ to \S+ UTC\s+48\s+engines\s+" + re.escape(kit.__version__), p.stdout, re.M)
     assert "The newest run against the one before (kit compare box-a@-2 box-a)" in p.stdout
     assert "1 slower, 11 no clear difference" in p.stdout
     # as of a time: the end of the first run's day is after both runs
@@ -321,14 +343,16 @@ def test_kit_compare_two_machines_and_two_files(two_machines, tmp_path):
     p = run_kit("compare", "box-a", "box-b", f"--data={two_machines}")
     assert p.returncode == 0, p.stderr
     io_uring = next(line for line in p.stdout.splitlines() if line.startswith("engines: direct-io_uring "))
-    # 1.02 / 0.7, box-b's median of three against box-a's one sample
-    assert io_uring.rstrip().endswith("faster: +45.7 %, beyond the 5 % noise of one sample on one side")
-    assert "40,800 (n=3)" in io_uring
+    # 1.02 / 0.7, medians of four repeats a side
+    assert "faster: +45.7 %; a rank test puts the repeats apart (p = 0.029;" in io_uring
+    assert "40,800 (n=4)" in io_uring
     folder = os.path.join(two_machines, "box-a", "engines")
     before = sorted(os.listdir(tmp_path))
-    p = run_kit("compare", os.path.join(folder, "direct-sync.json"), os.path.join(folder, "direct-io_uring.json"))
+    p = run_kit("compare", os.path.join(folder, "direct-sync-r1.json"), os.path.join(folder, "direct-io_uring-r1.json"))
     assert p.returncode == 0, p.stderr
-    assert "B/A" in p.stdout and "faster: +177.2 %" in p.stdout                         # 28,000 against 10,100
+    # two files of one result each: compared, and no difference claimed from one sample each
+    assert "B/A" in p.stdout and ("no clear difference: one sample each: a difference of +177.2 % cannot be told "
+                                  "from run-to-run noise; measure repeats (4 or more on each side)") in p.stdout
     assert sorted(os.listdir(tmp_path)) == before                                       # compare writes nothing
 
 
@@ -378,7 +402,7 @@ def test_history_and_machines_pages(two_machines, tmp_path):
     assert io_uring[4].startswith("slower (-31.4 %")
     history = os.path.join(reports, "box-a", "history.html")
     runs = table_with(history, "kernel")
-    assert [r[0] for r in runs[1:]] == ["1", "2"] and all(r[2] == "12" for r in runs[1:])
+    assert [r[0] for r in runs[1:]] == ["1", "2"] and all(r[2] == "48" for r in runs[1:])
     flags = table_with(history, "verdict")
     row = next(r for r in flags if r[0] == "engines: direct-io_uring")
     assert row[1:4] == ["40,000", "28,000", "0.70"] and row[6] == "slower"

@@ -105,7 +105,7 @@ def test_engines_report_has_both_tables_one_row_per_engine(report):
 
 def test_sweep_report_has_points_and_curves(report):
     path = os.path.join(report["dir"], "sweep-engines-quick.html")
-    stats = table_with(path, "IOPS 95 % interval")
+    stats = table_with(path, "IOPS interval (95 %; the range below 5 repeats)")
     # two engines x two depths x two block sizes, two repeats each
     assert len(stats) - 1 == 8
     assert all(r[stats[0].index("repeats")] == "2" for r in stats[1:])
@@ -392,8 +392,115 @@ def test_sweep_statistics_are_medians_with_intervals_that_stay_in_range():
     assert 76_000 <= libaio["iops_lo"] <= libaio["iops"] <= libaio["iops_hi"] <= 77_000
     text = notebook.sweep_best_text(stats.reset_index())
     assert "highest throughput is **libaio**" in text             # 76k's interval lies above 60k
-    close = pd.DataFrame(rows[:3] + [dict(rows[3], iops=v) for v in (30_000, 31_000, 32_000)])
+    close = pd.DataFrame(rows[:3] + [dict(rows[3], iops=v) for v in (30_000, 31_000, 32_000, 59_000, 61_000)])
     assert notebook.sweep_best_text(notebook.sweep_stats(close)).startswith("No clear winner")
+    # three repeats each, ranges apart: 1 time in 10 by chance, no winner
+    apart = pd.DataFrame(rows[:3] + [dict(rows[3], iops=v) for v in (70_000, 71_000, 72_000)])
+    text = notebook.sweep_best_text(notebook.sweep_stats(apart))
+    assert text.startswith("No winner named:") and "With 3 and 3 runs, a lead of 144.8 % cannot be told" in text
+    assert "measure 4 or more repeats a point" in text
+
+
+def _sweep_rows(point, values, **job):
+    """A sweep's stored rows for one point, one run per value (a key each)."""
+    base = dict(ioengine="psync", label="psync", iodepth=1, bs=4096, numjobs=1, rw="randread", direct=False,
+                clat_p50_ns=1000, clat_p99_ns=5000, ios=1000, ddir="read", point=json.dumps(point, sort_keys=True))
+    return [{**base, **job, "iops": v, "bw_bytes": v * 4096, "key": f"{point}-r{i}"} for i, v in enumerate(values)]
+
+
+def test_sweep_points_are_every_axis_the_grid_varied():
+    """A grid over rw x direct is four points, not one: each its own median,
+    named by its axes, and no winner from three repeats each."""
+    import pandas as pd
+    from kit import notebook
+    figures = {("randread", 0): (650_000, 770_000, 540_000), ("randread", 1): (25_600, 25_800, 26_300),
+               ("randwrite", 0): (410_000, 510_000, 390_000), ("randwrite", 1): (24_200, 23_600, 25_600)}
+    rows = []
+    for (rw, direct), values in figures.items():
+        rows += _sweep_rows({"rw": rw, "direct": direct}, values, rw=rw, direct=bool(direct))
+    stats = notebook.sweep_stats(pd.DataFrame(rows))
+    assert stats.attrs["axes"] == ["direct", "rw"] and len(stats) == 4
+    by = stats.set_index(["rw", "direct"])
+    assert by.loc[("randread", 0), "iops"] == 650_000 and by.loc[("randwrite", 1), "iops"] == 24_200
+    assert (by["repeats"] == 3).all()
+    text = notebook.sweep_best_text(stats)
+    assert text.startswith("No winner named: **psync**, direct 0, rw randread reaches 650,000 IOPS (median of 3, "
+                           "range 540,000 to 770,000)"), text
+    warning, warn = notebook.sweep_stability_text(stats)
+    assert warn and warning.startswith("2 of 4 points have an IOPS interval wider than ±10% of their median (worst: "
+                                       "psync, direct 0, rw randread, 540,000 to 770,000)")
+    assert notebook.heatmap_axes(stats)[1] == ["label", "direct", "rw"]
+    assert notebook.sweep_series(stats) == ["label", "direct", "rw"]
+    # a mixed job's read and write rows are one run: their IOPS added, not two samples
+    mixed = _sweep_rows({"rw": "randrw"}, (60_000, 62_000, 61_000, 63_000), rw="randrw")
+    mixed += [dict(r, ddir="write", iops=r["iops"] / 2, ios=500) for r in mixed]
+    one = notebook.sweep_stats(pd.DataFrame(mixed))
+    assert len(one) == 1 and one.iloc[0]["repeats"] == 4 and one.iloc[0]["iops"] == 1.5 * 61_500
+
+
+def test_sweep_of_one_repeat_claims_no_stability_interval_or_winner():
+    import pandas as pd
+    from kit import notebook
+    rows = _sweep_rows({"ioengine": "psync"}, (636_499,)) + \
+        [dict(r, ioengine="sync", label="sync") for r in _sweep_rows({"ioengine": "sync"}, (528_218,))]
+    stats = notebook.sweep_stats(pd.DataFrame(rows))
+    assert stats["iops_lo"].isna().all() and stats["iops_hi"].isna().all()         # no interval from one run
+    assert not stats["unstable"].any()
+    text, warn = notebook.sweep_stability_text(stats)
+    assert warn and text.startswith("Each of the 2 points was measured once, so this page cannot say how much")
+    assert "stable" not in text
+    best = notebook.sweep_best_text(stats)
+    assert best == ("No winner named: **psync**, iodepth 1, bs 4 KiB reaches 636,499 IOPS (one run) and **sync**, "
+                    "iodepth 1, bs 4 KiB 528,218 IOPS (one run). With one run each, a lead of 20.5 % cannot be "
+                    "told from run-to-run noise; measure 4 or more repeats a point.")
+    assert "interval" not in best
+
+
+SAME = """
+name: same
+base: {ioengine: psync, bs: 4k, size: 1m, runtime: 0.1, time_based: 1}
+grid:
+  rw: [randread, randwrite]
+  randseed: [1, 2]
+"""
+
+
+def test_sweep_page_of_one_repeat_over_other_axes(tmp_path):
+    """The published page of a grid over rw x randseed measured once: four
+    points in its table, no stability claim, no interval, no winner, and a
+    damaged stored file said in one sentence within the store (no absolute
+    path, no stderr warning)."""
+    spec = tmp_path / "same.yml"
+    spec.write_text(SAME)
+    data, reports = tmp_path / "data", tmp_path / "reports"
+    args = ["sweep", str(spec), f"--data={data}", f"--directory={tmp_path / 'scratch'}", "--no-publish"]
+    p = run_kit(*args, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    broken = sorted(data.glob("*/sweep-same/*.json"))[-1]
+    doc = json.loads(broken.read_text())
+    assert doc["tags"]["point"] == {"rw": "randwrite", "randseed": 2}
+    doc["total"]["write"]["iops"] = "lots"
+    broken.write_text(json.dumps(doc))
+    written = publish.publish(str(data), str(reports), notebooks=("sweep",))
+    (page,) = [w for w in written if w.endswith("sweep-same.html")]
+    text = " ".join(_visible_text(open(page).read()).split())
+    assert str(tmp_path) not in text and "kit: warning" not in text
+    assert (f"1 stored result file(s) could not be read and are left out of this page: "
+            f"{broken.parent.parent.name}/sweep-same/{broken.name} (total.write.iops is missing or not a number).") \
+        in text, text
+    assert "Each of the 3 points was measured once, so this page cannot say how much any of them varies" in text
+    import re
+    assert "are stable" not in text and "median of 1" not in text
+    assert not re.search(r"(interval|range) ([\d,]+) to \2\b", text)        # no interval from a single run
+    assert re.search(r"No winner named: psync ?, randseed \d, rw rand(read|write) reaches [\d,]+ IOPS \(one run\) "
+                     r"and psync ?, randseed \d, rw rand(read|write) [\d,]+ IOPS \(one run\)\.", text), text
+    assert "With one run each, a lead of " in text
+    t = table_with(page, "IOPS interval (95 %; the range below 5 repeats)")
+    head = t[0]
+    assert {"randseed", "rw"} <= set(head)
+    points = sorted((r[head.index("rw")], r[head.index("randseed")]) for r in t[1:])
+    assert len(points) == 3 and len(set(points)) == 3
+    assert all(r[head.index("IOPS interval (95 %; the range below 5 repeats)")] == "-" for r in t[1:])
 
 
 def test_engines_prose_claims_only_differences_beyond_noise():
