@@ -54,7 +54,7 @@ def measure_machine(data=None, directory=None):
 # time series to find a trend in (10 windows in a 1 s run). Re-runs go to 6
 # samples: below that the interval is the samples' min-max (stats.median_interval),
 # which more samples can only widen, so fewer re-runs could never settle one.
-ENGINES_REPEATS = 3
+ENGINES_REPEATS = 4      # the fewest with which a rank test (stats.apart) can call a difference
 ENGINES_RERUNS = 3
 ENGINES_WINDOW_MS = 100
 
@@ -162,7 +162,7 @@ NETWORK_ROWS = (("threads", "tcp"), ("epoll", "tcp"), ("io_uring", "tcp"), ("io_
 NETWORK_QUICK_ROWS = (("threads", "tcp"), ("epoll", "tcp"), ("io_uring", "tcp"))
 NETWORK_CONNECTIONS = (1, 16)
 NETWORK_QUICK_CONNECTIONS = (1, 8)
-NETWORK_REPEATS = 3
+NETWORK_REPEATS = 4      # as ENGINES_REPEATS
 NETWORK_RERUNS = 3
 
 
