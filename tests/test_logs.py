@@ -349,7 +349,8 @@ def test_group_reporting_over_sections_is_one_entry_and_bw_agg_is_the_groups(tmp
     reread = kit.results.results_from_document(k)           # kit import keeps each section's own entries
     assert [r.data["jobs"][0]["jobname"] for r in reread] == ["a", "b"]
     (tmp_path / "agg").mkdir()
-    f, k, _fd, _kd = both(tmp_path / "agg", "[global]\nioengine=null\nsize=64m\nrate=20m\n[a]\nrw=read\n"
+    # two jobs held to one rate: half the group's bandwidth each (0.8 s each: fio's figure is 50.0-50.1 here)
+    f, k, _fd, _kd = both(tmp_path / "agg", "[global]\nioengine=null\nsize=16m\nrate=20m\n[a]\nrw=read\n"
                                             "[b]\nrw=read\n")
     for doc in (f, k):
         assert [round(e["read"]["bw_agg"]) for e in doc["jobs"]] == [50, 50]

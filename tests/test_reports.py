@@ -154,23 +154,34 @@ def test_another_machines_data_appears_in_the_index(report, tmp_path):
 
 
 def test_notebook_parameters_are_checked(report):
-    """Parameters a notebook refuses are bad input (OptionError: exit 2 from the command line)."""
-    with pytest.raises(OptionError) as e:
-        publish.execute("machine", {"machine": report["machine"], "data_dir": report["data"], "bogus": 1})
-    assert "ParameterError: unknown parameter 'bogus'" in str(e.value)
-    assert "\n" not in str(e.value)
-    with pytest.raises(OptionError, match="parameter quick: must be bool"):
-        publish.execute("engines", {"machine": report["machine"], "data_dir": report["data"], "quick": "yes"})
-    # a typo stops the page with one line instead of publishing it empty
-    with pytest.raises(OptionError, match=r"parameter machine: 'nosuchbox' has no results in .*\(machines there: "):
-        publish.execute("engines", {"machine": "nosuchbox", "data_dir": report["data"]})
-    with pytest.raises(OptionError, match="parameter data_dir: '/nonexistent' is not a directory"):
-        publish.execute("anatomy", {"machine": report["machine"], "data_dir": "/nonexistent"})
-    with pytest.raises(OptionError, match=r"parameter sweep: no sweep 'nosuch' stored for .*\(stored: engines-quick\)"):
-        publish.execute("sweep", {"machine": report["machine"], "data_dir": report["data"], "sweep": "nosuch"})
-    with pytest.raises(OptionError, match=r"parameter sweep: no sweep 'nosuch' \(kit's: engines"):
-        publish.execute("sweep", {"machine": report["machine"], "data_dir": report["data"], "sweep": "nosuch",
-                                  "measure": True})
+    """Parameters a notebook refuses are bad input (OptionError: exit 2 from
+    the command line), in one line. The notebooks run publish.PAGES_AT_ONCE
+    at a time, as publish runs them."""
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+    mine, data = report["machine"], report["data"]
+    cases = [
+        ("machine", {"machine": mine, "data_dir": data, "bogus": 1}, r"ParameterError: unknown parameter 'bogus'"),
+        ("engines", {"machine": mine, "data_dir": data, "quick": "yes"}, "parameter quick: must be bool"),
+        # a typo stops the page with one line instead of publishing it empty
+        ("engines", {"machine": "nosuchbox", "data_dir": data},
+         r"parameter machine: 'nosuchbox' has no results in .*\(machines there: "),
+        ("anatomy", {"machine": mine, "data_dir": "/nonexistent"}, "parameter data_dir: '/nonexistent' is not a directory"),
+        ("sweep", {"machine": mine, "data_dir": data, "sweep": "nosuch"},
+         r"parameter sweep: no sweep 'nosuch' stored for .*\(stored: engines-quick\)"),
+        ("sweep", {"machine": mine, "data_dir": data, "sweep": "nosuch", "measure": True},
+         r"parameter sweep: no sweep 'nosuch' \(kit's: engines"),
+    ]
+
+    def refusal(case):
+        notebook, parameters, _words = case
+        with pytest.raises(OptionError) as e:
+            publish.execute(notebook, parameters)
+        return str(e.value)
+    with ThreadPoolExecutor(publish.PAGES_AT_ONCE) as pool:
+        lines = list(pool.map(refusal, cases))
+    for (notebook, _parameters, words), line in zip(cases, lines):
+        assert re.search(words, line) and "\n" not in line, (notebook, line)
 
 
 def test_notebooks_use_kits_kernel():
