@@ -523,8 +523,10 @@ def test_engines_prose_claims_only_differences_beyond_noise():
              process_ctx=10),
         dict(job="linux-aio", label="libaio", iops=120_000, iops_vs_io_uring_pct=20.0, ctx=10, process_ctx=10)])
     text = notebook.engines_text(table, "direct")
-    assert "clearly ahead" not in text and "linux-aio (+20.0 %)" in text
-    assert "No clear difference from basic io_uring" in text and "io_uring-enhanced (+1.4 %)" in text
+    # one sample each: even +20 % is no claim (identical runs here differ by that much)
+    assert "ahead of basic io_uring by" not in text and "No clear difference" not in text
+    assert "no engine is called ahead of or behind basic io_uring" in text
+    assert "linux-aio (+20.0 %)" in text and "io_uring-enhanced (+1.4 %)" in text
 
 
 def test_a_sweep_measures_again_what_other_work_disturbed(tmp_path, monkeypatch):
