@@ -53,7 +53,8 @@ from .machine import fingerprint
 from .tracers import TRACERS
 from .net.job import NetJob
 
-SPEC_KEYS = ("name", "description", "base", "grid", "repeats", "reruns", "budget", "seed", "trace", "runner")
+SPEC_KEYS = ("name", "description", "base", "grid", "repeats", "reruns", "budget", "seed", "trace", "runner",
+             "busy_retries")
 MAX_SPEC_BYTES = 1 << 20
 MAX_POINTS = 10_000             # points in a grid, counted before it is expanded
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
@@ -273,6 +274,11 @@ def from_dict(spec, where="sweep", source=None):
     seed = spec.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 32):
         _fail(where, "seed: must be an integer from 0 to 4294967295 (the run order's seed)")
+    busy_retries = spec.get("busy_retries")
+    if busy_retries is not None and (isinstance(busy_retries, bool) or not isinstance(busy_retries, int)
+                                     or not 0 <= busy_retries <= 10):
+        _fail(where, f"busy_retries: must be an integer from 0 to 10 (how many times a run other work disturbed is "
+                     f"measured again; {BUSY_RETRIES} by default)")
     trace = spec.get("trace") or []
     if not isinstance(trace, (list, str)) or not all(isinstance(t, str) for t in trace):
         _fail(where, f"trace: must be a list of {', '.join(TRACERS)}")
@@ -289,7 +295,7 @@ def from_dict(spec, where="sweep", source=None):
         if trace and not _net_traced():
             _fail(where, "trace: network runs cannot be traced by this kit yet; leave trace out")
     sweep = Sweep(name.strip(), grid, base, repeats, spec.get("description") or "", trace, runner, source,
-                  reruns=reruns, budget=budget, seed=seed)
+                  reruns=reruns, budget=budget, seed=seed, busy_retries=busy_retries)
     sweep.jobs()        # every point must be a valid job before anything runs
     return sweep
 

@@ -223,6 +223,7 @@ grid:
   ioengine: [psync, libaio]
   iodepth: [1, 2, 4]
 repeats: 1
+busy_retries: 0
 """
 
 
@@ -262,6 +263,7 @@ def test_interrupted_sweep_resumes_without_duplicates(tmp_path):
     ("name: x\ngrid: {ioengine: [psync]}\nbase: {bs: huge}\n", "bs: must be a size"),
     ("grid: {iodepth: [1]}\n", "name: must be up to 100 letters"),
     ("name: [unclosed\n", "not valid YAML"),
+    ("name: x\ngrid: {iodepth: [1]}\nbusy_retries: -1\n", "busy_retries: must be an integer from 0 to 10"),
 ])
 def test_bad_sweep_files_are_one_line_and_write_nothing(tmp_path, text, words):
     spec = tmp_path / "bad.yml"
@@ -532,8 +534,8 @@ def test_engines_prose_claims_only_differences_beyond_noise():
 def test_a_sweep_measures_again_what_other_work_disturbed(tmp_path, monkeypatch):
     """Busy loops on both CPUs through the whole sweep: its one run is
     measured 1 + BUSY_RETRIES times and stored saying so; without them, once.
-    Its quick form (kit report --quick) measures once and keeps the run,
-    marked busy."""
+    Its quick form (kit report --quick), and a sweep file saying
+    busy_retries: 0, measure once and keep the run, marked busy."""
     import re
     from kit import suites
     from kit import sweep as sweeping
@@ -548,6 +550,8 @@ def test_a_sweep_measures_again_what_other_work_disturbed(tmp_path, monkeypatch)
         quick = suites.quick_sweep(sweeping.load_spec(str(spec)))
         quick.grid, quick.repeats = {"iodepth": [1]}, 1
         sweeping.run_sweep(quick, data=str(data), directory=str(tmp_path / "s"))
+        spec.write_text(spec.read_text().replace("name: busy", "name: kept") + "busy_retries: 0\n")
+        sweeping.run_sweep(sweeping.load_spec(str(spec)), data=str(data), directory=str(tmp_path / "s"))
     finally:
         for h in hogs:
             h.kill()
@@ -555,8 +559,9 @@ def test_a_sweep_measures_again_what_other_work_disturbed(tmp_path, monkeypatch)
     machine = store.machines(str(data))[0]["name"]
     (result,) = store.load(machine, "sweep-busy", str(data))
     assert any(n.startswith(f"measured {1 + sweeping.BUSY_RETRIES} times") for n in result.data["notes"])
-    (quick,) = store.load(machine, "sweep-busy-quick", str(data))
-    assert quick.data["tags"]["busy"] and not any(re.match(r"measured \d+ times", n) for n in quick.data["notes"])
+    for suite in ("sweep-busy-quick", "sweep-kept"):
+        (once,) = store.load(machine, suite, str(data))
+        assert once.data["tags"]["busy"] and not any(re.match(r"measured \d+ times", n) for n in once.data["notes"])
 
 
 def _visible_text(page):
