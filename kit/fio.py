@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import List
 
 from . import __version__
@@ -28,7 +29,7 @@ from .files import read_text_file
 from .machine import fingerprint_for
 from .engines import fio_twin
 from .job import COMMAND_LINE_ONLY, FIO_TO_KIT, LOG_FILES, NO_EFFECT, OPTIONS, ORDERING, Job, bare_value, \
-    written_name
+    canonical_option, written_name
 from .options import DDIRS, parse_size, split_filenames
 from .results import parse_fio_json, results_from_fio
 
@@ -74,7 +75,7 @@ def fio_options(job, include=None, paths=True):
         raise OptionError("ioengine", f"{job.ioengine} (job [{job.name}]) has no fio twin: fio cannot run it "
                                       "(use runner=kit)")
     given = job.given()
-    out = {"ioengine": twin, "rw": job.rw, "bs": OPTIONS["bs"].text(job.bs)}
+    out = {"ioengine": twin, "rw": job.rw, "bs": OPTIONS["bs"].text(job.bs, job.kb_base)}
     for name, option in OPTIONS.items():
         if name not in given and name not in (include or ()):
             continue
@@ -92,7 +93,7 @@ def fio_options(job, include=None, paths=True):
         if value is None or value == "":
             continue
         if option.kind in ("size", "time") or option.text_value or isinstance(value, bool):
-            text = option.text(value)
+            text = option.text(value, job.kb_base)      # sizes fio reads back as the same bytes
         else:
             text = _fio_value(name, str(value))
         out[option.fio_name] = text
@@ -247,6 +248,101 @@ def _arith(text, where):
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+_BC_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*|\.\d+)|([-+*/%^()]))")
+
+
+def _bc(text, where):
+    """What fio 3.33 does to a value in which it replaced $ncpus, $pagesize
+    or $mb_memory and that holds + - * or / (options.c fio_keyword_replace,
+    bc_calc): the value goes through `bc`, whose answer fio then reads
+    (numjobs=$ncpus*2 is 4 on two CPUs). bc's rules at its default scale 0:
+    / drops the fraction (toward zero), % is what that leaves, ^ is a power
+    (right to left, after unary minus), * keeps the larger of the operands'
+    decimals. What bc would refuse (a letter, a k suffix, a path) makes fio
+    drop the job; kit refuses it in one line."""
+    def fail():
+        raise OptionError(None, f"{where}: bc cannot evaluate {text[:40]!r} (fio hands a value to bc when it "
+                                "replaced $ncpus, $pagesize or $mb_memory in it and it has + - * or /)")
+
+    if "--" in text or "++" in text:     # bc's decrement and increment: not for numbers
+        fail()
+    tokens, pos = [], 0
+    while text[pos:].strip():
+        m = _BC_TOKEN.match(text, pos)
+        if not m:
+            fail()
+        tokens.append(m.group(1) or m.group(2))
+        pos = m.end()
+    tokens.append(None)
+    at = [0]
+
+    def take():
+        at[0] += 1
+        return tokens[at[0] - 1]
+
+    def cut(value, scale):          # bc truncates toward zero at the result's scale
+        unit = Fraction(10) ** scale
+        value = Fraction(math.trunc(value * unit)) / unit
+        if abs(value) > ARITH_LIMIT:
+            raise OptionError(None, f"{where}: {text[:40]!r} is beyond 64 bits")
+        return value, scale
+
+    def primary():
+        token = take()
+        if token == "(":
+            value = expr()
+            if take() != ")":
+                fail()
+            return value
+        if token == "-":            # bc: unary minus binds before ^ (-2^2 is 4)
+            value, scale = primary()
+            return -value, scale
+        if token is None or token in "+*/%^)":
+            fail()
+        return Fraction(token), len(token.partition(".")[2])
+
+    def power():
+        base = primary()
+        if tokens[at[0]] != "^":
+            return base
+        take()
+        exponent, _ = power()
+        if exponent.denominator != 1 or abs(exponent) > 64 and abs(base[0]) > 1:
+            fail()
+        if base[0] == 0 and exponent < 0:
+            fail()
+        return cut(base[0] ** int(exponent), min(base[1] * abs(int(exponent)), base[1]))
+
+    def term():
+        value = power()
+        while tokens[at[0]] in ("*", "/", "%"):
+            op, (right, rscale) = take(), power()
+            if op == "*":
+                value = cut(value[0] * right, min(value[1] + rscale, max(value[1], rscale)))
+                continue
+            if right == 0:
+                fail()
+            quotient = Fraction(math.trunc(value[0] / right))
+            value = cut(quotient, 0) if op == "/" else \
+                cut(value[0] - quotient * right, max(value[1], rscale))
+        return value
+
+    def expr():
+        value = term()
+        while tokens[at[0]] in ("+", "-"):
+            op, (right, rscale) = take(), term()
+            value = cut(value[0] + right if op == "+" else value[0] - right, max(value[1], rscale))
+        return value
+
+    value, scale = expr()
+    if tokens[at[0]] is not None:
+        fail()
+    if value.denominator == 1:
+        return str(value.numerator)         # bc's 5.0 is fio's 5
+    digits = str(abs(value.numerator * 10 ** scale // value.denominator)).zfill(scale + 1)
+    return f"{'-' if value < 0 else ''}{digits[:-scale]}.{digits[-scale:]}"
+
+
 def _substitute(value, env, where):
     def var(m):
         name = m.group(1) or m.group(2)
@@ -256,7 +352,10 @@ def _substitute(value, env, where):
     keywords = {"ncpus": str(os.cpu_count() or 1), "pagesize": str(os.sysconf("SC_PAGE_SIZE")),
                 "mb_memory": str(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20)}
     value = re.sub(r"\$\{(\w+)\}", var, value)
-    value = re.sub(r"\$(ncpus|pagesize|mb_memory)\b", lambda m: keywords[m.group(1)], value)
+    replaced = re.sub(r"\$(ncpus|pagesize|mb_memory)", lambda m: keywords[m.group(1)], value)
+    if replaced != value and re.search(r"[-+*/]", replaced) and "'" not in replaced and len(replaced) <= 100:
+        replaced = _bc(replaced, where)         # fio's bc_calc (options.c), its limits included
+    value = replaced
     if value.startswith("(") and value.endswith(")"):
         value = _arith(value[1:-1], where)
     return value
@@ -389,8 +488,6 @@ def read_job_file(path, env=None, strict=False):
                                  f"fio option '{key}={text}' cannot be honoured: kit's offsets are always repeatable")
                 if key == "threads":
                     warnings.append(f"{where}: threads is {NO_EFFECT[key]}; ignored, as fio does")
-                if key == "kb_base" and text != "1024":
-                    raise OptionError(None, f"{where}: kb_base: kit supports only kb_base=1024")
                 continue
             if key in OPTIONS and not OPTIONS[key].job_file:
                 raise OptionError(None, f"{where}: {key}: {COMMAND_LINE_ONLY.format(flag=key.replace('_', '-'))}")
@@ -409,7 +506,10 @@ def read_job_file(path, env=None, strict=False):
             global_ordering |= ordering          # stonewall in [global]: every job waits for the one before
             continue
         ordering |= global_ordering
-        merged = {"name": name, **defaults, **values}
+        # the job's own setting wins over [global]'s under any of its names (bs over blocksize, rwmixwrite
+        # over rwmixread), as in fio, where the job section is read on top of a copy of [global]
+        mine = {canonical_option(k) for k in values}
+        merged = {"name": name, **{k: v for k, v in defaults.items() if canonical_option(k) not in mine}, **values}
         from_global = [k for k in global_written if k not in written]
         written = {**{k: global_written[k] for k in from_global}, **written}
         try:

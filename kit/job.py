@@ -44,7 +44,7 @@ NO_EFFECT = {"thread": "kit always runs jobs as threads",
              "threads": "fio's tiobench profile option, which does nothing in a plain job "
                         "(threadpool's worker count is threadpool_threads in job files)",
              "description": "", "randrepeat": "kit's offsets are always repeatable",
-             "kb_base": "sizes are powers of 1024", "clocksource": "kit picks its clock (the result says which)"}
+             "clocksource": "kit picks its clock (the result says which)"}
 # fio's names: every declared option that job files may hold (kit's own ones
 # too, for jobs only kit runs), under its fio name and its aliases -> kit's
 # option, and the inverses (passed on as they are; Job.from_options turns them)
@@ -84,10 +84,10 @@ def written_name(name):
     return (option.fio_name or canonical) if option else name
 
 
-def _as_written(value, option=None):
+def _as_written(value, option=None, kb_base=1024):
     """A value as text, the way a user would have written it."""
     if option is not None and isinstance(value, (tuple, list, Percent)):
-        return option.text(option.parse(value))
+        return option.text(option.parse(value, kb_base), kb_base)
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float) and value.is_integer():
@@ -115,13 +115,16 @@ class _JobMethods:
         derive = not self._given
         given = set(self._given)
         written = dict(self._written)
+        # every size of the job reads in its kb_base, wherever it was written
+        # (fio sorts kb_base first in a section: options.c gives it prio 1)
+        kb_base = OPTIONS["kb_base"].parse(self.kb_base)
         for name, option in OPTIONS.items():
             value = getattr(self, name)
             if value != option.default or type(value) is not type(option.default):
                 given.add(name)
             if derive and name in given and name != "name" and value not in (None, ""):
-                written[option.fio_name or name] = _as_written(value, option)
-            object.__setattr__(self, name, option.parse(value))
+                written[option.fio_name or name] = _as_written(value, option, kb_base)
+            object.__setattr__(self, name, option.parse(value, kb_base))
         object.__setattr__(self, "_given", frozenset(given))
         object.__setattr__(self, "_written", tuple(written.items()))
         if "filesize" in given and "size" not in given:
@@ -378,6 +381,11 @@ class _JobMethods:
     def replace(self, **changes):
         """The job with some options changed; the rest stay as written."""
         changed = {canonical_option(k) for k in changes}
+        new_base = [OPTIONS["kb_base"].parse(v) for k, v in changes.items() if canonical_option(k) == "kb_base"]
+        if new_base and new_base[0] != self.kb_base and any(OPTIONS[k].kind == "size" for k in self.given()):
+            # the sizes given are bytes by now: how they were written is gone
+            raise OptionError("kb_base", "changes how sizes read: give it with the sizes, not to a job that "
+                                         "has them (Job(..., kb_base=1000) or kb_base in the job file)")
         merged = {k: v for k, v in self.given().items() if k not in changed}
         merged.update({canonical_option(k): INVERSES[k.replace("-", "_")][1](v)
                        if k.replace("-", "_") in INVERSES else v for k, v in changes.items()})
@@ -401,12 +409,15 @@ class _JobMethods:
                        if k != "name" and v not in (None, "")}   # fio lists no empty value
         for raw_name, value in options.items():
             canonical = canonical_option(raw_name)
-            if canonical in seen:
-                raise OptionError(raw_name, f"is the same option as {seen[canonical]}; give it once")
-            seen[canonical] = raw_name
             name = raw_name.replace("-", "_")
+            said = INVERSES[name][1](value) if name in INVERSES else value
+            if canonical in seen:
+                _check_same(canonical, seen[canonical], options[seen[canonical]], kwargs[canonical], raw_name,
+                            value, said)
+                continue
+            seen[canonical] = raw_name
             if name in INVERSES:
-                kwargs[canonical] = INVERSES[name][1](value)
+                kwargs[canonical] = said
                 continue
             if canonical not in OPTIONS:
                 close = difflib.get_close_matches(name, list(OPTIONS) + list(ALIASES), n=1)
@@ -419,6 +430,20 @@ class _JobMethods:
     @classmethod
     def from_dict(cls, data):
         return cls.from_options({k: v for k, v in data.items() if v is not None}, explicit=False)
+
+
+def _check_same(canonical, first, first_value, first_said, second, value, said):
+    """An option given twice, under two of its names: fio's pairs that say
+    one setting two ways round (rwmixread=60 with rwmixwrite=40, direct=1
+    with buffered=0) are taken when they agree; otherwise, and for an alias
+    (bs and blocksize), one line naming both."""
+    inverse = {first.replace("-", "_"), second.replace("-", "_")} & set(INVERSES)
+    if not inverse:
+        raise OptionError(second, f"is the same option as {first}; give it once")
+    option = OPTIONS[canonical]
+    if option.parse(first_said) != option.parse(said):
+        raise OptionError(None, f"{second}={_as_written(value)} disagrees with {first}={_as_written(first_value)} "
+                                f"(both set {canonical}): give one, or values that agree")
 
 
 Job = dataclasses.make_dataclass(

@@ -5,8 +5,8 @@ label all read these declarations; an engine's own options are declared
 beside the engine (kit/engines/<name>.py) in the same form.
 
 Values are parsed to one canonical form whatever the spelling ('4k', 4096,
-'4KiB'); a bad value raises OptionError naming the option and what is
-allowed."""
+'4000KiB'), with fio's units (parse_size); a bad value raises OptionError
+naming the option and what is allowed."""
 import os
 import re
 import dataclasses
@@ -27,9 +27,10 @@ UINT32_MAX = (1 << 32) - 1
 INT64_MAX = (1 << 63) - 1
 
 _INT_RE = re.compile(r"^[+-]?(0x[0-9a-f]{1,16}|[0-9]{1,40})$", re.I)    # fio's: decimal or 0x hex
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgtp]?)(i?b?)\s*$", re.I)
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:([kmgtp])(ib|b)?|b)?\s*$", re.I)
 _TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$", re.I)
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_SIZE_POWERS = {None: 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+KB_BASES = (1024, 1000)
 _TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -54,7 +55,7 @@ class Percent(float):
         return int(real * float(self) / 100)
 
 
-def parse_size_or_percent(option, value):
+def parse_size_or_percent(option, value, kb_base=1024):
     """A size, or fio's N% (1 to 100) of the file's real size."""
     if isinstance(value, Percent):
         return value
@@ -67,11 +68,15 @@ def parse_size_or_percent(option, value):
         if not 0 < n <= 100:
             raise OptionError(option, f"must be a size (4k, 1m, 2g) or a percentage from 1% to 100% (got {value!r})")
         return Percent(n)
-    return parse_size(option, value)
+    return parse_size(option, value, kb_base)
 
 
-def parse_size(option, value):
-    """fio sizes: 4096, 4k, 4K, 4KiB, 1m, 2g (powers of 1024, as fio's kb_base)."""
+def parse_size(option, value, kb_base=1024):
+    """fio sizes: 4096, 4k, 1m, 2g, with fio 3.33's units (parse.c
+    __get_mult_bytes). kb_base=1024, fio's default ("compatibility mode"):
+    k, kb, m, mb, ... are powers of 1024 and the IEC forms KiB, MiB, ...
+    powers of 1000 (fio's "opposite units", kept for old job files);
+    kb_base=1000: kB, MB, ... are powers of 1000 and KiB, MiB, ... of 1024."""
     if isinstance(value, bool):
         raise OptionError(option, f"must be a size like 4096, 4k, 1m, 2g (got {value!r})")
     if isinstance(value, int):
@@ -85,7 +90,10 @@ def parse_size(option, value):
             raise OptionError(option, f"must be a size like 4096, 4k, 1m, 2g (got {short(value)})")
         if len(m.group(1)) > 30:
             raise OptionError(option, f"must be at most 1024p (got {short(value)})")
-        n = int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+        unit = m.group(2).lower() if m.group(2) else None
+        iec = (m.group(3) or "").lower() == "ib"
+        base = {1024: 1000, 1000: 1024}[kb_base] if iec else kb_base
+        n = int(m.group(1)) * base ** _SIZE_POWERS[unit]
     if n < 0:
         raise OptionError(option, f"must not be negative (got {value!r})")
     if n > MAX_SIZE:
@@ -242,10 +250,21 @@ def _tuples(value):
     return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
-def size_text(n):
-    """A size as a user writes it: 4k, 1m, 2g, or N% as given."""
+def parse_kb_base(option, value):
+    text = str(value).strip()
+    if isinstance(value, bool) or text not in ("1024", "1000"):
+        raise OptionError(option, f"must be 1024 (fio's default: k is 1024, KiB 1000) or 1000 (kB is 1000, "
+                                  f"KiB 1024) (got {short(value)})")
+    return int(text)
+
+
+def size_text(n, kb_base=1024):
+    """A size as fio reads it back: 4k, 1m, 2g (powers of 1024 in fio's
+    default kb_base=1024), else in bytes; N% as given."""
     if isinstance(n, Percent):
         return str(n)
+    if kb_base != 1024:
+        return str(n)       # no suffix can be misread
     for suffix, scale in (("g", 1 << 30), ("m", 1 << 20), ("k", 1 << 10)):
         if n and n % scale == 0:
             return f"{n // scale}{suffix}"
@@ -293,13 +312,14 @@ def per_ddir_text(value, text_one):
         else text_one(value)
 
 
-def _range_text(value):
+def _range_text(value, kb_base=1024):
+    one = lambda pair: f"{size_text(pair[0], kb_base)}-{size_text(pair[1], kb_base)}"    # noqa: E731
     if value and isinstance(value[0], int):
-        return f"{size_text(value[0])}-{size_text(value[1])}"
-    return per_ddir_text(value, lambda pair: f"{size_text(pair[0])}-{size_text(pair[1])}")
+        return one(value)
+    return per_ddir_text(value, one)
 
 
-def parse_bsrange(option, value):
+def parse_bsrange(option, value, kb_base=1024):
     """fio's bsrange=min-max[,min-max[,min-max]]: kept as (min, max) per
     direction, or one pair for all."""
     def one(o, text):
@@ -309,7 +329,7 @@ def parse_bsrange(option, value):
             lo, sep, hi = str(text).replace(":", "-").partition("-")    # fio takes 4k:64k too
             if not sep:
                 raise OptionError(o, f"must be min-max sizes like 4k-64k (got {text!r})")
-        lo, hi = sorted((parse_size(o, lo), parse_size(o, hi)))     # fio swaps 64k-4k
+        lo, hi = sorted((parse_size(o, lo, kb_base), parse_size(o, hi, kb_base)))     # fio swaps 64k-4k
         if not 1 <= lo <= hi <= MAX_BS:
             raise OptionError(o, f"must be min-max with 1 <= min <= max <= {MAX_BS >> 20}m (got {text!r})")
         return (lo, hi)
@@ -318,7 +338,7 @@ def parse_bsrange(option, value):
     return parse_per_ddir(option, value, one, None)
 
 
-def parse_bssplit(option, value):
+def parse_bssplit(option, value, kb_base=1024):
     """fio's bssplit=bs/perc:bs/perc[,...] per direction: kept as sorted
     ((bs, percent), ...) per direction, with fio's rules: entries without a
     percentage share what the others leave, above 100 counts as 100, sorted
@@ -329,7 +349,7 @@ def parse_bssplit(option, value):
         entries, missing = [], 0
         for item in str(text).split(":"):
             bs_text, _, perc_text = item.partition("/")
-            bs = parse_size(o, bs_text.strip())
+            bs = parse_size(o, bs_text.strip(), kb_base)
             if not 1 <= bs <= MAX_BS:
                 raise OptionError(o, f"block sizes must be from 1 to {MAX_BS >> 20}m (got {item!r})")
             perc = parse_int(o, perc_text.strip(), 0) if perc_text.strip() else 0
@@ -353,8 +373,8 @@ def parse_bssplit(option, value):
     return parse_per_ddir(option, value, one, None)
 
 
-def bssplit_text(value):
-    one = lambda entries: ":".join(f"{size_text(b)}/{p}" for b, p in entries)    # noqa: E731
+def bssplit_text(value, kb_base=1024):
+    one = lambda entries: ":".join(f"{size_text(b, kb_base)}/{p}" for b, p in entries)    # noqa: E731
     if value and value[0] and isinstance(value[0][0], int):
         return one(value)
     return per_ddir_text(value, one)
@@ -464,27 +484,28 @@ class Option:
     requires: tuple = ()
     implies: tuple = ()
     fio_default: object = None              # fio's default, where it is not kit's: always written for fio
-    parse_value: Optional[Callable] = None  # for kinds the table above does not cover
-    text_value: Optional[Callable] = None   # canonical value -> fio's text, where str() would not do
+    parse_value: Optional[Callable] = None  # for kinds the table above does not cover (a size's takes kb_base)
+    text_value: Optional[Callable] = None   # canonical value -> fio's text, where str() would not do (ditto)
 
     @property
     def fio_name(self):
         return self.name if self.fio == "same" else self.fio
 
-    def parse(self, value):
+    def parse(self, value, kb_base=1024):
         """value as a user wrote it -> its canonical form (None stays None
-        where the default is None)."""
+        where the default is None); sizes in the job's kb_base."""
         if value is None and self.default is None:
             return None
         if value is None:
             raise OptionError(self.name, "must have a value (got none)")
         if isinstance(value, list):         # a per-direction value, back from JSON
             value = _tuples(value)
-        if self.parse_value:
-            return self.parse_value(self.name, value)
         kind = self.kind
+        if self.parse_value:
+            return self.parse_value(self.name, value, kb_base) if kind == "size" \
+                else self.parse_value(self.name, value)
         if kind == "size":
-            return parse_size(self.name, value)
+            return parse_size(self.name, value, kb_base)
         if kind == "int":
             hi = self.hi() if callable(self.hi) else self.hi
             return parse_int(self.name, value, self.lo, hi)
@@ -504,14 +525,15 @@ class Option:
             return parse_verify(self.name, value)
         return str(value)
 
-    def text(self, value):
-        """The canonical value as fio reads it in a job file."""
+    def text(self, value, kb_base=1024):
+        """The canonical value as fio reads it in a job file that says
+        kb_base (sizes in bytes unless it is fio's default, 1024)."""
         if self.text_value:
-            return self.text_value(value)
+            return self.text_value(value, kb_base) if self.kind == "size" else self.text_value(value)
         if isinstance(value, bool):
             return "1" if value else "0"
         if self.kind == "size":
-            return size_text(value)
+            return size_text(value, kb_base)
         if self.kind == "time":
             return time_text(value)
         return str(value)
@@ -534,14 +556,17 @@ COMMON = (
            choices=RW_MODES, aliases=("readwrite",), parse_value=lambda o, v: parse_choice(
                o, "rw" if str(v).strip() == "readwrite" else v, RW_MODES)),
     Option("bs", "size", 4096, "block size (4k, 1m, ...; read,write,trim: 4k,64k)", aliases=("blocksize",),
-           parse_value=lambda o, v: parse_per_ddir(o, v, parse_size, 4096),
-           text_value=lambda v: per_ddir_text(v, size_text)),
+           parse_value=lambda o, v, kb: parse_per_ddir(o, v, lambda o2, x: parse_size(o2, x, kb), 4096),
+           text_value=lambda v, kb: per_ddir_text(v, lambda n: size_text(n, kb))),
     Option("iodepth", "int", 1, "I/Os kept in flight per job (async engines)", lo=1, hi=MAX_IODEPTH),
     Option("numjobs", "int", 1, "job threads running the workload at once", lo=1, hi=1024),
-    Option("nrfiles", "int", 1, "files per job, used round-robin", lo=1, hi=4096),
+    Option("nrfiles", "int", 1, "files per job, used round-robin", lo=1, hi=4096, aliases=("nr_files",)),
     Option("size", "size", DEFAULT_SIZE, "bytes per job, split over its files (default 128m; N% of an existing "
            "file given by filename)", parse_value=parse_size_or_percent),
     Option("filesize", "size", None, "bytes per file (default size/nrfiles)"),
+    Option("kb_base", "int", 1024, "how sizes read: 1024 (fio's default): k, m, g are powers of 1024 and KiB, "
+           "MiB, GiB of 1000 (fio's compatibility mode); 1000: kB, MB are powers of 1000 and KiB, MiB of 1024",
+           parse_value=parse_kb_base),
     Option("direct", "bool", False, "1: O_DIRECT, bypass the page cache"),
     Option("runtime", "time", 0.0, "stop after this long (seconds, or 500ms, 2m)", aliases=("timeout",)),
     Option("time_based", "bool", False, "1: keep going until runtime even after size bytes", flag=True),
@@ -560,7 +585,7 @@ COMMON = (
     Option("sync", "choice", "none", "open the files with none, sync (1: O_SYNC) or dsync (O_DSYNC)",
            choices=("none", "sync", "dsync"), parse_value=parse_sync),
     Option("offset", "size", 0, "where each file's region starts (bytes, or N% of the file, aligned up to "
-           "offset_align or the smallest bs)", parse_value=parse_size_or_percent),
+           "offset_align or the smallest bs)", aliases=("fileoffset",), parse_value=parse_size_or_percent),
     Option("offset_increment", "size", 0, "added to offset for each further job thread (bytes, or N%)",
            parse_value=parse_size_or_percent),
     Option("offset_align", "size", 0, "alignment of a percentage offset (0: the smallest bs)"),
@@ -572,13 +597,15 @@ COMMON = (
            "picks in the range); not part of runtime", parse_value=parse_startdelay,
            text_value=lambda v: "-".join(map(time_text, v)) if isinstance(v, tuple) else time_text(v)),
     Option("rate", "size", 0, "bandwidth cap per job thread in bytes/s (read,write,trim as bs)",
-           parse_value=lambda o, v: parse_per_ddir(o, v, parse_size, 0), text_value=lambda v: per_ddir_text(v, str)),
+           parse_value=lambda o, v, kb: parse_per_ddir(o, v, lambda o2, x: parse_size(o2, x, kb), 0),
+           text_value=lambda v, kb: per_ddir_text(v, str)),
     Option("rate_iops", "int", 0, "IOPS cap per job thread (read,write,trim)",
            parse_value=lambda o, v: parse_per_ddir(o, v, lambda o2, x: parse_int(o2, x, 0, UINT32_MAX), 0),
            text_value=lambda v: per_ddir_text(v, str)),
     Option("rate_min", "size", 0, "fail the job if bandwidth falls below this (bytes/s per job thread, "
-           "checked every rate_cycle after 2 s)", parse_value=lambda o, v: parse_per_ddir(o, v, parse_size, 0),
-           text_value=lambda v: per_ddir_text(v, str)),
+           "checked every rate_cycle after 2 s)", aliases=("ratemin",),
+           parse_value=lambda o, v, kb: parse_per_ddir(o, v, lambda o2, x: parse_size(o2, x, kb), 0),
+           text_value=lambda v, kb: per_ddir_text(v, str)),
     Option("rate_iops_min", "int", 0, "fail the job if IOPS fall below this",
            parse_value=lambda o, v: parse_per_ddir(o, v, lambda o2, x: parse_int(o2, x, 0, UINT32_MAX), 0),
            text_value=lambda v: per_ddir_text(v, str)),
@@ -593,9 +620,9 @@ COMMON = (
     Option("thinktime_blocks", "int", 1, "I/Os completed between thinks", lo=1, hi=UINT32_MAX),
     Option("random_distribution", "text", "random", "random offsets: random (uniform), zipf[:theta], "
            "pareto[:h], normal[:sigma], each [:center] (fio's formulas)", parse_value=parse_distribution),
-    Option("bsrange", "text", None, "block sizes from min to max, multiples of min (4k-64k; read,write,trim)",
+    Option("bsrange", "size", None, "block sizes from min to max, multiples of min (4k-64k; read,write,trim)",
            aliases=("blocksize_range",), parse_value=parse_bsrange, text_value=_range_text),
-    Option("bssplit", "text", None, "block sizes by share: 4k/50:64k/50 (read,write,trim)",
+    Option("bssplit", "size", None, "block sizes by share: 4k/50:64k/50 (read,write,trim)",
            parse_value=parse_bssplit, text_value=bssplit_text),
     Option("exitall", "bool", False, "1: when one job thread ends, the others running with it stop",
            flag=True),

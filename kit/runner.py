@@ -222,7 +222,9 @@ def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
     # sequential and random-map jobs end when each file had `loops` passes
     # (fio's file done, so bs=3k on 10k is 3 I/Os); io_size asks to wrap
     p.passes = 0 if job.time_based or job.io_size else job.loops
-    p.number_ios = job.number_ios
+    # fio 3.33 stops a job at number_ios times loops I/Os in all (backend.c exceeds_number_ios), each
+    # pass still ending at the region's end: number_ios=20 loops=2 on 16 blocks is 16 + 16
+    p.number_ios = min(job.number_ios * job.loops, 2**64 - 1)
     p.runtime_ns = int(job.runtime * 1e9)
     p.ramp_ns = int(job.ramp_time * 1e9)
     # distinct but reproducible offsets per job thread, as fio's per-job seeds
@@ -435,7 +437,7 @@ def _progress_plan(jobs):
     total = 0
     for j in jobs:
         size = j.io_size if j.io_size is not None else j.size
-        per_thread = j.number_ios * j.min_bs if j.number_ios else \
+        per_thread = j.number_ios * j.loops * j.min_bs if j.number_ios else \
             (0 if j.filename or isinstance(size, Percent) else size * j.loops)
         total += per_thread * j.numjobs
     return "B", total

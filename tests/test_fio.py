@@ -84,7 +84,7 @@ bs=(2*4k)
 [log]
 stonewall
 rw=write
-bs=64KiB
+bs=64k
 ioengine=psync
 fsync=1
 description=the log device
@@ -267,6 +267,85 @@ def test_directory_list_refused(tmp_path):
     path = tmp_path / "d.fio"
     path.write_text(f"[a]\nioengine=psync\nrw=write\nsize=64k\nnrfiles=2\ndirectory={tmp_path}/d1:{tmp_path}/d2\n")
     _kit_refuses(tmp_path, path, "d.fio:6: directory:", "':'")
+
+
+def _fio_showcmd(path):
+    """fio's own reading of a one-section job file: {option: value}."""
+    p = subprocess.run(["fio", "--showcmd", str(path)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    return dict(t.partition("=")[::2] for t in p.stdout.split(" --")[1:] if not t.startswith("name="))
+
+
+def test_keyword_arithmetic_as_fio(tmp_path):
+    """fio 3.33 hands a value to bc when it replaced $ncpus, $pagesize or
+    $mb_memory in it and it has + - * / (options.c bc_calc); what bc cannot
+    evaluate fio refuses, and so does kit."""
+    path = tmp_path / "kw.fio"
+    path.write_text("[x]\nioengine=null\nsize=$pagesize*16\nnumjobs=$ncpus*3/2\nbs=$pagesize/2\n"
+                    "rwmixread=$ncpus*10+5-$ncpus^2\nrw=randrw\n")
+    fio = _fio_showcmd(path)
+    job = read_job(str(path))
+    assert fio["size"] == str(job.size) == str(16 * os.sysconf("SC_PAGE_SIZE"))
+    assert fio["numjobs"] == str(job.numjobs) == str(os.cpu_count() * 3 // 2)
+    assert (fio["bs"], fio["rwmixread"]) == (str(job.bs), str(job.rwmixread))
+    bad = tmp_path / "bad.fio"
+    bad.write_text("[x]\nioengine=psync\nsize=64k\ndirectory=/tmp/$ncpus-x\n")
+    p = subprocess.run(["fio", "--parse-only", str(bad)], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "failed parsing directory" in p.stderr
+    _kit_refuses(tmp_path, bad, "bad.fio:4:", "bc cannot evaluate '/tmp/")
+
+
+def test_a_section_overrides_global_under_another_name(tmp_path):
+    """[global] rwmixread=60 then rwmixwrite=30 in a job is 70 % reads in fio
+    (the job section is read over a copy of [global]); bs then blocksize
+    likewise. Within one section, agreeing pairs are taken, others refused."""
+    path = tmp_path / "o.fio"
+    path.write_text("[global]\nioengine=null\nsize=256k\nrw=randrw\nrwmixread=60\nbs=4k\ndirect=1\n"
+                    "[a]\nrwmixwrite=30\nblocksize=8k\nbuffered=1\n")
+    job = read_job(str(path))
+    assert (job.rwmixread, job.bs, job.direct) == (70, 8192, False)
+    f = json.loads(subprocess.run(["fio", "--output-format=json", str(path)], capture_output=True, text=True,
+                                  timeout=60, cwd=tmp_path).stdout)["jobs"][0]
+    assert (f["read"]["io_bytes"] + f["write"]["io_bytes"]) // (f["read"]["total_ios"] + f["write"]["total_ios"]) \
+        == 8192
+    bad = tmp_path / "bad.fio"
+    bad.write_text("[a]\nioengine=null\nsize=64k\nrwmixread=60\nrwmixwrite=30\n")
+    _kit_refuses(tmp_path, bad, "bad.fio [a]: rwmixwrite=30 disagrees with rwmixread=60")
+    p = run_kit("run", "--ioengine=null", "--size=64k", "--direct=1", "--buffered=1", cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "direct=1" in p.stderr and "buffered=1" in p.stderr
+
+
+def test_every_fio_alias_of_kits_options(tmp_path):
+    """fio 3.33's own alias of each option kit reads (fio --cmdhelp says
+    it) reads as that option in kit."""
+    from kit.job import FIO_TO_KIT, ORDERING, OPTIONS
+
+    def alias(name):
+        p = subprocess.run(["fio", f"--cmdhelp={name}"], capture_output=True, text=True, timeout=30)
+        found = [l.split(":", 1)[1].strip() for l in p.stdout.splitlines() if l.strip().startswith("alias:")]
+        return name, found[0] if found else None
+    names = {o.fio_name for o in OPTIONS.values() if o.fio_name} | set(ORDERING)
+    with ThreadPoolExecutor(8) as pool:
+        aliases = {n: a for n, a in pool.map(alias, sorted(names)) if a}
+    assert {"nrfiles": "nr_files", "offset": "fileoffset", "rate_min": "ratemin", "bs": "blocksize"}.items() <= \
+        aliases.items()
+    for name, other in aliases.items():
+        if name in ORDERING:
+            assert other in ORDERING, name
+        else:
+            assert FIO_TO_KIT[other] == FIO_TO_KIT[name], (name, other)
+
+
+def test_a_kb_base_1000_job_exported_reads_back_in_fio_as_the_same_bytes(tmp_path):
+    job = Job(name="k", ioengine="null", size="1MB", bs="4KiB", bssplit="4KiB/50:8KiB/50,2KiB", rw="randrw",
+              rate="100MB", kb_base=1000)
+    text = to_fio_file(job)
+    assert "kb_base=1000" in text and "size=1000000" in text and "bssplit=4096/50:8192/50,2048/100" in text
+    path = tmp_path / "k.fio"
+    path.write_text(text)
+    assert read_job(str(path)) == job
+    fio = _fio_showcmd(path)
+    assert (fio["size"], fio["rate"]) == ("1000000", "100000000")
 
 
 def test_cli_job_file_warns_and_strict_refuses(tmp_path, scratch):

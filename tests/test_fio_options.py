@@ -2,6 +2,7 @@
 distributions, trim, exitall): each run by kit and, where fio runs it, by fio
 on the same job, with independent witnesses (strace's system calls, the
 file's holes, the wall clock)."""
+import json
 import os
 import re
 import shutil
@@ -315,3 +316,38 @@ def test_a_failed_job_carries_its_errno_in_the_json():
 def test_null_engine_trims_without_a_file():
     r = kit.run(Job(ioengine="null", rw="randtrim", size="1m"), progress=False)
     assert r.total["trim"]["total_ios"] == 256 and r.data["error"] is None
+
+
+# ---- fio's units and number_ios --------------------------------------------------------
+
+SIZE_TEXTS = ("4k", "4K", "4kb", "4KB", "4kB", "4KiB", "4kib", "3m", "3MiB", "3MB", "200MiB", "200mb", "4096", "512b")
+
+
+def test_sizes_read_as_fio_reads_them_in_either_kb_base(tmp_path):
+    """fio 3.33 (parse.c __get_mult_bytes) is the reference: one fio run of
+    a job per spelling and kb_base, each one I/O of bs=size bytes."""
+    sections = [(f"s{i}", text, base) for i, (text, base) in
+                enumerate((t, b) for b in (1024, 1000) for t in SIZE_TEXTS)]
+    path = tmp_path / "units.fio"
+    path.write_text("[global]\nioengine=null\n" + "".join(f"[{name}]\nkb_base={base}\nsize={text}\nbs={text}\n"
+                                                           for name, text, base in sections))
+    p = subprocess.run(["fio", "--output-format=json", str(path)], capture_output=True, text=True, timeout=60)
+    fio = {j["jobname"]: j["read"]["io_bytes"] for j in json.loads(p.stdout)["jobs"]}
+    kit_jobs = {j.name: j for j in kit.fio.read_job_file(str(path)).jobs}
+    for name, text, base in sections:
+        assert kit_jobs[name].size == kit_jobs[name].bs == fio[name], (text, base, fio[name])
+        assert Job(size=text, bs=text, kb_base=base).size == fio[name], (text, base)
+    assert fio["s5"] == 4000 and fio[f"s{len(SIZE_TEXTS) + 5}"] == 4096      # 4KiB: 1000-based, then 1024
+
+
+@pytest.mark.parametrize("rw, number_ios, loops, ios", [
+    ("read", 20, 2, 32),        # each pass ends at the region's end: 16 + 16 of the 40 allowed
+    ("read", 10, 2, 20),        # the second pass stops at 20 in all
+    ("randread", 5, 3, 15),
+])
+def test_number_ios_with_loops_as_fio(rw, number_ios, loops, ios):
+    """fio 3.33 stops at number_ios times loops I/Os in all (backend.c
+    exceeds_number_ios); 16 blocks here."""
+    job = Job(ioengine="null", rw=rw, size="64k", number_ios=number_ios, loops=loops)
+    for r in both(job):
+        assert r.total["read"]["total_ios"] == ios, r.data["runner"]

@@ -11,7 +11,8 @@ def test_fio_sizes_and_times():
     assert job.filesize == 1 << 30
     assert job.runtime == 0.5
     assert job.ramp_time == 120.0
-    assert Job(bs="16KiB").bs == 16384
+    assert Job(bs="16k").bs == Job(bs="16kb").bs == Job(bs="16K").bs == 16384
+    assert Job(bs="16KiB").bs == 16000          # fio's default kb_base=1024 reads KiB as 1000 (see test_fio_options)
     assert Job(runtime=3).runtime == 3.0
 
 
@@ -109,3 +110,42 @@ def test_fio_spellings_kit_takes_as_fio_does():
     assert Job(loops=0).loops == 1
     assert Job(rw="randread", random_distribution="zipf:0").random_distribution == "zipf:0"
     assert Job(rw="randread", random_distribution="random:0.5").random_distribution == "random"
+
+
+def test_kb_base_changes_how_every_size_reads():
+    """fio 3.33 parse.c __get_mult_bytes: kb_base=1024 (default) takes k, kb
+    as 1024 and KiB as 1000; kb_base=1000 the other way round; every size
+    option of the job alike, wherever kb_base stands among them."""
+    job = Job(ioengine="null", size="1MiB", bs="4KiB,8kb", bsrange="2KiB-4KiB", rate="1MiB", kb_base=1000)
+    assert (job.size, job.bs, job.bsrange, job.rate) == (1 << 20, (4096, 8000, 8000), (2048, 4096), 1 << 20)
+    assert job.written()["size"] == "1MiB" and job.written()["kb_base"] == "1000"    # the user's text
+    assert Job(ioengine="null", size="1MiB", bs="4KiB").size == 1000000
+    assert Job.from_options({"size": "2MB", "kb_base": "1000", "ioengine": "null"}).size == 2000000
+    with pytest.raises(OptionError, match="kb_base: must be 1024 .* or 1000"):
+        Job(kb_base=1023)
+    with pytest.raises(OptionError, match="kb_base: changes how sizes read"):
+        Job(bs="4k").replace(kb_base=1000)
+    assert Job(iodepth=2).replace(kb_base=1000).kb_base == 1000
+
+
+def test_an_alias_is_the_same_option():
+    """fio 3.33's aliases (options.c .alias) of the options kit has."""
+    job = Job.from_options({"nr_files": "3", "fileoffset": "8k", "ratemin": "1k", "blocksize": "8k",
+                            "timeout": "2", "readwrite": "randrw", "io_limit": "1m", "ratecycle": "500"})
+    assert (job.nrfiles, job.offset, job.rate_min, job.bs, job.runtime, job.rw, job.io_size, job.rate_cycle) == \
+        (3, 8192, 1024, 8192, 2.0, "randrw", 1 << 20, 500)
+    for a, b in (("nrfiles", "nr_files"), ("offset", "fileoffset"), ("rate_min", "ratemin"), ("bs", "blocksize")):
+        with pytest.raises(OptionError, match=f"^{b}: is the same option as {a}; give it once$"):
+            Job.from_options({a: "4k", b: "4k"})
+
+
+def test_the_two_ways_of_one_setting_agreeing_or_not():
+    """rwmixread/rwmixwrite and direct/buffered: both given and agreeing is a
+    valid fio file; disagreeing is refused in one line naming both."""
+    job = Job.from_options({"rw": "randrw", "rwmixread": "60", "rwmixwrite": "40", "direct": "1", "buffered": "0"})
+    assert job.rwmixread == 60 and job.direct is True
+    assert job.written() == {"rw": "randrw", "rwmixread": "60", "rwmixwrite": "40", "direct": "1", "buffered": "0"}
+    with pytest.raises(OptionError, match=r"^rwmixwrite=30 disagrees with rwmixread=60 \(both set rwmixread\)"):
+        Job.from_options({"rwmixread": "60", "rwmixwrite": "30"})
+    with pytest.raises(OptionError, match=r"^direct=1 disagrees with buffered=1 "):
+        Job.from_options({"buffered": "1", "direct": "1"})
