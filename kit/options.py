@@ -164,6 +164,10 @@ def parse_path(option, value):
         raise OptionError(option, f"must be a path (got {short(value)})")
     if not text or "\0" in text:
         raise OptionError(option, f"must be a path (got {short(value)})")
+    if option == "directory" and ":" in text:
+        # in fio a ':' separates several directories the files are spread over
+        raise OptionError(option, f"{short(value)} has a ':', which in fio separates several directories; "
+                                  "kit takes one directory")
     return text
 
 

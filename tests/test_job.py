@@ -1,6 +1,9 @@
 """The job model: fio's names and units, and one clear error per bad value."""
+import os
+
 import pytest
 
+from conftest import run_kit
 from kit import Job, OptionError
 
 
@@ -149,3 +152,13 @@ def test_the_two_ways_of_one_setting_agreeing_or_not():
         Job.from_options({"rwmixread": "60", "rwmixwrite": "30"})
     with pytest.raises(OptionError, match=r"^direct=1 disagrees with buffered=1 "):
         Job.from_options({"buffered": "1", "direct": "1"})
+
+
+def test_a_directory_list_is_refused_on_the_command_line_and_in_python(tmp_path):
+    """fio spreads files over 'a:b'; kit would have made a folder named 'a:b'."""
+    listed = f"{tmp_path / 'a'}:{tmp_path / 'b'}"
+    with pytest.raises(OptionError, match="directory: .* has a ':'"):
+        Job(directory=listed)
+    p = run_kit("run", f"--directory={listed}", "--size=1m")
+    assert p.returncode == 2 and "--directory" in p.stderr and "has a ':'" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and os.listdir(tmp_path) == []
