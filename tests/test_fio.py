@@ -189,18 +189,22 @@ def test_bare_option_refused_in_one_line(tmp_path, line):
     _kit_refuses(tmp_path, path, f"bare.fio:5: {line} needs a value")
 
 
+def _reads_as_fio(path, cwd, ios):
+    """fio runs the file with these I/Os per job, and kit reads the same jobs from it."""
+    data, err = _fio_run_file(path, cwd)
+    assert data, err
+    fio_ios = {j["jobname"]: j["read"]["total_ios"] for j in data["jobs"]}
+    assert fio_ios == ios
+    assert {j.name: j.size // j.bs for j in read_job_file(str(path)).jobs} == fio_ios
+
+
 def test_include_joins_the_section_where_it_stands(tmp_path):
     # fio 3.33 init.c: include inside a section, options only, read at that point
     (tmp_path / "common.inc").write_text("; shared\nbs=16k\nsize=256k\n")
     path = tmp_path / "job.fio"
     path.write_text("[a]\nioengine=null\nrw=read\nbs=8k\ninclude common.inc\n"
                     "[b]\nioengine=null\nrw=read\ninclude common.inc\nbs=32k\n")
-    data, err = _fio_run_file(path, tmp_path)
-    assert data, err
-    fio_ios = {j["jobname"]: j["read"]["total_ios"] for j in data["jobs"]}
-    assert fio_ios == {"a": 16, "b": 8}
-    jobs = read_job_file(str(path)).jobs
-    assert {j.name: j.size // j.bs for j in jobs} == fio_ios
+    _reads_as_fio(path, tmp_path, {"a": 16, "b": 8})
 
 
 def test_include_relative_paths_as_fio(tmp_path, monkeypatch):
@@ -251,12 +255,7 @@ def test_sections_named_global_something_are_global(tmp_path):
     # fio 3.33 init.c: global = !strncmp(name, "global", 6)
     path = tmp_path / "g.fio"
     path.write_text("[global_defaults]\nioengine=null\nrw=read\nsize=1m\nbs=64k\n[a]\n[globalx]\nbs=128k\n[b]\n")
-    data, err = _fio_run_file(path, tmp_path)
-    assert data, err
-    fio_ios = {j["jobname"]: j["read"]["total_ios"] for j in data["jobs"]}
-    assert fio_ios == {"a": 16, "b": 8}
-    jobs = read_job_file(str(path)).jobs
-    assert {j.name: j.size // j.bs for j in jobs} == fio_ios
+    _reads_as_fio(path, tmp_path, {"a": 16, "b": 8})
     # and kit never writes a job as a section fio would take for [global]
     with pytest.raises(OptionError, match="cannot be a fio \\[section\\] name"):
         to_fio_file(Job(name="global_x", ioengine="null"))
