@@ -36,7 +36,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from . import host
+from . import host, signals
 from .errors import OptionError, RunError
 from .files import replace_at, say
 from .progress import bar
@@ -688,7 +688,9 @@ class Prepared:
                 fds = []
                 opened.append(fds)
                 for f in thread_files:
-                    fds.append(self.reopen(f, job_flags(plan.job)))
+                    # a Ctrl-C between the open and the append would leak the descriptor
+                    with signals.held():
+                        fds.append(self.reopen(f, job_flags(plan.job)))
             return opened
         except BaseException:
             close_files(opened)
