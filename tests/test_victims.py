@@ -102,9 +102,11 @@ def test_fio_runner_writes_only_the_file_kit_checked(tmp_path, name, fio_would_w
 def test_fio_job_file_export_refuses_what_fio_would_reread(tmp_path):
     from kit.fio import to_fio_file
     for job in (kit.Job(filename="a;b"), kit.Job(filename="$ncpus"), kit.Job(directory="/tmp/x#y"),
-                kit.Job(filename=" lead"), kit.Job(directory="a:b")):
+                kit.Job(filename=" lead")):
         with pytest.raises(OptionError, match="cannot be written to a fio job file"):
             to_fio_file(job)
+    with pytest.raises(OptionError, match="has a ':'"):      # fio's directory list: refused as the job is made
+        kit.Job(directory="a:b")
 
 
 # ---- 2. time of check, time of use -----------------------------------------
