@@ -112,17 +112,17 @@ def test_fio_job_file_export_refuses_what_fio_would_reread(tmp_path):
 # ---- 2. time of check, time of use -----------------------------------------
 
 def _swap_during_prefill(directory, victim, runner):
-    """kit.0.0 exists and is kit's; kit.0.1 must be filled (128 MiB). While
+    """kit.0.0 exists and is kit's; kit.0.1 must be filled (512 MiB). While
     it fills, a victim is renamed over kit.0.0."""
     kit.run(kit.Job(rw="read", size="1m", directory=directory), progress=False, machine=False)
-    args = ["run", "--rw=write", "--nrfiles=2", "--filesize=128m", "--number_ios=64", "--bs=64k",
+    args = ["run", "--rw=write", "--nrfiles=2", "--filesize=512m", "--number_ios=64", "--bs=64k",
             f"--directory={directory}", f"--runner={runner}", "--output-format=json"]
     proc = subprocess.Popen([KIT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = os.path.join(directory, "kit.0.1")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and (not os.path.exists(second) or os.path.getsize(second) < 8 << 20):
         time.sleep(0.005)
-    assert os.path.getsize(second) < 128 << 20, "the fill ended before the swap: make it bigger"
+    assert os.path.getsize(second) < 512 << 20, "the fill ended before the swap: make it bigger"
     os.rename(victim.path, os.path.join(directory, "kit.0.0"))
     victim.path = os.path.join(directory, "kit.0.0")
     out, err = proc.communicate(timeout=120)
