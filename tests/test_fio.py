@@ -521,21 +521,27 @@ def test_seed_table_shape(scratch):
 
 # ---- fio reads back exactly what kit wrote (generated Jobs) -------------------
 
-def _showcmd(path):
-    """fio's own reading of a job file: [(section, {option: value})]."""
+def _showcmd(*paths):
+    """fio's own reading of each job file: [(section, {option: value})] a
+    path. The fio processes run at once: each spends ~0.2 s starting."""
     import subprocess
-    p = subprocess.run(["fio", "--showcmd", str(path)], capture_output=True, text=True, timeout=30)
-    assert p.returncode == 0, p.stderr
-    line = p.stdout.strip()
-    assert line.startswith("fio ")
-    sections = []
-    for token in line[len("fio "):].split(" --"):
-        key, sep, value = token.lstrip("-").partition("=")
-        if key == "name":
-            sections.append((value, {}))
-        else:
-            sections[-1][1][key] = value if sep else None
-    return sections
+    procs = [subprocess.Popen(["fio", "--showcmd", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for path in paths]
+    outs = [(p, *p.communicate(timeout=30)) for p in procs]
+    readings = []
+    for p, out, err in outs:
+        assert p.returncode == 0, err
+        line = out.strip()
+        assert line.startswith("fio ")
+        sections = []
+        for token in line[len("fio "):].split(" --"):
+            key, sep, value = token.lstrip("-").partition("=")
+            if key == "name":
+                sections.append((value, {}))
+            else:
+                sections[-1][1][key] = value if sep else None
+        readings.append(sections)
+    return readings
 
 
 hostile_text = st.lists(st.sampled_from(list("abcdefgh") * 6 + list(":\\$;# \n\t[]=/.-_") + ["${HOME}", "$ncpus", "\\:"]),
@@ -559,8 +565,8 @@ def test_fio_reads_back_exactly_what_kit_wrote(tmp_path_factory, name, directory
     tmp = tmp_path_factory.mktemp("fio")
     options = dict(ioengine=engine, rw=rw, bs=bs, iodepth=iodepth, numjobs=numjobs, nrfiles=nrfiles, size="4m",
                    fixedbufs=fixed and engine == "io_uring")
-    # 1. exported: refused, or read back unchanged
-    candidates = []
+    # 1. exported: refused, or read back unchanged (read by fio with the runner's below)
+    candidates, exported = [], []
     for make in (lambda: Job(name=name, directory=str(tmp / directory), **options),
                  lambda: Job(name="n", filename=filename, **options)):
         try:
@@ -577,11 +583,9 @@ def test_fio_reads_back_exactly_what_kit_wrote(tmp_path_factory, name, directory
             count_case("fio export refused")
             continue
         count_case("fio export read back")
-        path = tmp / "export.fio"
+        path = tmp / f"export-{len(exported)}.fio"
         path.write_text(text)
-        ((section, read),) = _showcmd(path)
-        assert section == j.name
-        assert read == {k: v for k, v in fio_options(j).items()}
+        exported.append((j, path))
     # 2. the runner's: only /proc/self/fd/N of the descriptors kit checked
     try:
         job = Job(name=name, directory=str(tmp / "scratch"), **options)
@@ -592,7 +596,10 @@ def test_fio_reads_back_exactly_what_kit_wrote(tmp_path_factory, name, directory
         text, fds = runner_job_file([job], [plan], prepared)
         path = tmp / "runner.fio"
         path.write_text(text)
-        sections = _showcmd(path)
+        *exports, sections = _showcmd(*[p for _j, p in exported], path)
+        for (j, _path), ((section, read),) in zip(exported, exports):
+            assert section == j.name
+            assert read == {k: v for k, v in fio_options(j).items()}
         assert [s for s, _ in sections] == [f"kit.0.{j}" for j in range(numjobs)]
         want = {k: v for k, v in fio_options(job, paths=False).items() if k not in ("numjobs", "nrfiles",
                                                                                   "group_reporting")}
