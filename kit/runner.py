@@ -569,7 +569,7 @@ def _machine_during_run(load0, load1, self0, self1, wall_ns, device_io=None):
 
 
 def _lat(ffi, lat):
-    return {"n": lat.n, "min": lat.min if lat.n else 0, "max": lat.max, "sum": lat.sum,
+    return {"n": lat.n, "min": lat.min if lat.n else 0, "max": lat.max, "sum": float(lat.sum),
             "sumsq": lat.sumsq,
             "hist": np.frombuffer(ffi.buffer(lat.hist), dtype=np.uint64).astype(np.int64)}
 

@@ -59,6 +59,13 @@ struct file_state {
 	uint64_t rand_off;
 };
 
+/* I/Os completed together with the same timestamps (see account_io) */
+struct lat_group {
+	uint64_t k, bytes;
+	uint64_t t_start, t_issue, t_done;
+	int ddir, synchronous;
+};
+
 struct driver {
 	struct kit_thread t;
 	const struct kit_engine *e;
@@ -99,6 +106,7 @@ struct driver {
 	int stop_issuing;
 	int verifying;              /* in the verify phase: reads of what was written */
 	int verify_file;
+	struct lat_group group;     /* account_io(): completions not yet in the statistics */
 };
 
 /* ---- time ----------------------------------------------------------------
@@ -198,20 +206,28 @@ static void lat_reset(struct kit_lat *l)
 	l->min = UINT64_MAX;
 }
 
-static inline void lat_add(struct kit_lat *l, uint64_t v)
+/* k I/Os of latency v: a burst submitted together and reaped together
+ * shares its timestamps, so its I/Os are one update (account_io's groups) */
+static inline void lat_add_n(struct kit_lat *l, uint64_t v, uint64_t k)
 {
-	l->n++;
+	l->n += k;
 	if (v < l->min)
 		l->min = v;
 	if (v > l->max)
 		l->max = v;
-	/* a latency is far below 2^63 ns: the signed conversion is one
-	 * instruction, the unsigned one a branchy sequence (no AVX-512 here) */
+	/* integer sums cost one add and stay exact; the square needs the
+	 * range of a double (a latency is far below 2^63 ns: the signed
+	 * conversion is one instruction, the unsigned one a branchy sequence) */
 	double x = (double)(int64_t)v;
 
-	l->sum += x;
-	l->sumsq += x * x;
-	l->hist[plat_val_to_idx(v)]++;
+	l->sum += v * k;
+	l->sumsq += x * x * (double)(int64_t)k;
+	l->hist[plat_val_to_idx(v)] += k;
+}
+
+static inline void lat_add(struct kit_lat *l, uint64_t v)
+{
+	lat_add_n(l, v, 1);
 }
 
 static inline void depth_add(uint64_t *hist, unsigned depth, uint64_t n)
@@ -281,8 +297,9 @@ static void series_close(struct kit_stats *s, struct kit_series *se, uint64_t en
 	se->open_ns = end;
 }
 
-static inline void series_add(struct kit_stats *s, struct kit_series *se, const struct kit_io *io,
-			      uint64_t now, uint64_t slat, uint64_t clat, uint64_t lat)
+/* k I/Os of one direction, of `bytes` together, completed at `now` */
+static inline void series_add(struct kit_stats *s, struct kit_series *se, int ddir, uint64_t k,
+			      uint64_t bytes, uint64_t now, uint64_t slat, uint64_t clat, uint64_t lat)
 {
 	struct kit_window *w = &se->open;
 
@@ -302,11 +319,11 @@ static inline void series_add(struct kit_stats *s, struct kit_series *se, const 
 			series_close(s, se, end);
 		}
 	}
-	w->bytes[io->ddir] += io->len;
-	w->ios[io->ddir]++;
-	w->slat_sum[io->ddir] += (double)slat;
-	w->clat_sum[io->ddir] += (double)clat;
-	w->lat_sum[io->ddir] += (double)lat;
+	w->bytes[ddir] += bytes;
+	w->ios[ddir] += k;
+	w->slat_sum[ddir] += (double)(slat * k);
+	w->clat_sum[ddir] += (double)(clat * k);
+	w->lat_sum[ddir] += (double)(lat * k);
 }
 
 static inline void record_io(struct kit_stats *s, const struct kit_io *io, uint64_t now,
@@ -835,23 +852,68 @@ int kit_control_wait(int *word, int value, int timeout_ms)
 
 /* ---- completion accounting ----------------------------------------------- */
 
-static void account_io(struct driver *d, struct kit_io *io, uint64_t t_done)
+/* The latency statistics of the I/Os account_io() gathered: one update for
+ * the group, which shares one set of timestamps. */
+static void flush_group(struct driver *d)
 {
-	const struct kit_params *p = d->t.p;
+	struct lat_group *g = &d->group;
 	struct kit_stats *s = d->t.s;
-	struct kit_ddir_stats *ds = &s->ddir[io->ddir];
+	struct kit_ddir_stats *ds;
+	uint64_t slat, lat, clat;
+
+	if (!g->k)
+		return;
+	ds = &s->ddir[g->ddir];
+	/* a synchronous I/O has no submission latency: lat == clat
+	 * (finish_sync_stats() copies the histogram) */
+	slat = g->synchronous ? 0 : g->t_issue - g->t_start;
+	lat = g->t_done - g->t_start;
+	clat = lat - slat;
+	if (g->synchronous) {
+		/* trims, and I/Os an async engine completed inline, have no
+		 * submission latency: lat is clat */
+		lat_add_n(&ds->clat, clat, g->k);
+		if (!d->e->sync)
+			lat_add_n(&ds->lat, lat, g->k);
+	} else {
+		lat_add_n(&ds->slat, slat, g->k);
+		lat_add_n(&ds->clat, clat, g->k);
+		lat_add_n(&ds->lat, lat, g->k);
+	}
+	series_add(s, &s->samples, g->ddir, g->k, g->bytes, g->t_done, slat, clat, lat);
+	series_add(s, &s->log, g->ddir, g->k, g->bytes, g->t_done, slat, clat, lat);
+	g->k = 0;
+}
+
+static void __attribute__((noinline, cold)) io_result_fail(struct driver *d, struct kit_io *io)
+{
 	static const char *const names[KIT_DDIR_NR] = { "read", "write", "trim" };
 	char msg[200];
 
 	if (io->result < 0) {
 		snprintf(msg, sizeof(msg), "%s failed: %s", names[io->ddir], strerror((int)-io->result));
 		io_fail(d, io, KIT_ERR_IO, (int)io->result, msg);
-		return;
-	}
-	if ((uint64_t)io->result != io->len) {
+	} else {
 		snprintf(msg, sizeof(msg), "short %s: %lld of %u bytes", names[io->ddir],
 			 (long long)io->result, io->len);
 		io_fail(d, io, KIT_ERR_SHORT, -EIO, msg);
+	}
+}
+
+/* Counts one completed I/O. Its latencies join the open group when it has
+ * the group's timestamps and direction (flush_group() at the end of every
+ * caller's completions), so a burst reaped together costs one histogram
+ * update, not one per I/O. */
+static inline void account_io(struct driver *d, struct kit_io *io, uint64_t t_done)
+{
+	const struct kit_params *p = d->t.p;
+	struct kit_stats *s = d->t.s;
+	struct kit_ddir_stats *ds = &s->ddir[io->ddir];
+	struct lat_group *g = &d->group;
+	int synchronous;
+
+	if (__builtin_expect((uint64_t)io->result != io->len, 0)) {
+		io_result_fail(d, io);
 		return;
 	}
 	if (io->ddir == KIT_DDIR_READ && p->verify) {
@@ -874,32 +936,30 @@ static void account_io(struct driver *d, struct kit_io *io, uint64_t t_done)
 	s->progress_ios++;
 	s->progress_bytes += io->len;
 	if (p->gtod_reduce) {
-		series_add(s, &s->samples, io, d->now, 0, 0, 0);
-		series_add(s, &s->log, io, d->now, 0, 0, 0);
+		series_add(s, &s->samples, io->ddir, 1, io->len, d->now, 0, 0, 0);
+		series_add(s, &s->log, io->ddir, 1, io->len, d->now, 0, 0, 0);
 		return;
 	}
-	{
-		/* a synchronous I/O has no submission latency: lat == clat
-		 * (finish_sync_stats() copies the histogram) */
-		int synchronous = d->e->sync || io->ddir == KIT_DDIR_TRIM || io->inline_done;
+	synchronous = d->e->sync || io->ddir == KIT_DDIR_TRIM || io->inline_done;
+	if (g->k && g->ddir == io->ddir && g->t_start == io->t_start && g->t_issue == io->t_issue &&
+	    g->t_done == t_done && g->synchronous == synchronous) {
+		g->k++;
+		g->bytes += io->len;
+	} else {
+		flush_group(d);
+		g->k = 1;
+		g->bytes = io->len;
+		g->ddir = io->ddir;
+		g->t_start = io->t_start;
+		g->t_issue = io->t_issue;
+		g->t_done = t_done;
+		g->synchronous = synchronous;
+	}
+	if (p->log_ios) {
 		uint64_t slat = synchronous ? 0 : io->t_issue - io->t_start;
-		uint64_t lat = t_done - io->t_start, clat = lat - slat;
+		uint64_t lat = t_done - io->t_start;
 
-		if (synchronous) {
-			/* trims, and I/Os an async engine completed inline, have no
-			 * submission latency: lat is clat */
-			lat_add(&ds->clat, clat);
-			if (!d->e->sync)
-				lat_add(&ds->lat, lat);
-		} else {
-			lat_add(&ds->slat, slat);
-			lat_add(&ds->clat, clat);
-			lat_add(&ds->lat, lat);
-		}
-		series_add(s, &s->samples, io, t_done, slat, clat, lat);
-		series_add(s, &s->log, io, t_done, slat, clat, lat);
-		if (p->log_ios)
-			record_io(s, io, t_done, slat, clat, lat);
+		record_io(s, io, t_done, slat, lat - slat, lat);
 	}
 }
 
@@ -982,6 +1042,7 @@ static int reap(struct driver *d, unsigned min)
 		account_io(d, d->done[i], t);
 		d->free_ios[d->nfree++] = d->done[i];
 	}
+	flush_group(d);
 	d->inflight -= (unsigned)n;
 	return 0;
 }
@@ -1277,6 +1338,7 @@ static int issue_one(struct driver *d)
 		do_trim(d, io);
 		io->t_issue = io->t_start;
 		account_io(d, io, clock_if_timed(d));
+		flush_group(d);
 		count_inline(d);
 		d->free_ios[d->nfree++] = io;
 		return maybe_think(d);
@@ -1289,6 +1351,7 @@ static int issue_one(struct driver *d)
 	if (r == KIT_COMPLETED) {
 		io->inline_done = 1;
 		account_io(d, io, clock_if_timed(d));
+		flush_group(d);
 		io->inline_done = 0;
 		count_inline(d);
 		d->free_ios[d->nfree++] = io;

@@ -185,7 +185,7 @@ struct kit_lat {
 	uint64_t n;
 	uint64_t min;
 	uint64_t max;
-	double sum;
+	uint64_t sum;                /* ns: exact; sumsq needs a double's range */
 	double sumsq;
 	uint64_t hist[KIT_PLAT_NR];
 };
