@@ -61,7 +61,12 @@ MACHINE_DEVICE_SLOTS = 16   # devices a machine-wide trace follows; more are cou
 CLASSES = ("own", "other", "none", "before")   # whose request a completion ended (CLASS_* in the C)
 # this kernel's layout of what the programs read
 FIELDS = (("request", "q"), ("request", "cmd_flags"), ("request", "__data_len"), ("request", "bio"),
-          ("request_queue", "disk"), ("gendisk", "major"), ("gendisk", "first_minor"))
+          ("request", "__sector"), ("request_queue", "disk"), ("gendisk", "major"), ("gendisk", "first_minor"))
+# the struct request fields rq_read() takes in one read, with their sizes;
+# the span they cover is read whole (at most HEAD_MAX bytes: it is on the
+# programs' 512-byte stack)
+HEAD_FIELDS = (("q", 8), ("cmd_flags", 4), ("__data_len", 4), ("__sector", 8), ("bio", 8))
+HEAD_MAX = 128
 ENUMS = ("REQ_OP_READ", "REQ_OP_WRITE", "REQ_OP_FLUSH", "REQ_OP_DISCARD")
 
 BPF_TEXT = r"""
@@ -150,19 +155,47 @@ static __always_inline u32 block_op(u32 flags)
     return OP_OTHER;
 }
 
-static __always_inline u32 rq_dev(void *rq)
+/* The request fields the programs use. Each bpf_probe_read_kernel() is a
+   helper call with its own fault handling, the largest part of a program's
+   cost here (about 40 ns each on this VM): the fields sit together at the
+   head of struct request, so one read of that span takes them all. */
+struct rq_fields {
+    u64 q, bio, sector;
+    u32 flags, bytes;
+};
+
+static __always_inline void rq_read(void *rq, struct rq_fields *f)
 {
-    void *q = 0, *disk = 0;
-    int major = 0, minor = 0;
-    bpf_probe_read_kernel(&q, sizeof(q), rq + OFF_REQUEST_Q);
-    if (!q)
+    u64 head[RQ_HEAD_WORDS];
+    if (bpf_probe_read_kernel(head, sizeof(head), rq + RQ_HEAD_START)) {
+        __builtin_memset(f, 0, sizeof(*f));
+        return;
+    }
+    __builtin_memcpy(&f->q, (u8 *)head + OFF_REQUEST_Q - RQ_HEAD_START, 8);
+    __builtin_memcpy(&f->bio, (u8 *)head + OFF_REQUEST_BIO - RQ_HEAD_START, 8);
+    __builtin_memcpy(&f->sector, (u8 *)head + OFF_REQUEST_SECTOR - RQ_HEAD_START, 8);
+    __builtin_memcpy(&f->flags, (u8 *)head + OFF_REQUEST_CMD_FLAGS - RQ_HEAD_START, 4);
+    __builtin_memcpy(&f->bytes, (u8 *)head + OFF_REQUEST_DATA_LEN - RQ_HEAD_START, 4);
+}
+
+/* the request's disk as the tracepoints' dev_t: gendisk's major and
+   first_minor are adjacent, one read */
+static __always_inline u32 rq_dev(const struct rq_fields *f)
+{
+    void *disk = 0;
+    int dev[2] = {};
+    if (!f->q)
         return 0;
-    bpf_probe_read_kernel(&disk, sizeof(disk), q + OFF_REQUEST_QUEUE_DISK);
+    bpf_probe_read_kernel(&disk, sizeof(disk), (void *)f->q + OFF_REQUEST_QUEUE_DISK);
     if (!disk)
         return 0;
-    bpf_probe_read_kernel(&major, sizeof(major), disk + OFF_GENDISK_MAJOR);
-    bpf_probe_read_kernel(&minor, sizeof(minor), disk + OFF_GENDISK_FIRST_MINOR);
-    return ((u32)major << 20) | (u32)minor;
+#if OFF_GENDISK_FIRST_MINOR == OFF_GENDISK_MAJOR + 4
+    bpf_probe_read_kernel(dev, sizeof(dev), disk + OFF_GENDISK_MAJOR);
+#else
+    bpf_probe_read_kernel(&dev[0], sizeof(dev[0]), disk + OFF_GENDISK_MAJOR);
+    bpf_probe_read_kernel(&dev[1], sizeof(dev[1]), disk + OFF_GENDISK_FIRST_MINOR);
+#endif
+    return ((u32)dev[0] << 20) | (u32)dev[1];
 }
 
 /* The device's slot, or DEVICE_SLOTS when it is not traced (or a
@@ -201,13 +234,6 @@ static __always_inline u32 device_slot(u32 dev)
     return slot;
 }
 
-static __always_inline u32 rq_u32(void *rq, int offset)
-{
-    u32 v = 0;
-    bpf_probe_read_kernel(&v, sizeof(v), rq + offset);
-    return v;
-}
-
 static __always_inline u32 slot_index(u64 ptr)
 {
     /* Fibonacci hashing: the top 16 bits of a multiplicative hash */
@@ -222,15 +248,13 @@ static __always_inline u32 current_tgid(void)
 /* the process of the request's first bio; a request without one (the
    flushes the block layer makes for every writer waiting on it, issued by
    kblockd) belongs to no process */
-static __always_inline u32 rq_owner(void *rq)
+static __always_inline u32 rq_owner(const struct rq_fields *f)
 {
-    u64 bio = 0;
-    bpf_probe_read_kernel(&bio, sizeof(bio), rq + OFF_REQUEST_BIO);
-    if (!bio)
+    if (!f->bio)
         return UNATTRIBUTED;
-    u32 i = slot_index(bio);
+    u32 i = slot_index(f->bio);
     struct bio_slot *b = block_bios.lookup(&i);
-    if (b && b->bio == bio)
+    if (b && b->bio == f->bio)
         return b->tgid;
     return current_tgid();
 }
@@ -297,7 +321,9 @@ RAW_TRACEPOINT_PROBE(block_bio_queue)
 RAW_TRACEPOINT_PROBE(block_rq_insert)
 {
     void *rq = (void *)ctx->args[0];
-    u32 slot = device_slot(rq_dev(rq));
+    struct rq_fields f;
+    rq_read(rq, &f);
+    u32 slot = device_slot(rq_dev(&f));
     if (slot >= DEVICE_SLOTS)
         return 0;
     u64 now = bpf_ktime_get_ns();
@@ -312,7 +338,7 @@ RAW_TRACEPOINT_PROBE(block_rq_insert)
         }
         s->rq = (u64)rq;
         s->issue_ns = 0;
-        s->tgid = rq_owner(rq);
+        s->tgid = rq_owner(&f);
     }
     s->insert_ns = now;
     return 0;
@@ -321,12 +347,14 @@ RAW_TRACEPOINT_PROBE(block_rq_insert)
 RAW_TRACEPOINT_PROBE(block_rq_issue)
 {
     void *rq = (void *)ctx->args[0];
-    u32 dev = rq_dev(rq);
+    struct rq_fields f;
+    rq_read(rq, &f);
+    u32 dev = rq_dev(&f);
     u32 slot = device_slot(dev);
     if (slot >= DEVICE_SLOTS)
         return 0;
     u64 now = bpf_ktime_get_ns(), queue_ns = 0;
-    u32 op = block_op(rq_u32(rq, OFF_REQUEST_CMD_FLAGS)), bytes = rq_u32(rq, OFF_REQUEST_DATA_LEN);
+    u32 op = block_op(f.flags), bytes = f.bytes;
     u32 tgid;
     bool timed = true, counted = false;
     u32 i = slot_index((u64)rq);
@@ -341,10 +369,10 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
         tgid = s->tgid;
     } else if (slot_busy(s, now)) {
         timed = false;
-        tgid = rq_owner(rq);
+        tgid = rq_owner(&f);
         count_lost(LOST_BLOCK_REQUEST_SLOT_BUSY);
     } else {
-        tgid = rq_owner(rq);
+        tgid = rq_owner(&f);
         s->rq = (u64)rq;
         s->insert_ns = 0;
         s->tgid = tgid;
@@ -356,8 +384,7 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
 #ifdef BLOCK_RECORDS
         s->bytes = bytes;
         s->queue_ns = queue_ns;
-        s->sector = 0;
-        bpf_probe_read_kernel(&s->sector, sizeof(s->sector), rq + OFF_REQUEST_SECTOR);
+        s->sector = f.sector;
         bpf_get_current_comm(&s->comm, sizeof(s->comm));
 #endif
     }
@@ -421,11 +448,13 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
     if (!s)
         return 0;
     if (s->rq != (u64)rq || !s->issue_ns) {
-        u32 slot = device_slot(rq_dev(rq));
+        struct rq_fields f;
+        rq_read(rq, &f);
+        u32 slot = device_slot(rq_dev(&f));
         if (slot >= DEVICE_SLOTS)
             return 0;
         /* a request issued before the trace, or one not timed */
-        struct block_done *d = block_done_of(slot, block_op(rq_u32(rq, OFF_REQUEST_CMD_FLAGS)), CLASS_BEFORE);
+        struct block_done *d = block_done_of(slot, block_op(f.flags), CLASS_BEFORE);
         if (d) {
             d->completed++;
             d->unmatched++;
@@ -433,7 +462,9 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
         return 0;
     }
     /* a partial completion (the request goes on with the rest) is not its end */
-    if (nr_bytes < rq_u32(rq, OFF_REQUEST_DATA_LEN))
+    u32 left = 0;
+    bpf_probe_read_kernel(&left, sizeof(left), rq + OFF_REQUEST_DATA_LEN);
+    if (nr_bytes < left)
         return 0;
     u32 slot = s->slot, op = s->op, tgid = s->tgid;
     u64 lat_ns = now - s->issue_ns;
@@ -500,6 +531,19 @@ def traced_devices(devices):
     return out
 
 
+def head_defines():
+    """Where rq_read()'s one read of struct request starts and how many
+    8-byte words it takes, from this kernel's layout."""
+    b = btf.vmlinux()
+    fields = [(b.offset("request", name), size) for name, size in HEAD_FIELDS]
+    start = min(offset for offset, _ in fields) // 8 * 8
+    end = -(-max(offset + size for offset, size in fields) // 8) * 8
+    if end - start > HEAD_MAX:
+        raise _bpf.TraceUnavailable(f"this kernel's struct request spreads the fields the block tracer reads over "
+                               f"{end - start} bytes (kit reads at most {HEAD_MAX} at once)")
+    return f"#define RQ_HEAD_START {start}\n#define RQ_HEAD_WORDS {(end - start) // 8}\n"
+
+
 def bpf_text(devices, events, options):
     """The C for this trace: only the tracepoints this kernel has, the
     devices' slots compiled in (cheaper than a map lookup per event), and
@@ -511,7 +555,7 @@ def bpf_text(devices, events, options):
     else:
         slots = f"#define DEVICE_SLOTS {MACHINE_DEVICE_SLOTS}\n"
     records = int(options.get("records") or 0)
-    text = btf.defines(FIELDS + (("request", "__sector"),), ENUMS) + f"#define OWN_TGID {os.getpid()}\n" + \
+    text = btf.defines(FIELDS, ENUMS) + head_defines() + f"#define OWN_TGID {os.getpid()}\n" + \
         slots + (f"#define BLOCK_RECORDS {records}\n" if records else "") + BPF_TEXT
     head, *probes = text.split("RAW_TRACEPOINT_PROBE(")
     keep = [p for p in probes if p.split(")", 1)[0] in events]
