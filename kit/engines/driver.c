@@ -59,6 +59,12 @@ struct file_state {
 	uint64_t rand_off;
 };
 
+/* the running totals a time series window is the difference of */
+struct series_totals {
+	uint64_t bytes[KIT_DDIR_NR], ios[KIT_DDIR_NR];
+	uint64_t slat[KIT_DDIR_NR], clat[KIT_DDIR_NR], lat[KIT_DDIR_NR];
+};
+
 /* I/Os completed together with the same timestamps (see account_io) */
 struct lat_group {
 	uint64_t k, bytes;
@@ -107,6 +113,8 @@ struct driver {
 	int verifying;              /* in the verify phase: reads of what was written */
 	int verify_file;
 	struct lat_group group;     /* account_io(): completions not yet in the statistics */
+	uint64_t window_end_ns;     /* the first open series window ends here */
+	struct series_totals series_base[2];    /* samples, log: at their open window's start */
 };
 
 /* ---- time ----------------------------------------------------------------
@@ -259,16 +267,74 @@ static void stats_reset(struct kit_stats *s)
  * at the first completion at or after its end, and ends at its nominal end,
  * so windows never drift or shrink. A window with no completion is closed
  * empty (it is no sample: fio skips an interval that moved nothing).
- * Records of single I/Os are kept apart. Appending may allocate: amortized. */
+ * A window is the difference of the running totals (kit_ddir_stats) at its
+ * two ends: the I/O path only compares its clock with the next window's
+ * end. Records of single I/Os are kept apart. Appending may allocate:
+ * amortized. */
 
 #define SERIES_EMPTY_MAX 100000     /* an idle gap longer than this many windows is one window */
 
-static void series_start(struct kit_series *se, uint64_t interval_ns, uint64_t now)
+/* what the directions had completed, integers: the sums are exact */
+static void series_totals(const struct driver *d, struct series_totals *t)
+{
+	const struct kit_stats *s = d->t.s;
+	int dd;
+
+	for (dd = 0; dd < KIT_DDIR_NR; dd++) {
+		const struct kit_ddir_stats *ds = &s->ddir[dd];
+
+		t->bytes[dd] = ds->bytes;
+		t->ios[dd] = ds->ios;
+		t->slat[dd] = ds->slat.sum;
+		t->clat[dd] = ds->clat.sum;
+		/* a sync engine's lat is its clat (finish_sync_stats) */
+		t->lat[dd] = d->e->sync ? ds->clat.sum : ds->lat.sum;
+	}
+}
+
+/* se->open, made from the totals now and at the window's start */
+static void series_fill_open(struct driver *d, int which)
+{
+	struct kit_series *se = which ? &d->t.s->log : &d->t.s->samples;
+	const struct series_totals *base = &d->series_base[which];
+	struct series_totals now;
+	int dd;
+
+	series_totals(d, &now);
+	for (dd = 0; dd < KIT_DDIR_NR; dd++) {
+		se->open.bytes[dd] = now.bytes[dd] - base->bytes[dd];
+		se->open.ios[dd] = now.ios[dd] - base->ios[dd];
+		se->open.slat_sum[dd] = (double)(now.slat[dd] - base->slat[dd]);
+		se->open.clat_sum[dd] = (double)(now.clat[dd] - base->clat[dd]);
+		se->open.lat_sum[dd] = (double)(now.lat[dd] - base->lat[dd]);
+	}
+	d->series_base[which] = now;
+}
+
+/* when the first of the two series' open windows ends (UINT64_MAX: never) */
+static void series_next_end(struct driver *d)
+{
+	struct kit_series *both[2] = { &d->t.s->samples, &d->t.s->log };
+	int i;
+
+	d->window_end_ns = UINT64_MAX;
+	for (i = 0; i < 2; i++) {
+		struct kit_series *se = both[i];
+		uint64_t end = se->open_ns + se->interval_ns;
+
+		if (se->interval_ns && (!se->until_ns || end < se->until_ns) && end < d->window_end_ns)
+			d->window_end_ns = end;
+	}
+}
+
+static void series_start(struct driver *d, struct kit_series *se, uint64_t interval_ns, uint64_t now)
 {
 	se->n = 0;              /* a ramp's windows are not kept */
 	se->interval_ns = interval_ns;
 	memset(&se->open, 0, sizeof(se->open));
 	se->open_ns = now;
+	series_totals(d, &d->series_base[se == &d->t.s->log]);
+	series_next_end(d);
 }
 
 static int grow(void **buf, uint64_t *cap, size_t size)
@@ -283,13 +349,17 @@ static int grow(void **buf, uint64_t *cap, size_t size)
 	return 0;
 }
 
-static void series_close(struct kit_stats *s, struct kit_series *se, uint64_t end)
+static void series_close(struct driver *d, int which, uint64_t end)
 {
+	struct kit_stats *s = d->t.s;
+	struct kit_series *se = which ? &s->log : &s->samples;
+
 	if (se->n == se->cap && grow((void **)&se->w, &se->cap, sizeof(*se->w))) {
 		s->series_truncated = 1;
 		se->interval_ns = 0;
 		return;
 	}
+	series_fill_open(d, which);
 	se->open.end_ns = end;
 	se->open.span_ns = end - se->open_ns;
 	se->w[se->n++] = se->open;
@@ -297,33 +367,27 @@ static void series_close(struct kit_stats *s, struct kit_series *se, uint64_t en
 	se->open_ns = end;
 }
 
-/* k I/Os of one direction, of `bytes` together, completed at `now` */
-static inline void series_add(struct kit_stats *s, struct kit_series *se, int ddir, uint64_t k,
-			      uint64_t bytes, uint64_t now, uint64_t slat, uint64_t clat, uint64_t lat)
+/* Closes every window that ended at or before `now`: called before the
+ * completions of `now` are counted (and with the latency group flushed),
+ * so that they open the next window. */
+static void __attribute__((noinline)) series_advance(struct driver *d, uint64_t now)
 {
-	struct kit_window *w = &se->open;
+	int which;
 
-	if (!se->interval_ns)
-		return;
-	if (now >= se->open_ns + se->interval_ns &&
-	    (!se->until_ns || se->open_ns + se->interval_ns < se->until_ns)) {
+	for (which = 0; which < 2; which++) {
+		struct kit_series *se = which ? &d->t.s->log : &d->t.s->samples;
 		uint64_t empty = 0;
 
-		series_close(s, se, se->open_ns + se->interval_ns);
 		while (se->interval_ns && now >= se->open_ns + se->interval_ns &&
 		       (!se->until_ns || se->open_ns + se->interval_ns < se->until_ns)) {
 			uint64_t end = se->open_ns + se->interval_ns;
 
 			if (++empty > SERIES_EMPTY_MAX)      /* the rest of the gap in one */
 				end = se->open_ns + (now - se->open_ns) / se->interval_ns * se->interval_ns;
-			series_close(s, se, end);
+			series_close(d, which, end);
 		}
 	}
-	w->bytes[ddir] += bytes;
-	w->ios[ddir] += k;
-	w->slat_sum[ddir] += (double)(slat * k);
-	w->clat_sum[ddir] += (double)(clat * k);
-	w->lat_sum[ddir] += (double)(lat * k);
+	series_next_end(d);
 }
 
 static inline void record_io(struct kit_stats *s, const struct kit_io *io, uint64_t now,
@@ -880,8 +944,6 @@ static void flush_group(struct driver *d)
 		lat_add_n(&ds->clat, clat, g->k);
 		lat_add_n(&ds->lat, lat, g->k);
 	}
-	series_add(s, &s->samples, g->ddir, g->k, g->bytes, g->t_done, slat, clat, lat);
-	series_add(s, &s->log, g->ddir, g->k, g->bytes, g->t_done, slat, clat, lat);
 	g->k = 0;
 }
 
@@ -928,6 +990,10 @@ static inline void account_io(struct driver *d, struct kit_io *io, uint64_t t_do
 		}
 		s->verified_bytes += io->len;
 	}
+	if (__builtin_expect((p->gtod_reduce ? d->now : t_done) >= d->window_end_ns, 0)) {
+		flush_group(d);
+		series_advance(d, p->gtod_reduce ? d->now : t_done);
+	}
 	ds->ios++;
 	ds->bytes += io->len;
 	d->done_ios[io->ddir]++;
@@ -935,11 +1001,8 @@ static inline void account_io(struct driver *d, struct kit_io *io, uint64_t t_do
 	d->completed++;
 	s->progress_ios++;
 	s->progress_bytes += io->len;
-	if (p->gtod_reduce) {
-		series_add(s, &s->samples, io->ddir, 1, io->len, d->now, 0, 0, 0);
-		series_add(s, &s->log, io->ddir, 1, io->len, d->now, 0, 0, 0);
+	if (p->gtod_reduce)
 		return;
-	}
 	synchronous = d->e->sync || io->ddir == KIT_DDIR_TRIM || io->inline_done;
 	if (g->k && g->ddir == io->ddir && g->t_start == io->t_start && g->t_issue == io->t_issue &&
 	    g->t_done == t_done && g->synchronous == synchronous) {
@@ -1061,13 +1124,13 @@ static void start_measuring(struct driver *d)
 	stats_reset(d->t.s);
 	rusage_thread(&d->ru0);
 	d->t.s->start_ns = d->now = now_ns();
-	series_start(&d->t.s->samples, d->t.p->sample_ns, d->now);
-	series_start(&d->t.s->log, d->t.p->log_ns, d->now);
-	d->t.s->records.n = 0;
 	if (d->t.p->runtime_ns) {
 		d->deadline = d->t.s->start_ns + d->t.p->runtime_ns;
 		d->t.s->samples.until_ns = d->t.s->log.until_ns = d->deadline;
 	}
+	series_start(d, &d->t.s->samples, d->t.p->sample_ns, d->now);
+	series_start(d, &d->t.s->log, d->t.p->log_ns, d->now);
+	d->t.s->records.n = 0;
 }
 
 static int check_min_rate(struct driver *d);
@@ -1650,6 +1713,9 @@ int kit_job_run(const struct kit_params *p, struct kit_stats *s)
 			s->ddir_runtime_ns[KIT_DDIR_READ] += s->verify_ns;
 		}
 		s->end_ns = now_ns();
+		/* the windows still open: what Python reads as each series' last */
+		series_fill_open(&d, 0);
+		series_fill_open(&d, 1);
 		if (d.e->sync)
 			finish_sync_stats(s);
 		rusage_thread(&ru1);
