@@ -20,8 +20,10 @@ measurement cannot tell. A second ratio divides each tool's IOPS by the CPU time
 of its job thread: on a machine where other work takes CPUs away, that is
 what the IOPS ratio would be on a quiet one (every case here is CPU-bound).
 The last table is what kit's per-I/O timestamps cost (gtod_reduce=1 vs 0).
+All three tools run on one CPU (--cpu): a thread that moves between the
+two vCPUs here runs 10-20 % slower for a while, and not the same in every run.
 
-    .venv/bin/python bench/overhead.py [--runtime 0.5] [--repeats 11] [--cases psync,libaio,...]
+    .venv/bin/python bench/overhead.py [--runtime 0.5] [--repeats 21] [--fio-every 3] [--cpu 1] [--cases psync,...]
 """
 import argparse
 import os
@@ -83,8 +85,8 @@ def tool(directory, runtime, options, runner="kit", **extra):
 
 
 def ratios(rounds, a, b, which=0):
-    """a/b per round (which=0: IOPS, 1: IOPS per CPU-second)"""
-    return [r[a][which] / r[b][which] for r in rounds]
+    """a/b per round that ran both (which=0: IOPS, 1: IOPS per CPU-second)"""
+    return [r[a][which] / r[b][which] for r in rounds if a in r and b in r]
 
 
 def verdict(values, target):
@@ -106,10 +108,16 @@ def cell(values):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runtime", type=float, default=0.5)
-    ap.add_argument("--repeats", type=int, default=11)
+    ap.add_argument("--repeats", type=int, default=21)
+    ap.add_argument("--fio-every", type=int, default=1,
+                    help="run fio in every Nth round only (kit/fio from those rounds): more kit/bare rounds per minute")
+    ap.add_argument("--cpu", type=int, default=(os.cpu_count() or 1) - 1,
+                    help="pin kit, fio and the bare loop to this CPU (-1: do not); the same CPU for all three")
     ap.add_argument("--cases", default="", help="comma-separated labels' first words (psync,libaio,...); all if empty")
     ap.add_argument("--directory", default=os.path.join(HERE, "..", "kit-scratch", "bench"))
     args = ap.parse_args()
+    if args.cpu >= 0:
+        os.sched_setaffinity(0, {args.cpu})     # inherited by kit's job threads, fio and the bare loop
     os.makedirs(args.directory, exist_ok=True)
     path = os.path.join(args.directory, "kit.0.0")
     work = tempfile.mkdtemp(prefix="kit-bench-")
@@ -131,8 +139,9 @@ def main():
 def measure_round(args, exe, path, options, bare_engine, turn):
     """kit, fio and the bare loop back to back, the order rotated every round
     so that none is always first after a pause or last before one."""
-    runs = {"kit": lambda: tool(args.directory, args.runtime, options),
-            "fio": lambda: tool(args.directory, args.runtime, options, runner="fio")}
+    runs = {"kit": lambda: tool(args.directory, args.runtime, options)}
+    if turn % args.fio_every == 0:
+        runs["fio"] = lambda: tool(args.directory, args.runtime, options, runner="fio")
     if bare_engine:
         runs["bare"] = lambda: bare(exe, path, args.runtime, bare_engine, options["iodepth"])
     order = list(runs)
@@ -143,8 +152,9 @@ def measure_round(args, exe, path, options, bare_engine, turn):
 def report(args, exe, path):
     print(f"kit {kit.__version__}, fio and the bare loop (bench/limit.c), 4 KiB random reads of a hot 256 MiB "
           f"file; {args.repeats} rounds of {args.runtime}s after {RAMP}s ramp per tool, back to back, order "
-          f"rotated; each ratio is the median of the rounds' own ratios [its 95 % interval]; the verdict needs "
-          f"the whole interval on one side of the target")
+          f"rotated (fio in every {args.fio_every}. round); "
+          f"{'all on CPU ' + str(args.cpu) if args.cpu >= 0 else 'not pinned'}; each ratio is the median of the "
+          f"rounds' own ratios [its 95 % interval]; the verdict needs the whole interval on one side of the target")
     head = (f"{'case':38s} {'kit IOPS':>10s} {'bare IOPS':>10s} {'kit/bare':>17s} {'fio/bare':>17s} "
             f"{'kit/fio':>17s} {'per CPU-s kit/bare':>19s}  verdict (kit/bare >= {TARGET_BARE})")
     print(head)
