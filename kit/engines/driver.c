@@ -65,9 +65,9 @@ struct series_totals {
 	uint64_t slat[KIT_DDIR_NR], clat[KIT_DDIR_NR], lat[KIT_DDIR_NR];
 };
 
-/* I/Os completed together with the same timestamps (see account_io) */
+/* I/Os reaped together with the same timestamps (see account_reaped) */
 struct lat_group {
-	uint64_t k, bytes;
+	uint64_t k;
 	uint64_t t_start, t_issue, t_done;
 	int ddir, synchronous;
 };
@@ -112,7 +112,7 @@ struct driver {
 	int stop_issuing;
 	int verifying;              /* in the verify phase: reads of what was written */
 	int verify_file;
-	struct lat_group group;     /* account_io(): completions not yet in the statistics */
+	struct lat_group group;     /* account_reaped(): latencies not yet in the statistics */
 	uint64_t window_end_ns;     /* the first open series window ends here */
 	struct series_totals series_base[2];    /* samples, log: at their open window's start */
 };
@@ -215,7 +215,7 @@ static void lat_reset(struct kit_lat *l)
 }
 
 /* k I/Os of latency v: a burst submitted together and reaped together
- * shares its timestamps, so its I/Os are one update (account_io's groups) */
+ * shares its timestamps, so its I/Os are one update (account_reaped) */
 static inline void lat_add_n(struct kit_lat *l, uint64_t v, uint64_t k)
 {
 	l->n += k;
@@ -916,34 +916,38 @@ int kit_control_wait(int *word, int value, int timeout_ms)
 
 /* ---- completion accounting ----------------------------------------------- */
 
-/* The latency statistics of the I/Os account_io() gathered: one update for
- * the group, which shares one set of timestamps. */
+/* k I/Os of one direction that share their timestamps, into the latency
+ * statistics. A synchronous I/O (a sync engine's, a trim, one an async
+ * engine completed inline) has no submission latency: its lat is its clat
+ * (for a sync engine finish_sync_stats() copies the histogram). */
+static inline void add_latencies(struct driver *d, int ddir, int synchronous, uint64_t t_start,
+				 uint64_t t_issue, uint64_t t_done, uint64_t k)
+{
+	struct kit_ddir_stats *ds = &d->t.s->ddir[ddir];
+	uint64_t slat = synchronous ? 0 : t_issue - t_start;
+	uint64_t lat = t_done - t_start, clat = lat - slat;
+
+	if (!synchronous)
+		lat_add_n(&ds->slat, slat, k);
+	lat_add_n(&ds->clat, clat, k);
+	if (!d->e->sync)
+		lat_add_n(&ds->lat, lat, k);
+}
+
+static inline int is_synchronous(const struct driver *d, const struct kit_io *io)
+{
+	return d->e->sync || io->ddir == KIT_DDIR_TRIM || io->inline_done;
+}
+
+/* The latencies of the I/Os account_reaped() gathered: one update for the
+ * group, which shares one set of timestamps. */
 static void flush_group(struct driver *d)
 {
 	struct lat_group *g = &d->group;
-	struct kit_stats *s = d->t.s;
-	struct kit_ddir_stats *ds;
-	uint64_t slat, lat, clat;
 
 	if (!g->k)
 		return;
-	ds = &s->ddir[g->ddir];
-	/* a synchronous I/O has no submission latency: lat == clat
-	 * (finish_sync_stats() copies the histogram) */
-	slat = g->synchronous ? 0 : g->t_issue - g->t_start;
-	lat = g->t_done - g->t_start;
-	clat = lat - slat;
-	if (g->synchronous) {
-		/* trims, and I/Os an async engine completed inline, have no
-		 * submission latency: lat is clat */
-		lat_add_n(&ds->clat, clat, g->k);
-		if (!d->e->sync)
-			lat_add_n(&ds->lat, lat, g->k);
-	} else {
-		lat_add_n(&ds->slat, slat, g->k);
-		lat_add_n(&ds->clat, clat, g->k);
-		lat_add_n(&ds->lat, lat, g->k);
-	}
+	add_latencies(d, g->ddir, g->synchronous, g->t_start, g->t_issue, g->t_done, g->k);
 	g->k = 0;
 }
 
@@ -962,21 +966,17 @@ static void __attribute__((noinline, cold)) io_result_fail(struct driver *d, str
 	}
 }
 
-/* Counts one completed I/O. Its latencies join the open group when it has
- * the group's timestamps and direction (flush_group() at the end of every
- * caller's completions), so a burst reaped together costs one histogram
- * update, not one per I/O. */
-static inline void account_io(struct driver *d, struct kit_io *io, uint64_t t_done)
+/* Counts one completed I/O, all but its latency statistics; returns 1 when
+ * those are still to be added (not for a failed I/O, nor with gtod_reduce). */
+static inline int count_io(struct driver *d, struct kit_io *io, uint64_t t_done)
 {
 	const struct kit_params *p = d->t.p;
 	struct kit_stats *s = d->t.s;
 	struct kit_ddir_stats *ds = &s->ddir[io->ddir];
-	struct lat_group *g = &d->group;
-	int synchronous;
 
 	if (__builtin_expect((uint64_t)io->result != io->len, 0)) {
 		io_result_fail(d, io);
-		return;
+		return 0;
 	}
 	if (io->ddir == KIT_DDIR_READ && p->verify) {
 		struct kit_verify_report r = {0};
@@ -986,10 +986,11 @@ static inline void account_io(struct driver *d, struct kit_io *io, uint64_t t_do
 
 			at.offset = r.bad_offset;
 			io_fail(d, &at, KIT_ERR_VERIFY, -EILSEQ, r.msg);
-			return;
+			return 0;
 		}
 		s->verified_bytes += io->len;
 	}
+	/* windows that ended close before this I/O joins the totals */
 	if (__builtin_expect((p->gtod_reduce ? d->now : t_done) >= d->window_end_ns, 0)) {
 		flush_group(d);
 		series_advance(d, p->gtod_reduce ? d->now : t_done);
@@ -1002,28 +1003,48 @@ static inline void account_io(struct driver *d, struct kit_io *io, uint64_t t_do
 	s->progress_ios++;
 	s->progress_bytes += io->len;
 	if (p->gtod_reduce)
-		return;
-	synchronous = d->e->sync || io->ddir == KIT_DDIR_TRIM || io->inline_done;
-	if (g->k && g->ddir == io->ddir && g->t_start == io->t_start && g->t_issue == io->t_issue &&
-	    g->t_done == t_done && g->synchronous == synchronous) {
-		g->k++;
-		g->bytes += io->len;
-	} else {
-		flush_group(d);
-		g->k = 1;
-		g->bytes = io->len;
-		g->ddir = io->ddir;
-		g->t_start = io->t_start;
-		g->t_issue = io->t_issue;
-		g->t_done = t_done;
-		g->synchronous = synchronous;
-	}
+		return 0;
 	if (p->log_ios) {
-		uint64_t slat = synchronous ? 0 : io->t_issue - io->t_start;
+		uint64_t slat = is_synchronous(d, io) ? 0 : io->t_issue - io->t_start;
 		uint64_t lat = t_done - io->t_start;
 
 		record_io(s, io, t_done, slat, lat - slat, lat);
 	}
+	return 1;
+}
+
+/* An I/O that completed on its own: a sync engine's, a trim, an inline
+ * completion. */
+static inline void account_one(struct driver *d, struct kit_io *io, uint64_t t_done)
+{
+	if (count_io(d, io, t_done))
+		add_latencies(d, io->ddir, is_synchronous(d, io), io->t_start, io->t_issue, t_done, 1);
+}
+
+/* One of the I/Os a reap returned. Its latencies join the open group when
+ * it has the group's timestamps and direction (reap() flushes the group at
+ * its end), so a burst reaped together costs one histogram update, not one
+ * per I/O. */
+static inline void account_reaped(struct driver *d, struct kit_io *io, uint64_t t_done)
+{
+	struct lat_group *g = &d->group;
+	int synchronous;
+
+	if (!count_io(d, io, t_done))
+		return;
+	synchronous = is_synchronous(d, io);
+	if (g->k && g->ddir == io->ddir && g->t_start == io->t_start && g->t_issue == io->t_issue &&
+	    g->t_done == t_done && g->synchronous == synchronous) {
+		g->k++;
+		return;
+	}
+	flush_group(d);
+	g->k = 1;
+	g->ddir = io->ddir;
+	g->t_start = io->t_start;
+	g->t_issue = io->t_issue;
+	g->t_done = t_done;
+	g->synchronous = synchronous;
 }
 
 /* What a synchronous engine's loop leaves out per I/O, added once at the
@@ -1102,7 +1123,7 @@ static int reap(struct driver *d, unsigned min)
 	t = clock_if_timed(d);
 	depth_add(d->t.s->depth_complete, (unsigned)n, 1);
 	for (i = 0; i < n; i++) {
-		account_io(d, d->done[i], t);
+		account_reaped(d, d->done[i], t);
 		d->free_ios[d->nfree++] = d->done[i];
 	}
 	flush_group(d);
@@ -1400,8 +1421,7 @@ static int issue_one(struct driver *d)
 	if (io->ddir == KIT_DDIR_TRIM) {
 		do_trim(d, io);
 		io->t_issue = io->t_start;
-		account_io(d, io, clock_if_timed(d));
-		flush_group(d);
+		account_one(d, io, clock_if_timed(d));
 		count_inline(d);
 		d->free_ios[d->nfree++] = io;
 		return maybe_think(d);
@@ -1413,8 +1433,7 @@ static int issue_one(struct driver *d)
 	}
 	if (r == KIT_COMPLETED) {
 		io->inline_done = 1;
-		account_io(d, io, clock_if_timed(d));
-		flush_group(d);
+		account_one(d, io, clock_if_timed(d));
 		io->inline_done = 0;
 		count_inline(d);
 		d->free_ios[d->nfree++] = io;
