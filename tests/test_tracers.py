@@ -18,7 +18,7 @@ import pytest
 
 import kit
 from kit import hist
-from kit.tracers import Trace, TraceUnavailable, _bpf, status
+from kit.tracers import Trace, TraceUnavailable, _bpf, sched, status
 from conftest import loop_device, report_figure, require
 
 N = 2000
@@ -224,6 +224,26 @@ def test_sched_sees_what_getrusage_sees_and_the_whole_machine(tracing, scratch):
     assert set(frames["sched_roles"]["role"]) == {"job", "helper", "io_uring_wq", "io_uring_sqpoll",
                                                   "kworker", "other"}
     json.dumps(s)
+
+
+def test_sched_threads_beyond_the_slot_array_are_counted_in_the_hash(tracing, scratch, monkeypatch):
+    """With 2 array slots, nearly every thread's statistics go to the hash
+    (the slot of its tid's low bits is another's): the job thread's switches
+    still agree with RUSAGE_THREAD, and the pool's helpers are all seen."""
+    monkeypatch.setattr(sched, "THREAD_SLOTS", 2)
+    job = kit.Job(directory=scratch, size="16m", ioengine="threadpool", rw="randread", bs="4k",
+                  iodepth=4, number_ios=N, pre_read=True, threads=4)
+    with Trace(sched=True) as t:
+        r = kit.run(job, progress=False, machine=False)
+    s = t.summary(pid=os.getpid(), job_tids=job_tids(r))
+    jr = r.to_dict()["jobs"][0]["kit"]
+    roles = _roles(s)
+    report_figure(f"tracers sched, 2 slots: job vol/invol {roles['job']['voluntary']}/{roles['job']['involuntary']} "
+                  f"(getrusage {jr['ctx_voluntary']}/{jr['ctx_involuntary']}); helpers {roles['helper']['threads']}, "
+                  f"threads seen {len(t.frames(pid=os.getpid(), job_tids=job_tids(r))['sched_threads'])}")
+    assert jr["ctx_voluntary"] <= roles["job"]["voluntary"] <= jr["ctx_voluntary"] + 20
+    assert jr["ctx_involuntary"] <= roles["job"]["involuntary"] <= jr["ctx_involuntary"] + 20
+    assert roles["helper"]["threads"] == 4
 
 
 @pytest.mark.parametrize("engine, factor", [
