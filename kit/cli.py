@@ -13,7 +13,7 @@ from .errors import KitError, OptionError, RunError
 from .files import Output, say, write_stream
 from .text import printable
 from .tracers import TRACERS
-from .job import ALIASES, INVERSES, OPTIONS, Job
+from .job import ALIASES, INVERSES, OPTIONS, Job, fio_option_verdict
 from .options import parse_bool, parse_int, parse_time
 from .api import check_all, runner_choice, tracer_names
 
@@ -83,7 +83,8 @@ def _run_parser():
     p.add_argument("--runner", dest="runner", default="kit", help="kit (default) or fio: who runs the job")
     p.add_argument("--compare", dest="compare", help="fio: run with kit, then with fio, and compare")
     p.add_argument("--strict", dest="strict", action="store_true",
-                   help="a fio job file option kit does not support is an error, not a warning")
+                   help="a fio option kit ignores because it changes only fio's output (write_hist_log, "
+                        "unified_rw_reporting, ...) is an error, not a warning")
     p.add_argument("jobfile", nargs="?", help="a fio job file; command-line options apply to each of its jobs")
     return p
 
@@ -94,12 +95,7 @@ NOT_JOB_OPTIONS = ("output_format", "output", "progress", "runner", "compare", "
 def cmd_run(argv):
     parser = _run_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest:
-        bad = rest[0].split("=", 1)[0]
-        known = [f"--{n}" for n in OPTIONS] + ["--output", "--output-format", "--runner", "--compare"]
-        close = difflib.get_close_matches(bad, known, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise OptionError(bad, f"is not a kit run option{hint}; `kit run --help` lists them")
+    ignored = _fio_only_flags(rest, args.strict)
     values = {k: v for k, v in vars(args).items() if v is not None and k not in NOT_JOB_OPTIONS}
     if args.output_format not in OUTPUT_FORMATS:
         raise OptionError("output-format", f"must be one of {', '.join(OUTPUT_FORMATS)} "
@@ -114,6 +110,7 @@ def cmd_run(argv):
     if trace and args.runner != "kit":
         raise OptionError("trace", "tracers attach to kit's runs: leave --runner at kit")
     groups, warnings, group_ids, global_options = _job_groups(args, values)
+    warnings = ignored + warnings
     # every group of a job file is checked before the first one runs
     check_all([j for g in groups for j in g], ("kit", "fio") if args.compare else (args.runner,))
     _check_logs(groups, args.compare)
@@ -137,6 +134,30 @@ def cmd_run(argv):
         _stderr("kit run: interrupted; the result above is partial (marked interrupted)")
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def _fio_only_flags(rest, strict):
+    """kit run's flags that are none of kit's options, judged as in job files
+    (kit.job.fio_option_verdict): fio's that change only fio's output are
+    warnings (errors with --strict) and ignored, the ones kit runs as it is
+    are taken, the rest refused in one line. Returns the warnings."""
+    warnings = []
+    for arg in rest:
+        flag, sep, value = arg.partition("=")
+        name = flag[2:] if flag.startswith("--") else ""
+        verdict, why = fio_option_verdict(name, value if sep else None) if name else ("unknown", None)
+        if verdict == "unknown" and "-" in name:        # --iodepth-low as kit's own --time-based
+            verdict, why = fio_option_verdict(name.replace("-", "_"), value if sep else None)
+        if verdict == "unknown":
+            known = [f"--{n}" for n in OPTIONS] + ["--output", "--output-format", "--runner", "--compare"]
+            close = difflib.get_close_matches(flag, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise OptionError(flag, f"is not a kit run option{hint}; `kit run --help` lists them")
+        if verdict == "refuse" or verdict == "warn" and strict:
+            raise OptionError(flag, why + (" (--strict)" if verdict == "warn" else ""))
+        if why:
+            warnings.append(f"{flag}: {why}" + ("; ignored" if verdict == "warn" else ""))
+    return warnings
 
 
 def _check_logs(groups, compare):

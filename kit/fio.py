@@ -29,7 +29,7 @@ from .files import read_text_file
 from .machine import fingerprint_for
 from .engines import fio_twin
 from .job import COMMAND_LINE_ONLY, FIO_TO_KIT, LOG_FILES, NO_EFFECT, OPTIONS, ORDERING, Job, bare_value, \
-    canonical_option, written_name
+    canonical_option, fio_option_verdict, written_name
 from .options import DDIRS, parse_size, split_filenames
 from .results import parse_fio_json, results_from_fio
 
@@ -457,8 +457,10 @@ def _may_stand_alone(key):
 
 
 def read_job_file(path, env=None, strict=False):
-    """Parses a fio job file into groups of Jobs. Unknown options give one
-    warning each (an OptionError with strict=True)."""
+    """Parses a fio job file into groups of Jobs. An option name fio 3.33
+    does not take, or one kit cannot run, is an OptionError; one that
+    changes only fio's output gives one warning each (an OptionError with
+    strict=True): kit.job.fio_option_verdict."""
     env = {**env_defaults(), **os.environ, **(env or {})}
     sections = _sections(path)
     if not sections:
@@ -468,11 +470,23 @@ def read_job_file(path, env=None, strict=False):
     for name, options in sections:
         values, ordering, written = {}, set(), {}
         for key, value, where in options:
-            key = key.replace("-", "_")
+            if key in OPTIONS and not OPTIONS[key].job_file:
+                raise OptionError(None, f"{where}: {key}: {COMMAND_LINE_ONLY.format(flag=key.replace('_', '-'))}")
             known = key in FIO_TO_KIT or key in NO_EFFECT or key in ORDERING
             if value is None and known and not _may_stand_alone(key):
                 raise OptionError(None, f"{where}: {key} needs a value ({key}=...): only fio's flag options, "
                                         "such as time_based, stand alone")
+            # names as fio 3.33 matches them: exactly (time-based and BS are not time_based and bs)
+            if key not in FIO_TO_KIT and key not in ORDERING:
+                said = _substitute(value, env, where) if key in NO_EFFECT and value else value
+                verdict, why = fio_option_verdict(key, said)
+                if verdict in ("refuse", "unknown"):
+                    raise OptionError(None, f"{where} [{name}]: {key}: {why}")
+                if verdict == "warn":
+                    _unsupported(warnings, strict, f"{where} [{name}]", f"{key}: {why}")
+                elif why:
+                    warnings.append(f"{where} [{name}]: {key}: {why}")
+                continue
             text = bare_value(key) if value is None else _substitute(value, env, where)
             if FIO_TO_KIT.get(key) == "directory" and ":" in text:
                 raise OptionError(None, f"{where}: directory: {text!r} has a ':', which in fio separates several "
@@ -481,18 +495,6 @@ def read_job_file(path, env=None, strict=False):
             if key in ORDERING:
                 if text not in ("0",):
                     ordering.add(key)
-                continue
-            if key in NO_EFFECT:
-                if key == "randrepeat" and text in ("0", "false"):
-                    _unsupported(warnings, strict, where,
-                                 f"fio option '{key}={text}' cannot be honoured: kit's offsets are always repeatable")
-                if key == "threads":
-                    warnings.append(f"{where}: threads is {NO_EFFECT[key]}; ignored, as fio does")
-                continue
-            if key in OPTIONS and not OPTIONS[key].job_file:
-                raise OptionError(None, f"{where}: {key}: {COMMAND_LINE_ONLY.format(flag=key.replace('_', '-'))}")
-            if key not in FIO_TO_KIT:
-                _unsupported(warnings, strict, where, f"fio option '{key}' is not supported by kit")
                 continue
             if key == "name":
                 values["name"] = text
@@ -546,7 +548,7 @@ def read_job(path, section=None, env=None, strict=False):
 
 
 def _unsupported(warnings, strict, where, what):
-    """One warning per fio option kit does not honour; an error with --strict."""
+    """One warning per fio option kit ignores; an error with --strict."""
     if strict:
         raise OptionError(None, f"{where}: {what} (--strict)")
     warnings.append(f"{where}: {what}; ignored")

@@ -10,6 +10,7 @@ the option and what is allowed. Making a Job needs no compiled library.
 import dataclasses
 import difflib
 
+from . import fio_names
 from .engines import diskless, engine, engine_names, registry
 from .errors import OptionError
 from .options import COMMON, MAX_BS, Percent, add_engine_options, parse_bool, parse_int, per_ddir, split_filenames
@@ -56,6 +57,123 @@ ORDERING = ("stonewall", "wait_for_previous", "new_group")      # groups, not jo
 LOG_FILES = {"write_bw_log": ("bw",), "write_iops_log": ("iops",), "write_lat_log": ("lat", "clat", "slat")}
 # what options not allowed in files (Option.job_file False) say there
 COMMAND_LINE_ONLY = "only --{flag} on kit's command line allows it, never a job file or a sweep file"
+# fio's options kit does not run that change only fio's output, reports, logs
+# or bookkeeping -- never which I/O is issued, when, how big, to where, with
+# what data, or how it is synced -- by fio's name, with what each does: kit
+# warns and runs the job (an error with --strict). Every other option fio 3.33
+# has (kit.fio_names) and kit does not is refused: kit would measure something else.
+OUTPUT_ONLY = {
+    "write_hist_log": "fio writes a latency histogram log; kit writes none, its result keeps the bins",
+    "log_hist_msec": "the interval of fio's histogram log (write_hist_log)",
+    "log_hist_coarseness": "the resolution of fio's histogram log (write_hist_log)",
+    "log_max_value": "fio's logs say each window's maximum, not its average",
+    "log_compression": "fio compresses its logs in memory as it goes; kit's logs are plain text",
+    "log_compression_cpus": "the CPUs that compress fio's logs (log_compression)",
+    "log_store_compressed": "fio stores its logs compressed (.fz); kit's are plain text",
+    "log_unix_epoch": "Unix times in fio's logs; kit's logs count from the job's start",
+    "log_alternate_epoch": "another clock's times in fio's logs; kit's logs count from the job's start",
+    "log_alternate_epoch_clock_id": "the clock of log_alternate_epoch",
+    "log_entries": "how many log entries fio allocates up front",
+    "log_prio": "each I/O's priority in fio's logs",
+    "write_iolog": "fio records the I/Os it issued in a file; kit writes none",
+    "unified_rw_reporting": "fio's report sums the directions; kit's reports each one",
+    "disable_lat": "fio skips measuring total latency; kit measures it",
+    "disable_clat": "fio skips measuring completion latency; kit measures it",
+    "disable_slat": "fio skips measuring submission latency; kit measures it",
+    "disable_bw_measurement": "fio skips measuring bandwidth; kit measures it",
+    "significant_figures": "the digits of fio's normal output",
+    "unit_base": "bits or bytes in fio's report",
+    "stats": "stats=0 leaves the job out of fio's report",
+    "block_error_percentiles": "a histogram of trim errors in fio's report",
+    "disk_util": "disk utilisation in fio's report",
+    "error_dump": "which errors fio prints",
+    "verify_dump": "files of the expected and the read data when a verify fails",
+    "verify_state_save": "fio saves a job's verify state when it stops early, for a later verify_state_load",
+    "cgroup_nodelete": "fio keeps the cgroups it made; kit makes none",
+    "unique_filename": "only fio's client/server mode prefixes file names with the client's address",
+    "allow_mounted_write": "a permission only: kit's own safety rules decide what it writes (--allow-destructive)",
+    "unlink": "fio deletes the job's files when done; kit keeps them",
+}
+
+# fio's options given the value kit runs as anyway (fio's default there): taken
+# without a word, as thread and randrepeat=1 are; any other value is judged by
+# the option (a bool: True or False; text: fio's spellings of the value)
+KIT_RUNS_AS = {"zonemode": ("none",), "io_submit_mode": ("inline",), "unified_rw_reporting": ("none", "0"),
+               "stats": True, "unlink": False, "allow_file_create": True, "create_on_open": False,
+               "disable_lat": False, "disable_clat": False, "disable_slat": False, "disable_bw_measurement": False}
+
+
+def _fio_option(name):
+    """(fio's name for it, fio's help, where fio declares it) for a name fio
+    3.33 takes, exactly as written (fio's parse.c compares with strcmp), else None."""
+    if name in fio_names.GENERAL:
+        return (*fio_names.GENERAL[name], "")
+    if name in fio_names.ENGINE:
+        option, help_text, files = fio_names.ENGINE[name]
+        return option, help_text, f"fio's {', '.join(files)} ioengine option"
+    if name in fio_names.PROFILE:
+        option, help_text, files = fio_names.PROFILE[name]
+        return option, help_text, f"fio's {files[0]} profile option"
+    return None
+
+
+def _nearest_name(name):
+    """' (did you mean X?)' for the nearest name fio or kit takes, or ''."""
+    names = [*fio_names.GENERAL, *fio_names.ENGINE, *fio_names.PROFILE, *FIO_TO_KIT, *NO_EFFECT, *ORDERING]
+    close = [n for n in names if n.lower() == name.lower()] or difflib.get_close_matches(name, names, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def fio_option_verdict(name, value=None):
+    """What kit does with an option name that is not one of its own (a job
+    file's, kit run's --flag, a Job keyword): (verdict, why), verdict one of
+    "accept" (kit behaves so already, or fio ignores it too; why: None, or
+    a note to show), "warn" (it changes only fio's output: a warning, an
+    error with --strict), "refuse" (kit cannot run it, or fio 3.33 refuses
+    it too) and "unknown" (neither fio 3.33 nor kit has it: refused).
+    value: as written (None: bare)."""
+    if name in NO_EFFECT:
+        if name == "randrepeat" and _bool(value) is False:
+            return "refuse", (f"{value} makes fio's random offsets differ from run to run; kit's are the same "
+                              "for the same randseed, so it would measure something else: take it out (randseed "
+                              "picks other offsets)")
+        if name == "threads":
+            return "accept", f"{NO_EFFECT[name]}; ignored, as fio does"
+        return "accept", None
+    known = _fio_option(name)
+    if known is None:
+        return "unknown", f"no such option in fio 3.33 or kit{_nearest_name(name)}; fio refuses it too"
+    option, help_text, where = known
+    if option in KIT_RUNS_AS and _as(value, KIT_RUNS_AS[option]):
+        return "accept", None
+    deprecated = fio_names.DEPRECATED.get(option)
+    if deprecated == "refused":
+        return "refuse", "fio 3.33 refuses it too (deprecated)"
+    if deprecated == "ignored":
+        return "accept", "fio 3.33 ignores it (deprecated); so does kit"
+    if name in fio_names.PROFILE:
+        return "accept", f"{where}, which does nothing in a plain job; ignored, as fio does"
+    if option in OUTPUT_ONLY:
+        return "warn", f"changes only fio's output ({OUTPUT_ONLY[option]})"
+    what = "; ".join(w for w in (help_text and f"fio: {help_text}", where) if w)
+    return "refuse", (f"kit cannot run it{f' ({what})' if what else ''}, so it would measure something other "
+                      "than the job describes: take it out, or run it with fio itself")
+
+
+def _as(value, kit_runs_as):
+    """Whether a value as written (None: bare, which turns a flag on) is the
+    one kit runs as."""
+    if isinstance(kit_runs_as, bool):
+        return (True if value is None else _bool(value)) is kit_runs_as
+    return value is not None and str(value).strip() in kit_runs_as
+
+
+def _bool(value):
+    """A bool as written, or None for what is not one."""
+    try:
+        return parse_bool("value", value)
+    except OptionError:
+        return None
 
 
 def bare_value(name):
@@ -420,9 +538,7 @@ class _JobMethods:
                 kwargs[canonical] = said
                 continue
             if canonical not in OPTIONS:
-                close = difflib.get_close_matches(name, list(OPTIONS) + list(ALIASES), n=1)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                raise OptionError(raw_name, f"is not a kit option{hint}; `kit run --help` lists them")
+                raise OptionError(raw_name, _not_a_job_option(name, value))
             kwargs[canonical] = value
         return cls(**kwargs, _given=frozenset(kwargs if explicit else ()), _written=tuple((written or {}).items()),
                    _from_global=frozenset(from_global))
@@ -430,6 +546,19 @@ class _JobMethods:
     @classmethod
     def from_dict(cls, data):
         return cls.from_options({k: v for k, v in data.items() if v is not None}, explicit=False)
+
+
+def _not_a_job_option(name, value):
+    """Why a Job has no option of that name: fio's option kit cannot run
+    (fio_option_verdict), one kit ignores in job files and on kit run's
+    command line, or no option at all."""
+    if name in NO_EFFECT or _fio_option(name):
+        verdict, why = fio_option_verdict(name, value)
+        return why if verdict == "refuse" else ("is fio's option, which kit ignores in job files and on kit run's "
+                                                "command line; a Job takes kit's options only")
+    close = difflib.get_close_matches(name, list(OPTIONS) + list(ALIASES), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"is not a kit option{hint}; `kit run --help` lists them"
 
 
 def _check_same(canonical, first, first_value, first_said, second, value, said):

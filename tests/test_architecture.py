@@ -16,7 +16,7 @@ PACKAGE = os.path.join(REPO, "kit")
 LAYERS = {
     0: {"errors", "hist", "progress", "stats", "signals"},
     1: {"host", "files"},
-    2: {"machine", "safety", "options", "job", "engines", "text"},
+    2: {"machine", "safety", "options", "job", "engines", "text", "fio_names"},
     3: {"target", "results", "tracers", "seed", "logs"},
     4: {"runner", "fio", "net"},
     5: {"api", "store", "sweep", "doctor", "compare"},

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import require, run_kit
-from kit import Job
+from kit import Job, OptionError
 from kit.engines import engine_names, fio_twin
 from kit.fio import read_job_file
 from kit.job import NO_EFFECT, ORDERING
@@ -162,23 +162,37 @@ def test_a_ramp_longer_than_the_job_is_reported_like_fio_with_a_note(tmp_path):
     assert k["jobs"][0]["elapsed"] <= 1          # it did not run on for the ramp's 2 s
 
 
-def test_unsupported_fio_options_warn_once_each_and_strict_refuses(tmp_path):
-    """Real fio options kit does not honour: one warning each, naming it,
-    and --strict fails naming the first; fio itself accepts the file."""
-    unsupported = ["lockmem=1m", "nice=1", "ioscheduler=none", "refill_buffers", "scramble_buffers=1",
-                   "create_serialize=0", "cpus_allowed=0", "buffer_compress_percentage=50", "unlink=1"]
+def test_fio_options_kit_cannot_run_are_refused_and_output_only_ones_warn(tmp_path):
+    """Real fio options kit does not run (fio itself accepts the file): the
+    ones that change the I/O are refused, one line naming the file, section
+    and option, nothing written (they were warnings once, and kit measured
+    another workload); the ones that change only fio's output warn once
+    each, and --strict refuses them."""
+    refused = ["lockmem=1m", "nice=1", "ioscheduler=none", "refill_buffers", "scramble_buffers=1",
+               "create_serialize=0", "cpus_allowed=0", "buffer_compress_percentage=50"]
+    warned = ["unlink=1", "disk_util=0", "write_iolog=io.log"]
     path = tmp_path / "unsupported.fio"
-    path.write_text("[global]\n" + "\n".join(unsupported[:4]) + "\n[job]\nrw=read\nsize=64k\n"
-                    + "\n".join(unsupported[4:]) + "\n")
+    path.write_text("[global]\n" + "\n".join(refused[:4]) + "\n[job]\nrw=read\nsize=64k\n"
+                    + "\n".join(refused[4:] + warned) + "\n")
     assert subprocess.run(["fio", "--parse-only", str(path)], capture_output=True).returncode == 0
+    for option in refused:
+        one = tmp_path / "one.fio"
+        one.write_text(f"[job]\nrw=read\nsize=64k\n{option}\n")
+        name = option.split("=")[0]
+        with pytest.raises(OptionError, match=rf"^one.fio:4 \[job\]: {name}: kit cannot run it"):
+            read_job_file(str(one))
+    p = run_kit("run", str(path), cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.startswith("kit run: error: unsupported.fio:2 [global]: lockmem: ")
+    assert len(p.stderr.strip().splitlines()) == 1
+    path.write_text("[job]\nrw=read\nsize=64k\n" + "\n".join(warned) + "\n")
     jf = read_job_file(str(path))
-    names = [o.split("=")[0] for o in unsupported]
-    assert len(jf.warnings) == len(names)
-    for name, warning in zip(names, jf.warnings):
-        assert f"'{name}'" in warning, warning
+    assert [w.split(": ")[:2] for w in jf.warnings] == [["unsupported.fio:4 [job]", "unlink"],
+                                                        ["unsupported.fio:5 [job]", "disk_util"],
+                                                        ["unsupported.fio:6 [job]", "write_iolog"]]
+    assert all("changes only fio's output" in w and w.endswith("; ignored") for w in jf.warnings)
     p = run_kit("run", str(path), "--strict", cwd=tmp_path)
-    assert p.returncode == 2 and "lockmem" in p.stderr and len(p.stderr.strip().splitlines()) == 1
-    assert not os.path.exists(tmp_path / "kit-scratch")
+    assert p.returncode == 2 and "unlink" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert sorted(os.listdir(tmp_path)) == ["one.fio", "unsupported.fio"]      # no scratch, no io.log
 
 
 def test_null_engine_moves_nothing_and_counts_like_fio(tmp_path):

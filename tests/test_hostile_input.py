@@ -396,8 +396,8 @@ def test_more_paths_and_numbers_refused(tmp_path, args, words):
 
 
 def test_one_line_even_with_warnings(tmp_path):
-    (tmp_path / "j.fio").write_text("[j]\nzonemode=none\nexec_prerun=ls\nfilename=/proc/kit-x\nrw=write\n"
-                                    "size=1m\n")
+    (tmp_path / "j.fio").write_text("[j]\ndisk_util=0\nunified_rw_reporting=mixed\nfilename=/proc/kit-x\n"
+                                    "rw=write\nsize=1m\n")
     _refused(run_kit("run", "j.fio", cwd=tmp_path), "proc")
 
 
