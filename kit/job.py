@@ -100,7 +100,9 @@ OUTPUT_ONLY = {
 # the option (a bool: True or False; text: fio's spellings of the value)
 KIT_RUNS_AS = {"zonemode": ("none",), "io_submit_mode": ("inline",), "unified_rw_reporting": ("none", "0"),
                "stats": True, "unlink": False, "allow_file_create": True, "create_on_open": False,
-               "disable_lat": False, "disable_clat": False, "disable_slat": False, "disable_bw_measurement": False}
+               "disable_lat": False, "disable_clat": False, "disable_slat": False, "disable_bw_measurement": False,
+               # kit gives the kernel no access-pattern hint, and stops at a job's first error
+               "fadvise_hint": ("0",), "continue_on_error": ("none", "0")}
 
 
 def _fio_option(name):
