@@ -101,8 +101,8 @@ OUTPUT_ONLY = {
 KIT_RUNS_AS = {"zonemode": ("none",), "io_submit_mode": ("inline",), "unified_rw_reporting": ("none", "0"),
                "stats": True, "unlink": False, "allow_file_create": True, "create_on_open": False,
                "disable_lat": False, "disable_clat": False, "disable_slat": False, "disable_bw_measurement": False,
-               # kit gives the kernel no access-pattern hint, and stops at a job's first error
-               "fadvise_hint": ("0",), "continue_on_error": ("none", "0")}
+               # kit stops at a job's first error
+               "continue_on_error": ("none", "0")}
 
 
 def _fio_option(name):

@@ -636,6 +636,9 @@ COMMON = (
     Option("invalidate", "bool", False, "1: drop the files' page cache first (fio's default; kit's is 0)",
            aliases=("invalidate_cache",), fio_default=True),
     Option("pre_read", "bool", False, "1: read the files once first so buffered reads hit the page cache"),
+    Option("fadvise_hint", "choice", "1", "the page cache's hint for each job file (posix_fadvise): 1: random "
+           "jobs RANDOM (no readahead), sequential ones SEQUENTIAL (twice the readahead), as fio; 0: none; "
+           "random; sequential", choices=("0", "1", "random", "sequential")),
     Option("gtod_reduce", "bool", False, "1: no per-I/O timestamps (no latencies)"),
     Option("bwavgtime", "int", 500, "ms per bandwidth sample (bw_min, bw_mean, ...)", lo=1, hi=UINT32_MAX),
     Option("iopsavgtime", "int", 500, "ms per IOPS sample (iops_min, iops_stddev, ...); kit samples both "

@@ -684,13 +684,14 @@ class Prepared:
             return [[-1] * len(thread_files) for thread_files in plan.files]
         opened = []
         try:
-            for thread_files in plan.files:
+            for thread_files, regions in zip(plan.files, plan.regions, strict=True):
                 fds = []
                 opened.append(fds)
-                for f in thread_files:
+                for f, region in zip(thread_files, regions, strict=True):
                     # a Ctrl-C between the open and the append would leak the descriptor
                     with signals.held():
                         fds.append(self.reopen(f, job_flags(plan.job)))
+                    advise(fds[-1], plan.job, region)
             return opened
         except BaseException:
             close_files(opened)
@@ -762,6 +763,26 @@ class Prepared:
                 os.close(fd)
         self.handles.clear()
         self.dirfds.clear()
+
+
+# fio's fadvise_hint (ioengines.c td_io_open_file): the hint each job
+# descriptor gets, for the job's region of the file
+_ADVICE = {"random": os.POSIX_FADV_RANDOM, "sequential": os.POSIX_FADV_SEQUENTIAL}
+
+
+def advise(fd, job, region):
+    """Tells the kernel how the job reads the file, as fio does by default:
+    a random job's descriptor gets no readahead, a sequential one's twice
+    the window. A file kind that takes no advice (a pipe) is left as it is,
+    as fio goes on after its one warning."""
+    hint = job.fadvise_hint
+    if hint == "0":
+        return
+    if hint == "1":
+        hint = "random" if job.is_random else "sequential"
+    offset, length = region
+    with contextlib.suppress(OSError):
+        os.posix_fadvise(fd, offset, length, _ADVICE[hint])
 
 
 def job_flags(job):

@@ -60,7 +60,7 @@ def test_a_name_fio_does_not_take_is_refused_with_the_nearest_and_nothing_writte
 # options fio runs and kit cannot: each changes which I/O is issued, when, how big, where, with what data,
 # or how it is synced (or what runs around the job)
 CANNOT_RUN = ["io_submit_mode=offload", "iodepth_low=4", "latency_target=10ms", "bs_is_seq_rand=1",
-              "zonemode=strided", "verify_pattern=0xff", "buffer_pattern=0xab", "fadvise_hint=1", "ss=iops:10%",
+              "zonemode=strided", "verify_pattern=0xff", "buffer_pattern=0xab", "ss=iops:10%",
               "exec_prerun=true", "wait_for=job", "cpus_allowed=0"]
 
 
@@ -161,7 +161,7 @@ def test_output_only_options_warn_and_the_run_is_the_same_and_strict_refuses(tmp
     job_file(plain)
     extra = ["unified_rw_reporting=mixed", "write_hist_log=h", "log_hist_msec=100", "disk_util=0",
              "zonemode=none", "io_submit_mode=inline", "description=the same job", "thread",
-             "fadvise_hint=0", "continue_on_error=none"]
+             "continue_on_error=none"]
     path = job_file(warned, *extra)
     assert fio_parse(path)[0] == 0
     baseline, said = _run(plain, "job.fio")
