@@ -376,13 +376,15 @@ static void __attribute__((noinline)) series_advance(struct driver *d, uint64_t 
 
 	for (which = 0; which < 2; which++) {
 		struct kit_series *se = which ? &d->t.s->log : &d->t.s->samples;
-		uint64_t empty = 0;
+		uint64_t closed = 0;
 
 		while (se->interval_ns && now >= se->open_ns + se->interval_ns &&
 		       (!se->until_ns || se->open_ns + se->interval_ns < se->until_ns)) {
 			uint64_t end = se->open_ns + se->interval_ns;
 
-			if (++empty > SERIES_EMPTY_MAX)      /* the rest of the gap in one */
+			/* the first window closed holds what completed; after it
+			 * SERIES_EMPTY_MAX empty ones, then the rest of the gap in one */
+			if (++closed > SERIES_EMPTY_MAX + 1)
 				end = se->open_ns + (now - se->open_ns) / se->interval_ns * se->interval_ns;
 			series_close(d, which, end);
 		}
