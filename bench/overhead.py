@@ -20,8 +20,10 @@ measurement cannot tell. A second ratio divides each tool's IOPS by the CPU time
 of its job thread: on a machine where other work takes CPUs away, that is
 what the IOPS ratio would be on a quiet one (every case here is CPU-bound).
 The last table is what kit's per-I/O timestamps cost (gtod_reduce=1 vs 0).
-All three tools run on one CPU (--cpu): a thread that moves between the
-two vCPUs here runs 10-20 % slower for a while, and not the same in every run.
+All three tools run on the same CPU (--cpu, the last by default; -1: not
+pinned), so that none gets a CPU the others do not. Pinned and unpinned
+runs differ here (psync kit/bare 0.91 pinned, 0.93 not, on 2026-12-01), so
+a figure should say which it was.
 
     .venv/bin/python bench/overhead.py [--runtime 0.5] [--repeats 21] [--fio-every 3] [--cpu 1] [--cases psync,...]
 """
