@@ -992,10 +992,13 @@ static inline int count_io(struct driver *d, struct kit_io *io, uint64_t t_done)
 		}
 		s->verified_bytes += io->len;
 	}
-	/* windows that ended close before this I/O joins the totals */
-	if (__builtin_expect((p->gtod_reduce ? d->now : t_done) >= d->window_end_ns, 0)) {
+	/* windows that ended close before this I/O joins the totals (gtod_reduce:
+	 * by the loop's coarse clock) */
+	if (p->gtod_reduce)
+		t_done = d->now;
+	if (__builtin_expect(t_done >= d->window_end_ns, 0)) {
 		flush_group(d);
-		series_advance(d, p->gtod_reduce ? d->now : t_done);
+		series_advance(d, t_done);
 	}
 	ds->ios++;
 	ds->bytes += io->len;

@@ -60,13 +60,13 @@ DEPTH_SLOTS = 128
 MACHINE_DEVICE_SLOTS = 16   # devices a machine-wide trace follows; more are counted as lost
 CLASSES = ("own", "other", "none", "before")   # whose request a completion ended (CLASS_* in the C)
 # this kernel's layout of what the programs read
-FIELDS = (("request", "q"), ("request", "cmd_flags"), ("request", "__data_len"), ("request", "bio"),
-          ("request", "__sector"), ("request_queue", "disk"), ("gendisk", "major"), ("gendisk", "first_minor"))
 # the struct request fields rq_read() takes in one read, with their sizes;
 # the span they cover is read whole (at most HEAD_MAX bytes: it is on the
 # programs' 512-byte stack)
 HEAD_FIELDS = (("q", 8), ("cmd_flags", 4), ("__data_len", 4), ("__sector", 8), ("bio", 8))
 HEAD_MAX = 128
+FIELDS = tuple(("request", name) for name, _size in HEAD_FIELDS) + \
+    (("request_queue", "disk"), ("gendisk", "major"), ("gendisk", "first_minor"))
 ENUMS = ("REQ_OP_READ", "REQ_OP_WRITE", "REQ_OP_FLUSH", "REQ_OP_DISCARD")
 
 BPF_TEXT = r"""
