@@ -330,9 +330,6 @@ class _JobMethods:
             raise OptionError("verify", "a time_based job that writes never reaches its verify phase "
                                         "(fio 3.33 skips it, newer fio verifies each pass): give size, "
                                         "not time_based, to verify what it wrote")
-        if {"bwavgtime", "iopsavgtime"} <= self._given and self.bwavgtime != self.iopsavgtime:
-            raise OptionError("iopsavgtime", f"kit samples bandwidth and IOPS in the same windows: give it "
-                                             f"bwavgtime's value ({self.bwavgtime}) or leave it out")
         if self.time_based and self.number_ios:
             raise OptionError("number_ios", "fio ignores it with time_based=1 (the job runs for its runtime): "
                                             "give one or the other")
@@ -361,31 +358,36 @@ class _JobMethods:
         """The window of fio's bw_* (kind "bw") or iops_* ("iops") samples:
         bwavgtime or iopsavgtime as given; a log of that kind with
         log_avg_msec makes it log_avg_msec (fio's add_job); 0: a log of
-        that kind without log_avg_msec makes every I/O a sample. Otherwise
-        kit keeps the two equal (one given sets both)."""
+        that kind without log_avg_msec makes every I/O a sample."""
         option, log = {"bw": ("bwavgtime", "write_bw_log"), "iops": ("iopsavgtime", "write_iops_log")}[kind]
         if getattr(self, log) is not None:
             if not self.log_avg_msec:
                 return 0
             if option not in self._given:
                 return self.log_avg_msec
-        if option in self._given:
-            return getattr(self, option)
-        return self.iopsavgtime if "iopsavgtime" in self._given else self.bwavgtime
+        return getattr(self, option)
 
     @property
     def log_ms(self):
-        """The driver's log windows: log_avg_msec when a log averages its
-        lines, else 0."""
+        """The logs' windows: log_avg_msec when a log averages its lines,
+        else 0."""
         return self.log_avg_msec if any(getattr(self, o) is not None for o in LOG_FILES) else 0
 
     @property
-    def sample_ms(self):
-        """The driver's statistics windows: the bw_* or iops_* window that
-        the log windows do not give already (the two differ only when one
-        of them is log_avg_msec)."""
-        windows = [ms for ms in (self.avg_ms("bw"), self.avg_ms("iops")) if ms]
-        return next((ms for ms in windows if ms != self.log_ms), windows[0] if windows else self.bwavgtime)
+    def series_ms(self):
+        """The windows of kit's time series (IOPS over time): the logs'
+        when they average, else the iops_* samples', else the bw_* ones'."""
+        return self.log_ms or self.avg_ms("iops") or self.avg_ms("bw") or self.iopsavgtime
+
+    @property
+    def windows_ms(self):
+        """The driver's window grids, each once: the iops_* samples', the
+        bw_* samples' and the time series' (at most three)."""
+        out = []
+        for ms in (self.avg_ms("iops"), self.avg_ms("bw"), self.series_ms):
+            if ms and ms not in out:
+                out.append(ms)
+        return out
 
     def on(self, name):
         """Whether an option is on, by itself or implied by another

@@ -19,7 +19,7 @@ import numpy as np
 from .errors import OptionError, RunError
 from .files import check_new_file, open_new
 from .job import LOG_FILES
-from .results import stat_windows, window_rates
+from .results import grid, stat_windows, window_rates
 
 
 def thread_numbers(job, first):
@@ -146,7 +146,7 @@ def _averaged(job, t, kind):
         values = window_rates(windows)[0 if kind == "bw" else 1]
         live = windows["bytes"] > 0
     else:
-        windows = np.concatenate([t["log"], t["log_last"]])
+        windows = grid(t, job, job.log_ms, last=True)
         ios = windows["ios"].astype(np.int64)
         live = ios > 0
         values = (windows[f"{kind}_sum"] / np.maximum(ios, 1) + 0.5).astype(np.int64)

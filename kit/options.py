@@ -640,9 +640,10 @@ COMMON = (
            "jobs RANDOM (no readahead), sequential ones SEQUENTIAL (twice the readahead), as fio; 0: none; "
            "random; sequential", choices=("0", "1", "random", "sequential")),
     Option("gtod_reduce", "bool", False, "1: no per-I/O timestamps (no latencies)"),
-    Option("bwavgtime", "int", 500, "ms per bandwidth sample (bw_min, bw_mean, ...)", lo=1, hi=UINT32_MAX),
-    Option("iopsavgtime", "int", 500, "ms per IOPS sample (iops_min, iops_stddev, ...); kit samples both "
-           "together: equal to bwavgtime when both are given", lo=1, hi=UINT32_MAX),
+    Option("bwavgtime", "int", 500, "ms per bandwidth sample (bw_min, bw_mean, ...); below iopsavgtime fio "
+           "3.33 takes fewer, irregular ones (its sampler wakes for IOPS samples only)", lo=1, hi=UINT32_MAX),
+    Option("iopsavgtime", "int", 500, "ms per IOPS sample (iops_min, iops_stddev, ...); also the windows of "
+           "kit's IOPS-over-time series", lo=1, hi=UINT32_MAX),
     Option("percentile_list", "text", None, "the latency percentiles to report, ':'-separated (e.g. 99:99.9; "
            "default fio's 17)", parse_value=parse_percentile_list),
     Option("clat_percentiles", "bool", True, "1: report completion latency percentiles"),

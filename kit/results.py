@@ -154,11 +154,17 @@ def window_rates(windows):
     return bw, iops
 
 
+def grid(t, job, ms, last=False):
+    """One job thread's windows of ms milliseconds (one of job.windows_ms),
+    with the last, partial one when last (fio's statistics leave it out)."""
+    i = job.windows_ms.index(ms)
+    return np.concatenate([t["windows"][i], t["windows_last"][i]]) if last else t["windows"][i]
+
+
 def stat_windows(t, job, kind):
     """The windows of one job thread that fio's bw ("bw") or iops ("iops")
-    samples come from: the statistics windows, or the log windows when
-    log_avg_msec sets that kind's window apart."""
-    return t["samples"] if job.avg_ms(kind) == job.sample_ms else t["log"]
+    samples come from."""
+    return grid(t, job, job.avg_ms(kind))
 
 
 def thread_samples(t, job, kind, i):
@@ -264,9 +270,8 @@ def _series_entry(t, job):
     per window, the last partial one included, for IOPS-over-time plots
     (the log windows when logs average, else the statistics windows);
     windows of threads that close about together are added up."""
-    which, interval_ms = ("log", job.log_ms) if job.log_ms else ("samples", job.sample_ms)
-    interval_ns = interval_ms * 1_000_000
-    windows = [np.concatenate([p[which], p[f"{which}_last"]]) for p in _threads(t)]
+    interval_ns = job.series_ms * 1_000_000
+    windows = [grid(p, job, job.series_ms, last=True) for p in _threads(t)]
     if not interval_ns or not sum(len(w) for w in windows):
         return None
     start = t["start_ns"]

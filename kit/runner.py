@@ -250,8 +250,8 @@ def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
     p.buffered = int(not job.direct)
     p.verify_seed = (int(time.time_ns()) ^ (j << 48)) % (1 << 64)
     p.gtod_reduce = int(job.gtod_reduce)
-    p.sample_ns = job.sample_ms * 1_000_000
-    p.log_ns = job.log_ms * 1_000_000
+    for i, ms in enumerate(job.windows_ms):
+        p.window_ns[i] = ms * 1_000_000
     # a record per I/O for logs without log_avg_msec (per-I/O lines, and fio's per-I/O bw/iops samples)
     p.log_ios = int(not job.log_avg_msec and any(getattr(job, o) is not None for o in LOG_FILES))
     for name, option in OPTIONS.items():        # the engines' own options, as they declare them
@@ -618,8 +618,9 @@ def _extract(ffi, s):
                      "lat": _lat(ffi, s.ddir[i].lat)} for i, d in enumerate(DDIRS)},
         "ddir_runtime_ns": {d: s.ddir_runtime_ns[i] for i, d in enumerate(DDIRS)},
         "ramp_unfinished": bool(s.ramp_unfinished), "verify_ns": s.verify_ns, "epoch_ns": s.epoch_ns,
-        "samples": _series(ffi, s.samples), "samples_last": _last_window(ffi, s.samples, s.end_ns),
-        "log": _series(ffi, s.log), "log_last": _last_window(ffi, s.log, s.end_ns),
+        # one per grid, in job.windows_ms's order
+        "windows": [_series(ffi, se) for se in s.series],
+        "windows_last": [_last_window(ffi, se, s.end_ns) for se in s.series],
         "records": _records(ffi, s.records),
         "series_truncated": bool(s.series_truncated),
         "syncs": s.syncs, "sync_lat": _lat(ffi, s.sync_lat),

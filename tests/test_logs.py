@@ -238,6 +238,33 @@ def test_fio_runner_writes_the_logs_under_kits_names(tmp_path):
     assert len(read_log(tmp_path / "q_iops.2.log")) == 16
 
 
+RATED_MIX = """
+[mix]
+ioengine=null
+rw=randrw
+bs=4k
+size=1g
+rate_iops=100,10
+runtime=2
+time_based
+write_lat_log=lat
+"""
+
+
+def test_a_slow_direction_does_not_hold_up_a_fast_one_as_fio(tmp_path):
+    """Reads capped at 100/s, writes at 10/s: when both must wait, fio
+    sleeps the shorter wait and issues that direction, so reads keep their
+    10 ms spacing to the end (kit used to wait for a drawn write: read gaps
+    of 100 ms, and nothing in the last ~40-100 ms)."""
+    for d in both(tmp_path, RATED_MIX)[2:]:
+        rows = read_log(d / "lat_clat.1.log")
+        reads = [r[0] for r in rows if r[2] == 0]
+        writes = [r[0] for r in rows if r[2] == 1]
+        gaps = [b - a for a, b in zip(reads, reads[1:])]
+        assert 195 <= len(reads) <= 201 and 19 <= len(writes) <= 21, (d, len(reads), len(writes))
+        assert max(gaps) <= 40 and reads[-1] >= 1975, (d, max(gaps), reads[-1])
+
+
 def test_group_reporting_sums_bw_and_iops_as_fio(tmp_path):
     """fio's group sum of bw/iops statistics: min, max, mean, S and samples
     each added up (not the samples pooled). kit's total of two threads is
@@ -272,7 +299,7 @@ def test_log_avg_msec_sets_the_logged_kinds_window_only(tmp_path):
     """write_bw_log with log_avg_msec: bw_* sampled every log_avg_msec, iops_*
     every iopsavgtime still, as fio; bwavgtime given wins."""
     job = Job(write_bw_log="x", log_avg_msec=250)
-    assert (job.avg_ms("bw"), job.avg_ms("iops"), job.sample_ms, job.log_ms) == (250, 500, 500, 250)
+    assert (job.avg_ms("bw"), job.avg_ms("iops"), job.log_ms, job.windows_ms) == (250, 500, 250, [500, 250])
     assert job.replace(bwavgtime=300).avg_ms("bw") == 300
     assert Job(write_iops_log="").avg_ms("iops") == 0 and Job(write_iops_log="").avg_ms("bw") == 500
     f, k, _fdir, _kdir = both(tmp_path, "[w]\nioengine=null\nrw=read\nsize=1g\ntime_based\nruntime=1100ms\n"
@@ -280,6 +307,43 @@ def test_log_avg_msec_sets_the_logged_kinds_window_only(tmp_path):
     for doc in (f, k):
         e = doc["jobs"][0]["read"]
         assert (e["bw_samples"], e["iops_samples"]) == (4, 2)
+
+
+OWN_WINDOWS = """
+[global]
+ioengine=null
+rw=read
+size=1g
+time_based
+runtime=2050ms
+[iops]
+iopsavgtime=100
+[bw]
+bwavgtime=100
+[three]
+bwavgtime=100
+iopsavgtime=200
+write_lat_log=lat
+log_avg_msec=300
+"""
+
+
+def test_bw_and_iops_sample_on_their_own_windows(tmp_path):
+    """bwavgtime and iopsavgtime each set their own kind's windows only
+    (kit used to give the one set to both), beside a third for the logs.
+    fio 3.33 agrees where its sampling is regular: its helper thread wakes
+    for the iops samples only, so with bwavgtime below iopsavgtime it takes
+    fewer bw samples, irregularly (8-12 for 20 in 2 s here)."""
+    f, k, fdir, kdir = both(tmp_path, OWN_WINDOWS)
+    samples = {doc_name: {e["jobname"]: (e["read"]["bw_samples"], e["read"]["iops_samples"]) for e in doc["jobs"]}
+               for doc_name, doc in (("fio", f), ("kit", k))}
+    for who in ("fio", "kit"):
+        bw, iops = samples[who]["iops"]
+        assert 3 <= bw <= 4 and 19 <= iops <= 20, (who, samples)
+        assert samples[who]["bw"][1] == 4 and samples[who]["three"][1] in (9, 10), (who, samples)
+    assert samples["kit"]["bw"][0] in (19, 20) and samples["kit"]["three"][0] in (19, 20), samples
+    times = [[row[0] for row in read_log(d / "lat_clat.3.log")] for d in (fdir, kdir)]
+    assert times[1] == [300, 600, 900, 1200, 1500, 1800, 2050] and len(times[0]) == 7, times     # fio's jitter
 
 
 def test_log_options_round_trip_through_fio_job_files(tmp_path):

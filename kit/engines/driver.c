@@ -114,7 +114,7 @@ struct driver {
 	int verify_file;
 	struct lat_group group;     /* account_reaped(): latencies not yet in the statistics */
 	uint64_t window_end_ns;     /* the first open series window ends here */
-	struct series_totals series_base[2];    /* samples, log: at their open window's start */
+	struct series_totals series_base[KIT_GRIDS];    /* at each grid's open window's start */
 };
 
 /* ---- time ----------------------------------------------------------------
@@ -295,7 +295,7 @@ static void series_totals(const struct driver *d, struct series_totals *t)
 /* se->open, made from the totals now and at the window's start */
 static void series_fill_open(struct driver *d, int which)
 {
-	struct kit_series *se = which ? &d->t.s->log : &d->t.s->samples;
+	struct kit_series *se = &d->t.s->series[which];
 	const struct series_totals *base = &d->series_base[which];
 	struct series_totals now;
 	int dd;
@@ -311,15 +311,14 @@ static void series_fill_open(struct driver *d, int which)
 	d->series_base[which] = now;
 }
 
-/* when the first of the two series' open windows ends (UINT64_MAX: never) */
+/* when the first of the series' open windows ends (UINT64_MAX: never) */
 static void series_next_end(struct driver *d)
 {
-	struct kit_series *both[2] = { &d->t.s->samples, &d->t.s->log };
 	int i;
 
 	d->window_end_ns = UINT64_MAX;
-	for (i = 0; i < 2; i++) {
-		struct kit_series *se = both[i];
+	for (i = 0; i < KIT_GRIDS; i++) {
+		struct kit_series *se = &d->t.s->series[i];
 		uint64_t end = se->open_ns + se->interval_ns;
 
 		if (se->interval_ns && (!se->until_ns || end < se->until_ns) && end < d->window_end_ns)
@@ -327,13 +326,20 @@ static void series_next_end(struct driver *d)
 	}
 }
 
-static void series_start(struct driver *d, struct kit_series *se, uint64_t interval_ns, uint64_t now)
+static void series_start(struct driver *d, uint64_t now)
 {
-	se->n = 0;              /* a ramp's windows are not kept */
-	se->interval_ns = interval_ns;
-	memset(&se->open, 0, sizeof(se->open));
-	se->open_ns = now;
-	series_totals(d, &d->series_base[se == &d->t.s->log]);
+	int i;
+
+	for (i = 0; i < KIT_GRIDS; i++) {
+		struct kit_series *se = &d->t.s->series[i];
+
+		se->n = 0;              /* a ramp's windows are not kept */
+		se->interval_ns = d->t.p->window_ns[i];
+		se->until_ns = d->deadline;
+		memset(&se->open, 0, sizeof(se->open));
+		se->open_ns = now;
+		series_totals(d, &d->series_base[i]);
+	}
 	series_next_end(d);
 }
 
@@ -352,7 +358,7 @@ static int grow(void **buf, uint64_t *cap, size_t size)
 static void series_close(struct driver *d, int which, uint64_t end)
 {
 	struct kit_stats *s = d->t.s;
-	struct kit_series *se = which ? &s->log : &s->samples;
+	struct kit_series *se = &s->series[which];
 
 	if (se->n == se->cap && grow((void **)&se->w, &se->cap, sizeof(*se->w))) {
 		s->series_truncated = 1;
@@ -374,8 +380,8 @@ static void __attribute__((noinline)) series_advance(struct driver *d, uint64_t 
 {
 	int which;
 
-	for (which = 0; which < 2; which++) {
-		struct kit_series *se = which ? &d->t.s->log : &d->t.s->samples;
+	for (which = 0; which < KIT_GRIDS; which++) {
+		struct kit_series *se = &d->t.s->series[which];
 		uint64_t closed = 0;
 
 		while (se->interval_ns && now >= se->open_ns + se->interval_ns &&
@@ -416,12 +422,16 @@ static inline void record_io(struct kit_stats *s, const struct kit_io *io, uint6
 
 void kit_stats_free(struct kit_stats *s)
 {
-	free(s->samples.w);
-	free(s->log.w);
+	int i;
+
+	for (i = 0; i < KIT_GRIDS; i++) {
+		free(s->series[i].w);
+		s->series[i].w = NULL;
+		s->series[i].n = 0;
+	}
 	free(s->records.r);
-	s->samples.w = s->log.w = NULL;
 	s->records.r = NULL;
-	s->samples.n = s->log.n = s->records.n = 0;
+	s->records.n = 0;
 }
 
 /* ---- random numbers and offsets ------------------------------------------ */
@@ -708,10 +718,12 @@ static inline uint64_t rate_due(struct driver *d, int ddir)
 
 /* The direction of the next I/O: rwmixread's draw, and then, as fio's
  * rate_ddir, a mixed job whose drawn direction must wait for its rate issues
- * the other one if that one may go now. */
+ * the other one if that one may go now or is due sooner (fio sleeps the
+ * shorter wait and switches: a slow direction does not hold up a fast one). */
 static int next_ddir(struct driver *d)
 {
 	const struct kit_params *p = d->t.p;
+	uint64_t due;
 	int ddir, other;
 
 	if (p->trim)
@@ -725,9 +737,9 @@ static int next_ddir(struct driver *d)
 		return ddir;
 	d->now = now_ns();
 	other = ddir == KIT_DDIR_READ ? KIT_DDIR_WRITE : KIT_DDIR_READ;
-	if (rate_due(d, ddir) > d->now && (!p->rate_bps[other] || rate_due(d, other) <= d->now))
-		return other;
-	return ddir;
+	if ((due = rate_due(d, ddir)) <= d->now)
+		return ddir;
+	return !p->rate_bps[other] || rate_due(d, other) < due ? other : ddir;
 }
 
 /* Fills in the next I/O; returns 0 when every file has had its passes. */
@@ -1150,12 +1162,9 @@ static void start_measuring(struct driver *d)
 	stats_reset(d->t.s);
 	rusage_thread(&d->ru0);
 	d->t.s->start_ns = d->now = now_ns();
-	if (d->t.p->runtime_ns) {
+	if (d->t.p->runtime_ns)
 		d->deadline = d->t.s->start_ns + d->t.p->runtime_ns;
-		d->t.s->samples.until_ns = d->t.s->log.until_ns = d->deadline;
-	}
-	series_start(d, &d->t.s->samples, d->t.p->sample_ns, d->now);
-	series_start(d, &d->t.s->log, d->t.p->log_ns, d->now);
+	series_start(d, d->now);
 	d->t.s->records.n = 0;
 }
 
@@ -1679,7 +1688,7 @@ int kit_job_run(const struct kit_params *p, struct kit_stats *s)
 {
 	struct driver d;
 	struct rusage ru1;
-	int r, set_up;
+	int r, set_up, i;
 
 	pthread_once(&clk_once, clock_calibrate);
 	memset(&d, 0, sizeof(d));
@@ -1738,8 +1747,8 @@ int kit_job_run(const struct kit_params *p, struct kit_stats *s)
 		}
 		s->end_ns = now_ns();
 		/* the windows still open: what Python reads as each series' last */
-		series_fill_open(&d, 0);
-		series_fill_open(&d, 1);
+		for (i = 0; i < KIT_GRIDS; i++)
+			series_fill_open(&d, i);
 		if (d.e->sync)
 			finish_sync_stats(s);
 		rusage_thread(&ru1);

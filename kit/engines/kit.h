@@ -29,6 +29,8 @@
 #define KIT_DDIR_TRIM 2
 #define KIT_DDIR_NR 3
 
+#define KIT_GRIDS 3           /* time-series grids: iops_*, bw_*, logs (distinct ones) */
+
 #define KIT_VERIFY_NONE 0
 #define KIT_VERIFY_CRC32C 1
 
@@ -133,11 +135,11 @@ struct kit_params {
 	uint32_t force_async;       /* every Nth SQE gets IOSQE_ASYNC (io-wq); 0: never */
 	uint32_t threads;           /* threadpool's and asio's pool workers; 0: iodepth */
 	int asio_backend;           /* asio: 0 io_uring, 1 thread_pool */
-	/* time series: windows of what completed (fio's bwavgtime sampling for
-	 * bw_* and iops_* statistics; log_avg_msec windows for logs), and one
-	 * record per I/O for unaveraged logs */
-	uint64_t sample_ns;         /* 0: no statistics windows */
-	uint64_t log_ns;            /* 0: no log windows */
+	/* time series: windows of what completed on up to KIT_GRIDS grids
+	 * (fio's iopsavgtime and bwavgtime sampling for the iops_* and bw_*
+	 * statistics, log_avg_msec for logs: kit/job.py's windows_ms says
+	 * which grid is which), and one record per I/O for unaveraged logs */
+	uint64_t window_ns[KIT_GRIDS];      /* 0: no such grid */
 	int log_ios;                /* 1: keep a record of every I/O */
 	struct kit_control *ctl;
 };
@@ -228,8 +230,7 @@ struct kit_stats {
 	                             * figures include the ramp (as fio's do) */
 	uint64_t verify_ns;         /* the verify phase, inside start..end */
 	uint64_t epoch_ns;          /* when the job started (before any ramp): log times count from it */
-	struct kit_series samples;  /* statistics windows (params.sample_ns) */
-	struct kit_series log;      /* log windows (params.log_ns) */
+	struct kit_series series[KIT_GRIDS];        /* windows on params.window_ns */
 	struct kit_io_records records;
 	int series_truncated;       /* memory ran out: the series end early */
 	uint32_t ring_flags;        /* io_uring: setup flags the kernel accepted */
