@@ -13,7 +13,8 @@ import difflib
 from . import fio_names
 from .engines import diskless, engine, engine_names, registry
 from .errors import OptionError
-from .options import COMMON, MAX_BS, Percent, add_engine_options, parse_bool, parse_int, per_ddir, split_filenames
+from .options import COMMON, MAX_BS, Percent, add_engine_options, cpu_list, parse_bool, parse_int, per_ddir, \
+    split_filenames
 
 
 def _declared():
@@ -330,6 +331,8 @@ class _JobMethods:
             raise OptionError("verify", "a time_based job that writes never reaches its verify phase "
                                         "(fio 3.33 skips it, newer fio verifies each pass): give size, "
                                         "not time_based, to verify what it wrote")
+        if self.cpus_allowed is not None and self.cpumask is not None:
+            raise OptionError("cpumask", "sets the same CPUs as cpus_allowed: give one of them")
         if self.time_based and self.number_ios:
             raise OptionError("number_ios", "fio ignores it with time_based=1 (the job runs for its runtime): "
                                             "give one or the other")
@@ -402,6 +405,28 @@ class _JobMethods:
     @property
     def label(self):
         return job_label(self.to_dict())
+
+    def cpus(self, thread_number):
+        """The CPUs fio's job thread `thread_number` (1-based, across the job
+        file) may run on: cpus_allowed or cpumask, and under
+        cpus_allowed_policy=split only the one its number picks in turn
+        (fio's fio_cpus_split); None: wherever the process may."""
+        if self.cpumask is not None:
+            allowed = sorted(i for i in range(self.cpumask.bit_length()) if self.cpumask >> i & 1)
+        elif self.cpus_allowed is not None:
+            allowed = sorted(cpu_list("cpus_allowed", self.cpus_allowed))
+        else:
+            return None
+        return [allowed[(thread_number - 1) % len(allowed)]] if self.cpus_allowed_policy == "split" else allowed
+
+    @property
+    def ioprio(self):
+        """The I/O priority value for ioprio_set (class << 13 | level) that
+        prio and prioclass give, or None when neither is given (fio: the
+        class defaults to best-effort, the level to 0)."""
+        if self.prio is None and self.prioclass is None:
+            return None
+        return (self.prioclass or 2) << 13 | (self.prio or 0)
 
     @property
     def is_random(self):

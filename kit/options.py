@@ -210,6 +210,47 @@ def parse_percentile_list(option, value):
     return ":".join(f"{v:g}" for v in values)
 
 
+def parse_cpus_allowed(option, value):
+    """fio's cpus_allowed: CPUs and ranges, ','-separated (0,5,8-15), each
+    on this machine (fio: "CPU n too large"); kept as text, in order
+    ("0,5,8-15")."""
+    cpus = sorted(cpu_list(option, value))
+    ranges, start = [], None
+    for i, cpu in enumerate(cpus):
+        start = cpu if start is None else start
+        if i + 1 == len(cpus) or cpus[i + 1] != cpu + 1:
+            ranges.append(str(cpu) if start == cpu else f"{start}-{cpu}")
+            start = None
+    return ",".join(ranges)
+
+
+def cpu_list(option, value):
+    """The set of CPUs a cpus_allowed text names (see parse_cpus_allowed)."""
+    count = os.cpu_count() or 1
+    cpus = set()
+    for part in str(value).replace(" ", "").split(","):
+        m = re.fullmatch(r"(\d{1,7})(?:-(\d{1,7}))?", part)
+        if not m:
+            raise OptionError(option, f"must be CPUs and ranges separated by ',' (e.g. 0,2-3; got {short(value)})")
+        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
+        if hi < lo:
+            raise OptionError(option, f"{part}: a range goes from low to high (got {short(value)})")
+        if hi >= count:
+            raise OptionError(option, f"CPU {hi} is not on this machine (CPUs 0-{count - 1})")
+        cpus.update(range(lo, hi + 1))
+    return cpus
+
+
+def parse_cpumask(option, value):
+    """fio's cpumask: a bit mask of CPUs (34: CPUs 1 and 5), at most 32 bits
+    as fio's, each a CPU of this machine."""
+    mask = parse_int(option, value, 1, UINT32_MAX)
+    count = os.cpu_count() or 1
+    if mask >> count:
+        raise OptionError(option, f"CPU {mask.bit_length() - 1} is not on this machine (CPUs 0-{count - 1})")
+    return mask
+
+
 def parse_log_prefix(option, value):
     """fio's write_*_log=NAME: the prefix of the log files' names (a path,
     relative to the current directory); '' (or True from Python) means the
@@ -628,6 +669,16 @@ COMMON = (
            aliases=("blocksize_range",), parse_value=parse_bsrange, text_value=_range_text),
     Option("bssplit", "size", None, "block sizes by share: 4k/50:64k/50 (read,write,trim)",
            parse_value=parse_bssplit, text_value=bssplit_text),
+    Option("cpus_allowed", "text", None, "the CPUs each job thread (and every thread its engine starts) may "
+           "run on: 0,2-3", parse_value=parse_cpus_allowed),
+    Option("cpumask", "int", None, "the same as a bit mask (34: CPUs 1 and 5)", parse_value=parse_cpumask),
+    Option("cpus_allowed_policy", "choice", "shared", "shared: every job thread gets all those CPUs; split: "
+           "each its own one, in turn (fio's thread numbers)", choices=("shared", "split")),
+    Option("nice", "int", 0, "the job threads' nice value (-20 to 19)", lo=-20, hi=19),
+    Option("prio", "int", None, "the job threads' I/O priority within prioclass, 0 (highest) to 7 "
+           "(ioprio_set, as ionice)", lo=0, hi=7),
+    Option("prioclass", "int", None, "the job threads' I/O priority class: 1 realtime, 2 best-effort, 3 idle "
+           "(0, or prio alone: best-effort, as fio)", lo=0, hi=3),
     Option("exitall", "bool", False, "1: when one job thread ends, the others running with it stop",
            flag=True),
     Option("exitall_on_error", "bool", False, "1: when this job fails, the jobs running with it stop",

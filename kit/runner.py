@@ -53,7 +53,7 @@ def run_together(jobs, *, progress=None, machine=True, trace=None, first_thread=
         try:
             for plan in plans:
                 opened.append(prepared.open_for(plan))
-            outcome = _execute(list(zip(jobs, plans, opened)), progress, trace, prepared.disks())
+            outcome = _execute(list(zip(jobs, plans, opened)), progress, trace, prepared.disks(), first_thread)
         finally:
             for fds in opened:
                 targets.close_files(fds)
@@ -250,6 +250,8 @@ def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
     p.buffered = int(not job.direct)
     p.verify_seed = (int(time.time_ns()) ^ (j << 48)) % (1 << 64)
     p.gtod_reduce = int(job.gtod_reduce)
+    p.nice = job.nice
+    p.ioprio = -1 if job.ioprio is None else job.ioprio
     for i, ms in enumerate(job.windows_ms):
         p.window_ns[i] = ms * 1_000_000
     # a record per I/O for logs without log_avg_msec (per-I/O lines, and fio's per-I/O bw/iops samples)
@@ -299,18 +301,22 @@ class _Watch:
                 if tid not in existing and tid not in job_tids}
 
 
-def _execute(units, progress, trace, devices):
+def _execute(units, progress, trace, devices, first_thread=1):
     """units: (job, plan, fds) triples. Returns per-job thread statistics, the
-    process figures, whether it was interrupted, and the trace summary."""
+    process figures, whether it was interrupted, and the trace summary.
+    first_thread: fio's number of the first job thread (cpus_allowed_policy=split)."""
     ffi, lib = native()
     keep = []
     ctl = ffi.new("struct kit_control *")
     slots = []                  # (unit index, params, stats) per job thread
     for u, (job, plan, fds) in enumerate(units):
-        for j in range(job.numjobs):
-            slots.append((u, _params(ffi, job, j, fds[j], plan.files[j], plan.regions[j], ctl, keep,
-                                     exitall=any(job.exitall for job, _p, _f in units)),
-                          ffi.new("struct kit_stats *")))
+        for j, number in enumerate(logs.thread_numbers(job, first_thread)):
+            p = _params(ffi, job, j, fds[j], plan.files[j], plan.regions[j], ctl, keep,
+                        exitall=any(job.exitall for job, _p, _f in units))
+            for cpu in job.cpus(number) or ():
+                p.cpumask[cpu // 64] |= 1 << (cpu % 64)
+            slots.append((u, p, ffi.new("struct kit_stats *")))
+        first_thread += job.numjobs
     n = ctl.nthreads = len(slots)
     workers = [threading.Thread(target=lib.kit_job_run, args=(p, s), name=f"kit-job-{i}", daemon=True)
                for i, (_u, p, s) in enumerate(slots)]

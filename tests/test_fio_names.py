@@ -61,7 +61,7 @@ def test_a_name_fio_does_not_take_is_refused_with_the_nearest_and_nothing_writte
 # or how it is synced (or what runs around the job)
 CANNOT_RUN = ["io_submit_mode=offload", "iodepth_low=4", "latency_target=10ms", "bs_is_seq_rand=1",
               "zonemode=strided", "verify_pattern=0xff", "buffer_pattern=0xab", "ss=iops:10%",
-              "exec_prerun=true", "wait_for=job", "cpus_allowed=0"]
+              "exec_prerun=true", "wait_for=job", "numa_cpu_nodes=0"]
 
 
 @pytest.mark.parametrize("option", CANNOT_RUN)

@@ -351,3 +351,82 @@ def test_number_ios_with_loops_as_fio(rw, number_ios, loops, ios):
     job = Job(ioengine="null", rw=rw, size="64k", number_ios=number_ios, loops=loops)
     for r in both(job):
         assert r.total["read"]["total_ios"] == ios, r.data["runner"]
+
+
+# ---- the job threads' CPUs and priorities ----------------------------------------
+
+def _threads_during(job):
+    """Runs job in this process and watches /proc meanwhile: {tid: (CPUs
+    allowed, nice, ioprio)} of every thread born during the run, as the
+    kernel reports them (ioprio_get is the witness for prio)."""
+    import ctypes
+    import threading
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_ioprio_get = 252
+
+    def look(tid):
+        try:
+            status = open(f"/proc/self/task/{tid}/status").read()
+            stat = open(f"/proc/self/task/{tid}/stat").read()
+        except OSError:
+            return None
+        cpus = re.search(r"^Cpus_allowed_list:\s*(\S+)", status, re.M).group(1)
+        prio = libc.syscall(SYS_ioprio_get, 1, int(tid))
+        return None if prio < 0 else (cpus, int(stat.rsplit(")", 1)[1].split()[16]), prio)   # < 0: it ended
+
+    before, seen = set(os.listdir("/proc/self/task")), {}
+    runner = threading.Thread(target=lambda: kit.run(job, progress=False, machine=False))
+    runner.start()
+    while runner.is_alive():
+        for tid in set(os.listdir("/proc/self/task")) - before - {str(runner.native_id)}:
+            state = look(tid)
+            if state:
+                seen[tid] = state
+        time.sleep(0.02)
+    return seen
+
+
+def test_cpus_allowed_nice_and_prio_hold_for_the_job_threads_and_what_they_start(scratch):
+    """cpus_allowed=1 nice=5 prio=3 (fio: best-effort level 3): both job
+    threads run only on CPU 1, at nice 5, with ioprio BE/3; kit's own
+    threads keep the process's. With threadpool and
+    cpus_allowed_policy=split each job thread gets its own CPU (fio's thread
+    1 the first, thread 2 the second), and its pool workers inherit it."""
+    require((os.cpu_count() or 1) >= 2, "needs 2 CPUs")
+    common = dict(rw="randread", size="4m", runtime=0.4, time_based=True, numjobs=2, directory=scratch)
+    seen = _threads_during(Job(ioengine="psync", cpus_allowed="1", nice=5, prio=3, **common))
+    jobs = [s for s in seen.values() if s[1] == 5]
+    assert len(jobs) == 2 and set(jobs) == {("1", 5, 2 << 13 | 3)}, seen
+    assert all(s[0] != "1" and s[1] == 0 for s in seen.values() if s not in jobs), seen
+
+    seen = _threads_during(Job(ioengine="threadpool", iodepth=2, cpus_allowed="0-1", cpus_allowed_policy="split",
+                               nice=5, prioclass=3, **common))
+    ours = sorted(s[0] for s in seen.values() if s[1] == 5 and s[2] == 3 << 13)
+    assert ours == ["0"] * 3 + ["1"] * 3, seen         # per job thread: itself and 2 pool workers
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--cpus_allowed=9"], "--cpus_allowed: CPU 9 is not on this machine"),
+    (["--cpus_allowed=1-0"], "--cpus_allowed: 1-0: a range goes from low to high"),
+    (["--cpus_allowed=a"], "--cpus_allowed: must be CPUs and ranges"),
+    (["--cpumask=4"], "--cpumask: CPU 2 is not on this machine"),
+    (["--cpumask=1", "--cpus_allowed=0"], "--cpumask: sets the same CPUs as cpus_allowed"),
+    (["--cpus_allowed_policy=spread"], "--cpus_allowed_policy"),
+    (["--nice=20"], "--nice"),
+    (["--prio=8"], "--prio"),
+    (["--prioclass=4"], "--prioclass"),
+])
+def test_bad_cpus_and_priorities_are_one_line(tmp_path, args, option):
+    require((os.cpu_count() or 1) == 2, "the messages name this 2-CPU machine's CPUs")
+    p = subprocess.run([KIT, "run", "--ioengine=null", "--size=1m", *args], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=60)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and option in p.stderr, p.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_fio_takes_the_same_cpus_and_priorities_from_kit():
+    require(shutil.which("fio") is not None, "fio is not installed")
+    job = Job(ioengine="null", rw="read", size="1m", cpus_allowed="0-1", cpus_allowed_policy="split", numjobs=2,
+              nice=1, prio=4, prioclass=2)
+    for r in both(job):
+        assert r.total["read"]["io_bytes"] == 2 << 20 and r.data["error"] is None, r.data["runner"]

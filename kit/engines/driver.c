@@ -1594,6 +1594,30 @@ static void release_private_files(struct driver *d)
 		syscall(SYS_close_range, 3, ~0U, 0);
 }
 
+/* fio's cpus_allowed, nice and prio: on the job thread alone (each of
+ * these system calls takes the calling thread on Linux) */
+static int thread_attributes(struct kit_thread *t)
+{
+	const struct kit_params *p = t->p;
+	cpu_set_t set;
+	int i, any = 0;
+
+	CPU_ZERO(&set);
+	for (i = 0; i < KIT_CPU_WORDS * 64 && i < CPU_SETSIZE; i++)
+		if (p->cpumask[i / 64] >> (i % 64) & 1) {
+			CPU_SET(i, &set);
+			any = 1;
+		}
+	if (any && sched_setaffinity(0, sizeof(set), &set))
+		return kit_fail(t, -errno, "cpus_allowed: sched_setaffinity: %s", strerror(errno));
+	errno = 0;
+	if (p->nice && nice(p->nice) == -1 && errno)
+		return kit_fail(t, -errno, "nice=%d: %s", p->nice, strerror(errno));
+	if (p->ioprio >= 0 && syscall(SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, p->ioprio))
+		return kit_fail(t, -errno, "prio/prioclass: ioprio_set: %s", strerror(errno));
+	return 0;
+}
+
 static int driver_setup(struct driver *d, const struct kit_params *p,
 			struct kit_stats *s)
 {
@@ -1608,6 +1632,8 @@ static int driver_setup(struct driver *d, const struct kit_params *p,
 	if (!d->e)
 		return kit_fail(&d->t, -EINVAL, "no engine with index %d", p->engine);
 	private_files(d);
+	if (thread_attributes(&d->t))
+		return s->error;
 	d->depth = d->e->sync ? 1 : p->iodepth;
 	if (d->depth < 1 || d->depth > KIT_DEPTH_MAX)
 		return kit_fail(&d->t, -EINVAL, "iodepth %u out of range", d->depth);

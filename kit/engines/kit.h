@@ -29,6 +29,7 @@
 #define KIT_DDIR_TRIM 2
 #define KIT_DDIR_NR 3
 
+#define KIT_CPU_WORDS 16      /* cpus_allowed: 1024 CPUs, glibc's CPU_SETSIZE */
 #define KIT_GRIDS 3           /* time-series grids: iops_*, bw_*, logs (distinct ones) */
 
 #define KIT_VERIFY_NONE 0
@@ -87,6 +88,11 @@ struct kit_params {
 	int norandommap;            /* 1: uniform offsets, blocks may repeat */
 	int rwmixread;              /* percent of I/Os that are reads */
 	int trim;                   /* 1: every I/O is a trim (punch hole or discard) */
+	/* the job thread's own attributes (fio's cpus_allowed, nice, prio),
+	 * set before the engine starts threads of its own, which inherit them */
+	uint64_t cpumask[KIT_CPU_WORDS];    /* all 0: the affinity as it is */
+	int nice;                   /* added to the thread's nice value, as nice(2) */
+	int ioprio;                 /* ioprio_set's value; -1: as it is */
 	int dist;                   /* KIT_DIST_*: how random offsets are spread */
 	double dist_param;          /* zipf theta, pareto h, normal sigma */
 	double dist_center;         /* 0..1, or -1: fio's default */
