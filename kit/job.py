@@ -333,6 +333,11 @@ class _JobMethods:
                                         "not time_based, to verify what it wrote")
         if self.cpus_allowed is not None and self.cpumask is not None:
             raise OptionError("cpumask", "sets the same CPUs as cpus_allowed: give one of them")
+        if self.verify:
+            for name in ("zero_buffers", "refill_buffers", "buffer_compress_percentage"):
+                if getattr(self, name):
+                    raise OptionError(name, f"verify={self.verify} writes kit's own pattern in every block: "
+                                            "leave one of the two out")
         if self.time_based and self.number_ios:
             raise OptionError("number_ios", "fio ignores it with time_based=1 (the job runs for its runtime): "
                                             "give one or the other")
@@ -418,6 +423,25 @@ class _JobMethods:
         else:
             return None
         return [allowed[(thread_number - 1) % len(allowed)]] if self.cpus_allowed_policy == "split" else allowed
+
+    @property
+    def write_content(self):
+        """What unverified writes carry, decided as fio does (init.c,
+        io_u.c get_io_u): {buffer_fill, compress_percentage, compress_chunk,
+        refill_buffers, scramble_buffers}, the C parameters' values (the
+        fill by name: random, zero or compress).
+        buffer_compress_percentage=100 is zero_buffers; below it, it refills
+        every write unless refill_buffers is given; a scramble is skipped for
+        zero_buffers given, compressible content or refilled buffers."""
+        compress = self.buffer_compress_percentage
+        fill = "zero" if self.zero_buffers or compress == 100 else "compress" if compress else "random"
+        refill = self.refill_buffers if "refill_buffers" in self._given else 0 < compress < 100
+        write_bs = min(self._sizes(1))          # fio's min_bs[DDIR_WRITE]
+        return {"buffer_fill": fill, "compress_percentage": compress,
+                "compress_chunk": min(self.buffer_compress_chunk or write_bs, write_bs),
+                "refill_buffers": int(bool(refill)),
+                "scramble_buffers": int(bool(self.scramble_buffers and not (self.zero_buffers and not
+                                        ("scramble_buffers" in self._given)) and not compress and not refill))}
 
     @property
     def ioprio(self):

@@ -679,6 +679,16 @@ COMMON = (
            "(ioprio_set, as ionice)", lo=0, hi=7),
     Option("prioclass", "int", None, "the job threads' I/O priority class: 1 realtime, 2 best-effort, 3 idle "
            "(0, or prio alone: best-effort, as fio)", lo=0, hi=3),
+    Option("zero_buffers", "bool", False, "1: writes carry zeros (default: random bytes)"),
+    Option("refill_buffers", "bool", False, "1: new random bytes for every write (default: the buffers' "
+           "bytes from the start, scrambled per write)"),
+    Option("scramble_buffers", "bool", True, "1: each write's offset and time in every 512 bytes it carries, so "
+           "that no two written blocks are alike (for storage that deduplicates)"),
+    Option("buffer_compress_percentage", "int", 0, "writes that compress this much: each chunk random bytes, "
+           "then this % zeros (refills for every write unless refill_buffers=0; 100: zero_buffers)",
+           lo=0, hi=100),
+    Option("buffer_compress_chunk", "size", 512, "buffer_compress_percentage's chunk (0 or above the write "
+           "size: the write size)"),
     Option("exitall", "bool", False, "1: when one job thread ends, the others running with it stop",
            flag=True),
     Option("exitall_on_error", "bool", False, "1: when this job fails, the jobs running with it stop",

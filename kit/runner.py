@@ -251,6 +251,9 @@ def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
     p.verify_seed = (int(time.time_ns()) ^ (j << 48)) % (1 << 64)
     p.gtod_reduce = int(job.gtod_reduce)
     p.nice = job.nice
+    lib = native()[1]
+    for name, value in job.write_content.items():
+        setattr(p, name, getattr(lib, f"KIT_FILL_{value.upper()}") if name == "buffer_fill" else value)
     p.ioprio = -1 if job.ioprio is None else job.ioprio
     for i, ms in enumerate(job.windows_ms):
         p.window_ns[i] = ms * 1_000_000

@@ -168,8 +168,8 @@ def test_fio_options_kit_cannot_run_are_refused_and_output_only_ones_warn(tmp_pa
     and option, nothing written (they were warnings once, and kit measured
     another workload); the ones that change only fio's output warn once
     each, and --strict refuses them."""
-    refused = ["lockmem=1m", "numa_mem_policy=local", "ioscheduler=none", "refill_buffers", "scramble_buffers=1",
-               "create_serialize=0", "openfiles=1", "buffer_compress_percentage=50"]
+    refused = ["lockmem=1m", "numa_mem_policy=local", "ioscheduler=none", "dedupe_percentage=10", "buffer_pattern=0xab",
+               "create_serialize=0", "openfiles=1", "mem=shm"]
     warned = ["unlink=1", "disk_util=0", "write_iolog=io.log"]
     path = tmp_path / "unsupported.fio"
     path.write_text("[global]\n" + "\n".join(refused[:4]) + "\n[job]\nrw=read\nsize=64k\n"

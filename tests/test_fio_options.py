@@ -430,3 +430,58 @@ def test_fio_takes_the_same_cpus_and_priorities_from_kit():
               nice=1, prio=4, prioclass=2)
     for r in both(job):
         assert r.total["read"]["io_bytes"] == 2 << 20 and r.data["error"] is None, r.data["runner"]
+
+
+# ---- what writes carry --------------------------------------------------------------
+
+def _content(path):
+    """(4 KiB blocks, distinct ones, zlib's size ratio, share of zero bytes) of a file."""
+    import hashlib
+    import zlib
+    data = open(path, "rb").read()
+    distinct = {hashlib.sha1(data[i:i + 4096]).digest() for i in range(0, len(data), 4096)}
+    return len(data) // 4096, len(distinct), len(zlib.compress(data, 1)) / len(data), data.count(0) / len(data)
+
+
+@pytest.mark.parametrize("args, distinct, ratio, zeros", [
+    ([], 1024, None, None),                                        # fio's default scramble: no two blocks alike
+    (["--scramble_buffers=0"], 1, 0.02, None),                     # one buffer, written over and over
+    (["--zero_buffers=1"], 1, 0.01, 1.0),
+    (["--zero_buffers=1", "--scramble_buffers=1"], 1024, 0.05, 0.96),
+    (["--refill_buffers=1"], 1024, 1.0, 0.0),
+    (["--buffer_compress_percentage=50"], 1024, 0.51, 0.5),       # refills every write, half of each 512 zeros
+    (["--buffer_compress_percentage=70", "--buffer_compress_chunk=4k"], 1024, 0.31, 0.7),
+    (["--buffer_compress_percentage=100"], 1, 0.01, 1.0),
+])
+def test_write_content_is_fios(tmp_path, args, distinct, ratio, zeros):
+    """What a written file holds, for kit and fio alike: how many of its 4 KiB
+    blocks differ (deduplicating storage), how well it compresses, how much
+    is zeros. kit used to write one buffer's bytes into every block of a
+    depth-1 job: 1 distinct block where fio writes all distinct."""
+    require(shutil.which("fio") is not None, "fio is not installed")
+    seen = {}
+    for who in ("kit", "fio"):
+        d = tmp_path / who
+        d.mkdir()
+        command = [KIT, "run", "--progress=0"] if who == "kit" else ["fio"]
+        p = subprocess.run(command + ["--name=w", "--rw=write", "--size=4m", f"--directory={d}", "--output=/dev/null",
+                                      *args], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        seen[who] = _content(d / "w.0.0")
+        blocks, alike, compressed, zero_share = seen[who]
+        assert blocks == 1024 and alike == distinct, (who, seen)
+        if ratio is not None:
+            assert compressed == pytest.approx(ratio, abs=0.03), (who, seen)
+        if zeros is not None:
+            assert zero_share == pytest.approx(zeros, abs=0.03), (who, seen)
+    assert seen["kit"][2] == pytest.approx(seen["fio"][2], abs=0.03), seen
+
+
+@pytest.mark.parametrize("option", ["--zero_buffers=1", "--refill_buffers=1", "--buffer_compress_percentage=50"])
+def test_verify_with_chosen_content_is_one_line(tmp_path, option):
+    p = subprocess.run([KIT, "run", "--rw=write", "--size=1m", "--verify=crc32c", option], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=60)
+    name = option[2:].split("=")[0]
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and f"--{name}: verify=crc32c writes kit's own" \
+        in p.stderr, p.stderr
+    assert os.listdir(tmp_path) == []

@@ -85,6 +85,7 @@ struct driver {
 	unsigned depth;
 	int next_file;
 	uint64_t rng[4];            /* xoshiro256** */
+	uint64_t buf_rng;           /* buffer content's (splitmix64): the offsets' stream stays randseed's */
 	uint64_t issued_ios;        /* measured interval only */
 	uint64_t issued_bytes;
 	uint64_t writes_since_fsync;
@@ -464,6 +465,58 @@ static inline uint64_t rand64(struct driver *d)
 	return result;
 }
 
+/* ---- what writes carry (verify off) --------------------------------------- */
+
+/* fio's fill_io_buffer: random bytes, zeros, or buffer_compress_percentage's
+ * chunks of random bytes followed by zeros (fill_random_buf_percentage) */
+static void fill_buffer(struct driver *d, unsigned char *buf, uint64_t len)
+{
+	const struct kit_params *p = d->t.p;
+	uint64_t done = 0, i;
+
+	if (p->buffer_fill == KIT_FILL_ZERO) {
+		memset(buf, 0, len);
+		return;
+	}
+	while (done < len) {
+		uint64_t chunk = p->buffer_fill == KIT_FILL_COMPRESS && p->compress_chunk ? p->compress_chunk : len;
+		uint64_t random_part = p->buffer_fill == KIT_FILL_COMPRESS ?
+				       chunk * (100 - p->compress_percentage) / 100 : chunk;
+
+		if (chunk > len - done)
+			chunk = len - done;
+		if (random_part > chunk)
+			random_part = chunk;
+		for (i = 0; i + 8 <= random_part; i += 8) {
+			uint64_t w = splitmix64(&d->buf_rng);
+
+			memcpy(buf + done + i, &w, 8);
+		}
+		if (i < random_part) {
+			uint64_t w = splitmix64(&d->buf_rng);
+
+			memcpy(buf + done + i, &w, random_part - i);
+		}
+		memset(buf + done + random_part, 0, chunk - random_part);
+		done += chunk;
+	}
+}
+
+/* fio's small_content_scramble: the write's offset in one of the first 8
+ * cache lines of each 512 bytes, and the time at the end of the first, so
+ * that no two written blocks are alike (deduplicating storage would
+ * otherwise store one copy of every buffer) */
+static void scramble_buffer(unsigned char *buf, uint64_t len, uint64_t offset, uint64_t now)
+{
+	uint64_t when[2] = { now / 1000000000ull, now % 1000000000ull }, i;
+	unsigned line = (unsigned)((when[1] ^ offset) & 7);
+
+	for (i = 0; i + 512 <= len; i += 512, offset += 512) {
+		memcpy(buf + i + line * 64, &offset, 8);
+		memcpy(buf + i + 64 - sizeof(when), when, sizeof(when));
+	}
+}
+
 /* A bijection on [0, 2^bits): xor with a key, then multiply-xorshift rounds
  * (odd multipliers and right xorshifts are both invertible mod 2^bits). */
 static inline uint64_t mix_bits(uint64_t x, uint64_t key, unsigned bits,
@@ -816,6 +869,10 @@ static int prepare_io(struct driver *d, struct kit_io *io)
 	if (io->ddir == KIT_DDIR_WRITE && p->verify) {
 		kit_stamp_buffer(io->buf, io->len, io->offset, p->verify_seed);
 		f->written[block / 64] |= 1ull << (block % 64);
+	} else if (io->ddir == KIT_DDIR_WRITE && p->refill_buffers) {
+		fill_buffer(d, io->buf, io->len);
+	} else if (io->ddir == KIT_DDIR_WRITE && p->scramble_buffers) {
+		scramble_buffer(io->buf, io->len, io->offset, d->now);
 	}
 	io->result = 0;
 	return 1;
@@ -1639,6 +1696,7 @@ static int driver_setup(struct driver *d, const struct kit_params *p,
 		return kit_fail(&d->t, -EINVAL, "iodepth %u out of range", d->depth);
 	for (i = 0; i < 4; i++)
 		d->rng[i] = splitmix64(&seed);
+	d->buf_rng = splitmix64(&seed) ^ p->verify_seed;
 
 	d->files = calloc(p->nfiles, sizeof(*d->files));
 	d->t.ios = calloc(d->depth, sizeof(*d->t.ios));
@@ -1687,8 +1745,12 @@ static int driver_setup(struct driver *d, const struct kit_params *p,
 		io->index = (int)i;
 		io->buf = d->t.bufs + (size_t)i * d->t.buf_stride;
 		/* unverified writes carry a stamped pattern too, never zeroes
-		 * (which some devices and filesystems would shortcut) */
-		kit_stamp_buffer(io->buf, d->t.buf_stride, 0, p->verify_seed + i);
+		 * (which some devices and filesystems would shortcut), unless
+		 * the job asks for other content */
+		if (p->verify || p->buffer_fill == KIT_FILL_RANDOM)
+			kit_stamp_buffer(io->buf, d->t.buf_stride, 0, p->verify_seed + i);
+		else
+			fill_buffer(d, io->buf, d->t.buf_stride);
 		d->free_ios[d->nfree++] = io;
 	}
 	return d->e->setup(&d->t);

@@ -29,6 +29,10 @@
 #define KIT_DDIR_TRIM 2
 #define KIT_DDIR_NR 3
 
+#define KIT_FILL_RANDOM 0
+#define KIT_FILL_ZERO 1
+#define KIT_FILL_COMPRESS 2
+
 #define KIT_CPU_WORDS 16      /* cpus_allowed: 1024 CPUs, glibc's CPU_SETSIZE */
 #define KIT_GRIDS 3           /* time-series grids: iops_*, bw_*, logs (distinct ones) */
 
@@ -93,6 +97,13 @@ struct kit_params {
 	uint64_t cpumask[KIT_CPU_WORDS];    /* all 0: the affinity as it is */
 	int nice;                   /* added to the thread's nice value, as nice(2) */
 	int ioprio;                 /* ioprio_set's value; -1: as it is */
+	/* what unverified writes carry (fio's zero_buffers, refill_buffers,
+	 * scramble_buffers, buffer_compress_percentage) */
+	int buffer_fill;            /* KIT_FILL_*: the buffers' content */
+	uint32_t compress_percentage;   /* KIT_FILL_COMPRESS: zeros in each chunk, % */
+	uint32_t compress_chunk;    /* its chunk: random first, then zeros */
+	int refill_buffers;         /* 1: new content for every write */
+	int scramble_buffers;       /* 1: each write's offset and time in every 512 bytes */
 	int dist;                   /* KIT_DIST_*: how random offsets are spread */
 	double dist_param;          /* zipf theta, pareto h, normal sigma */
 	double dist_center;         /* 0..1, or -1: fio's default */
