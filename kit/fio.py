@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import List
 
 from . import __version__
-from . import hist, logs
+from . import fio_names, hist, logs
 from . import target as targets
 from .errors import OptionError, RunError
 from .files import read_text_file
@@ -456,6 +456,61 @@ def _may_stand_alone(key):
     return option is not None and (option.flag or option.name in LOG_FILES)
 
 
+def _fio_name(key):
+    """The name fio's JSON lists one of fio's options under (kit's JSON
+    too, though kit ignores it or runs as it says anyway): fio's own name
+    for an alias (disable_bw is disable_bw_measurement)."""
+    for table in (fio_names.GENERAL, fio_names.ENGINE, fio_names.PROFILE):
+        if key in table:
+            return table[key][0]
+    return key
+
+
+# fio's file names when filename_format is not given (init.c make_filename)
+FIO_FILENAME_FORMAT = "$jobname.$jobnum.$filenum"
+
+
+def _section_engine(options, env):
+    """(value, where) of the last ioengine a section's own lines give, else
+    None."""
+    found = None
+    for key, value, where in options:
+        if FIO_TO_KIT.get(key) == "ioengine" and value is not None:
+            found = (_substitute(value, env, where), where)
+    return found
+
+
+def _check_engine(engine, section):
+    """An ioengine kit does not have (fio's e4defrag, net, http, ...) is
+    refused naming it: that is what keeps the job from running, not the
+    engine's own options (donorname, port), which would be named first
+    otherwise, one at a time, each with 'take it out'."""
+    if engine is None:
+        return
+    text, where = engine
+    try:
+        OPTIONS["ioengine"].parse(text)
+    except OptionError as e:
+        raise OptionError(None, f"{where} [{section}]: ioengine: {e.problem}") from None
+
+
+def _files_after_section(merged, section):
+    """fio names a job's files after its [section] even when the section
+    says name= (init.c add_job passes the section's name to make_filename;
+    name= only renames the job in fio's report and logs): the files keep
+    the section's name through filename_format."""
+    if merged["name"] == section or "filename" in merged:
+        return merged
+    fmt = (merged.get("filename_format") or FIO_FILENAME_FORMAT).replace("$jobname", section)
+    try:
+        OPTIONS["filename_format"].parse(fmt)
+    except OptionError:
+        raise OptionError("name", f"fio names this job's files after its section, and {section!r} cannot be "
+                                  "part of a file name in kit (no '/' nor control characters): rename the "
+                                  "section") from None
+    return {**merged, "filename_format": fmt}
+
+
 def read_job_file(path, env=None, strict=False):
     """Parses a fio job file into groups of Jobs. An option name fio 3.33
     does not take, or one kit cannot run, is an OptionError; one that
@@ -466,8 +521,12 @@ def read_job_file(path, env=None, strict=False):
     if not sections:
         raise OptionError(None, f"{path}: no job sections")
     defaults, groups, warnings, group_ids = {}, [], [], []
-    group_id, global_ordering, global_written = 0, set(), {}
+    group_id, global_ordering, global_written, global_engine = 0, set(), {}, None
     for name, options in sections:
+        is_global = name.startswith("global")      # [global_defaults] too: fio's strncmp(name, "global", 6)
+        engine = _section_engine(options, env) or global_engine
+        if not is_global:
+            _check_engine(engine, name)
         values, ordering, written = {}, set(), {}
         for key, value, where in options:
             if key in OPTIONS and not OPTIONS[key].job_file:
@@ -481,11 +540,14 @@ def read_job_file(path, env=None, strict=False):
                 said = _substitute(value, env, where) if key in NO_EFFECT and value else value
                 verdict, why = fio_option_verdict(key, said)
                 if verdict in ("refuse", "unknown"):
+                    _check_engine(engine, name)
                     raise OptionError(None, f"{where} [{name}]: {key}: {why}")
                 if verdict == "warn":
                     _unsupported(warnings, strict, f"{where} [{name}]", f"{key}: {why}")
                 elif why:
                     warnings.append(f"{where} [{name}]: {key}: {why}")
+                if value:                   # fio's JSON lists it all the same (description, randrepeat=1, ...)
+                    written[_fio_name(key)] = said if key in NO_EFFECT else _substitute(value, env, where)
                 continue
             text = bare_value(key) if value is None else _substitute(value, env, where)
             if FIO_TO_KIT.get(key) == "directory" and ":" in text:
@@ -495,14 +557,19 @@ def read_job_file(path, env=None, strict=False):
             if key in ORDERING:
                 if text not in ("0",):
                     ordering.add(key)
+                if value:                   # stonewall=1 is listed, a bare stonewall not
+                    written[key] = text
                 continue
             if key == "name":
-                values["name"] = text
+                written["name"] = text          # fio's JSON lists it, [global]'s too
+                if not is_global:               # fio names each job after its section whatever [global] says
+                    values["name"] = text
                 continue
             values[FIO_TO_KIT[key]] = text
             if value:                   # fio's JSON lists options given a value, by fio's name
                 written[written_name(key)] = text
-        if name.startswith("global"):         # [global_defaults] too: fio's strncmp(name, "global", 6)
+        if is_global:
+            global_engine = engine
             defaults.update(values)
             global_written.update(written)
             global_ordering |= ordering          # stonewall in [global]: every job waits for the one before
@@ -515,7 +582,7 @@ def read_job_file(path, env=None, strict=False):
         from_global = [k for k in global_written if k not in written]
         written = {**{k: global_written[k] for k in from_global}, **written}
         try:
-            job = Job.from_options(merged, written=written, from_global=from_global)
+            job = Job.from_options(_files_after_section(merged, name), written=written, from_global=from_global)
         except OptionError as e:
             label = f"{e.option}: " if e.option else ""
             raise OptionError(None, f"{os.path.basename(path)} [{name}]: {label}{e.problem}") from None

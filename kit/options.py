@@ -157,6 +157,21 @@ def parse_choice(option, value, choices):
     return text
 
 
+def parse_rw(option, value):
+    """fio's rw modes (readwrite is rw). fio's rw=MODE:N suffix (sequential:
+    N bytes added to each next offset, -N going back; random: N I/Os per
+    new random offset) is not in kit, and says so rather than that MODE is
+    no mode."""
+    text = str(value).strip()
+    mode, sep, step = text.partition(":")
+    if sep and mode.strip() in RW_MODES + ("readwrite",):
+        raise OptionError(option, f"fio's {mode.strip()}:{step.strip()} (the ':N' offset modifier: with sequential "
+                                  "modes N bytes skipped, or gone back, after each I/O; with random ones N I/Os "
+                                  f"per new random offset) is not in kit: give rw={mode.strip()}, or run it with "
+                                  "fio itself")
+    return parse_choice(option, "rw" if text == "readwrite" else value, RW_MODES)
+
+
 def parse_path(option, value):
     if isinstance(value, (str, bytes, os.PathLike)):
         text = os.fsdecode(value)
@@ -598,8 +613,7 @@ COMMON = (
     Option("name", "name", "kit", "job name, as fio's [section] name"),
     Option("ioengine", "choice", "psync", "I/O engine", aliases=("engine",)),
     Option("rw", "choice", "read", "read, write, randread, randwrite, rw (or readwrite), randrw, trim, randtrim",
-           choices=RW_MODES, aliases=("readwrite",), parse_value=lambda o, v: parse_choice(
-               o, "rw" if str(v).strip() == "readwrite" else v, RW_MODES)),
+           choices=RW_MODES, aliases=("readwrite",), parse_value=parse_rw),
     Option("bs", "size", 4096, "block size (4k, 1m, ...; read,write,trim: 4k,64k)", aliases=("blocksize",),
            parse_value=lambda o, v, kb: parse_per_ddir(o, v, lambda o2, x: parse_size(o2, x, kb), 4096),
            text_value=lambda v, kb: per_ddir_text(v, lambda n: size_text(n, kb))),

@@ -269,6 +269,96 @@ def test_directory_list_refused(tmp_path):
     _kit_refuses(tmp_path, path, "d.fio:6: directory:", "':'")
 
 
+def _both_run(tmp_path, path):
+    """fio's and kit's JSON for the job file, each run in a directory of its
+    own: (fio, kit, fio's directory, kit's directory)."""
+    runs = {}
+    for who in ("fio", "kit"):
+        (tmp_path / who).mkdir()
+        if who == "fio":
+            runs[who], err = _fio_run_file(path, tmp_path / who)
+            assert runs[who], err
+        else:
+            p = run_kit("run", str(path), "--output-format=json", "--progress=0", cwd=tmp_path / who)
+            assert p.returncode == 0, p.stderr
+            runs[who] = json.loads(p.stdout)
+    return runs["fio"], runs["kit"], tmp_path / "fio", tmp_path / "kit" / "kit-scratch"
+
+
+def test_job_names_and_file_names_as_fio(tmp_path):
+    """fio 3.33 (init.c get_new_job, add_job) names each job and its files
+    after its [section]: [global]'s name= renames nothing (fio only lists
+    it), a section's own name= renames the job in the report, and its
+    files keep the section's name. kit named every job after [global]'s
+    name=, so the jobs of fio's fio-rand-*.fio examples were all called
+    fio-rand-RW, and two jobs without filename= wrote one file."""
+    path = tmp_path / "names.fio"
+    path.write_text("[global]\nname=shared\nioengine=psync\nrw=write\nsize=64k\n[a]\n[b]\nbs=16k\n"
+                    "[c]\nname=renamed\n[d]\nname=formatted\nfilename_format=$jobname.x.$filenum\n")
+    fio, kit_doc, fio_dir, kit_dir = _both_run(tmp_path, path)
+    names = [j["jobname"] for j in fio["jobs"]]
+    assert names == [j["jobname"] for j in kit_doc["jobs"]] == ["a", "b", "renamed", "formatted"]
+    files = sorted(p.name for p in fio_dir.iterdir())
+    assert files == sorted(p.name for p in kit_dir.iterdir() if not p.name.startswith(".")) \
+        == ["a.0.0", "b.0.0", "c.0.0", "d.x.0"]
+    assert kit_doc["global options"] == fio["global options"] and fio["global options"]["name"] == "shared"
+    for f, k in zip(fio["jobs"], kit_doc["jobs"]):
+        assert k["job options"] == f.get("job options", {}), f["jobname"]
+        assert k["write"]["io_bytes"] == f["write"]["io_bytes"] == 64 << 10
+
+
+def test_options_kit_takes_as_they_are_are_listed_as_fio_lists_them(tmp_path):
+    """fio's JSON lists every option given a value, under fio's own name,
+    also the ones kit runs as anyway or ignores (description, randrepeat=1,
+    zonemode=none, disk_util=0, stonewall=1, disable_bw=0); kit left them
+    out."""
+    path = tmp_path / "listed.fio"
+    path.write_text("[global]\ndescription=a b c\nthread\nioengine=null\nsize=64k\n"
+                    "[a]\nrandrepeat=1\ndisk_util=0\nstonewall=1\nzonemode=none\ndisable_bw=0\n")
+    fio, kit_doc, _, _ = _both_run(tmp_path, path)
+    assert kit_doc["global options"] == fio["global options"] == {"description": "a b c", "ioengine": "null",
+                                                                  "size": "64k"}
+    assert kit_doc["jobs"][0]["job options"] == fio["jobs"][0]["job options"] == {
+        "randrepeat": "1", "disk_util": "0", "stonewall": "1", "zonemode": "none", "disable_bw_measurement": "0"}
+
+
+def test_an_engine_kit_has_not_is_named_before_its_options(tmp_path):
+    """A job on an ioengine kit has not (fio's e4defrag.fio, netio.fio,
+    falloc.fio examples) is refused naming the ioengine and its line: kit
+    named the engine's own options first (donorname, port, which fio's
+    help calls the HDFS namenode's port), one per run, each with 'take it
+    out', or a buffered/direct disagreement fio does not mind."""
+    cases = {
+        "e4defrag": ("[global]\nioengine=e4defrag\nsize=64k\n[defrag]\nrw=write\ndonorname=file.def\ninplace=0\n",
+                     "e4defrag.fio:2 [defrag]: ioengine:", "(got 'e4defrag')"),
+        "netio": ("[global]\nioengine=net\nport=8888\nprotocol=tcp\n[receiver]\nlisten\nrw=read\n",
+                  "netio.fio:2 [global]: ioengine:", "(got 'net')"),
+        "falloc": ("[global]\nioengine=falloc\ndirect=0\nbuffered=0\nsize=64k\n[fuzzer]\nrw=randwrite\n",
+                   "falloc.fio:2 [fuzzer]: ioengine:", "(got 'falloc')"),
+        "own": ("[job]\nrw=read\nsize=64k\nioengine=e4defrag\n", "own.fio:4 [job]: ioengine:", "(got 'e4defrag')"),
+    }
+    for name, (text, *words) in cases.items():
+        path = tmp_path / f"{name}.fio"
+        path.write_text(text)
+        _kit_refuses(tmp_path, path, *words)
+    # an engine kit has, with another engine's option: that option is what kit cannot run
+    path = tmp_path / "foreign.fio"
+    path.write_text("[job]\nioengine=libaio\nrw=read\nsize=64k\nport=8888\n")
+    _kit_refuses(tmp_path, path, "foreign.fio:5 [job]: port: kit cannot run it")
+
+
+def test_rw_offset_modifier_refused_as_what_it_is(tmp_path):
+    """fio's rw=read:-8k (backwards-read.fio), write:112k
+    (cross-stripe-verify.fio): the ':N' modifier is not in kit, and the
+    line says so instead of that read is no rw mode."""
+    path = tmp_path / "back.fio"
+    path.write_text("[backwards-read]\nioengine=psync\nbs=4k\nrw=read:-8k\nsize=64k\n")
+    assert subprocess.run(["fio", "--parse-only", str(path)], capture_output=True).returncode == 0
+    _kit_refuses(tmp_path, path, "back.fio [backwards-read]: rw: fio's read:-8k", "is not in kit: give rw=read")
+    p = run_kit("run", "--ioengine=null", "--rw=write:112k", cwd=tmp_path)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "give rw=write," in p.stderr
+
+
 def _fio_showcmd(path):
     """fio's own reading of a one-section job file: {option: value}."""
     p = subprocess.run(["fio", "--showcmd", str(path)], capture_output=True, text=True, timeout=30)
