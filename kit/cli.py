@@ -548,8 +548,11 @@ def cmd_report(argv):
     if args.sweep:
         from .sweep import load_spec
         sweep = load_spec(args.sweep)
-    _check_places(args, suites=[s for s in chosen if s in ("engines", "anatomy")],
-                  writes_store=not args.no_measure)
+    # every suite folder the measurement writes (the sweep's is sweep-<name>)
+    stored = [s for s in chosen if s in ("engines", "anatomy", "network")]
+    if "sweep" in chosen:
+        stored.append(suites.sweep_for(args.quick, sweep).suite)
+    _check_places(args, suites=stored, writes_store=not args.no_measure)
     machine = None
     if not args.no_measure:
         machine = suites.measure(args.data, quick=args.quick, suites=chosen, directory=args.directory,

@@ -8,7 +8,7 @@ import os
 import stat
 import sys
 import tempfile
-import threading
+import uuid
 
 from . import host
 from .errors import OptionError, RunError
@@ -83,42 +83,64 @@ def read_json(path, limit=256 << 20):
 
 def write_atomic(path, text):
     """A reader sees the old file or the new one, never half of it."""
-    _publish(path, text, replace=True)
+    _publish(path, text)
 
 
 def replace_at(dirfd, name, data):
-    """write_atomic for a file named in an open directory (kit's manifest):
-    the directory is the one kit checked, whatever its path became."""
-    tmp = f"{name}.tmp{os.getpid()}.{threading.get_ident()}"
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp, dir_fd=dirfd)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
-                 dir_fd=dirfd)
+    """write_atomic for a file named in an open directory (kit's manifest,
+    --output): the directory is the one kit checked, whatever its path
+    became. The temporary file has a name of kit's own (.kit-...), made
+    exclusively: nothing already there is ever removed or written."""
+    tmp = _temporary_at(dirfd, data)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-        os.close(fd)
-        fd = None
         os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
     except BaseException:
-        if fd is not None:
-            os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(tmp, dir_fd=dirfd)
         raise
 
 
-def write_new(path, text):
-    """Like write_atomic, but never replaces a file that is already there:
-    returns False (and writes nothing) when path exists."""
-    return _publish(path, text, replace=False)
+def write_new_at(dirfd, name, data):
+    """write_new for a file named in an open directory: False (and nothing
+    written) when the name is taken."""
+    tmp = _temporary_at(dirfd, data)
+    try:
+        os.link(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd, follow_symlinks=False)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dirfd)
 
 
-def _publish(path, text, replace):
-    """Writes a whole temporary file beside path, then renames it over path
-    (replace) or links it there only if path is free."""
+def _temporary_at(dirfd, data):
+    """A new file in the directory holding data, written and synced: its
+    name, one of kit's own (.kit-...), made exclusively."""
+    while True:
+        tmp = f".kit-{uuid.uuid4().hex}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=dirfd)
+            break
+        except FileExistsError:
+            continue
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dirfd)
+        raise
+    finally:
+        os.close(fd)
+    return tmp
+
+
+def _publish(path, text):
+    """Writes a whole temporary file beside path, then renames it over path."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".kit-", suffix=".tmp", dir=directory)
     try:
@@ -126,18 +148,13 @@ def _publish(path, text, replace):
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        if replace:
-            os.replace(tmp, path)
-            return True
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        return True
+            os.fchmod(fh.fileno(), 0o644)   # by descriptor: the name could be someone else's link by now
+        os.replace(tmp, path)
+        tmp = None                          # renamed: whatever has that name now is not kit's to remove
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 class Output:
@@ -152,12 +169,23 @@ class Output:
     def __init__(self, path, option="output", in_use=None):
         """in_use(stat, path): why replacing an existing file would harm
         something (the image of a mounted loop device, a swap file), or None."""
-        self.path, self.option, self.fd = path, option, None
+        self.path, self.option, self.fd, self.dirfd = path, option, None, None
         self.kind = _output_kind(path, option)
         if self.kind == "file" and in_use and os.path.exists(path):
             why = in_use(os.stat(path), path)
             if why:
                 raise OptionError(option, f"refusing to replace {path}: {why}")
+        if self.kind == "file":
+            # the file is written at the end, maybe hours later: into this
+            # very directory, and only while the name still holds what it
+            # held now (a link or a file put there since is not replaced)
+            real = os.path.realpath(path)
+            try:
+                self.dirfd = os.open(os.path.dirname(real), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as e:
+                raise OptionError(option, f"cannot use {path}: {e.strerror}") from None
+            self.name = os.path.basename(real)
+            self.checked = _entry(self.dirfd, self.name)
         if self.kind == "stream":
             try:
                 self.fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
@@ -177,16 +205,30 @@ class Output:
                 while view:
                     view = view[os.write(self.fd, view):]
             else:
-                write_atomic(os.path.realpath(self.path), text)
+                if _entry(self.dirfd, self.name) != self.checked:
+                    raise RunError(f"--{self.option}: {self.path} changed while kit ran (something else "
+                                   "was put there); kit did not replace it and wrote nothing")
+                replace_at(self.dirfd, self.name, text.encode())
         except OSError as e:
             raise RunError(f"--{self.option}: cannot write {self.path}: {e.strerror}") from None
         finally:
             self.close()
 
     def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        for attr in ("fd", "dirfd"):
+            if getattr(self, attr) is not None:
+                os.close(getattr(self, attr))
+                setattr(self, attr, None)
+
+
+def _entry(dirfd, name):
+    """What a directory's entry is: (device, inode, type) without following
+    a link, or None when there is none."""
+    try:
+        st = os.lstat(name, dir_fd=dirfd)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino, stat.S_IFMT(st.st_mode)
 
 
 def write_stream(stream, text):

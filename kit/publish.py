@@ -17,6 +17,7 @@ change since kit wrote it is kept (see inputs_key).
 """
 import contextlib
 import datetime
+import errno
 import fcntl
 import hashlib
 import html
@@ -32,7 +33,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from . import __version__, store
 from .errors import OptionError, RunError
 from .progress import bar
-from .files import read_json, write_atomic
+from .files import read_json, replace_at
 
 KERNEL = "kit"
 # an inline empty icon: browsers would otherwise fetch /favicon.ico and log a 404
@@ -262,7 +263,7 @@ def publish(data=None, reports=None, machines=None, progress=None, notebooks=Non
         store.load(m["name"], data=data)     # says here, once, which stored files the reports will skip
     work = [p for p in pages(known, data, reports) if not notebooks or p.notebook in notebooks]
     done = Published()
-    with _locked(reports) as written:
+    with _locked(reports) as (folder_fd, written):
         for path in [page.path for page in work] + [os.path.join(reports, "index.html")]:
             _check_ours(path)
         kit = kit_digest()
@@ -284,17 +285,16 @@ def publish(data=None, reports=None, machines=None, progress=None, notebooks=Non
         fresh = [(page, key, text) for (page, key), text in zip(todo, texts)]
         try:
             for page, key, text in fresh:
-                folder = os.path.dirname(page.path)
-                if not os.path.isdir(folder):
-                    os.mkdir(folder)
-                write_atomic(page.path, text)
-                written[_relative(page.path, reports)] = _record(page.path, key)
+                # rendering took a while: the places are checked again as they are written
+                raw = text.encode()
+                _write_ours(folder_fd, _relative(page.path, reports), raw, reports)
+                written[_relative(page.path, reports)] = {"inputs": key, "sha256": hashlib.sha256(raw).hexdigest()}
                 done.rendered.append(page.path)
             if not machines and not notebooks:
-                _remove_stale(reports, written, {page.path for page in work}, done)
+                _remove_stale(folder_fd, reports, written, {page.path for page in work}, done)
         finally:
-            _save_written(reports, written)
-        write_index(reports, data)
+            _save_written(folder_fd, reports, written)
+        write_index(reports, data, folder_fd)
     return done
 
 
@@ -353,19 +353,103 @@ def _machine_pages(reports):
     return any(os.sep in rel and rel.endswith(".html") for rel in written)
 
 
-def _remove_stale(reports, written, current, done):
+def _remove_stale(folder_fd, reports, written, current, done):
     """Pages kit wrote that no longer apply (a sweep or a machine gone from
     the store, a notebook removed): deleted, so the index stops linking
-    them -- only while they are still exactly what kit wrote; a page
-    someone edited is theirs now and stays."""
+    them -- only a page where kit writes pages (reports/<page>.html or
+    reports/<machine>/<page>.html, no link on the way), carrying kit's mark,
+    and still exactly what kit wrote; a page someone edited is theirs now
+    and stays. The record itself is only a claim (anyone can write one):
+    whatever it names elsewhere is never touched."""
     for rel, entry in sorted(written.items()):
         path = os.path.join(reports, rel)
         if path in current or not rel.endswith(".html") or rel == "index.html":
             continue
-        if _unchanged(path, entry, entry.get("inputs")):
-            os.unlink(path)
-            done.removed.append(path)
         del written[rel]
+        with contextlib.suppress(OSError), _opened_folder(folder_fd, rel, make=False) as (fd, name):
+            if fd is not None and _ours_at(fd, name) and _digest_at(fd, name) == entry.get("sha256"):
+                os.unlink(name, dir_fd=fd)
+                done.removed.append(path)
+
+
+def _page_place(rel):
+    """(folders, file name) of a place kit writes pages at, relative to
+    reports/: <page>.html or <machine>/<page>.html; None for anything else."""
+    parts = rel.split("/")
+    if not 1 <= len(parts) <= 2 or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
+        return None
+    return parts[:-1], parts[-1]
+
+
+@contextlib.contextmanager
+def _opened_folder(folder_fd, rel, make):
+    """(descriptor of the folder rel is in, file name), every folder opened
+    without following a link (made when make); (None, None) when rel is not
+    a page's place or its folder is missing, a file or a link."""
+    place = _page_place(rel)
+    if place is None:
+        yield None, None
+        return
+    folders, name = place
+    fd, opened = folder_fd, []
+    try:
+        for folder in folders:
+            if make:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(folder, 0o755, dir_fd=fd)
+            try:
+                fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            except OSError as e:
+                if e.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                    raise
+                fd = None
+            if fd is None:
+                break
+            opened.append(fd)
+        yield fd, name
+    finally:
+        for f in opened:
+            os.close(f)
+
+
+def _write_ours(folder_fd, rel, raw, reports):
+    """Writes a page (or the index) at rel in reports/ (folder_fd), as it is
+    now: only into folders that are not links, and only over a page kit
+    wrote. RunError otherwise (something was put there while pages rendered)."""
+    path = os.path.join(reports, rel)
+    try:
+        with _opened_folder(folder_fd, rel, make=True) as (fd, name):
+            if fd is None:
+                raise RunError(f"{os.path.dirname(path)} is no longer a folder kit made (a file or a link was put "
+                               f"there while the pages rendered); {path} was not written: move it away")
+            if not _ours_at(fd, name, missing=True):
+                raise RunError(f"{path} was put there while the pages rendered and was not written by kit; kit "
+                               "did not replace it: move it away")
+            replace_at(fd, name, raw)
+    except OSError as e:
+        raise RunError(f"cannot write {path}: {e.strerror}") from None
+
+
+def _ours_at(fd, name, missing=False):
+    """Whether the entry name in the folder fd is a page or index kit wrote
+    (a regular file carrying kit's mark, not a link); missing: what to say
+    when there is no such entry."""
+    try:
+        if not stat.S_ISREG(os.lstat(name, dir_fd=fd).st_mode):
+            return False            # a link, a FIFO, a device: never opened
+        f = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd)
+    except FileNotFoundError:
+        return missing
+    except OSError:
+        return False
+    with os.fdopen(f, "rb") as fh:
+        return stat.S_ISREG(os.fstat(f).st_mode) and _carries_mark(fh)
+
+
+def _digest_at(fd, name):
+    with os.fdopen(os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=fd),
+                   "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
 
 
 class Published(list):
@@ -532,8 +616,8 @@ def _relative(path, reports):
 
 @contextlib.contextmanager
 def _locked(reports):
-    """reports/ held exclusively (two publishes into one folder take turns),
-    with the record of what kit wrote there. A reports folder this call
+    """reports/ held exclusively (two publishes into one folder take turns):
+    its descriptor, and the record of what kit wrote there. A reports folder this call
     made is removed again if nothing was written into it."""
     made = not os.path.isdir(reports)
     if made:
@@ -541,7 +625,7 @@ def _locked(reports):
     fd = os.open(reports, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        yield _load_written(reports)
+        yield fd, _load_written(reports)
     except BaseException:
         if made:
             with contextlib.suppress(OSError):
@@ -566,15 +650,9 @@ def _load_written(reports):
     return files
 
 
-def _save_written(reports, written):
-    write_atomic(os.path.join(reports, WRITTEN_FILE),
-                 json.dumps({"version": WRITTEN_VERSION, "files": written}, indent=1, sort_keys=True) + "\n")
-
-
-def _record(path, key):
-    """What kit remembers of a file it just wrote."""
-    with open(path, "rb") as fh:
-        return {"inputs": key, "sha256": hashlib.sha256(fh.read()).hexdigest()}
+def _save_written(folder_fd, reports, written):
+    replace_at(folder_fd, WRITTEN_FILE, (json.dumps({"version": WRITTEN_VERSION, "files": written}, indent=1,
+                                                    sort_keys=True) + "\n").encode())
 
 
 def _unchanged(path, entry, key):
@@ -624,15 +702,20 @@ def _check_ours(path):
         return
     if os.path.isfile(path) and not os.path.islink(path):
         with open(path, "rb") as fh:
-            head = fh.read(4 << 20)
-        if any(mark in head for mark in _KITS_MARKS):
-            return
+            if _carries_mark(fh):
+                return
     raise OptionError("reports", f"{path} was not written by kit; kit never overwrites what it did not write: "
                                  "move it away")
 
 
-def write_index(reports=None, data=None):
-    """reports/index.html: machines, newest first, against their reports."""
+def _carries_mark(fh):
+    head = fh.read(4 << 20)
+    return any(mark in head for mark in _KITS_MARKS)
+
+
+def write_index(reports=None, data=None, folder_fd=None):
+    """reports/index.html: machines, newest first, against their reports.
+    folder_fd: reports/ as publish holds it open."""
     reports = reports_dir(reports)
     os.makedirs(reports, exist_ok=True)
     rows = []
@@ -676,7 +759,12 @@ th {{ background: #f4f4f4; }}
 </table></body></html>
 """
     path = os.path.join(reports, "index.html")
-    write_atomic(path, page)
+    fd = folder_fd if folder_fd is not None else os.open(reports, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _write_ours(fd, "index.html", page.encode(), reports)
+    finally:
+        if folder_fd is None:
+            os.close(fd)
     return path
 
 

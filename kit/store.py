@@ -23,6 +23,7 @@ steps run under a lock on the suite's folder, so two kits saving one key
 each keep both results.
 """
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -32,7 +33,7 @@ import stat
 import uuid
 
 from .errors import OptionError, RunError
-from .files import check_output_directory, read_json, say, write_atomic, write_new
+from .files import check_output_directory, read_json, replace_at, say, write_new_at
 from .results import Result
 from .machine import fingerprint, machine_name
 
@@ -83,6 +84,10 @@ def check_writable(machine, data=None, suites=()):
         if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
             raise OptionError("data", f"{path} is not a folder kit made (a file or a link); move it away")
     machine_file = os.path.join(folder, MACHINE_FILE)
+    if os.path.isdir(folder) and not os.path.lexists(machine_file) and os.listdir(folder):
+        # kit writes machine.json before anything else into a machine's folder
+        raise OptionError("data", f"{folder} is not a folder kit made (it holds files but no {MACHINE_FILE}); "
+                                  "move it away or give another --data")
     if os.path.lexists(machine_file):
         if not os.path.isfile(machine_file) or os.path.islink(machine_file):
             raise OptionError("data", f"{machine_file} is not a regular file; move it away")
@@ -106,13 +111,54 @@ def save_machine(fingerprint, data=None, capabilities=None):
     path = os.path.join(folder, MACHINE_FILE)
     if os.path.lexists(path) and read_machine_file(path, quiet=True) is None:
         raise RunError(f"{path} is not a machine file this kit can read; kit will not replace it (move it away)")
-    _writing(folder, lambda: os.makedirs(folder, exist_ok=True))
-    _writing(path, lambda: write_atomic(path, json.dumps({"version": MACHINE_VERSION, **fingerprint},
-                                                          indent=2) + "\n"))
-    if capabilities is not None:
-        caps = os.path.join(folder, CAPABILITIES_FILE)
-        _writing(caps, lambda: write_atomic(caps, json.dumps(capabilities, indent=2) + "\n"))
+    with _folder(data, fingerprint["name"]) as fd:
+        _writing(path, lambda: replace_at(fd, MACHINE_FILE, (json.dumps({"version": MACHINE_VERSION,
+                                                                         **fingerprint}, indent=2) + "\n").encode()))
+        if capabilities is not None:
+            caps = os.path.join(folder, CAPABILITIES_FILE)
+            _writing(caps, lambda: replace_at(fd, CAPABILITIES_FILE,
+                                              (json.dumps(capabilities, indent=2) + "\n").encode()))
     return folder
+
+
+@contextlib.contextmanager
+def _folder(data, machine, suite=None):
+    """A machine's folder, or a suite's in it: made where missing, and
+    opened as it is now, the machine's and the suite's folder never through
+    a link (what kit checked before measuring may have been swapped since:
+    a link to someone's folder is refused, nothing is written through it).
+    Yields the folder's descriptor, locked exclusively (one save at a time)."""
+    root = data_dir(data)
+    _writing(root, lambda: os.makedirs(root, exist_ok=True))
+    fd = _writing(root, lambda: os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+    try:
+        path = root
+        for name in [safe_name(machine)] + ([safe_name(suite)] if suite else []):
+            path = os.path.join(path, name)
+            inner = _subfolder(fd, name, path)
+            os.close(fd)
+            fd = inner
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _subfolder(fd, name, path):
+    """The folder `name` in the open folder fd, made if missing, opened
+    without following a link; RunError naming path when it is not a folder."""
+    try:
+        os.mkdir(name, 0o755, dir_fd=fd)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise RunError(f"cannot write {path}: {e.strerror}") from None
+    try:
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise RunError(f"{path} is not a folder kit made (a file or a link); move it away") from None
+        raise RunError(f"cannot write {path}: {e.strerror}") from None
 
 
 def result_path(machine, suite, key, data=None):
@@ -137,13 +183,13 @@ def save(result, suite, key=None, tags=None, data=None, replace=True):
     if not os.path.exists(os.path.join(folder, MACHINE_FILE)):
         save_machine(result.data["machine"], data)
     path = result_path(machine, suite, key, data)
-    _writing(os.path.dirname(path), lambda: os.makedirs(os.path.dirname(path), exist_ok=True))
-    if replace:
-        with _locked(os.path.dirname(path)):
-            _writing(path, lambda: _keep_replaced(path))
-            _writing(path, lambda: result.save(path))
-    elif not _writing(path, lambda: write_new(path, result.to_json())):
-        return None
+    name = os.path.basename(path)
+    with _folder(data, machine, suite) as fd:
+        if replace:
+            _keep_replaced(fd, name, path)
+            _writing(path, lambda: replace_at(fd, name, result.to_json(plus=True).encode()))
+        elif not _writing(path, lambda: write_new_at(fd, name, result.to_json().encode())):
+            return None
     return path
 
 
@@ -156,31 +202,23 @@ def history_dir(path):
     return os.path.join(folder, HISTORY, name.removesuffix(".json"))
 
 
-@contextlib.contextmanager
-def _locked(folder):
-    """An exclusive lock on a suite's folder: a save of one key at a time."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _keep_replaced(path):
-    """The file at path, about to be replaced, linked into its history,
-    named <measured at, ms>-<digest of its bytes>.json: sorted by time, and
-    the same file kept twice is one name (nothing to do). Whatever is there
-    is kept, a result this kit cannot read included: a save never destroys.
+def _keep_replaced(fd, name, path):
+    """The file `name` in the suite's folder fd (path: its name for
+    messages), about to be replaced, linked into its history, named
+    <measured at, ms>-<digest of its bytes>.json: sorted by time, and the
+    same file kept twice is one name (nothing to do). Whatever is there is
+    kept, a result this kit cannot read included: a save never destroys.
     What is not a regular file (a FIFO someone left there) is never opened:
     its entry is linked as it is."""
     try:
-        st = os.lstat(path)
+        st = os.lstat(name, dir_fd=fd)
     except FileNotFoundError:
         return
     if stat.S_ISREG(st.st_mode):
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        rfd = _writing(path, lambda: os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                                             dir_fd=fd))
+        with os.fdopen(rfd, "rb") as fh:
+            raw = _writing(path, fh.read)
     else:
         raw = f"not a regular file: device {st.st_dev} inode {st.st_ino}".encode()
     try:
@@ -190,18 +228,21 @@ def _keep_replaced(path):
     except (ValueError, TypeError, AttributeError):
         stamp = 0
     folder = history_dir(path)
-    for place in (os.path.dirname(folder), folder):
-        if os.path.islink(place) or (os.path.lexists(place) and not os.path.isdir(place)):
-            raise RunError(f"{place} is not a folder kit made (a file or a link); move it away")
-    os.makedirs(folder, exist_ok=True)
-    kept = os.path.join(folder, f"{stamp:013d}-{hashlib.sha256(raw).hexdigest()[:16]}.json")
+    history = _subfolder(fd, HISTORY, os.path.dirname(folder))
     try:
-        os.link(path, kept, follow_symlinks=False)
+        kept_fd = _subfolder(history, os.path.basename(folder), folder)
+    finally:
+        os.close(history)
+    kept = f"{stamp:013d}-{hashlib.sha256(raw).hexdigest()[:16]}.json"
+    try:
+        os.link(name, kept, src_dir_fd=fd, dst_dir_fd=kept_fd, follow_symlinks=False)
     except FileExistsError:
         pass
     except OSError:         # a filesystem without hard links: a copy, never over another file
         if stat.S_ISREG(st.st_mode):
-            write_new(kept, raw.decode("utf-8", "surrogateescape"))
+            _writing(path, lambda: write_new_at(kept_fd, kept, raw))
+    finally:
+        os.close(kept_fd)
 
 
 def has_history(machine, data=None):
@@ -248,10 +289,9 @@ def machines(data=None, quiet=False):
 
 def _measured_at(path):
     try:
-        with open(path, "rb") as fh:
-            stamp = json.load(fh).get("timestamp")
+        stamp = read_json(path).get("timestamp")        # never opens a FIFO (a reader would hang)
         return stamp if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else 0
-    except (OSError, ValueError, AttributeError):
+    except (ValueError, AttributeError):
         return 0
 
 

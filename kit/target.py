@@ -131,7 +131,7 @@ def read_manifest(directory):
     """kit's files in a directory, by name ({} when it has no manifest)."""
     path = os.path.join(directory, MANIFEST)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return {}
     except OSError as e:
@@ -143,7 +143,7 @@ def read_manifest(directory):
 
 def _read_manifest_at(dirfd, directory):
     try:
-        fd = os.open(MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dirfd)
+        fd = os.open(MANIFEST, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dirfd)
     except FileNotFoundError:
         return {}
     except OSError as e:
@@ -207,8 +207,10 @@ def _identity_of_fd(fd, st):
         generation = None
     try:
         token = os.getxattr(fd, TOKEN_XATTR).decode("ascii", "replace")
-    except OSError:
-        token = None
+    except OSError as e:
+        # "" where the filesystem keeps extended attributes and this file has
+        # no token: kit stamps every file it creates there, so it is not kit's
+        token = "" if e.errno == errno.ENODATA else None
     return {"dev": st.st_dev, "ino": st.st_ino, "birth_ns": born, "generation": generation, "token": token}
 
 
@@ -230,10 +232,14 @@ def _same_inode(entry, st):
 
 def _is_kits(entry, ident, st):
     """Whether the file kit opened (its identity and fstat) is the one the
-    manifest entry names. Where the filesystem keeps neither birth times nor
-    generations, only the ctime kit last recorded can tell: a file someone
-    else wrote or put there is then not kit's."""
-    if not _same_inode(entry, st) or entry.get("birth_ns") != ident["birth_ns"]:
+    manifest entry names. Everything else in an entry can be read off any
+    file and written into a forged manifest; the token cannot (it is only
+    on the files kit stamped): where the filesystem keeps tokens, a file
+    without one is not kit's, whatever the manifest says. Where it keeps
+    neither tokens, birth times nor generations, only the ctime kit last
+    recorded can tell: a file someone else wrote or put there is then not
+    kit's."""
+    if ident["token"] == "" or not _same_inode(entry, st) or entry.get("birth_ns") != ident["birth_ns"]:
         return False
     for key in ("generation", "token"):     # newer manifests only
         if entry.get(key) is not None and entry[key] != ident[key]:

@@ -3,6 +3,7 @@ own, with a victim -- a file, a mounted filesystem, a device -- whose bytes
 and mtime must come out unchanged. Each case names the path it attacks."""
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -580,3 +581,181 @@ def test_a_loop_device_without_a_node_in_kits_dev(tmp_path):
                            capture_output=True, text=True, timeout=120)
         _refused(p, "refusing to write")
         assert _device_digest(str(image)) == before and victim.unchanged()
+
+
+# ---- 6. records anyone can write, places swapped while kit works -------------
+
+def _forge_manifest(directory, name):
+    """A manifest calling the file `name` (not kit's) kit's, with every field
+    that can be read off the file itself: inode, birth time, generation, ctime."""
+    from kit.target import MANIFEST, MANIFEST_SCHEMA, _identity_of_fd
+    fd = os.open(os.path.join(directory, name), os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        entry = {**_identity_of_fd(fd, st), "token": None, "size": st.st_size, "pattern": "intact",
+                 "ctime_ns": st.st_ctime_ns}
+    finally:
+        os.close(fd)
+    with open(os.path.join(directory, MANIFEST), "w") as fh:
+        json.dump({"schema": MANIFEST_SCHEMA, "files": {name: entry}}, fh)
+
+
+def test_a_forged_manifest_does_not_make_a_file_kits(tmp_path):
+    """Only kit's token cannot be read off a file: where the filesystem
+    keeps tokens, a file without one is not kit's, whatever a manifest says."""
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"")
+    try:
+        os.setxattr(probe, "user.kit.probe", b"1")
+    except OSError:
+        require(False, "tmp_path's filesystem keeps no extended attributes")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    victim = Victim(scratch / "kit.0.0", size=256 << 10)
+    _forge_manifest(str(scratch), "kit.0.0")
+    for args in (["--rw=write", f"--directory={scratch}"], ["--rw=read", "--verify=crc32c", f"--directory={scratch}"],
+                 ["--rw=write", f"--filename={victim.path}"]):
+        _refused(run_kit("run", "--size=256k", *args), "was not created by kit")
+    assert victim.unchanged()
+
+
+def test_a_fifo_where_the_manifest_goes_is_refused_not_waited_on(tmp_path):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    os.mkfifo(scratch / ".kit-files.json")
+    _refused(run_kit("run", "--rw=read", "--size=64k", f"--directory={scratch}", timeout=60),
+             "kit's manifest is damaged", "not a regular file")
+    assert os.listdir(scratch) == [".kit-files.json"]
+
+
+def test_store_folders_swapped_for_links_are_not_written_through(tmp_path):
+    """A store folder kit checked before measuring and someone replaced with
+    a link while it measured: the save is refused, nothing lands there."""
+    from kit import store
+    data = str(tmp_path / "data")
+    result = kit.run(kit.Job(ioengine="null", rw="read", size="64k"), progress=False)
+    path = store.save(result, "engines", "direct-null-r1", data=data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    theirs = Victim(elsewhere / os.path.basename(path), size=100)
+    suite, machine = os.path.dirname(path), os.path.dirname(os.path.dirname(path))
+    os.rename(suite, f"{suite}.kit")
+    os.symlink(elsewhere, suite)
+    for replace in (True, False):
+        with pytest.raises(RunError, match=f"{suite} is not a folder kit made"):
+            store.save(result, "engines", "direct-null-r1" if replace else "direct-null-r2", data=data,
+                       replace=replace)
+    os.unlink(suite)
+    os.rename(machine, f"{machine}.kit")
+    shutil.copy(os.path.join(f"{machine}.kit", "machine.json"), elsewhere)
+    os.symlink(elsewhere, machine)
+    with pytest.raises(RunError, match=f"{machine} is not a folder kit made"):
+        store.save(result, "engines", "direct-null-r1", data=data)
+    assert sorted(os.listdir(elsewhere)) == sorted([os.path.basename(path), "machine.json"]) and theirs.unchanged()
+
+
+@pytest.mark.parametrize("suite, folder", [("network", "network"), ("sweep", "sweep-engines-quick"),
+                                           ("machine", None)])
+def test_report_checks_every_store_folder_it_will_write(tmp_path, suite, folder):
+    """Before measuring: the network and sweep suites' folders too, and a
+    machine's folder holding someone's files (kit writes machine.json first)."""
+    from kit.machine import machine_name
+    mine = tmp_path / "data" / machine_name()
+    mine.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    theirs = Victim(elsewhere / "threads-tcp-c1-r1.json", size=100)
+    if folder:
+        (mine / folder).symlink_to(elsewhere)
+    else:
+        os.rename(theirs.path, mine / "notes.json")
+        theirs.path = str(mine / "notes.json")
+    p = run_kit("report", "--quick", f"--suites={suite}", f"--directory={tmp_path / 's'}", cwd=tmp_path)
+    _refused(p, "--data", "is not a folder kit made")
+    assert theirs.unchanged() and not (tmp_path / "reports").exists() and not (tmp_path / "s").exists()
+    assert sorted(os.listdir(mine)) == [folder or "notes.json"]
+
+
+def test_output_swapped_while_kit_runs_is_not_written(tmp_path):
+    """--output is checked before the run and written after it: a link or a
+    file put at its name meanwhile is left alone (one line, exit 1)."""
+    from kit.files import Output
+    victim = Victim(tmp_path / "precious")
+    out = tmp_path / "out.json"
+    output = Output(str(out))
+    os.symlink(victim.path, out)
+    with pytest.raises(RunError, match="changed while kit ran"):
+        output.write("{}\n")
+    assert victim.unchanged() and os.readlink(out) == victim.path
+    os.unlink(out)
+    out.write_text("old")
+    output = Output(str(out))
+    os.unlink(out)
+    os.link(victim.path, out)           # another file under the name kit checked
+    with pytest.raises(RunError, match="changed while kit ran"):
+        output.write("{}\n")
+    assert victim.unchanged()
+    os.unlink(out)
+    output = Output(str(out))           # undisturbed, it is written as before
+    output.write("new\n")
+    assert out.read_text() == "new\n" and sorted(os.listdir(tmp_path)) == ["out.json", "precious"]
+
+
+def _tiny_report(tmp_path, monkeypatch):
+    """A store of one machine and one report notebook of a few lines:
+    (data, reports)."""
+    data = tmp_path / "data"
+    (data / "box").mkdir(parents=True)
+    (data / "box" / "machine.json").write_text(json.dumps({"version": 1, "name": "box"}))
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    cells = [{"cell_type": "code", "execution_count": None, "metadata": {"tags": ["parameters"]}, "outputs": [],
+              "source": 'machine = None\ndata_dir = "data"\n'},
+             {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+              "source": 'print("a page about", machine)\n'}]
+    (notebooks / "tiny.ipynb").write_text(json.dumps({
+        "cells": cells, "nbformat": 4, "nbformat_minor": 4,
+        "metadata": {"kernelspec": {"display_name": "kit (.venv)", "language": "python", "name": "kit"},
+                     "kit": {"title": "Tiny", "order": 1, "plots": False}}}))
+    monkeypatch.setenv("KIT_NOTEBOOKS", str(notebooks))
+    return str(data), str(tmp_path / "reports")
+
+
+def test_a_forged_record_of_pages_removes_nothing_kit_did_not_write(tmp_path, monkeypatch):
+    """reports/.kit-reports.json is only a claim: what it names outside
+    reports/, or a file there without kit's mark, is never deleted."""
+    from kit import publish
+    data, reports = _tiny_report(tmp_path, monkeypatch)
+    os.makedirs(os.path.join(reports, "box"))
+    outside = Victim(tmp_path / "outside.html", size=100)
+    theirs = Victim(os.path.join(reports, "box", "notes.html"), size=100)
+
+    def claim(v):
+        return {"inputs": "x", "sha256": v.before[0]}
+    with open(os.path.join(reports, publish.WRITTEN_FILE), "w") as fh:
+        json.dump({"version": publish.WRITTEN_VERSION,
+                   "files": {"../outside.html": claim(outside), outside.path: claim(outside),
+                             "box/notes.html": claim(theirs)}}, fh)
+    done = publish.publish(data, reports)
+    assert done.removed == [] and outside.unchanged() and theirs.unchanged()
+    assert [os.path.relpath(p, reports) for p in done.rendered] == ["box/tiny.html"]
+
+
+def test_a_reports_folder_swapped_for_a_link_while_pages_render(tmp_path, monkeypatch):
+    """Pages render for seconds after publish checked where they go: the
+    places are checked again as each is written."""
+    from kit import publish
+    data, reports = _tiny_report(tmp_path, monkeypatch)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    theirs = Victim(elsewhere / "tiny.html", size=100)
+    rendered = publish._render
+
+    def render_then_swap(pages, advance):
+        texts = rendered(pages, advance)
+        os.symlink(elsewhere, os.path.join(reports, "box"))
+        return texts
+    monkeypatch.setattr(publish, "_render", render_then_swap)
+    with pytest.raises(RunError, match="is no longer a folder kit made"):
+        publish.publish(data, reports)
+    assert os.listdir(elsewhere) == ["tiny.html"] and theirs.unchanged()
