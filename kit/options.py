@@ -693,9 +693,9 @@ COMMON = (
            "(ioprio_set, as ionice)", lo=0, hi=7),
     Option("prioclass", "int", None, "the job threads' I/O priority class: 1 realtime, 2 best-effort, 3 idle "
            "(0, or prio alone: best-effort, as fio)", lo=0, hi=3),
-    Option("zero_buffers", "bool", False, "1: writes carry zeros (default: random bytes)"),
+    Option("zero_buffers", "bool", False, "1: writes carry zeros (default: random bytes)", flag=True),
     Option("refill_buffers", "bool", False, "1: new random bytes for every write (default: the buffers' "
-           "bytes from the start, scrambled per write)"),
+           "bytes from the start, scrambled per write)", flag=True),
     Option("scramble_buffers", "bool", True, "1: each write's offset and time in every 512 bytes it carries, so "
            "that no two written blocks are alike (for storage that deduplicates)"),
     Option("buffer_compress_percentage", "int", 0, "writes that compress this much: each chunk random bytes, "

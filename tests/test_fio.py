@@ -161,6 +161,10 @@ def test_bare_options_only_where_fio_takes_them(tmp_path):
     for name, path, p in parsed:
         if "Bad option" in p.stderr + p.stdout:
             continue                    # kit's own option, or an alias fio does not have
+        if name == "cpus_allowed":      # fio 3.33 parses it bare, then dies of it (SIGSEGV: strdup(NULL))
+            with pytest.raises(OptionError, match="cpus_allowed needs a value"):
+                read_job_file(str(path))
+            continue
         checked += 1
         try:
             read_job_file(str(path))

@@ -485,3 +485,25 @@ def test_verify_with_chosen_content_is_one_line(tmp_path, option):
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and f"--{name}: verify=crc32c writes kit's own" \
         in p.stderr, p.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_each_direction_of_a_sequential_mix_has_its_own_offset_as_fio(tmp_path):
+    """rw=rw: reads go 0, 1, 2... and writes 0, 1, 2..., each direction
+    starting over at the end on its own, across loops too (fio's
+    last_pos[ddir]); kit used to share one offset: r@0 w@1 w@2 r@3... strace
+    says which offsets each tool read and wrote."""
+    require(shutil.which("strace") is not None, "strace is not installed")
+    require(shutil.which("fio") is not None, "fio is not installed")
+    job = tmp_path / "mix.fio"
+    job.write_text("[j]\nioengine=psync\nrw=rw\nbs=256k\nsize=2m\nloops=2\n")
+    for tool in ([KIT, "run", "--progress=0"], ["fio"]):
+        where = tmp_path / os.path.basename(tool[0])
+        where.mkdir()
+        p = subprocess.run(["strace", "-f", "-qq", "-e", "trace=pread64,pwrite64", "-o", str(where / "st"), *tool,
+                            str(job), "--output=/dev/null"], cwd=where, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        calls = re.findall(r"p(read|write)64\(\d+, .*, 262144, (\d+)\) = 262144", (where / "st").read_text())
+        for direction in ("read", "write"):
+            blocks = [int(offset) // 262144 for d, offset in calls if d == direction]
+            assert blocks == [i % 8 for i in range(len(blocks))], (tool[0], direction, blocks)
+        assert len(calls) == 16, (tool[0], calls)

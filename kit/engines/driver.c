@@ -42,7 +42,7 @@ struct file_state {
 	uint64_t base;          /* where the region starts in the file */
 	uint64_t region;        /* its bytes */
 	uint64_t nblocks;       /* of min_bs: the units offsets are in */
-	uint64_t next_seq;      /* sequential: next byte of the region */
+	uint64_t next_seq[KIT_DDIR_NR];     /* sequential: each direction's next byte (fio's last_pos) */
 	uint64_t perm_pos;      /* random map: position in this pass */
 	uint64_t pass;          /* passes over the region completed */
 	int done;               /* all passes done (fio's "file done") */
@@ -816,24 +816,30 @@ static int prepare_io(struct driver *d, struct kit_io *io)
 		io->ddir = next_ddir(d);
 		len = pick_len(d, io->ddir);
 		if (!p->random) {
-			if (f->next_seq + len > f->region) {
+			/* each direction goes through the region on its own and
+			 * starts over at its end, as fio's last_pos (rw=rw reads
+			 * 0, 1, 2... and writes 0, 1, 2..., also across loops);
+			 * the job's bytes (size x loops) end it first */
+			uint64_t *next = &f->next_seq[io->ddir];
+
+			if (*next + len > f->region) {
 				/* fio's retry: a range or split size shrinks to what
 				 * fits; else the pass is over, and the next starts over */
-				uint64_t room = f->region > f->next_seq ? f->region - f->next_seq : 0;
+				uint64_t room = f->region > *next ? f->region - *next : 0;
 				uint32_t dmin = p->bs[io->ddir].min;
 
 				if (room >= dmin && p->bs[io->ddir].max > dmin) {
 					len = (uint32_t)(room / dmin * dmin);
 				} else {
 					f->pass++;
-					f->next_seq = 0;
+					*next = 0;
 					if (passes_done(p, f)) {
 						f->done = 1;
 						continue;
 					}
 				}
 			}
-			off = f->next_seq;
+			off = *next;
 			block = off / p->min_bs;
 		} else {
 			if (p->dist != KIT_DIST_RANDOM) {
@@ -863,7 +869,7 @@ static int prepare_io(struct driver *d, struct kit_io *io)
 			len = (uint32_t)(f->region - off);
 	}
 	if (!p->random)
-		f->next_seq = off + len;
+		f->next_seq[io->ddir] = off + len;
 	io->offset = f->base + off;
 	io->len = len;
 	if (io->ddir == KIT_DDIR_WRITE && p->verify) {
