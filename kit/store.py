@@ -84,8 +84,10 @@ def check_writable(machine, data=None, suites=()):
         if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
             raise OptionError("data", f"{path} is not a folder kit made (a file or a link); move it away")
     machine_file = os.path.join(folder, MACHINE_FILE)
-    if os.path.isdir(folder) and not os.path.lexists(machine_file) and os.listdir(folder):
+    if os.path.isdir(folder) and not os.path.lexists(machine_file) and any(
+            not name.startswith(".kit-") for name in os.listdir(folder)):
         # kit writes machine.json before anything else into a machine's folder
+        # (through a temporary .kit-* file, which another kit may be writing now)
         raise OptionError("data", f"{folder} is not a folder kit made (it holds files but no {MACHINE_FILE}); "
                                   "move it away or give another --data")
     if os.path.lexists(machine_file):
