@@ -356,7 +356,7 @@ def job_entry(t, job, options, error=0, runtime_sum_ns=None, agg=None):
         # fio writes eta as INT_MAX once a job is done
         "jobname": job.name, "groupid": 0, "error": error, "eta": 2147483647,
         "elapsed": int(math.ceil(runtime_ns / 1e9)),
-        "job options": options,
+        **({"job options": options} if options else {}),     # fio leaves out an empty list
         **{d: _ddir_entry(t["ddir"][d], t["ddir_runtime_ns"][d], report,
                           {kind: [thread_samples(p, job, kind, i) for p in _threads(t)] for kind in ("bw", "iops")},
                           (agg or {}).get(d))
@@ -374,6 +374,8 @@ def job_entry(t, job, options, error=0, runtime_sum_ns=None, agg=None):
     # fio's latency_target search (kit has none): what fio writes without it
     entry.update({"latency_depth": job.iodepth, "latency_target": 0, "latency_percentile": 100.0,
                   "latency_window": 0})
+    if options.get("description"):      # fio's "desc", after the latency target's keys
+        entry["desc"] = options["description"]
     entry["kit"] = {
         "tid": t["tid"], "start_ns": int(t["start_ns"]), "end_ns": int(t["end_ns"]),
         "runtime_ns": int(runtime_ns),
@@ -991,7 +993,9 @@ def merge_fio_entries(entries):
         merged = json.loads(json.dumps(entries[0]))
     else:
         merged = {"jobname": entries[0].get("jobname"), "groupid": entries[0].get("groupid", 0),
-                  "error": max(e.get("error", 0) for e in entries), "job options": entries[0].get("job options", {})}
+                  "error": max(e.get("error", 0) for e in entries)}
+        if entries[0].get("job options"):
+            merged["job options"] = entries[0]["job options"]
         for d in DDIRS:
             parts = [e[d] for e in entries if d in e]
             if not parts:

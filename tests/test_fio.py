@@ -307,7 +307,7 @@ def test_job_names_and_file_names_as_fio(tmp_path):
         == ["a.0.0", "b.0.0", "c.0.0", "d.x.0"]
     assert kit_doc["global options"] == fio["global options"] and fio["global options"]["name"] == "shared"
     for f, k in zip(fio["jobs"], kit_doc["jobs"]):
-        assert k["job options"] == f.get("job options", {}), f["jobname"]
+        assert k.get("job options") == f.get("job options"), f["jobname"]     # [a] has none: no key in either
         assert k["write"]["io_bytes"] == f["write"]["io_bytes"] == 64 << 10
 
 
@@ -324,6 +324,14 @@ def test_options_kit_takes_as_they_are_are_listed_as_fio_lists_them(tmp_path):
                                                                   "size": "64k"}
     assert kit_doc["jobs"][0]["job options"] == fio["jobs"][0]["job options"] == {
         "randrepeat": "1", "disk_util": "0", "stonewall": "1", "zonemode": "none", "disable_bw_measurement": "0"}
+    # a job's own description is fio's "desc" too
+    path.write_text("[global]\nioengine=null\nsize=64k\n[a]\ndescription=hello there\n[b]\n")
+    (tmp_path / "fio").rename(tmp_path / "fio1")
+    (tmp_path / "kit").rename(tmp_path / "kit1")
+    fio, kit_doc, _, _ = _both_run(tmp_path, path)
+    for f, k in zip(fio["jobs"], kit_doc["jobs"]):
+        assert (k.get("desc"), "job options" in k) == (f.get("desc"), "job options" in f), f["jobname"]
+    assert kit_doc["jobs"][0]["desc"] == "hello there" and "job options" not in kit_doc["jobs"][1]
 
 
 def test_an_engine_kit_has_not_is_named_before_its_options(tmp_path):
