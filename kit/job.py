@@ -103,7 +103,12 @@ KIT_RUNS_AS = {"zonemode": ("none",), "io_submit_mode": ("inline",), "unified_rw
                "stats": True, "unlink": False, "allow_file_create": True, "create_on_open": False,
                "disable_lat": False, "disable_clat": False, "disable_slat": False, "disable_bw_measurement": False,
                # kit stops at a job's first error
-               "continue_on_error": ("none", "0")}
+               "continue_on_error": ("none", "0"),
+               # fio's defaults that kit's run already is: files round robin one I/O each, buffers from
+               # malloc (kit's posix_memalign), the verify phase after writing; offsets uniform with the
+               # random map (kit's own generator, as fio's tausworthe is fio's: the same draws from neither)
+               "file_service_type": ("roundrobin", "roundrobin:1"), "mem": ("malloc",),
+               "do_verify": True, "random_generator": ("tausworthe", "tausworthe64")}
 
 
 def _fio_option(name):
@@ -334,7 +339,8 @@ class _JobMethods:
         if self.cpus_allowed is not None and self.cpumask is not None:
             raise OptionError("cpumask", "sets the same CPUs as cpus_allowed: give one of them")
         if self.verify:
-            for name in ("zero_buffers", "refill_buffers", "buffer_compress_percentage"):
+            # refill_buffers is no content: fio turns it on for verify jobs itself
+            for name in ("zero_buffers", "buffer_compress_percentage"):
                 if getattr(self, name):
                     raise OptionError(name, f"verify={self.verify} writes kit's own pattern in every block: "
                                             "leave one of the two out")
@@ -431,10 +437,12 @@ class _JobMethods:
         refill_buffers, scramble_buffers}, the C parameters' values (the
         fill by name: random, zero or compress).
         buffer_compress_percentage=100 is zero_buffers; below it, it refills
-        every write unless refill_buffers is given; a scramble is skipped for
-        zero_buffers given, compressible content or refilled buffers."""
+        every write unless refill_buffers is given, and wins over
+        zero_buffers (fio's fill_io_buffer looks at it first); a scramble is
+        skipped for zero_buffers given, compressible content or refilled
+        buffers."""
         compress = self.buffer_compress_percentage
-        fill = "zero" if self.zero_buffers or compress == 100 else "compress" if compress else "random"
+        fill = "compress" if 0 < compress < 100 else "zero" if self.zero_buffers or compress == 100 else "random"
         refill = self.refill_buffers if "refill_buffers" in self._given else 0 < compress < 100
         write_bs = min(self._sizes(1))          # fio's min_bs[DDIR_WRITE]
         return {"buffer_fill": fill, "compress_percentage": compress,

@@ -162,7 +162,8 @@ def test_output_only_options_warn_and_the_run_is_the_same_and_strict_refuses(tmp
     job_file(plain)
     extra = ["unified_rw_reporting=mixed", "write_hist_log=h", "log_hist_msec=100", "disk_util=0",
              "zonemode=none", "io_submit_mode=inline", "description=the same job", "thread",
-             "continue_on_error=none"]
+             "continue_on_error=none", "file_service_type=roundrobin", "mem=malloc", "do_verify=1",
+             "random_generator=tausworthe"]
     path = job_file(warned, *extra)
     assert fio_parse(path)[0] == 0
     baseline, said = _run(plain, "job.fio")
