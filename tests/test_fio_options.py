@@ -452,6 +452,9 @@ def _content(path):
     (["--buffer_compress_percentage=50"], 1024, 0.51, 0.5),       # refills every write, half of each 512 zeros
     (["--buffer_compress_percentage=70", "--buffer_compress_chunk=4k"], 1024, 0.31, 0.7),
     (["--buffer_compress_percentage=100"], 1, 0.01, 1.0),
+    # a chunk that does not divide the write: its last piece is half zeros too (fio's fill_random_buf_percentage)
+    (["--buffer_compress_percentage=50", "--buffer_compress_chunk=3k"], 1024, 0.51, 0.5),
+    (["--zero_buffers=1", "--buffer_compress_percentage=50"], 1024, 0.51, 0.5),  # fio's fill_io_buffer: compress first
 ])
 def test_write_content_is_fios(tmp_path, args, distinct, ratio, zeros):
     """What a written file holds, for kit and fio alike: how many of its 4 KiB
@@ -477,7 +480,7 @@ def test_write_content_is_fios(tmp_path, args, distinct, ratio, zeros):
     assert seen["kit"][2] == pytest.approx(seen["fio"][2], abs=0.03), seen
 
 
-@pytest.mark.parametrize("option", ["--zero_buffers=1", "--refill_buffers=1", "--buffer_compress_percentage=50"])
+@pytest.mark.parametrize("option", ["--zero_buffers=1", "--buffer_compress_percentage=50"])
 def test_verify_with_chosen_content_is_one_line(tmp_path, option):
     p = subprocess.run([KIT, "run", "--rw=write", "--size=1m", "--verify=crc32c", option], capture_output=True,
                        text=True, cwd=tmp_path, timeout=60)
@@ -507,3 +510,24 @@ def test_each_direction_of_a_sequential_mix_has_its_own_offset_as_fio(tmp_path):
             blocks = [int(offset) // 262144 for d, offset in calls if d == direction]
             assert blocks == [i % 8 for i in range(len(blocks))], (tool[0], direction, blocks)
         assert len(calls) == 16, (tool[0], calls)
+
+
+def test_verify_takes_refill_buffers_as_fio(tmp_path):
+    """fio turns refill_buffers on for every verify job (init.c) and fills
+    each write with its verify pattern whatever refill says, so a job file
+    that says both is fio's default: kit runs and verifies it (it used to
+    refuse it), and so does fio."""
+    require(shutil.which("fio") is not None, "fio is not installed")
+    for who in ("kit", "fio"):
+        d = tmp_path / who
+        d.mkdir()
+        command = [KIT, "run", "--progress=0", "--output-format=json"] if who == "kit" else \
+            ["fio", "--output-format=json"]
+        p = subprocess.run(command + ["--name=v", "--rw=randwrite", "--size=1m", "--verify=crc32c",
+                                      "--refill_buffers=1", f"--directory={d}"], capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, (who, p.stderr)
+        entry = json.loads(p.stdout)["jobs"][0]
+        assert entry["write"]["io_bytes"] == entry["read"]["io_bytes"] == 1 << 20, (who, entry["read"])
+        if who == "kit":
+            assert entry["kit"]["verified_bytes"] == 1 << 20

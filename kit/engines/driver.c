@@ -480,13 +480,13 @@ static void fill_buffer(struct driver *d, unsigned char *buf, uint64_t len)
 	}
 	while (done < len) {
 		uint64_t chunk = p->buffer_fill == KIT_FILL_COMPRESS && p->compress_chunk ? p->compress_chunk : len;
-		uint64_t random_part = p->buffer_fill == KIT_FILL_COMPRESS ?
-				       chunk * (100 - p->compress_percentage) / 100 : chunk;
+		uint64_t random_part;
 
+		/* a last piece shorter than the chunk is its own chunk, as fio's
+		 * this_write: it gets its share of zeros too */
 		if (chunk > len - done)
 			chunk = len - done;
-		if (random_part > chunk)
-			random_part = chunk;
+		random_part = p->buffer_fill == KIT_FILL_COMPRESS ? chunk * (100 - p->compress_percentage) / 100 : chunk;
 		for (i = 0; i + 8 <= random_part; i += 8) {
 			uint64_t w = splitmix64(&d->buf_rng);
 
