@@ -525,7 +525,7 @@ def test_verify_takes_refill_buffers_as_fio(tmp_path):
             ["fio", "--output-format=json"]
         p = subprocess.run(command + ["--name=v", "--rw=randwrite", "--size=1m", "--verify=crc32c",
                                       "--refill_buffers=1", f"--directory={d}"], capture_output=True, text=True,
-                           timeout=60)
+                           cwd=d, timeout=60)      # fio leaves its verify state file in its cwd
         assert p.returncode == 0, (who, p.stderr)
         entry = json.loads(p.stdout)["jobs"][0]
         assert entry["write"]["io_bytes"] == entry["read"]["io_bytes"] == 1 << 20, (who, entry["read"])
