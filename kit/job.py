@@ -583,6 +583,10 @@ class _JobMethods:
         fio's names); from_global: which of them came from [global];
         explicit=False: a stored job, whose defaults were not chosen."""
         kwargs, seen = {}, {}
+        cpu_sets = {"cpus_allowed", "cpumask"} & set(options)
+        if len(cpu_sets) == 2 and len(cpu_sets & set(from_global)) == 1:
+            # fio keeps one CPU set, the one parsed last: a section's own replaces [global]'s
+            options = {k: v for k, v in options.items() if k not in cpu_sets & set(from_global)}
         if written is None and explicit:
             written = {written_name(k): _as_written(v) for k, v in options.items()
                        if k != "name" and v not in (None, "")}   # fio lists no empty value

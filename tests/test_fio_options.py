@@ -531,3 +531,19 @@ def test_verify_takes_refill_buffers_as_fio(tmp_path):
         assert entry["write"]["io_bytes"] == entry["read"]["io_bytes"] == 1 << 20, (who, entry["read"])
         if who == "kit":
             assert entry["kit"]["verified_bytes"] == 1 << 20
+
+
+def test_a_sections_cpumask_replaces_globals_cpus_allowed_as_fio(tmp_path):
+    """fio keeps one CPU set per job, the one it parsed last: a section's
+    cpumask replaces [global]'s cpus_allowed (kit refused the file); in one
+    section both stay one line."""
+    require((os.cpu_count() or 1) >= 2, "needs 2 CPUs")
+    path = tmp_path / "cpus.fio"
+    path.write_text("[global]\nioengine=null\nsize=1m\ncpus_allowed=0-1\n[pinned]\ncpumask=2\n[free]\n")
+    p = subprocess.run(["fio", "--parse-only", str(path)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    pinned, free = kit.fio.read_job_file(str(path)).jobs
+    assert (pinned.cpus(1), free.cpus(2)) == ([1], [0, 1])
+    path.write_text("[both]\nioengine=null\nsize=1m\ncpus_allowed=0-1\ncpumask=2\n")
+    p = subprocess.run([KIT, "run", str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert p.returncode == 2 and "cpumask: sets the same CPUs as cpus_allowed" in p.stderr, p.stderr
