@@ -162,6 +162,8 @@ def runner_job_file(jobs, plans, prepared, log_dir=None):
     for u, (job, plan) in enumerate(zip(jobs, plans)):
         options = {k: v for k, v in fio_options(job, paths=False).items()
                    if k not in ("numjobs", "nrfiles", "group_reporting", "offset_increment")}
+        if job.verify:      # else fio writes <section>-<n>-verify.state into its working directory
+            options["verify_state_save"] = "0"
 
         for j, files in enumerate(plan.files):
             options = {**options, **{OPTIONS[o].fio_name: os.path.join(log_dir, f"{u}.{j}") for o in LOG_FILES
@@ -652,6 +654,7 @@ def run_fio_together(jobs, progress=None, machine=True, first_thread=1):
     fio = fio_binary()
     plans = [check_job(job) for job in jobs]
     logs.check(jobs, first_thread)
+    logs.check_apart(jobs, first_thread, [f.path for p in plans if not p.diskless for f in p.unique_files])
     with targets.prepare(plans, progress=progress) as prepared, \
             tempfile.TemporaryDirectory(prefix="kit-fio-logs-") as log_dir:
         text, fds = runner_job_file(jobs, plans, prepared, log_dir)
@@ -715,8 +718,10 @@ def _run_fio_process(fio, jobfile_text, fds):
         with open(os.path.join(tmp, "stderr"), "w+") as err:
             start = time.monotonic_ns()
             try:
+                # in a folder of its own: whatever fio writes beside it (state files) lands there, not in
+                # the user's working directory (every path the job file names is absolute)
                 proc = subprocess.Popen([fio, "--output-format=json+", f"--output={output}", jobfile],
-                                        stdout=err, stderr=err, pass_fds=fds, start_new_session=True)
+                                        stdout=err, stderr=err, pass_fds=fds, start_new_session=True, cwd=tmp)
             except OSError as e:
                 raise RunError(f"runner=fio: cannot start fio: {e.strerror}") from None
             while True:

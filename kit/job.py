@@ -89,7 +89,8 @@ OUTPUT_ONLY = {
     "disk_util": "disk utilisation in fio's report",
     "error_dump": "which errors fio prints",
     "verify_dump": "files of the expected and the read data when a verify fails",
-    "verify_state_save": "fio saves a job's verify state when it stops early, for a later verify_state_load",
+    "verify_state_save": "fio saves a verify job's state in a file at its end, for a later verify_state_load; "
+                         "kit keeps none",
     "cgroup_nodelete": "fio keeps the cgroups it made; kit makes none",
     "unique_filename": "only fio's client/server mode prefixes file names with the client's address",
     "allow_mounted_write": "a permission only: kit's own safety rules decide what it writes (--allow-destructive)",

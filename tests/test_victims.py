@@ -759,3 +759,40 @@ def test_a_reports_folder_swapped_for_a_link_while_pages_render(tmp_path, monkey
     with pytest.raises(RunError, match="is no longer a folder kit made"):
         publish.publish(data, reports)
     assert os.listdir(elsewhere) == ["tiny.html"] and theirs.unchanged()
+
+
+def test_the_fio_runner_leaves_the_working_directory_alone(tmp_path):
+    """fio writes <section>-<n>-verify.state into its working directory at
+    the end of a verify write job, through a link there and over any file of
+    that name: kit's fio runner ran fio in the user's directory, and a
+    100,000-byte file linked there came back 192 bytes. Now fio runs in a
+    folder of kit's own with verify_state_save=0, and the directory holds
+    what it held."""
+    require(shutil.which("fio") is not None, "fio is not installed")
+    victim = tmp_path / "victim"
+    victim.write_bytes(os.urandom(100_000))
+    before = victim.read_bytes()
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    for name in ("local-kit.0.0-0-verify.state", "kit.0.0-0-verify.state"):
+        os.symlink(victim, cwd / name)
+    p = run_kit("run", "--runner=fio", "--rw=write", "--verify=crc32c", "--size=1m", f"--directory={tmp_path / 's'}",
+                "--output=/dev/null", "--progress=0", cwd=cwd)
+    assert p.returncode == 0, p.stderr
+    assert victim.read_bytes() == before and sorted(os.listdir(cwd)) == ["kit.0.0-0-verify.state",
+                                                                      "local-kit.0.0-0-verify.state"]
+
+
+def test_the_fio_runner_refuses_a_log_named_like_a_data_file_before_writing(tmp_path):
+    """A log named like the job's data file is bad input for both runners:
+    one line, exit 2, nothing written (the fio runner let fio write the data
+    first, then failed with exit 1)."""
+    require(shutil.which("fio") is not None, "fio is not installed")
+    for runner in ("kit", "fio"):
+        where = tmp_path / runner
+        (where / "ks").mkdir(parents=True)
+        p = run_kit("run", f"--runner={runner}", "--rw=write", "--size=1m", "--directory=ks", "--write_bw_log=ks/kit",
+                    "--filename_format=kit_bw.1.log", cwd=where)
+        assert p.returncode == 2 and "--write_bw_log: ks/kit_bw.1.log is also a file the job reads or writes" \
+            in p.stderr, (runner, p.stderr)
+        assert os.listdir(where) == ["ks"] and os.listdir(where / "ks") == [], runner
