@@ -343,7 +343,9 @@ def test_bw_and_iops_sample_on_their_own_windows(tmp_path):
         assert samples[who]["bw"][1] == 4 and samples[who]["three"][1] in (9, 10), (who, samples)
     assert samples["kit"]["bw"][0] in (19, 20) and samples["kit"]["three"][0] in (19, 20), samples
     times = [[row[0] for row in read_log(d / "lat_clat.3.log")] for d in (fdir, kdir)]
-    assert times[1] == [300, 600, 900, 1200, 1500, 1800, 2050] and len(times[0]) == 7, times     # fio's jitter
+    # the last, partial window ends where the job thread did: at 2050 ms, a few ms later on a busy machine
+    assert times[1][:-1] == [300, 600, 900, 1200, 1500, 1800] and 2050 <= times[1][-1] <= 2100, times
+    assert len(times[0]) == 7, times     # fio's jitter
 
 
 def test_log_options_round_trip_through_fio_job_files(tmp_path):
