@@ -150,14 +150,16 @@ def _fio_log(log_dir, jobs, u, j, kind):
     return os.path.join(log_dir, f"{u}.{j}_{kind}.{number}.log")
 
 
-def runner_job_file(jobs, plans, prepared, log_dir=None):
+def runner_job_file(jobs, plans, prepared, log_dir=None, first_thread=1):
     """The job file the fio runner hands fio, and the descriptors fio must
     inherit. Every file is named /proc/self/fd/N, a descriptor kit opened
     and checked: fio opens that very inode whatever the path says by then,
     and nothing the user typed is ever parsed by fio. One section per kit
     job thread (fio's numjobs clones would share one file list), named
     kit.<job>.<thread>; kit merges them back. Logs go to log_dir, from
-    where kit copies them to their names (_fio_log)."""
+    where kit copies them to their names (_fio_log). Each section gets the
+    CPUs its thread has in the job file (cpus_allowed_policy=split counts
+    fio's thread numbers across the whole file, from first_thread)."""
     sections, fds = [], set()
     for u, (job, plan) in enumerate(zip(jobs, plans)):
         options = {k: v for k, v in fio_options(job, paths=False).items()
@@ -165,9 +167,15 @@ def runner_job_file(jobs, plans, prepared, log_dir=None):
         if job.verify:      # else fio writes <section>-<n>-verify.state into its working directory
             options["verify_state_save"] = "0"
 
+        numbers = logs.thread_numbers(job, first_thread)
+        first_thread += job.numjobs
         for j, files in enumerate(plan.files):
             options = {**options, **{OPTIONS[o].fio_name: os.path.join(log_dir, f"{u}.{j}") for o in LOG_FILES
                                      if getattr(job, o) is not None}}
+            cpus = job.cpus(numbers[j])
+            if cpus is not None:
+                options = {k: v for k, v in options.items() if k not in ("cpumask", "cpus_allowed_policy")}
+                options["cpus_allowed"] = ",".join(map(str, cpus))
             if {"offset", "offset_increment"} & set(job.given()):
                 # one section per thread: fio would number each one its first
                 # clone, so each gets the offset kit worked out for it
@@ -657,7 +665,7 @@ def run_fio_together(jobs, progress=None, machine=True, first_thread=1):
     logs.check_apart(jobs, first_thread, [f.path for p in plans if not p.diskless for f in p.unique_files])
     with targets.prepare(plans, progress=progress) as prepared, \
             tempfile.TemporaryDirectory(prefix="kit-fio-logs-") as log_dir:
-        text, fds = runner_job_file(jobs, plans, prepared, log_dir)
+        text, fds = runner_job_file(jobs, plans, prepared, log_dir, first_thread)
         outcome = _run_fio_process(fio, text, fds)
         logs.adopt(jobs, first_thread, lambda u, j, kind: _fio_log(log_dir, jobs, u, j, kind))
         for plan in plans:

@@ -718,7 +718,7 @@ COMMON = (
     Option("bwavgtime", "int", 500, "ms per bandwidth sample (bw_min, bw_mean, ...); below iopsavgtime fio "
            "3.33 takes fewer, irregular ones (its sampler wakes for IOPS samples only)", lo=1, hi=UINT32_MAX),
     Option("iopsavgtime", "int", 500, "ms per IOPS sample (iops_min, iops_stddev, ...); also the windows of "
-           "kit's IOPS-over-time series", lo=1, hi=UINT32_MAX),
+           "kit's IOPS-over-time series, unless log_avg_msec sets them", lo=1, hi=UINT32_MAX),
     Option("percentile_list", "text", None, "the latency percentiles to report, ':'-separated (e.g. 99:99.9; "
            "default fio's 17)", parse_value=parse_percentile_list),
     Option("clat_percentiles", "bool", True, "1: report completion latency percentiles"),

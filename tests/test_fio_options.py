@@ -547,3 +547,24 @@ def test_a_sections_cpumask_replaces_globals_cpus_allowed_as_fio(tmp_path):
     path.write_text("[both]\nioengine=null\nsize=1m\ncpus_allowed=0-1\ncpumask=2\n")
     p = subprocess.run([KIT, "run", str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert p.returncode == 2 and "cpumask: sets the same CPUs as cpus_allowed" in p.stderr, p.stderr
+
+
+def test_the_fio_runner_gives_each_thread_the_cpu_its_job_file_gives_it(tmp_path):
+    """cpus_allowed_policy=split counts fio's thread numbers across the whole
+    job file; the fio runner runs a group at a time, one section per thread,
+    so it names each section's CPU itself (fio would start counting again
+    in every group and every section: section b of a stonewalled file ran on
+    CPU 0 under kit's fio runner, on CPU 1 under fio)."""
+    from kit import target
+    from kit.fio import runner_job_file
+    require((os.cpu_count() or 1) >= 2, "needs 2 CPUs")
+    require(shutil.which("fio") is not None, "fio is not installed")
+    job = Job(ioengine="null", size="1m", numjobs=2, cpus_allowed="0-1", cpus_allowed_policy="split")
+    plan = target.plan(job)
+    with target.prepare([plan]) as prepared:
+        text, _fds = runner_job_file([job], [plan], prepared, first_thread=2)     # the file's second group
+    sections = dict(re.findall(r"\[(kit\.0\.\d)\][^\[]*?cpus_allowed=(\S+)", text))
+    assert sections == {"kit.0.0": "1", "kit.0.1": "0"} and "cpus_allowed_policy" not in text, text
+    (tmp_path / "runner.fio").write_text(text)
+    p = subprocess.run(["fio", "--parse-only", str(tmp_path / "runner.fio")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
