@@ -446,11 +446,12 @@ class _JobMethods:
         fill = "compress" if 0 < compress < 100 else "zero" if self.zero_buffers or compress == 100 else "random"
         refill = self.refill_buffers if "refill_buffers" in self._given else 0 < compress < 100
         write_bs = min(self._sizes(1))          # fio's min_bs[DDIR_WRITE]
+        # fio's TD_F_SCRAMBLE_BUFFERS: on, but off for zero_buffers unless scramble_buffers is given
+        scramble = self.scramble_buffers and ("scramble_buffers" in self._given or not self.zero_buffers)
         return {"buffer_fill": fill, "compress_percentage": compress,
                 "compress_chunk": min(self.buffer_compress_chunk or write_bs, write_bs),
                 "refill_buffers": int(bool(refill)),
-                "scramble_buffers": int(bool(self.scramble_buffers and not (self.zero_buffers and not
-                                        ("scramble_buffers" in self._given)) and not compress and not refill))}
+                "scramble_buffers": int(bool(scramble and not compress and not refill))}
 
     @property
     def ioprio(self):
