@@ -872,13 +872,15 @@ static int prepare_io(struct driver *d, struct kit_io *io)
 		f->next_seq[io->ddir] = off + len;
 	io->offset = f->base + off;
 	io->len = len;
-	if (io->ddir == KIT_DDIR_WRITE && p->verify) {
-		kit_stamp_buffer(io->buf, io->len, io->offset, p->verify_seed);
-		f->written[block / 64] |= 1ull << (block % 64);
-	} else if (io->ddir == KIT_DDIR_WRITE && p->refill_buffers) {
-		fill_buffer(d, io->buf, io->len);
-	} else if (io->ddir == KIT_DDIR_WRITE && p->scramble_buffers) {
-		scramble_buffer(io->buf, io->len, io->offset, d->now);
+	if (io->ddir == KIT_DDIR_WRITE) {
+		if (p->verify) {
+			kit_stamp_buffer(io->buf, io->len, io->offset, p->verify_seed);
+			f->written[block / 64] |= 1ull << (block % 64);
+		} else if (p->refill_buffers) {
+			fill_buffer(d, io->buf, io->len);
+		} else if (p->scramble_buffers) {
+			scramble_buffer(io->buf, io->len, io->offset, d->now);
+		}
 	}
 	io->result = 0;
 	return 1;
