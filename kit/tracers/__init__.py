@@ -187,6 +187,7 @@ class Trace:
         # what a tracer checks itself against (block: /sys/block stat), at both ends
         self._snapshots = {name: TRACERS[name].snapshot() for name in self.tracers
                            if hasattr(TRACERS[name], "snapshot")}
+        _bpf.arm(self._bpf, _bpf.ARMED_COUNTING)     # every probe is attached: from here on they all count
         self._t0 = time.monotonic_ns()
         ACTIVE.append(self)
 
@@ -205,9 +206,14 @@ class Trace:
             ACTIVE.remove(self)
         read = False
         try:
-            _bpf.detach(b)
+            _bpf.arm(b, _bpf.ARMED_DRAINING)      # all probes stop counting together
             self._t1 = time.monotonic_ns()
             after = {name: TRACERS[name].snapshot() for name in self._snapshots}
+            for name in self.tracers:           # what was in flight ends in the trace
+                if hasattr(TRACERS[name], "drain"):
+                    TRACERS[name].drain(b)
+            _bpf.arm(b, _bpf.ARMED_OFF)           # before any probe is detached
+            _bpf.detach(b)
             misses = {event: n - self._misses_before.get(event, 0)
                       for event, n in _bpf.recursion_misses(b).items()}
             raw = {name: TRACERS[name].read(b, _bpf.plain, _bpf.items, _bpf.percpu_sum)

@@ -86,6 +86,37 @@ static __always_inline void count_lost(u32 reason)
     if (n)
         __sync_fetch_and_add(n, 1);
 }
+
+/* The probes count only while the trace is armed: Python arms it once every
+   probe is attached, and disarms it before detaching any (arm()). Attaching
+   or detaching a tracepoint waits for RCU grace periods, tens of ms each,
+   and a half-attached program (issues seen, their bios' queueing or their
+   completions not) would take another process's requests for its own.
+   Between the two, DRAINING: nothing new is counted, and the completions
+   of requests the trace saw issued are still matched, so a trace's
+   requests all end in it (another process's in flight at the stop too). */
+#define ARMED_OFF 0
+#define ARMED_COUNTING 1
+#define ARMED_DRAINING 2
+BPF_ARRAY(kit_armed, u32, 1);
+
+static __always_inline u32 armed_state(void)
+{
+    u32 zero = 0;
+    u32 *state = kit_armed.lookup(&zero);
+    return state ? *state : ARMED_OFF;
+}
+
+/* KIT_PROBE(tracepoint) { body }: a raw tracepoint probe whose body runs
+   only while the trace counts; KIT_DRAIN_PROBE's also while it drains */
+#define KIT_PROBE(event) \
+    static __always_inline int kit_probe_##event(struct bpf_raw_tracepoint_args *ctx); \
+    RAW_TRACEPOINT_PROBE(event) { return armed_state() == ARMED_COUNTING ? kit_probe_##event(ctx) : 0; } \
+    static __always_inline int kit_probe_##event(struct bpf_raw_tracepoint_args *ctx)
+#define KIT_DRAIN_PROBE(event) \
+    static __always_inline int kit_probe_##event(struct bpf_raw_tracepoint_args *ctx); \
+    RAW_TRACEPOINT_PROBE(event) { return armed_state() != ARMED_OFF ? kit_probe_##event(ctx) : 0; } \
+    static __always_inline int kit_probe_##event(struct bpf_raw_tracepoint_args *ctx)
 """
 
 
@@ -535,6 +566,15 @@ def attach(bpf):
             bpf.attach_raw_tracepoint(tp=tp, fn_name=fn)
         else:
             bpf.attach_tracepoint(tp=tp, fn_name=fn)
+
+
+ARMED_OFF, ARMED_COUNTING, ARMED_DRAINING = 0, 1, 2     # COMMON_TEXT's
+
+
+def arm(bpf, state):
+    """Sets what every probe does, all at once (kit_armed in COMMON_TEXT):
+    count after attach(), drain, then off before detach()."""
+    bpf[b"kit_armed"][ctypes.c_uint32(0)] = ctypes.c_uint32(state)
 
 
 def detach(bpf):

@@ -39,6 +39,8 @@ device slot and op).
 minor (not userspace's makedev).
 """
 import os
+import re
+import time
 
 import numpy as np
 
@@ -306,7 +308,7 @@ static __always_inline void block_hist_add(u32 slot, u32 op, u32 kind, u64 ns, u
         __sync_fetch_and_add(&row->n[bucket], 1);
 }
 
-RAW_TRACEPOINT_PROBE(block_bio_queue)
+KIT_PROBE(block_bio_queue)
 {
     u64 bio = ctx->args[0];
     u32 i = slot_index(bio);
@@ -318,7 +320,7 @@ RAW_TRACEPOINT_PROBE(block_bio_queue)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(block_rq_insert)
+KIT_PROBE(block_rq_insert)
 {
     void *rq = (void *)ctx->args[0];
     struct rq_fields f;
@@ -344,7 +346,7 @@ RAW_TRACEPOINT_PROBE(block_rq_insert)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(block_rq_issue)
+KIT_PROBE(block_rq_issue)
 {
     void *rq = (void *)ctx->args[0];
     struct rq_fields f;
@@ -423,7 +425,7 @@ RAW_TRACEPOINT_PROBE(block_rq_issue)
 }
 
 /* put back on the queue: not in flight until issued again */
-RAW_TRACEPOINT_PROBE(block_rq_requeue)
+KIT_DRAIN_PROBE(block_rq_requeue)
 {
     void *rq = (void *)ctx->args[0];
     u32 i = slot_index((u64)rq);
@@ -438,7 +440,7 @@ RAW_TRACEPOINT_PROBE(block_rq_requeue)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(block_rq_complete)
+KIT_DRAIN_PROBE(block_rq_complete)
 {
     void *rq = (void *)ctx->args[0];
     u32 nr_bytes = (u32)ctx->args[2];
@@ -448,6 +450,8 @@ RAW_TRACEPOINT_PROBE(block_rq_complete)
     if (!s)
         return 0;
     if (s->rq != (u64)rq || !s->issue_ns) {
+        if (armed_state() != ARMED_COUNTING)
+            return 0;            /* draining: only the trace's own requests end now */
         struct rq_fields f;
         rq_read(rq, &f);
         u32 slot = device_slot(rq_dev(&f));
@@ -557,9 +561,8 @@ def bpf_text(devices, events, options):
     records = int(options.get("records") or 0)
     text = btf.defines(FIELDS, ENUMS) + head_defines() + f"#define OWN_TGID {os.getpid()}\n" + \
         slots + (f"#define BLOCK_RECORDS {records}\n" if records else "") + BPF_TEXT
-    head, *probes = text.split("RAW_TRACEPOINT_PROBE(")
-    keep = [p for p in probes if p.split(")", 1)[0] in events]
-    return head + "".join("RAW_TRACEPOINT_PROBE(" + p for p in keep)
+    head, *probes = re.split(r"(?=KIT_(?:DRAIN_)?PROBE\()", text)
+    return head + "".join(p for p in probes if p.split("(", 1)[1].split(")", 1)[0] in events)
 
 
 UNATTRIBUTED = 0xFFFFFFFF       # a request without a bio: the block layer's own flushes
@@ -574,6 +577,17 @@ def snapshot():
         if stat is not None:
             out[kernel_dev(*dev)] = {**stat, "in_flight_now": host.block_in_flight(dev)}
     return out
+
+
+def drain(bpf, timeout=0.5):
+    """While the trace drains: waits (up to timeout seconds) until every
+    request it saw issued has completed, so another process's requests in
+    flight at the stop end in the trace too, and any left in flight after
+    that were missed (summary's depth_unreliable)."""
+    inflight = bpf[b"block_inflight"]
+    deadline = time.monotonic() + timeout
+    while any(v.value > 0 for v in inflight.values()) and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 _STAT_OPS = {"read": "read_ios", "write": "write_ios", "discard": "discard_ios", "flush": "flush_ios"}

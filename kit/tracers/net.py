@@ -144,7 +144,7 @@ static __always_inline int net_slot(struct net_watch *w, void *dev)
     return -1;
 }
 
-RAW_TRACEPOINT_PROBE(softirq_entry)
+KIT_PROBE(softirq_entry)
 {
     u32 vec = (u32)ctx->args[0], zero = 0;
     if (vec != NET_TX_VEC && vec != NET_RX_VEC)
@@ -155,7 +155,7 @@ RAW_TRACEPOINT_PROBE(softirq_entry)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(softirq_exit)
+KIT_PROBE(softirq_exit)
 {
     u32 vec = (u32)ctx->args[0], zero = 0;
     if (vec != NET_TX_VEC && vec != NET_RX_VEC)
@@ -181,7 +181,7 @@ RAW_TRACEPOINT_PROBE(softirq_exit)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(netif_receive_skb)
+KIT_PROBE(netif_receive_skb)
 {
     void *skb = (void *)ctx->args[0];
     u32 zero = 0, len = 0;
@@ -205,7 +205,7 @@ RAW_TRACEPOINT_PROBE(netif_receive_skb)
 }
 
 /* net_dev_xmit(skb, rc, dev, skb_len) */
-RAW_TRACEPOINT_PROBE(net_dev_xmit)
+KIT_PROBE(net_dev_xmit)
 {
     u32 zero = 0, len = (u32)ctx->args[3];
     if ((int)ctx->args[1] != 0)
@@ -227,7 +227,7 @@ RAW_TRACEPOINT_PROBE(net_dev_xmit)
 # xdp_redirect(dev, xdp_prog, tgt, err, map_type, map_id, index): fires once
 # per frame redirected (errors go to xdp_redirect_err)
 XDP_TEXT = r"""
-RAW_TRACEPOINT_PROBE(xdp_redirect)
+KIT_PROBE(xdp_redirect)
 {
     u32 zero = 0;
     struct net_cpu *c = net_cpu.lookup(&zero);

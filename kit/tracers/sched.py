@@ -190,7 +190,7 @@ static __always_inline void sched_offcpu_add(struct thread_stats *t, u32 bucket)
     row->n[bucket]++;
 }
 
-RAW_TRACEPOINT_PROBE(sched_switch)
+KIT_PROBE(sched_switch)
 {
     u64 now = bpf_ktime_get_ns();
     u32 zero = 0;
@@ -285,8 +285,8 @@ static __always_inline int sched_woken(void *p)
     return 0;
 }
 
-RAW_TRACEPOINT_PROBE(sched_wakeup) { return sched_woken((void *)ctx->args[0]); }
-RAW_TRACEPOINT_PROBE(sched_wakeup_new) { return sched_woken((void *)ctx->args[0]); }
+KIT_PROBE(sched_wakeup) { return sched_woken((void *)ctx->args[0]); }
+KIT_PROBE(sched_wakeup_new) { return sched_woken((void *)ctx->args[0]); }
 #endif
 """
 

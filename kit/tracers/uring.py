@@ -59,7 +59,7 @@ static __always_inline void uring_count(u32 event, u64 n)
 
 # raw tracepoints (no trace record copied, a recursion guard per program);
 # task_work_run(tctx, count) and local_work_run(ctx, count, loops): count is args[1]
-_PROBE = "RAW_TRACEPOINT_PROBE({tp}) {{ uring_count({event}, 1);{extra} return 0; }}\n"
+_PROBE = "KIT_PROBE({tp}) {{ uring_count({event}, 1);{extra} return 0; }}\n"
 _ITEMS = " if ((int)ctx->args[1] > 0) uring_count({event}, (int)ctx->args[1]);"
 
 
