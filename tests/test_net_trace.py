@@ -114,10 +114,13 @@ def test_epoll_veth_trace_counts_packets_per_side_as_the_interfaces_do(tracing):
     assert ours >= 0.5 * (server["rx_packets"] + client["rx_packets"])
     roles = sched["roles"]
     assert roles["server/loop"]["threads"] == 1 and roles["client/loadgen"]["threads"] == min(4, os.cpu_count())
-    # the runner's /proc figures cover its window, inside the trace's
+    # the runner's /proc figures cover its window, inside the trace's; the
+    # trace adds the loop's start and end around it, 750-1,400 switches here
+    # whether the window had 500 or 17,000 (a multiple of the window failed
+    # CI on a run whose loop barely switched)
     window = data["jobs"][0]["kit"]["net"]["server"]["roles"]["loop"]
     window_switches = window["ctx_voluntary"] + window["ctx_involuntary"]
-    assert 0.9 * window_switches <= roles["server/loop"]["switches"] <= 3 * window_switches + 100
+    assert 0.9 * window_switches <= roles["server/loop"]["switches"] <= window_switches + 3000
     assert roles["server/loop"]["offcpu"]["N"] > 0 and "percentile" in roles["server/loop"]["offcpu"]
     from kit.net.run import format_text
     text = format_text(data)
