@@ -129,9 +129,12 @@ def test_averaged_logs_match_fios(tmp_path):
             assert 115 <= line[0] <= 670 and line[1] > 0, (name, line)
         times = sorted({line[0] for line in kit_lines})
         assert all(t1 - t0 >= 20 for t0, t1 in zip(times, times[1:])), (name, times)
-    for doc in (f, k):
-        for d in ("read", "write"):
-            assert doc["jobs"][0][d]["bw_samples"] == doc["jobs"][0][d]["iops_samples"] == 5
+    for d in ("read", "write"):
+        assert k["jobs"][0][d]["bw_samples"] == k["jobs"][0][d]["iops_samples"] == 5
+        # fio's helper thread takes the samples when it wakes: woken late on a
+        # loaded machine it can find the job over before the last window's
+        # (4 bw samples, once in a CI run; 5 in every run here, idle or not)
+        assert 4 <= f["jobs"][0][d]["bw_samples"] <= 5 and 4 <= f["jobs"][0][d]["iops_samples"] <= 5
     # the lines' values are the job's samples
     kit_bw = sorted(line[1] for line in read_log(kdir / "j_bw.1.log") if line[2] == 0)
     assert kit_bw[0] == k["jobs"][0]["read"]["bw_min"] and kit_bw[-1] == k["jobs"][0]["read"]["bw_max"]
@@ -395,6 +398,21 @@ def test_windows_sit_on_fios_grid_and_the_runtimes_end_is_no_sample(tmp_path):
     # shows the grid kit keeps exactly, not fio's own punctuality
     assert [line[0] for line in read_log(fdir / "s_bw.1.log")] == pytest.approx([500, 1000, 1500], abs=20)
     assert k["jobs"][0]["read"]["bw_samples"] == f["jobs"][0]["read"]["bw_samples"] == 3
+
+
+def test_a_window_the_job_slept_across_is_still_a_sample(tmp_path):
+    """An I/O every 150 ms (thinktime), 125 ms windows, 650 ms: the I/O at
+    600 ms is the last, and the thread sleeps until the runtime is up. The
+    window [500, 625) ended while the job ran, so it is a sample, as fio's
+    helper thread takes it on the clock (before, kit waited for a completion
+    after its end that never came: 4 samples; a job thread preempted across
+    a window's end and past the runtime lost its last window the same way)."""
+    f, k, fdir, kdir = both(tmp_path, "[s]\nioengine=null\nrw=read\nsize=1g\ntime_based\nruntime=650ms\n"
+                                      "thinktime=150ms\nlog_avg_msec=125\nwrite_bw_log=s\n")
+    assert [line[0] for line in read_log(kdir / "s_bw.1.log")] == [125, 250, 375, 500, 625]
+    assert k["jobs"][0]["read"]["bw_samples"] == 5 and k["jobs"][0]["read"]["total_ios"] == 5
+    # fio's helper thread wakes when it wakes (148, 375, 500, 625 here): its last line is that window's
+    assert read_log(fdir / "s_bw.1.log")[-1][0] == pytest.approx(625, abs=20)
 
 
 def test_one_millisecond_windows_are_real_samples(tmp_path):

@@ -1825,6 +1825,12 @@ int kit_job_run(const struct kit_params *p, struct kit_stats *s)
 			for (f = 0; f < p->nfiles && !s->error; f++)
 				do_fsync(&d, f, 0, 0);
 		}
+		/* windows that ended while the job ran are whole ones even with no
+		 * completion after their end (the thread, preempted across it, woke
+		 * to find the runtime up): fio's helper thread samples them on the
+		 * clock, not on a completion */
+		flush_group(&d);
+		series_advance(&d, now_ns());
 		if ((p->exitall && !s->interrupted) || (p->exitall_on_error && s->error)) {
 			__atomic_store_n(&p->ctl->ended, 1, __ATOMIC_RELEASE);
 			futex_wake_all(&p->ctl->ended);
