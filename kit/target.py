@@ -18,12 +18,14 @@ Ownership: each directory kit creates files in holds a manifest
 (.kit-files.json) naming them with their device, inode and birth time; a
 file is kit's only if the manifest says so and all three still match. The
 manifest also says whether a file holds kit's pattern ("intact", with the
-ctime it had then), is being filled, or was written with other bytes.
+ctime it had then), is being filled, was written with other bytes, or was
+only allocated for jobs that write it (as fio lays out no data for them).
 
 Two kits on one file: a run holds a lock on each of its files for its whole
 length, shared when it only reads, exclusive when it writes or fills.
 """
 import contextlib
+import ctypes
 import errno
 import fcntl
 import json
@@ -48,7 +50,7 @@ SCRATCH_ENV = "KIT_SCRATCH"
 DEFAULT_SCRATCH = "kit-scratch"
 MANIFEST = ".kit-files.json"
 MANIFEST_SCHEMA = "kit-files/1"
-PATTERNS = ("filling", "intact", "dirty")
+PATTERNS = ("filling", "intact", "dirty", "allocated")
 PREFILL_SEED = 0x6B6974  # "kit": the pattern a fresh file carries
 WARM_CHUNK = 1 << 20
 FILL_THREADS = 4
@@ -278,7 +280,7 @@ def _fill_start(entry, st, size, verify):
     none. The pattern is trusted only while the file's ctime is the one kit
     recorded: a file another program wrote is refilled, not blamed."""
     trusted = entry.get("pattern") == "intact" and entry.get("ctime_ns") == st.st_ctime_ns
-    if entry.get("pattern") == "filling":
+    if entry.get("pattern") in ("filling", "allocated"):
         return 0
     if trusted:
         return st.st_size if st.st_size < size else None
@@ -647,6 +649,7 @@ class Handle:
     owned: bool
     ident: tuple                    # (st_dev, st_ino)
     writes: bool = False            # the run writes it
+    reads: bool = False             # a job of the run reads it
     size: int = 0                   # the most any job of the run uses
     verify: bool = False            # a job of the run checks its pattern
     dirfd: Optional[int] = None     # its directory, for kit's files
@@ -758,7 +761,9 @@ class Prepared:
             pattern = "intact" if verified and not error else "dirty"
         else:
             return
-        _set_patterns([self.handles[f.path] for f in plan.unique_files if self.handles[f.path].owned], pattern)
+        # an allocated file's unwritten extents still read as zeros: filled before anyone reads it
+        _set_patterns([self.handles[f.path] for f in plan.unique_files if self.handles[f.path].owned], pattern,
+                      unless=("allocated",))
 
     def close(self):
         for h in self.unique():         # two paths may share one descriptor: closed once
@@ -821,11 +826,12 @@ def prepare(plans, progress=None):
 
 
 def _open_all(prepared, plans):
-    wanted = {}                         # path -> (TargetFile, writes, size, verify)
+    wanted = {}                         # path -> (TargetFile, writes, size, verify, reads)
     for p in plans:
         for f in p.unique_files:
-            _f, w, size, v = wanted.get(f.path, (f, False, 0, False))
-            wanted[f.path] = (f, w or p.job.writes, max(size, f.size), v or bool(p.job.verify))
+            _f, w, size, v, r = wanted.get(f.path, (f, False, 0, False, False))
+            wanted[f.path] = (f, w or p.job.writes, max(size, f.size), v or bool(p.job.verify),
+                              r or p.job.read_percent > 0)
         if p.directory and p.directory not in prepared.dirfds:
             prepared.dirfds[p.directory] = _open_directory(p.directory, p.creates_directory, p.directory_ident)
     owned = [w for w in wanted.values() if w[0].owned]
@@ -840,19 +846,19 @@ def _open_all(prepared, plans):
             manifest = _read_manifest_at(dirfd, directory)
             claims = {}
             try:
-                for f, writes, size, verify in items:
+                for f, writes, size, verify, reads in items:
                     h = _open_owned(dirfd, directory, f, manifest, claims)
-                    h.writes, h.size, h.verify = writes, size, verify
+                    h.writes, h.size, h.verify, h.reads = writes, size, verify, reads
                     _add(prepared, h)
             finally:
                 # what was created is kit's even when a later file failed or
                 # Ctrl-C came: recorded as "filling", it is filled next time
                 if claims:
                     _write_manifest_at(dirfd, {**manifest, **claims}, directory)
-    for f, writes, size, verify in wanted.values():
+    for f, writes, size, verify, reads in wanted.values():
         if not f.owned:
             h = _open_named(f, writes)
-            h.size, h.verify = size, verify
+            h.size, h.verify, h.reads = size, verify, reads
             _add(prepared, h)
 
 
@@ -863,6 +869,7 @@ def _add(prepared, h):
             os.close(h.fd)
             other.writes, other.size = other.writes or h.writes, max(other.size, h.size)
             other.verify = other.verify or h.verify
+            other.reads = other.reads or h.reads
             prepared.handles[h.path] = other
             return
     prepared.handles[h.path] = h
@@ -955,16 +962,17 @@ def _open_named(f, writes):
     return Handle(fd, f.path, f.kind, False, (st.st_dev, st.st_ino), writes=writes)
 
 
-def _set_patterns(handles, pattern):
-    """Records what kit's files hold now, one manifest update per directory."""
+def _set_patterns(handles, pattern, unless=()):
+    """Records what kit's files hold now, one manifest update per directory
+    (a file whose pattern is one of unless keeps it)."""
     by_dir = {}
     for h in handles:
         by_dir.setdefault(h.dirfd, (h.directory, []))[1].append(h)
     for dirfd, (directory, hs) in by_dir.items():
-        _set_pattern(dirfd, directory, hs, pattern)
+        _set_pattern(dirfd, directory, hs, pattern, unless)
 
 
-def _set_pattern(dirfd, directory, handles, pattern):
+def _set_pattern(dirfd, directory, handles, pattern, unless):
     with _directory_lock(dirfd):
         manifest = _read_manifest_at(dirfd, directory)
         for h in handles:
@@ -972,23 +980,57 @@ def _set_pattern(dirfd, directory, handles, pattern):
             st = os.fstat(h.fd)
             if not _same_inode(entry, st):
                 continue                # no longer kit's name for this file: leave the entry alone
-            manifest[h.name] = {**entry, "pattern": pattern, "size": st.st_size, "ctime_ns": st.st_ctime_ns}
+            # the ctime is recorded either way: it proves the file kit's where nothing else can
+            kept = entry.get("pattern") if entry.get("pattern") in unless else pattern
+            manifest[h.name] = {**entry, "pattern": kept, "size": st.st_size, "ctime_ns": st.st_ctime_ns}
         _write_manifest_at(dirfd, manifest, directory)
 
 
 def _fills(handles):
     """[(handle, start)] of kit's files that need filling, by the manifests
-    as they are now (each read once)."""
+    as they are now (each read once); start None: only allocating.
+
+    As fio's extend_file: a file that no job of the run reads or verifies
+    is not laid out with data but allocated (fallocate, fio's default
+    fallocate=native), so a write job on a new file writes into
+    unwritten extents as under fio, not over kit's pattern. Its pattern is
+    then "allocated": filled before any job reads it (fio would read
+    the unwritten extents' zeros without touching the device)."""
     manifests, out = {}, []
     for h in handles:
         if not h.owned:
             continue
         if h.dirfd not in manifests:
             manifests[h.dirfd] = _read_manifest_at(h.dirfd, h.directory)
-        start = _fill_start(manifests[h.dirfd].get(h.name) or {}, os.fstat(h.fd), h.size, h.verify)
-        if start is not None:
+        entry, st = manifests[h.dirfd].get(h.name) or {}, os.fstat(h.fd)
+        start = _fill_start(entry, st, h.size, h.verify)
+        if start is None:
+            continue
+        if h.reads or h.verify:
             out.append((h, start))
+        elif entry.get("pattern") != "allocated" or st.st_size < h.size:
+            out.append((h, None))
     return out
+
+
+def _allocate(handles):
+    """fallocate(2) each file to its size (mode 0: the size grows with it);
+    where the file system cannot, a sparse file of that size (fio's
+    fallocate=native leaves it short, and its writes then extend it).
+    Not posix_fallocate(): glibc emulates that by writing every block."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    for h in handles:
+        if libc.fallocate(h.fd, 0, 0, h.size) == 0:
+            continue
+        err = ctypes.get_errno()
+        try:
+            if err not in (errno.EOPNOTSUPP, errno.ENOSYS):
+                raise OSError(err, os.strerror(err))
+            if os.fstat(h.fd).st_size < h.size:
+                os.ftruncate(h.fd, h.size)
+        except OSError as e:
+            raise RunError(f"allocating {h.path}: {e.strerror}") from None
 
 
 def _lock(handles, exclusive_if):
@@ -1025,6 +1067,10 @@ def _fill_and_lock(prepared, progress):
                 to_fill = _fills(owned)
                 for h, _start in to_fill:
                     check_writable(h.fd, h.path, images)
+                allocated = [h for h, start in to_fill if start is None]
+                to_fill = [(h, start) for h, start in to_fill if start is not None]
+                _allocate(allocated)
+                _set_patterns(allocated, "allocated")
                 _set_patterns([h for h, _start in to_fill], "filling")  # a fill cut short is redone
                 _fill_all(to_fill, progress)
                 _set_patterns([h for h, _start in to_fill], "intact")
@@ -1037,7 +1083,8 @@ def _fill_and_lock(prepared, progress):
     else:
         raise RunError("kit's files keep changing while it prepares them (another program is writing "
                        "them?); nothing was measured")
-    _set_patterns([h for h in handles if h.writes and h.owned], "dirty")  # until a verified run says otherwise
+    # until a verified run says otherwise; an allocated file stays so until a reader fills it
+    _set_patterns([h for h in handles if h.writes and h.owned], "dirty", unless=("allocated",))
 
 
 def _fill_all(to_fill, progress):

@@ -125,6 +125,44 @@ def test_startdelay_waits_outside_the_runtime(scratch):
     assert Job(startdelay="1-3").startdelay == (1.0, 3.0)
 
 
+def _zero_blocks(path, bs=4096):
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return sum(data[i:i + bs] == bytes(bs) for i in range(0, len(data), bs))
+
+
+def test_a_write_job_on_a_new_file_allocates_it_as_fio_does(tmp_path):
+    """fio's extend_file lays out no data for a job that only writes: it
+    creates the file and fallocates it (fallocate=native), and the job
+    writes into unwritten extents. kit did the same job over its own
+    pattern (every block written before the job began). Now both files
+    are allocated in full and hold the job's 64 blocks among zeros; and a
+    later read job of kit's fills the file first (fio would read the
+    unwritten extents' zeros without the device doing any I/O)."""
+    text = "[w]\nioengine=psync\nrw=randwrite\nbs=4k\nsize=16m\nnumber_ios=64\nfilename=data\n"
+    (tmp_path / "w.fio").write_text(text)
+    for d in ("fio", "kit"):
+        (tmp_path / d).mkdir()
+    p = subprocess.run(["fio", "--output=/dev/null", "../w.fio"], cwd=tmp_path / "fio", capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([KIT, "run", "../w.fio", "--output=/dev/null", "--progress=0"], cwd=tmp_path / "kit",
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    for d in ("fio", "kit"):
+        st = os.stat(tmp_path / d / "data")
+        assert st.st_size == 16 << 20 and st.st_blocks * 512 >= 16 << 20, (d, st)
+        assert _zero_blocks(tmp_path / d / "data") == 4096 - 64, d
+
+    def pattern():
+        return json.loads((tmp_path / "kit" / ".kit-files.json").read_text())["files"]["data"]["pattern"]
+    assert pattern() == "allocated"
+    (tmp_path / "r.fio").write_text(text.replace("randwrite", "randread"))
+    p = subprocess.run([KIT, "run", "../r.fio", "--output=/dev/null", "--progress=0"], cwd=tmp_path / "kit",
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert pattern() == "intact" and _zero_blocks(tmp_path / "kit" / "data") == 0
+
+
 # ---- pacing ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("options, seconds", [

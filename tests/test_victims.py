@@ -113,10 +113,11 @@ def test_fio_job_file_export_refuses_what_fio_would_reread(tmp_path):
 # ---- 2. time of check, time of use -----------------------------------------
 
 def _swap_during_prefill(directory, victim, runner):
-    """kit.0.0 exists and is kit's; kit.0.1 must be filled (512 MiB). While
-    it fills, a victim is renamed over kit.0.0."""
+    """kit.0.0 exists and is kit's; kit.0.1 must be filled (512 MiB: the
+    job reads too, so it is laid out with data). While it fills, a victim
+    is renamed over kit.0.0."""
     kit.run(kit.Job(rw="read", size="1m", directory=directory), progress=False, machine=False)
-    args = ["run", "--rw=write", "--nrfiles=2", "--filesize=512m", "--number_ios=64", "--bs=64k",
+    args = ["run", "--rw=rw", "--nrfiles=2", "--filesize=512m", "--number_ios=64", "--bs=64k",
             f"--directory={directory}", f"--runner={runner}", "--output-format=json"]
     proc = subprocess.Popen([KIT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     second = os.path.join(directory, "kit.0.1")
