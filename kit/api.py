@@ -7,7 +7,7 @@ that checks them first.
 RUNNERS is the one table of runners: the command line, sweeps, suites and
 doctor all come through here."""
 from . import fio, runner, target
-from .errors import OptionError
+from .errors import OptionError, RunError
 from .job import Job
 
 # name -> (run jobs that go together, check one job before anything runs)
@@ -89,8 +89,20 @@ def check(job, runner="kit"):
     return RUNNERS[runner_choice(runner)][1](job)
 
 
-def check_all(jobs, runners=("kit",)):
+def check_all(jobs, runners=("kit",), labels=None):
     """check() for every job of a job file, a sweep or a report (by each
-    runner that will run it), and their files together must fit the disks."""
+    runner that will run it), and their files together must fit the disks.
+    labels: where each job comes from ("job.fio [b]"), which a refusal
+    names first."""
     runners = (runners,) if isinstance(runners, str) else runners
-    target.check_space([check(job, r) for job in jobs for r in runners])
+    plans = []
+    for i, job in enumerate(jobs):
+        for r in runners:
+            try:
+                plans.append(check(job, r))
+            except (OptionError, RunError) as e:
+                if not labels:
+                    raise
+                raise (OptionError(None, f"{labels[i]}: {e}") if isinstance(e, OptionError)
+                       else RunError(f"{labels[i]}: {e}")) from None
+    target.check_space(plans)

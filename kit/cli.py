@@ -109,10 +109,10 @@ def cmd_run(argv):
     trace = tracer_names(args.trace)
     if trace and args.runner != "kit":
         raise OptionError("trace", "tracers attach to kit's runs: leave --runner at kit")
-    groups, warnings, group_ids, global_options = _job_groups(args, values)
+    groups, warnings, group_ids, global_options, labels = _job_groups(args, values)
     warnings = ignored + warnings
     # every group of a job file is checked before the first one runs
-    check_all([j for g in groups for j in g], ("kit", "fio") if args.compare else (args.runner,))
+    check_all([j for g in groups for j in g], ("kit", "fio") if args.compare else (args.runner,), labels)
     _check_logs(groups, args.compare)
     output = _output(args.output)
     for warning in warnings:        # only once the job is known to be good: bad input stays one line
@@ -173,9 +173,10 @@ def _check_logs(groups, compare):
 
 def _job_groups(args, values):
     """([[Job, ...], ...], warnings, fio's group ids ([[0, ...], ...]),
-    [global] as written): one group per stonewall of a job file, else [[job]]."""
+    [global] as written, each job's "file [section]" or None): one group per
+    stonewall of a job file, else [[job]]."""
     if not args.jobfile:
-        return [[Job.from_options(values)]], [], [[0]], None
+        return [[Job.from_options(values)]], [], [[0]], None, None
     from .fio import read_job_file
     if args.jobfile.startswith("-"):
         # argparse takes "--x=a b" (a space inside) for a positional argument
@@ -185,8 +186,9 @@ def _job_groups(args, values):
     if overrides:
         Job.from_options(overrides)             # checked alone first: errors name the flag
     ids = iter(jobfile.group_ids)
+    labels = [f"{os.path.basename(args.jobfile)} [{section}]" for section in jobfile.sections]
     return ([[job.replace(**overrides) for job in group] for group in jobfile.groups], jobfile.warnings,
-            [[next(ids) for _job in group] for group in jobfile.groups], jobfile.global_options)
+            [[next(ids) for _job in group] for group in jobfile.groups], jobfile.global_options, labels)
 
 
 def _trace_or_warn(trace, command="kit run"):

@@ -72,8 +72,7 @@ def fio_options(job, include=None, paths=True):
     runner names them itself)."""
     twin = fio_twin(job.ioengine)
     if twin is None:
-        raise OptionError("ioengine", f"{job.ioengine} (job [{job.name}]) has no fio twin: fio cannot run it "
-                                      "(use runner=kit)")
+        raise OptionError("ioengine", f"{job.ioengine} has no fio twin: fio cannot run it (use runner=kit)")
     given = job.given()
     out = {"ioengine": twin, "rw": job.rw, "bs": OPTIONS["bs"].text(job.bs, job.kb_base)}
     for name, option in OPTIONS.items():
@@ -202,6 +201,7 @@ class JobFile:
     warnings: List[str] = field(default_factory=list)
     group_ids: List[int] = field(default_factory=list)   # fio's reporting group per job
     global_options: dict = field(default_factory=dict)   # [global] as written (fio's JSON)
+    sections: List[str] = field(default_factory=list)    # each job's [section], in the jobs' order
 
     @property
     def jobs(self):
@@ -530,7 +530,7 @@ def read_job_file(path, env=None, strict=False):
     sections = _sections(path)
     if not sections:
         raise OptionError(None, f"{path}: no job sections")
-    defaults, groups, warnings, group_ids = {}, [], [], []
+    defaults, groups, warnings, group_ids, job_sections = {}, [], [], [], []
     group_id, global_ordering, global_written, global_engine = 0, set(), {}, None
     for name, options in sections:
         is_global = name.startswith("global")      # [global_defaults] too: fio's strncmp(name, "global", 6)
@@ -605,9 +605,10 @@ def read_job_file(path, env=None, strict=False):
                 group_id += 1
             groups[-1].append(job)
         group_ids.append(group_id)
+        job_sections.append(name)
     if not groups:
         raise OptionError(None, f"{path}: only [global] sections, no jobs")
-    return JobFile(path, groups, warnings, group_ids, global_written)
+    return JobFile(path, groups, warnings, group_ids, global_written, job_sections)
 
 
 def read_job(path, section=None, env=None, strict=False):

@@ -500,7 +500,7 @@ def test_fio_refuses_the_seed_files_kit_only_sections_in_one_line(scratch):
     p = run_kit("run", os.path.join(REPO, "jobs", "seed-direct.fio"), "--runner=fio", "--numjobs=1",
                 "--filesize=1m", "--runtime=0.2", f"--directory={scratch}")
     assert p.returncode == 2 and p.stdout == ""
-    assert p.stderr.strip() == ("kit run: error: --ioengine: asio (job [boost-asio]) has no fio twin: "
+    assert p.stderr.strip() == ("kit run: error: seed-direct.fio [boost-asio]: ioengine: asio has no fio twin: "
                                 "fio cannot run it (use runner=kit)")
     assert os.listdir(scratch) == []
     assert os.listdir(scratch) == []

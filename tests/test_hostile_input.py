@@ -104,7 +104,7 @@ def test_a_bad_later_group_writes_nothing(tmp_path, loopdev):
                    "filename=/proc/kit-nope\nrw=write\n"):         # a pseudo filesystem
         (tmp_path / "j.fio").write_text(f"[first]\nrw=write\nsize=1m\n\n[second]\nstonewall\nsize=1m\n{second}")
         p = run_kit("run", "j.fio", cwd=tmp_path)
-        _refused(p)
+        _refused(p, "j.fio [second]: ")          # the refusal says which section of the file it is
         assert sorted(os.listdir(tmp_path)) == ["j.fio", "victim"]
     assert victim.read_bytes() == b"v" * 4096
 
