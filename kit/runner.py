@@ -340,15 +340,19 @@ def _execute(units, progress, trace, devices, first_thread=1):
         if any(s.error for s in stats):
             stop()
         job_tids = {w.native_id for w in workers}
+        # the bystanders' window inside the process's: what is taken off the
+        # process's figures happened in them (reading /proc switches too)
+        self0 = host.process_counters()
         before = {tid: host.task_counters(tid) for tid in bystanders}
         disks0 = {dev: host.block_stat(dev) for dev in devices}
-        self0, t0, load0 = host.process_counters(), time.monotonic_ns(), host.machine_load()
+        t0, load0 = time.monotonic_ns(), host.machine_load()
         lib.kit_control_go(ctl)
         _watch_run([job for job, _p, _f in units], lib, ffi.addressof(ctl, "finished"), n, stats,
                    watch, stop, progress)
-        self1, t1, load1 = host.process_counters(), time.monotonic_ns(), host.machine_load()
+        t1, load1 = time.monotonic_ns(), host.machine_load()
         disks1 = {dev: host.block_stat(dev) for dev in devices}
         after = {tid: host.task_counters(tid) for tid in bystanders}
+        self1 = host.process_counters()
         lib.kit_control_release(ctl)
         released = True
         for w in workers:
