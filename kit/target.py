@@ -365,7 +365,9 @@ def _describe_named(path, want_size, option="filename"):
         if not want_size:
             raise OptionError("size", f"{path} does not exist: give --size (or --filesize) for kit to create it")
         if not os.path.isdir(parent):
-            raise OptionError(option, f"cannot create {path}: {parent} is not a directory")
+            why = "is not a directory" if os.path.lexists(parent) else \
+                "does not exist (kit creates directories only for --directory)"
+            raise OptionError(option, f"cannot create {path}: {parent} {why}")
         if not os.access(parent, os.W_OK):
             raise OptionError(option, f"cannot create {path}: {parent} is not writable")
         return TargetFile(path, want_size, "file", exists=False, owned=True)

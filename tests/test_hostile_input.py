@@ -357,7 +357,10 @@ def test_free_space_counts_every_job_of_the_run(tmpfs10, how):
 
 
 def test_a_filename_that_does_not_exist_needs_a_size(tmp_path):
-    _refused(run_kit("run", "--filename=other/newfile", "--size=1m", cwd=tmp_path), "is not a directory")
+    _refused(run_kit("run", "--filename=other/newfile", "--size=1m", cwd=tmp_path), "other does not exist")
+    (tmp_path / "other").write_text("")
+    _refused(run_kit("run", "--filename=other/newfile", "--size=1m", cwd=tmp_path), "newfile: Not a directory")
+    (tmp_path / "other").unlink()
     (tmp_path / "other").mkdir()
     _refused(run_kit("run", "--filename=other/newfile", cwd=tmp_path), "does not exist: give --size")
     assert os.listdir(tmp_path / "other") == []
