@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -252,6 +253,47 @@ def test_execute_tells_bad_parameters_from_failures(two_machines):
     _notebook(two_machines["notebooks"], "lookup", "{}['missing']\n", title="Lookup")
     with pytest.raises(RunError, match=r"^notebook lookup: KeyError: 'missing'$"):
         publish.execute("lookup", {"machine": "box-a", "data_dir": two_machines["data"]})
+
+
+
+def test_a_kernel_that_dies_starting_is_started_again_once(two_machines, monkeypatch):
+    """A page's kernel that dies before it answers (no cell ran) is started
+    again, once, and the page renders; one that dies again is one line. The
+    kernel listens on Unix sockets in kit's own folder, not on TCP ports that
+    jupyter_client found free and any program could take before it binds."""
+    started, sockets, real = [], [], publish._Kernels._started
+
+    def dies(kernels, process, times):
+        started.append(process.pid)
+        if len(started) <= times:
+            process.kill()
+        else:
+            sockets.append(_unix_sockets(process.pid))
+        real(kernels, process)
+    monkeypatch.setattr(publish._Kernels, "_started", lambda k, p: dies(k, p, 1))
+    nb = publish.execute("tiny", {"machine": "box-a", "data_dir": two_machines["data"]})
+    assert len(started) == 2 and "1 results" in json.dumps(nb["cells"][-1]["outputs"])
+    (paths,) = sockets
+    assert len(paths) == 5 and all(p.startswith(os.path.join(tempfile.gettempdir(), "kit-nb-")) for p in paths), paths
+    started.clear()
+    monkeypatch.setattr(publish, "KERNEL_START_RETRIES", 0)     # dying as often as it is started: one line
+    with pytest.raises(RunError, match=r"^notebook tiny: RuntimeError: Kernel died before replying to kernel_info$"):
+        publish.execute("tiny", {"machine": "box-a", "data_dir": two_machines["data"]})
+    assert len(started) == 1
+
+
+def _unix_sockets(pid):
+    """The paths of the Unix sockets a kernel listens on (shell, iopub, stdin,
+    control, heartbeat), once it has bound all five."""
+    deadline, found = time.monotonic() + 30, []
+    while time.monotonic() < deadline and len(found) < 5:
+        time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            mine = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            with open("/proc/net/unix") as fh:
+                rows = [line.split() for line in list(fh)[1:]]
+            found = sorted(r[7] for r in rows if len(r) > 7 and f"socket:[{r[6]}]" in mine and r[5] == "01")
+    return found
 
 
 def test_pages_execute_at_once_yet_fail_as_if_one_after_the_other(two_machines, tmp_path, monkeypatch):
