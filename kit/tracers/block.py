@@ -49,7 +49,8 @@ from . import _bpf, _btf as btf
 from ..text import human_bytes, human_ns
 
 NAME = "block"
-EVENTS = ("block_rq_insert", "block_rq_issue", "block_rq_complete", "block_rq_requeue", "block_bio_queue")
+EVENTS = ("block_rq_insert", "block_rq_issue", "block_rq_complete", "block_rq_requeue", "block_rq_merge",
+          "block_bio_queue")
 REQUIRED = ("block_rq_issue", "block_rq_complete")
 WANTS = ", ".join(REQUIRED)
 FRAME = "block_latency"         # the frame under the tracer's own name
@@ -421,6 +422,21 @@ KIT_PROBE(block_rq_issue)
     }
     if (queue_ns)
         block_hist_add(slot, op, KIND_QUEUE, queue_ns, tgid);
+    return 0;
+}
+
+/* A queued request merged into its neighbour is freed unissued, and its
+   struct request is soon another request, maybe another process's: its
+   slot must not hand that one this one's owner and insert time. */
+KIT_PROBE(block_rq_merge)
+{
+    void *rq = (void *)ctx->args[0];
+    u32 i = slot_index((u64)rq);
+    struct request_slot *s = block_requests.lookup(&i);
+    if (s && s->rq == (u64)rq && !s->issue_ns) {
+        s->rq = 0;
+        s->insert_ns = 0;
+    }
     return 0;
 }
 
