@@ -133,10 +133,16 @@ class _Kernels:
         from jupyter_client.manager import AsyncKernelManager
         kernels = self
 
+        prefix = os.path.join(sockets, "kernel")
+        # a Unix socket's path holds at most 107 bytes (and jupyter adds
+        # "-<n>"): under a longer TMPDIR the kernel keeps TCP
+        ipc = len(os.fsencode(prefix)) + 8 <= UNIX_PATH_MAX
+
         class PageKernel(AsyncKernelManager):
             def __init__(self, **kw):
                 super().__init__(**kw)
-                self.transport, self.ip = "ipc", os.path.join(sockets, "kernel")
+                if ipc:
+                    self.transport, self.ip = "ipc", prefix
 
             async def start_kernel(self, **kw):
                 await super().start_kernel(**kw)
@@ -162,6 +168,8 @@ class _Kernels:
         for process in running:
             process.kill()      # one that has ended is left alone (Popen knows it ended)
 
+
+UNIX_PATH_MAX = 107         # sun_path's 108 bytes, the last a NUL
 
 # A kernel that died before it answered (before any cell ran) is started
 # again, this many times; not once Ctrl-C stopped the pages (that kills them).

@@ -282,6 +282,38 @@ def test_a_kernel_that_dies_starting_is_started_again_once(two_machines, monkeyp
     assert len(started) == 1
 
 
+def test_a_page_under_a_temp_folder_too_long_for_unix_sockets_uses_tcp(two_machines, tmp_path, monkeypatch):
+    """A Unix socket's path holds 107 bytes: under a longer TMPDIR the page's
+    kernel listens on TCP ports instead, and the page renders."""
+    long_tmp = tmp_path / ("t" * 60) / ("u" * 60)
+    long_tmp.mkdir(parents=True)
+    monkeypatch.setenv("TMPDIR", str(long_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", None)          # tempfile reads TMPDIR again
+    ports, real = [], publish._Kernels._started
+
+    def started(kernels, process):
+        ports.append(_tcp_listening(process.pid))
+        real(kernels, process)
+    monkeypatch.setattr(publish._Kernels, "_started", started)
+    nb = publish.execute("tiny", {"machine": "box-a", "data_dir": two_machines["data"]})
+    assert "1 results" in json.dumps(nb["cells"][-1]["outputs"])
+    assert len(ports) == 1 and len(ports[0]) >= 5, ports         # shell, iopub, stdin, control, heartbeat
+
+
+def _tcp_listening(pid):
+    """The TCP ports a kernel listens on, once it has bound its five."""
+    deadline, found = time.monotonic() + 30, []
+    while time.monotonic() < deadline and len(found) < 5:
+        time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            mine = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+            with open("/proc/net/tcp") as fh:
+                rows = [line.split() for line in list(fh)[1:]]
+            found = sorted(int(r[1].split(":")[1], 16) for r in rows
+                           if f"socket:[{r[9]}]" in mine and r[3] == "0A")       # 0A: LISTEN
+    return found
+
+
 def _unix_sockets(pid):
     """The paths of the Unix sockets a kernel listens on (shell, iopub, stdin,
     control, heartbeat), once it has bound all five."""
