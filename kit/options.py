@@ -611,7 +611,7 @@ class Option:
 # them. ioengine's choices are the engine registry's (kit.job binds them).
 COMMON = (
     Option("name", "name", "kit", "job name, as fio's [section] name"),
-    Option("ioengine", "choice", "psync", "I/O engine", aliases=("engine",)),
+    Option("ioengine", "choice", "psync", "I/O engine"),
     Option("rw", "choice", "read", "read, write, randread, randwrite, rw (or readwrite), randrw, trim, randtrim",
            choices=RW_MODES, aliases=("readwrite",), parse_value=parse_rw),
     Option("bs", "size", 4096, "block size (4k, 1m, ...; read,write,trim: 4k,64k)", aliases=("blocksize",),
@@ -709,7 +709,7 @@ COMMON = (
            flag=True),
     Option("verify", "verify", "", "crc32c: stamp written blocks, check read blocks"),
     Option("invalidate", "bool", False, "1: drop the files' page cache first (fio's default; kit's is 0)",
-           aliases=("invalidate_cache",), fio_default=True),
+           fio_default=True),
     Option("pre_read", "bool", False, "1: read the files once first so buffered reads hit the page cache"),
     Option("fadvise_hint", "choice", "1", "the page cache's hint for each job file (posix_fadvise): 1: random "
            "jobs RANDOM (no readahead), sequential ones SEQUENTIAL (twice the readahead), as fio; 0: none; "

@@ -1,5 +1,6 @@
 """Long and shared use: a thousand runs in one process leak nothing, and two
 kit processes measuring into one store at once lose nothing."""
+import gc
 import json
 import os
 import subprocess
@@ -26,6 +27,9 @@ def _links():
 
 
 def snapshot():
+    # garbage of earlier tests (a Popen's pipes, say) must not close its fds
+    # between two snapshots and pass for a change in what kit holds
+    gc.collect()
     links = _links()
     with open("/proc/self/status") as fh:
         rss_kb = next(int(l.split()[1]) for l in fh if l.startswith("VmRSS:"))

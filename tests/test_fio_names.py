@@ -41,7 +41,9 @@ def fio_parse(path):
 
 
 TYPOS = [("iodpeth=8", "iodepth"), ("BS=4k", "bs"), ("blocksize_rnage=4k-64k", "blocksize_range"),
-         ("time-based", "time_based"), ("waitfor=job", "wait_for")]
+         ("time-based", "time_based"), ("waitfor=job", "wait_for"),
+         # names kit once took as aliases, which fio 3.33 does not have
+         ("engine=libaio", "ioengine"), ("invalidate_cache=1", "invalidate")]
 
 
 @pytest.mark.parametrize("option, near", TYPOS)
