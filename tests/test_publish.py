@@ -302,29 +302,29 @@ def test_a_page_under_a_temp_folder_too_long_for_unix_sockets_uses_tcp(two_machi
 
 def _tcp_listening(pid):
     """The TCP ports a kernel listens on, once it has bound its five."""
-    deadline, found = time.monotonic() + 30, []
-    while time.monotonic() < deadline and len(found) < 5:
-        time.sleep(0.05)
-        with contextlib.suppress(OSError):
-            mine = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-            with open("/proc/net/tcp") as fh:
-                rows = [line.split() for line in list(fh)[1:]]
-            found = sorted(int(r[1].split(":")[1], 16) for r in rows
-                           if f"socket:[{r[9]}]" in mine and r[3] == "0A")       # 0A: LISTEN
-    return found
+    return _listening(pid, "tcp", lambda r: int(r[1].split(":")[1], 16) if r[3] == "0A" else None,  # 0A: LISTEN
+                      inode=9)
 
 
 def _unix_sockets(pid):
     """The paths of the Unix sockets a kernel listens on (shell, iopub, stdin,
     control, heartbeat), once it has bound all five."""
+    return _listening(pid, "unix", lambda r: r[7] if len(r) > 7 and r[5] == "01" else None, inode=6)
+
+
+def _listening(pid, table, listener, inode):
+    """What listener(row) says of the rows of /proc/net/<table> that are
+    sockets of process pid (their inode in column inode), once there are
+    five (a kernel's sockets)."""
     deadline, found = time.monotonic() + 30, []
     while time.monotonic() < deadline and len(found) < 5:
         time.sleep(0.05)
         with contextlib.suppress(OSError):
             mine = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
-            with open("/proc/net/unix") as fh:
+            with open(f"/proc/net/{table}") as fh:
                 rows = [line.split() for line in list(fh)[1:]]
-            found = sorted(r[7] for r in rows if len(r) > 7 and f"socket:[{r[6]}]" in mine and r[5] == "01")
+            found = sorted(x for r in rows if len(r) > inode and f"socket:[{r[inode]}]" in mine
+                           and (x := listener(r)) is not None)
     return found
 
 
