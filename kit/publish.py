@@ -186,7 +186,6 @@ def execute(notebook, parameters, cwd=None, kernels=None):
     its parameters, a RunError otherwise (the kernel died, a cell failed).
     kernels: publish's _Kernels, which this page's kernel joins (one of its own by default)."""
     import papermill as pm
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     path = os.path.join(notebooks_dir(), f"{notebook}.ipynb")
     if not os.path.exists(path):
         raise OptionError("notebook", f"{notebook}: no {path}")
@@ -202,8 +201,11 @@ def execute(notebook, parameters, cwd=None, kernels=None):
                                                kernel_manager_class=kernels.manager(tmp))
             except pm.PapermillExecutionError as e:
                 bad_input, why = e.ename == "ParameterError", f"{e.ename}: {e.evalue}"
-            except (pm.PapermillException, DeadKernelError, CellTimeoutError, RuntimeError) as e:
-                # RuntimeError: jupyter_client's "Kernel died before replying to kernel_info"
+            except Exception as e:
+                # papermill's and nbclient's own errors (a dead kernel, a cell's
+                # timeout), and what starting a kernel raises from below them:
+                # jupyter_client's RuntimeError "Kernel died before replying to
+                # kernel_info", its TimeoutError, zmq's ZMQError, Popen's OSError
                 bad_input, why = False, f"{type(e).__name__}: {e}"
                 if _died_starting(e) and attempt < KERNEL_START_RETRIES and not kernels.stopped:
                     continue        # no cell ran: a fresh kernel runs the page as the first would have

@@ -282,6 +282,27 @@ def test_a_kernel_that_dies_starting_is_started_again_once(two_machines, monkeyp
     assert len(started) == 1
 
 
+def test_any_failure_to_start_a_kernel_is_one_line(two_machines, monkeypatch):
+    """What starting a kernel raises from below papermill (zmq, the kernel's
+    process, jupyter_client's timeout) ends the page with one line, not a
+    traceback, and is not retried: only a kernel that died is."""
+    import zmq
+    started = []
+
+    def fails(kernels, process, error):
+        started.append(process.pid)
+        process.kill()
+        raise error
+    for error, line in ((zmq.ZMQError(98, "Address already in use"), "ZMQError: Address already in use"),
+                        (TimeoutError("Kernel didn't respond in 60 seconds"),
+                         "TimeoutError: Kernel didn't respond in 60 seconds")):
+        started.clear()
+        monkeypatch.setattr(publish._Kernels, "_started", lambda k, p, e=error: fails(k, p, e))
+        with pytest.raises(RunError) as e:
+            publish.execute("tiny", {"machine": "box-a", "data_dir": two_machines["data"]})
+        assert str(e.value) == f"notebook tiny: {line}" and len(started) == 1
+
+
 def test_a_page_under_a_temp_folder_too_long_for_unix_sockets_uses_tcp(two_machines, tmp_path, monkeypatch):
     """A Unix socket's path holds 107 bytes: under a longer TMPDIR the page's
     kernel listens on TCP ports instead, and the page renders."""

@@ -671,7 +671,7 @@ def test_block_times_flushes_and_matches_each_completion_once(tracing, mounted_l
                   f"{flushes.get('requests')} flushes, {flushes.get('lat_ns', {}).get('N')} timed, mean "
                   f"{flushes.get('lat_ns', {}).get('mean', 0):.0f} ns; completions {d['completions']}")
     assert writes["requests"] >= 1000
-    assert writes["requests"] - 4 <= writes["lat_ns"]["N"] <= writes["requests"]
+    assert writes["requests"] - 4 <= writes["lat_ns"]["N"] <= writes["requests"], (d["completions"], s["lost"])
     assert flushes["requests"] >= 99                     # fsync=10 over 1000 writes
     assert flushes["bytes"] == 0 and "1" not in flushes["sizes"]
     assert flushes["requests"] - 2 <= flushes["lat_ns"]["N"] <= flushes["requests"]
@@ -734,10 +734,11 @@ def test_another_process_io_while_probes_attach_and_detach_is_never_taken_for_ow
         for _ in range(4):                  # the kept program re-attaches: more windows
             _r, s, _t = traced(job, devices=[mm], block=True)
             own = s["block"]["read"]
-            # every read of its own, as requests (two adjacent ones may merge into one), and a few
-            # 4k of fio's at most: fio's bio may be merged into one of its requests still queued
-            # (seen: 500 requests of 501 x 4k, one of them 8k)
-            assert N // 4 * 4096 <= own["bytes"] <= N // 4 * 4096 + 8 * 4096, own
+            # every read of its own, as requests (two adjacent ones may merge into one), give or
+            # take a few 4k: a request is its first bio's process's, and fio's bio may be merged
+            # into one of kit's requests still queued (seen: 500 requests of 501 x 4k, one of
+            # them 8k), or kit's into fio's (seen: 499 requests of 4k)
+            assert (N // 4 - 8) * 4096 <= own["bytes"] <= (N // 4 + 8) * 4096, own
             assert N // 4 - 8 <= own["requests"] == own["completed"] <= N // 4, own
             assert max(int(k) for k in own["depth"]) <= 8, own["depth"]     # its 4 and fio's 4
             assert own["unmatched_completions"] == 0

@@ -392,11 +392,15 @@ KIT_PROBE(block_rq_issue)
 #endif
     }
 
+    /* issued again without a completion (a driver's retry): the same
+       request, already counted and in flight; timed from its last issue */
+    if (counted)
+        return 0;
     /* only timed requests are counted in flight: only they can be matched at completion */
     s64 depth = 1;
     s64 *inflight = block_inflight.lookup(&slot);
     if (inflight)
-        depth = (timed && !counted) ? __sync_fetch_and_add(inflight, 1) + 1 : *inflight + 1;
+        depth = timed ? __sync_fetch_and_add(inflight, 1) + 1 : *inflight + 1;
 
     struct block_counts *c;
     if (tgid == OWN_TGID) {
