@@ -38,6 +38,17 @@ class _Parser(argparse.ArgumentParser):
             _stderr(message.rstrip())
         raise _HelpShown(status)
 
+    def parse_known_args(self, args=None, namespace=None):
+        """As argparse's, but an empty value (--bs=, --output=) is no value:
+        refused as fio refuses it, never taken as 'the default'."""
+        parsed, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            if isinstance(value, str) and not value.strip() and value != action.default:
+                flag = action.option_strings[0] if action.option_strings else action.dest
+                raise OptionError(flag, "needs a value (an empty one is none)")
+        return parsed, rest
+
     def _print_message(self, message, file=None):
         # argparse's own swallows a failed write: --help > /dev/full would say nothing, exit 0
         if message:

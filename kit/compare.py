@@ -440,7 +440,7 @@ def versus_reference(data=None, reference=None):
 
 # ---- what `kit compare` is given ---------------------------------------------------
 
-_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
+_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?", re.A)
 SIDE_HELP = ("a result file (kit run --output, a stored result, fio JSON), a machine in the store (its "
              "latest results), MACHINE@N (as of its run N; -1 the newest, -2 the one before) or "
              "MACHINE@YYYY-MM-DD[THH:MM[:SS]] (as of that UTC time; a date alone: its end)")
@@ -484,7 +484,7 @@ def side(spec, data=None):
 
 def _until(spec, when, found):
     """(ms, words) that MACHINE@WHEN stands for."""
-    if re.fullmatch(r"-?\d+", when):
+    if re.fullmatch(r"-?[0-9]+", when):
         n = int(when)
         if not (1 <= n <= len(found) or -len(found) <= n <= -1):
             raise OptionError(None, f"{spec}: there {'is 1 run' if len(found) == 1 else f'are {len(found)} runs'}"

@@ -7,9 +7,7 @@ does not know is never dropped silently), and runner="fio" runs fio on a job
 file generated from those Jobs, on the files kit planned, prepared and
 guarded, so both runners measure the same bytes under the same safety rules.
 """
-import ast
 import math
-import operator
 import os
 import re
 import shutil
@@ -30,7 +28,7 @@ from .machine import fingerprint_for
 from .engines import fio_twin
 from .job import COMMAND_LINE_ONLY, FIO_TO_KIT, LOG_FILES, NO_EFFECT, OPTIONS, ORDERING, Job, bare_value, \
     canonical_option, fio_option_verdict, written_name
-from .options import DDIRS, parse_size, split_filenames
+from .options import DDIRS, parse_int, parse_size, parse_usec, split_filenames
 from .results import parse_fio_json, results_from_fio
 
 
@@ -208,57 +206,141 @@ class JobFile:
         return [j for g in self.groups for j in g]
 
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
-        ast.USub: operator.neg, ast.UAdd: operator.pos}
-_SUFFIXED = re.compile(r"(\d+)\s*([kmgtp])(?:i?b)?\b", re.I)
-
-
 ARITH_LIMIT = 1 << 64        # no option holds more; beyond it fio's own parser overflows
 MAX_EXPRESSION = 256
+INT32_MAX = (1 << 31) - 1
+
+# fio 3.33's expression lexer (exp/expression-parser.l): suffix -> (factor, makes a double)
+_SIZE_SUFFIXES = {"k": 1024, "kb": 1024, "mb": 1 << 20, "m": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
+                  "t": 1 << 40, "tb": 1 << 40, "p": 1 << 50, "pb": 1 << 50, "kib": 1000, "mib": 10**6,
+                  "gib": 10**9, "pib": 10**12}
+_TIME_SUFFIXES = {"us": 1, "ms": 1000, "s": 10**6, "m": 60 * 10**6, "h": 3600 * 10**6, "d": 86400 * 10**6}
+_ARITH_TOKEN = re.compile(r"\s*(?:(0x[0-9a-f]+|[0-9]*\.[0-9]+(?:e[-+]?[0-9]+)?|[0-9]+(?:e[-+]?[0-9]+)?)"
+                          r"|([a-z]+)|([-+*/%^()]))", re.I | re.A)
 
 
-def _arith(text, where):
-    """fio's arithmetic in parentheses: + - * / % ** on numbers (k/m/g
-    allowed). Every step stays within 64 bits, so no input can make kit
-    compute for long or overflow later."""
+def _arith(text, where, unit=None):
+    """fio's arithmetic in parentheses (parse.c str_to_decimal with
+    CONFIG_ARITHMETIC; Debian's fio 3.33 is built without it and refuses
+    the value): its grammar, not Python's -- / between integers drops the
+    fraction (toward zero), ^ is the power (** is two multiplications, a
+    syntax error), % binds tighter than ^, a suffix (k, m, ms, ...)
+    multiplies what stands before it up to a + or -, unary minus binds
+    first. unit: None for sizes and counts; "s" for options in seconds,
+    "us" for ones in microseconds (a time suffix is in microseconds; no
+    suffix means the option's unit). The answer as text the option reads.
+    Every step stays within 64 bits, so no input computes for long."""
     if len(text) > MAX_EXPRESSION:
         raise OptionError(None, f"{where}: expression longer than {MAX_EXPRESSION} characters")
-    try:
-        expr = _SUFFIXED.sub(lambda m: str(parse_size("value", m.group(0))), text)
-    except OptionError:
-        raise OptionError(None, f"{where}: a number in {text[:40]!r} is out of range") from None
+    suffixes = _TIME_SUFFIXES if unit else _SIZE_SUFFIXES
+
+    def fail(why="cannot evaluate"):
+        raise OptionError(None, f"{where}: {why} {text[:40]!r} (fio's arithmetic: + - * / % ^, "
+                                "integer division between integers)")
+
+    if "**" in text:
+        fail("fio's power is ^, not **: cannot evaluate")
+    tokens, pos = [], 0
+    while text[pos:].strip():
+        m = _ARITH_TOKEN.match(text, pos)
+        if not m:
+            fail()
+        number, word, op = m.groups()
+        if word is not None and word.lower() not in suffixes:
+            fail(f"{word!r} is no suffix fio's arithmetic knows here:")
+        tokens.append(("n", number) if number else ("s", word.lower()) if word else ("o", op))
+        pos = m.end()
+    tokens.append(("end", None))
+    at, units = [0], [False]
 
     def bounded(value):
         if isinstance(value, float) and not math.isfinite(value) or abs(value) > ARITH_LIMIT:
-            raise OverflowError
+            raise OptionError(None, f"{where}: {text[:40]!r} is beyond 64 bits")
         return value
 
-    def ev(node):
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Constant) and type(node.value) in (int, float):
-            return bounded(node.value)
-        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-            left, right = ev(node.left), ev(node.right)
-            if isinstance(node.op, ast.Pow) and abs(left) > 1 and abs(right) > 64:
-                raise OverflowError     # 2**64 is the most any option can hold
-            return bounded(_OPS[type(node.op)](left, right))
-        if isinstance(node, ast.UnaryOp) and type(node.op) in _OPS:
-            return bounded(_OPS[type(node.op)](ev(node.operand)))
-        raise ValueError
-    try:
-        value = ev(ast.parse(expr, mode="eval"))
-    except OverflowError:
-        raise OptionError(None, f"{where}: {text[:40]!r} is beyond 64 bits") from None
-    except (SyntaxError, ValueError, ZeroDivisionError, TypeError, RecursionError, MemoryError):
-        raise OptionError(None, f"{where}: cannot evaluate {text[:40]!r}") from None
-    if isinstance(value, complex):
-        raise OptionError(None, f"{where}: cannot evaluate {text[:40]!r}")
-    return str(int(value)) if float(value).is_integer() else str(value)
+    def number(token):
+        if token.lower().startswith("0x"):
+            return int(token, 16)
+        if "." in token or "e" in token.lower():
+            return bounded(float(token))
+        value = int(token)
+        if value > INT32_MAX:           # fio reads integers with sscanf %d
+            fail("a number beyond 2^31-1 (fio reads them as int) in")
+        return value
+
+    def apply(op, a, b):
+        both_int = isinstance(a, int) and isinstance(b, int)
+        if op == "+":
+            return bounded(a + b)
+        if op == "-":
+            return bounded(a - b)
+        if op == "*":
+            return bounded(a * b)
+        if op == "/":
+            if b == 0:
+                fail("divides by zero:")
+            return bounded(abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1) if both_int else a / b)
+        if op == "%":
+            if not both_int:
+                fail("% on a fraction (fio: modulo on floats):")
+            if b == 0:
+                fail("divides by zero:")
+            return a - b * (abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1))
+        if abs(b) > 64 and abs(a) > 1:      # '^': 2^64 is the most any option holds
+            raise OptionError(None, f"{where}: {text[:40]!r} is beyond 64 bits")
+        if both_int and b >= 0:
+            return bounded(a ** b)
+        if a == 0 and b <= 0:
+            fail()
+        return bounded(float(a) ** b)
+
+    # fio's yacc precedence, loosest first: + -, suffix, * /, ^ (right), %, unary minus
+    binary = {"+": 1, "-": 1, "*": 3, "/": 3, "^": 4, "%": 5}
+
+    def primary():
+        kind, token = tokens[at[0]]
+        at[0] += 1
+        if (kind, token) == ("o", "-"):
+            return bounded(-primary())
+        if (kind, token) == ("o", "("):
+            value = expression(0)
+            if tokens[at[0]] != ("o", ")"):
+                fail()
+            at[0] += 1
+            return value
+        if kind != "n":
+            fail()
+        return number(token)
+
+    def expression(floor):
+        value = primary()
+        while True:
+            kind, token = tokens[at[0]]
+            if kind == "s" and floor <= 2:          # a suffix multiplies all that binds tighter before it
+                at[0] += 1
+                units[0] = True
+                value = bounded(value * suffixes[token])
+                continue
+            level = binary.get(token) if kind == "o" else None
+            if level is None or level < floor:
+                return value
+            at[0] += 1
+            value = apply(token, value, expression(level if token == "^" else level + 1))
+
+    value = expression(0)
+    if tokens[at[0]][0] != "end":
+        fail()
+    if not units[0]:
+        value = value * ({"s": 10**6, "us": 1}[unit] if unit else 1)
+        if abs(value) > INT32_MAX:      # fio: *ival = (int) (ival * implied_units)
+            fail("an answer beyond 2^31-1 without a unit suffix (fio keeps it in an int):")
+    whole = math.trunc(value)
+    if unit == "s":
+        return str(whole // 10**6 if whole >= 0 else -(-whole // 10**6))     # fio: ival / 1000000
+    return str(whole)
 
 
-_BC_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*|\.\d+)|([-+*/%^()]))")
+_BC_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*|\.\d+)|([-+*/%^()]))", re.A)
 
 
 def _bc(text, where):
@@ -353,7 +435,7 @@ def _bc(text, where):
     return f"{'-' if value < 0 else ''}{digits[:-scale]}.{digits[-scale:]}"
 
 
-def _substitute(value, env, where):
+def _substitute(value, env, where, unit=None):
     def var(m):
         name = m.group(1) or m.group(2)
         if name in env:
@@ -367,7 +449,7 @@ def _substitute(value, env, where):
         replaced = _bc(replaced, where)         # fio's bc_calc (options.c), its limits included
     value = replaced
     if value.startswith("(") and value.endswith(")"):
-        value = _arith(value[1:-1], where)
+        value = _arith(value[1:-1], where, unit)
     return value
 
 
@@ -454,6 +536,15 @@ def _sections(path):
 FIO_FLAGS_KIT_IGNORES = ("thread",)
 
 
+def _time_unit(key):
+    """The unit fio's arithmetic gives a bare answer for the option: "s"
+    for one in seconds, "us" for one in microseconds, None otherwise."""
+    option = OPTIONS.get(FIO_TO_KIT.get(key))
+    if option is None:
+        return None
+    return "us" if option.parse_value is parse_usec else "s" if option.kind == "time" else None
+
+
 def _may_stand_alone(key):
     """Whether fio 3.33 takes the option without a value (parse.c
     __handle_option: only types FIO_OPT_STR_SET, the flags, and FIO_OPT_STR
@@ -521,6 +612,13 @@ def _files_after_section(merged, section):
     return {**merged, "filename_format": fmt}
 
 
+# Where kit's defaults are not fio's, a fio job file means fio's: a job that
+# does not say invalidate= has its page cache dropped first, and submits one
+# I/O per call (fio 3.33's defaults; kit's are 0 and every free slot)
+FIO_DEFAULTS = {name: option.text(option.fio_default) for name, option in OPTIONS.items()
+                if option.fio_default is not None}
+
+
 def read_job_file(path, env=None, strict=False):
     """Parses a fio job file into groups of Jobs. An option name fio 3.33
     does not take, or one kit cannot run, is an OptionError; one that
@@ -541,8 +639,11 @@ def read_job_file(path, env=None, strict=False):
         for key, value, where in options:
             if key in OPTIONS and not OPTIONS[key].job_file:
                 raise OptionError(None, f"{where}: {key}: {COMMAND_LINE_ONLY.format(flag=key.replace('_', '-'))}")
-            known = key in FIO_TO_KIT or key in NO_EFFECT or key in ORDERING
-            if value is None and known and not _may_stand_alone(key):
+            known = key in FIO_TO_KIT or key in ORDERING
+            fio_knows = key in NO_EFFECT or any(key in t for t in (fio_names.GENERAL, fio_names.ENGINE,
+                                                                    fio_names.PROFILE))
+            if value is None and (not _may_stand_alone(key) if known else
+                                  fio_knows and key not in fio_names.STANDS_ALONE):
                 raise OptionError(None, f"{where}: {key} needs a value ({key}=...): only fio's flag options, "
                                         "such as time_based, stand alone")
             # names as fio 3.33 matches them: exactly (time-based and BS are not time_based and bs)
@@ -559,13 +660,26 @@ def read_job_file(path, env=None, strict=False):
                 if value:                   # fio's JSON lists it all the same (description, randrepeat=1, ...)
                     written[_fio_name(key)] = said if key in NO_EFFECT else _substitute(value, env, where)
                 continue
-            text = bare_value(key) if value is None else _substitute(value, env, where)
+            text = bare_value(key) if value is None else _substitute(value, env, where, _time_unit(key))
+            if value is not None and not text.strip() and FIO_TO_KIT.get(key) not in LOG_FILES:
+                # fio 3.33 refuses 'bs=' ("failed parsing"); an empty log name is the job's, as a bare one
+                said = f" ({value} is empty)" if value else ""
+                raise OptionError(None, f"{where}: {key}= has no value{said}: give one, or leave the line out "
+                                        "(an empty value is not the default)")
+            if _time_unit(key) and "." in text:
+                raise OptionError(None, f"{where}: {key}={text}: fio 3.33 reads no fraction in a time (it stops "
+                                        "at the '.', unit and all): write a whole number with a unit, e.g. "
+                                        "1500ms for 1.5s")
             if FIO_TO_KIT.get(key) == "directory" and ":" in text:
                 raise OptionError(None, f"{where}: directory: {text!r} has a ':', which in fio separates several "
                                         "directories its files are spread over; kit takes one directory, "
                                         "without ':'")
             if key in ORDERING:
-                if text not in ("0",):
+                try:
+                    on = parse_int(key, text) != 0      # fio: any integer, 0 off (stonewall=false fails)
+                except OptionError as e:
+                    raise OptionError(None, f"{where}: {key}: {e.problem}") from None
+                if on:
                     ordering.add(key)
                 if value:                   # stonewall=1 is listed, a bare stonewall not
                     written[key] = text
@@ -575,11 +689,15 @@ def read_job_file(path, env=None, strict=False):
                 if not is_global:               # fio names each job after its section whatever [global] says
                     values["name"] = text
                 continue
-            values[FIO_TO_KIT[key]] = text
             if value:                   # fio's JSON lists options given a value, by fio's name
                 written[written_name(key)] = text
+            if FIO_TO_KIT[key] == "filename" and "filename" in values:
+                text = f"{values['filename']}:{text}"       # fio: each filename= line adds its files
+            values[FIO_TO_KIT[key]] = text
         if is_global:
             global_engine = engine
+            if "filename" in values and "filename" in defaults:
+                values["filename"] = f"{defaults['filename']}:{values['filename']}"
             defaults.update(values)
             global_written.update(written)
             global_ordering |= ordering          # stonewall in [global]: every job waits for the one before
@@ -589,6 +707,10 @@ def read_job_file(path, env=None, strict=False):
         # over rwmixread), as in fio, where the job section is read on top of a copy of [global]
         mine = {canonical_option(k) for k in values}
         merged = {"name": name, **{k: v for k, v in defaults.items() if canonical_option(k) not in mine}, **values}
+        if "filename" in values and "filename" in defaults:
+            merged["filename"] = f"{defaults['filename']}:{values['filename']}"    # [global]'s files come first
+        given = {canonical_option(k) for k in merged}
+        merged.update({k: v for k, v in FIO_DEFAULTS.items() if k not in given})
         from_global = [k for k in global_written if k not in written]
         written = {**{k: global_written[k] for k in from_global}, **written}
         try:

@@ -14,7 +14,7 @@ from . import fio_names
 from .engines import diskless, engine, engine_names, registry
 from .errors import OptionError
 from .options import COMMON, MAX_BS, Percent, add_engine_options, cpu_list, parse_bool, parse_int, per_ddir, \
-    split_filenames
+    short, split_filenames
 
 
 def _declared():
@@ -293,6 +293,12 @@ class _JobMethods:
                 raise OptionError("size" if self.filesize is None else "filesize",
                                   f"each of the {self.nrfiles} file(s) needs at least bs={self.min_bs} bytes "
                                   f"(got {self.file_size})")
+        if self.directory and self.filename and any(n.startswith("/") for n in split_filenames(self.filename)):
+            # fio puts even an absolute name under the directory (directory=/d filename=/x is /d/x), which
+            # is rarely what was meant: kit does neither
+            raise OptionError("filename", f"{short(self.filename)} is absolute and directory= is set: fio would "
+                                          f"use {self.directory.rstrip('/')}/{split_filenames(self.filename)[0].lstrip('/')}; "
+                                          "give a name relative to the directory, or leave directory out")
         if self.direct:
             for name in ("offset", "offset_increment"):
                 value = getattr(self, name)

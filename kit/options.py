@@ -27,14 +27,26 @@ UINT32_MAX = (1 << 32) - 1
 INT64_MAX = (1 << 63) - 1
 
 _INT_RE = re.compile(r"^[+-]?(0x[0-9a-f]{1,16}|[0-9]{1,40})$", re.I)    # fio's: decimal or 0x hex
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:([kmgtp])(ib|b)?|b)?\s*$", re.I)
-_TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$", re.I)
+# re.A: \d and \s are ASCII only, as in fio (Python's int() would read '４' and '٢' as digits)
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:([kmgtp])(ib|b)?|b)?\s*$", re.I | re.A)
+_TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$", re.I | re.A)
 _SIZE_POWERS = {None: 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 KB_BASES = (1024, 1000)
 _TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 # ---- value parsers: each takes what a user may write, returns the canonical value
+
+_DECIMAL_RE = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*", re.A)
+
+
+def decimal(text):
+    """A plain decimal number as fio's strtod reads one in these options;
+    ValueError for anything else (Python's float() also takes '1e3', 'nan',
+    'inf', '1_0' and non-ASCII digits)."""
+    if not _DECIMAL_RE.fullmatch(str(text)):
+        raise ValueError(text)
+    return float(text)
 
 def short(value):
     """A value as quoted in an error line, cut when it is huge."""
@@ -62,7 +74,7 @@ def parse_size_or_percent(option, value, kb_base=1024):
     text = str(value).strip()
     if not isinstance(value, (int, bool)) and text.endswith("%"):
         try:
-            n = float(text[:-1])
+            n = decimal(text[:-1])
         except ValueError:
             n = -1
         if not 0 < n <= 100:
@@ -123,11 +135,10 @@ def parse_bool(option, value):
         return value
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
+    text = str(value).strip()
+    if _INT_RE.match(text) and int(text, 16 if "x" in text.lower() else 10) in (0, 1):
+        return bool(int(text, 16 if "x" in text.lower() else 10))
+    # fio 3.33 refuses true, yes, on ("failed parsing direct=true"): a job file kit takes, fio takes
     raise OptionError(option, f"must be 0 or 1 (got {value!r})")
 
 
@@ -217,7 +228,7 @@ def parse_percentile_list(option, value):
     0 to 100; kept as text, sorted ("99:99.9")."""
     parts = [p.strip() for p in str(value).split(":")]
     try:
-        values = sorted({float(p) for p in parts})
+        values = sorted({decimal(p) for p in parts})
     except ValueError:
         raise OptionError(option, f"must be percentiles separated by ':' (e.g. 99:99.9; got {value!r})") from None
     if not values or len(parts) > 20 or not all(0 <= v <= 100 for v in values):
@@ -244,7 +255,7 @@ def cpu_list(option, value):
     count = os.cpu_count() or 1
     cpus = set()
     for part in str(value).replace(" ", "").split(","):
-        m = re.fullmatch(r"(\d{1,7})(?:-(\d{1,7}))?", part)
+        m = re.fullmatch(r"([0-9]{1,7})(?:-([0-9]{1,7}))?", part)
         if not m:
             raise OptionError(option, f"must be CPUs and ranges separated by ',' (e.g. 0,2-3; got {short(value)})")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
@@ -494,8 +505,8 @@ def parse_distribution(option, value):
     if len(parts) > 2 and not parts[1]:
         raise OptionError(option, f"must be {kind}[:{pname}[:center]]: the {pname} is missing (got {value!r})")
     try:
-        x = float(parts[1]) if len(parts) > 1 and parts[1] else default
-        center = float(parts[2]) if len(parts) > 2 else None
+        x = decimal(parts[1]) if len(parts) > 1 and parts[1] else default
+        center = decimal(parts[2]) if len(parts) > 2 else None
     except ValueError:
         raise OptionError(option, f"must be {kind}[:{pname}[:center]] with numbers (got {value!r})") from None
     if not ok(x):
@@ -560,6 +571,9 @@ class Option:
             raise OptionError(self.name, "must have a value (got none)")
         if isinstance(value, list):         # a per-direction value, back from JSON
             value = _tuples(value)
+        if isinstance(value, str) and not value.strip() and self.kind != "log" \
+                and not (self.kind == "verify" and value == ""):        # '' is no verify, canonically
+            raise OptionError(self.name, "needs a value (an empty one is none, not the default)")
         kind = self.kind
         if self.parse_value:
             return self.parse_value(self.name, value, kb_base) if kind == "size" \
@@ -741,7 +755,7 @@ COMMON = (
            "complete_min)", lo=0, hi=MAX_IODEPTH),
     # logs
     Option("write_bw_log", "log", None, "write fio's bandwidth log NAME_bw.N.log per job thread (NAME: this "
-           "prefix, '' for the job name). Without log_avg_msec: a line per I/O, and bw_* become per-I/O "
+           "prefix; a bare write_bw_log in a job file: the job's name). Without log_avg_msec: a line per I/O, and bw_* become per-I/O "
            "samples of bytes*1e6/clat_ns (1000-based kB/s, as fio); with it bwavgtime defaults to "
            "log_avg_msec", parse_value=parse_log_prefix),
     Option("write_iops_log", "log", None, "write fio's IOPS log NAME_iops.N.log per job thread. Without "

@@ -11,6 +11,7 @@ import copy
 import json
 import math
 import os
+import re
 import time
 
 import numpy as np
@@ -425,7 +426,22 @@ def _map_problem(value, where, values=_NUMBER):
     if not isinstance(value, dict):
         return f"{where} is not an object"
     bad = next((k for k, v in value.items() if not _is(v, values)), None)
+    if bad is None and values is not str:
+        bad = next((k for k, v in value.items() if v < 0), None)
+        if bad is not None:
+            return f"{where}[{bad!r}] is negative"
     return f"{where}[{bad!r}] is not a number" if bad is not None else None
+
+
+_PERCENTILE_KEY = re.compile(r"[0-9]{1,3}(?:\.[0-9]+)?")
+_BIN_KEY = re.compile(r"[0-9]{1,20}")
+
+
+def _negative(record, keys, where):
+    """The first of keys in record below zero (counts, times and rates never
+    are, in fio's JSON), as a problem, or None."""
+    bad = next((k for k in keys if isinstance(record.get(k), (int, float)) and record[k] < 0), None)
+    return f"{where}.{bad} is negative ({record[bad]})" if bad is not None else None
 
 
 def fio_document_problem(data):
@@ -457,6 +473,9 @@ def fio_document_problem(data):
                 return f"{where}.{key} is missing or not a number"
         if not 0 <= e["error"] < 4096:
             return f"{where}.error is not an errno"
+        problem = _negative(e, ("job_runtime", "usr_cpu", "sys_cpu", "ctx", "majf", "minf"), where)
+        if problem:
+            return problem
         if "groupid" in e and not _is(e["groupid"], int):
             return f"{where}.groupid is not a number"
         if "kit" in e and not isinstance(e["kit"], dict):
@@ -479,6 +498,8 @@ def fio_document_problem(data):
             for key in _DDIR_FIELDS:
                 if not _is(de.get(key), _NUMBER):
                     return f"{where}.{d}.{key} is missing or not a number"
+            if _negative(de, _DDIR_FIELDS + ("short_ios", "drop_ios"), f"{where}.{d}"):
+                return _negative(de, _DDIR_FIELDS + ("short_ios", "drop_ios"), f"{where}.{d}")
             for key in ("short_ios", "drop_ios"):
                 if key in de and not _is(de[key], int):
                     return f"{where}.{d}.{key} is not a number"
@@ -489,8 +510,13 @@ def fio_document_problem(data):
                 for extra, kinds in (("percentile", _NUMBER), ("bins", int)):
                     if extra in lat and _map_problem(lat[extra], f"{where}.{d}.{kind}.{extra}", kinds):
                         return _map_problem(lat[extra], f"{where}.{d}.{kind}.{extra}", kinds)
-                if "bins" in lat and not all(k.isdigit() for k in lat["bins"]):
+                if _negative(lat, _LAT_FIELDS, f"{where}.{d}.{kind}"):
+                    return _negative(lat, _LAT_FIELDS, f"{where}.{d}.{kind}")
+                if "bins" in lat and not all(_BIN_KEY.fullmatch(k) for k in lat["bins"]):
                     return f"{where}.{d}.{kind}.bins has keys that are not latencies"
+                if "percentile" in lat and not all(_PERCENTILE_KEY.fullmatch(k) and float(k) <= 100
+                                                   for k in lat["percentile"]):
+                    return f"{where}.{d}.{kind}.percentile has keys that are not percentiles (0 to 100)"
         if "sync" in e:
             sync = e["sync"]
             if not isinstance(sync, dict) or not _is(sync.get("total_ios", 0), int):
@@ -511,7 +537,7 @@ def result_problem(data):
         return "not a kit result (not a JSON object)"
     schema = data.get("schema")
     name, _, version = str(schema).partition("/")
-    if name != SCHEMA.split("/")[0] or not version.isdigit():
+    if name != SCHEMA.split("/")[0] or not re.fullmatch(r"[0-9]{1,6}", version):
         return f"not a kit result (schema {schema!r})"
     if int(version) > int(SCHEMA.split("/")[1]):
         return f"written by a newer kit ({schema}; this kit reads up to {SCHEMA})"

@@ -191,6 +191,8 @@ def io_bytes(job, regions):
     if isinstance(job.size, Percent) and job.filesize is not None:
         return max(job.size.of(total), 1)       # fio: N% of the files' filesize
     if not job.io_size:             # fio: io_size=0 is no io_size
+        if job.filesize is not None:
+            return min(job.size, total)         # fio: size is at most what the regions hold
         return total if job.filename else job.size
     return max(job.io_size.of(total), 1) if isinstance(job.io_size, Percent) else job.io_size
 

@@ -31,7 +31,8 @@ def seed_jobs(direct=True, jobs_per_cpu=4, filesize="16m", runtime=10, threadpoo
     """The jobs of one of the seed's tables, scaled to this machine."""
     common = dict(rw="randread", bs="1k", iodepth=8, nrfiles=4, filesize=filesize,
                   numjobs=jobs_per_cpu * (os.cpu_count() or 1), direct=direct, runtime=runtime,
-                  time_based=True, filename_format="seed.$jobnum.$filenum", group_reporting=True)
+                  time_based=True, filename_format="seed.$jobnum.$filenum", group_reporting=True,
+                  invalidate=True, iodepth_batch_submit=1)      # fio's defaults, as the job files mean
     if ramp_time:
         common["ramp_time"] = ramp_time
     if not direct:

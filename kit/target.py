@@ -460,7 +460,11 @@ def region(job, j, real):
     def absolute(value):
         return -(-value.of(real) // align) * align if isinstance(value, Percent) else value
     offset = absolute(job.offset) + j * absolute(job.offset_increment)
-    if isinstance(job.size, Percent) and job.filesize is None:
+    if job.filesize is not None:
+        # fio (setup_files): the file is filesize long and the region the
+        # rest of it after the offset; size= only limits the bytes moved
+        length = max(job.filesize - offset, 0)
+    elif isinstance(job.size, Percent):
         length = min(job.size.of(real), max(real - offset, 0)) // job.min_bs * job.min_bs
     elif "size" in job.given() or "filesize" in job.given() or not job.filename:
         length = job.file_size

@@ -26,6 +26,7 @@ DEFAULT_GIT = "/work/.mirror/axboe+fio/repo"
 DEFAULT_TAG = "fio-3.33"
 
 DEPRECATED_TYPES = {"FIO_OPT_DEPRECATED": "refused", "FIO_OPT_SOFT_DEPRECATED": "ignored"}
+STANDS_ALONE = set()        # filled by collect()
 _PREPROCESSOR = re.compile(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", re.M)
 _TOKEN = re.compile(r"""
     (?P<space>\s+) | (?P<comment>//[^\n]*|/\*.*?\*/)
@@ -122,6 +123,15 @@ def source_files(git_dir, tag, folder):
     return sorted(p for p in listing if p.endswith((".c", ".h")))
 
 
+def _note_bare(entry):
+    """fio takes an option without a value only if its type is
+    FIO_OPT_STR_SET (a flag) or FIO_OPT_STR without a list of values (parse.c
+    __handle_option: any other is "Option X requires an argument")."""
+    kind = entry.get("type")
+    if kind == "FIO_OPT_STR_SET" or kind == "FIO_OPT_STR" and "posval" not in entry:
+        STANDS_ALONE.update([entry["name"]] + [a for a in entry.get("alias", "").split() if a])
+
+
 def _by_file(git_dir, tag, folder, general):
     """name or alias -> [option name, help, supported, [source files' stems]]
     of the option arrays in folder/*.c, *.h, leaving out names options.c has."""
@@ -133,6 +143,7 @@ def _by_file(git_dir, tag, folder, general):
             if not name or name == "NULL":
                 continue
             supported = entry.get("type") != "FIO_OPT_UNSUPPORTED"
+            _note_bare(entry)
             for spelling in [name] + [a for a in entry.get("alias", "").split() if a]:
                 if spelling in general:
                     continue
@@ -154,6 +165,7 @@ def collect(git_dir, tag):
         if not name or name == "NULL":
             continue
         supported = entry.get("type") != "FIO_OPT_UNSUPPORTED"
+        _note_bare(entry)
         if entry.get("type") in DEPRECATED_TYPES:
             deprecated[name] = DEPRECATED_TYPES[entry["type"]]
         for spelling in [name] + [a for a in entry.get("alias", "").split() if a]:
@@ -183,6 +195,9 @@ def render(general, engine, profile, deprecated, tag):
         "# an ioengine's own option -> (its name, fio's help text, the engines/*.c files declaring it)",
         "ENGINE = " + pprint.pformat({k: (v[0], v[1], tuple(v[3])) for k, v in sorted(engine.items())}, width=116,
                                      sort_dicts=False),
+        "# the names fio takes without a value (a flag, or a log named after the job); every other bare",
+        "# name is fio's \"Option X requires an argument\"",
+        "STANDS_ALONE = " + pprint.pformat(frozenset(STANDS_ALONE), width=116),
         "# a profile's option (fio --profile=NAME; a plain job takes it and does nothing with it)",
         "# -> (its name, fio's help text, the profiles/*.c files declaring it)",
         "PROFILE = " + pprint.pformat({k: (v[0], v[1], tuple(v[3])) for k, v in sorted(profile.items())}, width=116,

@@ -15,8 +15,8 @@ import pytest
 from conftest import require, run_kit
 from kit import Job, OptionError
 from kit.engines import engine_names, fio_twin
-from kit.fio import read_job_file
-from kit.job import NO_EFFECT, ORDERING
+from kit.fio import FIO_DEFAULTS, read_job_file
+from kit.job import NO_EFFECT, ORDERING, canonical_option
 
 CORPUS = sorted((Path(__file__).parent / "conformance").glob("*.fio"))
 # what depends on the values, not on the shape: json+ bins (one key per
@@ -70,7 +70,9 @@ def test_kit_reads_the_job_file_as_fio_does(path):
     for job, (name, options) in zip(jobs, sections):
         merged = {k: ("1" if v is None else v) for k, v in {**glob, **options}.items()
                   if k not in ORDERING and k not in NO_EFFECT}
-        assert Job.from_options({"name": name, **merged}) == job, name
+        said = {canonical_option(k) for k in merged}        # fio's defaults where kit's differ and none is said
+        fio_defaults = {k: v for k, v in FIO_DEFAULTS.items() if k not in said}
+        assert Job.from_options({"name": name, **fio_defaults, **merged}) == job, name
         # and as fio's JSON lists them: canonical names, values as written,
         # bare flags left out; [global]'s apart
         written = {k: v for k, v in options.items() if v is not None}

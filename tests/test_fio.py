@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import kit
-from conftest import REPO, count_case, require, run_kit
+from conftest import KIT, REPO, count_case, require, run_kit
 from kit import Job, OptionError
 from kit.fio import read_job, read_job_file, to_fio_file
 from kit.results import from_fio_json
@@ -752,3 +752,88 @@ def test_compare_says_when_fio_issued_other_syncs(scratch):
     assert fio_syncs > kit_syncs and "not the same workload" in text
     (kit_syncs, fio_syncs), text = shown["psync"]
     assert fio_syncs == kit_syncs and "not the same workload" not in text
+
+
+# ---- what a job file means is what it means to fio ---------------------------------
+
+def _fio_and_kit(tmp_path, text, run="fio"):
+    """Runs the job file with fio in tmp_path/fio and with kit in tmp_path/kit
+    (paths written as @/): {file: size} of each, and the bytes each moved."""
+    require(shutil.which("fio") is not None, "fio is not installed")
+    out = {}
+    for who in ("fio", "kit"):
+        where = tmp_path / who
+        where.mkdir()
+        (where / "j.fio").write_text(text.replace("@/", f"{where}/"))
+        cmd = ["fio", "--output-format=json", "j.fio"] if who == "fio" else \
+            [KIT, "run", "--output-format=json", "--progress=0", "j.fio"]
+        p = subprocess.run(cmd, cwd=where, capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, (who, p.stderr)
+        doc = json.loads(p.stdout[p.stdout.index("{"):])
+        moved = [sum(j[d]["io_bytes"] for d in ("read", "write")) for j in doc["jobs"]]
+        files = {f.name: f.stat().st_size for f in where.rglob("*") if f.is_file() and f.name != "j.fio"
+                 and not f.name.startswith(".kit")}
+        out[who] = (files, moved)
+    return out
+
+
+def test_each_filename_line_adds_files_as_in_fio(tmp_path):
+    """fio adds the files of every filename= line, [global]'s first; kit kept
+    the last line's only."""
+    got = _fio_and_kit(tmp_path, "[global]\nfilename=@/f1\n[a]\nfilename=@/f2\nfilename=@/f3\nsize=192k\n"
+                                 "rw=write\n")
+    assert got["fio"] == got["kit"] == ({"f1": 65536, "f2": 65536, "f3": 65536}, [196608])
+
+
+@pytest.mark.parametrize("options, files, moved", [
+    ("filesize=256k\noffset=64k", 262144, 196608),
+    ("filesize=256k\noffset=64k\nsize=128k", 262144, 131072),
+    ("filesize=256k\nsize=1m", 262144, 262144),
+])
+def test_filesize_with_offset_is_fios_file(tmp_path, options, files, moved):
+    """fio's file is filesize long and the job works from offset to its end
+    (size only caps the bytes moved); kit made it offset + filesize long."""
+    got = _fio_and_kit(tmp_path, f"[a]\nfilename=@/g\nrw=write\n{options}\n")
+    assert got["fio"] == got["kit"] == ({"g": files}, [moved])
+
+
+def test_an_absolute_filename_under_a_directory_is_refused(tmp_path):
+    """fio puts it under the directory (directory=/d filename=/x is /d/x);
+    kit used /x. Neither is likely meant: kit refuses, writing nothing."""
+    (tmp_path / "sub").mkdir()
+    job_file = tmp_path / "d.fio"
+    job_file.write_text(f"[a]\ndirectory={tmp_path}/sub\nfilename={tmp_path}/h\nsize=64k\nrw=write\n")
+    _kit_refuses(tmp_path, job_file, "is absolute and directory= is set", f"{tmp_path}/sub{tmp_path}/h")
+    assert not (tmp_path / "h").exists() and os.listdir(tmp_path / "sub") == []
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("size=(7/2*1m)", ("size", 3 << 20)),       # integer division first: 3m, not 3.5m
+    ("size=(2^10*4k)", ("size", 4 << 20)),      # ^ is the power (Python's ^ is xor)
+    ("size=(4096+2k)", ("size", 6144)),         # a suffix takes what binds tighter than it
+    ("size=(8/2k)", ("size", 4096)),
+    ("iodepth=(-2^2)", ("iodepth", 4)),          # unary minus binds first
+    ("iodepth=(10%3^2)", ("iodepth", 1)),        # % binds tighter than ^
+    ("iodepth=(1.5*3)", ("iodepth", 4)),         # a fraction is truncated at the end
+    ("runtime=(3/2)", ("runtime", 1.0)),         # seconds, integer division
+    ("runtime=(1m+30s)", ("runtime", 90.0)),     # time suffixes in a time option
+    ("thinktime=(1ms*3)", ("thinktime", 3000)),  # microseconds
+])
+def test_arithmetic_follows_fios_grammar(tmp_path, value, expected):
+    """fio's expression parser (exp/expression-parser.y, in fio builds with
+    CONFIG_ARITHMETIC): kit evaluated with Python's rules (3.5m, xor)."""
+    path = tmp_path / "a.fio"
+    path.write_text(f"[a]\nioengine=null\n{value}\n")
+    assert getattr(read_job(str(path)), expected[0]) == expected[1]
+
+
+def test_a_job_file_means_fios_defaults_where_kits_differ(tmp_path):
+    """A fio job file without invalidate= drops the page cache first, and
+    submits one I/O per call, as fio does; the command line and Python keep
+    kit's defaults, and a job file's own value wins."""
+    path = tmp_path / "d.fio"
+    path.write_text("[a]\nioengine=null\n[b]\nioengine=null\ninvalidate=0\niodepth_batch=4\n")
+    a, b = read_job_file(str(path)).jobs
+    assert (a.invalidate, a.iodepth_batch_submit) == (True, 1)
+    assert (b.invalidate, b.iodepth_batch_submit) == (False, 4)
+    assert (Job().invalidate, Job().iodepth_batch_submit) == (False, 0)

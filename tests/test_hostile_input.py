@@ -3,6 +3,7 @@ here) with one line, never a traceback or a hang, and bad input writes
 nothing at all -- no scratch files, no data/, no machine.json, no output."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -42,13 +43,17 @@ def test_numbers_that_overflow(tmp_path, arg, words):
 
 
 @pytest.mark.parametrize("line, words", [
-    ("runtime=(10**30)", "beyond 64 bits"),
-    ("size=(10**400)", "beyond 64 bits"),
-    ("size=(9**9**9)", "beyond 64 bits"),
-    ("size=(2**63)", "size: must be at most 1024p"),
+    ("runtime=(10^30)", "beyond 64 bits"),
+    ("size=(10^400)", "beyond 64 bits"),
+    ("size=(9^9^9)", "beyond 64 bits"),
+    ("size=(2^52k)", "size: must be at most 1024p"),
+    ("size=(2^40)", "beyond 2^31-1 without a unit suffix"),
+    ("size=(2**10)", "fio's power is ^, not **"),
+    ("size=(1e3x)", "'x' is no suffix"),
     ("size=(" + "(" * 300 + "1" + ")" * 300 + ")", "expression longer than 256 characters"),
     ("size=(" + "(" * 120 + "1" + ")" * 120 + ")", "size: each of the 1 file(s) needs at least bs"),
-    ("iodepth=(1/0)", "cannot evaluate"),
+    ("iodepth=(1/0)", "divides by zero"),
+    ("iodepth=(7.5%2)", "% on a fraction"),
 ])
 def test_job_file_arithmetic_is_bounded(tmp_path, line, words):
     (tmp_path / "j.fio").write_text(f"[j]\nrw=write\n{line}\n")
@@ -440,6 +445,14 @@ def _fio_doc(tmp_path):
     (lambda d: d["jobs"][1]["read"]["clat_ns"].__setitem__("mean", 1e200), "clat_ns lacks"),
     (lambda d: [j.__setitem__("usr_cpu", 1e308) for j in d["jobs"]], "usr_cpu"),
     (lambda d: d["jobs"][1].__setitem__("kit", {"runtime_ns": "x"}), "kit.runtime_ns is not a number"),
+    (lambda d: d["jobs"][0]["read"].__setitem__("runtime", -5), "jobs[0].read.runtime is negative"),
+    (lambda d: d["jobs"][1].__setitem__("ctx", -1), "jobs[1].ctx is negative"),
+    (lambda d: d["jobs"][0]["read"]["clat_ns"].__setitem__("min", -3), "clat_ns.min is negative"),
+    (lambda d: d["jobs"][0]["read"]["clat_ns"]["percentile"].__setitem__("p99", 5), "not percentiles"),
+    (lambda d: d["jobs"][0]["read"]["clat_ns"]["percentile"].__setitem__("150.0", 5), "not percentiles"),
+    (lambda d: d["jobs"][0]["read"]["clat_ns"]["percentile"].__setitem__("\u0669\u0669.0", 5), "not percentiles"),
+    (lambda d: d["jobs"][0]["read"]["clat_ns"]["percentile"].__setitem__("99.0", -1), "is negative"),
+    (lambda d: d["jobs"][0]["iodepth_level"].__setitem__("1", -2.0), "iodepth_level['1'] is negative"),
 ])
 def test_import_of_damaged_fio_output(tmp_path, damage, words):
     doc = _fio_doc(tmp_path)
@@ -679,3 +692,68 @@ def test_ctrl_c_stops_doctor(tmp_path, monkeypatch):
     finally:
         timer.cancel()          # never a stray Ctrl-C for the tests after this one
     assert time.monotonic() - start < 5
+
+
+# ---- empty values and digits that are not ASCII ---------------------------------
+
+@pytest.mark.parametrize("flag", ["--bs=", "--bssplit=", "--bsrange=", "--rate=", "--rate_iops=", "--rate_min=",
+                                  "--rate_iops_min=", "--verify=", "--trace=", "--output=", "--write_bw_log=",
+                                  "--write_iops_log=", "--write_lat_log=", "--size= ", "--runner=",
+                                  "--percentile_list=", "--direct="])
+def test_an_empty_value_on_the_command_line_is_refused(tmp_path, flag):
+    """fio: "option bs requires an argument"; an empty value was taken as
+    'the default' (and an empty log prefix wrote logs)."""
+    _refused(run_kit("run", "--ioengine=null", "--size=1m", flag, cwd=tmp_path),
+             f"{flag.split('=')[0]}: needs a value")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("line", ["bs=", "rate=", "verify=", "runtime=", "iodepth=", "bsrange=", "bs=${KIT_EMPTY}"])
+def test_an_empty_value_in_a_job_file_is_refused_as_fio_refuses_it(tmp_path, line):
+    """fio 3.33: "failed parsing bs=", the job dropped. kit took an empty
+    bs= as kit's default, even over [global]'s bs."""
+    require(shutil.which("fio") is not None, "fio is not installed")
+    (tmp_path / "e.fio").write_text(f"[global]\nbs=8k\n[a]\nioengine=null\nsize=1m\n{line}\n")
+    env = {**os.environ, "KIT_EMPTY": ""}
+    fio = subprocess.run(["fio", "--parse-only", "e.fio"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert fio.returncode != 0 and "failed parsing" in fio.stderr + fio.stdout
+    p = subprocess.run([KIT, "run", "e.fio"], cwd=tmp_path, capture_output=True, text=True, env=env)
+    _refused(p, f"e.fio:6: {line.split('=')[0]}= has no value")
+    assert os.listdir(tmp_path) == ["e.fio"]
+
+
+def test_an_empty_log_name_in_a_job_file_is_the_job_name_as_in_fio(tmp_path):
+    (tmp_path / "l.fio").write_text("[lg]\nioengine=null\nsize=64k\nwrite_bw_log=\n")
+    p = run_kit("run", "l.fio", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "lg_bw.1.log" in os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("flag", ["--size=\uff14m", "--runtime=\u0662", "--iodepth=\u0664", "--cpus_allowed=\uff11",
+                                  "--percentile_list=\u0669\u0669", "--offset=\U0001d7dck",
+                                  "--random_distribution=zipf:\u0661.2", "--size=\u0665%"])
+def test_digits_that_are_not_ascii_are_refused(tmp_path, flag):
+    """fio reads 0-9 only; Python's int() and float() read '\uff14' and
+    '\u0662' as digits, and kit ran --size=\uff14m as 4 MiB."""
+    _refused(run_kit("run", "--ioengine=null", "--filename=x" if "%" in flag else "--size=1m", flag, cwd=tmp_path),
+             flag.split("=")[0][2:])
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("line, words", [
+    ("direct=true", "direct: must be 0 or 1"), ("group_reporting=yes", "must be 0 or 1"),
+    ("stonewall=false", "stonewall: must be an integer"), ("unlink", "unlink needs a value"),
+    ("stats", "stats needs a value"), ("runtime=1.5", "no fraction in a time"),
+    ("thinktime=1.5ms", "no fraction in a time"), ("startdelay=0.5-1", "no fraction in a time"),
+])
+def test_what_fio_refuses_in_a_job_file_kit_refuses(tmp_path, line, words):
+    """Each of these fio 3.33 fails ("failed parsing", "requires an argument");
+    kit ran them, as something fio would not have run (runtime=1.5 is 1 s
+    to fio: its parser stops at the '.')."""
+    require(shutil.which("fio") is not None, "fio is not installed")
+    (tmp_path / "f.fio").write_text(f"[a]\nioengine=null\nsize=64k\n{line}\n")
+    fio = subprocess.run(["fio", "--parse-only", "f.fio"], cwd=tmp_path, capture_output=True, text=True)
+    if "." not in line:
+        assert fio.returncode != 0, fio.stdout + fio.stderr
+    _refused(run_kit("run", "f.fio", cwd=tmp_path), words)
+    assert os.listdir(tmp_path) == ["f.fio"]

@@ -233,8 +233,8 @@ def test_an_existing_log_file_is_refused_before_anything_runs(tmp_path):
 def test_fio_runner_writes_the_logs_under_kits_names(tmp_path):
     """--runner=fio: fio writes the logs, kit gives them fio's names for
     the job (thread numbers of numjobs clones) and leaves nothing else."""
-    p = run_kit("run", "--runner=fio", "--ioengine=null", "--size=64k", "--numjobs=2", "--name=q",
-                "--write_iops_log=", "--write_lat_log=l", "--output=/dev/null", cwd=tmp_path)
+    (tmp_path / "q.fio").write_text("[q]\nioengine=null\nsize=64k\nnumjobs=2\nwrite_iops_log\nwrite_lat_log=l\n")
+    p = run_kit("run", "--runner=fio", "q.fio", "--output=/dev/null", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert logs_in(tmp_path) == ["l_clat.1.log", "l_clat.2.log", "l_lat.1.log", "l_lat.2.log", "l_slat.1.log",
                                  "l_slat.2.log", "q_iops.1.log", "q_iops.2.log"]
@@ -305,7 +305,7 @@ def test_log_avg_msec_sets_the_logged_kinds_window_only(tmp_path):
     assert (job.avg_ms("bw"), job.avg_ms("iops"), job.log_ms, job.windows_ms) == (250, 500, 250, [500, 250])
     assert job.replace(bwavgtime=300).avg_ms("bw") == 300
     assert Job(write_iops_log="").avg_ms("iops") == 0 and Job(write_iops_log="").avg_ms("bw") == 500
-    f, k, _fdir, _kdir = both(tmp_path, "[w]\nioengine=null\nrw=read\nsize=1g\ntime_based\nruntime=1100ms\n"
+    f, k, _fdir, _kdir = both(tmp_path, "[w]\nioengine=null\nrw=read\nsize=1g\ntime_based\nruntime=1200ms\n"
                                         "write_bw_log\nlog_avg_msec=250\n")
     for doc in (f, k):
         e = doc["jobs"][0]["read"]
