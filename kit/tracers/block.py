@@ -100,8 +100,9 @@ BPF_TEXT = r"""
 /* DEVICE_SLOTS (defined before this text): the devices traced, or the most
    a machine-wide trace follows */
 
+/* left: the bytes not completed yet (a partial completion takes some) */
 struct request_slot { u64 rq; u64 insert_ns; u64 issue_ns; u32 slot; u32 op; u32 tgid; u32 bytes;
-                      u64 sector; u64 queue_ns; char comm[16]; };
+                      u32 left; u32 pad; u64 sector; u64 queue_ns; char comm[16]; };
 /* one request, for biosnoop's view (BLOCK_RECORDS: the last N are kept) */
 struct block_record { u64 done_ns; u64 sector; u64 queue_ns; u64 lat_ns; u32 dev; u32 op; u32 tgid; u32 bytes;
                       u32 cpu; u32 pad; char comm[16]; };
@@ -145,6 +146,13 @@ BPF_ARRAY(block_slots_used, u64, 1);     /* u64: this LLVM's BPF fetch-add retur
 BPF_ARRAY(block_records, struct block_record, BLOCK_RECORDS);
 BPF_ARRAY(block_records_next, u64, 1);
 #endif
+/* request_queue -> its disk's dev_t, as last read: saves the two reads of
+   rq_dev() (the larger part of an insert's or issue's cost) while the
+   queue stays in the slot. check mixes both, so an entry another CPU is
+   rewriting reads as a miss, never as another queue's device. */
+#define QUEUE_DEV_SLOTS 64
+struct queue_dev { u64 q; u32 dev; u32 check; };
+BPF_ARRAY(block_queue_devs, struct queue_dev, QUEUE_DEV_SLOTS);
 /* all zeros: the initial block_counts value (too big for the 512-byte BPF stack) */
 BPF_PERCPU_ARRAY(block_counts_zero, struct block_counts, 1);
 
@@ -181,14 +189,26 @@ static __always_inline void rq_read(void *rq, struct rq_fields *f)
     __builtin_memcpy(&f->bytes, (u8 *)head + OFF_REQUEST_DATA_LEN - RQ_HEAD_START, 4);
 }
 
-/* the request's disk as the tracepoints' dev_t: gendisk's major and
-   first_minor are adjacent, one read */
+static __always_inline u32 queue_check(u64 q, u32 dev)
+{
+    return (u32)(((q ^ dev) * 0x9E3779B97F4A7C15ull) >> 32) | 1;
+}
+
+/* the request's disk as the tracepoints' dev_t (block_queue_devs, else
+   gendisk's major and first_minor: adjacent, one read) */
 static __always_inline u32 rq_dev(const struct rq_fields *f)
 {
     void *disk = 0;
     int dev[2] = {};
     if (!f->q)
         return 0;
+    u32 i = (u32)(f->q >> 6) & (QUEUE_DEV_SLOTS - 1);
+    struct queue_dev *cached = block_queue_devs.lookup(&i);
+    if (cached && cached->q == f->q) {
+        u32 known = cached->dev;
+        if (cached->check == queue_check(f->q, known))
+            return known;
+    }
     bpf_probe_read_kernel(&disk, sizeof(disk), (void *)f->q + OFF_REQUEST_QUEUE_DISK);
     if (!disk)
         return 0;
@@ -198,7 +218,13 @@ static __always_inline u32 rq_dev(const struct rq_fields *f)
     bpf_probe_read_kernel(&dev[0], sizeof(dev[0]), disk + OFF_GENDISK_MAJOR);
     bpf_probe_read_kernel(&dev[1], sizeof(dev[1]), disk + OFF_GENDISK_FIRST_MINOR);
 #endif
-    return ((u32)dev[0] << 20) | (u32)dev[1];
+    u32 found = ((u32)dev[0] << 20) | (u32)dev[1];
+    if (cached && found) {
+        cached->q = f->q;
+        cached->dev = found;
+        cached->check = queue_check(f->q, found);
+    }
+    return found;
 }
 
 /* The device's slot, or DEVICE_SLOTS when it is not traced (or a
@@ -384,6 +410,7 @@ KIT_PROBE(block_rq_issue)
         s->issue_ns = now;
         s->slot = slot;
         s->op = op;
+        s->left = bytes;
 #ifdef BLOCK_RECORDS
         s->bytes = bytes;
         s->queue_ns = queue_ns;
@@ -486,10 +513,10 @@ KIT_DRAIN_PROBE(block_rq_complete)
         return 0;
     }
     /* a partial completion (the request goes on with the rest) is not its end */
-    u32 left = 0;
-    bpf_probe_read_kernel(&left, sizeof(left), rq + OFF_REQUEST_DATA_LEN);
-    if (nr_bytes < left)
+    if (nr_bytes < s->left) {
+        s->left -= nr_bytes;
         return 0;
+    }
     u32 slot = s->slot, op = s->op, tgid = s->tgid;
     u64 lat_ns = now - s->issue_ns;
 #ifdef BLOCK_RECORDS
