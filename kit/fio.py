@@ -210,26 +210,43 @@ ARITH_LIMIT = 1 << 64        # no option holds more; beyond it fio's own parser 
 MAX_EXPRESSION = 256
 INT32_MAX = (1 << 31) - 1
 
-# fio 3.33's expression lexer (exp/expression-parser.l): suffix -> (factor, makes a double)
-_SIZE_SUFFIXES = {"k": 1024, "kb": 1024, "mb": 1 << 20, "m": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
-                  "t": 1 << 40, "tb": 1 << 40, "p": 1 << 50, "pb": 1 << 50, "kib": 1000, "mib": 10**6,
-                  "gib": 10**9, "pib": 10**12}
-_TIME_SUFFIXES = {"us": 1, "ms": 1000, "s": 10**6, "m": 60 * 10**6, "h": 3600 * 10**6, "d": 86400 * 10**6}
-_ARITH_TOKEN = re.compile(r"\s*(?:(0x[0-9a-f]+|[0-9]*\.[0-9]+(?:e[-+]?[0-9]+)?|[0-9]+(?:e[-+]?[0-9]+)?)"
+# fio 3.33's expression lexer (exp/expression-parser.l): suffix -> (factor, carries a fraction)
+_SIZE_SUFFIXES = {"k": (1024, 0), "kb": (1024, 0), "mb": (1 << 20, 0), "m": (1 << 20, 0), "g": (1 << 30, 0),
+                  "gb": (1 << 30, 0), "t": (1 << 40, 0), "tb": (1 << 40, 0), "p": (1 << 50, 0), "pb": (1 << 50, 0),
+                  "kib": (1000, 0), "mib": (10**6, 0), "gib": (10**9, 0), "pib": (10**12, 0),
+                  "s": (10**6, 0), "ms": (1000, 1), "us": (1, 1), "h": (3600 * 10**6, 0), "d": (86400 * 10**6, 0)}
+_TIME_SUFFIXES = {**_SIZE_SUFFIXES, "m": (60 * 10**6, 0)}     # m is minutes in a time option
+# its numbers: the longest of flex's rules first (1.5e3, .5, 0x10, 7; "1." is none)
+_ARITH_TOKEN = re.compile(r"\s*(?:([0-9]*\.?[0-9]+e[-+]*[0-9]+|[0-9]*\.[0-9]+|0x[0-9a-f]+|[0-9]+)"
                           r"|([a-z]+)|([-+*/%^()]))", re.I | re.A)
+INT64_LIMIT = 1 << 63
+
+
+class _Value:
+    """fio's expression value: an integer and a double computed side by
+    side, and whether a fraction took part (has_dval), which decides which
+    of the two an operator's integer answer comes from."""
+    __slots__ = ("i", "d", "frac")
+
+    def __init__(self, i, d, frac):
+        self.i, self.d, self.frac = i, d, frac
 
 
 def _arith(text, where, unit=None):
     """fio's arithmetic in parentheses (parse.c str_to_decimal with
     CONFIG_ARITHMETIC; Debian's fio 3.33 is built without it and refuses
-    the value): its grammar, not Python's -- / between integers drops the
-    fraction (toward zero), ^ is the power (** is two multiplications, a
-    syntax error), % binds tighter than ^, a suffix (k, m, ms, ...)
-    multiplies what stands before it up to a + or -, unary minus binds
-    first. unit: None for sizes and counts; "s" for options in seconds,
-    "us" for ones in microseconds (a time suffix is in microseconds; no
-    suffix means the option's unit). The answer as text the option reads.
-    Every step stays within 64 bits, so no input computes for long."""
+    the value), by fio's grammar (exp/expression-parser.y), not Python's:
+    / between integers drops the fraction (toward zero), ^ is the power
+    (** is two multiplications, a syntax error), % binds tighter than ^, a
+    suffix (k, m, ms, ...) multiplies what binds tighter before it, unary
+    minus binds first, and each step's integer answer is what fio keeps
+    (1.5k is 1024: fio truncates 1.5 before the suffix). unit: None for
+    sizes and counts; "s" for options in seconds, "us" for ones in
+    microseconds (a time suffix is in microseconds; no suffix means the
+    option's unit). What fio would compute from garbage (a division by
+    zero, % on a fraction) kit refuses. Every step stays within 64 bits,
+    so no input computes for long. Returns the answer as text the option
+    reads."""
     if len(text) > MAX_EXPRESSION:
         raise OptionError(None, f"{where}: expression longer than {MAX_EXPRESSION} characters")
     suffixes = _TIME_SUFFIXES if unit else _SIZE_SUFFIXES
@@ -251,48 +268,72 @@ def _arith(text, where, unit=None):
         tokens.append(("n", number) if number else ("s", word.lower()) if word else ("o", op))
         pos = m.end()
     tokens.append(("end", None))
-    at, units = [0], [False]
+    at, units, last_frac = [0], [False], [0]
 
-    def bounded(value):
-        if isinstance(value, float) and not math.isfinite(value) or abs(value) > ARITH_LIMIT:
+    def whole(x):
+        """C's (long long) cast of a double, within 64 bits."""
+        if not math.isfinite(x) or abs(x) >= INT64_LIMIT:
             raise OptionError(None, f"{where}: {text[:40]!r} is beyond 64 bits")
-        return value
+        return math.trunc(x)
+
+    def value(i, d, frac):
+        if abs(i) >= INT64_LIMIT or isinstance(d, complex) or not math.isfinite(d) or abs(d) > 1e300:
+            if isinstance(d, complex):
+                fail()
+            raise OptionError(None, f"{where}: {text[:40]!r} is beyond 64 bits")
+        return _Value(i, float(d), frac)
 
     def number(token):
         if token.lower().startswith("0x"):
-            return int(token, 16)
+            n = int(token, 16) & 0xFFFFFFFF         # sscanf %x into an int
+            n = n - (1 << 32) if n >= 1 << 31 else n
+            last_frac[0] = 0
+            return value(n, n, 0)
         if "." in token or "e" in token.lower():
-            return bounded(float(token))
-        value = int(token)
-        if value > INT32_MAX:           # fio reads integers with sscanf %d
+            try:
+                d = float(token)
+            except ValueError:      # 1e--3: sscanf("%lf") takes what reads as a number, 1
+                d = float(re.match(r"[0-9]*\.?[0-9]*", token).group().rstrip(".") or 0)
+            last_frac[0] = 1
+            return value(whole(d), d, 1)
+        n = int(token)
+        if n > INT32_MAX:           # fio reads integers with sscanf %d
             fail("a number beyond 2^31-1 (fio reads them as int) in")
-        return value
+        last_frac[0] = 0
+        return value(n, n, 0)
+
+    def c_div(a, b):
+        return abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
 
     def apply(op, a, b):
-        both_int = isinstance(a, int) and isinstance(b, int)
-        if op == "+":
-            return bounded(a + b)
-        if op == "-":
-            return bounded(a - b)
-        if op == "*":
-            return bounded(a * b)
+        ints = not a.frac and not b.frac
+        if op in "+-*":
+            d = {"+": a.d + b.d, "-": a.d - b.d, "*": a.d * b.d}[op]
+            i = {"+": a.i + b.i, "-": a.i - b.i, "*": a.i * b.i}[op] if ints else whole(d)
+            return value(i, d, a.frac)
         if op == "/":
-            if b == 0:
+            if b.i == 0 or -1e-20 < b.d < 1e-20:
                 fail("divides by zero:")
-            return bounded(abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1) if both_int else a / b)
+            d = a.d / b.d
+            return value(c_div(a.i, b.i) if ints else whole(d), d, a.frac)
         if op == "%":
-            if not both_int:
+            if not ints:
                 fail("% on a fraction (fio: modulo on floats):")
-            if b == 0:
+            if b.i == 0:
                 fail("divides by zero:")
-            return a - b * (abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1))
-        if abs(b) > 64 and abs(a) > 1:      # '^': 2^64 is the most any option holds
+            i = a.i - b.i * c_div(a.i, b.i)
+            return value(i, i, a.frac)
+        # '^'
+        if abs(b.d) > 64 and abs(a.d) > 1:      # 2^64 is the most any option holds
             raise OptionError(None, f"{where}: {text[:40]!r} is beyond 64 bits")
-        if both_int and b >= 0:
-            return bounded(a ** b)
-        if a == 0 and b <= 0:
-            fail()
-        return bounded(float(a) ** b)
+        if a.d < 0 and not float(b.d).is_integer() or a.d == 0 and b.d < 0:
+            fail()                              # fio: pow() gives NaN or infinity
+        try:
+            d = math.pow(a.d, b.d)
+            i = (1 if b.i == 0 else a.i ** b.i if b.i > 0 else whole(math.pow(a.i, b.i))) if ints else whole(d)
+        except (OverflowError, ZeroDivisionError):
+            raise OptionError(None, f"{where}: {text[:40]!r} is beyond 64 bits") from None
+        return value(i, d, a.frac)
 
     # fio's yacc precedence, loosest first: + -, suffix, * /, ^ (right), %, unary minus
     binary = {"+": 1, "-": 1, "*": 3, "/": 3, "^": 4, "%": 5}
@@ -301,43 +342,52 @@ def _arith(text, where, unit=None):
         kind, token = tokens[at[0]]
         at[0] += 1
         if (kind, token) == ("o", "-"):
-            return bounded(-primary())
+            # fio's rule keeps the '-' token's own has_dval: the lexer's last number's
+            frac = last_frac[0]
+            operand = primary()
+            return value(-operand.i, -operand.d, frac)
         if (kind, token) == ("o", "("):
-            value = expression(0)
+            inner = expression(0)
             if tokens[at[0]] != ("o", ")"):
                 fail()
             at[0] += 1
-            return value
+            return inner
         if kind != "n":
             fail()
         return number(token)
 
     def expression(floor):
-        value = primary()
+        left = primary()
         while True:
             kind, token = tokens[at[0]]
             if kind == "s" and floor <= 2:          # a suffix multiplies all that binds tighter before it
                 at[0] += 1
                 units[0] = True
-                value = bounded(value * suffixes[token])
+                factor, frac = suffixes[token]
+                last_frac[0] = frac
+                if not left.frac and not frac:
+                    left = value(left.i * factor, left.i * factor, 0)
+                else:
+                    left = value(whole(whole(left.d) * float(factor)), left.d * factor, left.frac)
                 continue
             level = binary.get(token) if kind == "o" else None
             if level is None or level < floor:
-                return value
+                return left
             at[0] += 1
-            value = apply(token, value, expression(level if token == "^" else level + 1))
+            left = apply(token, left, expression(level if token == "^" else level + 1))
 
-    value = expression(0)
+    result = expression(0)
     if tokens[at[0]][0] != "end":
         fail()
+    answer = result.i
     if not units[0]:
-        value = value * ({"s": 10**6, "us": 1}[unit] if unit else 1)
-        if abs(value) > INT32_MAX:      # fio: *ival = (int) (ival * implied_units)
+        scaled = answer * ({"s": 10**6, "us": 1}[unit] if unit else 1)
+        if abs(scaled) > INT32_MAX:      # fio: *ival = (int) (ival * implied_units)
             fail("an answer beyond 2^31-1 without a unit suffix (fio keeps it in an int):")
-    whole = math.trunc(value)
+        answer = scaled
     if unit == "s":
-        return str(whole // 10**6 if whole >= 0 else -(-whole // 10**6))     # fio: ival / 1000000
-    return str(whole)
+        return str(c_div(answer, 10**6))         # fio: ival / 1000000
+    return str(answer)
 
 
 _BC_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*|\.\d+)|([-+*/%^()]))", re.A)
@@ -612,6 +662,26 @@ def _files_after_section(merged, section):
     return {**merged, "filename_format": fmt}
 
 
+def _join_filenames(first, then, where):
+    """Two filename= values as one list (fio adds both lines' files)."""
+    if first.endswith("\\"):
+        raise OptionError(None, f"{where}: filename={first} ends in '\\' and another filename= follows: kit "
+                                "cannot join them (the ':' between them would read as escaped); rename the file")
+    return f"{first}:{then}"
+
+
+def _check_file_directories(merged, dirs, where):
+    """fio joins each filename= line with the directory= read before it,
+    not with the job's final one ([global]'s files ignore a section's
+    directory=); kit joins every name with the job's: the two must agree."""
+    final = merged.get("directory")
+    for known in dirs:
+        if known != final:
+            raise OptionError(None, f"{where}: a filename= line comes before directory={final or ''} "
+                                    f"(fio joins each name with the directory= read before it: "
+                                    f"{known or 'none'} for that one): put directory= first, or leave it out")
+
+
 # Where kit's defaults are not fio's, a fio job file means fio's: a job that
 # does not say invalidate= has its page cache dropped first, and submits one
 # I/O per call (fio 3.33's defaults; kit's are 0 and every free slot)
@@ -628,14 +698,14 @@ def read_job_file(path, env=None, strict=False):
     sections = _sections(path)
     if not sections:
         raise OptionError(None, f"{path}: no job sections")
-    defaults, groups, warnings, group_ids, job_sections = {}, [], [], [], []
+    defaults, groups, warnings, group_ids, job_sections, global_file_dirs = {}, [], [], [], [], []
     group_id, global_ordering, global_written, global_engine = 0, set(), {}, None
     for name, options in sections:
         is_global = name.startswith("global")      # [global_defaults] too: fio's strncmp(name, "global", 6)
         engine = _section_engine(options, env) or global_engine
         if not is_global:
             _check_engine(engine, name)
-        values, ordering, written = {}, set(), {}
+        values, ordering, written, file_dirs = {}, set(), {}, []
         for key, value, where in options:
             if key in OPTIONS and not OPTIONS[key].job_file:
                 raise OptionError(None, f"{where}: {key}: {COMMAND_LINE_ONLY.format(flag=key.replace('_', '-'))}")
@@ -691,13 +761,17 @@ def read_job_file(path, env=None, strict=False):
                 continue
             if value:                   # fio's JSON lists options given a value, by fio's name
                 written[written_name(key)] = text
-            if FIO_TO_KIT[key] == "filename" and "filename" in values:
-                text = f"{values['filename']}:{text}"       # fio: each filename= line adds its files
+            if FIO_TO_KIT[key] == "filename":
+                # fio adds a line's files as it reads it, under the directory= read before it
+                file_dirs.append(values.get("directory", defaults.get("directory")))
+                if "filename" in values:
+                    text = _join_filenames(values["filename"], text, where)     # each line adds its files
             values[FIO_TO_KIT[key]] = text
         if is_global:
             global_engine = engine
             if "filename" in values and "filename" in defaults:
-                values["filename"] = f"{defaults['filename']}:{values['filename']}"
+                values["filename"] = _join_filenames(defaults["filename"], values["filename"], name)
+            global_file_dirs += file_dirs
             defaults.update(values)
             global_written.update(written)
             global_ordering |= ordering          # stonewall in [global]: every job waits for the one before
@@ -708,7 +782,9 @@ def read_job_file(path, env=None, strict=False):
         mine = {canonical_option(k) for k in values}
         merged = {"name": name, **{k: v for k, v in defaults.items() if canonical_option(k) not in mine}, **values}
         if "filename" in values and "filename" in defaults:
-            merged["filename"] = f"{defaults['filename']}:{values['filename']}"    # [global]'s files come first
+            merged["filename"] = _join_filenames(defaults["filename"], values["filename"], name)  # [global]'s first
+        _check_file_directories(merged, (global_file_dirs if "filename" in defaults else []) + file_dirs,
+                                f"{os.path.basename(path)} [{name}]")
         given = {canonical_option(k) for k in merged}
         merged.update({k: v for k, v in FIO_DEFAULTS.items() if k not in given})
         from_global = [k for k in global_written if k not in written]

@@ -37,6 +37,7 @@ _TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86
 
 # ---- value parsers: each takes what a user may write, returns the canonical value
 
+_ASCII_SPACE = " \t\n\r\v\f"
 _DECIMAL_RE = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*", re.A)
 
 
@@ -286,7 +287,7 @@ def parse_log_prefix(option, value):
     if isinstance(value, bool) or not isinstance(value, (str, os.PathLike)):
         raise OptionError(option, f"must be a file name prefix, or '' for the job's name (got {short(value)})")
     text = os.fsdecode(value)
-    if not text.isprintable() or len(text.encode()) > 4000:
+    if not text.isprintable() or len(text.encode()) > 4000 or text and not text.strip():
         raise OptionError(option, f"must be a printable file name prefix (got {short(value)})")
     return text
 
@@ -365,6 +366,8 @@ def parse_per_ddir(option, value, parse_one, default):
         parts = text.split(",") if isinstance(text, str) else [text]
         if len(parts) > 3:
             raise OptionError(option, f"takes at most 3 values, for read,write,trim (got {short(value)})")
+        if isinstance(text, str) and not text.replace(",", "").strip():
+            raise OptionError(option, f"needs a value for at least one direction (got {short(value)})")
         fields = []
         for i in range(3):
             if i < len(parts):
@@ -574,6 +577,10 @@ class Option:
         if isinstance(value, str) and not value.strip() and self.kind != "log" \
                 and not (self.kind == "verify" and value == ""):        # '' is no verify, canonically
             raise OptionError(self.name, "needs a value (an empty one is none, not the default)")
+        if isinstance(value, str) and self.kind not in ("path", "name", "format", "log") \
+                and any(c.isspace() and c not in _ASCII_SPACE for c in value):
+            # fio strips only ASCII blanks: 'iodepth=\u00a08' fails there; Python's strip() takes it
+            raise OptionError(self.name, f"has a space that is not ASCII in {short(value)}")
         kind = self.kind
         if self.parse_value:
             return self.parse_value(self.name, value, kb_base) if kind == "size" \

@@ -440,7 +440,8 @@ _BIN_KEY = re.compile(r"[0-9]{1,20}")
 def _negative(record, keys, where):
     """The first of keys in record below zero (counts, times and rates never
     are, in fio's JSON), as a problem, or None."""
-    bad = next((k for k in keys if isinstance(record.get(k), (int, float)) and record[k] < 0), None)
+    bad = next((k for k in keys if isinstance(record.get(k), (int, float)) and not isinstance(record[k], bool)
+                and record[k] < 0), None)
     return f"{where}.{bad} is negative ({record[bad]})" if bad is not None else None
 
 
@@ -473,7 +474,7 @@ def fio_document_problem(data):
                 return f"{where}.{key} is missing or not a number"
         if not 0 <= e["error"] < 4096:
             return f"{where}.error is not an errno"
-        problem = _negative(e, ("job_runtime", "usr_cpu", "sys_cpu", "ctx", "majf", "minf"), where)
+        problem = _negative(e, list(e), where)       # no number fio writes is below zero
         if problem:
             return problem
         if "groupid" in e and not _is(e["groupid"], int):
@@ -498,8 +499,8 @@ def fio_document_problem(data):
             for key in _DDIR_FIELDS:
                 if not _is(de.get(key), _NUMBER):
                     return f"{where}.{d}.{key} is missing or not a number"
-            if _negative(de, _DDIR_FIELDS + ("short_ios", "drop_ios"), f"{where}.{d}"):
-                return _negative(de, _DDIR_FIELDS + ("short_ios", "drop_ios"), f"{where}.{d}")
+            if _negative(de, list(de), f"{where}.{d}"):
+                return _negative(de, list(de), f"{where}.{d}")
             for key in ("short_ios", "drop_ios"):
                 if key in de and not _is(de[key], int):
                     return f"{where}.{d}.{key} is not a number"

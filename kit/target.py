@@ -479,6 +479,8 @@ def _reach(job):
     if any(isinstance(v, Percent) for v in (job.size, job.offset, job.offset_increment)) \
             or job.file_size is None:
         return 0
+    if job.filesize is not None:
+        return job.filesize         # fio's file is filesize long, whatever the offsets
     return max(sum(region(job, j, 0)) for j in range(job.numjobs))
 
 

@@ -818,6 +818,13 @@ def test_an_absolute_filename_under_a_directory_is_refused(tmp_path):
     ("runtime=(3/2)", ("runtime", 1.0)),         # seconds, integer division
     ("runtime=(1m+30s)", ("runtime", 90.0)),     # time suffixes in a time option
     ("thinktime=(1ms*3)", ("thinktime", 3000)),  # microseconds
+    # each step keeps fio's integer answer (exp/expression-parser.y, built and compared here on 2026-12-02)
+    ("bs=(1.5k)", ("bs", 1024)),                # 1.5 is cut to 1 before the suffix
+    ("size=(1.5k*4)", ("size", 6144)),          # ... but a product keeps the double side: 1536*4
+    ("thinktime=(.5ms)", ("thinktime", 0)),
+    ("runtime=(1.5h)", ("runtime", 3600.0)),
+    ("iodepth=(-1.5+7)", ("iodepth", 6)),        # the minus keeps the integer side
+    ("size=((3^-0x10*7-10)+4106)", ("size", 4096)),
 ])
 def test_arithmetic_follows_fios_grammar(tmp_path, value, expected):
     """fio's expression parser (exp/expression-parser.y, in fio builds with
@@ -837,3 +844,23 @@ def test_a_job_file_means_fios_defaults_where_kits_differ(tmp_path):
     assert (a.invalidate, a.iodepth_batch_submit) == (True, 1)
     assert (b.invalidate, b.iodepth_batch_submit) == (False, 4)
     assert (Job().invalidate, Job().iodepth_batch_submit) == (False, 0)
+
+
+def test_filename_lines_read_before_directory_are_refused(tmp_path):
+    """fio joins each filename= line with the directory= read before it, so
+    [global]'s files ignore a section's directory=; kit put them under it.
+    Either order that changes where a file is goes refused; directory= first
+    is taken."""
+    (tmp_path / "sub").mkdir()
+    job_file = tmp_path / "g.fio"
+    job_file.write_text("[global]\nfilename=gf\n[x]\nrw=write\nsize=16k\ndirectory=sub\n")
+    _kit_refuses(tmp_path, job_file, "a filename= line comes before directory=sub")
+    job_file.write_text("[x]\nrw=write\nsize=16k\nfilename=f0\ndirectory=sub\n")
+    _kit_refuses(tmp_path, job_file, "a filename= line comes before directory=sub")
+    job_file.write_text("[x]\nrw=write\nsize=16k\nfilename=a\\\nfilename=b\n")
+    _kit_refuses(tmp_path, job_file, "ends in '\\' and another filename= follows")
+    job_file.write_text("[global]\ndirectory=sub\nfilename=f1\n[x]\nrw=write\nsize=16k\nfilename=f2\n")
+    p = run_kit("run", str(job_file), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert sorted(os.listdir(tmp_path / "sub")) == [".kit-files.json", "f1", "f2"] or \
+        sorted(f for f in os.listdir(tmp_path / "sub") if not f.startswith(".")) == ["f1", "f2"]

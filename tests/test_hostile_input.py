@@ -54,6 +54,9 @@ def test_numbers_that_overflow(tmp_path, arg, words):
     ("size=(" + "(" * 120 + "1" + ")" * 120 + ")", "size: each of the 1 file(s) needs at least bs"),
     ("iodepth=(1/0)", "divides by zero"),
     ("iodepth=(7.5%2)", "% on a fraction"),
+    ("bs=(-4^0.5)", "cannot evaluate"),         # Python's answer is a complex number
+    ("runtime=(-1^1.5)", "cannot evaluate"),
+    ("size=(1g*1g*16)", "beyond 64 bits"),
 ])
 def test_job_file_arithmetic_is_bounded(tmp_path, line, words):
     (tmp_path / "j.fio").write_text(f"[j]\nrw=write\n{line}\n")
@@ -453,6 +456,9 @@ def _fio_doc(tmp_path):
     (lambda d: d["jobs"][0]["read"]["clat_ns"]["percentile"].__setitem__("\u0669\u0669.0", 5), "not percentiles"),
     (lambda d: d["jobs"][0]["read"]["clat_ns"]["percentile"].__setitem__("99.0", -1), "is negative"),
     (lambda d: d["jobs"][0]["iodepth_level"].__setitem__("1", -2.0), "iodepth_level['1'] is negative"),
+    (lambda d: d["jobs"][0]["read"].__setitem__("bw", -5), "jobs[0].read.bw is negative"),
+    (lambda d: d["jobs"][0]["read"].__setitem__("iops_mean", -1.5), "jobs[0].read.iops_mean is negative"),
+    (lambda d: d["jobs"][1].__setitem__("elapsed", -1), "jobs[1].elapsed is negative"),
 ])
 def test_import_of_damaged_fio_output(tmp_path, damage, words):
     doc = _fio_doc(tmp_path)
@@ -757,3 +763,17 @@ def test_what_fio_refuses_in_a_job_file_kit_refuses(tmp_path, line, words):
         assert fio.returncode != 0, fio.stdout + fio.stderr
     _refused(run_kit("run", "f.fio", cwd=tmp_path), words)
     assert os.listdir(tmp_path) == ["f.fio"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--bs=,"], "--bs: needs a value for at least one direction"),
+    (["--bs=,,"], "--bs: needs a value for at least one direction"),
+    (["--rate= , "], "--rate: needs a value for at least one direction"),
+    (["--iodepth=\u00a08"], "--iodepth: has a space that is not ASCII"),
+    (["--bs=4k\u2003"], "--bs: has a space that is not ASCII"),
+])
+def test_values_fio_refuses_that_python_would_strip(tmp_path, args, words):
+    """fio 3.33: "failed parsing bs=," and "iodepth= 8" with a no-break
+    space; kit took the default and stripped the space."""
+    _refused(run_kit("run", "--ioengine=null", "--size=1m", *args, cwd=tmp_path), words)
+    assert os.listdir(tmp_path) == []
