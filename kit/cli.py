@@ -96,7 +96,8 @@ def _run_parser():
     p.add_argument("--strict", dest="strict", action="store_true",
                    help="a fio option kit ignores because it changes only fio's output (write_hist_log, "
                         "unified_rw_reporting, ...) is an error, not a warning")
-    p.add_argument("jobfile", nargs="?", help="a fio job file; command-line options apply to each of its jobs")
+    p.add_argument("jobfile", nargs="?", help="a fio job file; command-line options apply to each of its jobs, "
+                                          "replacing what the file says (with a warning: fio keeps the file's)")
     return p
 
 
@@ -198,8 +199,28 @@ def _job_groups(args, values):
         Job.from_options(overrides)             # checked alone first: errors name the flag
     ids = iter(jobfile.group_ids)
     labels = [f"{os.path.basename(args.jobfile)} [{section}]" for section in jobfile.sections]
-    return ([[job.replace(**overrides) for job in group] for group in jobfile.groups], jobfile.warnings,
+    warnings = jobfile.warnings + _overridden(overrides, jobfile, os.path.basename(args.jobfile))
+    return ([[job.replace(**overrides) for job in group] for group in jobfile.groups], warnings,
             [[next(ids) for _job in group] for group in jobfile.groups], jobfile.global_options, labels)
+
+
+def _overridden(overrides, jobfile, name):
+    """One warning per command-line option that replaces what the job file
+    itself says: in fio a job file's own values win over the command
+    line's (which only fill in what it leaves out); in kit the command line
+    wins, and says so."""
+    from .job import FIO_TO_KIT, canonical_option
+    warnings = []
+    for flag in overrides:
+        option = canonical_option(flag)
+        sections = [section for section, job in zip(jobfile.sections, jobfile.jobs)
+                    if any(canonical_option(FIO_TO_KIT.get(w, w)) == option for w in job.written())]
+        if sections:
+            shown = ", ".join(f"[{s}]" for s in sections[:3]) + (f" and {len(sections) - 3} more"
+                                                                   if len(sections) > 3 else "")
+            warnings.append(f"--{flag} replaces {option}= of {name} {shown} (fio would keep the job file's "
+                            "value and use the command line's only where the file says nothing)")
+    return warnings
 
 
 def _trace_or_warn(trace, command="kit run"):

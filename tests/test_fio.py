@@ -864,3 +864,18 @@ def test_filename_lines_read_before_directory_are_refused(tmp_path):
     assert p.returncode == 0, p.stderr
     assert sorted(os.listdir(tmp_path / "sub")) == [".kit-files.json", "f1", "f2"] or \
         sorted(f for f in os.listdir(tmp_path / "sub") if not f.startswith(".")) == ["f1", "f2"]
+
+
+def test_a_command_line_option_that_replaces_the_files_says_so(tmp_path):
+    """fio keeps a section's own bs over --bs (the command line only fills
+    in); kit applies --bs to every job, and warns for the section it
+    replaces, not for one that said nothing."""
+    (tmp_path / "o.fio").write_text("[a]\nioengine=null\nsize=64k\nbs=4k\n[b]\nioengine=null\nsize=64k\n")
+    p = run_kit("run", "--bs=8k", "o.fio", "--output-format=json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    warnings = [line for line in p.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "--bs replaces bs= of o.fio [a]" in warnings[0], p.stderr
+    doc = json.loads(p.stdout)
+    assert [j["read"]["total_ios"] for j in doc["jobs"]] == [8, 8]
+    p = run_kit("run", "--invalidate=0", "o.fio", cwd=tmp_path)
+    assert p.returncode == 0 and "warning" not in p.stderr, p.stderr
