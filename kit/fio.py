@@ -519,6 +519,11 @@ def _lines(path):
 
 def _option(line, where):
     key, sep, value = line.partition("=")
+    if sep and value[:1] in (" ", "\t") and value.strip() and key.strip() in FIO_TO_KIT:
+        # fio 3.33 keeps the blank: 'bs= 8k' is 8 bytes to it (the blank stops the suffix), 'rw= read'
+        # fails; kit would read what was meant, so a file means one thing in each: refused
+        raise OptionError(None, f"{where}: {key.strip()}={value}: a blank after '=' (fio 3.33 reads "
+                                f"'bs= 8k' as 8 bytes, and refuses 'rw= read'): write {key.strip()}={value.strip()}")
     return key.strip(), value.strip() if sep else None, where
 
 
@@ -662,6 +667,22 @@ def _files_after_section(merged, section):
     return {**merged, "filename_format": fmt}
 
 
+def _check_inherited_kb_base(defaults, values, where):
+    """fio reads [global]'s sizes with [global]'s kb_base; a section that
+    sets another kb_base does not re-read them (kit would): refused when a
+    section would inherit a size under a kb_base it was not written in."""
+    if "kb_base" not in values:
+        return
+    own = str(values["kb_base"]).strip()
+    inherited = str(defaults.get("kb_base", "1024")).strip()
+    sizes = [k for k in defaults if k not in values and OPTIONS.get(canonical_option(k)) is not None
+             and OPTIONS[canonical_option(k)].kind == "size"]
+    if own != inherited and sizes:
+        raise OptionError(None, f"{where}: kb_base={own} while [global]'s {sizes[0]}= was written under "
+                                f"kb_base={inherited} (fio keeps [global]'s reading, kit would re-read it): "
+                                f"set kb_base in [global], or {sizes[0]}= in this section")
+
+
 def _join_filenames(first, then, where):
     """Two filename= values as one list (fio adds both lines' files)."""
     if first.endswith("\\"):
@@ -779,6 +800,7 @@ def read_job_file(path, env=None, strict=False):
         ordering |= global_ordering
         # the job's own setting wins over [global]'s under any of its names (bs over blocksize, rwmixwrite
         # over rwmixread), as in fio, where the job section is read on top of a copy of [global]
+        _check_inherited_kb_base(defaults, values, f"{os.path.basename(path)} [{name}]")
         mine = {canonical_option(k) for k in values}
         merged = {"name": name, **{k: v for k, v in defaults.items() if canonical_option(k) not in mine}, **values}
         if "filename" in values and "filename" in defaults:

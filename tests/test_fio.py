@@ -879,3 +879,18 @@ def test_a_command_line_option_that_replaces_the_files_says_so(tmp_path):
     assert [j["read"]["total_ios"] for j in doc["jobs"]] == [8, 8]
     p = run_kit("run", "--invalidate=0", "o.fio", cwd=tmp_path)
     assert p.returncode == 0 and "warning" not in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[global]\nioengine=psync\nrw=write\n[b]\nbs = 8k\nsize=64k\n", "bs= 8k: a blank after '='"),
+    ("[b]\nioengine=psync\nbs=\t4k\nsize=64k\n", "a blank after '='"),
+    ("[global]\nioengine=psync\nrw=write\nbs=4k\n[a]\nsize=100KiB\nkb_base=1000\n",
+     "kb_base=1000 while [global]'s bs= was written under kb_base=1024"),
+])
+def test_what_fio_reads_otherwise_is_refused(tmp_path, text, words):
+    """fio 3.33 keeps a blank after '=' ('bs= 8k' moved 8-byte blocks there)
+    and reads [global]'s sizes under [global]'s kb_base; kit read what was
+    meant, a different job: refused, nothing written."""
+    job_file = tmp_path / "j.fio"
+    job_file.write_text(text)
+    _kit_refuses(tmp_path, job_file, words)
