@@ -28,7 +28,7 @@ from .machine import fingerprint_for
 from .engines import fio_twin
 from .job import COMMAND_LINE_ONLY, FIO_TO_KIT, LOG_FILES, NO_EFFECT, OPTIONS, ORDERING, Job, bare_value, \
     canonical_option, fio_option_verdict, written_name
-from .options import DDIRS, parse_int, parse_size, parse_usec, split_filenames
+from .options import DDIRS, parse_int, parse_usec, split_filenames
 from .results import parse_fio_json, results_from_fio
 
 
@@ -277,9 +277,7 @@ def _arith(text, where, unit=None):
         return math.trunc(x)
 
     def value(i, d, frac):
-        if abs(i) >= INT64_LIMIT or isinstance(d, complex) or not math.isfinite(d) or abs(d) > 1e300:
-            if isinstance(d, complex):
-                fail()
+        if abs(i) >= INT64_LIMIT or not math.isfinite(d) or abs(d) > 1e300:
             raise OptionError(None, f"{where}: {text[:40]!r} is beyond 64 bits")
         return _Value(i, float(d), frac)
 

@@ -134,13 +134,11 @@ def parse_int(option, value, lo=None, hi=None):
 def parse_bool(option, value):
     if isinstance(value, bool):
         return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    text = str(value).strip()
-    if _INT_RE.match(text) and int(text, 16 if "x" in text.lower() else 10) in (0, 1):
-        return bool(int(text, 16 if "x" in text.lower() else 10))
     # fio 3.33 refuses true, yes, on ("failed parsing direct=true"): a job file kit takes, fio takes
-    raise OptionError(option, f"must be 0 or 1 (got {value!r})")
+    try:
+        return bool(parse_int(option, value, 0, 1))
+    except OptionError:
+        raise OptionError(option, f"must be 0 or 1 (got {value!r})") from None
 
 
 def parse_time(option, value):
@@ -762,8 +760,8 @@ COMMON = (
            "complete_min)", lo=0, hi=MAX_IODEPTH),
     # logs
     Option("write_bw_log", "log", None, "write fio's bandwidth log NAME_bw.N.log per job thread (NAME: this "
-           "prefix; a bare write_bw_log in a job file: the job's name). Without log_avg_msec: a line per I/O, and bw_* become per-I/O "
-           "samples of bytes*1e6/clat_ns (1000-based kB/s, as fio); with it bwavgtime defaults to "
+           "prefix; a bare write_bw_log in a job file: the job's name). Without log_avg_msec: a line per I/O, "
+           "and bw_* become per-I/O samples of bytes*1e6/clat_ns (1000-based kB/s, as fio); with it bwavgtime defaults to "
            "log_avg_msec", parse_value=parse_log_prefix),
     Option("write_iops_log", "log", None, "write fio's IOPS log NAME_iops.N.log per job thread. Without "
            "log_avg_msec: a line of 1 per I/O, and iops_* become those per-I/O samples (as fio); with it "

@@ -437,11 +437,11 @@ _PERCENTILE_KEY = re.compile(r"[0-9]{1,3}(?:\.[0-9]+)?")
 _BIN_KEY = re.compile(r"[0-9]{1,20}")
 
 
-def _negative(record, keys, where):
-    """The first of keys in record below zero (counts, times and rates never
+def _negative(record, where):
+    """The first number of record below zero (counts, times and rates never
     are, in fio's JSON), as a problem, or None."""
-    bad = next((k for k in keys if isinstance(record.get(k), (int, float)) and not isinstance(record[k], bool)
-                and record[k] < 0), None)
+    bad = next((k for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+                and v < 0), None)
     return f"{where}.{bad} is negative ({record[bad]})" if bad is not None else None
 
 
@@ -474,7 +474,7 @@ def fio_document_problem(data):
                 return f"{where}.{key} is missing or not a number"
         if not 0 <= e["error"] < 4096:
             return f"{where}.error is not an errno"
-        problem = _negative(e, list(e), where)       # no number fio writes is below zero
+        problem = _negative(e, where)       # no number fio writes is below zero
         if problem:
             return problem
         if "groupid" in e and not _is(e["groupid"], int):
@@ -499,8 +499,8 @@ def fio_document_problem(data):
             for key in _DDIR_FIELDS:
                 if not _is(de.get(key), _NUMBER):
                     return f"{where}.{d}.{key} is missing or not a number"
-            if _negative(de, list(de), f"{where}.{d}"):
-                return _negative(de, list(de), f"{where}.{d}")
+            if _negative(de, f"{where}.{d}"):
+                return _negative(de, f"{where}.{d}")
             for key in ("short_ios", "drop_ios"):
                 if key in de and not _is(de[key], int):
                     return f"{where}.{d}.{key} is not a number"
@@ -511,8 +511,8 @@ def fio_document_problem(data):
                 for extra, kinds in (("percentile", _NUMBER), ("bins", int)):
                     if extra in lat and _map_problem(lat[extra], f"{where}.{d}.{kind}.{extra}", kinds):
                         return _map_problem(lat[extra], f"{where}.{d}.{kind}.{extra}", kinds)
-                if _negative(lat, _LAT_FIELDS, f"{where}.{d}.{kind}"):
-                    return _negative(lat, _LAT_FIELDS, f"{where}.{d}.{kind}")
+                if _negative(lat, f"{where}.{d}.{kind}"):
+                    return _negative(lat, f"{where}.{d}.{kind}")
                 if "bins" in lat and not all(_BIN_KEY.fullmatch(k) for k in lat["bins"]):
                     return f"{where}.{d}.{kind}.bins has keys that are not latencies"
                 if "percentile" in lat and not all(_PERCENTILE_KEY.fullmatch(k) and float(k) <= 100
