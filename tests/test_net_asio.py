@@ -123,8 +123,10 @@ def test_the_io_uring_build_does_its_socket_work_through_io_uring(proto):
         kinds = {target for _fd, target in _fds(srv.p.pid)}
         counted = srv.echoed_stats()
     assert len(heads) == 1, heads
-    # a receive and a send per round trip, each an SQE (Asio may add a few of its own)
-    assert heads[0] - before >= 2 * n, (before, heads)
+    # a receive and a send per round trip, each an SQE (Asio may add a few of its own); `before` may
+    # already hold the first receive, and the receive re-armed after the last echo may not be
+    # submitted yet when the head is read (seen in CI: before 1, head 600 for 300 round trips)
+    assert heads[0] - before >= 2 * n - 1, (before, heads)
     assert "anon_inode:[eventpoll]" not in kinds, kinds
     assert counted["rx_msgs"] >= n and counted["tx_bytes"] == counted["rx_bytes"] == sum(map(len, _messages(n)))
 
