@@ -29,10 +29,16 @@ INT64_MAX = (1 << 63) - 1
 _INT_RE = re.compile(r"^[+-]?(0x[0-9a-f]{1,16}|[0-9]{1,40})$", re.I)    # fio's: decimal or 0x hex
 # re.A: \d and \s are ASCII only, as in fio (Python's int() would read '４' and '٢' as digits)
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*(?:([kmgtp])(ib|b)?|b)?\s*$", re.I | re.A)
-_TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|m|h|d)?\s*$", re.I | re.A)
+_TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(usec|us|msec|ms|s|m|h|d)?\s*$", re.I | re.A)
+# fio's strtoll(.., 16) for a value with 0x: the digits, and no unit after them (parse.c str_to_decimal
+# reads the unit from the first letter, which is the x: '0x10k' is 16)
+_HEX_SIZE_RE = re.compile(r"^\s*0x([0-9a-f]{1,16})\s*$", re.I | re.A)
+# a number and a word fio 3.33 takes for a time without knowing it as a unit (parse.c get_mult_time:
+# 'sec', 'min' multiply by 1, i.e. microseconds)
+_TIME_WORD_RE = re.compile(r"^\s*\d+\s*([a-z]+)\s*$", re.I | re.A)
 _SIZE_POWERS = {None: 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
 KB_BASES = (1024, 1000)
-_TIME_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_TIME_UNITS = {"us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 # ---- value parsers: each takes what a user may write, returns the canonical value
@@ -97,6 +103,8 @@ def parse_size(option, value, kb_base=1024):
     elif str(value).strip().endswith("%"):
         raise OptionError(option, f"must be a size like 4096, 4k, 1m, 2g; a percentage ({value}) only "
                                   "size, io_size, offset and offset_increment take")
+    elif (h := _HEX_SIZE_RE.match(str(value))):
+        n = int(h.group(1), 16)
     else:
         m = _SIZE_RE.match(str(value))
         if not m:
@@ -150,13 +158,23 @@ def parse_time(option, value):
     else:
         m = _TIME_RE.match(str(value))
         if not m:
-            raise OptionError(option, f"must be a time like 10, 10s, 500ms, 2m (got {value!r})")
+            raise OptionError(option, f"must be a time like 10, 10s, 500ms, 2m (got {short(value)}){_unknown_unit(value)}")
         seconds = float(m.group(1)) * _TIME_UNITS[(m.group(2) or "s").lower()]
     if seconds < 0:
         raise OptionError(option, f"must not be negative (got {value!r})")
     if not seconds <= MAX_SECONDS:
         raise OptionError(option, f"must be at most {MAX_SECONDS // 86400}d (got {short(value)})")
     return seconds
+
+
+def _unknown_unit(value):
+    """What fio would make of a number with a word it does not know as a
+    time unit, for the refusal."""
+    m = _TIME_WORD_RE.match(str(value))
+    if not m or m.group(1).lower() in _TIME_UNITS:
+        return ""
+    return (f"; fio 3.33 knows us, usec, ms, msec, s, m, h, d, and reads {m.group(1)!r} as no unit at all "
+            "(microseconds)")
 
 
 def parse_choice(option, value, choices):
@@ -460,7 +478,7 @@ def parse_usec(option, value):
         m = _TIME_RE.match(str(value))
         if not m:
             raise OptionError(option, f"must be a time in microseconds, or with a unit like 100ms, 1s "
-                                      f"(got {short(value)})")
+                                      f"(got {short(value)}){_unknown_unit(value)}")
         usec = float(m.group(1)) * (_TIME_UNITS[m.group(2).lower()] * 1e6 if m.group(2) else 1)
     usec = int(usec)
     if not 0 <= usec <= 2**31 - 1:

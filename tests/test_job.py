@@ -17,6 +17,21 @@ def test_fio_sizes_and_times():
     assert Job(bs="16k").bs == Job(bs="16kb").bs == Job(bs="16K").bs == 16384
     assert Job(bs="16KiB").bs == 16000          # fio's default kb_base=1024 reads KiB as 1000 (see test_fio_options)
     assert Job(runtime=3).runtime == 3.0
+    # fio's other spellings (parse.c get_mult_time, str_to_decimal)
+    assert Job(runtime="10msec").runtime == 0.01 and Job(ramp_time="1500usec").ramp_time == 0.0015
+    assert Job(thinktime="2msec").thinktime == 2000
+    assert Job(bs="0x2000").bs == 8192 and Job(size="0X100000").size == 1 << 20
+
+
+@pytest.mark.parametrize("option, value, problem", [
+    ("runtime", "1sec", "reads 'sec' as no unit at all (microseconds)"),      # fio: 1 us
+    ("thinktime", "2min", "reads 'min' as no unit at all (microseconds)"),
+    ("bs", "0x10k", "must be a size like"),         # fio: 16, the k ignored after hex digits
+    ("runtime", "0x10", "must be a time like"),     # fio: 16 us
+])
+def test_fio_spellings_fio_reads_otherwise_are_refused(option, value, problem):
+    with pytest.raises(OptionError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        Job(**{option: value})
 
 
 def test_defaults_are_fios_where_fio_has_them():
