@@ -57,7 +57,7 @@ def run_together(jobs, *, progress=None, machine=True, trace=None, first_thread=
         finally:
             for fds in opened:
                 targets.close_files(fds)
-        per_job, process, interrupted, trace_summary, disks = outcome
+        per_job, process, interrupted, trace_summary, disks, trace_notes = outcome
         errors = []
         for job, plan, threads in zip(jobs, plans, per_job):
             error = _first_error(job, plan, threads)
@@ -66,7 +66,7 @@ def run_together(jobs, *, progress=None, machine=True, trace=None, first_thread=
         changed = prepared.changed_paths()
     results, first_error = [], None
     for job, plan, threads, error in zip(jobs, plans, per_job, errors):
-        notes = _notes(job) + [changed[f.path] for f in plan.unique_files if f.path in changed]
+        notes = _notes(job) + [changed[f.path] for f in plan.unique_files if f.path in changed] + trace_notes
         load = process.get("machine_during_run") or {}
         if load.get("busy"):
             notes.append(_busy_note(load))
@@ -335,7 +335,7 @@ def _execute(units, progress, trace, devices, first_thread=1):
     # taken before the job threads exist, so that what they start during setup
     # (pool workers, the SQPOLL thread) counts as working for the run
     bystanders = _bystanders()
-    tracing = _start_trace(trace, devices)
+    tracing, trace_notes = _start_trace(trace, devices)
     try:
         _start_all(workers, lambda: (stop(), lib.kit_control_go(ctl), lib.kit_control_release(ctl)))
         _wait_until(lib, ffi.addressof(ctl, "ready"), n, watch, stop)
@@ -393,7 +393,7 @@ def _execute(units, progress, trace, devices, first_thread=1):
     trace_summary = tracing.summary(pid=os.getpid(), job_tids=sorted(job_tids),
                                     helper_tids=sorted(working)) if tracing else None
     disks = disk_util({host.dev_name(dev): (disks0[dev], disks1[dev]) for dev in devices}, t1 - t0)
-    return per_job, process, interrupted, trace_summary, disks
+    return per_job, process, interrupted, trace_summary, disks, trace_notes
 
 
 def _start_all(workers, release):
@@ -419,17 +419,27 @@ def _note_run_in_traces(job_tids, helpers):
 
 def _start_trace(trace, devices):
     """trace: None or tracer names; devices: the run's disks. Returns the
-    Trace this run must stop."""
+    Trace this run must stop (None if no tracer is left) and notes for its
+    results."""
     if not trace:
-        return None
+        return None, []
     names, options = tracers.split_request(trace.split(",") if isinstance(trace, str) else trace)
     names = set(names)
-    if not devices and names != {"block"}:
-        # files on tmpfs and the like: the job has no block device to watch
+    if tracers.in_pid_namespace():
+        raise tracers.TraceUnavailable(tracers.PID_NAMESPACE)
+    notes = []
+    if not devices and "block" in names:
+        # files on tmpfs and the like: no block request is the job's, and
+        # every other disk's are someone else's; the machine's is kit trace's
         names.discard("block")
+        options.pop("records", None)
+        notes.append("trace=block: the job's files are on no block device (tmpfs or the like), so no block "
+                     "request is its own: block was not traced" + ("" if names else "; nothing was traced"))
+    if not names:
+        return None, notes
     t = tracers.Trace(*names, devices=devices, **options)
     t.start()
-    return t
+    return t, notes
 
 
 def _wait_until(lib, word, n, watch, stop):

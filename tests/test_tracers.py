@@ -7,6 +7,7 @@ import ctypes
 import json
 import re
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -956,31 +957,136 @@ def test_runq_latency_is_runqlats_view_per_role(tracing, scratch):
         assert roles[name]["runq_ns"] <= roles[name]["offcpu_ns"] + roles[name]["oncpu_ns"]
 
 
-def test_an_unreadable_tracefs_is_said_by_doctor_and_by_run_alike(monkeypatch):
-    """A non-root user with CAP_BPF and CAP_PERFMON, tracefs mode 0700:
-    status() and start() give the same one-line reason (simulated: this test
-    runs as root, whom os.access never refuses)."""
-    events = os.path.join(_bpf.tracefs_dir() or _bpf.TRACEFS, "events")
-    real = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if path == events else real(path, mode, **kw))
-    st = status()
-    assert not st["usable"] and "not readable by this user" in st["reason"]
-    with pytest.raises(TraceUnavailable, match="not readable by this user"):
-        Trace(sched=True).start()
+def _as_unprivileged_user(tmp_path, cwd, *kit_args, unmount_tracefs=False):
+    """kit run by nobody with CAP_BPF and CAP_PERFMON (no root, no
+    CAP_SYS_ADMIN), in a mount namespace of its own: there the Python kit
+    runs on is made reachable by nobody (it may sit under root's mode-0700
+    home), and tracefs can be taken away without touching the machine's."""
+    from conftest import KIT
+    python = os.path.realpath(sys.executable)
+    steps = []
+    home = "/root"
+    if python.startswith(home + "/"):
+        # root's home, opened to nobody only in this namespace: the interpreter's tree bound back in
+        top = os.path.join(home, os.path.relpath(python, home).split(os.sep)[0])
+        keep = tmp_path / "keep"
+        keep.mkdir(exist_ok=True)
+        steps += [f"mount --bind {top} {keep}", f"mount -t tmpfs -o mode=755 tmpfs {home}",
+                  f"mkdir -p {top}", f"mount --bind {keep} {top}"]
+    if unmount_tracefs:
+        steps += [f"umount -l {_bpf.TRACEFS}", f"! mountpoint -q {_bpf.DEBUGFS_TRACING} || umount -l {_bpf.DEBUGFS_TRACING}"]
+    caps = "--inh-caps=+bpf,+perfmon --ambient-caps=+bpf,+perfmon"
+    quoted = " ".join(shlex.quote(a) for a in (KIT, *kit_args))
+    steps.append(f"exec setpriv --reuid=65534 --regid=65534 --clear-groups {caps} {quoted}")
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-ec", " && ".join(steps)],
+                          capture_output=True, text=True, timeout=120, cwd=cwd,
+                          env=dict(os.environ, KIT_STRICT="0"))
+
+
+@pytest.mark.parametrize("unmount_tracefs, why", [(False, "is not readable by this user"),
+                                                  (True, "tracefs is not mounted and only root can mount it")])
+def test_without_tracefs_access_doctor_and_run_agree(tmp_path, unmount_tracefs, why):
+    """A user with CAP_BPF and CAP_PERFMON but no root: where tracefs is
+    root's alone (Debian mounts it mode 0700) or not mounted, kit doctor
+    says tracing is unavailable and why, and kit run says the same in one
+    line and runs untraced, as kit doctor said it would."""
+    require(os.geteuid() == 0 and shutil.which("setpriv") and shutil.which("unshare"),
+            "switching to nobody with capabilities needs root, setpriv and unshare")
+    if not unmount_tracefs:
+        require(_bpf.tracefs_dir() == _bpf.TRACEFS and not os.stat(_bpf.TRACEFS).st_mode & 0o005,
+                f"{_bpf.TRACEFS} is readable by others here")
+    work = tempfile.mkdtemp(prefix="kit-nobody-")      # pytest's own directories are root's alone
+    try:
+        os.chmod(work, 0o777)
+        p = _as_unprivileged_user(tmp_path, work, "doctor", unmount_tracefs=unmount_tracefs)
+        assert p.returncode in (0, 1), p.stderr
+        (line,) = [l for l in p.stdout.splitlines() if l.startswith("tracing")]
+        assert line.split()[1] != "ok" and why in line, line
+        p = _as_unprivileged_user(tmp_path, work, "run", "--trace=sched", "--size=64k", "--number_ios=10",
+                                  f"--directory={work}/d", "--output-format=json", unmount_tracefs=unmount_tracefs)
+        assert p.returncode == 0, p.stderr
+        (line,) = p.stderr.strip().splitlines()
+        assert why in line and "running untraced" in line, line
+        data = json.loads(p.stdout)
+        assert data["traced"] is False and data["jobs"][0]["read"]["total_ios"] == 10
+    finally:
+        shutil.rmtree(work)
+
+
+def test_in_a_pid_namespace_a_run_is_not_traced_with_pids_it_cannot_match(tmp_path):
+    """The tracers meet the kernel's pids; in a PID namespace kit's own are
+    others: rather than call its own I/O someone else's, kit says so and
+    runs untraced (an error under KIT_STRICT=1)."""
+    from conftest import KIT
+    require(os.geteuid() == 0 and shutil.which("unshare"), "a PID namespace needs root and unshare")
+    args = ["unshare", "--pid", "--fork", "--mount-proc", KIT, "run", "--trace=block,sched", "--size=64k",
+            "--number_ios=10", f"--directory={tmp_path / 'd'}", "--output-format=json"]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=120, env=dict(os.environ, KIT_STRICT="0"))
+    assert p.returncode == 0, p.stderr
+    (line,) = p.stderr.strip().splitlines()
+    assert "PID namespace" in line and "running untraced" in line, line
+    assert json.loads(p.stdout)["traced"] is False
+    p = subprocess.run(args, capture_output=True, text=True, timeout=120, env=dict(os.environ, KIT_STRICT="1"))
+    assert p.returncode == 1 and "PID namespace" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+    with pytest.raises(TraceUnavailable, match="PID namespace"):
+        from kit import runner
+        real = _bpf.in_pid_namespace
+        try:
+            _bpf.in_pid_namespace = lambda: True
+            import kit.tracers
+            kit.tracers.in_pid_namespace = _bpf.in_pid_namespace
+            runner._start_trace("sched", [])
+        finally:
+            _bpf.in_pid_namespace = kit.tracers.in_pid_namespace = real
 
 
 @pytest.mark.parametrize("request_text, names, views", [
     ("block,sched", ["block", "sched"], {}),
-    ("block,records=2000,stacks,runq", ["block"], {"records": 2000, "stacks": True, "runq": True}),
+    ("block,sched,records=2000,stacks,runq", ["block", "sched"], {"records": 2000, "stacks": True, "runq": True}),
 ])
 def test_trace_requests_name_tracers_and_views(request_text, names, views):
     from kit.tracers import split_request
     assert split_request(request_text.split(",")) == (names, views)
 
 
-@pytest.mark.parametrize("bad", ["block,records=0", "block,records=lots", "records=10", "block,stack", "bloc"])
-def test_bad_trace_requests_are_one_line_exit_2(bad, tmp_path):
+@pytest.mark.parametrize("bad, says", [
+    ("block,records=0", "records=0"), ("block,records=lots", "records=lots"), ("records=10", "no tracer"),
+    ("block,stack", "'stack'"), ("bloc", "'bloc'"),
+    # a view of a tracer the request does not have would silently give nothing; a view twice, one of two values
+    ("sched,records=10", "view of the block tracer"), ("block,stacks", "view of the sched tracer"),
+    ("uring,runq", "view of the sched tracer"), ("block,records=5,records=7", "records twice"),
+    ("block,sched,runq,runq", "runq twice"), ("sched,sched", "sched twice")])
+def test_bad_trace_requests_are_one_line_exit_2(bad, says, tmp_path):
     from conftest import run_kit
-    p = run_kit("run", "--size=64k", f"--trace={bad}", f"--directory={tmp_path / 'd'}")
-    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--trace" in p.stderr, p.stderr
-    assert not (tmp_path / "d").exists()
+    for command in (("run", "--size=64k", f"--directory={tmp_path / 'd'}"), ("trace", "--duration=0.1")):
+        p = run_kit(*command, f"--trace={bad}")
+        assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--trace" in p.stderr, p.stderr
+        assert says in p.stderr, p.stderr
+        assert not (tmp_path / "d").exists()
+    with pytest.raises(kit.OptionError, match="view of the"):
+        Trace(sched=True, records=10)
+
+
+def test_a_job_on_no_block_device_is_not_block_traced_and_says_so(tracing):
+    """Files on tmpfs: no block request is the job's own, and every other
+    disk's requests are someone else's. The block tracer is left out, in so
+    many words, whether alone or beside another (it was once the whole
+    machine's when alone, and silently dropped beside sched)."""
+    shm = tempfile.mkdtemp(dir="/dev/shm", prefix="kit-test-")
+    try:
+        job = kit.Job(rw="randread", size="1m", number_ios=200, directory=shm)
+        alone = kit.run(job, progress=False, trace="block,records=10")
+        both = kit.run(job, progress=False, trace="block,sched")
+    finally:
+        shutil.rmtree(shm)
+    for r in (alone, both):
+        assert r.total["read"]["total_ios"] == 200
+        (note,) = [n for n in r.data["notes"] if n.startswith("trace=block")]
+        assert "no block device" in note and "block was not traced" in note
+    assert alone.data["traced"] is False and "nothing was traced" in note_of(alone)
+    assert both.data["traced"] is True and both.data["trace"]["tracers"] == ["sched"]
+    assert "block" not in both.data["trace"] and "nothing was traced" not in note_of(both)
+
+
+def note_of(r):
+    return next(n for n in r.data["notes"] if n.startswith("trace=block"))

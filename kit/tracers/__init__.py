@@ -32,7 +32,7 @@ from .. import host
 from ..errors import OptionError
 from ..signals import held
 from . import _bpf, block, net, sched, uring
-from ._bpf import TraceUnavailable
+from ._bpf import PID_NAMESPACE, TraceUnavailable, in_pid_namespace
 
 TRACERS = {module.NAME: module for module in (block, sched, uring, net)}
 ACTIVE = []       # traces started and not yet stopped, in this process
@@ -59,6 +59,7 @@ class Context:
 
 
 VIEWS = ("records=N", "stacks", "runq")     # what a trace request may add to the tracer names
+VIEW_OF = {"records": "block", "stacks": "sched", "runq": "sched"}    # the tracer that gives each view
 
 
 def split_request(tokens):
@@ -67,19 +68,35 @@ def split_request(tokens):
     names, options = [], {}
     for token in tokens:
         key, sep, value = token.partition("=")
+        if (key in names or key in options) and (key in TRACERS or key in VIEW_OF):
+            raise OptionError("trace", f"names {key} twice (got {','.join(tokens)!r})")
         if key in TRACERS and not sep:
             names.append(key)
         elif key in ("stacks", "runq") and not sep:
             options[key] = True
         elif key == "records" and sep:
             from ..options import parse_int
-            options["records"] = parse_int("trace", value, 1, 1 << 20)
+            try:
+                options["records"] = parse_int("records", value, 1, 1 << 20)
+            except OptionError as e:
+                raise OptionError("trace", f"records={value}: {e.problem}") from None
         else:
             raise OptionError("trace", f"must be a comma-separated list of {', '.join(TRACERS)}, and "
                                        f"optionally {', '.join(VIEWS)} (got {token!r})")
     if not names:
         raise OptionError("trace", f"names no tracer (one or more of {', '.join(TRACERS)})")
+    check_views(names, options)
     return names, options
+
+
+def check_views(names, options):
+    """A view asked of a tracer the trace does not have would quietly give
+    nothing: OptionError instead."""
+    for view, tracer in VIEW_OF.items():
+        if options.get(view) and tracer not in names:
+            said = f"records={options[view]}" if view == "records" else view
+            raise OptionError("trace", f"{said} is a view of the {tracer} tracer, which this trace does not "
+                                       f"have (add {tracer})")
 
 
 def format_summary(t):
@@ -112,8 +129,14 @@ def status():
             out["reason"] = "bcc is not importable: install Debian's python3-bpfcc (make setup links it into the venv)"
         elif not _bpf.privileged():
             out["reason"] = "tracing needs root (or CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
-        elif out["tracefs"] and not os.access(os.path.join(_bpf.tracefs_dir(), "events"), os.R_OK | os.X_OK):
-            out["reason"] = f"tracefs at {_bpf.tracefs_dir()} is not readable by this user: run as root"
+        elif not out["tracefs"] and not out["root"]:
+            out["reason"] = f"tracefs is not mounted and only root can mount it: mount -t tracefs tracefs {_bpf.TRACEFS}"
+        elif out["tracefs"] and not _bpf.tracefs_readable():
+            base = _bpf.tracefs_dir()
+            out["reason"] = (f"tracefs at {base} is not readable by this user (mode "
+                             f"{os.stat(base).st_mode & 0o777:o}): run as root, or let this user read it")
+        elif _bpf.in_pid_namespace():
+            out["reason"] = _bpf.PID_NAMESPACE
         elif out["headers"] is None:
             out["reason"] = (f"no kernel headers for {os.uname().release} and no generic ones in /usr/src: "
                              "apt-get install linux-headers-amd64")
@@ -150,6 +173,7 @@ class Trace:
         if isinstance(records, bool) or not isinstance(records, int) or not 0 <= records <= 1 << 20:
             raise OptionError("records", f"must be a number of requests from 0 to {1 << 20} (got {records!r})")
         self.options = {"records": records, "stacks": bool(stacks), "runq": bool(runq)}
+        check_views(self.tracers, self.options)
         self.events = {}          # tracer -> {logical event: tracepoint} attached
         self._bpf = None
         self._raw = None

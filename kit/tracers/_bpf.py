@@ -129,11 +129,48 @@ def lost_defines():
 # ---- the environment ------------------------------------------------------
 
 def tracefs_dir():
-    """The tracefs bcc will use (it prefers debugfs's), or None if unmounted."""
+    """The tracefs bcc will use (it prefers debugfs's), or None if unmounted.
+    A tracefs this user cannot look into (Debian mounts it mode 0700) is
+    still mounted: the mount table says so where the directory cannot."""
     for path in (DEBUGFS_TRACING, TRACEFS):
         if os.path.isdir(os.path.join(path, "events")):
             return path
-    return None
+    return TRACEFS if TRACEFS in _mounts_of("tracefs") else None
+
+
+def _mounts_of(fstype):
+    """Where file systems of this type are mounted, as this process sees it."""
+    found = set()
+    with contextlib.suppress(OSError):
+        with open("/proc/self/mountinfo") as fh:
+            for line in fh:
+                before, sep, after = line.partition(" - ")
+                fields = before.split()
+                if sep and len(fields) > 4 and after.split()[:1] == [fstype]:
+                    found.add(fields[4].replace("\\040", " "))
+    return found
+
+
+def tracefs_readable():
+    """Whether this user can read the tracefs bcc will use (False if none)."""
+    base = tracefs_dir()
+    return bool(base) and os.access(os.path.join(base, "events"), os.R_OK | os.X_OK)
+
+
+PID_NAMESPACE = ("kit runs in a PID namespace of its own (a container): the tracers see the kernel's pids, "
+                 "not this process's, and could not tell this run's I/O and threads from others'")
+# the initial PID namespace's inode (include/linux/proc_ns.h PROC_PID_INIT_INO)
+PROC_PID_INIT_INO = 0xEFFFFFFC
+
+
+def in_pid_namespace():
+    """Whether this process sees pids of its own (a container): the tracers
+    meet the kernel's, and could not tell this process's I/O and threads
+    from anyone else's."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino != PROC_PID_INIT_INO
+    except OSError:
+        return False
 
 
 def ensure_tracefs():
@@ -154,7 +191,7 @@ def check_tracefs_access():
     """bcc reads tracefs to find tracepoints: mounted is not enough when it
     is root's only (mode 0700) and this is a non-root user with CAP_BPF."""
     base = tracefs_dir()
-    if base and not os.access(os.path.join(base, "events"), os.R_OK | os.X_OK):
+    if base and not tracefs_readable():
         mode = oct(os.stat(base).st_mode & 0o777)
         raise TraceUnavailable(f"tracefs at {base} is not readable by this user (mode {mode[2:]}): run as root, "
                                f"or let this user read it (chmod/chgrp {base})")
@@ -245,9 +282,8 @@ def bcc_version(bcc):
 def tracepoint_exists(category, event):
     """From tracefs when mounted; else from the kernel's symbol table, which
     lists one __traceiter_<event> per tracepoint (and needs no root)."""
-    base = tracefs_dir()
-    if base:
-        return os.path.isdir(os.path.join(base, "events", category, event))
+    if tracefs_readable():
+        return os.path.isdir(os.path.join(tracefs_dir(), "events", category, event))
     return event in _traceiters()
 
 
