@@ -799,7 +799,7 @@ def anatomy_text(table):
     t = table[table["device_share"].notna()]
     if not t.empty:
         low, high = t.loc[t["device_share"].idxmin()], t.loc[t["device_share"].idxmax()]
-        parts.append(f"The device accounts for {high['device_share']:.0%} of {high['workload']}'s completion "
+        parts.append(f"The device accounts for {high['device_share']:.0%} of {high['workload']}'s "
                      f"latency but only {low['device_share']:.0%} of {low['workload']}'s: the rest is spent "
                      "above the block layer (queues, hand-offs, wake-ups).")
     if "per_io_helper" in table and table["per_io_helper"].fillna(0).max() > 0:

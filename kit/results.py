@@ -104,18 +104,32 @@ def disk_util(stats, wall_ns):
 
 def device_share(block, merged):
     """Per direction, how much of what the job waited for was the device: the
-    device's total latency over the engine's total completion latency (sums,
-    not means: when only some I/Os reach the device, as partly cached
-    buffered reads, a ratio of means would count each device request once per
-    I/O). Also how many requests reached the device for how many I/Os."""
+    device's total latency over the engine's total latency (sums, not means:
+    when only some I/Os reach the device, as partly cached buffered reads, a
+    ratio of means would count each device request once per I/O). lat, not
+    clat: libaio and io_uring issue a request inside the submit call, so the
+    device's time can fall in the submission latency. Also how many requests
+    reached the device for how many I/Os, and, where there is no share, why:
+    I/Os split into requests smaller than themselves (above the device's
+    max_sectors_kb) have parts in flight side by side, whose latencies add
+    up to more than the I/O waited."""
     share, reached = {}, {}
     for d in DDIRS:
-        clat = merged["ddir"][d]["clat"]
-        lat = (block.get(d) or {}).get("lat_ns") or {}
+        mine = merged["ddir"][d]
+        lat_total = mine["lat"]["sum"] if mine["lat"]["n"] else mine["clat"]["sum"]
+        entry = block.get(d) or {}
+        lat = entry.get("lat_ns") or {}
         device_ns = lat.get("sum_ns", lat.get("mean", 0) * lat.get("N", 0))
-        if lat.get("N") and clat["n"] and clat["sum"]:
-            share[d] = device_ns / clat["sum"]
-            reached[d] = {"requests": int(lat["N"]), "ios": int(clat["n"])}
+        if not (lat.get("N") and mine["clat"]["n"] and lat_total):
+            continue
+        requests, ios = int(lat["N"]), int(mine["clat"]["n"])
+        reached[d] = {"requests": requests, "ios": ios}
+        split = requests > ios and mine["ios"] and entry.get("requests") and \
+            entry.get("bytes", 0) / entry["requests"] < mine["bytes"] / mine["ios"]
+        if split:
+            reached[d]["split"] = True
+            continue
+        share[d] = device_ns / lat_total
     return share, reached
 
 

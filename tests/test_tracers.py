@@ -914,6 +914,7 @@ def test_block_records_are_biosnoops_view(tracing, loopdev):
         f"/sys/block/{os.path.basename(loopdev)}/size").read()) * 512
     assert rec["kept"] == len(rec["lat_ns"]) == 500
     assert set(rec["op"]) == {"read"} and set(rec["bytes"]) == {4096} and set(rec["pid"]) == {os.getpid()}
+    assert set(rec["comm"]) == {_job_comm()}
     assert set(rec["device"]) == {os.path.basename(loopdev)}
     assert all(0 < ns < 1e9 for ns in rec["lat_ns"]) and all(0 <= s * 512 < size for s in rec["sector"])
     assert rec["t_ns"][0] == 0 and sorted(rec["t_ns"]) == rec["t_ns"]
@@ -1090,3 +1091,70 @@ def test_a_job_on_no_block_device_is_not_block_traced_and_says_so(tracing):
 
 def note_of(r):
     return next(n for n in r.data["notes"] if n.startswith("trace=block"))
+
+
+def test_the_devices_share_is_of_what_the_io_waited_for(tracing, loopdev):
+    """The device's share of the engine's latency: libaio issues its
+    requests inside io_submit, so the device's time falls partly in slat --
+    against clat alone the share passed 100 %; against lat it cannot. I/Os
+    split into several smaller requests (here above max_sectors_kb) have
+    parts in flight side by side: no share is given, and the line says why
+    (it said 243 % to 1,272 %)."""
+    settle()
+    job = kit.Job(filename=loopdev, ioengine="libaio", iodepth=4, rw="randread", bs="4k", direct=True,
+                  number_ios=N)
+    r = kit.run(job, progress=False, machine=False, trace="block")
+    block = r.data["trace"]["block"]
+    share, reached = block["device_share"]["read"], block["device_requests"]["read"]
+    lat, clat = r.total["read"]["lat_ns"], r.total["read"]["clat_ns"]
+    device_sum = block["read"]["lat_ns"]["mean"] * block["read"]["lat_ns"]["N"]
+    assert abs(share - device_sum / (lat["mean"] * lat["N"])) < 1e-6
+    assert 0 < share <= 1 and reached["ios"] == N and N <= reached["requests"] <= N + 8
+    report_figure(f"tracers device share: libaio qd4 {share:.0%} of lat (of clat alone: "
+                  f"{device_sum / (clat['mean'] * clat['N']):.0%})")
+    assert f"{share:.0%} of the engine's latency" in r.summary()
+
+    limit = f"/sys/block/{os.path.basename(loopdev)}/queue/max_sectors_kb"
+    with open(limit) as fh:
+        before = fh.read().strip()
+    with open(limit, "w") as fh:
+        fh.write("64")
+    try:
+        job = kit.Job(filename=loopdev, ioengine="psync", rw="read", bs="1m", direct=True, size="16m")
+        r = kit.run(job, progress=False, machine=False, trace="block")
+    finally:
+        with open(limit, "w") as fh:
+            fh.write(before)
+    block = r.data["trace"]["block"]
+    reached = block["device_requests"]["read"]
+    assert "read" not in block["device_share"] and reached["split"] is True
+    assert reached["ios"] == 16 and reached["requests"] >= 16 * 16     # 1 MiB in 64 KiB requests
+    assert "no share of the engine's latency: I/Os were split" in r.summary()
+
+
+def _job_comm():
+    """The name kit's job threads carry (what a per-request record of theirs
+    says): the process's, which threads inherit."""
+    with open("/proc/self/comm") as fh:
+        return fh.read().strip()
+
+
+def test_block_records_pair_each_pid_with_its_own_comm(tracing, mounted_loopdev):
+    """On ext4 with fsync: the job's writes, the journal's, and the block
+    layer's own flushes. A record's comm is its pid's (a kworker issuing a
+    request of kit's left kit's pid beside 'kworker'), and a request no
+    process issued has no pid (it said 4294967295)."""
+    dev, mnt = mounted_loopdev
+    job = kit.Job(directory=mnt, ioengine="libaio", iodepth=4, rw="randwrite", bs="4k", size="8m",
+                  number_ios=1000, fsync=10)
+    with Trace(block=True, devices=[major_minor(dev)], records=5000) as t:
+        kit.run(job, progress=False, machine=False)
+    rec = t.summary(pid=os.getpid())["block"]["requests"]
+    pairs = set(zip(rec["pid"], rec["comm"]))
+    mine = {c for p, c in pairs if p == os.getpid()}
+    assert mine and not any(c.startswith(("kworker", "jbd2")) for c in mine), pairs
+    assert all(c == "" for p, c in pairs if p is None) and any(p is None for p, _c in pairs), pairs
+    assert 4294967295 not in rec["pid"]
+    for p, c in pairs:
+        if p not in (None, os.getpid()) and os.path.exists(f"/proc/{p}/comm"):
+            assert c == open(f"/proc/{p}/comm").read().strip() or c.startswith(("kworker", "jbd2")), (p, c)

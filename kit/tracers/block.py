@@ -106,7 +106,12 @@ struct request_slot { u64 rq; u64 insert_ns; u64 issue_ns; u32 slot; u32 op; u32
 /* one request, for biosnoop's view (BLOCK_RECORDS: the last N are kept) */
 struct block_record { u64 done_ns; u64 sector; u64 queue_ns; u64 lat_ns; u32 dev; u32 op; u32 tgid; u32 bytes;
                       u32 cpu; u32 pad; char comm[16]; };
-struct bio_slot { u64 bio; u32 tgid; u32 pad; };
+struct bio_slot {
+    u64 bio; u32 tgid; u32 pad;
+#ifdef BLOCK_RECORDS
+    char comm[16];    /* the issuing thread's, beside its tgid (a request is issued by a kworker too) */
+#endif
+};
 struct block_key { u32 dev; u32 op; u32 tgid; u32 pad; };
 /* issued requests, per (device, op, process) */
 struct block_counts {
@@ -343,6 +348,9 @@ KIT_PROBE(block_bio_queue)
     if (b) {
         b->bio = bio;
         b->tgid = current_tgid();
+#ifdef BLOCK_RECORDS
+        bpf_get_current_comm(&b->comm, sizeof(b->comm));
+#endif
     }
     return 0;
 }
@@ -415,7 +423,17 @@ KIT_PROBE(block_rq_issue)
         s->bytes = bytes;
         s->queue_ns = queue_ns;
         s->sector = f.sector;
-        bpf_get_current_comm(&s->comm, sizeof(s->comm));
+        /* the comm of the process the request is counted to: its first
+           bio's, as its tgid; the current task's only when that is whose
+           tgid it has (rq_owner's fallback); none for the block layer's own */
+        u32 bi = slot_index(f.bio);
+        struct bio_slot *b = f.bio ? block_bios.lookup(&bi) : 0;
+        if (b && b->bio == f.bio && b->tgid == tgid)
+            __builtin_memcpy(s->comm, b->comm, sizeof(s->comm));
+        else if (tgid == current_tgid())
+            bpf_get_current_comm(&s->comm, sizeof(s->comm));
+        else
+            __builtin_memset(s->comm, 0, sizeof(s->comm));
 #endif
     }
 
@@ -879,7 +897,9 @@ def _records_columns(raw):
     recs = raw["records"]
     t0 = min(r["done_ns"] for r in recs)
     return {"kept": len(recs),
-            "t_ns": [r["done_ns"] - t0 for r in recs], "pid": [r["tgid"] for r in recs],
+            # no pid for a request no process issued (the block layer's own flushes)
+            "t_ns": [r["done_ns"] - t0 for r in recs],
+            "pid": [None if r["tgid"] == UNATTRIBUTED else r["tgid"] for r in recs],
             "comm": [r["comm"] for r in recs], "device": [raw["names"].get(r["dev"], str(r["dev"])) for r in recs],
             "op": [OPS[r["op"]] for r in recs], "sector": [r["sector"] for r in recs],
             "bytes": [r["bytes"] for r in recs], "queue_ns": [r["queue_ns"] for r in recs],
@@ -911,6 +931,20 @@ def _log2_lines(lat):
     return lines
 
 
+def _share_text(share, reached):
+    """The device's share of the engine's latency, as the summary line ends."""
+    if not reached:
+        return ""
+    counts = f"{reached['requests']:,} requests for {reached['ios']:,} I/Os"
+    if reached.get("split"):
+        return f", no share of the engine's latency: I/Os were split into smaller requests ({counts}), " \
+               "in flight side by side"
+    if share is None:
+        return ""
+    beyond = "; above 100 %: requests no I/O waited for, such as readahead" if share > 1 else ""
+    return f", {share:.0%} of the engine's latency ({counts}{beyond})"
+
+
 def text(s, histograms=True):
     """The summary in lines: per direction, what the device did (with
     histograms=True, biolatency's log2 view of each latency)."""
@@ -930,9 +964,7 @@ def text(s, histograms=True):
         lines.append(f"block {op}: {e['requests']:,} requests{size}, device latency "
                      f"mean {human_ns(lat.get('mean'))} p99 {human_ns((lat.get('percentile') or {}).get('99.000000'))}"
                      f", queued {queued}, depth {depth_text}"
-                     + (f", {share:.0%} of the engine's clat" if share else "")
-                     + (f" ({reached['requests']:,} requests for {reached['ios']:,} I/Os)"
-                        if share and (reached := (s.get("device_requests") or {}).get(op)) else ""))
+                     + _share_text(share, (s.get("device_requests") or {}).get(op)))
         if histograms:
             lines += _log2_lines(lat)
     for op, e in (s.get("unattributed") or {}).items():
