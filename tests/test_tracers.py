@@ -1158,3 +1158,18 @@ def test_block_records_pair_each_pid_with_its_own_comm(tracing, mounted_loopdev)
     for p, c in pairs:
         if p not in (None, os.getpid()) and os.path.exists(f"/proc/{p}/comm"):
             assert c == open(f"/proc/{p}/comm").read().strip() or c.startswith(("kworker", "jbd2")), (p, c)
+
+
+def test_a_thread_per_io_keeps_every_off_cpu_sample(tracing, loopdev):
+    """stdasync starts a thread per I/O: past the rows of their own (256),
+    threads share one, so no sample is lost and the helper role's
+    percentiles are of all its N (they were of the first ~256 threads',
+    labelled with the N of all, and 3,000 I/Os lost ~3,300 events)."""
+    job = kit.Job(filename=loopdev, ioengine="stdasync", iodepth=8, rw="randread", bs="4k", direct=True,
+                  number_ios=3000)
+    r, s, _t = traced(job, devices=[major_minor(loopdev)], sched=True)
+    helper = s["sched"]["roles"]["helper"]
+    assert helper["threads"] > sched.OFFCPU_ROWS
+    assert s["lost"]["map_full"].get("sched_offcpu_full", 0) == 0
+    off = helper["offcpu"]
+    assert off["N"] >= 3000 and sum(off["bins"].values()) == off["N"] and "percentile_N" not in off

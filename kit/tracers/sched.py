@@ -87,7 +87,9 @@ BPF_PERCPU_ARRAY(sched_cpu, struct sched_cpu, 1);
    only, a row each, handed out as they first leave a CPU; an array, not a
    hash keyed by (tid, bucket): one lookup less per switch, and no overflow
    on a busy machine */
-BPF_ARRAY(sched_offcpu, struct plat_row, OFFCPU_ROWS);
+/* the last two rows are shared by the threads that found none of their own
+   (stdasync starts one per I/O): those an engine named kit-..., and the rest */
+BPF_ARRAY(sched_offcpu, struct plat_row, OFFCPU_ROWS + 2);
 BPF_ARRAY(sched_offcpu_tid, u32, OFFCPU_ROWS);          /* whose row it is */
 BPF_ARRAY(sched_offcpu_rows_used, u64, 1);
 /* processes the caller named during the trace (tgid -> label), and how many
@@ -125,6 +127,9 @@ static __always_inline void sched_watch_thread(struct thread_stats *t, u32 tid)
             if (owner)
                 *owner = tid;
             t->row = (s32)r;
+        } else {
+            bool named = t->comm[0] == 'k' && t->comm[1] == 'i' && t->comm[2] == 't' && t->comm[3] == '-';
+            t->row = named ? OFFCPU_ROWS : OFFCPU_ROWS + 1;
         }
     }
 }
@@ -163,8 +168,8 @@ static __always_inline struct thread_stats *sched_thread_of(u32 tid)
     fresh.stack = -1;
     fresh.row = -1;
     fresh.watch_gen = now_gen;
+    bpf_get_current_comm(&fresh.comm, sizeof(fresh.comm));     /* before: a shared row goes by it */
     sched_watch_thread(&fresh, tid);
-    bpf_get_current_comm(&fresh.comm, sizeof(fresh.comm));
     u32 i = tid & (THREAD_SLOTS - 1);
     struct thread_slot *slot = sched_thread_slots.lookup(&i);
     /* the slot is taken atomically: two CPUs may switch out two threads of
@@ -189,8 +194,12 @@ static __always_inline void sched_offcpu_add(struct thread_stats *t, u32 bucket)
         count_lost(LOST_SCHED_OFFCPU_FULL);
         return;
     }
-    /* only the CPU prev is leaving writes prev's row: no atomics needed */
-    row->n[bucket]++;
+    /* only the CPU prev is leaving writes prev's own row: no atomics needed;
+       the shared row is written from any CPU */
+    if (r >= OFFCPU_ROWS)
+        __sync_fetch_and_add(&row->n[bucket], 1);
+    else
+        row->n[bucket]++;
 }
 
 KIT_PROBE(sched_switch)
@@ -329,6 +338,8 @@ def read(bpf, plain, items, percpu_sum):
     threads = {}
     held = [(slot["tid"], slot["s"]) for _i, slot in items(bpf[b"sched_thread_slots"], plain) if slot["tid"]]
     for tid, t in held + items(bpf[b"sched_threads"], plain):
+        # its off-CPU samples are in a shared row: 1 (threads named kit-...) or 2, else 0
+        t["shared_row"] = t["row"] - OFFCPU_ROWS + 1 if t.get("row", -1) >= OFFCPU_ROWS else 0
         for key in ("offcpu_since", "row", "watch_gen", "watched"):
             t.pop(key, None)
         threads[tid] = t
@@ -340,6 +351,10 @@ def read(bpf, plain, items, percpu_sum):
         samples = [(int(b), int(n[b])) for b in np.nonzero(n)[0]]
         if samples:
             offcpu.setdefault(int(owners[owners.Key(r)].value), []).extend(samples)
+    offcpu_shared = {}
+    for k in (1, 2):
+        n = np.ctypeslib.as_array(rows[rows.Key(OFFCPU_ROWS + k - 1)].n)
+        offcpu_shared[str(k)] = [(int(b), int(n[b])) for b in np.nonzero(n)[0]]
     cpus = [plain(c) for c in bpf[b"sched_cpu"][0]]
     runq = {}
     with contextlib.suppress(KeyError):
@@ -356,7 +371,7 @@ def read(bpf, plain, items, percpu_sum):
                 frames.pop(0)               # the tracer's own frames, innermost
             stacks.append({"tid": key["tid"], "frames": frames[::-1], "offcpu_ns": v["ns"], "count": v["n"]})
     watched = {int(pid): label["label"] for pid, label in items(bpf[b"sched_watch"], plain)}
-    return {"threads": threads, "offcpu": offcpu, "runq": runq, "stacks": stacks, "watched": watched,
+    return {"threads": threads, "offcpu": offcpu, "offcpu_shared": offcpu_shared, "runq": runq, "stacks": stacks, "watched": watched,
             "switches": sum(c["switches"] for c in cpus),
             "idle_switches": sum(c["idle_switches"] for c in cpus)}
 
@@ -409,7 +424,7 @@ def _threads(raw, pid, job_tids, helper_tids=None):
     watched = raw.get("watched") or {}
     main_comms = {tgid: raw["threads"][tgid]["comm"] for tgid in watched if tgid in raw["threads"]}
     for tid, t in raw["threads"].items():
-        rows.append({"tid": tid, "tgid": t["tgid"], "comm": t["comm"],
+        rows.append({"tid": tid, "tgid": t["tgid"], "comm": t["comm"], "shared_row": t.get("shared_row", 0),
                      "role": role(tid, t["tgid"], t["comm"], pid, job_tids, helper_tids, watched, main_comms),
                      "voluntary": t["voluntary"], "involuntary": t["involuntary"],
                      "switches": t["voluntary"] + t["involuntary"],
@@ -432,6 +447,8 @@ def _lat(total_ns, n, counts):
     if n and int(counts.sum()):         # the tracing process's threads: their histogram too
         out["percentile"] = hist.percentiles(counts, int(counts.sum()))
         out["bins"] = hist.to_bins(counts)
+        if int(counts.sum()) != n:      # the percentiles are of fewer samples than N
+            out["percentile_N"] = int(counts.sum())
     return out
 
 
@@ -453,6 +470,7 @@ def folded(raw, ctx, role_name=None):
 def summary(raw, ctx):
     pid, job_tids = ctx.pid, {int(t) for t in ctx.job_tids}
     threads = _threads(raw, pid, job_tids, ctx.helper_tids)
+    shared_roles = {k: {r["role"] for r in threads if r["shared_row"] == k and r["offcpu_n"]} for k in (1, 2)}
     roles = {}
     for name in ROLES + tuple(sorted({r["role"] for r in threads} - set(ROLES))):
         members = [r for r in threads if r["role"] == name]
@@ -460,8 +478,12 @@ def summary(raw, ctx):
         for k in ("voluntary", "involuntary", "switches", "oncpu_ns", "offcpu_ns", "runq_ns"):
             entry[k] = int(sum(r[k] for r in members))
         tids = [r["tid"] for r in members]
-        entry["offcpu"] = _lat(entry["offcpu_ns"], int(sum(r["offcpu_n"] for r in members)),
-                               _offcpu_counts(raw, tids))
+        counts = _offcpu_counts(raw, tids)
+        for k, owners in shared_roles.items():
+            if owners == {name}:        # a shared row's samples are all this role's threads'
+                for bucket, n in (raw.get("offcpu_shared") or {}).get(str(k), ()):
+                    counts[min(bucket, hist.PLAT_NR - 1)] += n
+        entry["offcpu"] = _lat(entry["offcpu_ns"], int(sum(r["offcpu_n"] for r in members)), counts)
         if raw.get("runq") is not None and any(r["runq_n"] for r in members):
             # runqlat's view: of the time off CPU, how much was waiting for a CPU
             entry["runq"] = _lat(entry["runq_ns"], int(sum(r["runq_n"] for r in members)),
