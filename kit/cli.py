@@ -508,18 +508,22 @@ def cmd_trace(argv):
     views["stacks"] = args.stacks or views.get("stacks", False)
     views["runq"] = args.runq or views.get("runq", False)
     t = Trace(*names, devices=devices, **views)
+    interrupted = False
     with t:
         try:
             time.sleep(duration)
         except KeyboardInterrupt:
-            pass
+            interrupted = True      # what was seen until then stands, said to be cut short
     summary = t.summary()
+    if interrupted:
+        summary["interrupted"] = True
+        summary["duration_asked_ns"] = int(duration * 1e9)
     if args.output_format == "json":
         import json
         _write(json.dumps(summary, indent=2) + "\n", None)
     else:
         _write(format_trace(summary) + "\n", None)
-    return EXIT_OK
+    return EXIT_INTERRUPTED if interrupted else EXIT_OK
 
 
 def _device_numbers(path):

@@ -3,6 +3,7 @@ devices, real engines. Each test checks what the tracers say against an
 independent witness where there is one: the kernel's own counters
 (/sys/block/<dev>/stat, /proc/stat ctxt), kit's getrusage figures, the
 number of I/Os the job did."""
+import contextlib
 import ctypes
 import json
 import re
@@ -1173,3 +1174,59 @@ def test_a_thread_per_io_keeps_every_off_cpu_sample(tracing, loopdev):
     assert s["lost"]["map_full"].get("sched_offcpu_full", 0) == 0
     off = helper["offcpu"]
     assert off["N"] >= 3000 and sum(off["bins"].values()) == off["N"] and "percentile_N" not in off
+
+
+@pytest.mark.parametrize("signum", [2, 15])
+def test_kit_trace_cut_short_says_so(tracing, signum):
+    """Ctrl-C or SIGTERM inside kit trace's window: what was seen is printed,
+    marked cut short, and the exit code is 130, not success."""
+    from conftest import KIT
+    proc = subprocess.Popen([KIT, "trace", "--duration=60", "--trace=sched", "--output-format=json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for_bpf_programs(proc)
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    s = json.loads(out)
+    assert s["interrupted"] is True and s["duration_asked_ns"] == 60 * 10**9
+    assert 0.3e9 < s["duration_ns"] < 30e9 and s["sched"]["system"]["switches"] > 0
+    from kit.tracers import format_summary
+    assert "interrupted: cut short of the 60s asked" in format_summary(s).splitlines()[0]
+
+
+def test_a_machine_wide_trace_follows_every_disk(tracing):
+    """kit trace over the whole machine follows every disk there is, not
+    the first 16 (a 24-disk server lost 8 of them, named nowhere)."""
+    count = max(20, len(os.listdir("/sys/block")) - 8 + 4)     # more than the floor of 16 and than today's spare
+    with contextlib.ExitStack() as stack:
+        devs = [stack.enter_context(loop_device(size_mb=4))[0] for _ in range(count)]
+        settle()
+        from conftest import KIT
+        proc = subprocess.Popen([KIT, "trace", "--duration=60", "--trace=block", "--output-format=json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _wait_for_bpf_programs(proc)
+        for d in devs:
+            subprocess.run(["dd", f"if={d}", "of=/dev/null", "bs=4k", "count=50", "iflag=direct", "status=none"],
+                           check=True)
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    s = json.loads(out)
+    seen = s["block"]["devices"]
+    assert {os.path.basename(d) for d in devs} <= set(seen), sorted(set(map(os.path.basename, devs)) - set(seen))
+    for d in devs:
+        assert seen[os.path.basename(d)]["ops"]["read"]["requests"] >= 50
+    assert s["lost"]["map_full"].get("block_devices_full", 0) == 0
+
+
+def _wait_for_bpf_programs(proc):
+    """Until a kit trace process holds its programs (then its window has
+    begun), and half a second more."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if any(os.readlink(f"/proc/{proc.pid}/fd/{fd}") == "anon_inode:bpf-prog"
+                   for fd in os.listdir(f"/proc/{proc.pid}/fd")):
+                break
+        time.sleep(0.05)
+    time.sleep(0.5)

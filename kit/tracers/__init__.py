@@ -102,7 +102,9 @@ def check_views(names, options):
 def format_summary(t):
     """A trace summary in a few lines (kit run --trace, kit trace)."""
     lost = (t.get("lost") or {}).get("total", 0)
-    lines = [f"trace ({', '.join(t.get('tracers', []))}) over {t.get('duration_ns', 0) / 1e9:.2f}s"
+    cut = (f" (interrupted: cut short of the {t['duration_asked_ns'] / 1e9:g}s asked)"
+           if t.get("interrupted") and t.get("duration_asked_ns") else "")
+    lines = [f"trace ({', '.join(t.get('tracers', []))}) over {t.get('duration_ns', 0) / 1e9:.2f}s{cut}"
              + (f", {lost:,} events lost" if lost else "")]
     for name, module in TRACERS.items():
         if t.get(name):

@@ -60,7 +60,9 @@ KINDS = ("lat", "queue")
 SIZE_SLOTS = 32      # log2 of bytes
 DEPTH_EXACT = 64     # depths below are exact, above in powers of two
 DEPTH_SLOTS = 128
-MACHINE_DEVICE_SLOTS = 16   # devices a machine-wide trace follows; more are counted as lost
+MACHINE_DEVICE_SLOTS = 16   # devices a machine-wide trace follows at least; more are counted as lost
+SPARE_DEVICE_SLOTS = 8      # beyond the disks there are when it starts: for those added during it
+MAX_DEVICE_SLOTS = 1024     # 300 KiB of histograms each
 CLASSES = ("own", "other", "none", "before")   # whose request a completion ended (CLASS_* in the C)
 # this kernel's layout of what the programs read
 # the struct request fields rq_read() takes in one read, with their sizes;
@@ -613,6 +615,17 @@ def head_defines():
     return f"#define RQ_HEAD_START {start}\n#define RQ_HEAD_WORDS {(end - start) // 8}\n"
 
 
+def machine_device_slots():
+    """How many devices a machine-wide trace follows: every disk there is
+    (a 24-disk server's figures are the machine's, not its first 16's), and
+    room for some more."""
+    try:
+        disks = len(os.listdir("/sys/block"))
+    except OSError:
+        disks = 0
+    return min(max(MACHINE_DEVICE_SLOTS, disks + SPARE_DEVICE_SLOTS), MAX_DEVICE_SLOTS)
+
+
 def bpf_text(devices, events, options):
     """The C for this trace: only the tracepoints this kernel has, the
     devices' slots compiled in (cheaper than a map lookup per event), and
@@ -622,7 +635,7 @@ def bpf_text(devices, events, options):
         chain = " else ".join(f"if (dev == {dev:#x}) slot = {i};" for i, dev in enumerate(traced))
         slots = f"#define DEVICE_SLOTS {len(traced)}\n#define DEVICE_SLOT_OF {chain}\n"
     else:
-        slots = f"#define DEVICE_SLOTS {MACHINE_DEVICE_SLOTS}\n"
+        slots = f"#define DEVICE_SLOTS {machine_device_slots()}\n"
     records = int(options.get("records") or 0)
     text = btf.defines(FIELDS, ENUMS) + head_defines() + f"#define OWN_TGID {os.getpid()}\n" + \
         slots + (f"#define BLOCK_RECORDS {records}\n" if records else "") + BPF_TEXT
