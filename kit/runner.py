@@ -215,6 +215,7 @@ def _params(ffi, job, j, fds, files, regions, ctl, keep, exitall=False):
     p.norandommap = int(job.norandommap or job.random_distribution != "random")
     p.rwmixread = job.read_percent
     p.trim = int(job.is_trim)
+    p.mixed = int(job.rw in ("rw", "readwrite", "randrw"))
     kind, _, rest = job.random_distribution.partition(":")
     p.dist = _DISTRIBUTIONS[kind]
     parts = rest.split(":") if rest else []

@@ -638,9 +638,17 @@ def test_relative_directory_with_a_filename_and_ramfs(tmp_path):
         subprocess.run(["umount", str(ram)], check=True)
 
 
-def test_too_few_threads_is_one_line(tmp_path):
+@pytest.mark.parametrize("limit, args, says", [
+    (6, ["--numjobs=16", "--size=64k"], "cannot start job thread"),
+    # an engine's own threads: Boost's thread_pool that failed at its nth
+    # thread joined the others in its constructor, which never returned
+    (12, ["--ioengine=asio", "--asio_backend=thread_pool", "--iodepth=32", "--size=64k"], "asio: setting up"),
+    (12, ["--ioengine=threadpool", "--iodepth=32", "--size=64k"], "threadpool: starting worker thread"),
+    (12, ["--ioengine=stdasync", "--iodepth=32", "--size=4m", "--direct=1"], "stdasync: launching std::async"),
+], ids=["job threads", "asio pool", "threadpool", "stdasync"])
+def test_too_few_threads_is_one_line(tmp_path, limit, args, says):
     """A pids cgroup (root is exempt from ulimit -u) that lets kit start but
-    not start 16 job threads."""
+    not all the threads the job needs: one line, exit 1, and no hang."""
     import uuid
     pids = "/sys/fs/cgroup/pids" if os.path.isdir("/sys/fs/cgroup/pids") else "/sys/fs/cgroup"
     require(os.geteuid() == 0 and os.path.exists(os.path.join(pids, "cgroup.procs")), "a pids cgroup needs root")
@@ -648,13 +656,15 @@ def test_too_few_threads_is_one_line(tmp_path):
     os.mkdir(group)
     try:
         with open(os.path.join(group, "pids.max"), "w") as fh:
-            fh.write("6")
-        p = subprocess.run(["sh", "-c", f"echo $$ > {group}/cgroup.procs; exec {KIT} run --numjobs=16 --size=64k "
-                                        f"--directory={tmp_path / 's'}"], capture_output=True, text=True, timeout=60)
+            fh.write(str(limit))
+        command = " ".join([KIT, "run", *args, f"--directory={tmp_path / 's'}"])
+        p = subprocess.run(["sh", "-c", f"echo $$ > {group}/cgroup.procs; exec {command}"], capture_output=True,
+                           text=True, timeout=60)
     finally:
         time.sleep(0.2)
         os.rmdir(group)
-    _one_line(p, 1, "cannot start job thread", "lower numjobs")
+    _one_line(p, 1, says, "lower")
+    assert p.stderr.count("Resource temporarily unavailable") <= 1, p.stderr
 
 
 def test_ctrl_c_stops_a_comparison(tmp_path):

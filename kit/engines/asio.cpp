@@ -30,11 +30,11 @@
 #include <boost/version.hpp>
 
 #include <cerrno>
-#include <latch>
 #include <memory>
 #include <new>
 #include <optional>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include <sys/prctl.h>
@@ -48,6 +48,12 @@ extern "C" {
 #endif
 
 namespace asio = boost::asio;
+
+/* Asio submits by itself, inside async_*_some_at, once this many SQEs wait
+ * (Boost 1.81's io_uring_service::submit_batch_size, private; see
+ * post_submit_sqes_op): the driver commits before, so that each I/O's issue
+ * time is its submission's */
+#define ASIO_SUBMIT_BATCH 128
 
 /* asio_backend's values, in the order kit/engines/asio.py declares them */
 enum { BACKEND_IO_URING = 0, BACKEND_THREAD_POOL = 1 };
@@ -93,15 +99,26 @@ struct asio_engine {
 	asio::executor_work_guard<asio::io_context::executor_type> work;
 	std::vector<std::unique_ptr<asio::random_access_file>> files;   /* [slot * nfiles + file] */
 	std::optional<asio::thread_pool> pool;
-	/* held until the pool is joined: its threads may still be leaving it */
-	std::vector<std::unique_ptr<std::latch>> named;
+	/* the pool's threads, kit's own, attached to it: a pool that starts its
+	 * own and fails at the nth joins the others in its constructor, which
+	 * never return (Boost 1.81) -- a job hung for good under a thread limit */
+	std::vector<std::thread> workers;
 	std::vector<kit_io *> done;     /* completed, not yet reaped, in order */
 	unsigned ndone = 0;
+
+	void stop_workers()
+	{
+		pool->stop();           /* every I/O is back: nothing waits in it */
+		for (auto &w : workers)
+			if (w.joinable())
+				w.join();
+		workers.clear();
+	}
 
 	~asio_engine()
 	{
 		if (pool)
-			pool->join();
+			stop_workers();
 		/* the descriptors are the job's: handed back, not closed */
 		for (auto &f : files) {
 			boost::system::error_code ec;
@@ -140,17 +157,17 @@ int asio_setup_impl(kit_thread *t)
 	if (p->asio_backend == BACKEND_THREAD_POOL) {
 		unsigned n = p->threads ? p->threads : p->iodepth;
 
-		std::latch *named = e->named.emplace_back(std::make_unique<std::latch>(n)).get();
-
-		e->pool.emplace(n);
-		/* each pool thread names itself once, held by the latch so that no
-		 * thread takes two of these tasks */
-		for (unsigned i = 0; i < n; i++)
-			asio::post(*e->pool, [named] {
-				name_pool_thread();
-				named->arrive_and_wait();
-			});
-		named->wait();
+		e->pool.emplace(0);
+		try {
+			for (unsigned i = 0; i < n; i++)
+				e->workers.emplace_back([pool = &*e->pool] {
+					name_pool_thread();
+					pool->attach();
+				});
+		} catch (...) {
+			e->stop_workers();      /* those that started leave at once */
+			throw;                  /* guarded(): one line, -errno */
+		}
 		t->s->threads_started = n;
 	} else {
 		e->files.reserve((size_t)p->iodepth * p->nfiles);
@@ -167,11 +184,12 @@ int asio_queue_impl(kit_thread *t, kit_io *io)
 	auto *e = static_cast<asio_engine *>(t->engine_data);
 
 	if (e->pool) {
+		/* a pool thread takes it up at once: issued now, not at commit() */
 		asio::post(*e->pool, [e, t, io] {
 			kit_io_pread_pwrite(t, io);
 			asio::post(e->ctx, [e, io] { complete(e, io); });
 		});
-		return KIT_QUEUED;
+		return KIT_STARTED;
 	}
 	auto &file = *e->files[(size_t)io->index * t->p->nfiles + io->file];
 	auto handler = [e, io](const boost::system::error_code &ec, std::size_t n) {
@@ -211,7 +229,8 @@ template <typename F> int guarded(kit_thread *t, const char *what, F f)
 
 		return kit_fail(t, -code, "asio: %s: %s", what, err.what());
 	} catch (const std::system_error &err) {
-		return kit_fail(t, -err.code().value(), "asio: %s: %s", what, err.what());
+		/* its text is the errno's, which the error line adds */
+		return kit_fail(t, -err.code().value(), "asio: %s", what);
 	} catch (const std::bad_alloc &) {
 		return kit_fail(t, -ENOMEM, "asio: %s: out of memory", what);
 	} catch (const std::exception &err) {
@@ -225,7 +244,7 @@ extern "C" {
 
 static int asio_setup(struct kit_thread *t)
 {
-	return guarded(t, "setting up the io_context", [t] { return asio_setup_impl(t); });
+	return guarded(t, "setting up", [t] { return asio_setup_impl(t); });
 }
 
 static int asio_queue(struct kit_thread *t, struct kit_io *io)
@@ -262,6 +281,8 @@ const struct kit_engine kit_engine_asio = {
 	.reap = asio_reap,
 	.teardown = asio_teardown,
 	.framework = boost_version.s,
+	.shared_files = 0,
+	.max_batch = ASIO_SUBMIT_BATCH - 1,
 };
 
 }

@@ -1057,7 +1057,7 @@ static inline int count_io(struct driver *d, struct kit_io *io, uint64_t t_done)
 		io_result_fail(d, io);
 		return 0;
 	}
-	if (io->ddir == KIT_DDIR_READ && p->verify) {
+	if (io->ddir == KIT_DDIR_READ && p->verify && (d->verifying || !p->mixed)) {
 		struct kit_verify_report r = {0};
 
 		if (kit_verify_buffer(io->buf, io->len, io->offset, &r)) {
@@ -1517,12 +1517,14 @@ static int issue_one(struct driver *d)
 		count_inline(d);
 		d->free_ios[d->nfree++] = io;
 		r = 0;
-	} else if (d->e->commit) {
+	} else if (d->e->commit && r != KIT_STARTED) {
 		d->pending[d->npending++] = io;
-		if (d->npending >= p->iodepth_batch_submit)
+		if (d->npending >= p->iodepth_batch_submit ||
+		    (d->e->max_batch && d->npending >= d->e->max_batch))
 			r = commit_pending(d);
 	} else {
-		/* the engine started it inside queue(): issued now */
+		/* the engine started it inside queue() (no commit(), or
+		 * KIT_STARTED): issued now */
 		io->t_issue = clock_if_timed(d);
 		d->inflight++;
 		depth_add(d->t.s->depth_submit, 1, 1);

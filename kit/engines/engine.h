@@ -13,6 +13,8 @@
 /* queue() return values (negative values are -errno) */
 #define KIT_QUEUED 0     /* accepted; the I/O completes later via reap() */
 #define KIT_COMPLETED 1  /* done already: io->result is set */
+#define KIT_STARTED 2    /* accepted and already under way (handed to a thread):
+                          * issued now, whether or not the engine has commit() */
 
 struct kit_io {
 	uint64_t offset;
@@ -50,6 +52,9 @@ struct kit_engine {
 	const char *framework;  /* the library it measures and its version, or NULL */
 	int shared_files;       /* its helper threads serve the whole process: the
 	                         * job thread keeps the process's descriptor table */
+	unsigned max_batch;     /* queue() submits by itself once this many wait for
+	                         * commit() (a library's own batching): the driver
+	                         * commits before; 0: no limit */
 };
 
 /* Records a setup or kernel-interface failure with its context; returns err

@@ -92,6 +92,9 @@ struct kit_params {
 	int norandommap;            /* 1: uniform offsets, blocks may repeat */
 	int rwmixread;              /* percent of I/Os that are reads */
 	int trim;                   /* 1: every I/O is a trim (punch hole or discard) */
+	int mixed;                  /* the mode reads and writes (fio's td_rw): with verify, only
+	                             * the verify phase's reads are checked (a read of the job's own
+	                             * may meet a write to its block still in flight) */
 	/* the job thread's own attributes (fio's cpus_allowed, nice, prio),
 	 * set before the engine starts threads of its own, which inherit them */
 	uint64_t cpumask[KIT_CPU_WORDS];    /* all 0: the affinity as it is */

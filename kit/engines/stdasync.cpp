@@ -95,7 +95,8 @@ template <typename F> int guarded(kit_thread *t, const char *what, F f)
 		return f();
 	} catch (const std::system_error &err) {
 		/* std::async reports a thread it could not start as EAGAIN */
-		return kit_fail(t, -err.code().value(), "stdasync: %s: %s", what, err.what());
+		/* its text is the errno's, which the error line adds */
+		return kit_fail(t, -err.code().value(), "stdasync: %s", what);
 	} catch (const std::bad_alloc &) {
 		return kit_fail(t, -ENOMEM, "stdasync: %s: out of memory", what);
 	} catch (const std::exception &err) {
