@@ -271,6 +271,9 @@ class _JobMethods:
             for needed, why in option.requires:
                 if on and not getattr(self, needed):
                     raise OptionError(name, why)
+        check = getattr(engine(self.ioengine), "check_options", None)
+        if check:
+            check(self)
         for b in per_ddir(self.bs):
             if b < 1 or b > MAX_BS:
                 raise OptionError("bs", f"must be from 1 to {MAX_BS >> 20}m (got {b})")

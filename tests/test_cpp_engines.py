@@ -115,6 +115,14 @@ def test_asio_backend_is_checked(scratch):
     p = run_kit("run", "--ioengine=psync", "--asio_backend=thread_pool", f"--directory={scratch}")
     assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and "asio_backend" in p.stderr
     assert not os.listdir(scratch)
+    # the pool's size where there is no pool was taken and ignored
+    p = run_kit("run", "--ioengine=asio", "--threads=4", f"--directory={scratch}")
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+    assert "--threads: is the size of asio_backend=thread_pool's pool" in p.stderr
+    assert not os.listdir(scratch)
+    with pytest.raises(kit.OptionError, match="threads"):
+        kit.Job(ioengine="asio", asio_backend="io_uring", threads=2)
+    assert kit.Job(ioengine="asio", asio_backend="thread_pool", threads=2).threads == 2
 
 
 @pytest.mark.parametrize("backend, iodepth", [("thread_pool", 16), ("io_uring", 1024)])

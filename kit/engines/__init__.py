@@ -29,8 +29,8 @@ def engine_names():
 
 def engine(name):
     """The engine's Python module: FIO (fio's ioengine, or None), OPTIONS,
-    and optionally check_machine(job, paths), setup_hint(job, err) and
-    io_hint(job, err)."""
+    and optionally check_options(job) (its options together: OptionError),
+    check_machine(job, paths), setup_hint(job, err) and io_hint(job, err)."""
     if name not in engine_names():
         raise KeyError(name)
     return importlib.import_module(f"{__name__}.{name}")

@@ -1,6 +1,7 @@
 """asio (asio.cpp): Boost.Asio's random_access_file on its io_uring backend,
 or (asio_backend=thread_pool) blocking pread/pwrite posted to an
 asio::thread_pool. No fio twin."""
+from ..errors import OptionError
 from ..options import Option
 from . import io_uring, threadpool
 
@@ -15,6 +16,15 @@ OPTIONS = (
            choices=("io_uring", "thread_pool"), param="asio_backend", fio=None, label=True),
     *threadpool.OPTIONS,        # threads: the thread_pool's size (default iodepth)
 )
+
+
+def check_options(job):
+    """threads sizes the thread_pool backend's pool: with io_uring it would
+    be taken and ignored."""
+    if job.asio_backend == "io_uring" and job.threads:
+        raise OptionError("threads", f"is the size of asio_backend=thread_pool's pool; asio_backend=io_uring "
+                                     f"starts no threads (got threads={job.threads}): set asio_backend=thread_pool, "
+                                     "or leave threads out")
 
 
 def check_machine(job, paths):
