@@ -370,7 +370,15 @@ def _execute(units, progress, trace, devices, first_thread=1):
         raise
     finally:
         if tracing:
-            tracing.stop()
+            try:
+                tracing.stop()
+            except KeyboardInterrupt:
+                # stop() holds Ctrl-C until it has read and detached
+                # everything: the run and its trace stand, marked interrupted
+                # (it said nothing at all); stop() again in case the signal
+                # came before it began (it does the rest once, or nothing)
+                watch.interrupts += 1
+                tracing.stop()
     helpers = watch.helpers(bystanders | _BORN_IN_RUNS, job_tids)
     _BORN_IN_RUNS.update(helpers)
     # for the tracers' roles: every thread that worked during the run and is

@@ -1230,3 +1230,28 @@ def _wait_for_bpf_programs(proc):
                 break
         time.sleep(0.05)
     time.sleep(0.5)
+
+
+def test_ctrl_c_while_the_trace_stops_keeps_the_run(tracing, scratch, monkeypatch):
+    """Ctrl-C as the trace stops, after the run is over: stop() holds it
+    until everything is read and detached, and the result stands, marked
+    interrupted, its trace in it (the whole result was lost)."""
+    real = Trace._stop
+
+    def stop_then_ctrl_c(self):
+        had = self._bpf is not None
+        real(self)
+        if had:
+            raise KeyboardInterrupt         # what held() delivers once the block is done
+
+    monkeypatch.setattr(Trace, "_stop", stop_then_ctrl_c)
+    from kit import tracers
+    tracers.release()
+    before = _own_bpf_ids()
+    r = kit.run(kit.Job(rw="randread", size="1m", number_ios=200, directory=scratch), progress=False,
+                trace="sched")
+    assert r.data["interrupted"] is True and r.total["read"]["total_ios"] == 200
+    assert r.data["trace"]["sched"]["system"]["switches"] > 0
+    from kit import tracers
+    tracers.release()                       # the detached program kept for the next trace, let go
+    assert not _still_loaded(_own_bpf_ids() - before)
