@@ -131,12 +131,8 @@ def status():
             out["reason"] = "bcc is not importable: install Debian's python3-bpfcc (make setup links it into the venv)"
         elif not _bpf.privileged():
             out["reason"] = "tracing needs root (or CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)"
-        elif not out["tracefs"] and not out["root"]:
-            out["reason"] = f"tracefs is not mounted and only root can mount it: mount -t tracefs tracefs {_bpf.TRACEFS}"
-        elif out["tracefs"] and not _bpf.tracefs_readable():
-            base = _bpf.tracefs_dir()
-            out["reason"] = (f"tracefs at {base} is not readable by this user (mode "
-                             f"{os.stat(base).st_mode & 0o777:o}): run as root, or let this user read it")
+        elif _bpf.tracefs_problem():
+            out["reason"] = _bpf.tracefs_problem()
         elif _bpf.in_pid_namespace():
             out["reason"] = _bpf.PID_NAMESPACE
         elif out["headers"] is None:

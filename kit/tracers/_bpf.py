@@ -173,28 +173,34 @@ def in_pid_namespace():
         return False
 
 
+def tracefs_problem():
+    """Why this user cannot use tracefs (one line), or None: not mounted and
+    not root to mount it, or mounted root's alone (mode 0700) for a non-root
+    user with CAP_BPF. kit doctor and a trace's start say the same."""
+    base = tracefs_dir()
+    if not base:
+        if os.geteuid() != 0:
+            return f"tracefs is not mounted and only root can mount it: mount -t tracefs tracefs {TRACEFS}"
+        return None                 # ensure_tracefs() mounts it
+    if not tracefs_readable():
+        return (f"tracefs at {base} is not readable by this user (mode {os.stat(base).st_mode & 0o777:o}): "
+                f"run as root, or let this user read it (chmod/chgrp {base})")
+    return None
+
+
 def ensure_tracefs():
-    """Mounts tracefs at /sys/kernel/tracing if nothing provides it. Must
-    happen before bcc is first used: it picks its tracefs path once."""
+    """Mounts tracefs at /sys/kernel/tracing if nothing provides it (as root;
+    else TraceUnavailable, saying why). Must happen before bcc is first
+    used: it picks its tracefs path once."""
+    why = tracefs_problem()
+    if why:
+        raise TraceUnavailable(why)
     if tracefs_dir():
         return
-    if os.geteuid() != 0:
-        raise TraceUnavailable(f"tracefs is not mounted and only root can mount it: "
-                               f"mount -t tracefs tracefs {TRACEFS}")
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"tracefs", TRACEFS.encode(), b"tracefs", 0, None) != 0:
         err = ctypes.get_errno()
         raise TraceUnavailable(f"cannot mount tracefs at {TRACEFS}: {os.strerror(err)}")
-
-
-def check_tracefs_access():
-    """bcc reads tracefs to find tracepoints: mounted is not enough when it
-    is root's only (mode 0700) and this is a non-root user with CAP_BPF."""
-    base = tracefs_dir()
-    if base and not tracefs_readable():
-        mode = oct(os.stat(base).st_mode & 0o777)
-        raise TraceUnavailable(f"tracefs at {base} is not readable by this user (mode {mode[2:]}): run as root, "
-                               f"or let this user read it (chmod/chgrp {base})")
 
 
 def same_named(category, events, required):
@@ -348,7 +354,6 @@ def prepare():
     if not privileged():
         raise TraceUnavailable("tracing needs root (or CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN)")
     ensure_tracefs()
-    check_tracefs_access()
     kind, found = headers()
     if kind is None:
         raise TraceUnavailable(f"tracing needs kernel headers, and there are none for {os.uname().release} "
