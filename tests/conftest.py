@@ -4,6 +4,7 @@ under KIT_STRICT=1 (CI), where a missing capability fails it."""
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -38,11 +39,39 @@ def run_kit(*args, cwd=None, timeout=120, env=None):
                           timeout=timeout, env=env)
 
 
+def _stop_signal_held(pid):
+    """'blocked' (kit's launcher holds SIGTERM while Python starts), 'caught'
+    (kit's handler is in place), 'gone', or None: the dynamic loader's ~1 ms
+    after exec, before the launcher's first line, when no program can hold
+    a signal and the kernel's default ends it, fio as much as kit."""
+    bit = 1 << (signal.SIGTERM - 1)
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            fields = dict(line.split(":", 1) for line in status)
+    except (FileNotFoundError, ProcessLookupError):
+        return "gone"
+    if int(fields["SigBlk"], 16) & bit:
+        return "blocked"
+    return "caught" if int(fields["SigCgt"], 16) & bit else None
+
+
+def kit_started(proc):
+    """Waits until the `kit` just started holds SIGTERM (its launcher's first
+    line); returns how it holds it. A test that signals kit must not signal
+    the dynamic loader before it."""
+    import time
+    deadline = time.monotonic() + 5
+    while not (held := _stop_signal_held(proc.pid)):
+        assert time.monotonic() < deadline, "kit never blocked nor caught SIGTERM"
+    return held
+
+
 def interrupt_kit(args, signum, after):
     """Starts `kit ARGS`, sends signum after `after` seconds; returns (seconds
     from the signal to the exit, exit code, stdout, stderr)."""
     import time
     proc = subprocess.Popen([KIT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kit_started(proc)
     time.sleep(after)
     sent = time.monotonic()
     proc.send_signal(signum)

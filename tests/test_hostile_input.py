@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import KIT, require, run_kit, small_tmpfs
+from conftest import KIT, kit_started, require, run_kit, small_tmpfs
 
 
 def _one_line(p, code, *words):
@@ -95,6 +95,7 @@ def test_sigterm_while_starting_exits_130_in_one_line(tmp_path):
     for delay in (0.005, 0.01, 0.03, 0.06, 0.1, 0.2):
         proc = subprocess.Popen([KIT, "run", "--rw=read", "--size=4m", "--runtime=30", "--time_based"],
                                 cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        kit_started(proc)
         time.sleep(delay)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
@@ -565,22 +566,6 @@ def test_sweep_files_that_say_a_thing_twice_or_nest_deep(tmp_path):
         assert os.listdir(tmp_path) == ["s.yml"]
 
 
-def _stop_signal_held(pid):
-    """'blocked' (kit's launcher holds SIGTERM while Python starts), 'caught'
-    (kit's handler is in place), 'gone', or None: the dynamic loader's ~1 ms
-    after exec, before the launcher's first line, when no program can hold
-    a signal and the kernel's default ends it, fio as much as kit."""
-    bit = 1 << (signal.SIGTERM - 1)
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            fields = dict(line.split(":", 1) for line in status)
-    except (FileNotFoundError, ProcessLookupError):
-        return "gone"
-    if int(fields["SigBlk"], 16) & bit:
-        return "blocked"
-    return "caught" if int(fields["SigCgt"], 16) & bit else None
-
-
 def test_sigterm_at_any_moment_never_kills_kit_outright(tmp_path):
     import random
     seen = {}
@@ -588,9 +573,7 @@ def test_sigterm_at_any_moment_never_kills_kit_outright(tmp_path):
         proc = subprocess.Popen([KIT, "run", "--size=8m", "--runtime=0.3", "--time_based",
                                  f"--directory={tmp_path / 's'}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        deadline = time.monotonic() + 5
-        while not (held := _stop_signal_held(proc.pid)):
-            assert time.monotonic() < deadline, "kit never blocked nor caught SIGTERM"
+        held = kit_started(proc)
         seen[held] = seen.get(held, 0) + 1
         time.sleep(random.choice((0.0, random.uniform(0.0, 1.2))))
         proc.send_signal(signal.SIGTERM)
