@@ -648,6 +648,47 @@ def _check_engine(engine, section):
         raise OptionError(None, f"{where} [{section}]: ioengine: {e.problem}") from None
 
 
+def _engine_name(engine):
+    """The engine a section's (text, where) names; fio's default (psync)
+    for None."""
+    try:
+        return OPTIONS["ioengine"].parse(engine[0] if engine else OPTIONS["ioengine"].default)
+    except OptionError:
+        return engine[0]        # one kit does not have: refused by _check_engine where a job uses it
+
+
+def _check_engine_options(values, engine, section):
+    """An engine's option in [global] is read with [global]'s engine, as fio
+    does (it refuses the job file otherwise, "Bad option")."""
+    name = _engine_name(engine)
+    for key in values:
+        engines = OPTIONS[key].engines if key in OPTIONS else ()
+        if engines and name not in engines:
+            said = "" if engine else " (fio's default)"
+            raise OptionError(None, f"{section}: {key}: only ioengine={' or '.join(engines)} has it, and this "
+                                    f"section's ioengine is {name}{said}; fio refuses it too: set ioengine there "
+                                    "first, or move the option to the job that uses that engine")
+
+
+def _drop_engine_options(options, written, refused, own, warnings, where, engine, left):
+    """A section that loads another engine than [global]'s leaves the options
+    of [global]'s engine behind (fio frees them with the engine): removed
+    from options (kit names) and written (fio's), with one warning; own: the
+    section's own values, which stay."""
+    own = {canonical_option(k) for k in (own or ())}
+    dropped = [k for k in options if k in OPTIONS and OPTIONS[k].engines and canonical_option(k) not in own]
+    for k in dropped:
+        del options[k]
+    gone = {canonical_option(k) for k in dropped}
+    for k in [k for k in written if canonical_option(FIO_TO_KIT.get(k, k)) in gone]:
+        del written[k]
+    dropped += list(refused)
+    refused.clear()
+    if dropped:
+        warnings.append(f"{where}: ioengine={_engine_name(engine)} here, so [global]'s "
+                        f"{', '.join(dropped)} (options of ioengine={_engine_name(left)}) do not apply, as in fio")
+
+
 def _files_after_section(merged, section):
     """fio names a job's files after its [section] even when the section
     says name= (init.c add_job passes the section's name to make_filename;
@@ -719,9 +760,17 @@ def read_job_file(path, env=None, strict=False):
         raise OptionError(None, f"{path}: no job sections")
     defaults, groups, warnings, group_ids, job_sections, global_file_dirs = {}, [], [], [], [], []
     group_id, global_ordering, global_written, global_engine = 0, set(), {}, None
+    global_refused = {}         # [global]'s options of its engine that kit cannot run: refused in a job that keeps it
     for name, options in sections:
         is_global = name.startswith("global")      # [global_defaults] too: fio's strncmp(name, "global", 6)
-        engine = _section_engine(options, env) or global_engine
+        own_engine = _section_engine(options, env)
+        engine = own_engine or global_engine
+        # fio keeps an engine's options with the engine: a section that loads another one starts from
+        # that engine's defaults, and [global]'s options of the engine it leaves do not apply to it
+        switched = own_engine is not None and _engine_name(own_engine) != _engine_name(global_engine)
+        if is_global and switched:
+            _drop_engine_options(defaults, global_written, global_refused, None, warnings,
+                                 f"{own_engine[1]} [{name}]", own_engine, global_engine)
         if not is_global:
             _check_engine(engine, name)
         values, ordering, written, file_dirs = {}, set(), {}, []
@@ -739,6 +788,10 @@ def read_job_file(path, env=None, strict=False):
             if key not in FIO_TO_KIT and key not in ORDERING:
                 said = _substitute(value, env, where) if key in NO_EFFECT and value else value
                 verdict, why = fio_option_verdict(key, said)
+                if verdict == "refuse" and is_global and key in fio_names.ENGINE and \
+                        _engine_name(engine) in fio_names.ENGINE[key][2]:
+                    global_refused[key] = f"{where} [{name}]: {key}: {why}"     # fio drops it with the engine
+                    continue
                 if verdict in ("refuse", "unknown"):
                     _check_engine(engine, name)
                     raise OptionError(None, f"{where} [{name}]: {key}: {why}")
@@ -787,6 +840,7 @@ def read_job_file(path, env=None, strict=False):
                     text = _join_filenames(values["filename"], text, where)     # each line adds its files
             values[FIO_TO_KIT[key]] = text
         if is_global:
+            _check_engine_options(values, engine, f"{os.path.basename(path)} [{name}]")
             global_engine = engine
             if "filename" in values and "filename" in defaults:
                 values["filename"] = _join_filenames(defaults["filename"], values["filename"], name)
@@ -796,6 +850,15 @@ def read_job_file(path, env=None, strict=False):
             global_ordering |= ordering          # stonewall in [global]: every job waits for the one before
             continue
         ordering |= global_ordering
+        inherited, inherited_written = defaults, global_written
+        if switched:
+            inherited, inherited_written = dict(defaults), dict(global_written)
+            _drop_engine_options(inherited, inherited_written, dict(global_refused), values, warnings,
+                                 f"{os.path.basename(path)} [{name}]", own_engine, global_engine)
+        elif global_refused:
+            raise OptionError(None, next(iter(global_refused.values())))
+        defaults_seen, global_written_seen = defaults, global_written
+        defaults, global_written = inherited, inherited_written
         # the job's own setting wins over [global]'s under any of its names (bs over blocksize, rwmixwrite
         # over rwmixread), as in fio, where the job section is read on top of a copy of [global]
         _check_inherited_kb_base(defaults, values, f"{os.path.basename(path)} [{name}]")
@@ -824,6 +887,7 @@ def read_job_file(path, env=None, strict=False):
             groups[-1].append(job)
         group_ids.append(group_id)
         job_sections.append(name)
+        defaults, global_written = defaults_seen, global_written_seen
     if not groups:
         raise OptionError(None, f"{path}: only [global] sections, no jobs")
     return JobFile(path, groups, warnings, group_ids, global_written, job_sections)

@@ -16,7 +16,7 @@ from conftest import require, run_kit
 from kit import Job, OptionError
 from kit.engines import engine_names, fio_twin
 from kit.fio import FIO_DEFAULTS, read_job_file
-from kit.job import NO_EFFECT, ORDERING, canonical_option
+from kit.job import NO_EFFECT, OPTIONS, ORDERING, canonical_option
 
 CORPUS = sorted((Path(__file__).parent / "conformance").glob("*.fio"))
 # what depends on the values, not on the shape: json+ bins (one key per
@@ -68,7 +68,11 @@ def test_kit_reads_the_job_file_as_fio_does(path):
     jobs = read_job_file(str(path)).jobs
     assert [j.name for j in jobs] == [name for name, _ in sections]
     for job, (name, options) in zip(jobs, sections):
-        merged = {k: ("1" if v is None else v) for k, v in {**glob, **options}.items()
+        inherited = glob
+        if options.get("ioengine", glob.get("ioengine")) != glob.get("ioengine"):
+            # fio frees [global]'s engine options with the engine the job leaves
+            inherited = {k: v for k, v in glob.items() if not (k in OPTIONS and OPTIONS[k].engines)}
+        merged = {k: ("1" if v is None else v) for k, v in {**inherited, **options}.items()
                   if k not in ORDERING and k not in NO_EFFECT}
         said = {canonical_option(k) for k in merged}        # fio's defaults where kit's differ and none is said
         fio_defaults = {k: v for k, v in FIO_DEFAULTS.items() if k not in said}
@@ -77,7 +81,7 @@ def test_kit_reads_the_job_file_as_fio_does(path):
         # bare flags left out; [global]'s apart
         written = {k: v for k, v in options.items() if v is not None}
         assert job.written("job") == written, name
-        assert job.written("global") == {k: v for k, v in glob.items() if v is not None and k not in written}
+        assert job.written("global") == {k: v for k, v in inherited.items() if v is not None and k not in written}
 
 
 def _shape_problems(fio, kit, where=""):
@@ -195,6 +199,42 @@ def test_fio_options_kit_cannot_run_are_refused_and_output_only_ones_warn(tmp_pa
     p = run_kit("run", str(path), "--strict", cwd=tmp_path)
     assert p.returncode == 2 and "unlink" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert sorted(os.listdir(tmp_path)) == ["one.fio", "unsupported.fio"]      # no scratch, no io.log
+
+
+def test_engine_options_go_with_their_engine_as_in_fio(tmp_path):
+    """fio reads an engine's option with the engine in effect where it is
+    written: in a [global] without one (fio's default, psync) it is refused;
+    a job that loads another engine leaves [global]'s options of the engine
+    it leaves behind (kit says so in a warning), those kit cannot run too."""
+    def both(text):
+        path = tmp_path / "e.fio"
+        path.write_text(text)
+        fio_ok = subprocess.run(["fio", "--parse-only", str(path)], capture_output=True).returncode == 0
+        try:
+            return fio_ok, read_job_file(str(path))
+        except OptionError as e:
+            return fio_ok, str(e)
+
+    fio_ok, kit = both("[global]\nsqthread_poll=1\nsize=64k\n[j]\nioengine=io_uring\n")
+    assert not fio_ok and kit.startswith("e.fio [global]: sqthread_poll: only ioengine=io_uring has it, and this "
+                                         "section's ioengine is psync (fio's default)"), kit
+    fio_ok, kit = both("[global]\nioengine=libaio\nuserspace_reap=1\nsize=64k\n[j]\nioengine=io_uring\n"
+                       "[k]\nioengine=psync\n")
+    assert fio_ok and [j.ioengine for j in kit.jobs] == ["io_uring", "psync"]
+    assert [w.split(": ", 1)[0] for w in kit.warnings] == ["e.fio [j]", "e.fio [k]"]
+    assert all("[global]'s userspace_reap (options of ioengine=libaio) do not apply" in w for w in kit.warnings)
+    fio_ok, kit = both("[global]\nioengine=libaio\nuserspace_reap=1\nsize=64k\n[j]\nioengine=io_uring\n[k]\n")
+    assert fio_ok and kit.startswith("e.fio:3 [global]: userspace_reap: kit cannot run it"), kit   # [k] keeps libaio
+    fio_ok, kit = both("[global]\nioengine=io_uring\nfixedbufs=1\nhipri=0\nsize=64k\n[global]\nioengine=libaio\n"
+                       "[j]\n[k]\nioengine=io_uring\n")
+    assert fio_ok and [(j.ioengine, j.fixedbufs) for j in kit.jobs] == [("libaio", False), ("io_uring", False)]
+    assert kit.warnings == ["e.fio:7 [global]: ioengine=libaio here, so [global]'s fixedbufs, hipri (options of "
+                            "ioengine=io_uring) do not apply, as in fio"]
+    fio_ok, kit = both("[global]\nioengine=io_uring\nfixedbufs=1\nsize=64k\n[j]\nioengine=io_uring\n[k]\n")
+    assert fio_ok and [j.fixedbufs for j in kit.jobs] == [True, True] and kit.warnings == []
+    p = run_kit("run", "e.fio", "--progress=0", "--output-format=json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert [(j["jobname"], j["read"]["io_bytes"]) for j in json.loads(p.stdout)["jobs"]] == [("j", 65536), ("k", 65536)]
 
 
 def test_null_engine_moves_nothing_and_counts_like_fio(tmp_path):
