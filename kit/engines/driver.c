@@ -919,24 +919,6 @@ static void io_fail(struct driver *d, struct kit_io *io, int kind, int err,
 	snprintf(s->error_msg, sizeof(s->error_msg), "%s", msg);
 }
 
-/* ---- the shared blocking I/O used by the sync engines and the pool ------- */
-
-void kit_io_pread_pwrite(struct kit_thread *t, struct kit_io *io)
-{
-	int fd = t->p->fds[io->file];
-	ssize_t r;
-
-	/* the system calls themselves: glibc's wrappers add cancellation
-	 * bookkeeping in a process of several threads */
-	do {
-		if (io->ddir == KIT_DDIR_READ)
-			r = syscall(SYS_pread64, fd, io->buf, (size_t)io->len, (off_t)io->offset);
-		else
-			r = syscall(SYS_pwrite64, fd, io->buf, (size_t)io->len, (off_t)io->offset);
-	} while (r < 0 && errno == EINTR);
-	io->result = r < 0 ? -errno : r;
-}
-
 /* ---- barriers ------------------------------------------------------------ */
 
 static void futex_wait(int *word, int value, const struct timespec *timeout)

@@ -7,7 +7,10 @@
 #ifndef KIT_ENGINE_H
 #define KIT_ENGINE_H
 
+#include <errno.h>
 #include <stddef.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "kit.h"
 
 /* queue() return values (negative values are -errno) */
@@ -62,8 +65,40 @@ struct kit_engine {
 int kit_fail(struct kit_thread *t, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* A system call of up to four arguments, made in place: -errno on failure.
+ * Not glibc's syscall() (a call, its own argument shuffle and errno in
+ * thread-local storage), nor pread() (cancellation bookkeeping in a
+ * process of several threads): a sync engine makes one per I/O, and every
+ * return after a system call is a return the CPU mispredicts (the kernel's
+ * calls have overwritten its return stack), so the fewer the better. */
+static inline long kit_syscall4(long nr, long a, long b, long c, long d)
+{
+#if defined(__x86_64__)
+	long r;
+	register long r10 __asm__("r10") = d;
+
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10)
+			 : "rcx", "r11", "memory");
+	return r;
+#else
+	long r = syscall(nr, a, b, c, d);
+
+	return r < 0 ? -errno : r;
+#endif
+}
+
 /* Blocking read or write of one I/O at its offset; sets io->result. */
-void kit_io_pread_pwrite(struct kit_thread *t, struct kit_io *io);
+static inline void kit_io_pread_pwrite(struct kit_thread *t, struct kit_io *io)
+{
+	long nr = io->ddir == KIT_DDIR_READ ? SYS_pread64 : SYS_pwrite64, r;
+
+	do
+		r = kit_syscall4(nr, t->p->fds[io->file], (long)io->buf, (long)io->len, (long)io->offset);
+	while (r == -EINTR);
+	io->result = r;
+}
 
 const struct kit_engine *kit_engine_get(int index);
 
