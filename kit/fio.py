@@ -657,6 +657,14 @@ def _engine_name(engine):
         return engine[0]        # one kit does not have: refused by _check_engine where a job uses it
 
 
+def _kit_has(engine):
+    try:
+        _check_engine(engine, "")
+        return True
+    except OptionError:
+        return False
+
+
 def _check_engine_options(values, engine, section):
     """An engine's option in [global] is read with [global]'s engine, as fio
     does (it refuses the job file otherwise, "Bad option")."""
@@ -789,7 +797,7 @@ def read_job_file(path, env=None, strict=False):
                 said = _substitute(value, env, where) if key in NO_EFFECT and value else value
                 verdict, why = fio_option_verdict(key, said)
                 if verdict == "refuse" and is_global and key in fio_names.ENGINE and \
-                        _engine_name(engine) in fio_names.ENGINE[key][2]:
+                        _engine_name(engine) in fio_names.ENGINE[key][2] and _kit_has(engine):
                     global_refused[key] = f"{where} [{name}]: {key}: {why}"     # fio drops it with the engine
                     continue
                 if verdict in ("refuse", "unknown"):

@@ -265,7 +265,8 @@ class _JobMethods:
     def _check_together(self):
         for name, option in OPTIONS.items():
             on = name in self._given and getattr(self, name) != option.default
-            if option.engines and self.ioengine not in option.engines and on:
+            # written at all, even as its default: fio refuses an option the job's engine lacks
+            if option.engines and self.ioengine not in option.engines and name in self._given:
                 raise OptionError(name, f"only ioengine={' or '.join(option.engines)} has it "
                                         f"(ioengine is {self.ioengine})")
             for needed, why in option.requires:

@@ -74,6 +74,8 @@ def test_from_options_accepts_strings_aliases_and_rwmixwrite():
     ({"time_based": "1"}, "time_based", "needs runtime"),
     ({"fixedbufs": "1"}, "fixedbufs", "only ioengine=io_uring"),
     ({"threads": "4", "ioengine": "libaio"}, "threads", "only ioengine=threadpool"),
+    ({"sqthread_poll": "0", "ioengine": "psync"}, "sqthread_poll", "only ioengine=io_uring"),   # fio: unrecognized
+    ({"fixedbufs": "0"}, "fixedbufs", "only ioengine=io_uring"),
     ({"hipri": "1", "ioengine": "io_uring"}, "hipri", "direct=1"),
     ({"direct": "1", "bs": "1000"}, "bs", "multiples of 512"),
     ({"verify": "md5"}, "verify", "crc32c"),
