@@ -36,6 +36,12 @@
 #include "plat.h"
 
 #define BUF_ALIGN 4096
+/* What only some jobs do (an option's work): kept out of the per-I/O path's
+ * instructions, so that the path stays a few cache lines the CPU still has
+ * when a system call returns (the kernel's own code has evicted the rest) */
+#define RARE __attribute__((cold))
+/* ... and the path itself one function, whatever the compiler's budget */
+#define HOT inline __attribute__((always_inline))
 #define CLOCK_CHECK_EVERY 64   /* loop turns between clock reads with gtod_reduce */
 
 struct file_state {
@@ -175,7 +181,7 @@ static void clock_calibrate(void)
 #endif
 }
 
-static inline uint64_t now_ns(void)
+static HOT uint64_t now_ns(void)
 {
 #if defined(__x86_64__)
 	if (clk.use_tsc)
@@ -217,7 +223,7 @@ static void lat_reset(struct kit_lat *l)
 
 /* k I/Os of latency v: a burst submitted together and reaped together
  * shares its timestamps, so its I/Os are one update (account_reaped) */
-static inline void lat_add_n(struct kit_lat *l, uint64_t v, uint64_t k)
+static HOT void lat_add_n(struct kit_lat *l, uint64_t v, uint64_t k)
 {
 	l->n += k;
 	if (v < l->min)
@@ -234,12 +240,12 @@ static inline void lat_add_n(struct kit_lat *l, uint64_t v, uint64_t k)
 	l->hist[plat_val_to_idx(v)] += k;
 }
 
-static inline void lat_add(struct kit_lat *l, uint64_t v)
+static HOT void lat_add(struct kit_lat *l, uint64_t v)
 {
 	lat_add_n(l, v, 1);
 }
 
-static inline void depth_add(uint64_t *hist, unsigned depth, uint64_t n)
+static HOT void depth_add(uint64_t *hist, unsigned depth, uint64_t n)
 {
 	hist[depth < KIT_DEPTH_MAX ? depth : KIT_DEPTH_MAX] += n;
 }
@@ -446,12 +452,12 @@ static uint64_t splitmix64(uint64_t *x)
 	return z ^ (z >> 31);
 }
 
-static inline uint64_t rotl(uint64_t x, int k)
+static HOT uint64_t rotl(uint64_t x, int k)
 {
 	return (x << k) | (x >> (64 - k));
 }
 
-static inline uint64_t rand64(struct driver *d)
+static HOT uint64_t rand64(struct driver *d)
 {
 	uint64_t *s = d->rng;
 	uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
@@ -519,7 +525,7 @@ static void scramble_buffer(unsigned char *buf, uint64_t len, uint64_t offset, u
 
 /* A bijection on [0, 2^bits): xor with a key, then multiply-xorshift rounds
  * (odd multipliers and right xorshifts are both invertible mod 2^bits). */
-static inline uint64_t mix_bits(uint64_t x, uint64_t key, unsigned bits,
+static HOT uint64_t mix_bits(uint64_t x, uint64_t key, unsigned bits,
 				uint64_t mask)
 {
 	unsigned shift = (bits + 1) / 2;
@@ -557,7 +563,7 @@ static uint64_t next_random_block(struct driver *d, struct file_state *f)
 
 /* The verify phase's next block: the files in turn, each block written in
  * ascending order (fio reads its written pieces back sorted too). */
-static int next_verify_block(struct driver *d, int *file, uint64_t *block)
+static RARE int next_verify_block(struct driver *d, int *file, uint64_t *block)
 {
 	const struct kit_params *p = d->t.p;
 
@@ -583,7 +589,7 @@ static int next_verify_block(struct driver *d, int *file, uint64_t *block)
 	return 0;
 }
 
-static void prepare_verify_io(struct driver *d, struct kit_io *io, int file, uint64_t block)
+static RARE void prepare_verify_io(struct driver *d, struct kit_io *io, int file, uint64_t block)
 {
 	io->file = file;
 	io->offset = d->files[file].base + block * d->t.p->min_bs;
@@ -628,7 +634,7 @@ static void dist_setup(struct driver *d, struct file_state *f)
 		f->rand_off = p->dist == KIT_DIST_NORMAL ? 0 : rand64(d) % n;
 }
 
-static uint64_t dist_block(struct driver *d, struct file_state *f)
+static RARE uint64_t dist_block(struct driver *d, struct file_state *f)
 {
 	const struct kit_params *p = d->t.p;
 	uint64_t n = f->nblocks, v;
@@ -700,7 +706,7 @@ static uint32_t pick_len(struct driver *d, int ddir)
 /* The random map with sizes above min_bs: the I/O covers the blocks from
  * `block` up to the first one already covered in this pass (fio shrinks it
  * the same way), at least its direction's smallest size. */
-static uint32_t cover_blocks(struct driver *d, struct file_state *f, uint64_t block, uint32_t len, int ddir)
+static RARE uint32_t cover_blocks(struct driver *d, struct file_state *f, uint64_t block, uint32_t len, int ddir)
 {
 	uint32_t unit = d->t.p->min_bs, dmin = d->t.p->bs[ddir].min;
 	uint64_t want = (len + unit - 1) / unit, k;
@@ -723,7 +729,7 @@ static uint32_t cover_blocks(struct driver *d, struct file_state *f, uint64_t bl
 
 /* Whether a file has had all its passes (fio's "file done"): sequential and
  * random-map jobs end there, unless io_size asks for more (passes 0). */
-static inline int passes_done(const struct kit_params *p, const struct file_state *f)
+static HOT int passes_done(const struct kit_params *p, const struct file_state *f)
 {
 	return p->passes && f->pass >= p->passes;
 }
@@ -733,7 +739,7 @@ static inline int passes_done(const struct kit_params *p, const struct file_stat
 /* fio's random map with sizes above min_bs: a uniform block, or if that one
  * is covered already the next free one after it (axmap_next_free); a pass
  * ends when every block is covered. */
-static uint64_t next_free_block(struct driver *d, struct file_state *f)
+static RARE uint64_t next_free_block(struct driver *d, struct file_state *f)
 {
 	uint64_t b, words = (f->nblocks + 63) / 64, w, i;
 
@@ -981,7 +987,7 @@ int kit_control_wait(int *word, int value, int timeout_ms)
  * statistics. A synchronous I/O (a sync engine's, a trim, one an async
  * engine completed inline) has no submission latency: its lat is its clat
  * (for a sync engine finish_sync_stats() copies the histogram). */
-static inline void add_latencies(struct driver *d, int ddir, int synchronous, uint64_t t_start,
+static HOT void add_latencies(struct driver *d, int ddir, int synchronous, uint64_t t_start,
 				 uint64_t t_issue, uint64_t t_done, uint64_t k)
 {
 	struct kit_ddir_stats *ds = &d->t.s->ddir[ddir];
@@ -995,7 +1001,7 @@ static inline void add_latencies(struct driver *d, int ddir, int synchronous, ui
 		lat_add_n(&ds->lat, lat, k);
 }
 
-static inline int is_synchronous(const struct driver *d, const struct kit_io *io)
+static HOT int is_synchronous(const struct driver *d, const struct kit_io *io)
 {
 	return d->e->sync || io->ddir == KIT_DDIR_TRIM || io->inline_done;
 }
@@ -1079,7 +1085,7 @@ static inline int count_io(struct driver *d, struct kit_io *io, uint64_t t_done)
 
 /* An I/O that completed on its own: a sync engine's, a trim, an inline
  * completion. */
-static inline void account_one(struct driver *d, struct kit_io *io, uint64_t t_done)
+static HOT void account_one(struct driver *d, struct kit_io *io, uint64_t t_done)
 {
 	if (count_io(d, io, t_done))
 		add_latencies(d, io->ddir, is_synchronous(d, io), io->t_start, io->t_issue, t_done, 1);
@@ -1130,7 +1136,7 @@ static void finish_sync_stats(struct kit_stats *s)
 
 /* An I/O an asynchronous engine finished without a submit and a reap (a
  * trim, an inline completion): one of each at depth 1, as a sync engine's. */
-static inline void count_inline(struct driver *d)
+static HOT void count_inline(struct driver *d)
 {
 	if (d->e->sync)
 		return;                 /* finish_sync_stats() counts those */
@@ -1139,7 +1145,7 @@ static inline void count_inline(struct driver *d)
 	depth_add(d->t.s->depth_complete, 1, 1);
 }
 
-static inline uint64_t clock_if_timed(struct driver *d)
+static HOT uint64_t clock_if_timed(struct driver *d)
 {
 	if (!d->t.p->gtod_reduce)
 		d->now = now_ns();
@@ -1202,7 +1208,7 @@ static void rusage_thread(struct rusage *ru)
 	getrusage(RUSAGE_THREAD, ru);
 }
 
-static void start_measuring(struct driver *d)
+static RARE void start_measuring(struct driver *d)
 {
 	/* like fio, I/O issued while ramping still counts toward size and
 	 * number_ios; only the statistics start afresh */
@@ -1253,7 +1259,7 @@ static int must_stop_issuing(struct driver *d)
 
 /* Sleeps (or spins) until `until`, in slices, so that Ctrl-C, exitall and
  * the runtime end it early; returns 0 if it slept the whole time. */
-static int pause_until(struct driver *d, uint64_t spin_until, uint64_t until)
+static RARE int pause_until(struct driver *d, uint64_t spin_until, uint64_t until)
 {
 	const struct kit_params *p = d->t.p;
 
@@ -1281,7 +1287,7 @@ static int pause_until(struct driver *d, uint64_t spin_until, uint64_t until)
 
 /* fio's __check_min_rate: quiet for the first 2 s, then a baseline, then
  * every rate_cycle the rate since the last check must reach the floor. */
-static int check_min_rate(struct driver *d)
+static RARE int check_min_rate(struct driver *d)
 {
 	const struct kit_params *p = d->t.p;
 	uint64_t spent = d->now - d->rate_base_ns;
@@ -1329,7 +1335,7 @@ static int drain(struct driver *d)
 
 /* An fsync (or fdatasync) of one file once what is in flight is back;
  * counted: fio's fsync=N and fdatasync=N (end_fsync's is not). */
-static int do_fsync(struct driver *d, int file, int datasync, int counted)
+static RARE int do_fsync(struct driver *d, int file, int datasync, int counted)
 {
 	uint64_t t0;
 	int r;
@@ -1355,13 +1361,13 @@ static int do_fsync(struct driver *d, int file, int datasync, int counted)
 
 /* fio's thinktime: after every thinktime_blocks completions, the queue is
  * drained, then the thread spins thinktime_spin and sleeps the rest. */
-static int maybe_think(struct driver *d)
+static RARE int think(struct driver *d)
 {
 	const struct kit_params *p = d->t.p;
 	uint64_t t0;
 	int r;
 
-	if (!p->thinktime_ns || d->completed < d->last_think + p->thinktime_blocks || d->verifying)
+	if (d->completed < d->last_think + p->thinktime_blocks || d->verifying)
 		return 0;
 	d->last_think = d->completed;
 	if ((r = drain(d)))
@@ -1371,9 +1377,14 @@ static int maybe_think(struct driver *d)
 	return 0;
 }
 
+static HOT int maybe_think(struct driver *d)
+{
+	return __builtin_expect(!d->t.p->thinktime_ns, 1) ? 0 : think(d);
+}
+
 /* A trim, done synchronously on every engine (fio's libaio does the same):
  * a punched hole in a file, a discard on a block device. */
-static void do_trim(struct driver *d, struct kit_io *io)
+static RARE void do_trim(struct driver *d, struct kit_io *io)
 {
 	int fd = d->t.p->fds[io->file];
 	int r;
@@ -1404,12 +1415,12 @@ static void do_trim(struct driver *d, struct kit_io *io)
 /* fio's rate and rate_process: the I/O waits for its time, with the queue
  * drained first (as fio's inline submission does). Returns 1 when the wait
  * was cut short (the job is stopping). */
-static int pace(struct driver *d, struct kit_io *io)
+static RARE int pace_rate(struct driver *d, struct kit_io *io)
 {
 	const struct kit_params *p = d->t.p;
 	uint64_t bps = p->rate_bps[io->ddir], due;
 
-	if (!bps || d->verifying)
+	if (d->verifying)
 		return 0;
 	due = rate_due(d, io->ddir);
 	if (p->rate_poisson) {
@@ -1423,6 +1434,11 @@ static int pace(struct driver *d, struct kit_io *io)
 	if (drain(d) || d->t.s->error)
 		return 1;
 	return pause_until(d, 0, due) || (d->deadline && d->now >= d->deadline);
+}
+
+static HOT int pace(struct driver *d, struct kit_io *io)
+{
+	return __builtin_expect(!d->t.p->rate_bps[io->ddir], 1) ? 0 : pace_rate(d, io);
 }
 
 /* ---- the loop ------------------------------------------------------------ */
