@@ -1550,7 +1550,7 @@ static int run_loop(struct driver *d)
 				break;
 		if (r || d->t.s->error)
 			break;
-		if ((r = commit_pending(d)))
+		if (d->npending && (r = commit_pending(d)))
 			break;
 		if (!d->inflight) {
 			if (d->stop_issuing)
