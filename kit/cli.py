@@ -200,8 +200,14 @@ def _job_groups(args, values):
     ids = iter(jobfile.group_ids)
     labels = [f"{os.path.basename(args.jobfile)} [{section}]" for section in jobfile.sections]
     warnings = jobfile.warnings + _overridden(overrides, jobfile, os.path.basename(args.jobfile))
-    return ([[job.replace(**overrides) for job in group] for group in jobfile.groups], warnings,
-            [[next(ids) for _job in group] for group in jobfile.groups], jobfile.global_options, labels)
+    groups = [[job.replace(**overrides) for job in group] for group in jobfile.groups]
+    for job, label in zip((job for group in groups for job in group), labels):
+        if not {"size", "filesize"} & job._given and not job.filename:
+            # kit alone would make a file of its default size, a job fio does not run
+            raise OptionError(None, f"{label}: no size= (nor filesize=, nor an existing filename=): fio refuses "
+                                    "such a job ('you need to specify size='); give one, here or as --size")
+    return (groups, warnings, [[next(ids) for _job in group] for group in jobfile.groups],
+            jobfile.global_options, labels)
 
 
 def _overridden(overrides, jobfile, name):

@@ -597,6 +597,13 @@ class Option:
                 and any(c.isspace() and c not in _ASCII_SPACE for c in value):
             # fio strips only ASCII blanks: 'iodepth=\u00a08' fails there; Python's strip() takes it
             raise OptionError(self.name, f"has a space that is not ASCII in {short(value)}")
+        if isinstance(value, str) and self.kind not in ("path", "name", "format", "log") \
+                and any(c.isspace() for c in value.strip()):
+            # fio 3.33 stops reading a number at a blank, unit and all: size=64 k is 64 bytes to it,
+            # runtime=1 ms one second, bs=8k, 16k writes of 16 bytes; kit would read what was meant
+            raise OptionError(self.name, f"{short(value)} has a blank inside, where fio 3.33 stops reading "
+                                         f"(size=64 k is 64 bytes to it, bs=8k, 16k writes 16 bytes): write "
+                                         f"{''.join(value.split())}")
         kind = self.kind
         if self.parse_value:
             return self.parse_value(self.name, value, kb_base) if kind == "size" \
@@ -775,7 +782,7 @@ COMMON = (
            aliases=("iodepth_batch_complete",)),
     Option("iodepth_batch_complete_max", "int", 0,
            "completions taken per reap at most (0, kit's default: every one there is; fio's default is "
-           "complete_min)", lo=0, hi=MAX_IODEPTH),
+           "complete_min)", lo=0, hi=MAX_IODEPTH, fio_default=1),
     # logs
     Option("write_bw_log", "log", None, "write fio's bandwidth log NAME_bw.N.log per job thread (NAME: this "
            "prefix; a bare write_bw_log in a job file: the job's name). Without log_avg_msec: a line per I/O, "

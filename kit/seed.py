@@ -32,7 +32,8 @@ def seed_jobs(direct=True, jobs_per_cpu=4, filesize="16m", runtime=10, threadpoo
     common = dict(rw="randread", bs="1k", iodepth=8, nrfiles=4, filesize=filesize,
                   numjobs=jobs_per_cpu * (os.cpu_count() or 1), direct=direct, runtime=runtime,
                   time_based=True, filename_format="seed.$jobnum.$filenum", group_reporting=True,
-                  invalidate=True, iodepth_batch_submit=1)      # fio's defaults, as the job files mean
+                  invalidate=True, iodepth_batch_submit=1,     # fio's defaults, as the job files mean
+                  iodepth_batch_complete_max=1)
     if ramp_time:
         common["ramp_time"] = ramp_time
     if not direct:

@@ -6,6 +6,7 @@ The corpus is tests/conformance/*.fio: job files written for these tests,
 each run here by fio itself and by kit."""
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -268,3 +269,70 @@ def test_offset_increment_places_each_threads_file_as_fio(tmp_path):
     fio_sizes = {p.name: p.stat().st_size for p in (tmp_path / "fio").glob("threads.*")}
     kit_sizes = {p.name: p.stat().st_size for p in (tmp_path / "kit" / "kit-scratch").glob("threads.*")}
     assert fio_sizes == kit_sizes == {f"threads.{j}.0": (j << 20) + (256 << 10) for j in range(3)}
+
+
+def test_a_blank_inside_a_value_is_refused_where_fio_misreads_it(tmp_path):
+    """fio stops reading a number at a blank, unit and all (size=64 k is 64
+    bytes to it); kit read what was meant, so one file meant two jobs.
+    fio's own reading (--debug=parse) pins the reason; kit refuses in one
+    line naming the option, and writes nothing."""
+    cases = {"size=64 k": ("size", "out=64\n"), "bs=8k, 16k": ("bs", "out=16\n"),
+             "runtime=1 ms": ("runtime", "out=1000000\n"), "rate=1 m": ("rate", "out=1\n"),
+             "bssplit=4 k/50:8k/50": ("bssplit", None), "iodepth=4 ": None}
+    for line, expected in cases.items():
+        path = tmp_path / "b.fio"
+        path.write_text(f"[j]\nioengine=null\nrw=rw\ntime_based\nruntime=1\nsize=64k\n{line}\n")
+        if expected is None:            # a trailing blank: fio strips it, and so does kit
+            assert read_job_file(str(path)).jobs[0].iodepth == 4
+            continue
+        option, fio_out = expected
+        if fio_out:
+            parsed = subprocess.run(["fio", "--debug=parse", "--parse-only", str(path)], capture_output=True,
+                                    text=True, timeout=30).stdout
+            # what fio made of the line: the values it parsed, up to the next option
+            after = parsed.split(f" handle_option={option}, ptr={line.split('=', 1)[1]}\n")[-1]
+            after = re.split(r" handle_option=| free options", after)[0]
+            assert re.findall(r"ret=0, (out=\d+)", after)[-1] + "\n" == fio_out, parsed
+        p = run_kit("run", "b.fio", cwd=tmp_path)
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert f"{option}: " in p.stderr and "has a blank inside" in p.stderr, p.stderr
+        assert os.listdir(tmp_path) == ["b.fio"]
+    p = run_kit("run", "--bs=8 k", "--size=1m", cwd=tmp_path)
+    assert p.returncode == 2 and "--bs: '8 k' has a blank inside" in p.stderr and "write 8k" in p.stderr
+
+
+def test_job_files_reap_one_completion_per_call_as_fio(tmp_path):
+    """fio's iodepth_batch_complete_max defaults to complete_min (1); kit's
+    own default takes every completion there is: a job file means fio's."""
+    (tmp_path / "r.fio").write_text("[one]\nioengine=libaio\niodepth=8\n[many]\nioengine=libaio\niodepth=8\n"
+                                    "iodepth_batch_complete_max=8\n[min]\nioengine=libaio\niodepth=8\n"
+                                    "iodepth_batch_complete_min=4\n")
+    jobs = read_job_file(str(tmp_path / "r.fio")).jobs
+    assert [j.iodepth_batch_complete_max for j in jobs] == [1, 8, 1]
+    assert Job(ioengine="libaio", iodepth=8).iodepth_batch_complete_max == 0       # kit's own: every one
+    (tmp_path / "r.fio").write_text("[global]\nioengine=libaio\niodepth=8\nrw=randread\nsize=256k\n"
+                                    "[one]\n[many]\niodepth_batch_complete_max=8\n")
+    p = run_kit("run", "r.fio", "--output-format=json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    reaped = {j["jobname"]: j["kit"]["iodepth_complete_exact"] for j in json.loads(p.stdout)["jobs"]}
+    assert reaped["one"] == {"1": 64}, reaped       # one completion per reap, as fio
+    assert max(int(n) for n in reaped["many"]) > 1, reaped
+
+
+def test_a_job_file_job_without_a_size_is_refused_as_fio_does(tmp_path):
+    """fio runs no job that has neither size= nor filesize= nor existing
+    files (io_size and number_ios do not do); kit made a file of its own
+    default size. Refused in one line, nothing written; --size supplies it."""
+    for extra in ("", "io_size=64k\n", "number_ios=4\n", "nrfiles=2\n"):
+        (tmp_path / "n.fio").write_text(f"[j]\nrw=read\n{extra}")
+        fio = subprocess.run(["fio", "n.fio", "--output-format=terse"], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=30)
+        assert "you need to specify size=" in fio.stdout + fio.stderr
+        p = run_kit("run", "n.fio", cwd=tmp_path)
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert "n.fio [j]: no size=" in p.stderr and os.listdir(tmp_path) == ["n.fio"]
+    p = run_kit("run", "n.fio", "--size=64k", "--output-format=json", cwd=tmp_path)
+    assert p.returncode == 0 and json.loads(p.stdout)["jobs"][0]["read"]["io_bytes"] == 65536, p.stderr
+    (tmp_path / "n.fio").write_text("[j]\nrw=read\nfilesize=64k\n")
+    p = run_kit("run", "n.fio", "--output-format=json", cwd=tmp_path)
+    assert p.returncode == 0 and json.loads(p.stdout)["jobs"][0]["read"]["io_bytes"] == 65536, p.stderr
