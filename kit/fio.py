@@ -739,15 +739,15 @@ def _join_filenames(first, then, where):
 
 
 def _check_file_directories(merged, dirs, where):
-    """fio joins each filename= line with the directory= read before it,
-    not with the job's final one ([global]'s files ignore a section's
+    """fio joins each filename= line with the directory= of the section it
+    is in, as that section ends ([global]'s files ignore a job's
     directory=); kit joins every name with the job's: the two must agree."""
     final = merged.get("directory")
     for known in dirs:
         if known != final:
-            raise OptionError(None, f"{where}: a filename= line comes before directory={final or ''} "
-                                    f"(fio joins each name with the directory= read before it: "
-                                    f"{known or 'none'} for that one): put directory= first, or leave it out")
+            raise OptionError(None, f"{where}: [global]'s filename= is joined with [global]'s directory "
+                                    f"({known or 'none'}) by fio, not with this job's directory={final or ''}: "
+                                    "set directory= in [global], or filename= in the job")
 
 
 # Where kit's defaults are not fio's, a fio job file means fio's: a job that
@@ -842,11 +842,13 @@ def read_job_file(path, env=None, strict=False):
             if value:                   # fio's JSON lists options given a value, by fio's name
                 written[written_name(key)] = text
             if FIO_TO_KIT[key] == "filename":
-                # fio adds a line's files as it reads it, under the directory= read before it
-                file_dirs.append(values.get("directory", defaults.get("directory")))
+                file_dirs.append(None)          # its section's directory, known at the section's end
                 if "filename" in values:
                     text = _join_filenames(values["filename"], text, where)     # each line adds its files
             values[FIO_TO_KIT[key]] = text
+        # fio reads a section's directory= before its filename= lines, whatever their order
+        # (filename's priority is lower): each name joins the directory the section ends with
+        file_dirs = [values.get("directory", defaults.get("directory"))] * len(file_dirs)
         if is_global:
             _check_engine_options(values, engine, f"{os.path.basename(path)} [{name}]")
             global_engine = engine
@@ -865,21 +867,19 @@ def read_job_file(path, env=None, strict=False):
                                  f"{os.path.basename(path)} [{name}]", own_engine, global_engine)
         elif global_refused:
             raise OptionError(None, next(iter(global_refused.values())))
-        defaults_seen, global_written_seen = defaults, global_written
-        defaults, global_written = inherited, inherited_written
         # the job's own setting wins over [global]'s under any of its names (bs over blocksize, rwmixwrite
         # over rwmixread), as in fio, where the job section is read on top of a copy of [global]
-        _check_inherited_kb_base(defaults, values, f"{os.path.basename(path)} [{name}]")
+        _check_inherited_kb_base(inherited, values, f"{os.path.basename(path)} [{name}]")
         mine = {canonical_option(k) for k in values}
-        merged = {"name": name, **{k: v for k, v in defaults.items() if canonical_option(k) not in mine}, **values}
-        if "filename" in values and "filename" in defaults:
-            merged["filename"] = _join_filenames(defaults["filename"], values["filename"], name)  # [global]'s first
-        _check_file_directories(merged, (global_file_dirs if "filename" in defaults else []) + file_dirs,
+        merged = {"name": name, **{k: v for k, v in inherited.items() if canonical_option(k) not in mine}, **values}
+        if "filename" in values and "filename" in inherited:
+            merged["filename"] = _join_filenames(inherited["filename"], values["filename"], name)  # [global]'s first
+        _check_file_directories(merged, (global_file_dirs if "filename" in inherited else []) + file_dirs,
                                 f"{os.path.basename(path)} [{name}]")
         given = {canonical_option(k) for k in merged}
         merged.update({k: v for k, v in FIO_DEFAULTS.items() if k not in given})
-        from_global = [k for k in global_written if k not in written]
-        written = {**{k: global_written[k] for k in from_global}, **written}
+        from_global = [k for k in inherited_written if k not in written]
+        written = {**{k: inherited_written[k] for k in from_global}, **written}
         try:
             job = Job.from_options(_files_after_section(merged, name), written=written, from_global=from_global)
         except OptionError as e:
@@ -895,7 +895,6 @@ def read_job_file(path, env=None, strict=False):
             groups[-1].append(job)
         group_ids.append(group_id)
         job_sections.append(name)
-        defaults, global_written = defaults_seen, global_written_seen
     if not groups:
         raise OptionError(None, f"{path}: only [global] sections, no jobs")
     return JobFile(path, groups, warnings, group_ids, global_written, job_sections)

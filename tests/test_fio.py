@@ -846,17 +846,29 @@ def test_a_job_file_means_fios_defaults_where_kits_differ(tmp_path):
     assert (Job().invalidate, Job().iodepth_batch_submit) == (False, 0)
 
 
-def test_filename_lines_read_before_directory_are_refused(tmp_path):
-    """fio joins each filename= line with the directory= read before it, so
-    [global]'s files ignore a section's directory=; kit put them under it.
-    Either order that changes where a file is goes refused; directory= first
-    is taken."""
-    (tmp_path / "sub").mkdir()
+def test_filename_and_directory_join_as_fio_joins_them(tmp_path):
+    """fio reads a section's directory= before its filename= lines whatever
+    their order (and the last directory= of the section), and joins
+    [global]'s files with [global]'s directory, never a job's; kit joins
+    every name with the job's directory: where the two differ it refuses,
+    elsewhere the file is where fio puts it (fio --debug=file says where)."""
+    import subprocess
+    for sub in ("sub", "sub2"):
+        (tmp_path / sub).mkdir()
     job_file = tmp_path / "g.fio"
     job_file.write_text("[global]\nfilename=gf\n[x]\nrw=write\nsize=16k\ndirectory=sub\n")
-    _kit_refuses(tmp_path, job_file, "a filename= line comes before directory=sub")
-    job_file.write_text("[x]\nrw=write\nsize=16k\nfilename=f0\ndirectory=sub\n")
-    _kit_refuses(tmp_path, job_file, "a filename= line comes before directory=sub")
+    _kit_refuses(tmp_path, job_file, "[global]'s filename= is joined with [global]'s directory (none) by fio")
+    for text, where in (("[x]\nrw=write\nsize=16k\nfilename=f0\ndirectory=sub\n", "sub/f0"),
+                        ("[x]\nrw=write\nsize=16k\ndirectory=sub\nfilename=f0\ndirectory=sub2\n", "sub2/f0"),
+                        ("[global]\ndirectory=sub\n[x]\nrw=write\nsize=16k\nfilename=f0\ndirectory=sub2\n", "sub2/f0")):
+        job_file.write_text(text)
+        fio = subprocess.run(["fio", "--debug=file", "--parse-only", str(job_file)], capture_output=True, text=True,
+                             cwd=tmp_path, timeout=30).stdout
+        assert f'"{where}" added' in fio, fio
+        p = run_kit("run", str(job_file), cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert (tmp_path / where).stat().st_size == 16384
+        os.unlink(tmp_path / where)
     job_file.write_text("[x]\nrw=write\nsize=16k\nfilename=a\\\nfilename=b\n")
     _kit_refuses(tmp_path, job_file, "ends in '\\' and another filename= follows")
     job_file.write_text("[global]\ndirectory=sub\nfilename=f1\n[x]\nrw=write\nsize=16k\nfilename=f2\n")
