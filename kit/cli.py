@@ -202,7 +202,7 @@ def _job_groups(args, values):
     warnings = jobfile.warnings + _overridden(overrides, jobfile, os.path.basename(args.jobfile))
     groups = [[job.replace(**overrides) for job in group] for group in jobfile.groups]
     for job, label in zip((job for group in groups for job in group), labels):
-        if not {"size", "filesize"} & job._given and not job.filename:
+        if not {"size", "filesize"} & job.given().keys() and not job.filename:
             # kit alone would make a file of its default size, a job fio does not run
             raise OptionError(None, f"{label}: no size= (nor filesize=, nor an existing filename=): fio refuses "
                                     "such a job ('you need to specify size='); give one, here or as --size")

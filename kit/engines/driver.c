@@ -240,7 +240,7 @@ static HOT void lat_add_n(struct kit_lat *l, uint64_t v, uint64_t k)
 	l->hist[plat_val_to_idx(v)] += k;
 }
 
-static HOT void lat_add(struct kit_lat *l, uint64_t v)
+static inline void lat_add(struct kit_lat *l, uint64_t v)
 {
 	lat_add_n(l, v, 1);
 }
